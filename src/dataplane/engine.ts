@@ -1,0 +1,100 @@
+/**
+ * The data-path contract shared by the native and the JS engine.
+ *
+ * The control side (agent, fed by static config now and by etcd later) owns the forwarding state and hands the engine
+ * whole snapshots through `applyTable`; an engine never reaches back into the control plane. Engines learn remote MACs
+ * from inbound traffic themselves (when learning is on) and report them through `fdb()`.
+ *
+ * Drop reasons and counter names are part of the wire between TypeScript and C++: native/src/counters.h lists the same
+ * names in the same order, and a test pins the two lists together.
+ */
+
+/** Every reason a frame or datagram is dropped. Order matters: it is the index of the native counter. */
+export const DROP_REASONS = [
+  'rx_short', // UDP payload shorter than the 8-byte VXLAN header
+  'rx_bad_flags', // VXLAN I flag (0x08) not set
+  'rx_unknown_vni', // VNI not served by this router
+  'rx_unknown_source', // outer source address is not a peer of that VNI
+  'rx_truncated_inner', // inner frame shorter than its Ethernet header
+  'rx_oversize', // inner frame larger than the TAP can carry, or the datagram did not fit the receive buffer
+  'rx_tap_write_error', // the kernel refused the frame on the TAP
+  'tx_short_frame', // frame read from the TAP shorter than an Ethernet header
+  'tx_too_big', // encapsulated datagram would exceed the underlay MTU (VXLAN is never fragmented)
+  'tx_no_destination', // no peer for the VNI: nowhere to send
+  'tx_send_error', // the kernel refused the datagram
+] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+
+/** Counters that are not drops. Order matters as for DROP_REASONS. */
+export const TRAFFIC_COUNTERS = [
+  'rx_datagrams', // datagrams accepted and written to a TAP
+  'rx_bytes', // inner frame bytes written to TAPs
+  'tx_frames', // frames read from TAPs and sent (a flooded frame counts once)
+  'tx_bytes', // inner frame bytes of those frames
+  'tx_datagrams', // datagrams sent (a frame flooded to N peers counts N)
+  'tx_flooded', // frames sent by head-end replication (broadcast, multicast, unknown unicast)
+  'learned', // (VNI, MAC) entries learned or moved from inbound traffic
+] as const;
+export type TrafficCounter = (typeof TRAFFIC_COUNTERS)[number];
+
+export type CounterName = DropReason | TrafficCounter;
+export type Counters = Record<CounterName, number>;
+
+export function zeroCounters(): Counters {
+  const c = {} as Counters;
+  for (const n of [...TRAFFIC_COUNTERS, ...DROP_REASONS]) c[n] = 0;
+  return c;
+}
+
+/** One network (VNI) served by the engine: its TAP and the MTU the TAP was given. */
+export interface EngineNetwork {
+  readonly vni: number;
+  /** fd of an open TAP (IFF_TAP | IFF_NO_PI); the engine owns it from `start()` on and closes it. */
+  readonly tapFd: number;
+  readonly tapName: string;
+  readonly mtu: number;
+}
+
+export interface EngineOptions {
+  /** Underlay address this VTEP sends from and listens on (IPv4 or IPv6, textual). */
+  readonly local: string;
+  /** UDP port, both ours and the peers' (RFC 7348: 4789). */
+  readonly port: number;
+  /** MTU of the underlay device: an encapsulated datagram larger than this is dropped as tx_too_big. */
+  readonly underlayMtu: number;
+  readonly networks: readonly EngineNetwork[];
+  readonly learning: boolean;
+  readonly agingMs: number;
+}
+
+/** What the control side knows: per VNI, the peers (flood list and source allow-list) and static MAC entries. */
+export interface TableSnapshot {
+  readonly vnis: readonly {
+    readonly vni: number;
+    readonly peers: readonly string[];
+    readonly macs: readonly { readonly mac: string; readonly vtep: string }[];
+  }[];
+}
+
+export interface FdbEntry {
+  readonly vni: number;
+  readonly mac: string; // lower-case, colon-separated
+  readonly vtep: string;
+  readonly origin: 'static' | 'learned';
+  /** ms since the entry was last confirmed (learned), 0 for static. */
+  readonly ageMs: number;
+}
+
+export type EngineKind = 'native' | 'js';
+
+export interface Engine {
+  readonly kind: EngineKind;
+  /** Open sockets and start forwarding. Rejects with a VxlanRouterError (e.g. E_PORT_IN_USE); nothing is left open. */
+  start(): Promise<void>;
+  /** Replace the forwarding state atomically; frames in flight see the old or the new table, never a mix. */
+  applyTable(table: TableSnapshot): void;
+  counters(): Counters;
+  fdb(): FdbEntry[];
+  /** Stop forwarding, close sockets and TAPs. Safe to call twice. */
+  close(): Promise<void>;
+}
