@@ -67,23 +67,9 @@ export interface EngineOptions {
   readonly agingMs: number;
 }
 
-/** What the control side knows: per VNI, the peers (flood list and source allow-list) and static MAC entries. */
-export interface TableSnapshot {
-  readonly vnis: readonly {
-    readonly vni: number;
-    readonly peers: readonly string[];
-    readonly macs: readonly { readonly mac: string; readonly vtep: string }[];
-  }[];
-}
-
-export interface FdbEntry {
-  readonly vni: number;
-  readonly mac: string; // lower-case, colon-separated
-  readonly vtep: string;
-  readonly origin: 'static' | 'learned';
-  /** ms since the entry was last confirmed (learned), 0 for static. */
-  readonly ageMs: number;
-}
+/** What the control side knows (per VNI: peers = flood list and source allow-list, static MACs), and a table row. */
+export type { TableInput as TableSnapshot, FdbRow as FdbEntry } from '../fdb/index.js';
+import type { TableInput as TableSnapshot, FdbRow as FdbEntry } from '../fdb/index.js';
 
 export type EngineKind = 'native' | 'js';
 

@@ -1,0 +1,22 @@
+{
+  "targets": [
+    {
+      "target_name": "vxlan_native",
+      "sources": [
+        "src/addon.cc",
+        "src/engine.cc",
+        "src/errors.cc",
+        "src/learn.cc",
+        "src/table.cc",
+        "src/tap.cc",
+        "src/wire.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-fno-exceptions"],
+      "cflags": ["-O2"],
+      "ldflags": ["-pthread"]
+    }
+  ]
+}

@@ -1,0 +1,303 @@
+// The N-API surface, and nothing else: argument validation (TypeErrors that name the argument), conversion between
+// JS values and the C++ types, and errno → JS Error through errors.cc. Its typed twin is src/dataplane/native.ts.
+// Everything here runs on the JS thread.
+#include <napi.h>
+
+#include <ifaddrs.h>
+#include <string.h>
+
+#include <memory>
+#include <string>
+
+#include "counters.h"
+#include "engine.h"
+#include "errors.h"
+#include "tap.h"
+#include "wire.h"
+
+namespace vxr {
+namespace {
+
+bool GetAddr(const Napi::Value& v, Addr* out) { return v.IsString() && ParseAddr(v.As<Napi::String>().Utf8Value().c_str(), out); }
+
+bool GetUint(const Napi::Value& v, uint32_t max, uint32_t* out) {
+  if (!v.IsNumber()) return false;
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= max) || d != static_cast<double>(static_cast<uint32_t>(d))) return false;
+  *out = static_cast<uint32_t>(d);
+  return true;
+}
+
+Napi::Array Strings(Napi::Env env, const char* const* names, size_t n) {
+  Napi::Array a = Napi::Array::New(env, n);
+  for (size_t i = 0; i < n; i++) a.Set(i, Napi::String::New(env, names[i]));
+  return a;
+}
+
+// { vnis: [{ vni, peers: string[], macs: [mac, vtep][] }] } → Table. Returns an error message or "".
+std::string BuildTable(const Napi::Value& v, Table* t) {
+  if (!v.IsObject() || !v.As<Napi::Object>().Get("vnis").IsArray()) return "table.vnis must be an array";
+  Napi::Array vnis = v.As<Napi::Object>().Get("vnis").As<Napi::Array>();
+  for (uint32_t i = 0; i < vnis.Length(); i++) {
+    if (!vnis.Get(i).IsObject()) return "table.vnis[] must be objects";
+    Napi::Object o = vnis.Get(i).As<Napi::Object>();
+    uint32_t vni;
+    if (!GetUint(o.Get("vni"), kMaxVni, &vni)) return "table.vnis[].vni must be an integer 0-16777215";
+    VniTable& vt = t->vnis[vni];
+    if (!o.Get("peers").IsArray()) return "table.vnis[].peers must be an array";
+    Napi::Array peers = o.Get("peers").As<Napi::Array>();
+    for (uint32_t j = 0; j < peers.Length(); j++) {
+      Addr a;
+      if (!GetAddr(peers.Get(j), &a)) return "table.vnis[].peers[] must be IP addresses";
+      vt.flood.push_back(t->AddPeer(a));
+      vt.sources.insert(a);
+    }
+    Napi::Value macs = o.Get("macs");
+    if (!macs.IsArray()) return "table.vnis[].macs must be an array of [mac, vtep]";
+    for (uint32_t j = 0; j < macs.As<Napi::Array>().Length(); j++) {
+      Napi::Value pair = macs.As<Napi::Array>().Get(j);
+      uint64_t key;
+      Addr vtep;
+      if (!pair.IsArray() || !pair.As<Napi::Array>().Get(0u).IsString() ||
+          !ParseMac(pair.As<Napi::Array>().Get(0u).As<Napi::String>().Utf8Value().c_str(), &key) ||
+          !GetAddr(pair.As<Napi::Array>().Get(1u), &vtep))
+        return "table.vnis[].macs[] must be [\"aa:bb:cc:dd:ee:ff\", vtep address]";
+      vt.macs[key] = t->AddPeer(vtep);
+    }
+  }
+  return "";
+}
+
+class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeEngine",
+                       {InstanceMethod("setTable", &EngineWrap::SetTable), InstanceMethod("start", &EngineWrap::Start),
+                        InstanceMethod("stop", &EngineWrap::Stop), InstanceMethod("counters", &EngineWrap::GetCounters),
+                        InstanceMethod("learned", &EngineWrap::Learned)});
+  }
+
+  // Constructed only by createEngine, with a ready engine passed through an External.
+  explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
+    if (info.Length() == 1 && info[0].IsExternal())
+      engine_.reset(info[0].As<Napi::External<Engine>>().Data());
+    else
+      ThrowType(info.Env(), "NativeEngine is created by createEngine(options)");
+  }
+
+ private:
+  Napi::Value SetTable(const Napi::CallbackInfo& info) {
+    auto t = std::make_shared<Table>();
+    const std::string err = BuildTable(info[0], t.get());
+    if (!err.empty()) return ThrowType(info.Env(), err);
+    if (engine_) engine_->SetTable(std::move(t));
+    return info.Env().Undefined();
+  }
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    if (!engine_) return ThrowType(info.Env(), "engine is not open");
+    const SysError e = engine_->Start();
+    return e.ok() ? info.Env().Undefined() : ThrowSys(info.Env(), e);
+  }
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    if (engine_) engine_->Stop();
+    return info.Env().Undefined();
+  }
+  Napi::Value GetCounters(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    Napi::Array drops = Napi::Array::New(env, kDropNames.size());
+    Napi::Array traffic = Napi::Array::New(env, kTrafficNames.size());
+    for (size_t i = 0; i < kDropNames.size(); i++)
+      drops.Set(i, Napi::Number::New(env, engine_ ? static_cast<double>(engine_->counters().drops[i].load()) : 0));
+    for (size_t i = 0; i < kTrafficNames.size(); i++)
+      traffic.Set(i, Napi::Number::New(env, engine_ ? static_cast<double>(engine_->counters().traffic[i].load()) : 0));
+    o.Set("drops", drops);
+    o.Set("traffic", traffic);
+    return o;
+  }
+  Napi::Value Learned(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const std::vector<LearnRow> rows = engine_ ? engine_->Learned() : std::vector<LearnRow>{};
+    Napi::Array a = Napi::Array::New(env, rows.size());
+    for (size_t i = 0; i < rows.size(); i++) {
+      char mac[18], vtep[INET6_ADDRSTRLEN];
+      MacToText(rows[i].mac, mac);
+      AddrToText(rows[i].vtep, vtep, sizeof(vtep));
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("vni", rows[i].vni);
+      o.Set("mac", mac);
+      o.Set("vtep", vtep);
+      o.Set("ageMs", static_cast<double>(rows[i].age_ms));
+      a.Set(i, o);
+    }
+    return a;
+  }
+
+  std::unique_ptr<Engine> engine_;
+};
+
+struct AddonData {
+  Napi::FunctionReference engine_ctor;
+};
+
+// openTap(name, mtu, bridge) → { fd, name }. Pinned by test/native/tap.test.ts.
+Napi::Value OpenTapJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t mtu;
+  if (!info[0].IsString()) return ThrowType(env, "openTap: name must be a string ('' lets the kernel choose)");
+  if (!GetUint(info[1], 65535, &mtu) || mtu < 68) return ThrowType(env, "openTap: mtu must be an integer 68-65535");
+  if (!info[2].IsString()) return ThrowType(env, "openTap: bridge must be a string");
+  TapResult r = OpenTap(info[0].As<Napi::String>().Utf8Value(), static_cast<int>(mtu), info[2].As<Napi::String>().Utf8Value());
+  if (!r.error.ok()) return ThrowSys(env, r.error);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("fd", r.fd.release());
+  o.Set("name", r.name);
+  return o;
+}
+
+Napi::Value CloseFdJs(const Napi::CallbackInfo& info) {
+  uint32_t fd;
+  if (!GetUint(info[0], 1u << 30, &fd)) return ThrowType(info.Env(), "closeFd: fd must be a non-negative integer");
+  UniqueFd closing(static_cast<int>(fd));
+  return info.Env().Undefined();
+}
+
+// createEngine({ local, port, underlayMtu, learning, agingMs, networks: [{ vni, tapFd, mtu }] }).
+// Takes ownership of every tapFd, also when it throws.
+Napi::Value CreateEngineJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) return ThrowType(env, "createEngine: options must be an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  EngineConfig cfg;
+  std::vector<UniqueFd> taps;  // closes the fds if validation fails before the engine owns them
+  if (o.Get("networks").IsArray()) {
+    Napi::Array nets = o.Get("networks").As<Napi::Array>();
+    for (uint32_t i = 0; i < nets.Length(); i++) {
+      NetworkConfig n;
+      uint32_t vni, fd, mtu;
+      Napi::Value v = nets.Get(i);
+      if (!v.IsObject() || !GetUint(v.As<Napi::Object>().Get("vni"), kMaxVni, &vni) ||
+          !GetUint(v.As<Napi::Object>().Get("tapFd"), 1u << 30, &fd) ||
+          !GetUint(v.As<Napi::Object>().Get("mtu"), 65535, &mtu))
+        return ThrowType(env, "createEngine: networks[] must be { vni, tapFd, mtu }");
+      taps.emplace_back(static_cast<int>(fd));
+      cfg.networks.push_back(NetworkConfig{vni, static_cast<int>(fd), static_cast<int>(mtu)});
+    }
+  }
+  uint32_t port, umtu, aging;
+  if (!GetAddr(o.Get("local"), &cfg.local)) return ThrowType(env, "createEngine: local must be an IP address");
+  if (!GetUint(o.Get("port"), 65535, &port) || port == 0) return ThrowType(env, "createEngine: port must be 1-65535");
+  if (!GetUint(o.Get("underlayMtu"), 65535, &umtu) || umtu < 68) return ThrowType(env, "createEngine: underlayMtu must be 68-65535");
+  if (!GetUint(o.Get("agingMs"), 0xffffffffu, &aging)) return ThrowType(env, "createEngine: agingMs must be a non-negative integer");
+  if (!o.Get("learning").IsBoolean()) return ThrowType(env, "createEngine: learning must be a boolean");
+  if (cfg.networks.empty()) return ThrowType(env, "createEngine: networks must hold at least one { vni, tapFd, mtu }");
+  cfg.port = static_cast<uint16_t>(port);
+  cfg.underlay_mtu = static_cast<int>(umtu);
+  cfg.aging_ms = aging;
+  cfg.learning = o.Get("learning").As<Napi::Boolean>().Value();
+  for (auto& t : taps) t.release();  // Engine::Create owns them now
+  std::unique_ptr<Engine> engine;
+  const SysError e = Engine::Create(cfg, &engine);
+  if (!e.ok()) return ThrowSys(env, e);
+  AddonData* data = env.GetInstanceData<AddonData>();
+  return data->engine_ctor.New({Napi::External<Engine>::New(env, engine.release())});
+}
+
+// encapsulate(frame, vni, src, dst, dstPort) → UDP + VXLAN + frame. Twin: encapsulate in src/packet/vxlan.ts.
+Napi::Value EncapsulateJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t vni, port;
+  Addr src, dst;
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    return ThrowType(env, "encapsulate: frame must be a Uint8Array");
+  if (!GetUint(info[1], kMaxVni, &vni)) return ThrowType(env, "encapsulate: vni must be 0-16777215");
+  if (!GetAddr(info[2], &src) || !GetAddr(info[3], &dst) || src.len != dst.len)
+    return ThrowType(env, "encapsulate: src and dst must be IP addresses of one family");
+  if (!GetUint(info[4], 65535, &port)) return ThrowType(env, "encapsulate: dstPort must be 0-65535");
+  Napi::Uint8Array frame = info[0].As<Napi::Uint8Array>();
+  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, kEncapHeaderLen + frame.ByteLength());
+  WriteEncapHeader(out.Data(), vni, FlowPort(frame.Data(), frame.ByteLength()), static_cast<uint16_t>(port), src, dst,
+                   frame.ByteLength(), Sum16(frame.Data(), frame.ByteLength()));
+  if (frame.ByteLength()) memcpy(out.Data() + kEncapHeaderLen, frame.Data(), frame.ByteLength());
+  return out;
+}
+
+// flowPort(frame). Twin: flowPort in src/packet/flow.ts.
+Napi::Value FlowPortJs(const Napi::CallbackInfo& info) {
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    return ThrowType(info.Env(), "flowPort: frame must be a Uint8Array");
+  Napi::Uint8Array f = info[0].As<Napi::Uint8Array>();
+  return Napi::Number::New(info.Env(), FlowPort(f.Data(), f.ByteLength()));
+}
+
+// classify(payload, from, vnis: [{ vni, peers }], maxFrame). Twin: classifyDatagram in src/dataplane/classify.ts.
+Napi::Value ClassifyJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Addr from;
+  uint32_t max_frame;
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    return ThrowType(env, "classify: payload must be a Uint8Array");
+  if (!GetAddr(info[1], &from)) return ThrowType(env, "classify: from must be an IP address");
+  if (!GetUint(info[3], 0xffffffffu, &max_frame)) return ThrowType(env, "classify: maxFrame must be an integer");
+  Napi::Object wrapper = Napi::Object::New(env);
+  if (!info[2].IsArray()) return ThrowType(env, "classify: vnis must be an array");
+  Napi::Array vnis = info[2].As<Napi::Array>();
+  for (uint32_t i = 0; i < vnis.Length(); i++) {
+    if (vnis.Get(i).IsObject()) vnis.Get(i).As<Napi::Object>().Set("macs", Napi::Array::New(env));
+  }
+  wrapper.Set("vnis", vnis);
+  Table t;
+  const std::string err = BuildTable(wrapper, &t);
+  if (!err.empty()) return ThrowType(env, "classify: " + err);
+  Napi::Uint8Array p = info[0].As<Napi::Uint8Array>();
+  const ClassifyResult c = Classify(p.Data(), p.ByteLength(), max_frame, [&](uint32_t vni) { return t.PeerState(vni, from); });
+  Napi::Object o = Napi::Object::New(env);
+  if (c.ok) {
+    o.Set("vni", c.vni);
+    o.Set("offset", static_cast<double>(kVxlanHeaderLen));
+  } else {
+    o.Set("reason", kDropNames[static_cast<int>(c.reason)]);
+  }
+  return o;
+}
+
+// interfaceOf(address) → name of the interface holding it, or null. getifaddrs sees addresses on links that are
+// down or without carrier (os.networkInterfaces() hides those). Pinned by test/cli/errors.test.ts (E_ADDRESS).
+Napi::Value InterfaceOfJs(const Napi::CallbackInfo& info) {
+  Addr want;
+  if (!GetAddr(info[0], &want)) return ThrowType(info.Env(), "interfaceOf: address must be an IP address");
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) < 0) return ThrowSys(info.Env(), SysError{errno, "getifaddrs"});
+  std::string found;
+  for (ifaddrs* i = list; i != nullptr && found.empty(); i = i->ifa_next) {
+    Addr a;
+    if (i->ifa_addr == nullptr || (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6)) continue;
+    sockaddr_storage ss{};
+    memcpy(&ss, i->ifa_addr, i->ifa_addr->sa_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6));
+    if (AddrFromSockaddr(ss, &a) && a == want) found = i->ifa_name;
+  }
+  freeifaddrs(list);
+  return found.empty() ? info.Env().Null() : Napi::String::New(info.Env(), found);
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  data->engine_ctor = Napi::Persistent(EngineWrap::Define(env));
+  env.SetInstanceData(data);
+  exports.Set("dropReasons", Strings(env, kDropNames.data(), kDropNames.size()));
+  exports.Set("trafficCounters", Strings(env, kTrafficNames.data(), kTrafficNames.size()));
+  exports.Set("openTap", Napi::Function::New(env, OpenTapJs, "openTap"));
+  exports.Set("interfaceOf", Napi::Function::New(env, InterfaceOfJs, "interfaceOf"));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFdJs, "closeFd"));
+  exports.Set("createEngine", Napi::Function::New(env, CreateEngineJs, "createEngine"));
+  exports.Set("encapsulate", Napi::Function::New(env, EncapsulateJs, "encapsulate"));
+  exports.Set("flowPort", Napi::Function::New(env, FlowPortJs, "flowPort"));
+  exports.Set("classify", Napi::Function::New(env, ClassifyJs, "classify"));
+  return exports;
+}
+
+}  // namespace
+}  // namespace vxr
+
+static Napi::Object InitVxlanNative(Napi::Env env, Napi::Object exports) { return vxr::Init(env, exports); }
+NODE_API_MODULE(vxlan_native, InitVxlanNative)

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh Debian 12 / Node 20 machine: the lab's apt packages (as root), the npm dependencies
+# (npm ci when package-lock.json changed), and the build (native addon when its sources changed, TypeScript always).
+# Used by `npm test` (pretest) and `npm run demo`; safe to run any number of times.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'setup: %s\n' "$*"; }
+
+# Tools the lab, the tests and the demo drive. python3-scapy crafts malformed VXLAN for the spoofing tests.
+APT_PACKAGES=(iproute2 ethtool iperf3 iputils-ping iputils-arping tcpdump tshark python3-scapy socat bridge-utils)
+
+install_apt() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && { say "apt packages present"; return; }
+  if [ "$(id -u)" -ne 0 ]; then
+    say "not root: cannot install ${missing[*]} (lab tests will skip; run as root to install)"
+    return
+  fi
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_npm() {
+  local want have=''
+  want=$(sha256sum package-lock.json | cut -d' ' -f1)
+  [ -f node_modules/.setup-stamp ] && have=$(cat node_modules/.setup-stamp)
+  if [ -d node_modules ] && [ "$want" = "$have" ]; then say "npm dependencies up to date"; return; fi
+  say "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > node_modules/.setup-stamp
+}
+
+build() {
+  local addon=native/build/Release/vxlan_native.node
+  if [ ! -f "$addon" ] || [ -n "$(find native/binding.gyp native/src -newer "$addon" -print -quit)" ]; then
+    say "building the native addon"
+    npm run --silent build:native >/dev/null
+  else
+    say "native addon up to date"
+  fi
+  say "compiling TypeScript"
+  npm run --silent build:ts
+}
+
+install_apt
+install_npm
+build
+say "ready"

@@ -1,0 +1,1 @@
+export { defaultTapName, startRouter, type Router, type RouterInfo } from './router.js';

@@ -1,0 +1,118 @@
+/**
+ * The command line: argv in, text out, an exit code. Parsing is commander's; validation is the config schema's, so a
+ * bad flag and a bad config key get the same kind of message.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { startRouter, type Router } from '../agent/index.js';
+import { buildConfig, ENGINES, type RawConfig } from '../config/index.js';
+import { VxlanRouterError } from '../errors.js';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/** Integers are converted here only when they look like integers; anything else reaches the schema's message. */
+function integerOrRaw(value: string): number | string {
+  return /^-?\d+$/.test(value) ? Number(value) : value;
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+interface UpFlags {
+  local?: string;
+  vni?: number | string;
+  bridge?: string;
+  peer?: string[];
+  tap?: string;
+  port?: number | string;
+  mtu?: number | string;
+  engine?: string;
+  learning: boolean;
+  aging?: number | string;
+  config?: string;
+}
+
+export function buildProgram(io: { out: (line: string) => void; err: (line: string) => void }): Command {
+  const program = new Command('vxlan-router')
+    .description('Userspace VXLAN (RFC 7348) overlay router: joins a local bridge to remote VTEPs over UDP/4789')
+    .showHelpAfterError()
+    .exitOverride(); // before adding subcommands, so they inherit it: usage errors exit 2, not process.exit(1)
+
+  program
+    .command('up')
+    .description('run the router in the foreground until SIGINT/SIGTERM, then remove its TAP and exit')
+    .option('--local <ip>', 'underlay address of this host (IPv4 or IPv6)')
+    .option('--vni <n>', 'VXLAN network identifier (1-16777215)', integerOrRaw)
+    .option('--bridge <name>', 'local bridge the TAP joins (e.g. a Docker bridge network)')
+    .option('--peer <ip>', 'underlay address of a remote VTEP (repeat for each)', collect)
+    .option('--tap <name>', 'TAP device name (default: vxr<VNI>)')
+    .option('--port <n>', 'UDP port of every VTEP (default: 4789)', integerOrRaw)
+    .option('--mtu <n>', 'TAP MTU (default: underlay MTU - 50, or - 70 for IPv6)', integerOrRaw)
+    .addOption(new Option('--engine <kind>', 'data path: native (default) or js (reference)').choices(ENGINES))
+    .option('--no-learning', 'do not learn remote MACs from inbound traffic')
+    .option('--aging <seconds>', 'seconds a learned MAC lives without traffic (default: 300)', integerOrRaw)
+    .option('--config <file>', 'YAML config file with the same keys (flags override it)')
+    .action(async (flags: UpFlags, cmd: Command) => {
+      const raw: RawConfig = {
+        local: flags.local,
+        vni: flags.vni,
+        bridge: flags.bridge,
+        peers: flags.peer,
+        tap: flags.tap,
+        port: flags.port,
+        mtu: flags.mtu,
+        engine: flags.engine,
+        learning: cmd.getOptionValueSource('learning') === 'cli' ? flags.learning : undefined,
+        agingSeconds: flags.aging,
+      };
+      const config = buildConfig(flags.config === undefined ? { flags: raw } : { file: flags.config, flags: raw });
+      const router = await startRouter(config);
+      await serve(router, io);
+    });
+
+  return program;
+}
+
+/** Runs until SIGINT/SIGTERM. SIGUSR1 prints the counters as one JSON line (the control socket comes later). */
+function serve(router: Router, io: { out: (line: string) => void }): Promise<void> {
+  const { info } = router;
+  const printCounters = (): void => io.out(`counters ${JSON.stringify(router.counters())}`);
+  io.out(
+    `vxlan-router: ready engine=${info.engine} tap=${info.tap} mtu=${info.mtu} vni=${info.vni} ` +
+      `local=${info.local}:${info.port} underlay=${info.underlay.device}/${info.underlay.mtu} ` +
+      `peers=${info.peers.join(',') || '(none)'}`,
+  );
+  return new Promise((resolve) => {
+    // The native engine's threads are invisible to the event loop: hold it open until a signal says stop.
+    const keepAlive = setInterval(() => undefined, 1 << 30);
+    const stop = (): void => {
+      clearInterval(keepAlive);
+      process.off('SIGINT', stop).off('SIGTERM', stop).off('SIGUSR1', printCounters);
+      printCounters();
+      void router.close().then(resolve);
+    };
+    process.on('SIGINT', stop).on('SIGTERM', stop).on('SIGUSR1', printCounters);
+  });
+}
+
+export async function runCli(argv: string[]): Promise<number> {
+  const io = { out: (l: string) => process.stdout.write(`${l}\n`), err: (l: string) => process.stderr.write(`${l}\n`) };
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv);
+    return EXIT_OK;
+  } catch (err) {
+    if (err instanceof VxlanRouterError) {
+      io.err(`vxlan-router: error [${err.code}]: ${err.message}`);
+      return err.code === 'E_CONFIG' ? EXIT_USAGE : EXIT_FAILURE;
+    }
+    if (err instanceof CommanderError) {
+      // commander already printed its message (or the help/version text).
+      return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    }
+    io.err(`vxlan-router: internal error: ${(err as Error).stack ?? String(err)}`);
+    return EXIT_FAILURE;
+  }
+}

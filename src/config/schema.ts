@@ -1,0 +1,43 @@
+/**
+ * The router's configuration: one schema for the YAML file and the command-line flags, so both are validated by the
+ * same rules and an error can name the key and where it came from. Defaults of tunables live here.
+ */
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { MAX_VNI, VXLAN_PORT } from '../packet/index.js';
+
+export const ENGINES = ['native', 'js'] as const;
+
+/** An integer in [min, max], with messages that read well after the value ("70000 is out of range 1-65535"). */
+const intIn = (min: number, max: number) =>
+  z
+    .number({ message: 'is not a number' })
+    .int({ message: 'is not an integer' })
+    .min(min, { message: `is out of range ${min}-${max}` })
+    .max(max, { message: `is out of range ${min}-${max}` });
+
+const ip = z.string().refine((s) => isIP(s) !== 0, { message: 'is not an IPv4 or IPv6 address' });
+
+/** Linux interface names: 1-15 bytes, no '/', ':' or whitespace. */
+const ifname = z
+  .string()
+  .regex(/^[^\s/:]{1,15}$/, { message: 'is not a valid interface name (1-15 characters, no "/", ":" or spaces)' });
+
+export const configSchema = z.strictObject({
+  local: ip,
+  vni: intIn(1, MAX_VNI),
+  bridge: ifname,
+  peers: z.array(ip).default([]),
+  tap: ifname.optional(),
+  port: intIn(1, 65535).default(VXLAN_PORT),
+  /** TAP MTU; default: underlay device MTU − 50 (IPv4 underlay) or − 70 (IPv6). */
+  mtu: intIn(68, 65535).optional(),
+  engine: z.enum(ENGINES).default('native'),
+  learning: z.boolean().default(true),
+  /** Seconds a learned MAC stays without being seen again. */
+  agingSeconds: intIn(1, 86400).default(300),
+});
+
+export type RouterConfig = Readonly<z.infer<typeof configSchema>>;
+export type ConfigKey = keyof z.input<typeof configSchema>;
+export const CONFIG_KEYS = Object.keys(configSchema.shape) as ConfigKey[];

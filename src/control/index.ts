@@ -1,0 +1,1 @@
+export { staticTable, type StaticNetwork } from './static-peers.js';

@@ -1,0 +1,212 @@
+/**
+ * The reference engine: the whole data path in readable TypeScript on `dgram` and the TAP fd.
+ *
+ * Threading and buffers: everything runs on the JS thread. Each TAP is read by one outstanding `fs.read` at a time
+ * (libuv's thread pool; frames stay in order); every read gets a fresh buffer, because `socket.send` may still hold
+ * the previous one. Inbound datagrams arrive as `message` events and are written to the TAP synchronously, which
+ * keeps their order and cannot block (a TAP write either queues the frame or fails).
+ *
+ * Outer source ports: `dgram` cannot choose a source port per datagram, so the engine binds a small pool of sockets
+ * to ports in 49152-65535 and picks one by flow hash: one flow keeps one port, different flows spread (RFC 7348 §5).
+ *
+ * Slower than the native engine by design; its job is to be obviously right and to pin the native one's behaviour.
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { closeSync, read, writeSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
+import { promisify } from 'node:util';
+import { VxlanRouterError } from '../errors.js';
+import { ForwardingTable } from '../fdb/index.js';
+import { encodeVxlanHeader, flowPort, VXLAN_HEADER_LEN } from '../packet/index.js';
+import { buildVniPeers, classifyDatagram } from './classify.js';
+import {
+  zeroCounters,
+  type Counters,
+  type Engine,
+  type EngineNetwork,
+  type EngineOptions,
+  type FdbEntry,
+  type TableSnapshot,
+} from './engine.js';
+
+const readAsync = promisify(read);
+const ETH_HEADER_LEN = 14;
+/** Room for one 802.1Q tag on top of the Ethernet header. */
+const L2_ALLOWANCE = ETH_HEADER_LEN + 4;
+const SOURCE_POOL_SIZE = 8;
+const EPHEMERAL_LOW = 49152;
+
+export class JsEngine implements Engine {
+  readonly kind = 'js' as const;
+  private readonly counts: Counters = zeroCounters();
+  private readonly fdbTable: ForwardingTable;
+  private readonly ipHeaderLen: number;
+  private readonly family: 'udp4' | 'udp6';
+  private readonly headers = new Map<number, Uint8Array>();
+  private readonly taps = new Map<number, EngineNetwork>();
+  private vniPeers = buildVniPeers([]);
+  private rxSocket: Socket | undefined;
+  private sourcePool: Socket[] = [];
+  private agingTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly opts: EngineOptions,
+    now: () => number = Date.now,
+  ) {
+    this.family = isIPv6(opts.local) ? 'udp6' : 'udp4';
+    this.ipHeaderLen = this.family === 'udp6' ? 40 : 20;
+    this.fdbTable = new ForwardingTable({ agingMs: opts.agingMs, now });
+    for (const n of opts.networks) {
+      this.taps.set(n.vni, n);
+      this.headers.set(n.vni, encodeVxlanHeader(n.vni));
+    }
+  }
+
+  async start(): Promise<void> {
+    try {
+      this.rxSocket = await bindSocket(this.family, this.opts.local, this.opts.port);
+      for (let i = 0; i < SOURCE_POOL_SIZE; i++) this.sourcePool.push(await bindEphemeral(this.family, this.opts.local));
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+    this.rxSocket.on('message', (msg, rinfo) => this.receive(msg, rinfo.address));
+    for (const s of [this.rxSocket, ...this.sourcePool]) s.on('error', () => this.counts.tx_send_error++);
+    this.agingTimer = setInterval(() => this.fdbTable.expire(), 1000).unref();
+    for (const n of this.opts.networks) void this.readTap(n);
+  }
+
+  applyTable(table: TableSnapshot): void {
+    this.fdbTable.load(table);
+    this.vniPeers = buildVniPeers(table.vnis);
+  }
+
+  counters(): Counters {
+    return { ...this.counts };
+  }
+
+  fdb(): FdbEntry[] {
+    return this.fdbTable.entries();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.agingTimer);
+    for (const s of [this.rxSocket, ...this.sourcePool]) s?.close();
+    // A read still pending in the thread pool keeps the TAP alive until the process exits; the CLI exits right after.
+    for (const n of this.opts.networks) {
+      try {
+        closeSync(n.tapFd);
+      } catch {
+        /* already closed */
+      }
+    }
+  }
+
+  /** TAP → VXLAN: one read outstanding per TAP, so frames leave in the order the bridge sent them. */
+  private async readTap(net: EngineNetwork): Promise<void> {
+    const size = net.mtu + L2_ALLOWANCE;
+    while (!this.closed) {
+      const buf = Buffer.allocUnsafe(size);
+      let n: number;
+      try {
+        ({ bytesRead: n } = await readAsync(net.tapFd, buf, 0, size, null));
+      } catch {
+        return; // EBADF after close(); a TAP that fails otherwise has been deleted under us
+      }
+      if (!this.closed) this.transmit(net.vni, buf.subarray(0, n));
+    }
+  }
+
+  private transmit(vni: number, frame: Buffer): void {
+    if (frame.length < ETH_HEADER_LEN) {
+      this.counts.tx_short_frame++;
+      return;
+    }
+    if (this.ipHeaderLen + 8 + VXLAN_HEADER_LEN + frame.length > this.opts.underlayMtu) {
+      this.counts.tx_too_big++;
+      return;
+    }
+    const route = this.fdbTable.lookup(vni, frame.subarray(0, 6));
+    const vteps = route.kind === 'unicast' ? [route.vtep] : route.vteps;
+    if (vteps.length === 0) {
+      this.counts.tx_no_destination++;
+      return;
+    }
+    const socket = this.sourcePool[flowPort(frame) % this.sourcePool.length]!;
+    const header = this.headers.get(vni)!;
+    for (const vtep of vteps) {
+      socket.send([header, frame], this.opts.port, vtep, (err) => {
+        if (err) this.counts.tx_send_error++;
+      });
+    }
+    this.counts.tx_frames++;
+    this.counts.tx_bytes += frame.length;
+    this.counts.tx_datagrams += vteps.length;
+    if (route.kind === 'flood') this.counts.tx_flooded++;
+  }
+
+  /** VXLAN → TAP: validate (source, VNI, flags, lengths), learn, strip, write. */
+  private receive(payload: Buffer, from: string): void {
+    const verdict = classifyDatagram(payload, from, this.vniPeers, this.maxFrame());
+    if (!verdict.ok) {
+      this.counts[verdict.reason]++;
+      return;
+    }
+    const tap = this.taps.get(verdict.vni);
+    if (tap === undefined) {
+      this.counts.rx_unknown_vni++;
+      return;
+    }
+    const inner = verdict.inner;
+    if (this.opts.learning && this.fdbTable.learn(verdict.vni, inner.subarray(6, 12), from)) this.counts.learned++;
+    try {
+      writeSync(tap.tapFd, inner);
+    } catch {
+      this.counts.rx_tap_write_error++;
+      return;
+    }
+    this.counts.rx_datagrams++;
+    this.counts.rx_bytes += inner.length;
+  }
+
+  private maxFrame(): number {
+    let mtu = 0;
+    for (const n of this.opts.networks) mtu = Math.max(mtu, n.mtu);
+    return mtu + L2_ALLOWANCE;
+  }
+}
+
+function bindSocket(type: 'udp4' | 'udp6', address: string, port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = createSocket({ type, reuseAddr: false });
+    s.once('error', (err: NodeJS.ErrnoException) => {
+      s.close();
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new VxlanRouterError('E_PORT_IN_USE', `UDP port ${port} on ${address} is taken: stop the other VTEP or pass --port`, { cause: err })
+          : new VxlanRouterError('E_SYSTEM', `cannot bind UDP ${address}:${port}: ${err.message}`, { cause: err }),
+      );
+    });
+    s.bind(port, address, () => {
+      s.removeAllListeners('error');
+      resolve(s);
+    });
+  });
+}
+
+/** A socket on a random free port in 49152-65535, for outer source ports. */
+async function bindEphemeral(type: 'udp4' | 'udp6', address: string): Promise<Socket> {
+  let last: unknown;
+  for (let attempt = 0; attempt < 32; attempt++) {
+    const port = EPHEMERAL_LOW + Math.floor(Math.random() * (65536 - EPHEMERAL_LOW));
+    try {
+      return await bindSocket(type, address, port);
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw new VxlanRouterError('E_SYSTEM', `no free UDP source port in ${EPHEMERAL_LOW}-65535 on ${address}`, { cause: last });
+}

@@ -1,0 +1,88 @@
+/**
+ * The default engine: a thin TypeScript face over the native addon's engine, which runs the whole per-packet path on
+ * its own threads (see native/src/engine.cc). JS only swaps table snapshots in and reads counters out; no JS runs
+ * per packet.
+ */
+import { VxlanRouterError } from '../errors.js';
+import {
+  DROP_REASONS,
+  TRAFFIC_COUNTERS,
+  zeroCounters,
+  type Counters,
+  type Engine,
+  type EngineOptions,
+  type FdbEntry,
+  type TableSnapshot,
+} from './engine.js';
+import { loadNative, toRouterError, type NativeAddon, type NativeEngineHandle, type NativeTable } from './native.js';
+
+export class NativeEngine implements Engine {
+  readonly kind = 'native' as const;
+  private handle: NativeEngineHandle | undefined;
+  private table: TableSnapshot = { vnis: [] };
+  private closed = false;
+
+  constructor(
+    private readonly opts: EngineOptions,
+    private readonly addon: NativeAddon = loadNative(),
+  ) {}
+
+  async start(): Promise<void> {
+    if (this.closed) throw new VxlanRouterError('E_SYSTEM', 'engine already closed');
+    try {
+      this.handle = this.addon.createEngine({
+        local: this.opts.local,
+        port: this.opts.port,
+        underlayMtu: this.opts.underlayMtu,
+        learning: this.opts.learning,
+        agingMs: this.opts.agingMs,
+        networks: this.opts.networks.map((n) => ({ vni: n.vni, tapFd: n.tapFd, mtu: n.mtu })),
+      });
+      this.handle.setTable(toNativeTable(this.table));
+      this.handle.start();
+    } catch (err) {
+      await this.close();
+      throw toRouterError(err);
+    }
+  }
+
+  applyTable(table: TableSnapshot): void {
+    this.table = table;
+    this.handle?.setTable(toNativeTable(table));
+  }
+
+  counters(): Counters {
+    const c = zeroCounters();
+    if (this.handle === undefined) return c;
+    const { drops, traffic } = this.handle.counters();
+    DROP_REASONS.forEach((name, i) => (c[name] = drops[i] ?? 0));
+    TRAFFIC_COUNTERS.forEach((name, i) => (c[name] = traffic[i] ?? 0));
+    return c;
+  }
+
+  fdb(): FdbEntry[] {
+    const entries: FdbEntry[] = [];
+    for (const v of this.table.vnis) {
+      for (const m of v.macs) entries.push({ vni: v.vni, mac: m.mac, vtep: m.vtep, origin: 'static', ageMs: 0 });
+    }
+    for (const l of this.handle?.learned() ?? []) entries.push({ ...l, origin: 'learned' });
+    return entries;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // createEngine owns the TAP fds even when it failed; stop() joins the threads and closes sockets and TAPs.
+    this.handle?.stop();
+  }
+}
+
+function toNativeTable(t: TableSnapshot): NativeTable {
+  return {
+    vnis: t.vnis.map((v) => ({
+      vni: v.vni,
+      peers: [...v.peers],
+      macs: v.macs.map((m): [string, string] => [m.mac, m.vtep]),
+    })),
+  };
+}

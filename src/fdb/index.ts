@@ -1,0 +1,1 @@
+export { ForwardingTable, macKey, type FdbRow, type Route, type TableInput } from './fdb.js';

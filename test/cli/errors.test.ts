@@ -1,0 +1,107 @@
+/**
+ * `vxlan-router up` refuses bad input with one clear line, a non-zero exit, and nothing left behind.
+ *
+ *   [vxr-cli-<pid> netns]  dummy0 (veth, carrier down) 198.51.100.1/24   br0 (bridge)
+ *
+ * The privileged cases run in a namespace of their own (root only; they skip with a reason otherwise).
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+
+const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+const isRoot = process.getuid?.() === 0;
+
+function run(args: string[], prefix: string[] = []): { status: number | null; stdout: string; stderr: string } {
+  const [cmd, ...rest] = [...prefix, process.execPath, CLI, ...args];
+  const r = spawnSync(cmd!, rest, { encoding: 'utf8', timeout: 20_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+t.test('usage errors (no privileges needed)', async (t) => {
+  const bad = run(['up', '--local', '198.51.100.1', '--vni', '99999999', '--bridge', 'br0']);
+  t.equal(bad.status, 2);
+  t.match(bad.stderr, /^vxlan-router: error \[E_CONFIG\]: --vni: 99999999 .*\n$/);
+
+  const ip = run(['up', '--local', 'not-an-ip', '--vni', '42', '--bridge', 'br0']);
+  t.equal(ip.status, 2);
+  t.match(ip.stderr, /--local: "not-an-ip" is not an IPv4 or IPv6 address/);
+
+  const cfg = run(['up', '--config', fileURLToPath(new URL('./fixtures/unknown-key.yaml', import.meta.url))]);
+  t.equal(cfg.status, 2);
+  t.match(cfg.stderr, /unknown-key\.yaml: unknown key 'peer'/);
+
+  const engine = run(['up', '--engine', 'kernel']);
+  t.equal(engine.status, 2);
+  t.match(engine.stderr, /--engine <kind>' argument 'kernel' is invalid/);
+
+  const help = run(['up', '--help']);
+  t.equal(help.status, 0);
+  t.match(help.stdout, /--peer <ip>/);
+});
+
+t.test('environment errors', { skip: isRoot ? false : 'needs root to build a network namespace' }, async (t) => {
+  const ns = `vxr-cli-${process.pid}`;
+  const ip = (...args: string[]): string => execFileSync('ip', ['-n', ns, ...args], { encoding: 'utf8' });
+  execFileSync('ip', ['netns', 'add', ns]);
+  t.teardown(() => execFileSync('ip', ['netns', 'del', ns]));
+  ip('link', 'add', 'dummy0', 'type', 'veth', 'peer', 'name', 'dummy1'); // this kernel has no 'dummy' driver
+  ip('addr', 'add', '198.51.100.1/24', 'dev', 'dummy0');
+  ip('link', 'set', 'dummy0', 'up');
+  ip('link', 'add', 'br0', 'type', 'bridge');
+  ip('link', 'set', 'br0', 'up');
+  const inNs = ['ip', 'netns', 'exec', ns];
+  const args = ['up', '--local', '198.51.100.1', '--vni', '42', '--peer', '198.51.100.2'];
+  const noTap = (): boolean => !ip('-o', 'link').includes('vxr42');
+
+  for (const engine of ['native', 'js']) {
+    const noBridge = run([...args, '--bridge', 'br9', '--engine', engine], inNs);
+    t.equal(noBridge.status, 1, `${engine}: missing bridge`);
+    t.match(noBridge.stderr, /error \[E_NO_BRIDGE\]: bridge br9 does not exist/);
+
+    const notBridge = run([...args, '--bridge', 'dummy0', '--engine', engine], inNs);
+    t.match(notBridge.stderr, /error \[E_NO_BRIDGE\]: dummy0 is not a bridge/);
+
+    const notLocal = run(['up', '--local', '198.51.100.7', '--vni', '42', '--bridge', 'br0', '--engine', engine], inNs);
+    t.equal(notLocal.status, 1);
+    t.match(notLocal.stderr, /error \[E_ADDRESS\]: local address 198\.51\.100\.7 is not configured/);
+
+    const tapTaken = run([...args, '--bridge', 'br0', '--tap', 'dummy0', '--engine', engine], inNs);
+    t.match(tapTaken.stderr, /an interface named dummy0 already exists/);
+
+    // Port taken: a UDP listener on 198.51.100.1:4789 in the namespace. The TAP must not survive the failure.
+    const code = "require('dgram').createSocket('udp4').bind(4789, '198.51.100.1', () => setTimeout(() => {}, 30000))";
+    const blocker = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', code], { stdio: 'ignore' });
+    try {
+      await waitUntil(() => udpBound(ns));
+      const busy = run([...args, '--bridge', 'br0', '--engine', engine], inNs);
+      t.equal(busy.status, 1, `${engine}: port in use`);
+      t.match(busy.stderr, /error \[E_PORT_IN_USE\]/);
+      t.ok(noTap(), `${engine}: no TAP left behind after a failed start`);
+    } finally {
+      blocker.kill('SIGKILL'); // ip netns exec execs node: this PID is the listener's
+    }
+
+    const nobody = run([...args, '--bridge', 'br0', '--engine', engine], [...inNs, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']);
+    t.equal(nobody.status, 1);
+    t.match(nobody.stderr, /error \[E_PRIVILEGE\]: needs CAP_NET_ADMIN/);
+
+    // /dev/net/tun hidden by a private mount: the router names the missing device.
+    const noTun = run([...args, '--bridge', 'br0', '--engine', engine], ['unshare', '-m', 'sh', '-c', `mount -t tmpfs none /dev/net && exec ip netns exec ${ns} "$@"`, 'sh']);
+    t.equal(noTun.status, 1);
+    t.match(noTun.stderr, /error \[E_NO_TUN\]: \/dev\/net\/tun is missing/);
+    t.ok(noTap());
+  }
+});
+
+function udpBound(ns: string): boolean {
+  return execFileSync('ip', ['netns', 'exec', ns, 'ss', '-Hlun'], { encoding: 'utf8' }).includes('198.51.100.1:4789');
+}
+
+async function waitUntil(cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

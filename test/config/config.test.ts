@@ -1,0 +1,65 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { buildConfig } from '../../src/config/index.js';
+import { ConfigError } from '../../src/errors.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'vxr-config-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const file = (name: string, text: string): string => {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+};
+
+const base = { local: '198.51.100.1', vni: 42, bridge: 'br0' };
+
+t.test('flags alone give a frozen config with defaults', async (t) => {
+  const c = buildConfig({ flags: { ...base, peers: ['198.51.100.2'] } });
+  t.same(c, { ...base, peers: ['198.51.100.2'], port: 4789, engine: 'native', learning: true, agingSeconds: 300 });
+  t.ok(Object.isFrozen(c));
+});
+
+t.test('a file is read and flags override it', async (t) => {
+  const p = file('ok.yaml', 'local: 198.51.100.1\nvni: 7\nbridge: br1\npeers: [198.51.100.2, 198.51.100.3]\nmtu: 1400\n');
+  const c = buildConfig({ file: p, flags: { vni: 42, engine: 'js' } });
+  t.equal(c.vni, 42);
+  t.equal(c.bridge, 'br1');
+  t.equal(c.engine, 'js');
+  t.equal(c.mtu, 1400);
+  t.same(c.peers, ['198.51.100.2', '198.51.100.3']);
+});
+
+t.test('IPv6 addresses are canonicalised and duplicate peers merged', async (t) => {
+  const c = buildConfig({ flags: { local: '2001:DB8:0:0::1', vni: 1, bridge: 'br0', peers: ['2001:db8::2', '2001:0db8::2'] } });
+  t.equal(c.local, '2001:db8::1');
+  t.same(c.peers, ['2001:db8::2']);
+});
+
+t.test('errors name the key and where it came from', async (t) => {
+  const unknown = file('unknown.yaml', 'local: 198.51.100.1\nvnii: 42\n');
+  t.throws(() => buildConfig({ file: unknown, flags: {} }), { name: 'ConfigError', message: /unknown\.yaml: unknown key 'vnii'/ });
+  t.throws(() => buildConfig({ flags: { ...base, vni: 16777216 } }), { message: /^--vni: 16777216/ });
+  t.throws(() => buildConfig({ flags: { ...base, vni: 0 } }), { message: /^--vni/ });
+  t.throws(() => buildConfig({ flags: { ...base, vni: 'abc' } }), { message: /^--vni/ });
+  t.throws(() => buildConfig({ flags: { ...base, local: '198.51.100.300' } }), { message: /^--local: "198\.51\.100\.300" is not an IPv4 or IPv6 address/ });
+  t.throws(() => buildConfig({ flags: { ...base, peers: ['198.51.100.2', 'nope'] } }), { message: /^--peer \(item 1\)/ });
+  t.throws(() => buildConfig({ flags: { ...base, mtu: 40 } }), { message: /^--mtu/ });
+  t.throws(() => buildConfig({ flags: { ...base, bridge: 'a-name-far-too-long' } }), { message: /^--bridge.*interface name/ });
+  t.throws(() => buildConfig({ flags: { vni: 42, bridge: 'br0' } }), { message: /^--local is required/ });
+  t.throws(() => buildConfig({ flags: { ...base, peers: ['2001:db8::2'] } }), { message: /not the same address family/ });
+  t.throws(() => buildConfig({ flags: { ...base, peers: ['198.51.100.1'] } }), { message: /is the local address itself/ });
+  const badInFile = file('bad.yaml', 'local: 198.51.100.1\nvni: 42\nbridge: br0\nport: 70000\n');
+  t.throws(() => buildConfig({ file: badInFile, flags: {} }), { message: /bad\.yaml: key 'port'/ });
+  t.throws(() => buildConfig({ file: join(dir, 'missing.yaml'), flags: {} }), { message: /cannot read config file/ });
+  t.throws(() => buildConfig({ file: file('list.yaml', '- a\n- b\n'), flags: {} }), { message: /expected a mapping/ });
+  t.throws(() => buildConfig({ file: file('broken.yaml', 'a: [\n'), flags: {} }), { message: /not valid YAML/ });
+  t.ok(new ConfigError('x') instanceof Error);
+});
+
+t.test('the example config in config/ is valid', async (t) => {
+  const c = buildConfig({ file: new URL('../../config/vxlan-router.example.yaml', import.meta.url).pathname, flags: {} });
+  t.equal(c.vni, 42);
+  t.same(c.peers, ['198.51.100.2', '198.51.100.3']);
+});
