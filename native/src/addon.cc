@@ -155,6 +155,13 @@ Napi::Value OpenTapJs(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// deleteLink(name). Pinned by test/native/tap.test.ts.
+Napi::Value DeleteLinkJs(const Napi::CallbackInfo& info) {
+  if (!info[0].IsString()) return ThrowType(info.Env(), "deleteLink: name must be a string");
+  const SysError e = DeleteLink(info[0].As<Napi::String>().Utf8Value());
+  return e.ok() ? info.Env().Undefined() : ThrowSys(info.Env(), e);
+}
+
 Napi::Value CloseFdJs(const Napi::CallbackInfo& info) {
   uint32_t fd;
   if (!GetUint(info[0], 1u << 30, &fd)) return ThrowType(info.Env(), "closeFd: fd must be a non-negative integer");
@@ -288,6 +295,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("trafficCounters", Strings(env, kTrafficNames.data(), kTrafficNames.size()));
   exports.Set("openTap", Napi::Function::New(env, OpenTapJs, "openTap"));
   exports.Set("interfaceOf", Napi::Function::New(env, InterfaceOfJs, "interfaceOf"));
+  exports.Set("deleteLink", Napi::Function::New(env, DeleteLinkJs, "deleteLink"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFdJs, "closeFd"));
   exports.Set("createEngine", Napi::Function::New(env, CreateEngineJs, "createEngine"));
   exports.Set("encapsulate", Napi::Function::New(env, EncapsulateJs, "encapsulate"));

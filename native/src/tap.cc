@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <linux/sockios.h>
 #include <net/if.h>
 #include <string.h>
@@ -65,6 +67,33 @@ TapResult OpenTap(const std::string& name, int mtu, const std::string& bridge) {
   r.fd = std::move(fd);
   r.name = tap;
   return r;
+}
+
+SysError DeleteLink(const std::string& name) {
+  const unsigned index = if_nametoindex(name.c_str());
+  if (index == 0) return {errno, "if_nametoindex " + name};
+  UniqueFd nl(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+  if (!nl.valid()) return {errno, "socket(NETLINK_ROUTE)"};
+  struct {
+    nlmsghdr h;
+    ifinfomsg i;
+  } req{};
+  req.h.nlmsg_len = sizeof(req);
+  req.h.nlmsg_type = RTM_DELLINK;
+  req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  req.h.nlmsg_seq = 1;
+  req.i.ifi_family = AF_UNSPEC;
+  req.i.ifi_index = static_cast<int>(index);
+  if (send(nl.get(), &req, sizeof(req), 0) < 0) return {errno, "RTM_DELLINK " + name};
+  alignas(nlmsghdr) char buf[1024];
+  const ssize_t n = recv(nl.get(), buf, sizeof(buf), 0);
+  if (n < 0) return {errno, "RTM_DELLINK " + name};
+  const auto* h = reinterpret_cast<const nlmsghdr*>(buf);
+  if (n >= static_cast<ssize_t>(NLMSG_LENGTH(sizeof(nlmsgerr))) && h->nlmsg_type == NLMSG_ERROR) {
+    const int err = -reinterpret_cast<const nlmsgerr*>(NLMSG_DATA(h))->error;
+    if (err != 0) return {err, "RTM_DELLINK " + name};
+  }
+  return {};
 }
 
 }  // namespace vxr

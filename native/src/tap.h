@@ -16,4 +16,8 @@ struct TapResult {
 // On failure nothing is left behind: the fd is closed, which removes the TAP.
 TapResult OpenTap(const std::string& name, int mtu, const std::string& bridge);
 
+// Deletes a link by name (rtnetlink RTM_DELLINK). Deleting a TAP wakes a read() blocked on it (the tun driver shuts
+// its queue down), which a close() from another thread does not. Pinned by test/native/tap.test.ts.
+SysError DeleteLink(const std::string& name);
+
 }  // namespace vxr

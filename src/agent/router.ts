@@ -67,7 +67,7 @@ export async function startRouter(config: RouterConfig, addon: () => NativeAddon
     agingMs: config.agingSeconds * 1000,
     networks: [{ vni: config.vni, tapFd: tap.fd, tapName: tap.name, mtu }],
   };
-  const engine: Engine = config.engine === 'native' ? new NativeEngine(options, native) : new JsEngine(options);
+  const engine: Engine = config.engine === 'native' ? new NativeEngine(options, native) : new JsEngine(options, (name) => native.deleteLink(name));
   await engine.start(); // on failure the engine has closed the TAP fd
   engine.applyTable(staticTable([{ vni: config.vni, peers: config.peers }]));
 

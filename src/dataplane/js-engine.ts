@@ -50,8 +50,13 @@ export class JsEngine implements Engine {
   private agingTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
+  /**
+   * `removeTap` deletes a TAP by name: the only way to wake the `fs.read` that is blocked on it in the thread pool
+   * (libuv joins its threads at exit, so a read left blocked would hang the process).
+   */
   constructor(
     private readonly opts: EngineOptions,
+    private readonly removeTap: (name: string) => void,
     now: () => number = Date.now,
   ) {
     this.family = isIPv6(opts.local) ? 'udp6' : 'udp4';
@@ -95,13 +100,13 @@ export class JsEngine implements Engine {
     this.closed = true;
     clearInterval(this.agingTimer);
     for (const s of [this.rxSocket, ...this.sourcePool]) s?.close();
-    // A read still pending in the thread pool keeps the TAP alive until the process exits; the CLI exits right after.
     for (const n of this.opts.networks) {
       try {
-        closeSync(n.tapFd);
+        this.removeTap(n.tapName);
       } catch {
-        /* already closed */
+        /* already gone */
       }
+      closeSync(n.tapFd);
     }
   }
 

@@ -27,6 +27,8 @@ export interface NativeAddon {
   /** Opens a TAP (IFF_TAP | IFF_NO_PI), sets its MTU, enslaves it to `bridge`, brings it up. Closing fd removes it. */
   openTap(name: string, mtu: number, bridge: string): { fd: number; name: string };
   closeFd(fd: number): void;
+  /** Deletes a link (RTM_DELLINK); for a TAP this also wakes a read() blocked on it. */
+  deleteLink(name: string): void;
   /** Name of the interface holding `address` (up or not), or null. */
   interfaceOf(address: string): string | null;
   /** Opens and binds the sockets; takes ownership of every tapFd, also when it throws. */
