@@ -95,7 +95,7 @@ export class Lab {
   readonly hosts = new Map<string, Host>();
   private readonly namespaces: string[] = [];
   private readonly processes: ChildProcess[] = [];
-  private switchNs: string | undefined;
+  private switchNs: Promise<string> | undefined;
   private destroyed = false;
 
   constructor(id = `${process.pid}${labCounter++}`) {
@@ -133,12 +133,14 @@ export class Lab {
     return ns;
   }
 
-  private async ensureSwitch(): Promise<string> {
-    if (this.switchNs === undefined) {
-      this.switchNs = await this.addNs('switch');
-      await this.exec('', 'ip', ['-n', this.switchNs, 'link', 'add', 'sw', 'type', 'bridge']);
-      await this.exec('', 'ip', ['-n', this.switchNs, 'link', 'set', 'sw', 'up']);
-    }
+  /** The underlay switch, made once even when hosts are added concurrently. */
+  private ensureSwitch(): Promise<string> {
+    this.switchNs ??= (async () => {
+      const ns = await this.addNs('switch');
+      await this.exec('', 'ip', ['-n', ns, 'link', 'add', 'sw', 'type', 'bridge']);
+      await this.exec('', 'ip', ['-n', ns, 'link', 'set', 'sw', 'up']);
+      return ns;
+    })();
     return this.switchNs;
   }
 

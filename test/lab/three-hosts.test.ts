@@ -1,0 +1,48 @@
+/**
+ * Three hosts, full mesh of static peers (native engine). A broadcast from c1 reaches c2 and c3 exactly once each:
+ * head-end replication sends one copy per peer, and a router never re-sends what it got from a VTEP.
+ *
+ *              ┌── [h2 198.51.100.2] router ── br0 ── [c2 198.18.0.2]
+ *   [c1] ── h1 ┤  switch
+ *              └── [h3 198.51.100.3] router ── br0 ── [c3 198.18.0.3]
+ */
+import { once } from 'node:events';
+import t from 'tap';
+import { Lab, labSkipReason, waitFor, type Container } from '../../src/lab/netns.js';
+
+const BROADCAST = '198.19.255.255'; // of 198.18.0.0/15
+const PORT = 9999;
+
+t.test('broadcast reaches every other host exactly once', { skip: labSkipReason() ?? false }, async (t) => {
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const ips = ['198.51.100.1', '198.51.100.2', '198.51.100.3'];
+  const hosts = await Promise.all(ips.map((ip, i) => lab.addHost(`h${i + 1}`, ip)));
+  const cs: Container[] = [];
+  for (const [i, h] of hosts.entries()) cs.push(await lab.addContainer(h, `c${i + 1}`, `198.18.0.${i + 1}`));
+  const routers = [];
+  for (const h of hosts) routers.push(await lab.startRouter(h, { peers: ips.filter((ip) => ip !== h.underlayIp), engine: 'native' }));
+
+  // Listen on c2 and c3 (bounded by count and time), then send one broadcast datagram from c1.
+  const captures = [cs[1]!, cs[2]!].map((c) => {
+    const p = lab.spawn(c.ns, 'timeout', ['5', 'tcpdump', '-i', 'eth0', '-n', '-l', 'udp', 'port', String(PORT)]);
+    const seen = { out: '', err: '' };
+    p.stdout!.on('data', (d: Buffer) => (seen.out += d.toString()));
+    p.stderr!.on('data', (d: Buffer) => (seen.err += d.toString()));
+    return { p, seen };
+  });
+  await waitFor(() => captures.every((c) => c.seen.err.includes('listening on')), { timeoutMs: 5000, what: 'tcpdump on c2 and c3' });
+  await lab.exec(cs[0]!.ns, 'sh', ['-c', `echo vxr-broadcast | socat - UDP-DATAGRAM:${BROADCAST}:${PORT},broadcast`]);
+  for (const c of captures) if (c.p.exitCode === null) await once(c.p, 'exit');
+
+  for (const [i, c] of captures.entries()) {
+    const lines = c.seen.out.split('\n').filter((l) => l.includes(`> ${BROADCAST}.${PORT}`));
+    t.equal(lines.length, 1, `c${i + 2} saw the broadcast exactly once`);
+  }
+  const k1 = await routers[0]!.counters();
+  t.ok(k1.tx_flooded! >= 1, 'h1 flooded it');
+  for (const [i, r] of routers.slice(1).entries()) {
+    const k = await r.counters();
+    t.equal(k.rx_unknown_source, 0, `h${i + 2}: nothing from unknown sources`);
+  }
+});
