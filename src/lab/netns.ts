@@ -144,14 +144,16 @@ export class Lab {
     return this.switchNs;
   }
 
-  /** A host namespace on the underlay switch with `eth0` = underlayIp/24 and a bridge `br0`. */
+  /** A host namespace on the underlay switch with `eth0` = underlayIp (/24, or /64 for IPv6) and a bridge `br0`. */
   async addHost(name: string, underlayIp: string, opts: { mtu?: number; bridge?: boolean } = {}): Promise<Host> {
     const sw = await this.ensureSwitch();
     const ns = await this.addNs(name);
     const mtu = String(opts.mtu ?? UNDERLAY_MTU);
     await this.exec('', 'ip', ['link', 'add', 'eth0', 'netns', ns, 'mtu', mtu, 'type', 'veth', 'peer', 'name', name, 'netns', sw, 'mtu', mtu]);
     await this.exec('', 'ip', ['-n', sw, 'link', 'set', name, 'master', 'sw', 'up']);
-    await this.exec('', 'ip', ['-n', ns, 'addr', 'add', `${underlayIp}/24`, 'dev', 'eth0']);
+    const v6 = underlayIp.includes(':');
+    // nodad: the address is usable at once instead of after duplicate address detection.
+    await this.exec('', 'ip', ['-n', ns, 'addr', 'add', v6 ? `${underlayIp}/64` : `${underlayIp}/24`, 'dev', 'eth0', ...(v6 ? ['nodad'] : [])]);
     await this.exec('', 'ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
     if (opts.bridge !== false) {
       await this.exec('', 'ip', ['-n', ns, 'link', 'add', 'br0', 'type', 'bridge']);
@@ -162,9 +164,13 @@ export class Lab {
     return host;
   }
 
-  /** A container namespace whose `eth0` (overlayIp/15, given MTU) is plugged into the host's br0. */
+  /**
+   * A container namespace whose `eth0` (overlayIp/15, given MTU) is plugged into the host's br0. IPv6 is off in
+   * containers so that neighbour discovery and MLD chatter do not blur the counters tests assert on.
+   */
   async addContainer(host: Host, name: string, overlayIp: string, mtu = UNDERLAY_MTU - 50): Promise<Container> {
     const ns = await this.addNs(name);
+    await this.exec(ns, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
     await this.exec('', 'ip', ['link', 'add', 'eth0', 'netns', ns, 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', name, 'netns', host.ns, 'mtu', String(mtu)]);
     await this.exec('', 'ip', ['-n', host.ns, 'link', 'set', name, 'master', 'br0', 'up']);
     await this.exec('', 'ip', ['-n', ns, 'addr', 'add', `${overlayIp}/15`, 'dev', 'eth0']);

@@ -45,4 +45,21 @@ t.test('broadcast reaches every other host exactly once', { skip: labSkipReason(
     const k = await r.counters();
     t.equal(k.rx_unknown_source, 0, `h${i + 2}: nothing from unknown sources`);
   }
+
+  // Known unicast goes to one VTEP: once h1 has learned c2's MAC (from c2's ARP reply), pings c1 → c2 are sent to h2
+  // only and never reach h3.
+  t.equal((await lab.ping(cs[0]!.ns, cs[1]!.ip, 1)).loss, 0, 'warm-up ping (ARP) c1 → c2');
+  const [f1, r3] = [(await routers[0]!.counters()).tx_flooded!, (await routers[2]!.counters()).rx_datagrams!];
+  t.equal((await lab.ping(cs[0]!.ns, cs[1]!.ip, 10)).loss, 0);
+  t.equal((await routers[0]!.counters()).tx_flooded! - f1, 0, 'learned: no pings flooded by h1');
+  t.equal((await routers[2]!.counters()).rx_datagrams! - r3, 0, 'h3 received none of them');
+
+  // With learning off, h1 floods unknown unicast: every ping also reaches h3 (head-end replication).
+  await routers[0]!.stop();
+  routers[0] = await lab.startRouter(hosts[0]!, { peers: [ips[1]!, ips[2]!], engine: 'native', args: ['--no-learning'] });
+  const r3b = (await routers[2]!.counters()).rx_datagrams!;
+  t.equal((await lab.ping(cs[0]!.ns, cs[1]!.ip, 10)).loss, 0, 'pings still answered with learning off');
+  const k1b = await routers[0]!.counters();
+  t.ok(k1b.tx_flooded! >= 10 && k1b.learned === 0, `--no-learning: h1 flooded ${k1b.tx_flooded} frames, learned none`);
+  t.ok((await routers[2]!.counters()).rx_datagrams! - r3b >= 10, 'and h3 received the flooded pings');
 });

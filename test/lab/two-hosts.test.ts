@@ -49,3 +49,24 @@ for (const engine of ['native', 'js'] as const) {
     await r2.stop();
   });
 }
+
+/** The same overlay on an IPv6 underlay: the TAP MTU defaults to underlay − 70. */
+for (const engine of ['native', 'js'] as const) {
+  t.test(`IPv6 underlay, ${engine} engine`, { skip: skip ?? false }, async (t) => {
+    const lab = new Lab();
+    t.teardown(() => lab.destroy());
+    const h1 = await lab.addHost('h1', '2001:db8::1');
+    const h2 = await lab.addHost('h2', '2001:db8::2');
+    const c1 = await lab.addContainer(h1, 'c1', '198.18.0.1', 1430);
+    const c2 = await lab.addContainer(h2, 'c2', '198.18.0.2', 1430);
+    const r1 = await lab.startRouter(h1, { peers: [h2.underlayIp], engine });
+    await lab.startRouter(h2, { peers: [h1.underlayIp], engine });
+    t.match(await r1.nextLine((l) => l.startsWith('vxlan-router: ready'), 1000, true), /mtu=1430 .*local=2001:db8::1:4789/);
+    t.equal((await lab.ping(c1.ns, c2.ip)).loss, 0, 'c1 → c2 ping');
+    t.equal((await lab.ping(c2.ns, c1.ip)).loss, 0, 'c2 → c1 ping');
+    const x = await hashedTransfer(lab, c1, c2, 20);
+    t.equal(x.receivedSha256, x.sentSha256, `20 MB intact over IPv6 (${x.mbitPerS.toFixed(0)} Mbit/s)`);
+    const k = await r1.counters();
+    t.equal(k.tx_too_big, 0, 'full-size frames fit the IPv6 overhead');
+  });
+}
