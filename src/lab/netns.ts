@@ -180,14 +180,17 @@ export class Lab {
   }
 
   /**
-   * The kernel's VXLAN device as the reference VTEP: vx0 on br0, flooding to `peers`. TX checksum offload goes off
-   * on vx0 and the underlay veth (veth would leave inner TCP checksums unfinished: LAB.md's checksum trap).
+   * The kernel's VXLAN device as the reference VTEP: vx0 on br0, flooding to `peers`. Unless `offloads` (only right
+   * when every peer is a kernel VTEP too), TX checksum offload goes off on vx0 and the underlay veth: veth would
+   * leave inner TCP checksums unfinished for a userspace peer (LAB.md's checksum trap).
    */
-  async addKernelVtep(host: Host, peers: readonly string[], vni = VNI): Promise<void> {
+  async addKernelVtep(host: Host, peers: readonly string[], opts: { vni?: number; offloads?: boolean } = {}): Promise<void> {
+    const vni = opts.vni ?? VNI;
     const ip = (...a: string[]): Promise<ExecResult> => this.exec('', 'ip', ['-n', host.ns, ...a]);
     await ip('link', 'add', 'vx0', 'type', 'vxlan', 'id', String(vni), 'dstport', '4789', 'local', host.underlayIp, 'nolearning');
     await ip('link', 'set', 'vx0', 'master', 'br0', 'mtu', String(UNDERLAY_MTU - 50), 'up');
     for (const p of peers) await this.exec(host.ns, 'bridge', ['fdb', 'append', '00:00:00:00:00:00', 'dev', 'vx0', 'dst', p]);
+    if (opts.offloads === true) return;
     await this.exec(host.ns, 'ethtool', ['-K', 'vx0', 'tx', 'off']);
     await this.exec(host.ns, 'ethtool', ['-K', 'eth0', 'tx', 'off']);
   }
