@@ -8,7 +8,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
-import { Lab, labSkipReason, type EngineName } from '../src/lab/netns.js';
+import { Lab, labSkipReason, twoHosts, type EngineName } from '../src/lab/netns.js';
 import { iperf3 } from '../src/lab/traffic.js';
 
 /** `kernel` keeps its checksum offloads (both ends are kernel VTEPs); `kernel-csum` turns them off, as a kernel
@@ -27,10 +27,7 @@ const paths = option('paths', 'kernel,kernel-csum,native,js').split(',') as Path
 async function measure(path: Path): Promise<number> {
   const lab = new Lab();
   try {
-    const h1 = await lab.addHost('h1', '198.51.100.1');
-    const h2 = await lab.addHost('h2', '198.51.100.2');
-    const c1 = await lab.addContainer(h1, 'c1', '198.18.0.1');
-    const c2 = await lab.addContainer(h2, 'c2', '198.18.0.2');
+    const { h1, h2, c1, c2 } = await twoHosts(lab);
     if (path === 'kernel' || path === 'kernel-csum') {
       await lab.addKernelVtep(h1, [h2.underlayIp], { offloads: path === 'kernel' });
       await lab.addKernelVtep(h2, [h1.underlayIp], { offloads: path === 'kernel' });

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 namespace vxr {
 
@@ -56,6 +57,13 @@ TapResult OpenTap(const std::string& name, int mtu, const std::string& bridge) {
   ifr.ifr_ifindex = static_cast<int>(tap_index);
   if (ioctl(ctl.get(), SIOCBRADDIF, &ifr) < 0) {
     r.error = {errno, "SIOCBRADDIF " + tap + " to bridge " + bridge};
+    return r;
+  }
+  // A bridge port carries the bridge's traffic, not its own: no IPv6 link-local address, router solicitations or
+  // MLD reports from the TAP itself (they would be flooded to every peer). Absent when IPv6 is off: nothing to do.
+  UniqueFd sysctl(open(("/proc/sys/net/ipv6/conf/" + tap + "/disable_ipv6").c_str(), O_WRONLY | O_CLOEXEC));
+  if (sysctl.valid() && write(sysctl.get(), "1", 1) < 0) {
+    r.error = {errno, "disable IPv6 on " + tap};
     return r;
   }
   SetName(&ifr, tap);

@@ -6,7 +6,7 @@
  * Exits 0 only when both pings had no loss and the TCP transfer arrived intact. Options: --engine native|js,
  * --quick (shorter transfer).
  */
-import { Lab, labSkipReason, VNI } from './netns.js';
+import { Lab, labSkipReason, twoHosts, VNI } from './netns.js';
 import { hashedTransfer, iperf3 } from './traffic.js';
 
 const args = process.argv.slice(2);
@@ -43,27 +43,20 @@ async function main(): Promise<number> {
   process.once('SIGINT', cleanup).once('SIGTERM', cleanup);
   let ok = true;
   try {
-    const [h1, h2] = await step('underlay: two host namespaces on a switch', async () => [
-      await lab.addHost('h1', '198.51.100.1'),
-      await lab.addHost('h2', '198.51.100.2'),
-    ]);
-    const [c1, c2] = await step('overlay: a container on each host bridge (MTU 1450)', async () => [
-      await lab.addContainer(h1!, 'c1', '198.18.0.1'),
-      await lab.addContainer(h2!, 'c2', '198.18.0.2'),
-    ]);
+    const { h1, h2, c1, c2 } = await step('two hosts on an underlay switch, a container (MTU 1450) behind each bridge', () => twoHosts(lab));
     const routers = await step(`vxlan-router up on h1 and h2`, async () => [
-      await lab.startRouter(h1!, { peers: [h2!.underlayIp], engine }),
-      await lab.startRouter(h2!, { peers: [h1!.underlayIp], engine }),
+      await lab.startRouter(h1, { peers: [h2.underlayIp], engine }),
+      await lab.startRouter(h2, { peers: [h1.underlayIp], engine }),
     ]);
-    for (const [a, b] of [[c1!, c2!], [c2!, c1!]] as const) {
+    for (const [a, b] of [[c1, c2], [c2, c1]] as const) {
       const p = await step(`ping ${a.name} → ${b.name} (${b.ip})`, () => lab.ping(a.ns, b.ip, 5), (r) => `${r.loss}% loss, avg ${r.avgMs} ms`);
       ok &&= p.loss === 0;
     }
     const mb = quick ? 20 : 100;
-    const x = await step(`TCP transfer of ${mb} MB c1 → c2, SHA-256 checked`, () => hashedTransfer(lab, c1!, c2!, mb), (r) =>
+    const x = await step(`TCP transfer of ${mb} MB c1 → c2, SHA-256 checked`, () => hashedTransfer(lab, c1, c2, mb), (r) =>
       `${r.receivedSha256 === r.sentSha256 ? 'intact' : 'CORRUPTED'}, ${r.mbitPerS.toFixed(0)} Mbit/s`);
     ok &&= x.receivedSha256 === x.sentSha256;
-    await step(`iperf3 c1 → c2, ${quick ? 1 : 5} s`, () => iperf3(lab, c1!, c2!, quick ? 1 : 5), (r) => `${r.gbitPerS.toFixed(2)} Gbit/s`);
+    await step(`iperf3 c1 → c2, ${quick ? 1 : 5} s`, () => iperf3(lab, c1, c2, quick ? 1 : 5), (r) => `${r.gbitPerS.toFixed(2)} Gbit/s`);
     out('\n  router counters (non-zero):');
     for (const [i, r] of routers.entries()) {
       const c = await r.counters();

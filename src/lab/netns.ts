@@ -157,6 +157,8 @@ export class Lab {
     await this.exec('', 'ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
     if (opts.bridge !== false) {
       await this.exec('', 'ip', ['-n', ns, 'link', 'add', 'br0', 'type', 'bridge']);
+      // The host's own IPv6 chatter on br0 (RS, MLD) would be flooded over the overlay and blur counter checks.
+      await this.exec(ns, 'sysctl', ['-qw', 'net.ipv6.conf.br0.disable_ipv6=1']);
       await this.exec('', 'ip', ['-n', ns, 'link', 'set', 'br0', 'up']);
     }
     const host = { name, ns, underlayIp };
@@ -227,6 +229,24 @@ export class Lab {
     });
     for (const ns of this.namespaces.reverse()) await this.exec('', 'ip', ['netns', 'del', ns]).catch(() => undefined);
   }
+}
+
+export interface TwoHosts {
+  readonly h1: Host;
+  readonly h2: Host;
+  readonly c1: Container;
+  readonly c2: Container;
+}
+
+/**
+ * The topology most labs start from: hosts h1 and h2 on the switch, containers c1 (198.18.0.1) and c2 (198.18.0.2)
+ * behind their bridges, with the container MTU the overhead leaves (underlay − 50, or − 70 on an IPv6 underlay).
+ */
+export async function twoHosts(lab: Lab, underlay: readonly [string, string] = ['198.51.100.1', '198.51.100.2']): Promise<TwoHosts> {
+  const mtu = UNDERLAY_MTU - (underlay[0].includes(':') ? 70 : 50);
+  const h1 = await lab.addHost('h1', underlay[0]);
+  const h2 = await lab.addHost('h2', underlay[1]);
+  return { h1, h2, c1: await lab.addContainer(h1, 'c1', '198.18.0.1', mtu), c2: await lab.addContainer(h2, 'c2', '198.18.0.2', mtu) };
 }
 
 /** Polls `cond` until it holds (instead of sleeping a guessed time). */

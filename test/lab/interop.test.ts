@@ -9,7 +9,7 @@
 import { once } from 'node:events';
 import { rmSync } from 'node:fs';
 import t from 'tap';
-import { Lab, labSkipReason, VNI, waitFor } from '../../src/lab/netns.js';
+import { Lab, labSkipReason, twoHosts, VNI, waitFor } from '../../src/lab/netns.js';
 import { hashedTransfer } from '../../src/lab/traffic.js';
 
 t.test('native router ↔ kernel vxlan', { skip: labSkipReason() ?? false }, async (t) => {
@@ -19,10 +19,7 @@ t.test('native router ↔ kernel vxlan', { skip: labSkipReason() ?? false }, asy
     await lab.destroy();
     rmSync(pcap, { force: true });
   });
-  const h1 = await lab.addHost('h1', '198.51.100.1');
-  const h2 = await lab.addHost('h2', '198.51.100.2');
-  const c1 = await lab.addContainer(h1, 'c1', '198.18.0.1');
-  const c2 = await lab.addContainer(h2, 'c2', '198.18.0.2');
+  const { h1, h2, c1, c2 } = await twoHosts(lab);
   await lab.startRouter(h1, { peers: [h2.underlayIp], engine: 'native' });
   await lab.addKernelVtep(h2, [h1.underlayIp]);
 

@@ -10,7 +10,7 @@
  */
 import { once } from 'node:events';
 import t from 'tap';
-import { Lab, labSkipReason, waitFor, type Host } from '../../src/lab/netns.js';
+import { Lab, labSkipReason, twoHosts, waitFor, type Host } from '../../src/lab/netns.js';
 import { encodeEthernet, encodeIpv4, encodeUdp, encodeVxlanHeader, ETHERTYPE_IPV4, parseIp, parseMac, PROTO_UDP } from '../../src/packet/index.js';
 
 const MARK_PORT = 7777;
@@ -45,11 +45,8 @@ for (const engine of ['native', 'js'] as const) {
   t.test(`spoofed and malformed datagrams, ${engine} engine`, { skip: labSkipReason() ?? false }, async (t) => {
     const lab = new Lab();
     t.teardown(() => lab.destroy());
-    const h1 = await lab.addHost('h1', '198.51.100.1');
-    const h2 = await lab.addHost('h2', '198.51.100.2');
+    const { h1, h2, c1, c2 } = await twoHosts(lab);
     const x = await lab.addHost('x', '198.51.100.99', { bridge: false });
-    const c1 = await lab.addContainer(h1, 'c1', '198.18.0.1');
-    const c2 = await lab.addContainer(h2, 'c2', '198.18.0.2');
     const r1 = await lab.startRouter(h1, { peers: [h2.underlayIp], engine });
     await lab.startRouter(h2, { peers: [h1.underlayIp], engine });
     t.equal((await lab.ping(c2.ns, c1.ip)).loss, 0, 'overlay up');

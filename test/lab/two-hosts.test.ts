@@ -6,7 +6,7 @@
  * Ping both ways, ARP resolved across the overlay, 100 MB over TCP with the SHA-256 matching on arrival.
  */
 import t from 'tap';
-import { Lab, labSkipReason } from '../../src/lab/netns.js';
+import { Lab, labSkipReason, twoHosts } from '../../src/lab/netns.js';
 import { hashedTransfer } from '../../src/lab/traffic.js';
 
 const skip = labSkipReason();
@@ -15,10 +15,7 @@ for (const engine of ['native', 'js'] as const) {
   t.test(`two hosts, ${engine} engine`, { skip: skip ?? false }, async (t) => {
     const lab = new Lab();
     t.teardown(() => lab.destroy());
-    const h1 = await lab.addHost('h1', '198.51.100.1');
-    const h2 = await lab.addHost('h2', '198.51.100.2');
-    const c1 = await lab.addContainer(h1, 'c1', '198.18.0.1');
-    const c2 = await lab.addContainer(h2, 'c2', '198.18.0.2');
+    const { h1, h2, c1, c2 } = await twoHosts(lab);
     const r1 = await lab.startRouter(h1, { peers: [h2.underlayIp], engine });
     const r2 = await lab.startRouter(h2, { peers: [h1.underlayIp], engine });
 
@@ -55,10 +52,7 @@ for (const engine of ['native', 'js'] as const) {
   t.test(`IPv6 underlay, ${engine} engine`, { skip: skip ?? false }, async (t) => {
     const lab = new Lab();
     t.teardown(() => lab.destroy());
-    const h1 = await lab.addHost('h1', '2001:db8::1');
-    const h2 = await lab.addHost('h2', '2001:db8::2');
-    const c1 = await lab.addContainer(h1, 'c1', '198.18.0.1', 1430);
-    const c2 = await lab.addContainer(h2, 'c2', '198.18.0.2', 1430);
+    const { h1, h2, c1, c2 } = await twoHosts(lab, ['2001:db8::1', '2001:db8::2']);
     const r1 = await lab.startRouter(h1, { peers: [h2.underlayIp], engine });
     await lab.startRouter(h2, { peers: [h1.underlayIp], engine });
     t.match(await r1.nextLine((l) => l.startsWith('vxlan-router: ready'), 1000, true), /mtu=1430 .*local=2001:db8::1:4789/);

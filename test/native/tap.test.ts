@@ -28,12 +28,15 @@ t.test('openTap / closeFd / deleteLink', { skip: labSkipReason() ?? false }, asy
   // Open, inspect from outside while the fd is held, then close: the TAP disappears with its fd.
   const held = inNs(`const tap = n.openTap('vxrt0', 1400, 'br0'); console.log(JSON.stringify(tap));
     const { execFileSync } = await import('node:child_process');
-    console.log(execFileSync('ip', ['-j', 'link', 'show', 'vxrt0'], { encoding: 'utf8' }));
+    console.log(execFileSync('ip', ['-j', 'link', 'show', 'vxrt0'], { encoding: 'utf8' }).trim());
+    const { readFileSync } = await import('node:fs');
+    console.log(readFileSync('/proc/sys/net/ipv6/conf/vxrt0/disable_ipv6', 'utf8').trim());
     n.closeFd(tap.fd);`);
   t.equal(held.status, 0, held.err);
-  const [opened, shown] = held.out.trim().split('\n');
+  const [opened, shown, noV6] = held.out.trim().split('\n');
   t.match(JSON.parse(opened!), { name: 'vxrt0', fd: Number });
   t.match((JSON.parse(shown!) as unknown[])[0], { mtu: 1400, master: 'br0', flags: ['BROADCAST', 'MULTICAST', 'UP'] });
+  t.equal(noV6, '1', 'no IPv6 of its own on the bridge port');
   t.equal(link('vxrt0'), undefined, 'closing the fd removed the TAP');
 
   // A kernel-chosen name, then deleteLink while the fd is still open.
