@@ -206,11 +206,12 @@ export class Lab {
     return router;
   }
 
-  /** Pings from a namespace; returns the packet loss in percent and the average RTT in ms. */
-  async ping(ns: string, ip: string, count = 3): Promise<{ loss: number; avgMs: number; output: string }> {
+  /** Pings from a namespace (`size`: ICMP payload bytes, sent with DF); returns the loss in percent and the average RTT in ms. */
+  async ping(ns: string, ip: string, count = 3, size?: number): Promise<{ loss: number; avgMs: number; output: string }> {
     let out: string;
+    const sized = size === undefined ? [] : ['-M', 'do', '-s', String(size)];
     try {
-      out = (await this.exec(ns, 'ping', ['-c', String(count), '-i', '0.2', '-W', '2', ip], 5000 + count * 2500)).stdout;
+      out = (await this.exec(ns, 'ping', ['-c', String(count), '-i', '0.2', '-W', '2', ...sized, ip], 5000 + count * 2500)).stdout;
     } catch (err) {
       out = (err as Error).message;
     }

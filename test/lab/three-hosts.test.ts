@@ -1,5 +1,5 @@
 /**
- * Three hosts, full mesh of static peers (native engine). A broadcast from c1 reaches c2 and c3 exactly once each:
+ * Three hosts, full mesh of static peers, for each engine. A broadcast from c1 reaches c2 and c3 exactly once each:
  * head-end replication sends one copy per peer, and a router never re-sends what it got from a VTEP.
  *
  *              ┌── [h2 198.51.100.2] router ── br0 ── [c2 198.18.0.2]
@@ -13,7 +13,8 @@ import { Lab, labSkipReason, waitFor, type Container } from '../../src/lab/netns
 const BROADCAST = '198.19.255.255'; // of 198.18.0.0/15
 const PORT = 9999;
 
-t.test('broadcast reaches every other host exactly once', { skip: labSkipReason() ?? false }, async (t) => {
+for (const engine of ['native', 'js'] as const) {
+t.test(`three hosts, ${engine} engine`, { skip: labSkipReason() ?? false }, async (t) => {
   const lab = new Lab();
   t.teardown(() => lab.destroy());
   const ips = ['198.51.100.1', '198.51.100.2', '198.51.100.3'];
@@ -21,7 +22,7 @@ t.test('broadcast reaches every other host exactly once', { skip: labSkipReason(
   const cs: Container[] = [];
   for (const [i, h] of hosts.entries()) cs.push(await lab.addContainer(h, `c${i + 1}`, `198.18.0.${i + 1}`));
   const routers = [];
-  for (const h of hosts) routers.push(await lab.startRouter(h, { peers: ips.filter((ip) => ip !== h.underlayIp), engine: 'native' }));
+  for (const h of hosts) routers.push(await lab.startRouter(h, { peers: ips.filter((ip) => ip !== h.underlayIp), engine }));
 
   // Listen on c2 and c3 (bounded by count and time), then send one broadcast datagram from c1.
   const captures = [cs[1]!, cs[2]!].map((c) => {
@@ -56,10 +57,11 @@ t.test('broadcast reaches every other host exactly once', { skip: labSkipReason(
 
   // With learning off, h1 floods unknown unicast: every ping also reaches h3 (head-end replication).
   await routers[0]!.stop();
-  routers[0] = await lab.startRouter(hosts[0]!, { peers: [ips[1]!, ips[2]!], engine: 'native', args: ['--no-learning'] });
+  routers[0] = await lab.startRouter(hosts[0]!, { peers: [ips[1]!, ips[2]!], engine, args: ['--no-learning'] });
   const r3b = (await routers[2]!.counters()).rx_datagrams!;
   t.equal((await lab.ping(cs[0]!.ns, cs[1]!.ip, 10)).loss, 0, 'pings still answered with learning off');
   const k1b = await routers[0]!.counters();
   t.ok(k1b.tx_flooded! >= 10 && k1b.learned === 0, `--no-learning: h1 flooded ${k1b.tx_flooded} frames, learned none`);
   t.ok((await routers[2]!.counters()).rx_datagrams! - r3b >= 10, 'and h3 received the flooded pings');
 });
+}
