@@ -246,12 +246,19 @@ Napi::Value ClassifyJs(const Napi::CallbackInfo& info) {
     return ThrowType(env, "classify: payload must be a Uint8Array");
   if (!GetAddr(info[1], &from)) return ThrowType(env, "classify: from must be an IP address");
   if (!GetUint(info[3], 0xffffffffu, &max_frame)) return ThrowType(env, "classify: maxFrame must be an integer");
-  Napi::Object wrapper = Napi::Object::New(env);
   if (!info[2].IsArray()) return ThrowType(env, "classify: vnis must be an array");
-  Napi::Array vnis = info[2].As<Napi::Array>();
-  for (uint32_t i = 0; i < vnis.Length(); i++) {
-    if (vnis.Get(i).IsObject()) vnis.Get(i).As<Napi::Object>().Set("macs", Napi::Array::New(env));
+  // Copies of { vni, peers } with no static MACs, so BuildTable can read them without touching the caller's objects.
+  Napi::Array in = info[2].As<Napi::Array>();
+  Napi::Array vnis = Napi::Array::New(env, in.Length());
+  for (uint32_t i = 0; i < in.Length(); i++) {
+    if (!in.Get(i).IsObject()) return ThrowType(env, "classify: vnis[] must be { vni, peers }");
+    Napi::Object copy = Napi::Object::New(env);
+    copy.Set("vni", in.Get(i).As<Napi::Object>().Get("vni"));
+    copy.Set("peers", in.Get(i).As<Napi::Object>().Get("peers"));
+    copy.Set("macs", Napi::Array::New(env));
+    vnis.Set(i, copy);
   }
+  Napi::Object wrapper = Napi::Object::New(env);
   wrapper.Set("vnis", vnis);
   Table t;
   const std::string err = BuildTable(wrapper, &t);

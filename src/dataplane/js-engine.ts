@@ -77,7 +77,9 @@ export class JsEngine implements Engine {
       throw err;
     }
     this.rxSocket.on('message', (msg, rinfo) => this.receive(msg, rinfo.address));
-    for (const s of [this.rxSocket, ...this.sourcePool]) s.on('error', () => this.counts.tx_send_error++);
+    // Errors on a bound UDP socket are per-datagram ICMP reports (e.g. port unreachable): not fatal.
+    this.rxSocket.on('error', () => undefined);
+    for (const s of this.sourcePool) s.on('error', () => this.counts.tx_send_error++);
     this.agingTimer = setInterval(() => this.fdbTable.expire(), 1000).unref();
     for (const n of this.opts.networks) void this.readTap(n);
   }
@@ -121,7 +123,9 @@ export class JsEngine implements Engine {
       } catch {
         return; // EBADF after close(); a TAP that fails otherwise has been deleted under us
       }
-      if (!this.closed) this.transmit(net.vni, buf.subarray(0, n));
+      if (this.closed) return;
+      if (n > size) this.counts.tx_too_big++; // larger than the TAP's MTU allows: the read was cut short
+      else this.transmit(net.vni, buf.subarray(0, n));
     }
   }
 

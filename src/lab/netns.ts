@@ -67,7 +67,10 @@ export class RouterProcess {
     if (seen !== undefined) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`router: no matching line in ${timeoutMs} ms; stderr: ${this.stderr}`)), timeoutMs);
-      void this.exited.then((code) => reject(new Error(`router exited (${code}): ${this.stderr.trim()}`)));
+      void this.exited.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`router exited (${code}): ${this.stderr.trim()}`));
+      });
       this.waiters.push({ match, resolve: (l) => (clearTimeout(timer), resolve(l)) });
     });
   }

@@ -142,6 +142,7 @@ t.test('classify: same verdict for every case and for random datagrams', async (
   t.equal(mismatches, 0, `${cases.length} datagrams`);
   t.same(native.classify(concat(hdr(0x08, 42), frame), '198.51.100.2', vnis, 1468), { vni: 42, offset: 8 });
   t.same(native.classify(new Uint8Array(3), '198.51.100.9', vnis, 1468), { reason: 'rx_short' });
+  t.same(vnis, [{ vni: 42, peers: ['198.51.100.2', '2001:db8::2'] }, { vni: 7, peers: [] }], 'the input is left as it was');
 });
 
 t.test('bad arguments are TypeErrors that name the argument, never crashes', async (t) => {
