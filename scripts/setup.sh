@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 
 say() { printf 'setup: %s\n' "$*"; }
 
-# Tools the lab, the tests and the demo drive. python3-scapy crafts malformed VXLAN for the spoofing tests.
-APT_PACKAGES=(iproute2 ethtool iperf3 iputils-ping iputils-arping tcpdump tshark python3-scapy socat bridge-utils)
+# Tools the lab, the tests, the demo and the benchmarks drive.
+APT_PACKAGES=(iproute2 ethtool iperf3 sockperf iputils-ping tcpdump tshark socat)
 
 install_apt() {
   local missing=()

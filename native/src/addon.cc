@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "bench.h"
 #include "counters.h"
 #include "engine.h"
 #include "errors.h"
@@ -294,6 +295,14 @@ Napi::Value InterfaceOfJs(const Napi::CallbackInfo& info) {
   return found.empty() ? info.Env().Null() : Napi::String::New(info.Env(), found);
 }
 
+// benchLookup(entries, lookups) → mean ns per lookup. Pinned by test/bench/quick.test.ts.
+Napi::Value BenchLookupJs(const Napi::CallbackInfo& info) {
+  uint32_t entries, lookups;
+  if (!GetUint(info[0], 10000000, &entries) || !GetUint(info[1], 1000000000, &lookups) || entries == 0 || lookups == 0)
+    return ThrowType(info.Env(), "benchLookup: entries (1-10000000) and lookups (1-1000000000) must be integers");
+  return Napi::Number::New(info.Env(), BenchLookup(entries, lookups));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   data->engine_ctor = Napi::Persistent(EngineWrap::Define(env));
@@ -303,6 +312,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openTap", Napi::Function::New(env, OpenTapJs, "openTap"));
   exports.Set("interfaceOf", Napi::Function::New(env, InterfaceOfJs, "interfaceOf"));
   exports.Set("deleteLink", Napi::Function::New(env, DeleteLinkJs, "deleteLink"));
+  exports.Set("benchLookup", Napi::Function::New(env, BenchLookupJs, "benchLookup"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFdJs, "closeFd"));
   exports.Set("createEngine", Napi::Function::New(env, CreateEngineJs, "createEngine"));
   exports.Set("encapsulate", Napi::Function::New(env, EncapsulateJs, "encapsulate"));

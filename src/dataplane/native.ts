@@ -40,6 +40,8 @@ export interface NativeAddon {
     agingMs: number;
     networks: { vni: number; tapFd: number; mtu: number }[];
   }): NativeEngineHandle;
+  /** Mean ns per (VNI, MAC) lookup in a table of `entries` MACs (the benchmark's lookup-cost figure). */
+  benchLookup(entries: number, lookups: number): number;
   /** Twins of the TypeScript codecs, for tests. */
   encapsulate(frame: Uint8Array, vni: number, src: string, dst: string, dstPort: number): Buffer;
   flowPort(frame: Uint8Array): number;

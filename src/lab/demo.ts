@@ -56,7 +56,7 @@ async function main(): Promise<number> {
     const x = await step(`TCP transfer of ${mb} MB c1 → c2, SHA-256 checked`, () => hashedTransfer(lab, c1, c2, mb), (r) =>
       `${r.receivedSha256 === r.sentSha256 ? 'intact' : 'CORRUPTED'}, ${r.mbitPerS.toFixed(0)} Mbit/s`);
     ok &&= x.receivedSha256 === x.sentSha256;
-    await step(`iperf3 c1 → c2, ${quick ? 1 : 5} s`, () => iperf3(lab, c1, c2, quick ? 1 : 5), (r) => `${r.gbitPerS.toFixed(2)} Gbit/s`);
+    await step(`iperf3 c1 → c2, ${quick ? 1 : 5} s`, () => iperf3(lab, c1, c2, { seconds: quick ? 1 : 5 }), (r) => `${r.gbitPerS.toFixed(2)} Gbit/s`);
     out('\n  router counters (non-zero):');
     for (const [i, r] of routers.entries()) {
       const c = await r.counters();

@@ -51,6 +51,11 @@ export class RouterProcess {
   readonly exited: Promise<number | null>;
   stderr = '';
 
+  /** PID of the router itself (`ip netns exec` execs it, so this is the node process). */
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
   constructor(readonly child: ChildProcess) {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       this.lines.push(line);
@@ -223,6 +228,21 @@ export class Lab {
     return { loss: loss ? Number(loss[1]) : 100, avgMs: rtt ? Number(rtt[1]) : NaN, output: out };
   }
 
+  /** Two containers joined by one veth (no bridge, no encapsulation): the physical limit the benchmarks compare to. */
+  async addDirectPair(mtu = UNDERLAY_MTU): Promise<[Container, Container]> {
+    const [n1, n2] = [await this.addNs('c1'), await this.addNs('c2')];
+    await this.exec('', 'ip', ['link', 'add', 'eth0', 'netns', n1, 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', 'eth0', 'netns', n2, 'mtu', String(mtu)]);
+    const out: Container[] = [];
+    for (const [i, ns] of [n1, n2].entries()) {
+      await this.exec(ns, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
+      await this.exec('', 'ip', ['-n', ns, 'addr', 'add', `198.18.0.${i + 1}/15`, 'dev', 'eth0']);
+      await this.exec('', 'ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
+      const link = JSON.parse((await this.exec('', 'ip', ['-n', ns, '-j', 'link', 'show', 'eth0'])).stdout) as { address: string }[];
+      out.push({ name: `c${i + 1}`, ns, ip: `198.18.0.${i + 1}`, mac: link[0]!.address });
+    }
+    return [out[0]!, out[1]!];
+  }
+
   /** Kills what the lab started (by PID) and deletes its namespaces. Safe to call twice. */
   async destroy(): Promise<void> {
     if (this.destroyed) return;
@@ -246,10 +266,14 @@ export interface TwoHosts {
  * The topology most labs start from: hosts h1 and h2 on the switch, containers c1 (198.18.0.1) and c2 (198.18.0.2)
  * behind their bridges, with the container MTU the overhead leaves (underlay − 50, or − 70 on an IPv6 underlay).
  */
-export async function twoHosts(lab: Lab, underlay: readonly [string, string] = ['198.51.100.1', '198.51.100.2']): Promise<TwoHosts> {
-  const mtu = UNDERLAY_MTU - (underlay[0].includes(':') ? 70 : 50);
-  const h1 = await lab.addHost('h1', underlay[0]);
-  const h2 = await lab.addHost('h2', underlay[1]);
+export async function twoHosts(
+  lab: Lab,
+  underlay: readonly [string, string] = ['198.51.100.1', '198.51.100.2'],
+  underlayMtu = UNDERLAY_MTU,
+): Promise<TwoHosts> {
+  const mtu = underlayMtu - (underlay[0].includes(':') ? 70 : 50);
+  const h1 = await lab.addHost('h1', underlay[0], { mtu: underlayMtu });
+  const h2 = await lab.addHost('h2', underlay[1], { mtu: underlayMtu });
   return { h1, h2, c1: await lab.addContainer(h1, 'c1', '198.18.0.1', mtu), c2: await lab.addContainer(h2, 'c2', '198.18.0.2', mtu) };
 }
 

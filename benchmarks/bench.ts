@@ -1,0 +1,242 @@
+/**
+ * `npm run bench`: vxlan-router against the kernel's VXLAN and the physical limit, in one run.
+ *
+ * Paths, each in the same lab (two hosts on a veth underlay, a bridge and a container behind each, VNI 42):
+ *   direct  the two containers joined by one veth, no encapsulation (the physical limit)
+ *   kernel  the kernel's VXLAN device on both hosts (checksum offloads on: the speed bar)
+ *   native  vxlan-router's native engine on both hosts
+ *   js      vxlan-router's reference engine on both hosts
+ * Paths are interleaved by repetition so machine drift hits all alike. Every figure is the median of the reps with
+ * min-max, and its ratio to `kernel` measured in this run. Raw samples, machine info and commands go to
+ * benchmarks/results/bench-<time>.json, the ratios to an SVG chart beside it. Bounded in time; cleans up on Ctrl-C.
+ *
+ *   npm run bench -- [--quick] [--reps 3] [--duration 5] [--paths direct,kernel,native,js] [--mtu 1280,1500,9000]
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, release, totalmem } from 'node:os';
+import { parseArgs } from 'node:util';
+import { loadNative } from '../src/dataplane/native.js';
+import { Lab, labSkipReason, twoHosts, type Container, type EngineName, type RouterProcess } from '../src/lab/netns.js';
+import { iperf3, lossFreeRate, sockperfLatency } from '../src/lab/traffic.js';
+import { processRssMiB, sampleCpu } from './procstat.js';
+import { chartSvg } from './chart.js';
+
+type Path = 'direct' | 'kernel' | EngineName;
+const ALL_PATHS: Path[] = ['direct', 'kernel', 'native', 'js'];
+
+const { values: opt } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    reps: { type: 'string' },
+    duration: { type: 'string' },
+    paths: { type: 'string', default: ALL_PATHS.join(',') },
+    mtu: { type: 'string' },
+    out: { type: 'string' },
+  },
+});
+const quick = opt.quick === true;
+const reps = Number(opt.reps ?? (quick ? 1 : 3));
+const duration = Number(opt.duration ?? (quick ? 1 : 5));
+const paths = opt.paths.split(',').filter((p): p is Path => (ALL_PATHS as string[]).includes(p));
+const udpTrials = quick ? 4 : 7;
+const udpSeconds = quick ? 1 : 2;
+const mtus = (opt.mtu ?? '').split(',').filter(Boolean).map(Number);
+const outDir = opt.out ?? new URL('./results/', import.meta.url).pathname;
+
+/** What one measurement of one path yields. Units in the names; NaN where a figure does not apply. */
+const METRICS = [
+  ['tcp1_fwd_gbps', 'TCP 1 stream c1→c2, Gbit/s', 'higher'],
+  ['tcp1_rev_gbps', 'TCP 1 stream c2→c1, Gbit/s', 'higher'],
+  ['tcp4_fwd_gbps', 'TCP 4 streams c1→c2, Gbit/s', 'higher'],
+  ['tcp4_rev_gbps', 'TCP 4 streams c2→c1, Gbit/s', 'higher'],
+  ['udp64_kpps', 'UDP 64 B loss-free (≤0.1%), kpps', 'higher'],
+  ['udp1400_kpps', 'UDP 1400 B loss-free (≤0.1%), kpps', 'higher'],
+  ['lat_p50_us', 'UDP ping-pong p50 (sockperf, ½ RTT), µs', 'lower'],
+  ['lat_p99_us', 'UDP ping-pong p99 (sockperf, ½ RTT), µs', 'lower'],
+  ['ping_ms', 'ping avg RTT, ms', 'lower'],
+  ['router_cpu_s_per_gb', 'router CPU s per GB (TCP 1 stream)', 'lower'],
+  ['machine_cpu_pct', 'machine CPU busy during TCP 1 stream, %', 'lower'],
+  ['router_rss_mib', 'router RSS, MiB (max of both)', 'lower'],
+] as const;
+type Metric = (typeof METRICS)[number][0];
+type Sample = Record<Metric, number>;
+
+let current: Lab | undefined;
+process.once('SIGINT', () => void (current?.destroy() ?? Promise.resolve()).then(() => process.exit(130)));
+
+const say = (s: string): boolean => process.stdout.write(s);
+
+/** Builds the lab of one path; returns the two containers and the routers (none for direct and kernel). */
+async function buildPath(lab: Lab, path: Path, opts: { underlayMtu?: number; extraPeers?: number } = {}): Promise<{ c1: Container; c2: Container; routers: RouterProcess[] }> {
+  if (path === 'direct') {
+    const [c1, c2] = await lab.addDirectPair(opts.underlayMtu);
+    return { c1, c2, routers: [] };
+  }
+  const { h1, h2, c1, c2 } = await twoHosts(lab, undefined, opts.underlayMtu);
+  if (path === 'kernel') {
+    await lab.addKernelVtep(h1, [h2.underlayIp], { offloads: true });
+    await lab.addKernelVtep(h2, [h1.underlayIp], { offloads: true });
+    return { c1, c2, routers: [] };
+  }
+  // Extra peers (scale runs) are addresses on the lab's own underlay that nobody holds: they fill the table and the
+  // flood lists; unicast traffic between c1 and c2 never goes to them.
+  const extra = Array.from({ length: opts.extraPeers ?? 0 }, (_, i) => `198.51.100.${100 + i}`);
+  const routers = [
+    await lab.startRouter(h1, { peers: [h2.underlayIp, ...extra], engine: path }),
+    await lab.startRouter(h2, { peers: [h1.underlayIp, ...extra], engine: path }),
+  ];
+  return { c1, c2, routers };
+}
+
+async function withLab<T>(work: (lab: Lab) => Promise<T>): Promise<T> {
+  const lab = new Lab();
+  current = lab;
+  try {
+    return await work(lab);
+  } finally {
+    await lab.destroy();
+    current = undefined;
+  }
+}
+
+async function measure(path: Path): Promise<Sample> {
+  return withLab(async (lab) => {
+    const { c1, c2, routers } = await buildPath(lab, path);
+    const ping = await lab.ping(c1.ns, c2.ip, 10);
+    if (ping.loss > 0) throw new Error(`${path}: the path does not forward (${ping.output.trim()})`);
+    const pids = routers.map((r) => r.pid);
+    const tcp = (streams: number, reverse: boolean) => iperf3(lab, c1, c2, { seconds: duration, streams, reverse });
+    const fwd = await sampleCpu(pids, () => tcp(1, false));
+    const gbMoved = (fwd.result.gbitPerS * duration) / 8;
+    const udp = (length: number, maxPps: number) =>
+      lossFreeRate(lab, c1, c2, { length, seconds: udpSeconds, iterations: udpTrials, maxPps });
+    const s: Sample = {
+      tcp1_fwd_gbps: fwd.result.gbitPerS,
+      tcp1_rev_gbps: (await tcp(1, true)).gbitPerS,
+      tcp4_fwd_gbps: (await tcp(4, false)).gbitPerS,
+      tcp4_rev_gbps: (await tcp(4, true)).gbitPerS,
+      udp64_kpps: (await udp(64, 1_500_000)).pps / 1000,
+      udp1400_kpps: (await udp(1400, 500_000)).pps / 1000,
+      ...(await sockperfLatency(lab, c1, c2, duration).then((l) => ({ lat_p50_us: l.p50, lat_p99_us: l.p99 }))),
+      ping_ms: ping.avgMs,
+      router_cpu_s_per_gb: pids.length ? fwd.processCpuSeconds / gbMoved : NaN,
+      machine_cpu_pct: fwd.machineBusyPercent,
+      router_rss_mib: pids.length ? Math.max(...pids.map(processRssMiB)) : NaN,
+    };
+    return s;
+  });
+}
+
+const median = (xs: number[]): number => {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (!s.length) return NaN;
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const fmt = (x: number): string => (!Number.isFinite(x) ? '—' : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+
+async function main(): Promise<number> {
+  const skip = labSkipReason();
+  if (skip) {
+    console.error(`bench: ${skip}`);
+    return 1;
+  }
+  const started = Date.now();
+  say(`vxlan-router bench: paths ${paths.join(', ')}; ${reps} rep(s); ${duration} s per test${quick ? ' (quick)' : ''}; kernel ${release()}\n`);
+  const samples: Record<string, Sample[]> = Object.fromEntries(paths.map((p) => [p, []]));
+  for (let r = 1; r <= reps; r++) {
+    for (const p of paths) {
+      say(`  rep ${r}/${reps} ${p.padEnd(6)} … `);
+      const t0 = Date.now();
+      const s = await measure(p);
+      samples[p]!.push(s);
+      say(`TCP ${fmt(s.tcp1_fwd_gbps)} Gbit/s, 64 B ${fmt(s.udp64_kpps)} kpps, p50 ${fmt(s.lat_p50_us)} µs (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);
+    }
+  }
+
+  const summary: Record<string, Record<Metric, { median: number; min: number; max: number; ratio: number }>> = {};
+  for (const p of paths) {
+    summary[p] = {} as Record<Metric, { median: number; min: number; max: number; ratio: number }>;
+    for (const [m] of METRICS) {
+      const xs = samples[p]!.map((s) => s[m]).filter(Number.isFinite);
+      const k = samples.kernel ? median(samples.kernel.map((s) => s[m])) : NaN;
+      const med = median(xs);
+      summary[p][m] = { median: med, min: xs.length ? Math.min(...xs) : NaN, max: xs.length ? Math.max(...xs) : NaN, ratio: med / k };
+    }
+  }
+  const col = 24;
+  say(`\n${'figure'.padEnd(42)}${paths.map((p) => p.padEnd(col)).join('')}\n`);
+  for (const [m, label] of METRICS) {
+    const cells = paths.map((p) => {
+      const v = summary[p]![m];
+      const range = reps > 1 && Number.isFinite(v.median) ? ` [${fmt(v.min)}-${fmt(v.max)}]` : '';
+      const ratio = Number.isFinite(v.ratio) ? ` ${v.ratio.toFixed(2)}×` : '';
+      return `${fmt(v.median)}${range}${ratio}`.padEnd(col);
+    });
+    say(`${label.padEnd(42)}${cells.join('')}\n`);
+  }
+  say('(median [min-max] and ratio to kernel, this run)\n');
+
+  const extra = await extras();
+  mkdirSync(outDir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const base = `${outDir.replace(/\/$/, '')}/bench-${stamp}`;
+  const report = {
+    version: 1,
+    machine: { kernel: release(), cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '', memGiB: totalmem() / 2 ** 30, node: process.version },
+    options: { quick, reps, duration, paths, udpTrials, udpSeconds, mtus },
+    commands: {
+      tcp: 'iperf3 -c <c2> -t <duration> -P <1|4> [-R] -J',
+      udp: 'iperf3 -c <c2> -u -l <64|1400> -b <rate> -t <s> -J, binary search on rate for ≤0.1% loss',
+      latency: 'sockperf pp -i <c2> -t <duration> -m 64 (server: sockperf sr)',
+      ping: 'ping -c 10 -i 0.2',
+    },
+    metrics: Object.fromEntries(METRICS.map(([m, label, better]) => [m, { label, better }])),
+    samples,
+    summary,
+    ...extra,
+    seconds: (Date.now() - started) / 1000,
+  };
+  writeFileSync(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(`${base}.svg`, chartSvg(paths.filter((p) => p !== 'kernel'), METRICS.map(([m, label]) => ({ label, ratios: Object.fromEntries(paths.map((p) => [p, summary[p]![m].ratio])) }))));
+  say(`\nresults: ${base}.json and .svg (${report.seconds.toFixed(0)} s)\n`);
+  return 0;
+}
+
+/** The scale runs (peers, table size) and the MTU sweep. */
+async function extras(): Promise<{ scale: unknown; lookup: unknown; mtuSweep: unknown }> {
+  const addon = loadNative();
+  const lookups = quick ? 1_000_000 : 5_000_000;
+  const lookup = { entries100_ns: addon.benchLookup(100, lookups), entries100000_ns: addon.benchLookup(100_000, lookups) };
+  say(`\nnative table lookup: ${lookup.entries100_ns.toFixed(1)} ns with 100 entries, ${lookup.entries100000_ns.toFixed(1)} ns with 100 000\n`);
+
+  const scale: { peers: number; tcp1_fwd_gbps: number }[] = [];
+  if (paths.includes('native')) {
+    for (const peers of quick ? [1, 10] : [1, 10, 100]) {
+      const g = await withLab(async (lab) => {
+        const { c1, c2 } = await buildPath(lab, 'native', { extraPeers: peers - 1 });
+        await lab.ping(c1.ns, c2.ip, 2); // learn both MACs so the measured traffic is unicast
+        return (await iperf3(lab, c1, c2, { seconds: duration })).gbitPerS;
+      });
+      scale.push({ peers, tcp1_fwd_gbps: g });
+      say(`native TCP 1 stream with ${String(peers).padStart(3)} peer(s): ${fmt(g)} Gbit/s\n`);
+    }
+  }
+
+  const mtuSweep: { mtu: number; path: Path; tcp1_fwd_gbps: number; udp_kpps: number; udp_length: number }[] = [];
+  for (const mtu of mtus) {
+    for (const path of paths.filter((p) => p === 'kernel' || p === 'native')) {
+      const length = Math.min(1400, mtu - 50 - 28);
+      const r = await withLab(async (lab) => {
+        const { c1, c2 } = await buildPath(lab, path, { underlayMtu: mtu });
+        const tcp = (await iperf3(lab, c1, c2, { seconds: duration })).gbitPerS;
+        const udp = await lossFreeRate(lab, c1, c2, { length, seconds: udpSeconds, iterations: udpTrials, maxPps: 500_000 });
+        return { tcp, udp: udp.pps / 1000 };
+      });
+      mtuSweep.push({ mtu, path, tcp1_fwd_gbps: r.tcp, udp_kpps: r.udp, udp_length: length });
+      say(`MTU ${mtu} ${path.padEnd(6)}: TCP ${fmt(r.tcp)} Gbit/s, UDP ${length} B ${fmt(r.udp)} kpps\n`);
+    }
+  }
+  return { scale, lookup, mtuSweep };
+}
+
+process.exitCode = await main();
