@@ -59,10 +59,13 @@ const METRICS = [
   ['router_rss_mib', 'router RSS, MiB (max of both)', 'lower'],
 ] as const;
 type Metric = (typeof METRICS)[number][0];
-type Sample = Record<Metric, number>;
+/** A sample: the figures, and the machine's CPU busy share (%) during each test, kept in the JSON. */
+type Sample = Record<Metric, number> & { machineCpuPct?: Record<string, number> };
 
 let current: Lab | undefined;
-process.once('SIGINT', () => void (current?.destroy() ?? Promise.resolve()).then(() => process.exit(130)));
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => void (current?.destroy() ?? Promise.resolve()).then(() => process.exit(130)));
+}
 
 const say = (s: string): boolean => process.stdout.write(s);
 
@@ -105,23 +108,32 @@ async function measure(path: Path): Promise<Sample> {
     const ping = await lab.ping(c1.ns, c2.ip, 10);
     if (ping.loss > 0) throw new Error(`${path}: the path does not forward (${ping.output.trim()})`);
     const pids = routers.map((r) => r.pid);
-    const tcp = (streams: number, reverse: boolean) => iperf3(lab, c1, c2, { seconds: duration, streams, reverse });
-    const fwd = await sampleCpu(pids, () => tcp(1, false));
+    const machineCpuPct: Record<string, number> = {};
+    /** Runs one test while sampling the machine's CPU (kept per test in the JSON). */
+    const timed = async <T>(name: string, work: () => Promise<T>): Promise<{ result: T; processCpuSeconds: number; machineBusyPercent: number }> => {
+      const r = await sampleCpu(pids, work);
+      machineCpuPct[name] = r.machineBusyPercent;
+      return r;
+    };
+    const tcp = async (name: string, streams: number, reverse: boolean) =>
+      (await timed(name, () => iperf3(lab, c1, c2, { seconds: duration, streams, reverse }))).result.gbitPerS;
+    const udp = async (name: string, length: number, maxPps: number) =>
+      (await timed(name, () => lossFreeRate(lab, c1, c2, { length, seconds: udpSeconds, iterations: udpTrials, maxPps }))).result.pps / 1000;
+    const fwd = await timed('tcp1_fwd', () => iperf3(lab, c1, c2, { seconds: duration }));
     const gbMoved = (fwd.result.gbitPerS * duration) / 8;
-    const udp = (length: number, maxPps: number) =>
-      lossFreeRate(lab, c1, c2, { length, seconds: udpSeconds, iterations: udpTrials, maxPps });
     const s: Sample = {
       tcp1_fwd_gbps: fwd.result.gbitPerS,
-      tcp1_rev_gbps: (await tcp(1, true)).gbitPerS,
-      tcp4_fwd_gbps: (await tcp(4, false)).gbitPerS,
-      tcp4_rev_gbps: (await tcp(4, true)).gbitPerS,
-      udp64_kpps: (await udp(64, 1_500_000)).pps / 1000,
-      udp1400_kpps: (await udp(1400, 500_000)).pps / 1000,
-      ...(await sockperfLatency(lab, c1, c2, duration).then((l) => ({ lat_p50_us: l.p50, lat_p99_us: l.p99 }))),
+      tcp1_rev_gbps: await tcp('tcp1_rev', 1, true),
+      tcp4_fwd_gbps: await tcp('tcp4_fwd', 4, false),
+      tcp4_rev_gbps: await tcp('tcp4_rev', 4, true),
+      udp64_kpps: await udp('udp64', 64, 1_500_000),
+      udp1400_kpps: await udp('udp1400', 1400, 500_000),
+      ...(await timed('latency', () => sockperfLatency(lab, c1, c2, duration)).then(({ result: l }) => ({ lat_p50_us: l.p50, lat_p99_us: l.p99 }))),
       ping_ms: ping.avgMs,
       router_cpu_s_per_gb: pids.length ? fwd.processCpuSeconds / gbMoved : NaN,
       machine_cpu_pct: fwd.machineBusyPercent,
       router_rss_mib: pids.length ? Math.max(...pids.map(processRssMiB)) : NaN,
+      machineCpuPct,
     };
     return s;
   });
@@ -198,12 +210,29 @@ async function main(): Promise<number> {
   };
   writeFileSync(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(`${base}.svg`, chartSvg(paths.filter((p) => p !== 'kernel'), METRICS.map(([m, label]) => ({ label, ratios: Object.fromEntries(paths.map((p) => [p, summary[p]![m].ratio])) }))));
-  say(`\nresults: ${base}.json and .svg (${report.seconds.toFixed(0)} s)\n`);
+  if (extra.mtuSweep.length) {
+    // native ÷ kernel at each MTU, on the same chart shape as the main one.
+    const at = (mtu: number, path: Path) => extra.mtuSweep.find((r) => r.mtu === mtu && r.path === path);
+    const groups = mtus.flatMap((mtu) => [
+      { label: `MTU ${mtu}: TCP 1 stream`, ratios: { native: (at(mtu, 'native')?.tcp1_fwd_gbps ?? NaN) / (at(mtu, 'kernel')?.tcp1_fwd_gbps ?? NaN) } },
+      { label: `MTU ${mtu}: UDP loss-free rate`, ratios: { native: (at(mtu, 'native')?.udp_kpps ?? NaN) / (at(mtu, 'kernel')?.udp_kpps ?? NaN) } },
+    ]);
+    writeFileSync(`${base}-mtu.svg`, chartSvg(['native'], groups));
+  }
+  say(`\nresults: ${base}.json and .svg${extra.mtuSweep.length ? ' (and -mtu.svg)' : ''} (${report.seconds.toFixed(0)} s)\n`);
   return 0;
 }
 
 /** The scale runs (peers, table size) and the MTU sweep. */
-async function extras(): Promise<{ scale: unknown; lookup: unknown; mtuSweep: unknown }> {
+interface MtuRow {
+  mtu: number;
+  path: Path;
+  tcp1_fwd_gbps: number;
+  udp_kpps: number;
+  udp_length: number;
+}
+
+async function extras(): Promise<{ scale: unknown; lookup: unknown; mtuSweep: MtuRow[] }> {
   const addon = loadNative();
   const lookups = quick ? 1_000_000 : 5_000_000;
   const lookup = { entries100_ns: addon.benchLookup(100, lookups), entries100000_ns: addon.benchLookup(100_000, lookups) };
@@ -222,7 +251,7 @@ async function extras(): Promise<{ scale: unknown; lookup: unknown; mtuSweep: un
     }
   }
 
-  const mtuSweep: { mtu: number; path: Path; tcp1_fwd_gbps: number; udp_kpps: number; udp_length: number }[] = [];
+  const mtuSweep: MtuRow[] = [];
   for (const mtu of mtus) {
     for (const path of paths.filter((p) => p === 'kernel' || p === 'native')) {
       const length = Math.min(1400, mtu - 50 - 28);
