@@ -69,6 +69,8 @@ std::string BuildTable(const Napi::Value& v, Table* t) {
   return "";
 }
 
+// The JS object of one engine (NativeEngineHandle in src/dataplane/native.ts). Its finalizer destroys the Engine,
+// which stops it: a forgotten engine never leaks threads. Pinned by test/native/engine.test.ts.
 class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -163,6 +165,7 @@ Napi::Value DeleteLinkJs(const Napi::CallbackInfo& info) {
   return e.ok() ? info.Env().Undefined() : ThrowSys(info.Env(), e);
 }
 
+// closeFd(fd): closes a TAP fd the engine never took (removing the TAP). Pinned by test/native/tap.test.ts.
 Napi::Value CloseFdJs(const Napi::CallbackInfo& info) {
   uint32_t fd;
   if (!GetUint(info[0], 1u << 30, &fd)) return ThrowType(info.Env(), "closeFd: fd must be a non-negative integer");
@@ -171,7 +174,8 @@ Napi::Value CloseFdJs(const Napi::CallbackInfo& info) {
 }
 
 // createEngine({ local, port, underlayMtu, learning, agingMs, networks: [{ vni, tapFd, mtu }] }).
-// Takes ownership of every tapFd, also when it throws.
+// Takes ownership of every tapFd, also when it throws. Pinned by test/native/engine.test.ts (the TS face is
+// NativeEngine in src/dataplane/native-engine.ts).
 Napi::Value CreateEngineJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) return ThrowType(env, "createEngine: options must be an object");

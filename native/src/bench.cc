@@ -1,3 +1,4 @@
+// Lookup micro-benchmark, JS thread only; owns every buffer it touches (see bench.h).
 #include "bench.h"
 
 #include <chrono>

@@ -1,3 +1,5 @@
+// Engine threads (see engine.h for the threading, batch and buffer-ownership rules). Hot path: status codes and
+// counters only; nothing here throws or allocates per packet.
 #include "engine.h"
 
 #include <errno.h>
@@ -41,8 +43,9 @@ int64_t NowMs() {
 
 Engine::Engine(const EngineConfig& cfg) : cfg_(cfg), table_(std::make_shared<Table>()), learned_(cfg.aging_ms) {
   for (const auto& n : cfg.networks) {
-    nets_.push_back(Network{n.vni, UniqueFd(n.tap_fd), n.mtu});
-    max_frame_ = std::max(max_frame_, static_cast<size_t>(n.mtu) + kEthHeaderLen + 4);
+    const size_t max_frame = static_cast<size_t>(n.mtu) + kEthHeaderLen + 4;
+    nets_.push_back(Network{n.vni, UniqueFd(n.tap_fd), n.mtu, max_frame});
+    max_frame_ = std::max(max_frame_, max_frame);
   }
 }
 
@@ -78,6 +81,10 @@ SysError Engine::Create(const EngineConfig& cfg, std::unique_ptr<Engine>* out) {
   sock_fprog prog{1, reject_all};
   if (setsockopt(e->tx_sock_.get(), SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0)
     return Errno("setsockopt(SO_ATTACH_FILTER)");
+  // Datagrams queued between socket() and the filter would sit in the receive queue forever: drain them once.
+  alignas(8) uint8_t junk[64];
+  while (recv(e->tx_sock_.get(), junk, sizeof(junk), MSG_DONTWAIT | MSG_TRUNC) >= 0) {
+  }
   BigBuffer(e->tx_sock_.get(), SO_SNDBUFFORCE, SO_SNDBUF);
 
   e->stop_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -121,15 +128,33 @@ void Engine::Stop() {
 
 std::vector<LearnRow> Engine::Learned() const { return learned_.Dump(NowMs()); }
 
-int Engine::TapFor(uint32_t vni) const {
+const Engine::Network* Engine::NetworkFor(uint32_t vni) const {
   for (const auto& n : nets_)
-    if (n.vni == vni) return n.tap.get();
-  return -1;
+    if (n.vni == vni) return &n;
+  return nullptr;
 }
 
+namespace {
+
+// One frame of a TX batch and where it goes. `to` points into the table snapshot (static entry) or at `learned`;
+// both live until the batch is sent. Flood frames go to every peer of the VNI.
+struct TxFrame {
+  uint8_t* buf = nullptr;
+  size_t len = 0;
+  enum class Dest : uint8_t { kDrop, kUnicast, kFlood, kLookupLearned } dest = Dest::kDrop;
+  const Peer* to = nullptr;
+  Peer learned;
+};
+
+}  // namespace
+
+// TX thread of one TAP. Stages per batch: read (non-blocking until EAGAIN or kBatch), resolve (drops, static then
+// learned lookup), encapsulate + queue (one message per destination), send (sendmmsg). Twins: flowPort and
+// encapsulate in src/packet (byte layout); forwarding rules as in src/dataplane/js-engine.ts.
 void Engine::TxLoop(Network* net) {
   std::vector<uint8_t> slots(static_cast<size_t>(kBatch) * kSlot);
-  std::array<size_t, kBatch> lens{};
+  std::array<TxFrame, kBatch> frames{};
+  for (int i = 0; i < kBatch; i++) frames[i].buf = &slots[static_cast<size_t>(i) * kSlot];
   std::vector<mmsghdr> msgs(kMaxMsgs);
   std::vector<std::array<iovec, 2>> iovs(kMaxMsgs);
   std::vector<std::array<uint8_t, kEncapHeaderLen>> hdrs(kMaxMsgs);
@@ -139,7 +164,8 @@ void Engine::TxLoop(Network* net) {
   pollfd pfd[2] = {{net->tap.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
   int m = 0;
 
-  auto flush = [&] {
+  // Send stage: everything queued, in as few sendmmsg calls as the kernel allows.
+  auto send = [&] {
     int sent = 0;
     while (sent < m) {
       const int r = sendmmsg(tx_sock_.get(), &msgs[sent], static_cast<unsigned>(m - sent), 0);
@@ -154,12 +180,12 @@ void Engine::TxLoop(Network* net) {
     }
     m = 0;
   };
-  auto queue = [&](const uint8_t* frame, size_t len, uint64_t frame_sum, uint16_t sport, const Peer& to) {
-    if (m == kMaxMsgs) flush();
-    WriteEncapHeader(hdrs[m].data(), net->vni, sport, cfg_.port, cfg_.local, to.addr, len, frame_sum);
+  auto queue = [&](const TxFrame& f, uint64_t frame_sum, uint16_t sport, const Peer& to) {
+    if (m == kMaxMsgs) send();
+    WriteEncapHeader(hdrs[m].data(), net->vni, sport, cfg_.port, cfg_.local, to.addr, f.len, frame_sum);
     names[m] = to.sa;
     iovs[m][0] = {hdrs[m].data(), kEncapHeaderLen};
-    iovs[m][1] = {const_cast<uint8_t*>(frame), len};
+    iovs[m][1] = {f.buf, f.len};
     msghdr& h = msgs[m].msg_hdr;
     h = msghdr{};
     h.msg_name = &names[m];
@@ -173,65 +199,84 @@ void Engine::TxLoop(Network* net) {
     if (poll(pfd, 2, -1) < 0 && errno != EINTR) break;
     if (pfd[1].revents) break;
     if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL)) break;  // TAP gone
+
+    // Read stage.
     int n = 0;
     while (n < kBatch) {
-      const ssize_t got = read(net->tap.get(), &slots[static_cast<size_t>(n) * kSlot], kSlot);
+      const ssize_t got = read(net->tap.get(), frames[n].buf, kSlot);
       if (got < 0) {
         if (errno == EINTR) continue;
         break;  // EAGAIN: the burst is over
       }
-      lens[n++] = static_cast<size_t>(got);
+      frames[n++].len = static_cast<size_t>(got);
     }
     if (n == 0) continue;
+
+    // Resolve stage: one table snapshot and at most one learned-table lock for the whole batch.
     const std::shared_ptr<const Table> table = std::atomic_load(&table_);
     const auto vt = table->vnis.find(net->vni);
-    const int64_t now = NowMs();
+    const bool has_peers = vt != table->vnis.end() && !vt->second.flood.empty();
+    bool need_learned = false;
     for (int i = 0; i < n; i++) {
-      const uint8_t* frame = &slots[static_cast<size_t>(i) * kSlot];
-      const size_t len = lens[i];
-      if (len < kEthHeaderLen) {
+      TxFrame& f = frames[i];
+      f.dest = TxFrame::Dest::kDrop;
+      if (f.len < kEthHeaderLen) {
         counters_.drop(Drop::kTxShortFrame);
-        continue;
-      }
-      if (len > max_frame_out) {
+      } else if (f.len > max_frame_out) {
         counters_.drop(Drop::kTxTooBig);
-        continue;
-      }
-      if (vt == table->vnis.end() || vt->second.flood.empty()) {
+      } else if (!has_peers) {
         counters_.drop(Drop::kTxNoDestination);
-        continue;
+      } else if (f.buf[0] & 1) {
+        f.dest = TxFrame::Dest::kFlood;  // broadcast / multicast
+      } else if (const auto st = vt->second.macs.find(MacKey(f.buf)); st != vt->second.macs.end()) {
+        f.dest = TxFrame::Dest::kUnicast;  // static entries win over learned ones
+        f.to = &table->peers[static_cast<size_t>(st->second)];
+      } else {
+        f.dest = cfg_.learning ? TxFrame::Dest::kLookupLearned : TxFrame::Dest::kFlood;
+        need_learned |= cfg_.learning;
       }
-      const uint64_t sum = Sum16(frame, len);
-      const uint16_t sport = FlowPort(frame, len);
-      bool unicast = false;
-      if ((frame[0] & 1) == 0) {
-        const uint64_t dst = MacKey(frame);
-        const auto st = vt->second.macs.find(dst);
-        Peer learned;
-        if (st != vt->second.macs.end()) {
-          queue(frame, len, sum, sport, table->peers[static_cast<size_t>(st->second)]);
-          unicast = true;
-        } else if (learned_.Lookup(net->vni, dst, now, &learned)) {
-          queue(frame, len, sum, sport, learned);
-          unicast = true;
-        }
+    }
+    if (need_learned) {
+      const int64_t now = NowMs();
+      const LearnTable::Reader reader(learned_);
+      for (int i = 0; i < n; i++) {
+        TxFrame& f = frames[i];
+        if (f.dest != TxFrame::Dest::kLookupLearned) continue;
+        const bool known = reader.Lookup(net->vni, MacKey(f.buf), now, &f.learned);
+        f.dest = known ? TxFrame::Dest::kUnicast : TxFrame::Dest::kFlood;  // unknown unicast floods
+        f.to = &f.learned;
       }
-      if (!unicast) {
-        for (const int p : vt->second.flood) queue(frame, len, sum, sport, table->peers[static_cast<size_t>(p)]);
+    }
+
+    // Encapsulate stage.
+    for (int i = 0; i < n; i++) {
+      const TxFrame& f = frames[i];
+      if (f.dest == TxFrame::Dest::kDrop) continue;
+      const uint64_t sum = Sum16(f.buf, f.len);  // once per frame, shared by every copy of a flood
+      const uint16_t sport = FlowPort(f.buf, f.len);
+      if (f.dest == TxFrame::Dest::kUnicast) {
+        queue(f, sum, sport, *f.to);
+      } else {
+        for (const int p : vt->second.flood) queue(f, sum, sport, table->peers[static_cast<size_t>(p)]);
         counters_.add(Traffic::kTxFlooded);
       }
       counters_.add(Traffic::kTxFrames);
-      counters_.add(Traffic::kTxBytes, len);
+      counters_.add(Traffic::kTxBytes, f.len);
     }
-    flush();  // frames point into `slots`: send before the next read reuses them
+
+    // Send stage: frames point into the slots, so send before the next read reuses them.
+    send();
   }
 }
 
+// The RX thread. Stages per batch: recvmmsg (kBatch × 64 KiB, preallocated) → classify (contract order; twin:
+// classifyDatagram in src/dataplane/classify.ts) → per-network size check → TAP write → learn (one call per batch).
 void Engine::RxLoop() {
   std::vector<uint8_t> bufs(static_cast<size_t>(kBatch) * kSlot);
   std::array<mmsghdr, kBatch> msgs{};
   std::array<iovec, kBatch> iov{};
   std::array<sockaddr_storage, kBatch> names{};
+  std::array<LearnTable::Sighting, kBatch> sightings{};
   pollfd pfd[2] = {{rx_sock_.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
   int64_t last_expire = NowMs();
 
@@ -256,6 +301,7 @@ void Engine::RxLoop() {
     const int r = recvmmsg(rx_sock_.get(), msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
     if (r <= 0) continue;
     const std::shared_ptr<const Table> table = std::atomic_load(&table_);
+    int ns = 0;
     for (int i = 0; i < r; i++) {
       const uint8_t* p = &bufs[static_cast<size_t>(i) * kSlot];
       const size_t len = msgs[i].msg_len;
@@ -264,7 +310,10 @@ void Engine::RxLoop() {
         continue;
       }
       Addr from;
-      AddrFromSockaddr(names[i], &from);
+      if (!AddrFromSockaddr(names[i], &from)) {
+        counters_.drop(Drop::kRxUnknownSource);
+        continue;
+      }
       const ClassifyResult c = Classify(p, len, max_frame_, [&](uint32_t vni) { return table->PeerState(vni, from); });
       if (!c.ok) {
         counters_.drop(c.reason);
@@ -272,23 +321,30 @@ void Engine::RxLoop() {
       }
       const uint8_t* inner = p + kVxlanHeaderLen;
       const size_t inner_len = len - kVxlanHeaderLen;
-      const int tap = TapFor(c.vni);
-      if (tap < 0) {
+      const Network* net = NetworkFor(c.vni);
+      if (net == nullptr) {  // in the table but not served by a TAP of this engine
         counters_.drop(Drop::kRxUnknownVni);
+        continue;
+      }
+      if (inner_len > net->max_frame) {  // Classify checked the largest TAP; this one may be smaller
+        counters_.drop(Drop::kRxOversize);
         continue;
       }
       if (cfg_.learning && (inner[6] & 1) == 0) {
         const uint64_t src = MacKey(inner + 6);
         const auto vt = table->vnis.find(c.vni);  // present: Classify accepted the VNI
-        if (vt != table->vnis.end() && !vt->second.macs.count(src) && learned_.Learn(c.vni, src, from, now))
-          counters_.add(Traffic::kLearned);
+        if (vt != table->vnis.end() && !vt->second.macs.count(src)) sightings[ns++] = {c.vni, src, from};
       }
-      if (write(tap, inner, inner_len) < 0) {
+      if (write(net->tap.get(), inner, inner_len) < 0) {
         counters_.drop(Drop::kRxTapWriteError);
         continue;
       }
       counters_.add(Traffic::kRxDatagrams);
       counters_.add(Traffic::kRxBytes, inner_len);
+    }
+    if (ns > 0) {
+      const int learned = learned_.LearnBatch(sightings.data(), ns, now);
+      if (learned > 0) counters_.add(Traffic::kLearned, static_cast<uint64_t>(learned));
     }
   }
 }

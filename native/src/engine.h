@@ -6,9 +6,15 @@
 // (std::atomic_store on shared_ptr); each thread loads it once per batch. Stop() signals an eventfd that every
 // thread polls, then joins them. Counters are relaxed atomics.
 //
-// Batch shape: a batch is up to kBatch frames in per-slot buffers; each becomes one or more messages (a flood is one
-// per peer) with its own 16-byte header and an iovec pointing at the shared frame. Offloads (vnet_hdr, UDP GSO/GRO)
-// will change what a slot and a message hold, not the loop structure.
+// Batch shape (TX): read → resolve → encapsulate → send, each stage a loop over one batch of TxFrame descriptors
+// ({buffer, length, VNI, destination}). A batch is up to kBatch frames in per-slot buffers the TX thread owns; each
+// frame becomes one or more messages (a flood is one per peer) with its own 16-byte header and an iovec pointing at
+// the shared frame; the batch is sent (sendmmsg) before the next read reuses the slots. RX: recvmmsg → classify →
+// learn (one lock per batch) → TAP write. Offloads (IFF_VNET_HDR/TSO on the TAP, UDP GSO/GRO) change what a slot
+// and a message hold (a vnet header, a GSO segment size), not the stages.
+//
+// Buffer ownership: slot buffers, headers, iovecs and sockaddrs belong to the thread that allocated them at start;
+// nothing is allocated per packet. The table snapshot is held (shared_ptr) for exactly one batch.
 #pragma once
 #include <memory>
 #include <thread>
@@ -54,11 +60,12 @@ class Engine {
     uint32_t vni;
     UniqueFd tap;
     int mtu;
+    size_t max_frame;  // largest inner frame its TAP takes: mtu + 14 + 4 (classification's maxFrame)
   };
   explicit Engine(const EngineConfig& cfg);
   void TxLoop(Network* net);
   void RxLoop();
-  int TapFor(uint32_t vni) const;
+  const Network* NetworkFor(uint32_t vni) const;
 
   EngineConfig cfg_;
   std::vector<Network> nets_;

@@ -1,3 +1,4 @@
+// errno → JS Error, JS thread only (see errors.h). The one place native failures become JS exceptions.
 #include "errors.h"
 
 #include <string.h>

@@ -1,3 +1,4 @@
+// Table snapshot helpers: built on the JS thread, immutable once published to the engine (see table.h).
 #include "table.h"
 
 #include <stdio.h>

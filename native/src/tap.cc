@@ -1,3 +1,5 @@
+// TAP set-up, JS thread only. Each fd is held by a UniqueFd until handed to the caller, so every failure path closes
+// it (and the kernel removes the TAP).
 #include "tap.h"
 
 #include <fcntl.h>

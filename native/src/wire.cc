@@ -1,3 +1,4 @@
+// Pure wire-format code: any thread, no shared state, no allocation; buffers belong to the caller (see wire.h).
 #include "wire.h"
 
 #include <arpa/inet.h>

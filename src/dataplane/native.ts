@@ -4,6 +4,7 @@
  * `toRouterError` turns them into the product's error family in this one place.
  */
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { VxlanRouterError, type ErrorCode } from '../errors.js';
 
 /** The table as the addon takes it: static MACs as [mac, vtep] pairs. */
@@ -53,46 +54,68 @@ export interface NativeAddon {
   ): { vni: number; offset: number } | { reason: string };
 }
 
-const ADDON_PATH = new URL('../../native/build/Release/vxlan_native.node', import.meta.url);
+/** From src/dataplane (tests, through tap's TypeScript loader) and from dist/dataplane alike: two levels up. */
+const ADDON_PATH = fileURLToPath(new URL('../../native/build/Release/vxlan_native.node', import.meta.url));
 let cached: NativeAddon | undefined;
 
+/** The addon, loaded once. A missing or broken build becomes E_NATIVE with the command that fixes it. */
 export function loadNative(): NativeAddon {
   if (cached === undefined) {
     try {
-      cached = createRequire(import.meta.url)(ADDON_PATH.pathname) as NativeAddon;
+      cached = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
     } catch (cause) {
-      throw new VxlanRouterError(
-        'E_NATIVE',
-        `native addon not built (${ADDON_PATH.pathname}): run \`npm run build\` (${(cause as Error).message})`,
-        { cause },
-      );
+      const why = cause instanceof Error ? cause.message : String(cause);
+      throw new VxlanRouterError('E_NATIVE', `native addon not built: run \`npm run build\` (${ADDON_PATH}: ${why})`, { cause });
     }
   }
   return cached;
 }
 
-const ERRNO_CODES: Record<string, ErrorCode> = {
-  EADDRINUSE: 'E_PORT_IN_USE',
-  EPERM: 'E_PRIVILEGE',
-  EACCES: 'E_PRIVILEGE',
-  EADDRNOTAVAIL: 'E_ADDRESS',
-  ENODEV: 'E_NO_BRIDGE',
-  ENOENT: 'E_NO_TUN',
+/** What the addon's errors carry (native/src/errors.cc): errno name, and the call with what it acted on. */
+interface NativeSysError {
+  readonly code?: unknown;
+  readonly syscall?: unknown;
+  readonly message?: unknown;
+}
+
+/** errno name (+ the call that failed, where the same errno means different things) → our error code. */
+function classify(errno: string, syscall: string): ErrorCode {
+  if (syscall.startsWith('open /dev/net/tun') && (errno === 'ENOENT' || errno === 'ENODEV' || errno === 'ENXIO')) return 'E_NO_TUN';
+  if (syscall.startsWith('SIOCBRADDIF') && (errno === 'ENODEV' || errno === 'EOPNOTSUPP' || errno === 'EINVAL')) return 'E_NO_BRIDGE';
+  switch (errno) {
+    case 'EADDRINUSE':
+      return 'E_PORT_IN_USE';
+    case 'EPERM':
+    case 'EACCES':
+      return 'E_PRIVILEGE';
+    case 'EADDRNOTAVAIL':
+      return 'E_ADDRESS';
+    default:
+      return 'E_SYSTEM';
+  }
+}
+
+const HINTS: Partial<Record<ErrorCode, string>> = {
+  E_PORT_IN_USE: 'stop the other VTEP (a kernel vxlan device or another router) or pass --port',
+  E_PRIVILEGE: 'run as root (CAP_NET_ADMIN and CAP_NET_RAW)',
+  E_ADDRESS: 'pass an address of this host to --local',
+  E_NO_BRIDGE: 'create the bridge (ip link add <name> type bridge) or fix the --bridge name',
+  E_NO_TUN: 'load the tun module (modprobe tun) or create /dev/net/tun (mknod /dev/net/tun c 10 200)',
 };
 
-/** A native Error (code = errno name, syscall = what was attempted) → VxlanRouterError with a fix in the message. */
+/**
+ * A native Error (code = errno name, syscall = what was attempted) → VxlanRouterError with the fix in the message.
+ * EADDRINUSE → E_PORT_IN_USE, EPERM/EACCES → E_PRIVILEGE, EADDRNOTAVAIL → E_ADDRESS, ENODEV (or EOPNOTSUPP/EINVAL)
+ * from enslaving to the bridge → E_NO_BRIDGE, ENOENT/ENODEV opening /dev/net/tun → E_NO_TUN, anything else E_SYSTEM.
+ * VxlanRouterErrors pass through unchanged.
+ */
 export function toRouterError(err: unknown): VxlanRouterError {
   if (err instanceof VxlanRouterError) return err;
-  const e = err as { code?: unknown; message?: unknown };
+  const e: NativeSysError = typeof err === 'object' && err !== null ? (err as NativeSysError) : {};
   const errno = typeof e.code === 'string' ? e.code : '';
-  const code = ERRNO_CODES[errno] ?? 'E_SYSTEM';
-  const hint: Partial<Record<ErrorCode, string>> = {
-    E_PORT_IN_USE: 'stop the other VTEP (a kernel vxlan device or another router) or pass --port',
-    E_PRIVILEGE: 'run as root (CAP_NET_ADMIN and CAP_NET_RAW)',
-    E_ADDRESS: 'pass an address of this host to --local',
-    E_NO_BRIDGE: 'check the --bridge name',
-    E_NO_TUN: 'load the tun module (modprobe tun)',
-  };
-  const fix = hint[code];
-  return new VxlanRouterError(code, `${String(e.message ?? err)}${fix ? `: ${fix}` : ''}`, { cause: err });
+  const syscall = typeof e.syscall === 'string' ? e.syscall : '';
+  const code = classify(errno, syscall);
+  const fix = HINTS[code];
+  const message = typeof e.message === 'string' ? e.message : String(err);
+  return new VxlanRouterError(code, `${message}${fix ? `: ${fix}` : ''}`, { cause: err });
 }

@@ -29,6 +29,7 @@ export interface Host {
   readonly name: string;
   readonly ns: string;
   readonly underlayIp: string;
+  readonly underlayMtu: number;
 }
 
 export interface Container {
@@ -169,7 +170,7 @@ export class Lab {
       await this.exec(ns, 'sysctl', ['-qw', 'net.ipv6.conf.br0.disable_ipv6=1']);
       await this.exec('', 'ip', ['-n', ns, 'link', 'set', 'br0', 'up']);
     }
-    const host = { name, ns, underlayIp };
+    const host = { name, ns, underlayIp, underlayMtu: Number(mtu) };
     this.hosts.set(name, host);
     return host;
   }
@@ -198,7 +199,8 @@ export class Lab {
     const vni = opts.vni ?? VNI;
     const ip = (...a: string[]): Promise<ExecResult> => this.exec('', 'ip', ['-n', host.ns, ...a]);
     await ip('link', 'add', 'vx0', 'type', 'vxlan', 'id', String(vni), 'dstport', '4789', 'local', host.underlayIp, 'nolearning');
-    await ip('link', 'set', 'vx0', 'master', 'br0', 'mtu', String(UNDERLAY_MTU - 50), 'up');
+    const overhead = host.underlayIp.includes(':') ? 70 : 50;
+    await ip('link', 'set', 'vx0', 'master', 'br0', 'mtu', String(host.underlayMtu - overhead), 'up');
     for (const p of peers) await this.exec(host.ns, 'bridge', ['fdb', 'append', '00:00:00:00:00:00', 'dev', 'vx0', 'dst', p]);
     if (opts.offloads === true) return;
     await this.exec(host.ns, 'ethtool', ['-K', 'vx0', 'tx', 'off']);

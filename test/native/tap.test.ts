@@ -8,7 +8,9 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { Lab, labSkipReason } from '../../src/lab/netns.js';
 
-const NATIVE = fileURLToPath(new URL('../../dist/dataplane/native.js', import.meta.url));
+// The child loads the TypeScript loader module straight from src/ through tsx, so no `npm run build:ts` is needed.
+const NATIVE = fileURLToPath(new URL('../../src/dataplane/native.ts', import.meta.url));
+const TSX = import.meta.resolve('tsx');
 
 t.test('openTap / closeFd / deleteLink', { skip: labSkipReason() ?? false }, async (t) => {
   const lab = new Lab();
@@ -17,7 +19,7 @@ t.test('openTap / closeFd / deleteLink', { skip: labSkipReason() ?? false }, asy
   /** Runs `body` (JS, with `n` = the addon) in the namespace; returns what it prints. */
   const inNs = (body: string): { out: string; err: string; status: number | null } => {
     const code = `const { loadNative } = await import(${JSON.stringify(NATIVE)}); const n = loadNative(); ${body}`;
-    const r = spawnSync('ip', ['netns', 'exec', host.ns, process.execPath, '--input-type=module', '-e', code], { encoding: 'utf8', timeout: 10_000 });
+    const r = spawnSync('ip', ['netns', 'exec', host.ns, process.execPath, '--import', TSX, '--input-type=module', '-e', code], { encoding: 'utf8', timeout: 10_000 });
     return { out: r.stdout, err: r.stderr, status: r.status };
   };
   const link = (name: string): { mtu: number; master?: string; flags: string[] } | undefined => {
@@ -48,6 +50,9 @@ t.test('openTap / closeFd / deleteLink', { skip: labSkipReason() ?? false }, asy
   const noBridge = inNs(`try { n.openTap('vxrt1', 1400, 'nobr'); } catch (e) { console.log(e.code, '|', e.message); }`);
   t.match(noBridge.out, /^ENODEV \| SIOCBRADDIF vxrt1 to bridge nobr: No such device/);
   t.equal(link('vxrt1'), undefined, 'no TAP left after a failed enslave');
+  const notBridge = inNs(`try { n.openTap('vxrt3', 1400, 'eth0'); } catch (e) { console.log(e.code, '|', e.message); }`);
+  t.match(notBridge.out, /^(EOPNOTSUPP|EINVAL|ENODEV) \| SIOCBRADDIF vxrt3 to bridge eth0/, 'enslaving to a non-bridge fails');
+  t.equal(link('vxrt3'), undefined, 'no TAP left after enslaving to a non-bridge');
   const badMtu = inNs(`try { n.openTap('vxrt2', 65535, 'br0'); } catch (e) { console.log(e.code, '|', e.message); }`);
   t.match(badMtu.out, /^EINVAL \| SIOCSIFMTU vxrt2 65535/);
   t.equal(link('vxrt2'), undefined);

@@ -1,0 +1,120 @@
+/**
+ * The native engine against the real kernel, in one throwaway namespace (no second host needed):
+ *
+ *   [c1] eth0 198.18.0.1 ─veth─ br0 ── TAP ── engine (local 198.51.100.1:4789, peer = itself)
+ *                                              │ raw socket ──▶ 198.51.100.1:4789 (loops back to its own RX)
+ *   crafted datagrams from 198.51.100.1 / .5 ──▶ RX (drop reasons)
+ *
+ * The engine floods c1's ARP request to its only peer, itself: one pass exercises read → encapsulate → sendmmsg and
+ * recvmmsg → classify → learn → TAP write. The addon acts on the namespace of the calling process, so the engine
+ * runs in a child `node` inside the namespace; it prints one JSON line of results.
+ */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { Lab, labSkipReason } from '../../src/lab/netns.js';
+
+const NATIVE = fileURLToPath(new URL('../../src/dataplane/native.ts', import.meta.url));
+const TSX = import.meta.resolve('tsx');
+
+const CHILD = `
+const { loadNative } = await import(${JSON.stringify(NATIVE)});
+const { createSocket } = await import('node:dgram');
+const { execFileSync } = await import('node:child_process');
+const { existsSync } = await import('node:fs');
+const n = loadNative();
+const out = {};
+const opts = (tapFd, local = '198.51.100.1') => ({ local, port: 4789, underlayMtu: 1500, learning: true, agingMs: 300000, networks: [{ vni: 42, tapFd, mtu: 1450 }] });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const named = (e) => { const c = e.counters(); const o = {}; n.dropReasons.forEach((k, i) => (o[k] = c.drops[i])); n.trafficCounters.forEach((k, i) => (o[k] = c.traffic[i])); return o; };
+const until = async (cond) => { for (let i = 0; i < 100 && !cond(); i++) await sleep(20); };
+
+// Errors: the TAP fd passed in is closed (the TAP disappears) whenever createEngine throws.
+let tap = n.openTap('', 1450, 'br0');
+try { n.createEngine(opts(tap.fd, '198.51.100.77')); } catch (e) { out.notLocal = { code: e.code, message: e.message }; }
+out.tapGoneAfterError = !existsSync('/sys/class/net/' + tap.name);
+const squatter = createSocket('udp4');
+await new Promise((r) => squatter.bind(4789, '198.51.100.1', r));
+tap = n.openTap('', 1450, 'br0');
+try { n.createEngine(opts(tap.fd)); } catch (e) { out.inUse = { code: e.code, message: e.message }; }
+await new Promise((r) => squatter.close(r));
+
+// A running engine peered with itself.
+tap = n.openTap('', 1450, 'br0');
+const e = n.createEngine(opts(tap.fd));
+e.setTable({ vnis: [{ vni: 42, peers: ['198.51.100.1'], macs: [] }] });
+e.start();
+e.start();
+const ping = () => { try { execFileSync('ip', ['netns', 'exec', process.env.C1, 'ping', '-c', '1', '-W', '1', '198.18.0.9']); } catch {} };
+ping();
+await until(() => named(e).rx_datagrams > 0);
+out.loop = named(e);
+out.learned = e.learned();
+
+// Crafted datagrams, one per drop reason (from .1 = a peer, from .5 = not a peer).
+const send = async (from, bytes) => {
+  const s = createSocket('udp4');
+  await new Promise((r) => s.bind(0, from, r));
+  await new Promise((r) => s.send(Buffer.from(bytes), 4789, '198.51.100.1', r));
+  s.close();
+};
+const vx = (flags, vni, innerLen) => [flags, 0, 0, 0, vni >> 16, (vni >> 8) & 255, vni & 255, 0, ...new Array(innerLen).fill(0x02)];
+await send('198.51.100.1', [8, 0, 0]);
+await send('198.51.100.1', vx(0, 42, 60));
+await send('198.51.100.1', vx(8, 43, 60));
+await send('198.51.100.5', vx(8, 42, 60));
+await send('198.51.100.1', vx(8, 42, 13));
+await send('198.51.100.1', vx(8, 42, 1450 + 18 + 1));
+await until(() => named(e).rx_oversize > 0);
+out.drops = named(e);
+
+// No peers: nowhere to send.
+e.setTable({ vnis: [{ vni: 42, peers: [], macs: [] }] });
+const before = named(e).tx_no_destination;
+ping();
+await until(() => named(e).tx_no_destination > before);
+out.noDestination = named(e).tx_no_destination - before;
+out.learnedAfterPeerRemoved = e.learned().length;
+
+e.stop();
+e.stop();
+out.tapGoneAfterStop = !existsSync('/sys/class/net/' + tap.name);
+out.countersAfterStop = e.counters().drops.length;
+console.log(JSON.stringify(out));
+`;
+
+t.test('native engine: errors, TX → RX through itself, every RX drop reason, stop', { skip: labSkipReason() ?? false }, async (t) => {
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const host = await lab.addHost('eng', '198.51.100.1');
+  await lab.exec(host.ns, 'ip', ['addr', 'add', '198.51.100.5/24', 'dev', 'eth0']);
+  const c1 = await lab.addContainer(host, 'c1', '198.18.0.1');
+  const r = spawnSync('ip', ['netns', 'exec', host.ns, process.execPath, '--import', TSX, '--input-type=module', '-e', CHILD], {
+    encoding: 'utf8',
+    timeout: 30_000,
+    env: { ...process.env, C1: c1.ns },
+  });
+  t.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
+
+  t.match(out.notLocal, { code: 'EADDRNOTAVAIL', message: /bind UDP 198\.51\.100\.77 port 4789/ });
+  t.equal(out.tapGoneAfterError, true, 'a failed createEngine closes the TAP it was given');
+  t.match(out.inUse, { code: 'EADDRINUSE', message: /bind UDP 198\.51\.100\.1 port 4789/ });
+
+  const loop = out.loop as Record<string, number>;
+  t.ok(loop.tx_frames! >= 1 && loop.tx_flooded! >= 1 && loop.tx_datagrams! >= 1, 'ARP request flooded to the peer');
+  t.ok(loop.rx_datagrams! >= 1 && loop.rx_bytes! >= 42, 'and received back, written to the TAP');
+  const learned = out.learned as { vni: number; mac: string; vtep: string; ageMs: number }[];
+  t.match(learned.find((l) => l.mac === c1.mac), { vni: 42, vtep: '198.51.100.1', ageMs: Number }, "c1's MAC learned behind 198.51.100.1");
+  t.ok(learned.every((l) => l.ageMs >= 0 && l.ageMs < 300_000), 'ages within agingMs');
+
+  const drops = out.drops as Record<string, number>;
+  for (const reason of ['rx_short', 'rx_bad_flags', 'rx_unknown_vni', 'rx_unknown_source', 'rx_truncated_inner', 'rx_oversize'])
+    t.equal(drops[reason], 1, `${reason} counted once`);
+  t.equal(drops.rx_tap_write_error, 0);
+  t.equal(drops.tx_send_error, 0);
+  t.ok((out.noDestination as number) >= 1, 'tx_no_destination when the VNI has no peers');
+  t.equal(out.learnedAfterPeerRemoved, 0, 'learned entries of a removed peer are forgotten');
+  t.equal(out.tapGoneAfterStop, true, 'stop() closes the TAP (twice is fine)');
+  t.equal(out.countersAfterStop, 11, 'counters still readable after stop');
+});
