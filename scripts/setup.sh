@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*"; }
 
 # Tools the lab, the tests, the demo and the benchmarks drive.
-APT_PACKAGES=(iproute2 ethtool iperf3 sockperf iputils-ping tcpdump tshark socat)
+APT_PACKAGES=(iproute2 ethtool iperf3 sockperf iputils-ping tcpdump tshark socat etcd-server etcd-client)
 
 install_apt() {
   local missing=()

@@ -1,0 +1,79 @@
+/**
+ * The etcd registry against a real etcd on loopback: network definitions by compare-and-swap, hosts finding each
+ * other through list + watch, a graceful leave, and a crashed host dropping out when its lease expires.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { EtcdRegistry, type HostRecord, type NetworkConfig } from '../../src/control/etcd-registry.js';
+import type { TableInput } from '../../src/fdb/index.js';
+import { EtcdServer } from '../../src/lab/etcd.js';
+import { waitFor } from '../../src/lab/netns.js';
+
+const haveEtcd = spawnSync('etcd', ['--version']).status === 0;
+const record = (hostId: string, ip: string): HostRecord => ({
+  version: 1, hostId, underlay: [ip], port: 4789, networks: ['default'], mtu: 1450, software: 'test', startedAt: new Date().toISOString(),
+});
+const peersOf = (t: TableInput): string[] => [...(t.vnis[0]?.peers ?? [])].sort();
+
+t.test('etcd registry', { skip: haveEtcd ? false : 'etcd-server is not installed (npm test installs it as root)' }, async (t) => {
+  const etcd = await EtcdServer.start();
+  const registries: EtcdRegistry[] = [];
+  const open = (ttlSeconds = 15): EtcdRegistry => {
+    const r = new EtcdRegistry({ endpoints: [etcd.endpoint], ttlSeconds });
+    registries.push(r);
+    return r;
+  };
+  t.teardown(async () => {
+    for (const r of registries) await r.close();
+    await etcd.destroy();
+  });
+
+  const admin = open();
+  const def = { version: 1 as const, name: 'default', vni: 42, subnet: '198.18.0.0/15' };
+  t.equal(await admin.createNetwork(def), 'created');
+  t.equal(await admin.createNetwork(def), 'unchanged', 'the same definition again is fine');
+  await t.rejects(admin.createNetwork({ ...def, vni: 43 }), { code: 'E_CONFIG', message: /already exists with another definition.*--force/ });
+  t.equal(await admin.createNetwork({ ...def, vni: 43 }, true), 'replaced');
+  t.equal((await admin.getNetwork('default'))?.vni, 43);
+  await admin.createNetwork(def, true);
+  t.equal(await admin.getNetwork('nope'), undefined);
+  const network = (await admin.getNetwork('default')) as NetworkConfig;
+  const raw = spawnSync('etcdctl', ['--endpoints', etcd.endpoint, 'get', '/vxlan-router/v1/networks/default/config', '--print-value-only'], { encoding: 'utf8' });
+  t.same(JSON.parse(raw.stdout), { ...def, port: 4789 }, 'values are JSON, readable with etcdctl');
+
+  const a = open();
+  const b = open();
+  const tables = { a: [] as TableInput[], b: [] as TableInput[] };
+  a.on('table', (x) => tables.a.push(x));
+  b.on('table', (x) => tables.b.push(x));
+  await a.join(network, record('a', '198.51.100.1'));
+  await b.join(network, record('b', '198.51.100.2'));
+  // c joins from a process of its own (lease TTL 2 s), so that it can really crash.
+  const registryModule = fileURLToPath(new URL('../../dist/control/etcd-registry.js', import.meta.url));
+  const script = `const { EtcdRegistry } = await import(${JSON.stringify(registryModule)});
+    const r = new EtcdRegistry({ endpoints: [${JSON.stringify(etcd.endpoint)}], ttlSeconds: 2 });
+    await r.join(JSON.parse(process.argv[1]), JSON.parse(process.argv[2])); console.log('joined'); setInterval(() => {}, 1000);`;
+  const c = spawn(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(network), JSON.stringify(record('c', '198.51.100.3'))], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => c.kill('SIGKILL'));
+  let cOut = '';
+  c.stdout!.on('data', (d: Buffer) => (cOut += d.toString()));
+  await waitFor(() => cOut.includes('joined'), { timeoutMs: 10_000, what: 'c to join' });
+  await waitFor(() => peersOf(a.table()).length === 2 && peersOf(b.table()).length === 2, { timeoutMs: 5000, what: 'all three hosts seen' });
+  t.same(peersOf(a.table()), ['198.51.100.2', '198.51.100.3'], 'a sees b and c, not itself');
+  t.same(peersOf(b.table()), ['198.51.100.1', '198.51.100.3']);
+  t.equal(a.table().vnis[0]?.vni, 42, 'the VNI comes from the network definition');
+  t.ok(tables.b.length >= 2, 'changes arrive as table events');
+
+  // A crash: kill -9, so nothing revokes c's lease (TTL 2 s): it drops out of the others' tables within TTL + 1 s.
+  const crashed = Date.now();
+  c.kill('SIGKILL');
+  await waitFor(() => !peersOf(a.table()).includes('198.51.100.3'), { timeoutMs: 3000 + 1000, what: 'c to expire' });
+  t.ok(Date.now() - crashed <= 3000, `c gone from a's table ${Date.now() - crashed} ms after kill -9 (TTL 2 s)`);
+
+  // A graceful leave revokes the lease: b is gone from a at once.
+  await b.close();
+  await waitFor(() => peersOf(a.table()).length === 0, { timeoutMs: 2000, what: 'b to leave' });
+  t.same(peersOf(a.table()), []);
+  t.match(a.state(), { connected: true, revision: /^\d+$/ });
+});
