@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'E_ADDRESS' // local address not on this host
   | 'E_PORT_IN_USE' // UDP port taken
   | 'E_NATIVE' // native addon missing or failed
+  | 'E_ETCD' // etcd unreachable or refusing
   | 'E_SYSTEM'; // any other OS failure
 
 export class VxlanRouterError extends Error {

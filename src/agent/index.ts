@@ -1,1 +1,2 @@
+export { createNetwork } from './network.js';
 export { defaultTapName, startRouter, type Router, type RouterInfo } from './router.js';

@@ -1,11 +1,13 @@
 /**
  * The composition root: turns a validated config into a running router. Order matters and is undone in reverse:
- * preflight checks (nothing created yet) → TAP (enslaved to the bridge) → engine (sockets, threads) → table from the
- * control plane. A failure at any step closes what the earlier steps made, so nothing is left half-configured.
+ * preflight checks (nothing created yet) → the network's definition from etcd, if used → TAP (enslaved to the
+ * bridge) → engine (sockets, threads) → table from the control plane (static peers, and the registry's hosts once
+ * this host has joined). A failure at any step closes what the earlier steps made, so nothing is left half-configured.
  */
+import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import type { RouterConfig } from '../config/index.js';
-import { staticTable } from '../control/index.js';
+import { EtcdRegistry, staticTable, type NetworkConfig } from '../control/index.js';
 import {
   JsEngine,
   NativeEngine,
@@ -15,9 +17,13 @@ import {
   type Engine,
   type FdbEntry,
   type NativeAddon,
+  type TableSnapshot,
 } from '../dataplane/index.js';
+import { ConfigError } from '../errors.js';
 import { overheadFor } from '../packet/index.js';
 import { checkBridge, checkFreeLinkName, checkPrivileges, checkTun, findUnderlay, type Underlay } from './preflight.js';
+
+export const SOFTWARE = 'vxlan-router 0.1.0';
 
 export interface RouterInfo {
   readonly engine: Engine['kind'];
@@ -28,18 +34,55 @@ export interface RouterInfo {
   readonly local: string;
   readonly port: number;
   readonly peers: readonly string[];
+  /** The etcd network joined, if any. */
+  readonly network?: string;
 }
 
 export interface Router {
   readonly info: RouterInfo;
   counters(): Counters;
   fdb(): FdbEntry[];
-  /** Stops forwarding and removes the TAP. Safe to call twice. */
+  /** The table the data path forwards with now (static peers merged with the registry's). */
+  table(): TableSnapshot;
+  /** Withdraws from the registry, stops forwarding and removes the TAP. Safe to call twice. */
   close(): Promise<void>;
 }
 
 export function defaultTapName(vni: number): string {
   return `vxr${vni}`;
+}
+
+/** Stable across restarts, distinct for each underlay address of one machine (and each lab namespace). */
+function defaultHostId(local: string): string {
+  let machine = 'host';
+  try {
+    machine = readFileSync('/etc/machine-id', 'utf8').trim().slice(0, 12) || machine;
+  } catch {
+    /* no machine id: the address alone still tells hosts apart */
+  }
+  return `${machine}-${local}`;
+}
+
+/** Static peers and the registry's hosts, per VNI, without duplicates. */
+function merge(a: TableSnapshot, b: TableSnapshot): TableSnapshot {
+  const byVni = new Map<number, { peers: Set<string>; macs: { mac: string; vtep: string }[] }>();
+  for (const v of [...a.vnis, ...b.vnis]) {
+    const e = byVni.get(v.vni) ?? { peers: new Set<string>(), macs: [] };
+    for (const p of v.peers) e.peers.add(p);
+    e.macs.push(...v.macs);
+    byVni.set(v.vni, e);
+  }
+  return { vnis: [...byVni].map(([vni, e]) => ({ vni, peers: [...e.peers], macs: e.macs })) };
+}
+
+async function networkFromEtcd(registry: EtcdRegistry, name: string): Promise<NetworkConfig> {
+  const network = await registry.getNetwork(name);
+  if (network === undefined) {
+    throw new ConfigError(
+      `network ${name} is not defined in etcd: create it once with \`vxlan-router network create ${name} --vni <N> --subnet <CIDR> --etcd <url>\``,
+    );
+  }
+  return network;
 }
 
 export async function startRouter(config: RouterConfig, addon: () => NativeAddon = loadNative): Promise<Router> {
@@ -48,42 +91,71 @@ export async function startRouter(config: RouterConfig, addon: () => NativeAddon
   checkBridge(config.bridge);
   const native = addon();
   const underlay = findUnderlay(config.local, (a) => native.interfaceOf(a));
-  const tapName = config.tap ?? defaultTapName(config.vni);
-  checkFreeLinkName(tapName);
-  const mtu = config.mtu ?? underlay.mtu - overheadFor(isIPv6(config.local) ? 6 : 4);
 
-  let tap: { fd: number; name: string };
+  const registry = config.etcd === undefined ? undefined : new EtcdRegistry({ endpoints: config.etcd, ttlSeconds: config.leaseTtl });
+  let engine: Engine | undefined;
   try {
-    tap = native.openTap(tapName, mtu, config.bridge);
-  } catch (err) {
-    throw toRouterError(err);
-  }
+    const network = registry === undefined ? undefined : await networkFromEtcd(registry, config.network);
+    const vni = network?.vni ?? config.vni!;
+    const tapName = config.tap ?? defaultTapName(vni);
+    checkFreeLinkName(tapName);
+    const mtu = config.mtu ?? network?.mtu ?? underlay.mtu - overheadFor(isIPv6(config.local) ? 6 : 4);
 
-  const options = {
-    local: config.local,
-    port: config.port,
-    underlayMtu: underlay.mtu,
-    learning: config.learning,
-    agingMs: config.agingSeconds * 1000,
-    networks: [{ vni: config.vni, tapFd: tap.fd, tapName: tap.name, mtu }],
-  };
-  const engine: Engine = config.engine === 'native' ? new NativeEngine(options, native) : new JsEngine(options, (name) => native.deleteLink(name));
-  await engine.start(); // on failure the engine has closed the TAP fd
-  engine.applyTable(staticTable([{ vni: config.vni, peers: config.peers }]));
-
-  return {
-    info: {
-      engine: engine.kind,
-      tap: tap.name,
-      mtu,
-      underlay,
-      vni: config.vni,
+    let tap: { fd: number; name: string };
+    try {
+      tap = native.openTap(tapName, mtu, config.bridge);
+    } catch (err) {
+      throw toRouterError(err);
+    }
+    const options = {
       local: config.local,
       port: config.port,
-      peers: config.peers,
-    },
-    counters: () => engine.counters(),
-    fdb: () => engine.fdb(),
-    close: () => engine.close(),
-  };
+      underlayMtu: underlay.mtu,
+      learning: config.learning,
+      agingMs: config.agingSeconds * 1000,
+      networks: [{ vni, tapFd: tap.fd, tapName: tap.name, mtu }],
+    };
+    const eng: Engine = config.engine === 'native' ? new NativeEngine(options, native) : new JsEngine(options, (name) => native.deleteLink(name));
+    engine = eng;
+    await eng.start(); // on failure the engine has closed the TAP fd
+
+    const statics = staticTable([{ vni, peers: config.peers }]);
+    let current: TableSnapshot = statics;
+    const apply = (t: TableSnapshot): void => {
+      current = t;
+      eng.applyTable(t);
+    };
+    apply(statics);
+    if (registry !== undefined && network !== undefined) {
+      registry.on('table', (t) => apply(merge(statics, t)));
+      await registry.join(network, {
+        version: 1,
+        hostId: config.hostId ?? defaultHostId(config.local),
+        underlay: [config.local],
+        port: config.port,
+        networks: [network.name],
+        mtu,
+        software: SOFTWARE,
+        startedAt: new Date().toISOString(),
+      });
+    }
+
+    let closed = false;
+    return {
+      info: { engine: eng.kind, tap: tap.name, mtu, underlay, vni, local: config.local, port: config.port, peers: config.peers, ...(network ? { network: network.name } : {}) },
+      counters: () => eng.counters(),
+      fdb: () => eng.fdb(),
+      table: () => current,
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        await registry?.close();
+        await eng.close();
+      },
+    };
+  } catch (err) {
+    await registry?.close();
+    await engine?.close();
+    throw err;
+  }
 }

@@ -3,7 +3,7 @@
  * bad flag and a bad config key get the same kind of message.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { startRouter, type Router } from '../agent/index.js';
+import { createNetwork, startRouter, type Router } from '../agent/index.js';
 import { buildConfig, ENGINES, type RawConfig } from '../config/index.js';
 import { VxlanRouterError } from '../errors.js';
 
@@ -32,7 +32,14 @@ interface UpFlags {
   learning: boolean;
   aging?: number | string;
   config?: string;
+  etcd?: string;
+  network?: string;
+  hostId?: string;
+  leaseTtl?: number | string;
 }
+
+/** `--etcd a,b` → ['a', 'b']. */
+const endpoints = (v: string | undefined): string[] | undefined => (v === undefined ? undefined : v.split(',').filter(Boolean));
 
 export function buildProgram(io: { out: (line: string) => void; err: (line: string) => void }): Command {
   const program = new Command('vxlan-router')
@@ -44,7 +51,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .command('up')
     .description('run the router in the foreground until SIGINT/SIGTERM, then remove its TAP and exit')
     .option('--local <ip>', 'underlay address of this host (IPv4 or IPv6)')
-    .option('--vni <n>', 'VXLAN network identifier (1-16777215)', integerOrRaw)
+    .option('--vni <n>', 'VXLAN network identifier (1-16777215); with --etcd, from the network', integerOrRaw)
     .option('--bridge <name>', 'local bridge the TAP joins (e.g. a Docker bridge network)')
     .option('--peer <ip>', 'underlay address of a remote VTEP (repeat for each)', collect)
     .option('--tap <name>', 'TAP device name (default: vxr<VNI>)')
@@ -54,6 +61,10 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--no-learning', 'do not learn remote MACs from inbound traffic')
     .option('--aging <seconds>', 'seconds a learned MAC lives without traffic (default: 300)', integerOrRaw)
     .option('--config <file>', 'YAML config file with the same keys (flags override it)')
+    .option('--etcd <urls>', 'etcd endpoints, comma-separated: peers (and the VNI) come from the registry')
+    .option('--network <name>', 'overlay network to join in etcd (default: default)')
+    .option('--host-id <id>', 'this host in the registry (default: machine id + local address)')
+    .option('--lease-ttl <seconds>', 'how long a crashed host stays in the others\' tables (default: 15)', integerOrRaw)
     .action(async (flags: UpFlags, cmd: Command) => {
       const raw: RawConfig = {
         local: flags.local,
@@ -66,10 +77,29 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
         engine: flags.engine,
         learning: cmd.getOptionValueSource('learning') === 'cli' ? flags.learning : undefined,
         agingSeconds: flags.aging,
+        etcd: endpoints(flags.etcd),
+        network: flags.network,
+        hostId: flags.hostId,
+        leaseTtl: flags.leaseTtl,
       };
       const config = buildConfig(flags.config === undefined ? { flags: raw } : { file: flags.config, flags: raw });
       const router = await startRouter(config);
       await serve(router, io);
+    });
+
+  const network = program.command('network').description('overlay networks defined in etcd');
+  network
+    .command('create <name>')
+    .description('define a network once (VNI, overlay subnet); refuses to change an existing one without --force')
+    .requiredOption('--etcd <urls>', 'etcd endpoints, comma-separated')
+    .requiredOption('--vni <n>', 'VXLAN network identifier (1-16777215)', integerOrRaw)
+    .requiredOption('--subnet <cidr>', 'overlay subnet, e.g. 198.18.0.0/15')
+    .option('--mtu <n>', 'TAP MTU for every host (default: each host derives it from its underlay)', integerOrRaw)
+    .option('--port <n>', 'UDP port (default: 4789)', integerOrRaw)
+    .option('--force', 'replace a different existing definition')
+    .action(async (name: string, f: { etcd: string; vni: unknown; subnet: string; mtu?: unknown; port?: unknown; force?: boolean }) => {
+      const { outcome, network: n } = await createNetwork(endpoints(f.etcd) ?? [], { name, vni: f.vni, subnet: f.subnet, mtu: f.mtu, port: f.port }, f.force === true);
+      io.out(`network ${name} ${outcome} (VNI ${n.vni}, ${n.subnet})`);
     });
 
   return program;
@@ -78,11 +108,14 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
 /** Runs until SIGINT/SIGTERM. SIGUSR1 prints the counters as one JSON line (the control socket comes later). */
 function serve(router: Router, io: { out: (line: string) => void }): Promise<void> {
   const { info } = router;
-  const printCounters = (): void => io.out(`counters ${JSON.stringify(router.counters())}`);
+  const printCounters = (): void => {
+    io.out(`counters ${JSON.stringify(router.counters())}`);
+    io.out(`table ${JSON.stringify(router.table())}`);
+  };
   io.out(
     `vxlan-router: ready engine=${info.engine} tap=${info.tap} mtu=${info.mtu} vni=${info.vni} ` +
       `local=${info.local}:${info.port} underlay=${info.underlay.device}/${info.underlay.mtu} ` +
-      `peers=${info.peers.join(',') || '(none)'}`,
+      `peers=${info.peers.join(',') || '(none)'}${info.network ? ` network=${info.network}` : ''}`,
   );
   return new Promise((resolve) => {
     // The native engine's threads are invisible to the event loop: hold it open until a signal says stop.

@@ -23,6 +23,10 @@ const FLAG_OF: Record<ConfigKey, string> = {
   engine: '--engine',
   learning: '--no-learning',
   agingSeconds: '--aging',
+  etcd: '--etcd',
+  network: '--network',
+  hostId: '--host-id',
+  leaseTtl: '--lease-ttl',
 };
 
 export function readConfigFile(path: string): RawConfig {
@@ -74,6 +78,9 @@ export function buildConfig(sources: { file?: string; fileValues?: RawConfig; fl
     throw new ConfigError(`${where}${item}: ${describe(issue.message, merged[key as ConfigKey])}`);
   }
   const c = result.data;
+  if (c.vni === undefined && c.etcd === undefined) {
+    throw new ConfigError('--vni is required (or --etcd, to take it from the network defined in etcd)');
+  }
   const local = canonicalIp(c.local);
   const peers = [...new Set(c.peers.map(canonicalIp))];
   const family = isIP(local);

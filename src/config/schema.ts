@@ -25,7 +25,8 @@ const ifname = z
 
 export const configSchema = z.strictObject({
   local: ip,
-  vni: intIn(1, MAX_VNI),
+  /** Required without etcd; with etcd the network's definition gives it. */
+  vni: intIn(1, MAX_VNI).optional(),
   bridge: ifname,
   peers: z.array(ip).default([]),
   tap: ifname.optional(),
@@ -36,6 +37,14 @@ export const configSchema = z.strictObject({
   learning: z.boolean().default(true),
   /** Seconds a learned MAC stays without being seen again. */
   agingSeconds: intIn(1, 86400).default(300),
+  /** etcd endpoints (e.g. http://198.51.100.254:2379): peers then come from the registry. */
+  etcd: z.array(z.string().regex(/^https?:\/\/[^\s/]+$/, { message: 'is not an etcd endpoint (http://host:port)' })).optional(),
+  /** The overlay network to join, as defined in etcd by `vxlan-router network create`. */
+  network: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, { message: 'is not a network name (a-z, 0-9, . _ -)' }).default('default'),
+  /** Stable identity of this host in the registry (default: machine id + local address). */
+  hostId: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, { message: 'is not a host id (letters, digits, . _ : -)' }).optional(),
+  /** Seconds a crashed host stays in the others' tables (its records' lease TTL). */
+  leaseTtl: intIn(2, 3600).default(15),
 });
 
 export type RouterConfig = Readonly<z.infer<typeof configSchema>>;

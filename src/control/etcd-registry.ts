@@ -64,6 +64,8 @@ interface RegistryEvents {
 
 export interface RegistryOptions {
   readonly endpoints: readonly string[];
+  /** How long a call may wait for etcd before it fails with E_ETCD (default 10 s). */
+  readonly callTimeoutMs?: number;
   /** Lease TTL of this host's records (default 15 s): how long a crashed host stays in the others' tables. */
   readonly ttlSeconds?: number;
 }
@@ -84,6 +86,8 @@ function clientOptions(endpoints: readonly string[]): IOptions {
 export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   private readonly client: Etcd3;
   private readonly ttl: number;
+  private readonly endpoints: readonly string[];
+  private readonly callTimeoutMs: number;
   private readonly hostsById = new Map<string, HostRecord>();
   private lease: Lease | undefined;
   private watcher: Watcher | undefined;
@@ -95,6 +99,8 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     super();
     this.client = new Etcd3(clientOptions(opts.endpoints));
     this.ttl = opts.ttlSeconds ?? 15;
+    this.endpoints = opts.endpoints;
+    this.callTimeoutMs = opts.callTimeoutMs ?? 10_000;
   }
 
   /**
@@ -212,14 +218,26 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     this.emit('table', this.table());
   }
 
-  /** Runs an etcd call; etcd3's errors become ours here, with whether retrying can help. */
+  /**
+   * Runs an etcd call, bounded in time (the client would otherwise retry an unreachable etcd forever); etcd3's
+   * errors become ours here, with whether retrying can help.
+   */
   private async guard<T>(call: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new VxlanRouterError('E_ETCD', `etcd at ${this.endpoints.join(', ')} did not answer in ${this.callTimeoutMs / 1000} s: check that it runs and that --etcd names it`, { recoverable: true })),
+        this.callTimeoutMs,
+      );
+    });
     try {
-      return await call();
+      return await Promise.race([call(), deadline]);
     } catch (err) {
       if (err instanceof VxlanRouterError) throw err;
       const recoverable = isRecoverableError(err as Error);
-      throw new VxlanRouterError('E_SYSTEM', `etcd: ${(err as Error).message}${recoverable ? ' (etcd unreachable; retrying may help)' : ''}`, { cause: err, recoverable });
+      throw new VxlanRouterError('E_ETCD', `etcd at ${this.endpoints.join(', ')}: ${(err as Error).message}`, { cause: err, recoverable });
+    } finally {
+      clearTimeout(timer);
     }
   }
 }

@@ -2,7 +2,7 @@
  * A real etcd (Debian's etcd-server) for tests and labs: its own ports and data dir, on loopback, started in about a
  * second and removed with everything it wrote. Polls for health instead of sleeping; stops by PID.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -24,26 +24,34 @@ export class EtcdServer {
     readonly endpoint: string,
     private readonly args: string[],
     readonly dataDir: string,
+    /** The namespace it runs in ('' = this one). */
+    private readonly ns: string,
   ) {}
 
-  static async start(): Promise<EtcdServer> {
-    const [client, peer] = [await freePort(), await freePort()];
+  /**
+   * On loopback with free ports, or inside a lab namespace (`ns`) on one of its addresses (`host`), where the hosts
+   * of the lab reach it over their underlay.
+   */
+  static async start(where: { ns: string; host: string } = { ns: '', host: '127.0.0.1' }): Promise<EtcdServer> {
+    const inNs = where.ns !== '';
+    const [client, peer] = inNs ? [2379, 2380] : [await freePort(), await freePort()];
     const dataDir = mkdtempSync(join(tmpdir(), 'vxr-etcd-'));
-    const endpoint = `http://127.0.0.1:${client}`;
+    const endpoint = `http://${where.host}:${client}`;
     const args = [
       '--name', 'lab', '--data-dir', dataDir, '--logger=zap', '--log-level=error',
       '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint,
-      '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
-      '--initial-cluster', `lab=http://127.0.0.1:${peer}`,
+      '--listen-peer-urls', `http://${where.host}:${peer}`, '--initial-advertise-peer-urls', `http://${where.host}:${peer}`,
+      '--initial-cluster', `lab=http://${where.host}:${peer}`,
     ];
-    const etcd = new EtcdServer(endpoint, args, dataDir);
+    const etcd = new EtcdServer(endpoint, args, dataDir, where.ns);
     await etcd.resume();
     return etcd;
   }
 
   /** Starts (again) on the same ports and data dir, and waits until it answers. */
   async resume(): Promise<void> {
-    this.child = spawn('etcd', this.args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const argv = this.ns === '' ? ['etcd', ...this.args] : ['ip', 'netns', 'exec', this.ns, 'etcd', ...this.args];
+    this.child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     this.child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     await waitFor(() => this.healthy(), { timeoutMs: 15_000, intervalMs: 100, what: `etcd at ${this.endpoint} (${err.slice(-300)})` });
@@ -51,6 +59,10 @@ export class EtcdServer {
 
   async healthy(): Promise<boolean> {
     if (this.child?.exitCode !== null) return false;
+    if (this.ns !== '') {
+      const r = spawnSync('ip', ['netns', 'exec', this.ns, 'etcdctl', '--endpoints', this.endpoint, '--command-timeout=1s', 'endpoint', 'health'], { timeout: 3000 });
+      return r.status === 0;
+    }
     try {
       const r = await fetch(`${this.endpoint}/health`, { signal: AbortSignal.timeout(1000) });
       return r.ok && ((await r.json()) as { health?: string }).health === 'true';

@@ -81,6 +81,14 @@ export class RouterProcess {
     });
   }
 
+  /** The peers of each VNI in the table the router forwards with now (printed on SIGUSR1 after the counters). */
+  async peers(): Promise<Record<number, string[]>> {
+    const line = this.nextLine((l) => l.startsWith('table '), 5000);
+    this.child.kill('SIGUSR1');
+    const t = JSON.parse((await line).slice('table '.length)) as { vnis: { vni: number; peers: string[] }[] };
+    return Object.fromEntries(t.vnis.map((v) => [v.vni, [...v.peers].sort()]));
+  }
+
   /** The router's counters (SIGUSR1 makes it print them as one JSON line). */
   async counters(): Promise<Record<string, number>> {
     const line = this.nextLine((l) => l.startsWith('counters '), 5000);
@@ -153,6 +161,13 @@ export class Lab {
     return this.switchNs;
   }
 
+  /** Gives the underlay switch itself an address (for a service every host reaches, e.g. etcd); returns its namespace. */
+  async addSwitchAddress(ip: string): Promise<string> {
+    const sw = await this.ensureSwitch();
+    await this.exec('', 'ip', ['-n', sw, 'addr', 'add', `${ip}/24`, 'dev', 'sw']);
+    return sw;
+  }
+
   /** A host namespace on the underlay switch with `eth0` = underlayIp (/24, or /64 for IPv6) and a bridge `br0`. */
   async addHost(name: string, underlayIp: string, opts: { mtu?: number; bridge?: boolean } = {}): Promise<Host> {
     const sw = await this.ensureSwitch();
@@ -208,8 +223,10 @@ export class Lab {
   }
 
   /** Runs `vxlan-router up` in the host; resolves once it prints its ready line. */
-  async startRouter(host: Host, opts: { peers: readonly string[]; engine: EngineName; vni?: number; args?: string[] }): Promise<RouterProcess> {
-    const args = [CLI_PATH, 'up', '--local', host.underlayIp, '--vni', String(opts.vni ?? VNI), '--bridge', 'br0', '--engine', opts.engine];
+  /** `vni: null` leaves the VNI to the etcd network definition (pass --etcd in `args`). */
+  async startRouter(host: Host, opts: { peers: readonly string[]; engine: EngineName; vni?: number | null; args?: string[] }): Promise<RouterProcess> {
+    const vni = opts.vni === null ? [] : ['--vni', String(opts.vni ?? VNI)];
+    const args = [CLI_PATH, 'up', '--local', host.underlayIp, ...vni, '--bridge', 'br0', '--engine', opts.engine];
     for (const p of opts.peers) args.push('--peer', p);
     const router = new RouterProcess(this.spawn(host.ns, process.execPath, [...args, ...(opts.args ?? [])]));
     await router.nextLine((l) => l.startsWith('vxlan-router: ready'), 15_000, true);

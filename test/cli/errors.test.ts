@@ -92,6 +92,13 @@ t.test('environment errors', { skip: isRoot ? false : 'needs root to build a net
     t.match(noTun.stderr, /error \[E_NO_TUN\]: \/dev\/net\/tun is missing/);
     t.ok(noTap());
   }
+
+  // etcd named but not there (an address of this namespace's own subnet that nobody holds): a clear error in
+  // bounded time, and no TAP left.
+  const noEtcd = run(['up', '--local', '198.51.100.1', '--bridge', 'br0', '--etcd', 'http://198.51.100.250:2379'], inNs);
+  t.equal(noEtcd.status, 1);
+  t.match(noEtcd.stderr, /error \[E_ETCD\]: etcd at http:\/\/198\.51\.100\.250:2379 did not answer in 10 s/);
+  t.ok(noTap(), 'no TAP left after etcd failed');
 });
 
 function udpBound(ns: string): boolean {

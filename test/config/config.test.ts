@@ -17,7 +17,7 @@ const base = { local: '198.51.100.1', vni: 42, bridge: 'br0' };
 
 t.test('flags alone give a frozen config with defaults', async (t) => {
   const c = buildConfig({ flags: { ...base, peers: ['198.51.100.2'] } });
-  t.same(c, { ...base, peers: ['198.51.100.2'], port: 4789, engine: 'native', learning: true, agingSeconds: 300 });
+  t.same(c, { ...base, peers: ['198.51.100.2'], port: 4789, engine: 'native', learning: true, agingSeconds: 300, network: 'default', leaseTtl: 15 });
   t.ok(Object.isFrozen(c));
 });
 
@@ -48,6 +48,9 @@ t.test('errors name the key and where it came from', async (t) => {
   t.throws(() => buildConfig({ flags: { ...base, mtu: 40 } }), { message: /^--mtu/ });
   t.throws(() => buildConfig({ flags: { ...base, bridge: 'a-name-far-too-long' } }), { message: /^--bridge.*interface name/ });
   t.throws(() => buildConfig({ flags: { vni: 42, bridge: 'br0' } }), { message: /^--local is required/ });
+  t.throws(() => buildConfig({ flags: { local: '198.51.100.1', bridge: 'br0' } }), { message: /^--vni is required \(or --etcd/ });
+  t.equal(buildConfig({ flags: { local: '198.51.100.1', bridge: 'br0', etcd: ['http://198.51.100.254:2379'] } }).vni, undefined, 'with --etcd the VNI may come from the network');
+  t.throws(() => buildConfig({ flags: { ...base, etcd: ['198.51.100.254:2379'] } }), { message: /^--etcd \(item 0\).*not an etcd endpoint/ });
   t.throws(() => buildConfig({ flags: { ...base, peers: ['2001:db8::2'] } }), { message: /not the same address family/ });
   t.throws(() => buildConfig({ flags: { ...base, peers: ['198.51.100.1'] } }), { message: /is the local address itself/ });
   const badInFile = file('bad.yaml', 'local: 198.51.100.1\nvni: 42\nbridge: br0\nport: 70000\n');

@@ -1,0 +1,60 @@
+/**
+ * Hosts that find each other through etcd alone (no --peer):
+ *
+ *   [h1 .1] router ┐                 ┌ router [h3 .3]
+ *                  ╞═ switch (etcd at 198.51.100.254) ═╡
+ *   [h2 .2] router ┘                 (each with br0 and one container 198.18.0.N)
+ *
+ * The network is defined once with `network create`; three routers join it; every container pings every other.
+ * kill -9 of one router: its VTEP leaves the others' tables within the lease TTL + 1 s.
+ */
+import { spawnSync } from 'node:child_process';
+import t from 'tap';
+import { EtcdServer } from '../../src/lab/etcd.js';
+import { CLI_PATH, Lab, labSkipReason, VNI, waitFor, type Container, type Host, type RouterProcess } from '../../src/lab/netns.js';
+
+const ETCD_IP = '198.51.100.254';
+const haveEtcd = spawnSync('etcd', ['--version']).status === 0;
+const skip = labSkipReason() ?? (haveEtcd ? undefined : 'etcd-server is not installed (npm test installs it as root)');
+
+t.test('three hosts join through etcd', { skip: skip ?? false }, async (t) => {
+  const lab = new Lab();
+  let etcd: EtcdServer | undefined;
+  t.teardown(async () => {
+    await lab.destroy();
+    await etcd?.destroy();
+  });
+  const sw = await lab.addSwitchAddress(ETCD_IP);
+  etcd = await EtcdServer.start({ ns: sw, host: ETCD_IP });
+  const ips = ['198.51.100.1', '198.51.100.2', '198.51.100.3'];
+  const hosts: Host[] = [];
+  const cs: Container[] = [];
+  for (const [i, ip] of ips.entries()) {
+    hosts.push(await lab.addHost(`h${i + 1}`, ip));
+    cs.push(await lab.addContainer(hosts[i]!, `c${i + 1}`, `198.18.0.${i + 1}`));
+  }
+
+  const created = await lab.exec(hosts[0]!.ns, process.execPath, [CLI_PATH, 'network', 'create', 'default', '--vni', String(VNI), '--subnet', '198.18.0.0/15', '--etcd', etcd.endpoint]);
+  t.match(created.stdout, /^network default created \(VNI 42, 198\.18\.0\.0\/15\)$/m);
+  const again = await lab.exec(hosts[0]!.ns, process.execPath, [CLI_PATH, 'network', 'create', 'default', '--vni', '7', '--subnet', '198.18.0.0/15', '--etcd', etcd.endpoint]).catch((e: Error) => e.message);
+  t.match(String(again), /already exists with another definition/, 'a different definition is refused without --force');
+
+  const args = ['--etcd', etcd.endpoint, '--lease-ttl', '2'];
+  const routers: RouterProcess[] = [];
+  for (const h of hosts) routers.push(await lab.startRouter(h, { peers: [], engine: 'native', vni: null, args }));
+  await waitFor(async () => (await routers[0]!.peers())[VNI]?.length === 2, { timeoutMs: 5000, what: 'h1 to see both other hosts' });
+  t.same((await routers[0]!.peers())[VNI], [ips[1], ips[2]], 'h1 learned its peers from etcd');
+
+  for (const a of cs) {
+    for (const b of cs) {
+      if (a !== b) t.equal((await lab.ping(a.ns, b.ip, 2)).loss, 0, `${a.name} → ${b.name}`);
+    }
+  }
+
+  const killed = Date.now();
+  routers[2]!.child.kill('SIGKILL');
+  await waitFor(async () => !(await routers[0]!.peers())[VNI]?.includes(ips[2]!), { timeoutMs: 3000 + 1000, intervalMs: 100, what: 'h3 to leave h1' });
+  t.ok(Date.now() - killed <= 3000, `h3 gone from h1's table ${Date.now() - killed} ms after kill -9 (TTL 2 s)`);
+  t.same((await routers[1]!.peers())[VNI], [ips[0]], 'and from h2\'s');
+  t.equal((await lab.ping(cs[0]!.ns, cs[1]!.ip, 2)).loss, 0, 'the others still reach each other');
+});
