@@ -1,0 +1,55 @@
+/**
+ * etcd goes away and comes back; the overlay does not notice:
+ *
+ *   [h1] router ┐                                   ┌ router [h2]
+ *               ╞══ switch (etcd at 198.51.100.254) ╡
+ *                         [h3] joins after etcd is back
+ *
+ * A ping flood between c1 and c2 runs while etcd is stopped for 30 s: nothing is lost (the data path forwards with
+ * the last table). When etcd is healthy again, a third host joins and c1 reaches it within 2 s.
+ */
+import { spawnSync } from 'node:child_process';
+import t from 'tap';
+import { EtcdServer } from '../../src/lab/etcd.js';
+import { CLI_PATH, Lab, labSkipReason, VNI, waitFor } from '../../src/lab/netns.js';
+
+const ETCD_IP = '198.51.100.254';
+const OUTAGE_S = 30;
+const haveEtcd = spawnSync('etcd', ['--version']).status === 0;
+const skip = labSkipReason() ?? (haveEtcd ? undefined : 'etcd-server is not installed (npm test installs it as root)');
+
+t.test('etcd outage', { skip: skip ?? false }, async (t) => {
+  const lab = new Lab();
+  let etcd: EtcdServer | undefined;
+  t.teardown(async () => {
+    await lab.destroy();
+    await etcd?.destroy();
+  });
+  const sw = await lab.addSwitchAddress(ETCD_IP);
+  etcd = await EtcdServer.start({ ns: sw, host: ETCD_IP });
+  const [h1, h2, h3] = [await lab.addHost('h1', '198.51.100.1'), await lab.addHost('h2', '198.51.100.2'), await lab.addHost('h3', '198.51.100.3')];
+  const [c1, c2, c3] = [await lab.addContainer(h1, 'c1', '198.18.0.1'), await lab.addContainer(h2, 'c2', '198.18.0.2'), await lab.addContainer(h3, 'c3', '198.18.0.3')];
+  await lab.exec(h1.ns, process.execPath, [CLI_PATH, 'network', 'create', 'default', '--vni', String(VNI), '--subnet', '198.18.0.0/15', '--etcd', etcd.endpoint]);
+  const args = ['--etcd', etcd.endpoint];
+  const r1 = await lab.startRouter(h1, { peers: [], engine: 'native', vni: null, args });
+  await lab.startRouter(h2, { peers: [], engine: 'native', vni: null, args });
+  await waitFor(async () => (await r1.peers())[VNI]?.length === 1, { timeoutMs: 5000, what: 'h1 to see h2' });
+  t.equal((await lab.ping(c1.ns, c2.ip, 2)).loss, 0, 'overlay up');
+
+  // 50 pings a second for the whole outage and a little more, bounded by count and deadline.
+  const count = (OUTAGE_S + 6) * 50;
+  const flood = lab.exec(c1.ns, 'ping', ['-i', '0.02', '-c', String(count), '-w', String(OUTAGE_S + 20), '-q', c2.ip], (OUTAGE_S + 30) * 1000);
+  await new Promise((r) => setTimeout(r, 2000));
+  await etcd.stop();
+  await new Promise((r) => setTimeout(r, OUTAGE_S * 1000));
+  await etcd.resume();
+  const healthy = Date.now();
+  await lab.startRouter(h3, { peers: [], engine: 'native', vni: null, args });
+  await waitFor(async () => (await lab.ping(c1.ns, c3.ip, 1)).loss === 0, { timeoutMs: 10_000, intervalMs: 100, what: 'c1 to reach c3' });
+  const joinedMs = Date.now() - healthy;
+  t.ok(joinedMs <= 2000, `a host joining after the outage is reachable ${joinedMs} ms after etcd is healthy (router start included)`);
+
+  const { stdout } = await flood;
+  t.match(stdout, new RegExp(`${count} packets transmitted, ${count} received, 0% packet loss`), `no ping lost during the ${OUTAGE_S} s outage`);
+  t.same((await r1.peers())[VNI], ['198.51.100.2', '198.51.100.3'], 'h1 follows the registry again');
+});
