@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitFor } from './netns.js';
+import { waitFor, type Lab } from './netns.js';
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -86,4 +86,14 @@ export class EtcdServer {
     await this.stop();
     rmSync(this.dataDir, { recursive: true, force: true });
   }
+}
+
+/** Why an etcd lab cannot run here, or undefined when it can. */
+export function etcdSkipReason(): string | undefined {
+  return spawnSync('etcd', ['--version']).status === 0 ? undefined : 'etcd-server is not installed (npm test installs it as root)';
+}
+
+/** etcd at `ip` on the lab's underlay switch, where every host reaches it; the caller destroys it after the lab. */
+export async function startSwitchEtcd(lab: Lab, ip = '198.51.100.254'): Promise<EtcdServer> {
+  return EtcdServer.start({ ns: await lab.addSwitchAddress(ip), host: ip });
 }

@@ -7,16 +7,15 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { EtcdRegistry, type HostRecord, type NetworkConfig } from '../../src/control/etcd-registry.js';
 import type { TableInput } from '../../src/fdb/index.js';
-import { EtcdServer } from '../../src/lab/etcd.js';
+import { EtcdServer, etcdSkipReason } from '../../src/lab/etcd.js';
 import { waitFor } from '../../src/lab/netns.js';
 
-const haveEtcd = spawnSync('etcd', ['--version']).status === 0;
 const record = (hostId: string, ip: string): HostRecord => ({
   version: 1, hostId, underlay: [ip], port: 4789, networks: ['default'], mtu: 1450, software: 'test', startedAt: new Date().toISOString(),
 });
 const peersOf = (t: TableInput): string[] => [...(t.vnis[0]?.peers ?? [])].sort();
 
-t.test('etcd registry', { skip: haveEtcd ? false : 'etcd-server is not installed (npm test installs it as root)' }, async (t) => {
+t.test('etcd registry', { skip: etcdSkipReason() ?? false }, async (t) => {
   const etcd = await EtcdServer.start();
   const registries: EtcdRegistry[] = [];
   const open = (ttlSeconds = 15): EtcdRegistry => {

@@ -8,14 +8,12 @@
  * The network is defined once with `network create`; three routers join it; every container pings every other.
  * kill -9 of one router: its VTEP leaves the others' tables within the lease TTL + 1 s.
  */
-import { spawnSync } from 'node:child_process';
 import t from 'tap';
-import { EtcdServer } from '../../src/lab/etcd.js';
+import { etcdSkipReason, startSwitchEtcd, type EtcdServer } from '../../src/lab/etcd.js';
 import { CLI_PATH, Lab, labSkipReason, VNI, waitFor, type Container, type Host, type RouterProcess } from '../../src/lab/netns.js';
 
 const ETCD_IP = '198.51.100.254';
-const haveEtcd = spawnSync('etcd', ['--version']).status === 0;
-const skip = labSkipReason() ?? (haveEtcd ? undefined : 'etcd-server is not installed (npm test installs it as root)');
+const skip = labSkipReason() ?? etcdSkipReason();
 
 t.test('three hosts join through etcd', { skip: skip ?? false }, async (t) => {
   const lab = new Lab();
@@ -24,8 +22,7 @@ t.test('three hosts join through etcd', { skip: skip ?? false }, async (t) => {
     await lab.destroy();
     await etcd?.destroy();
   });
-  const sw = await lab.addSwitchAddress(ETCD_IP);
-  etcd = await EtcdServer.start({ ns: sw, host: ETCD_IP });
+  etcd = await startSwitchEtcd(lab, ETCD_IP);
   const ips = ['198.51.100.1', '198.51.100.2', '198.51.100.3'];
   const hosts: Host[] = [];
   const cs: Container[] = [];

@@ -8,15 +8,13 @@
  * A ping flood between c1 and c2 runs while etcd is stopped for 30 s: nothing is lost (the data path forwards with
  * the last table). When etcd is healthy again, a third host joins and c1 reaches it within 2 s.
  */
-import { spawnSync } from 'node:child_process';
 import t from 'tap';
-import { EtcdServer } from '../../src/lab/etcd.js';
+import { etcdSkipReason, startSwitchEtcd, type EtcdServer } from '../../src/lab/etcd.js';
 import { CLI_PATH, Lab, labSkipReason, VNI, waitFor } from '../../src/lab/netns.js';
 
 const ETCD_IP = '198.51.100.254';
 const OUTAGE_S = 30;
-const haveEtcd = spawnSync('etcd', ['--version']).status === 0;
-const skip = labSkipReason() ?? (haveEtcd ? undefined : 'etcd-server is not installed (npm test installs it as root)');
+const skip = labSkipReason() ?? etcdSkipReason();
 
 t.test('etcd outage', { skip: skip ?? false }, async (t) => {
   const lab = new Lab();
@@ -25,8 +23,7 @@ t.test('etcd outage', { skip: skip ?? false }, async (t) => {
     await lab.destroy();
     await etcd?.destroy();
   });
-  const sw = await lab.addSwitchAddress(ETCD_IP);
-  etcd = await EtcdServer.start({ ns: sw, host: ETCD_IP });
+  etcd = await startSwitchEtcd(lab, ETCD_IP);
   const [h1, h2, h3] = [await lab.addHost('h1', '198.51.100.1'), await lab.addHost('h2', '198.51.100.2'), await lab.addHost('h3', '198.51.100.3')];
   const [c1, c2, c3] = [await lab.addContainer(h1, 'c1', '198.18.0.1'), await lab.addContainer(h2, 'c2', '198.18.0.2'), await lab.addContainer(h3, 'c3', '198.18.0.3')];
   await lab.exec(h1.ns, process.execPath, [CLI_PATH, 'network', 'create', 'default', '--vni', String(VNI), '--subnet', '198.18.0.0/15', '--etcd', etcd.endpoint]);

@@ -3,6 +3,7 @@
  * Same vectors in, same bytes / ports / verdicts out, for IPv4 and IPv6 outer addresses.
  */
 import t from 'tap';
+import { mulberry32 } from '../helpers/prng.js';
 import { buildVniPeers, classifyDatagram } from '../../src/dataplane/classify.js';
 import { loadNative } from '../../src/dataplane/native.js';
 import {
@@ -24,16 +25,6 @@ import {
 
 const native = loadNative();
 
-/** Deterministic PRNG (mulberry32) so a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const concat = (...parts: Uint8Array[]): Uint8Array => {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -88,7 +79,7 @@ function vectors(): [string, Uint8Array][] {
     ['ethernet header only', tcp4.subarray(0, 14)],
     ['13 bytes', tcp4.subarray(0, 13)],
   ];
-  const rnd = prng(42);
+  const rnd = mulberry32(42);
   for (let i = 0; i < 3000; i++) {
     const f = new Uint8Array(Math.floor(rnd() * 200));
     for (let j = 0; j < f.length; j++) f[j] = Math.floor(rnd() * 256);
@@ -134,7 +125,7 @@ t.test('classify: same verdict for every case and for random datagrams', async (
     [concat(hdr(0x08, 42), new Uint8Array(1468)), '198.51.100.2'],
     [concat(hdr(0x08, 42), new Uint8Array(1469)), '198.51.100.2'],
   ];
-  const rnd = prng(7);
+  const rnd = mulberry32(7);
   for (let i = 0; i < 2000; i++) {
     const p = new Uint8Array(Math.floor(rnd() * 40));
     for (let j = 0; j < p.length; j++) p[j] = rnd() < 0.3 ? 0 : Math.floor(rnd() * 256);

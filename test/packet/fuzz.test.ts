@@ -1,17 +1,9 @@
 /** Seeded random bytes through every decoder: only PacketError may come out, and flowPort stays in range. */
 import t from 'tap';
+import { mulberry32 } from '../helpers/prng.js';
 import { PacketError } from '../../src/errors.js';
 import { decodeArp, decodeEthernet, decodeIpv4, decodeIpv6, decodePorts, decodeUdp, decodeVxlanHeader, flowPort } from '../../src/packet/index.js';
 
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 t.test('5000 random buffers', async (t) => {
   const rnd = mulberry32(2026);
