@@ -10,9 +10,11 @@
  *
  * Underlay 198.51.100.0/24, overlay 198.18.0.0/15 (the project's test ranges).
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { once } from 'node:events';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
@@ -39,6 +41,16 @@ export interface Container {
   readonly mac: string;
 }
 
+/** A running tcpdump (see `Lab.capture`). */
+export interface Capture {
+  /** What it printed so far. */
+  text(): string;
+  /** Waits until it ends by itself (count or time limit); resolves with everything it printed. */
+  done(): Promise<string>;
+  /** Ends it now (SIGTERM: it flushes what it has); resolves with everything it printed. */
+  stop(): Promise<string>;
+}
+
 export interface ExecResult {
   readonly stdout: string;
   readonly stderr: string;
@@ -46,9 +58,59 @@ export interface ExecResult {
 
 export type EngineName = 'native' | 'js';
 
+/** Files a router writes its stdout and stderr to, so that it can outlive this process (demo --keep). */
+export interface RouterOutput {
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Follows files another process appends to (polled: they are small and this is a lab). */
+class FileTail {
+  private readonly offsets: [number, number] = [0, 0];
+  private readonly decoders: [StringDecoder, StringDecoder] = [new StringDecoder('utf8'), new StringDecoder('utf8')];
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly paths: readonly [string, string],
+    private readonly sinks: readonly [(chunk: string) => void, (chunk: string) => void],
+  ) {
+    this.timer = setInterval(() => this.poll(), 50);
+  }
+
+  /** Hands on whatever was appended since the last poll. */
+  poll(): void {
+    for (const i of [0, 1] as const) {
+      let fd: number;
+      try {
+        fd = openSync(this.paths[i], 'r');
+      } catch {
+        continue; // removed under us (the lab was torn down): nothing more to read
+      }
+      const buf = Buffer.alloc(64 * 1024);
+      try {
+        let n = readSync(fd, buf, 0, buf.length, this.offsets[i]);
+        while (n > 0) {
+          this.offsets[i] += n;
+          this.sinks[i](this.decoders[i].write(buf.subarray(0, n)));
+          n = readSync(fd, buf, 0, buf.length, this.offsets[i]);
+        }
+      } finally {
+        closeSync(fd);
+      }
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.poll();
+  }
+}
+
 export class RouterProcess {
   private readonly lines: string[] = [];
   private readonly waiters: { match: (l: string) => boolean; resolve: (l: string) => void }[] = [];
+  private readonly tail: FileTail | undefined;
+  private partial = '';
   readonly exited: Promise<number | null>;
   stderr = '';
 
@@ -57,14 +119,37 @@ export class RouterProcess {
     return this.child.pid ?? -1;
   }
 
-  constructor(readonly child: ChildProcess) {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      this.lines.push(line);
-      const i = this.waiters.findIndex((w) => w.match(line));
-      if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(line);
+  /** Reads the router's output from its pipes, or from `output` when it writes to files. */
+  constructor(readonly child: ChildProcess, readonly output?: RouterOutput) {
+    if (output === undefined) {
+      createInterface({ input: child.stdout! }).on('line', (line) => this.onLine(line));
+      child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    } else {
+      this.tail = new FileTail([output.stdout, output.stderr], [(c) => this.onStdout(c), (c) => (this.stderr += c)]);
+    }
+    // 'close' (not 'exit'): by then all of its output has been read, so a rejection can quote its stderr.
+    this.exited = once(child, 'close').then(([code]) => {
+      this.tail?.stop();
+      return code as number | null;
     });
-    child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    this.exited = once(child, 'exit').then(([code]) => code as number | null);
+  }
+
+  private onStdout(chunk: string): void {
+    const parts = (this.partial + chunk).split('\n');
+    this.partial = parts.pop() ?? '';
+    for (const line of parts) this.onLine(line);
+  }
+
+  private onLine(line: string): void {
+    this.lines.push(line);
+    const i = this.waiters.findIndex((w) => w.match(line));
+    if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(line);
+  }
+
+  /** Stops following the router and lets this process exit while it runs on (only for one started with `output`). */
+  release(): void {
+    this.tail?.stop();
+    this.child.unref();
   }
 
   /** Resolves with the first (future or past, if `past`) stdout line that matches, or rejects on exit/timeout. */
@@ -115,7 +200,7 @@ export class Lab {
   private switchNs: Promise<string> | undefined;
   private destroyed = false;
 
-  constructor(id = `${process.pid}${labCounter++}`) {
+  constructor(id = `${process.pid}-${labCounter++}`) {
     this.id = id;
   }
 
@@ -135,11 +220,26 @@ export class Lab {
     }
   }
 
-  /** Starts a long-running command in a namespace; destroy() kills it by PID. */
-  spawn(ns: string, cmd: string, args: string[]): ChildProcess {
-    const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.processes.push(child);
-    return child;
+  /**
+   * Starts a long-running command in a namespace; destroy() kills it by PID. With `output` its stdout and stderr go
+   * to those files and it runs in a session of its own, so that it can outlive this process (demo --keep).
+   */
+  spawn(ns: string, cmd: string, args: string[], output?: RouterOutput): ChildProcess {
+    const fds = output === undefined ? [] : [openSync(output.stdout, 'a'), openSync(output.stderr, 'a')];
+    const stdio: StdioOptions = output === undefined ? ['ignore', 'pipe', 'pipe'] : ['ignore', fds[0]!, fds[1]!];
+    try {
+      const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio, detached: output !== undefined });
+      this.processes.push(child);
+      return child;
+    } finally {
+      for (const fd of fds) closeSync(fd);
+    }
+  }
+
+  /** What `removeLab` needs to find this lab again from another process: its id, namespaces and the PIDs it started. */
+  record(): LabRecord {
+    const live = this.processes.filter((p) => p.pid !== undefined && p.exitCode === null && p.signalCode === null);
+    return { id: this.id, namespaces: [...this.namespaces], processes: live.map((p) => ({ pid: p.pid!, cmdline: cmdline(p.pid!) })) };
   }
 
   private async addNs(name: string): Promise<string> {
@@ -222,15 +322,52 @@ export class Lab {
     await this.exec(host.ns, 'ethtool', ['-K', 'eth0', 'tx', 'off']);
   }
 
-  /** Runs `vxlan-router up` in the host; resolves once it prints its ready line. */
-  /** `vni: null` leaves the VNI to the etcd network definition (pass --etcd in `args`). */
-  async startRouter(host: Host, opts: { peers: readonly string[]; engine: EngineName; vni?: number | null; args?: string[] }): Promise<RouterProcess> {
+  /**
+   * Runs `vxlan-router up` in the host; resolves once it prints its ready line, rejects with its stderr if it exits
+   * first or stays silent for 15 s. `vni: null` leaves the VNI to the etcd network definition (pass --etcd in `args`);
+   * `output` sends its output to files (see `spawn`).
+   */
+  async startRouter(
+    host: Host,
+    opts: { peers: readonly string[]; engine: EngineName; vni?: number | null; args?: string[]; output?: RouterOutput },
+  ): Promise<RouterProcess> {
     const vni = opts.vni === null ? [] : ['--vni', String(opts.vni ?? VNI)];
     const args = [CLI_PATH, 'up', '--local', host.underlayIp, ...vni, '--bridge', 'br0', '--engine', opts.engine];
     for (const p of opts.peers) args.push('--peer', p);
-    const router = new RouterProcess(this.spawn(host.ns, process.execPath, [...args, ...(opts.args ?? [])]));
+    const child = this.spawn(host.ns, process.execPath, [...args, ...(opts.args ?? [])], opts.output);
+    const router = new RouterProcess(child, opts.output);
     await router.nextLine((l) => l.startsWith('vxlan-router: ready'), 15_000, true);
     return router;
+  }
+
+  /**
+   * tcpdump on `dev` inside `ns`, bounded by `seconds` (and `count` packets if given); resolves once it listens.
+   * Text output (`-A` adds payloads) unless `pcap` names a file to write.
+   */
+  async capture(ns: string, dev: string, filter: readonly string[], opts: { seconds: number; count?: number; ascii?: boolean; pcap?: string }): Promise<Capture> {
+    // -l / -U: each packet is written at once (line- or packet-buffered), so text() is current and nothing is lost at stop().
+    const args = [String(opts.seconds), 'tcpdump', '-i', dev, '-n', ...(opts.pcap === undefined ? ['-l'] : ['-U', '-w', opts.pcap])];
+    if (opts.count !== undefined) args.push('-c', String(opts.count));
+    if (opts.ascii === true) args.push('-A');
+    const child = this.spawn(ns, 'timeout', [...args, ...filter]);
+    const seen = { out: '', err: '' };
+    child.stdout!.on('data', (d: Buffer) => (seen.out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (seen.err += d.toString()));
+    const closed = once(child, 'close');
+    await waitFor(() => seen.err.includes('listening on') || child.exitCode !== null, { timeoutMs: 5000, what: `tcpdump on ${ns} ${dev}` });
+    if (!seen.err.includes('listening on')) throw new Error(`tcpdump on ${ns} ${dev}: ${seen.err.trim()}`);
+    return {
+      text: () => seen.out,
+      done: async () => {
+        await closed;
+        return seen.out;
+      },
+      stop: async () => {
+        if (child.exitCode === null) child.kill('SIGTERM');
+        await closed;
+        return seen.out;
+      },
+    };
   }
 
   /** Pings from a namespace (`size`: ICMP payload bytes, sent with DF); returns the loss in percent and the average RTT in ms. */
@@ -262,15 +399,15 @@ export class Lab {
     return [out[0]!, out[1]!];
   }
 
-  /** Kills what the lab started (by PID) and deletes its namespaces. Safe to call twice. */
+  /**
+   * Kills what the lab started and whatever still runs inside its namespaces (by PID: SIGTERM, SIGKILL after 5 s),
+   * then deletes the namespaces, newest first (which removes their links). Safe to call twice.
+   */
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
-    for (const p of this.processes) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
-    await waitFor(() => this.processes.every((p) => p.exitCode !== null || p.signalCode !== null), { timeoutMs: 5000 }).catch(() => {
-      for (const p of this.processes) p.kill('SIGKILL');
-    });
-    for (const ns of this.namespaces.reverse()) await this.exec('', 'ip', ['netns', 'del', ns]).catch(() => undefined);
+    const own = this.processes.filter((p) => p.exitCode === null && p.signalCode === null).map((p) => p.pid!);
+    await teardown([...this.namespaces].reverse(), own);
   }
 }
 
@@ -309,4 +446,67 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, opts: { ti
 export function labSkipReason(): string | undefined {
   if (process.getuid?.() !== 0) return 'lab tests need root (network namespaces, TAP devices); run as root, e.g. in CI';
   return undefined;
+}
+
+/** A lab as another process sees it: enough to tear it down later (`removeLab`). */
+export interface LabRecord {
+  readonly id: string;
+  readonly namespaces: readonly string[];
+  readonly processes: readonly { readonly pid: number; readonly cmdline: string }[];
+}
+
+/**
+ * Tears down a lab this process did not build (demo --down): the namespaces named `vxr<id>-…`, the recorded processes
+ * (only while their command line is still the recorded one: a PID may have been reused) and anything else running in
+ * those namespaces. Returns the namespaces removed.
+ */
+export async function removeLab(id: string, record?: LabRecord): Promise<string[]> {
+  const { stdout } = await execFileP('ip', ['-j', 'netns', 'list'], { timeout: 10_000 });
+  const listed = stdout.trim() === '' ? [] : (JSON.parse(stdout) as { name: string }[]).map((n) => n.name);
+  const namespaces = listed.filter((n) => n.startsWith(`vxr${id}-`));
+  const pids = (record?.processes ?? []).filter((p) => cmdline(p.pid) === p.cmdline).map((p) => p.pid);
+  await teardown(namespaces, pids);
+  return namespaces;
+}
+
+/** Stops `pids` and every process inside `namespaces`, then deletes the namespaces in the order given. */
+async function teardown(namespaces: readonly string[], pids: readonly number[]): Promise<void> {
+  const inside = await Promise.all(namespaces.map((ns) => namespacePids(ns)));
+  const all = [...new Set([...pids, ...inside.flat()])];
+  signal(all, 'SIGTERM');
+  await waitFor(() => !all.some(alive), { timeoutMs: 5000, what: 'lab processes to exit' }).catch(() => signal(all.filter(alive), 'SIGKILL'));
+  for (const ns of namespaces) await execFileP('ip', ['netns', 'del', ns], { timeout: 10_000 }).catch(() => undefined);
+}
+
+async function namespacePids(ns: string): Promise<number[]> {
+  const r = await execFileP('ip', ['netns', 'pids', ns], { timeout: 10_000 }).catch(() => ({ stdout: '' }));
+  return r.stdout.split('\n').filter((l) => /^\d+$/.test(l)).map(Number);
+}
+
+function signal(pids: readonly number[], sig: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Running (a zombie, dead but not yet reaped by its parent, counts as gone). */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** The command line of a process ('' when it is gone), to recognise it again later. */
+function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+  } catch {
+    return '';
+  }
 }

@@ -1,18 +1,64 @@
-/** `npm run demo` in its quick mode: the script users run first must pass, print what it did, and leave nothing. */
-import { spawnSync } from 'node:child_process';
+/**
+ * `npm run demo`, the script users run first: its quick mode must pass, print what it did and leave nothing; with
+ * --keep the lab outlives the demo (routers still forwarding) until `--down <id>` removes all of it.
+ *
+ *   [c1] ── br0 ── router [h1] ══ switch ══ [h2] router ── br0 ── [c2]     (built by dist/lab/demo.js itself)
+ */
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { labSkipReason } from '../../src/lab/netns.js';
+import { labSkipReason, removeLab, type LabRecord } from '../../src/lab/netns.js';
+
+const DEMO = fileURLToPath(new URL('../../dist/lab/demo.js', import.meta.url));
+const STATE_DIR = '/run/vxlan-router-demo';
+
+const demo = (...args: string[]): SpawnSyncReturns<string> =>
+  spawnSync(process.execPath, [DEMO, ...args], { encoding: 'utf8', timeout: 120_000 });
+
+/** The namespaces whose names start with `prefix` (other labs may run beside the demo's). */
+const namespacesWith = (prefix: string): string[] =>
+  spawnSync('ip', ['netns', 'list'], { encoding: 'utf8', timeout: 10_000 }).stdout.split('\n').filter((l) => l.startsWith(prefix));
+
+const running = (pid: number): boolean => {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); // a zombie waits for init, it is gone
+  } catch {
+    return false;
+  }
+};
 
 t.test('demo --quick', { skip: labSkipReason() ?? false }, async (t) => {
-  const demo = fileURLToPath(new URL('../../dist/lab/demo.js', import.meta.url));
-  const r = spawnSync(process.execPath, [demo, '--quick'], { encoding: 'utf8', timeout: 120_000 });
+  const r = demo('--quick');
   t.equal(r.status, 0, 'demo exits 0');
   if (r.status !== 0) t.comment(r.stdout + r.stderr);
   t.match(r.stdout, /✓ ping c1 → c2 \(198\.18\.0\.2\): 0% loss/);
   t.match(r.stdout, /✓ TCP transfer of 20 MB c1 → c2, SHA-256 checked: intact/);
+  t.match(r.stdout, /✓ iperf3 TCP c1 → c2, 1 s: [\d.]+ Gbit\/s/);
+  t.match(r.stdout, /h1: .*tx_frames=\d+.*\n +drops: none/);
   t.match(r.stdout, /demo: every check passed/);
-  // The demo's lab names its namespaces vxr<demo pid><n>-…; other labs may run beside it.
-  const left = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith(`vxr${r.pid}`));
-  t.same(left, [], 'no namespace left behind');
+  t.same(namespacesWith(`vxr${r.pid}-`), [], 'no namespace left behind'); // the demo's labs are vxr<its pid>-<n>
+});
+
+t.test('demo --keep, then --down', { skip: labSkipReason() ?? false }, async (t) => {
+  const r = demo('--quick', '--keep');
+  const id = /lab (\d+-\d+) kept up/.exec(r.stdout)?.[1] ?? '';
+  t.teardown(async () => {
+    if (id !== '') await removeLab(id); // in case something below failed before --down
+  });
+  t.equal(r.status, 0, 'demo exits 0');
+  t.match(r.stdout, new RegExp(`ip netns exec vxr${id}-c1 bash`), 'says how to enter a container');
+  t.match(r.stdout, new RegExp(`node dist/lab/demo\\.js --down ${id}`), 'and how to tear it down');
+  const record = JSON.parse(readFileSync(`${STATE_DIR}/${id}.json`, 'utf8')) as LabRecord;
+  t.equal(record.processes.length, 2, 'both routers recorded');
+  t.ok(record.processes.every((p) => running(p.pid) && p.cmdline.includes('dist/cli.js up')), 'and still running after the demo exited');
+  const ping = spawnSync('ip', ['netns', 'exec', `vxr${id}-c1`, 'ping', '-c', '2', '-i', '0.2', '-W', '2', '198.18.0.2'], { encoding: 'utf8', timeout: 10_000 });
+  t.match(ping.stdout, / 0% packet loss/, 'the kept overlay still forwards');
+
+  const d = demo('--down', id);
+  t.equal(d.status, 0, '--down exits 0');
+  t.match(d.stdout, new RegExp(`✓ tear down lab ${id}: 5 namespaces removed`));
+  t.same(namespacesWith(`vxr${id}-`), [], 'its namespaces are gone');
+  t.ok(record.processes.every((p) => !running(p.pid)), 'its routers are gone');
+  t.notOk(existsSync(`${STATE_DIR}/${id}.json`) || existsSync(`${STATE_DIR}/${id}`), 'and so are its state file and logs');
 });

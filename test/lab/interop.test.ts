@@ -6,10 +6,9 @@
  * Ping and hash-checked TCP both ways; a capture on h1's underlay proves our datagrams are what RFC 7348 and the
  * kernel expect: UDP dst 4789, flags 0x08, VNI 42, source port in 49152-65535, a valid outer UDP checksum.
  */
-import { once } from 'node:events';
 import { rmSync } from 'node:fs';
 import t from 'tap';
-import { Lab, labSkipReason, twoHosts, VNI, waitFor } from '../../src/lab/netns.js';
+import { Lab, labSkipReason, twoHosts, VNI } from '../../src/lab/netns.js';
 import { hashedTransfer } from '../../src/lab/traffic.js';
 
 for (const engine of ['native', 'js'] as const) {
@@ -28,10 +27,7 @@ t.test(`${engine} router ↔ kernel vxlan`, { skip: labSkipReason() ?? false }, 
   if (engine === 'js') await lab.exec(h1.ns, 'ethtool', ['-K', 'eth0', 'tx', 'off']);
 
   // Capture what h1 sends (bounded: a packet count and a timeout), while pings and a transfer cross.
-  const dump = lab.spawn(h1.ns, 'timeout', ['60', 'tcpdump', '-i', 'eth0', '-n', '-U', '-c', '400', '-w', pcap, 'udp', 'and', 'src', 'host', h1.underlayIp]);
-  let dumpErr = '';
-  dump.stderr!.on('data', (d: Buffer) => (dumpErr += d.toString()));
-  await waitFor(() => dumpErr.includes('listening on'), { timeoutMs: 5000, what: 'tcpdump' });
+  const dump = await lab.capture(h1.ns, 'eth0', ['udp', 'and', 'src', 'host', h1.underlayIp], { seconds: 60, count: 400, pcap });
 
   t.equal((await lab.ping(c1.ns, c2.ip, 5)).loss, 0, 'router → kernel ping');
   t.equal((await lab.ping(c2.ns, c1.ip, 5)).loss, 0, 'kernel → router ping');
@@ -39,7 +35,7 @@ t.test(`${engine} router ↔ kernel vxlan`, { skip: labSkipReason() ?? false }, 
   t.equal(there.receivedSha256, there.sentSha256, `30 MB router → kernel intact (${there.mbitPerS.toFixed(0)} Mbit/s)`);
   const back = await hashedTransfer(lab, c2, c1, 30, 5002);
   t.equal(back.receivedSha256, back.sentSha256, `30 MB kernel → router intact (${back.mbitPerS.toFixed(0)} Mbit/s)`);
-  if (dump.exitCode === null) await once(dump, 'exit');
+  await dump.done();
 
   const fields = await lab.exec('', 'tshark', [
     '-r', pcap, '-o', 'udp.check_checksum:TRUE', '-T', 'fields', '-E', 'separator=,',

@@ -8,7 +8,6 @@
  * datagram from the peer h2 does: the capture would have seen it). Malformed datagrams from the peer are each counted
  * under their reason, and traffic keeps flowing afterwards.
  */
-import { once } from 'node:events';
 import t from 'tap';
 import { Lab, labSkipReason, twoHosts, waitFor, type Host } from '../../src/lab/netns.js';
 import { encodeEthernet, encodeIpv4, encodeUdp, encodeVxlanHeader, ETHERTYPE_IPV4, parseIp, parseMac, PROTO_UDP } from '../../src/packet/index.js';
@@ -51,18 +50,13 @@ for (const engine of ['native', 'js'] as const) {
     await lab.startRouter(h2, { peers: [h1.underlayIp], engine });
     t.equal((await lab.ping(c2.ns, c1.ip)).loss, 0, 'overlay up');
 
-    const capture = lab.spawn(c1.ns, 'timeout', ['20', 'tcpdump', '-i', 'eth0', '-n', '-l', '-A', 'udp', 'port', String(MARK_PORT)]);
-    let seen = '';
-    let err = '';
-    capture.stdout!.on('data', (d: Buffer) => (seen += d.toString()));
-    capture.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    await waitFor(() => err.includes('listening on'), { timeoutMs: 5000, what: 'tcpdump on c1' });
+    const capture = await lab.capture(c1.ns, 'eth0', ['udp', 'port', String(MARK_PORT)], { seconds: 30, ascii: true });
 
     const before = await r1.counters();
     await sendRaw(lab, x, h1.underlayIp, [vxlan(42, innerFrame(c1.mac, c1.ip, 'SPOOFED-FROM-X'))]);
     await waitFor(async () => (await r1.counters()).rx_unknown_source! > before.rx_unknown_source!, { timeoutMs: 3000, what: 'rx_unknown_source' });
     await sendRaw(lab, h2, h1.underlayIp, [vxlan(42, innerFrame(c1.mac, c1.ip, 'GENUINE-FROM-PEER'))]);
-    await waitFor(() => seen.includes('GENUINE-FROM-PEER'), { timeoutMs: 3000, what: 'the genuine frame at c1' });
+    await waitFor(() => capture.text().includes('GENUINE-FROM-PEER'), { timeoutMs: 3000, what: 'the genuine frame at c1' });
 
     const frame = innerFrame(c1.mac, c1.ip, 'malformed-probe');
     const cases: [string, Uint8Array][] = [
@@ -79,8 +73,7 @@ for (const engine of ['native', 'js'] as const) {
       const a = await r1.counters();
       t.equal(a[reason]! - b[reason]!, 1, `${reason}: counted once`);
     }
-    capture.kill('SIGTERM');
-    if (capture.exitCode === null) await once(capture, 'exit');
+    const seen = await capture.stop();
     t.notMatch(seen, /SPOOFED-FROM-X/, 'the spoofed inner frame never reached the bridge');
     t.match(seen, /GENUINE-FROM-PEER/, 'the same frame from a peer did (so the capture would have seen it)');
     t.notMatch(seen, /malformed-probe/, 'no malformed datagram delivered its inner frame');

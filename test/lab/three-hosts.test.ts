@@ -6,9 +6,8 @@
  *   [c1] ── h1 ┤  switch
  *              └── [h3 198.51.100.3] router ── br0 ── [c3 198.18.0.3]
  */
-import { once } from 'node:events';
 import t from 'tap';
-import { Lab, labSkipReason, waitFor, type Container } from '../../src/lab/netns.js';
+import { Lab, labSkipReason, type Container } from '../../src/lab/netns.js';
 
 const BROADCAST = '198.19.255.255'; // of 198.18.0.0/15
 const PORT = 9999;
@@ -25,19 +24,11 @@ t.test(`three hosts, ${engine} engine`, { skip: labSkipReason() ?? false }, asyn
   for (const h of hosts) routers.push(await lab.startRouter(h, { peers: ips.filter((ip) => ip !== h.underlayIp), engine }));
 
   // Listen on c2 and c3 (bounded by count and time), then send one broadcast datagram from c1.
-  const captures = [cs[1]!, cs[2]!].map((c) => {
-    const p = lab.spawn(c.ns, 'timeout', ['5', 'tcpdump', '-i', 'eth0', '-n', '-l', 'udp', 'port', String(PORT)]);
-    const seen = { out: '', err: '' };
-    p.stdout!.on('data', (d: Buffer) => (seen.out += d.toString()));
-    p.stderr!.on('data', (d: Buffer) => (seen.err += d.toString()));
-    return { p, seen };
-  });
-  await waitFor(() => captures.every((c) => c.seen.err.includes('listening on')), { timeoutMs: 5000, what: 'tcpdump on c2 and c3' });
-  await lab.exec(cs[0]!.ns, 'sh', ['-c', `echo vxr-broadcast | socat - UDP-DATAGRAM:${BROADCAST}:${PORT},broadcast`]);
-  for (const c of captures) if (c.p.exitCode === null) await once(c.p, 'exit');
+  const captures = await Promise.all([cs[1]!, cs[2]!].map((c) => lab.capture(c.ns, 'eth0', ['udp', 'port', String(PORT)], { seconds: 4 })));
+  await lab.exec(cs[0]!.ns, 'sh', ['-c', `echo vxr-broadcast | socat - UDP-DATAGRAM:${BROADCAST}:${PORT},broadcast`], 5000);
 
   for (const [i, c] of captures.entries()) {
-    const lines = c.seen.out.split('\n').filter((l) => l.includes(`> ${BROADCAST}.${PORT}`));
+    const lines = (await c.done()).split('\n').filter((l) => l.includes(`> ${BROADCAST}.${PORT}`));
     t.equal(lines.length, 1, `c${i + 2} saw the broadcast exactly once`);
   }
   const k1 = await routers[0]!.counters();
