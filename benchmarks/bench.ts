@@ -6,11 +6,12 @@
  *   kernel  the kernel's VXLAN device on both hosts (checksum offloads on: the speed bar)
  *   native  vxlan-router's native engine on both hosts
  *   js      vxlan-router's reference engine on both hosts
+ *   native-none, native-tap, native-tap-gso   the native engine with only those offloads (not run by default)
  * Paths are interleaved by repetition so machine drift hits all alike. Every figure is the median of the reps with
  * min-max, and its ratio to `kernel` measured in this run. Raw samples, machine info and commands go to
  * benchmarks/results/bench-<time>.json, the ratios to an SVG chart beside it. Bounded in time; cleans up on Ctrl-C.
  *
- *   npm run bench -- [--quick] [--reps 3] [--duration 5] [--paths direct,kernel,native,js] [--mtu 1280,1500,9000]
+ *   npm run bench -- [--quick] [--reps 3] [--duration 5] [--paths direct,kernel,native,js,native-none,native-tap,native-tap-gso] [--mtu 1280,1500,9000]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
@@ -21,15 +22,18 @@ import { iperf3, lossFreeRate, sockperfLatency } from '../src/lab/traffic.js';
 import { processRssMiB, sampleCpu } from './procstat.js';
 import { chartSvg } from './chart.js';
 
-type Path = 'direct' | 'kernel' | EngineName;
-const ALL_PATHS: Path[] = ['direct', 'kernel', 'native', 'js'];
+/** The native engine with fewer offloads, to measure what each gives (`--paths native-none,native-tap,...`). */
+const NATIVE_VARIANTS = { 'native-none': 'none', 'native-tap': 'tap', 'native-tap-gso': 'tap,gso' } as const;
+type Path = 'direct' | 'kernel' | EngineName | keyof typeof NATIVE_VARIANTS;
+const DEFAULT_PATHS: Path[] = ['direct', 'kernel', 'native', 'js'];
+const ALL_PATHS: Path[] = [...DEFAULT_PATHS, ...(Object.keys(NATIVE_VARIANTS) as Path[])];
 
 const { values: opt } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     reps: { type: 'string' },
     duration: { type: 'string' },
-    paths: { type: 'string', default: ALL_PATHS.join(',') },
+    paths: { type: 'string', default: DEFAULT_PATHS.join(',') },
     mtu: { type: 'string' },
     out: { type: 'string' },
   },
@@ -84,9 +88,11 @@ async function buildPath(lab: Lab, path: Path, opts: { underlayMtu?: number; ext
   // Extra peers (scale runs) are addresses on the lab's own underlay that nobody holds: they fill the table and the
   // flood lists; unicast traffic between c1 and c2 never goes to them.
   const extra = Array.from({ length: opts.extraPeers ?? 0 }, (_, i) => `198.51.100.${100 + i}`);
+  const engine: EngineName = path === 'js' ? 'js' : 'native';
+  const args = path in NATIVE_VARIANTS ? ['--offloads', NATIVE_VARIANTS[path as keyof typeof NATIVE_VARIANTS]] : [];
   const routers = [
-    await lab.startRouter(h1, { peers: [h2.underlayIp, ...extra], engine: path }),
-    await lab.startRouter(h2, { peers: [h1.underlayIp, ...extra], engine: path }),
+    await lab.startRouter(h1, { peers: [h2.underlayIp, ...extra], engine, args }),
+    await lab.startRouter(h2, { peers: [h1.underlayIp, ...extra], engine, args }),
   ];
   return { c1, c2, routers };
 }

@@ -2,7 +2,7 @@
  * A grouped bar chart of ratios to the kernel, as a standalone SVG. Written by hand: one chart of bars and a 1.0×
  * line needs no plotting library.
  */
-const COLORS = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2'];
+const COLORS = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1'];
 
 export function chartSvg(paths: readonly string[], groups: readonly { label: string; ratios: Record<string, number> }[]): string {
   const rowH = 18 * paths.length + 14;

@@ -8,6 +8,7 @@
         "src/engine.cc",
         "src/errors.cc",
         "src/learn.cc",
+        "src/offload.cc",
         "src/table.cc",
         "src/tap.cc",
         "src/wire.cc"

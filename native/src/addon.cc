@@ -4,15 +4,18 @@
 #include <napi.h>
 
 #include <ifaddrs.h>
+#include <linux/if_tun.h>
 #include <string.h>
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "bench.h"
 #include "counters.h"
 #include "engine.h"
 #include "errors.h"
+#include "offload.h"
 #include "tap.h"
 #include "wire.h"
 
@@ -77,7 +80,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return DefineClass(env, "NativeEngine",
                        {InstanceMethod("setTable", &EngineWrap::SetTable), InstanceMethod("start", &EngineWrap::Start),
                         InstanceMethod("stop", &EngineWrap::Stop), InstanceMethod("counters", &EngineWrap::GetCounters),
-                        InstanceMethod("learned", &EngineWrap::Learned)});
+                        InstanceMethod("learned", &EngineWrap::Learned),
+                        InstanceMethod("features", &EngineWrap::GetFeatures)});
   }
 
   // Constructed only by createEngine, with a ready engine passed through an External.
@@ -118,6 +122,15 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o.Set("traffic", traffic);
     return o;
   }
+  // { tapVnetHdr, udpGso, udpGro }: the offloads in use now.
+  Napi::Value GetFeatures(const Napi::CallbackInfo& info) {
+    const Features f = engine_ ? engine_->features() : Features{};
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("tapVnetHdr", f.tap_vnet_hdr);
+    o.Set("udpGso", f.udp_gso);
+    o.Set("udpGro", f.udp_gro);
+    return o;
+  }
   Napi::Value Learned(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const std::vector<LearnRow> rows = engine_ ? engine_->Learned() : std::vector<LearnRow>{};
@@ -143,18 +156,27 @@ struct AddonData {
   Napi::FunctionReference engine_ctor;
 };
 
-// openTap(name, mtu, bridge) → { fd, name }. Pinned by test/native/tap.test.ts.
+// openTap(name, mtu, bridge, offloads = false) → { fd, name, vnetHdr, offloads: ('csum' | 'tso4' | 'tso6')[] }.
+// Pinned by test/native/tap.test.ts.
 Napi::Value OpenTapJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint32_t mtu;
   if (!info[0].IsString()) return ThrowType(env, "openTap: name must be a string ('' lets the kernel choose)");
   if (!GetUint(info[1], 65535, &mtu) || mtu < 68) return ThrowType(env, "openTap: mtu must be an integer 68-65535");
   if (!info[2].IsString()) return ThrowType(env, "openTap: bridge must be a string");
-  TapResult r = OpenTap(info[0].As<Napi::String>().Utf8Value(), static_cast<int>(mtu), info[2].As<Napi::String>().Utf8Value());
+  if (!info[3].IsUndefined() && !info[3].IsBoolean()) return ThrowType(env, "openTap: offloads must be a boolean");
+  const bool offloads = info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value();
+  TapResult r = OpenTap(info[0].As<Napi::String>().Utf8Value(), static_cast<int>(mtu), info[2].As<Napi::String>().Utf8Value(), offloads);
   if (!r.error.ok()) return ThrowSys(env, r.error);
   Napi::Object o = Napi::Object::New(env);
   o.Set("fd", r.fd.release());
   o.Set("name", r.name);
+  o.Set("vnetHdr", r.vnet_hdr);
+  Napi::Array on = Napi::Array::New(env);
+  const std::pair<unsigned, const char*> names[] = {{TUN_F_CSUM, "csum"}, {TUN_F_TSO4, "tso4"}, {TUN_F_TSO6, "tso6"}};
+  for (const auto& [bit, name] : names)
+    if (r.offloads & bit) on.Set(on.Length(), name);
+  o.Set("offloads", on);
   return o;
 }
 
@@ -173,7 +195,7 @@ Napi::Value CloseFdJs(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// createEngine({ local, port, underlayMtu, learning, agingMs, networks: [{ vni, tapFd, mtu }] }).
+// createEngine({ local, port, underlayMtu, learning, agingMs, udpGso?, udpGro?, networks: [{ vni, tapFd, mtu, vnetHdr? }] }).
 // Takes ownership of every tapFd, also when it throws. Pinned by test/native/engine.test.ts (the TS face is
 // NativeEngine in src/dataplane/native-engine.ts).
 Napi::Value CreateEngineJs(const Napi::CallbackInfo& info) {
@@ -193,7 +215,10 @@ Napi::Value CreateEngineJs(const Napi::CallbackInfo& info) {
           !GetUint(v.As<Napi::Object>().Get("mtu"), 65535, &mtu))
         return ThrowType(env, "createEngine: networks[] must be { vni, tapFd, mtu }");
       taps.emplace_back(static_cast<int>(fd));
-      cfg.networks.push_back(NetworkConfig{vni, static_cast<int>(fd), static_cast<int>(mtu)});
+      const Napi::Value vnet = v.As<Napi::Object>().Get("vnetHdr");
+      if (!vnet.IsUndefined() && !vnet.IsBoolean()) return ThrowType(env, "createEngine: networks[].vnetHdr must be a boolean");
+      const bool vnet_hdr = vnet.IsBoolean() && vnet.As<Napi::Boolean>().Value();
+      cfg.networks.push_back(NetworkConfig{vni, static_cast<int>(fd), static_cast<int>(mtu), vnet_hdr});
     }
   }
   uint32_t port, umtu, aging;
@@ -203,6 +228,11 @@ Napi::Value CreateEngineJs(const Napi::CallbackInfo& info) {
   if (!GetUint(o.Get("agingMs"), 0xffffffffu, &aging)) return ThrowType(env, "createEngine: agingMs must be a non-negative integer");
   if (!o.Get("learning").IsBoolean()) return ThrowType(env, "createEngine: learning must be a boolean");
   if (cfg.networks.empty()) return ThrowType(env, "createEngine: networks must hold at least one { vni, tapFd, mtu }");
+  for (const auto& [key, field] : {std::pair{"udpGso", &cfg.udp_gso}, std::pair{"udpGro", &cfg.udp_gro}}) {
+    const Napi::Value v = o.Get(key);
+    if (!v.IsUndefined() && !v.IsBoolean()) return ThrowType(env, std::string("createEngine: ") + key + " must be a boolean");
+    *field = !v.IsBoolean() || v.As<Napi::Boolean>().Value();
+  }
   cfg.port = static_cast<uint16_t>(port);
   cfg.underlay_mtu = static_cast<int>(umtu);
   cfg.aging_ms = aging;
@@ -280,6 +310,64 @@ Napi::Value ClassifyJs(const Napi::CallbackInfo& info) {
   return o;
 }
 
+bool IsBytes(const Napi::Value& v) {
+  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
+}
+
+// segmentTso(packet): `packet` is what a TAP with IFF_VNET_HDR hands the TX thread (virtio header + frame). Returns
+// the frames the engine would encapsulate (segments of a TSO super-frame, or the frame with its partial checksum
+// finished), or null where the engine drops it as tx_bad_offload. Pinned by test/native/offload.test.ts.
+Napi::Value SegmentTsoJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!IsBytes(info[0])) return ThrowType(env, "segmentTso: packet must be a Uint8Array");
+  Napi::Uint8Array in = info[0].As<Napi::Uint8Array>();
+  if (in.ByteLength() < kVnetHdrLen) return env.Null();
+  const VnetHdr vh = ReadVnetHdr(in.Data());
+  std::vector<uint8_t> frame(in.Data() + kVnetHdrLen, in.Data() + in.ByteLength());
+  Napi::Array out = Napi::Array::New(env);
+  if (vh.gso_type == VIRTIO_NET_HDR_GSO_NONE) {
+    if ((vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && !FinishChecksum(frame.data(), frame.size(), vh)) return env.Null();
+    out.Set(0u, Napi::Buffer<uint8_t>::Copy(env, frame.data(), frame.size()));
+    return out;
+  }
+  TsoFrame t;
+  if (!ParseTso(frame.data(), frame.size(), vh, &t)) return env.Null();
+  uint8_t hdr[kMaxSegHeader];
+  for (size_t i = 0; i < t.segments; i++) {
+    WriteSegmentHeader(frame.data(), t, i, hdr);
+    const size_t payload = SegmentPayload(t, i);
+    Napi::Buffer<uint8_t> seg = Napi::Buffer<uint8_t>::New(env, t.hdr_len + payload);
+    memcpy(seg.Data(), hdr, t.hdr_len);
+    memcpy(seg.Data() + t.hdr_len, frame.data() + t.hdr_len + i * t.mss, payload);
+    out.Set(static_cast<uint32_t>(i), seg);
+  }
+  return out;
+}
+
+// mergeSegments(frames): the TAP writes the RX thread makes of these inner frames, in order, each as one Buffer
+// (virtio header + frame; merged runs as one super-frame). Pinned by test/native/offload.test.ts.
+Napi::Value MergeSegmentsJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) return ThrowType(env, "mergeSegments: frames must be an array of Uint8Array");
+  Napi::Array in = info[0].As<Napi::Array>();
+  std::vector<std::vector<uint8_t>> frames;
+  for (uint32_t i = 0; i < in.Length(); i++) {
+    if (!IsBytes(in.Get(i))) return ThrowType(env, "mergeSegments: frames must be an array of Uint8Array");
+    Napi::Uint8Array f = in.Get(i).As<Napi::Uint8Array>();
+    frames.emplace_back(f.Data(), f.Data() + f.ByteLength());
+  }
+  Napi::Array out = Napi::Array::New(env);
+  auto emit = [&](const iovec* v, int cnt, int) {
+    std::vector<uint8_t> w;
+    for (int i = 0; i < cnt; i++) w.insert(w.end(), static_cast<uint8_t*>(v[i].iov_base), static_cast<uint8_t*>(v[i].iov_base) + v[i].iov_len);
+    out.Set(out.Length(), Napi::Buffer<uint8_t>::Copy(env, w.data(), w.size()));
+  };
+  TapWriteMerger merger(true);
+  for (const auto& f : frames) merger.Add(f.data(), f.size(), emit);
+  merger.Flush(emit);
+  return out;
+}
+
 // interfaceOf(address) → name of the interface holding it, or null. getifaddrs sees addresses on links that are
 // down or without carrier (os.networkInterfaces() hides those). Pinned by test/cli/errors.test.ts (E_ADDRESS).
 Napi::Value InterfaceOfJs(const Napi::CallbackInfo& info) {
@@ -322,6 +410,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("encapsulate", Napi::Function::New(env, EncapsulateJs, "encapsulate"));
   exports.Set("flowPort", Napi::Function::New(env, FlowPortJs, "flowPort"));
   exports.Set("classify", Napi::Function::New(env, ClassifyJs, "classify"));
+  exports.Set("segmentTso", Napi::Function::New(env, SegmentTsoJs, "segmentTso"));
+  exports.Set("mergeSegments", Napi::Function::New(env, MergeSegmentsJs, "mergeSegments"));
   return exports;
 }
 

@@ -20,18 +20,32 @@ enum class Drop : int {
   kTxTooBig,
   kTxNoDestination,
   kTxSendError,
+  kTxBadOffload,
   kCount
 };
 
 inline constexpr std::array<const char*, static_cast<int>(Drop::kCount)> kDropNames = {
     "rx_short",           "rx_bad_flags", "rx_unknown_vni",   "rx_unknown_source",
     "rx_truncated_inner", "rx_oversize",  "rx_tap_write_error", "tx_short_frame",
-    "tx_too_big",         "tx_no_destination", "tx_send_error"};
+    "tx_too_big",         "tx_no_destination", "tx_send_error",      "tx_bad_offload"};
 
-enum class Traffic : int { kRxDatagrams, kRxBytes, kTxFrames, kTxBytes, kTxDatagrams, kTxFlooded, kLearned, kCount };
+enum class Traffic : int {
+  kRxDatagrams,
+  kRxBytes,
+  kTxFrames,
+  kTxBytes,
+  kTxDatagrams,
+  kTxFlooded,
+  kLearned,
+  kTxTsoFrames,
+  kTxGsoSends,
+  kRxMerged,
+  kCount
+};
 
 inline constexpr std::array<const char*, static_cast<int>(Traffic::kCount)> kTrafficNames = {
-    "rx_datagrams", "rx_bytes", "tx_frames", "tx_bytes", "tx_datagrams", "tx_flooded", "learned"};
+    "rx_datagrams", "rx_bytes",       "tx_frames",     "tx_bytes", "tx_datagrams",
+    "tx_flooded",   "learned",        "tx_tso_frames", "tx_gso_sends", "rx_merged"};
 
 struct Counters {
   std::array<std::atomic<uint64_t>, static_cast<int>(Drop::kCount)> drops{};

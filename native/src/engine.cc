@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
+#include <linux/udp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <string.h>
@@ -16,6 +17,8 @@
 #include <array>
 #include <atomic>
 
+#include "offload.h"
+
 namespace vxr {
 
 namespace {
@@ -25,12 +28,37 @@ constexpr size_t kSlot = 65536;      // one buffer per frame/datagram: never tru
 constexpr int kMaxMsgs = 1024;       // sendmmsg vector (UIO_MAXIOV)
 constexpr int kSocketBuffer = 4 << 20;
 constexpr int kPollMs = 1000;        // RX wakes at least this often to age learned MACs
+constexpr int kMaxGsoSegments = 64;  // UDP_MAX_SEGMENTS on older kernels
+constexpr size_t kMaxGsoBytes = 65507;  // one GSO send is one UDP datagram's worth of payload (IPv4 limit)
+#ifndef UDP_SEGMENT
+constexpr int UDP_SEGMENT = 103;
+#endif
+#ifndef UDP_GRO
+constexpr int UDP_GRO = 104;
+#endif
 
 SysError Errno(const std::string& what) { return SysError{errno, what}; }
 
 void BigBuffer(int fd, int force_opt, int opt) {
   if (setsockopt(fd, SOL_SOCKET, force_opt, &kSocketBuffer, sizeof(kSocketBuffer)) < 0)
     setsockopt(fd, SOL_SOCKET, opt, &kSocketBuffer, sizeof(kSocketBuffer));
+}
+
+// A socket that only sends: a filter that accepts nothing, and nothing left from before the filter.
+bool RejectAll(int fd) {
+  sock_filter reject_all[] = {{BPF_RET | BPF_K, 0, 0, 0}};
+  sock_fprog prog{1, reject_all};
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0) return false;
+  alignas(8) uint8_t junk[64];
+  while (recv(fd, junk, sizeof(junk), MSG_DONTWAIT | MSG_TRUNC) >= 0) {
+  }
+  return true;
+}
+
+bool DontFragment(int fd, int family) {
+  const int pmtu = family == AF_INET ? IP_PMTUDISC_DO : IPV6_PMTUDISC_DO;
+  return setsockopt(fd, family == AF_INET ? IPPROTO_IP : IPPROTO_IPV6,
+                    family == AF_INET ? IP_MTU_DISCOVER : IPV6_MTU_DISCOVER, &pmtu, sizeof(pmtu)) == 0;
 }
 
 }  // namespace
@@ -44,7 +72,7 @@ int64_t NowMs() {
 Engine::Engine(const EngineConfig& cfg) : cfg_(cfg), table_(std::make_shared<Table>()), learned_(cfg.aging_ms) {
   for (const auto& n : cfg.networks) {
     const size_t max_frame = static_cast<size_t>(n.mtu) + kEthHeaderLen + 4;
-    nets_.push_back(Network{n.vni, UniqueFd(n.tap_fd), n.mtu, max_frame});
+    nets_.push_back(Network{n.vni, UniqueFd(n.tap_fd), n.mtu, max_frame, n.vnet_hdr});
     max_frame_ = std::max(max_frame_, max_frame);
   }
 }
@@ -64,6 +92,11 @@ SysError Engine::Create(const EngineConfig& cfg, std::unique_ptr<Engine>* out) {
   if (bind(e->rx_sock_.get(), reinterpret_cast<sockaddr*>(&sa), salen) < 0)
     return Errno(std::string("bind UDP ") + local_text + " port " + std::to_string(cfg.port));
   BigBuffer(e->rx_sock_.get(), SO_RCVBUFFORCE, SO_RCVBUF);
+  if (cfg.udp_gro) {
+    const int on = 1;
+    e->gro_on_ = setsockopt(e->rx_sock_.get(), IPPROTO_UDP, UDP_GRO, &on, sizeof(on)) == 0;  // absent before 5.0
+  }
+  e->gso_ok_ = cfg.udp_gso;  // turned off by the first GSO send the kernel refuses
 
   // Raw UDP socket for sending: we pick the outer source port per flow and write the UDP header ourselves; the
   // kernel adds the IP header. DF always: VXLAN is never fragmented.
@@ -72,19 +105,9 @@ SysError Engine::Create(const EngineConfig& cfg, std::unique_ptr<Engine>* out) {
   salen = ToSockaddr(cfg.local, 0, &sa);
   if (bind(e->tx_sock_.get(), reinterpret_cast<sockaddr*>(&sa), salen) < 0)
     return Errno(std::string("bind raw ") + local_text);
-  const int pmtu = family == AF_INET ? IP_PMTUDISC_DO : IPV6_PMTUDISC_DO;
-  if (setsockopt(e->tx_sock_.get(), family == AF_INET ? IPPROTO_IP : IPPROTO_IPV6,
-                 family == AF_INET ? IP_MTU_DISCOVER : IPV6_MTU_DISCOVER, &pmtu, sizeof(pmtu)) < 0)
-    return Errno("setsockopt(MTU_DISCOVER)");
-  // A raw IPPROTO_UDP socket would get a copy of every inbound UDP datagram: a filter that accepts nothing.
-  sock_filter reject_all[] = {{BPF_RET | BPF_K, 0, 0, 0}};
-  sock_fprog prog{1, reject_all};
-  if (setsockopt(e->tx_sock_.get(), SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0)
-    return Errno("setsockopt(SO_ATTACH_FILTER)");
-  // Datagrams queued between socket() and the filter would sit in the receive queue forever: drain them once.
-  alignas(8) uint8_t junk[64];
-  while (recv(e->tx_sock_.get(), junk, sizeof(junk), MSG_DONTWAIT | MSG_TRUNC) >= 0) {
-  }
+  if (!DontFragment(e->tx_sock_.get(), family)) return Errno("setsockopt(MTU_DISCOVER)");
+  // A raw IPPROTO_UDP socket would get a copy of every inbound UDP datagram.
+  if (!RejectAll(e->tx_sock_.get())) return Errno("setsockopt(SO_ATTACH_FILTER)");
   BigBuffer(e->tx_sock_.get(), SO_SNDBUFFORCE, SO_SNDBUF);
 
   e->stop_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -128,6 +151,31 @@ void Engine::Stop() {
 
 std::vector<LearnRow> Engine::Learned() const { return learned_.Dump(NowMs()); }
 
+Features Engine::features() const {
+  Features f;
+  for (const auto& n : nets_) f.tap_vnet_hdr |= n.vnet_hdr;
+  f.udp_gso = gso_ok_.load(std::memory_order_relaxed);
+  f.udp_gro = gro_on_;
+  return f;
+}
+
+int Engine::FlowSockets::Get(const Addr& local, uint16_t port) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (const auto it = fds_.find(port); it != fds_.end()) return it->second.get();
+  if (fds_.size() >= kMax) return -1;
+  const int family = local.len == 4 ? AF_INET : AF_INET6;
+  UniqueFd fd(socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_storage sa;
+  const socklen_t salen = ToSockaddr(local, port, &sa);
+  if (fd.valid() && (bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), salen) < 0 || !DontFragment(fd.get(), family) ||
+                     !RejectAll(fd.get())))
+    fd.reset();  // port taken (or the socket unusable): this flow stays on the raw socket
+  if (fd.valid()) BigBuffer(fd.get(), SO_SNDBUFFORCE, SO_SNDBUF);
+  const int got = fd.get();
+  fds_.emplace(port, std::move(fd));
+  return got;
+}
+
 const Engine::Network* Engine::NetworkFor(uint32_t vni) const {
   for (const auto& n : nets_)
     if (n.vni == vni) return &n;
@@ -137,10 +185,14 @@ const Engine::Network* Engine::NetworkFor(uint32_t vni) const {
 namespace {
 
 // One frame of a TX batch and where it goes. `to` points into the table snapshot (static entry) or at `learned`;
-// both live until the batch is sent. Flood frames go to every peer of the VNI.
+// both live until the batch is sent. Flood frames go to every peer of the VNI. A TSO super-frame (`tso.segments`
+// > 0) goes out as segments.
 struct TxFrame {
-  uint8_t* buf = nullptr;
+  uint8_t* slot = nullptr;  // the read buffer: [virtio header] frame
+  uint8_t* buf = nullptr;   // the frame
   size_t len = 0;
+  TsoFrame tso;
+  bool bad_offload = false;  // a virtio header we cannot honour (dropped as tx_bad_offload)
   enum class Dest : uint8_t { kDrop, kUnicast, kFlood, kLookupLearned } dest = Dest::kDrop;
   const Peer* to = nullptr;
   Peer learned;
@@ -148,19 +200,28 @@ struct TxFrame {
 
 }  // namespace
 
-// TX thread of one TAP. Stages per batch: read (non-blocking until EAGAIN or kBatch), resolve (drops, static then
-// learned lookup), encapsulate + queue (one message per destination), send (sendmmsg). Twins: flowPort and
-// encapsulate in src/packet (byte layout); forwarding rules as in src/dataplane/js-engine.ts.
+// TX thread of one TAP. Stages per batch: read (non-blocking until EAGAIN or kBatch; checksums the sender left
+// partial are finished here), resolve (drops, static then learned lookup), encapsulate + queue (one message per
+// destination and segment), send (sendmmsg on the raw socket; TSO segments to one destination in UDP_SEGMENT
+// sends). Twins: flowPort and encapsulate in src/packet (byte layout); forwarding rules as in
+// src/dataplane/js-engine.ts; segmentation pinned by test/native/offload.test.ts.
 void Engine::TxLoop(Network* net) {
   std::vector<uint8_t> slots(static_cast<size_t>(kBatch) * kSlot);
   std::array<TxFrame, kBatch> frames{};
-  for (int i = 0; i < kBatch; i++) frames[i].buf = &slots[static_cast<size_t>(i) * kSlot];
+  for (int i = 0; i < kBatch; i++) frames[i].slot = &slots[static_cast<size_t>(i) * kSlot];
   std::vector<mmsghdr> msgs(kMaxMsgs);
-  std::vector<std::array<iovec, 2>> iovs(kMaxMsgs);
+  std::vector<std::array<iovec, 3>> iovs(kMaxMsgs);
   std::vector<std::array<uint8_t, kEncapHeaderLen>> hdrs(kMaxMsgs);
   std::vector<sockaddr_storage> names(kMaxMsgs);
+  // Headers of the TSO segments queued on the raw socket (one per message at most) and of one GSO send.
+  std::vector<uint8_t> seg_hdrs(static_cast<size_t>(kMaxMsgs) * kMaxSegHeader);
+  std::vector<uint8_t> gso_hdrs(static_cast<size_t>(kMaxGsoSegments) * kMaxSegHeader);
+  std::array<iovec, 3 * kMaxGsoSegments> gso_iov{};
+  uint8_t vxlan_hdr[kVxlanHeaderLen] = {kVxlanFlagI, 0, 0, 0, static_cast<uint8_t>(net->vni >> 16),
+                                        static_cast<uint8_t>(net->vni >> 8), static_cast<uint8_t>(net->vni), 0};
   const size_t ip_header = cfg_.local.len == 4 ? 20 : 40;
   const size_t max_frame_out = static_cast<size_t>(cfg_.underlay_mtu) - ip_header - kEncapHeaderLen;
+  const size_t vnet = net->vnet_hdr ? kVnetHdrLen : 0;
   pollfd pfd[2] = {{net->tap.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
   int m = 0;
 
@@ -180,19 +241,87 @@ void Engine::TxLoop(Network* net) {
     }
     m = 0;
   };
-  auto queue = [&](const TxFrame& f, uint64_t frame_sum, uint16_t sport, const Peer& to) {
+  // Queues one datagram on the raw socket: our UDP + VXLAN header, then `head` (the frame, or a segment's
+  // headers) and `tail` (a segment's payload; empty for a whole frame). `sum` is Sum16 over head and tail.
+  auto queue = [&](const iovec& head, const iovec& tail, uint64_t sum, uint16_t sport, const Peer& to) {
     if (m == kMaxMsgs) send();
-    WriteEncapHeader(hdrs[m].data(), net->vni, sport, cfg_.port, cfg_.local, to.addr, f.len, frame_sum);
+    WriteEncapHeader(hdrs[m].data(), net->vni, sport, cfg_.port, cfg_.local, to.addr, head.iov_len + tail.iov_len, sum);
     names[m] = to.sa;
     iovs[m][0] = {hdrs[m].data(), kEncapHeaderLen};
-    iovs[m][1] = {f.buf, f.len};
+    iovs[m][1] = head;
+    iovs[m][2] = tail;
     msghdr& h = msgs[m].msg_hdr;
     h = msghdr{};
     h.msg_name = &names[m];
     h.msg_namelen = to.salen;
     h.msg_iov = iovs[m].data();
-    h.msg_iovlen = 2;
+    h.msg_iovlen = tail.iov_len > 0 ? 3 : 2;
     m++;
+  };
+  // Segments [from, to) of a TSO frame to one peer in one UDP_SEGMENT send from the flow's own UDP socket.
+  // Returns false when GSO is not available (the caller falls back to the raw socket); send errors are counted.
+  auto send_gso = [&](const TxFrame& f, size_t from, size_t to, uint16_t sport, const Peer& peer) {
+    const int fd = flow_socks_.Get(cfg_.local, sport);
+    if (fd < 0) return false;
+    int n = 0;
+    for (size_t i = from; i < to; i++) {
+      uint8_t* h = &gso_hdrs[(i - from) * kMaxSegHeader];
+      WriteSegmentHeader(f.buf, f.tso, i, h);
+      gso_iov[n++] = {vxlan_hdr, kVxlanHeaderLen};
+      gso_iov[n++] = {h, f.tso.hdr_len};
+      gso_iov[n++] = {f.buf + f.tso.hdr_len + i * f.tso.mss, SegmentPayload(f.tso, i)};
+    }
+    sockaddr_storage dst = peer.sa;
+    if (dst.ss_family == AF_INET)
+      reinterpret_cast<sockaddr_in&>(dst).sin_port = htons(cfg_.port);
+    else
+      reinterpret_cast<sockaddr_in6&>(dst).sin6_port = htons(cfg_.port);
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(uint16_t))] = {};
+    msghdr h{};
+    h.msg_name = &dst;
+    h.msg_namelen = peer.salen;
+    h.msg_iov = gso_iov.data();
+    h.msg_iovlen = static_cast<size_t>(n);
+    h.msg_control = control;
+    h.msg_controllen = sizeof(control);
+    cmsghdr* c = CMSG_FIRSTHDR(&h);
+    c->cmsg_level = IPPROTO_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    const uint16_t seg = static_cast<uint16_t>(kVxlanHeaderLen + f.tso.hdr_len + f.tso.mss);
+    memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+    ssize_t r;
+    do r = sendmsg(fd, &h, 0);
+    while (r < 0 && errno == EINTR);
+    if (r < 0 && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT || errno == EOPNOTSUPP)) {
+      gso_ok_.store(false, std::memory_order_relaxed);  // no UDP GSO on this path: the raw socket from now on
+      return false;
+    }
+    if (r < 0) {
+      counters_.drop(Drop::kTxSendError, to - from);
+    } else {
+      counters_.add(Traffic::kTxDatagrams, to - from);
+      counters_.add(Traffic::kTxGsoSends);
+    }
+    return true;
+  };
+  // Every segment of a TSO frame to one peer: GSO sends when possible, else one raw message per segment.
+  auto send_segments = [&](const TxFrame& f, uint16_t sport, const Peer& peer) {
+    const size_t per_send = std::min<size_t>(kMaxGsoSegments, kMaxGsoBytes / (kVxlanHeaderLen + f.tso.hdr_len + f.tso.mss));
+    size_t i = 0;
+    if (gso_ok_.load(std::memory_order_relaxed) && per_send > 1) {
+      send();  // what is queued on the raw socket goes first: no reordering within a flow
+      for (; i < f.tso.segments; i += per_send)
+        if (!send_gso(f, i, std::min(f.tso.segments, i + per_send), sport, peer)) break;
+    }
+    for (; i < f.tso.segments; i++) {
+      if (m == kMaxMsgs) send();
+      uint8_t* h = &seg_hdrs[static_cast<size_t>(m) * kMaxSegHeader];
+      WriteSegmentHeader(f.buf, f.tso, i, h);
+      const iovec head{h, f.tso.hdr_len};
+      const iovec tail{f.buf + f.tso.hdr_len + i * f.tso.mss, SegmentPayload(f.tso, i)};
+      queue(head, tail, Sum16(static_cast<uint8_t*>(tail.iov_base), tail.iov_len, Sum16(h, head.iov_len)), sport, peer);
+    }
   };
 
   for (;;) {
@@ -203,12 +332,25 @@ void Engine::TxLoop(Network* net) {
     // Read stage.
     int n = 0;
     while (n < kBatch) {
-      const ssize_t got = read(net->tap.get(), frames[n].buf, kSlot);
+      TxFrame& f = frames[n];
+      const ssize_t got = read(net->tap.get(), f.slot, kSlot);
       if (got < 0) {
         if (errno == EINTR) continue;
         break;  // EAGAIN: the burst is over
       }
-      frames[n++].len = static_cast<size_t>(got);
+      f.tso.segments = 0;
+      f.bad_offload = false;
+      f.buf = f.slot + vnet;
+      f.len = static_cast<size_t>(got) > vnet ? static_cast<size_t>(got) - vnet : 0;
+      n++;
+      if (vnet == 0 || f.len == 0) continue;
+      const VnetHdr vh = ReadVnetHdr(f.slot);
+      if (vh.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
+        f.bad_offload = !ParseTso(f.buf, f.len, vh, &f.tso);
+        if (!f.bad_offload) counters_.add(Traffic::kTxTsoFrames);
+      } else if (vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+        f.bad_offload = !FinishChecksum(f.buf, f.len, vh);
+      }
     }
     if (n == 0) continue;
 
@@ -220,9 +362,11 @@ void Engine::TxLoop(Network* net) {
     for (int i = 0; i < n; i++) {
       TxFrame& f = frames[i];
       f.dest = TxFrame::Dest::kDrop;
-      if (f.len < kEthHeaderLen) {
+      if (f.bad_offload) {
+        counters_.drop(Drop::kTxBadOffload);
+      } else if (f.len < kEthHeaderLen) {
         counters_.drop(Drop::kTxShortFrame);
-      } else if (f.len > max_frame_out) {
+      } else if (f.tso.segments > 0 ? f.tso.hdr_len + f.tso.mss > max_frame_out : f.len > max_frame_out) {
         counters_.drop(Drop::kTxTooBig);
       } else if (!has_peers) {
         counters_.drop(Drop::kTxNoDestination);
@@ -248,18 +392,27 @@ void Engine::TxLoop(Network* net) {
       }
     }
 
-    // Encapsulate stage.
+    // Encapsulate stage (TSO frames: segment, and send each destination's segments together).
     for (int i = 0; i < n; i++) {
       const TxFrame& f = frames[i];
       if (f.dest == TxFrame::Dest::kDrop) continue;
-      const uint64_t sum = Sum16(f.buf, f.len);  // once per frame, shared by every copy of a flood
       const uint16_t sport = FlowPort(f.buf, f.len);
-      if (f.dest == TxFrame::Dest::kUnicast) {
-        queue(f, sum, sport, *f.to);
+      if (f.tso.segments > 0) {
+        if (f.dest == TxFrame::Dest::kUnicast) {
+          send_segments(f, sport, *f.to);
+        } else {
+          for (const int p : vt->second.flood) send_segments(f, sport, table->peers[static_cast<size_t>(p)]);
+        }
       } else {
-        for (const int p : vt->second.flood) queue(f, sum, sport, table->peers[static_cast<size_t>(p)]);
-        counters_.add(Traffic::kTxFlooded);
+        const uint64_t sum = Sum16(f.buf, f.len);  // once per frame, shared by every copy of a flood
+        const iovec whole{f.buf, f.len}, none{nullptr, 0};
+        if (f.dest == TxFrame::Dest::kUnicast) {
+          queue(whole, none, sum, sport, *f.to);
+        } else {
+          for (const int p : vt->second.flood) queue(whole, none, sum, sport, table->peers[static_cast<size_t>(p)]);
+        }
       }
+      if (f.dest == TxFrame::Dest::kFlood) counters_.add(Traffic::kTxFlooded);
       counters_.add(Traffic::kTxFrames);
       counters_.add(Traffic::kTxBytes, f.len);
     }
@@ -269,14 +422,31 @@ void Engine::TxLoop(Network* net) {
   }
 }
 
-// The RX thread. Stages per batch: recvmmsg (kBatch × 64 KiB, preallocated) → classify (contract order; twin:
-// classifyDatagram in src/dataplane/classify.ts) → per-network size check → TAP write → learn (one call per batch).
+// The RX thread. Stages per batch: recvmmsg (kBatch × 64 KiB, preallocated; with UDP_GRO a slot may hold several
+// datagrams of one sender, each gso_size long but the last) → classify (contract order; twin: classifyDatagram in
+// src/dataplane/classify.ts) → per-network size check → TAP write (merging TCP runs when the TAP takes virtio
+// headers) → learn (one call per batch).
 void Engine::RxLoop() {
   std::vector<uint8_t> bufs(static_cast<size_t>(kBatch) * kSlot);
   std::array<mmsghdr, kBatch> msgs{};
   std::array<iovec, kBatch> iov{};
   std::array<sockaddr_storage, kBatch> names{};
-  std::array<LearnTable::Sighting, kBatch> sightings{};
+  constexpr size_t kControl = CMSG_SPACE(sizeof(int));
+  std::vector<char> controls(kBatch * kControl);
+  std::vector<LearnTable::Sighting> sightings;
+  sightings.reserve(static_cast<size_t>(kBatch) * kMaxGsoSegments);
+  std::vector<TapWriteMerger> mergers;
+  mergers.reserve(nets_.size());
+  for (const auto& n : nets_) mergers.emplace_back(n.vnet_hdr);
+  // A TAP write: one frame, or a merged run of `frames` segments.
+  auto writer = [this](int tap) {
+    return [this, tap](const iovec* v, int cnt, int frames) {
+      if (writev(tap, v, cnt) < 0)
+        counters_.drop(Drop::kRxTapWriteError, static_cast<uint64_t>(frames));
+      else if (frames > 1)
+        counters_.add(Traffic::kRxMerged, static_cast<uint64_t>(frames));
+    };
+  };
   pollfd pfd[2] = {{rx_sock_.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
   int64_t last_expire = NowMs();
 
@@ -297,11 +467,42 @@ void Engine::RxLoop() {
       msgs[i].msg_hdr.msg_namelen = sizeof(names[i]);
       msgs[i].msg_hdr.msg_iov = &iov[i];
       msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_control = &controls[static_cast<size_t>(i) * kControl];
+      msgs[i].msg_hdr.msg_controllen = kControl;
     }
     const int r = recvmmsg(rx_sock_.get(), msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
     if (r <= 0) continue;
     const std::shared_ptr<const Table> table = std::atomic_load(&table_);
-    int ns = 0;
+    sightings.clear();
+
+    // One datagram: classify, then hand its inner frame to its TAP's merger.
+    auto deliver = [&](const uint8_t* p, size_t len, const Addr& from) {
+      const ClassifyResult c = Classify(p, len, max_frame_, [&](uint32_t vni) { return table->PeerState(vni, from); });
+      if (!c.ok) {
+        counters_.drop(c.reason);
+        return;
+      }
+      const uint8_t* inner = p + kVxlanHeaderLen;
+      const size_t inner_len = len - kVxlanHeaderLen;
+      const Network* net = NetworkFor(c.vni);
+      if (net == nullptr) {  // in the table but not served by a TAP of this engine
+        counters_.drop(Drop::kRxUnknownVni);
+        return;
+      }
+      if (inner_len > net->max_frame) {  // Classify checked the largest TAP; this one may be smaller
+        counters_.drop(Drop::kRxOversize);
+        return;
+      }
+      if (cfg_.learning && (inner[6] & 1) == 0) {
+        const uint64_t src = MacKey(inner + 6);
+        const auto vt = table->vnis.find(c.vni);  // present: Classify accepted the VNI
+        if (vt != table->vnis.end() && !vt->second.macs.count(src)) sightings.push_back({c.vni, src, from});
+      }
+      mergers[static_cast<size_t>(net - nets_.data())].Add(inner, inner_len, writer(net->tap.get()));
+      counters_.add(Traffic::kRxDatagrams);
+      counters_.add(Traffic::kRxBytes, inner_len);
+    };
+
     for (int i = 0; i < r; i++) {
       const uint8_t* p = &bufs[static_cast<size_t>(i) * kSlot];
       const size_t len = msgs[i].msg_len;
@@ -314,36 +515,20 @@ void Engine::RxLoop() {
         counters_.drop(Drop::kRxUnknownSource);
         continue;
       }
-      const ClassifyResult c = Classify(p, len, max_frame_, [&](uint32_t vni) { return table->PeerState(vni, from); });
-      if (!c.ok) {
-        counters_.drop(c.reason);
-        continue;
+      size_t seg = len;  // without GRO (or a lone datagram): the whole slot is one datagram
+      for (cmsghdr* c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c != nullptr; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
+        if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+          int gso = 0;
+          memcpy(&gso, CMSG_DATA(c), sizeof(gso));
+          if (gso > 0) seg = static_cast<size_t>(gso);
+        }
       }
-      const uint8_t* inner = p + kVxlanHeaderLen;
-      const size_t inner_len = len - kVxlanHeaderLen;
-      const Network* net = NetworkFor(c.vni);
-      if (net == nullptr) {  // in the table but not served by a TAP of this engine
-        counters_.drop(Drop::kRxUnknownVni);
-        continue;
-      }
-      if (inner_len > net->max_frame) {  // Classify checked the largest TAP; this one may be smaller
-        counters_.drop(Drop::kRxOversize);
-        continue;
-      }
-      if (cfg_.learning && (inner[6] & 1) == 0) {
-        const uint64_t src = MacKey(inner + 6);
-        const auto vt = table->vnis.find(c.vni);  // present: Classify accepted the VNI
-        if (vt != table->vnis.end() && !vt->second.macs.count(src)) sightings[ns++] = {c.vni, src, from};
-      }
-      if (write(net->tap.get(), inner, inner_len) < 0) {
-        counters_.drop(Drop::kRxTapWriteError);
-        continue;
-      }
-      counters_.add(Traffic::kRxDatagrams);
-      counters_.add(Traffic::kRxBytes, inner_len);
+      for (size_t off = 0; off < len; off += seg) deliver(p + off, std::min(seg, len - off), from);
     }
-    if (ns > 0) {
-      const int learned = learned_.LearnBatch(sightings.data(), ns, now);
+    // The mergers hold pointers into this batch's buffers: write everything before the next recvmmsg.
+    for (size_t k = 0; k < mergers.size(); k++) mergers[k].Flush(writer(nets_[k].tap.get()));
+    if (!sightings.empty()) {
+      const int learned = learned_.LearnBatch(sightings.data(), static_cast<int>(sightings.size()), now);
       if (learned > 0) counters_.add(Traffic::kLearned, static_cast<uint64_t>(learned));
     }
   }

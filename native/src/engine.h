@@ -10,14 +10,25 @@
 // ({buffer, length, VNI, destination}). A batch is up to kBatch frames in per-slot buffers the TX thread owns; each
 // frame becomes one or more messages (a flood is one per peer) with its own 16-byte header and an iovec pointing at
 // the shared frame; the batch is sent (sendmmsg) before the next read reuses the slots. RX: recvmmsg → classify →
-// learn (one lock per batch) → TAP write. Offloads (IFF_VNET_HDR/TSO on the TAP, UDP GSO/GRO) change what a slot
-// and a message hold (a vnet header, a GSO segment size), not the stages.
+// learn (one lock per batch) → TAP write.
+//
+// Offloads, each probed and dropped at run time when the kernel refuses it (features() says what is on):
+// - A TAP opened with IFF_VNET_HDR + TSO hands over TCP super-frames (up to 64 KiB) with a virtio header; TX cuts
+//   them into segments (offload.h) and sends each destination's segments with one sendmsg and UDP_SEGMENT, from a
+//   UDP socket bound to the flow's source port (so the outer port is the same as the raw path would pick). Without
+//   GSO (EIO/EINVAL on the first try) the segments go through the raw socket like any frame.
+// - The UDP socket receives with UDP_GRO: one recvmmsg slot may hold many datagrams of one sender (cut by the
+//   segment size the kernel reports). Consecutive TCP segments of one flow are merged into one super-frame written
+//   to the TAP with a virtio header (TapWriteMerger), so the bridge and the container see few, large packets.
 //
 // Buffer ownership: slot buffers, headers, iovecs and sockaddrs belong to the thread that allocated them at start;
 // nothing is allocated per packet. The table snapshot is held (shared_ptr) for exactly one batch.
 #pragma once
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "counters.h"
@@ -32,6 +43,7 @@ struct NetworkConfig {
   uint32_t vni = 0;
   int tap_fd = -1;  // ownership passes to the engine in Create, even when it fails
   int mtu = 0;
+  bool vnet_hdr = false;  // the TAP was opened with IFF_VNET_HDR (OpenTap with offloads)
 };
 
 struct EngineConfig {
@@ -40,7 +52,16 @@ struct EngineConfig {
   int underlay_mtu = 1500;
   bool learning = true;
   int64_t aging_ms = 300000;
+  bool udp_gso = true;  // try UDP_SEGMENT sends
+  bool udp_gro = true;  // try UDP_GRO receives
   std::vector<NetworkConfig> networks;
+};
+
+// What is on right now (GSO can turn itself off after Start when the first GSO send fails).
+struct Features {
+  bool tap_vnet_hdr = false;
+  bool udp_gso = false;
+  bool udp_gro = false;
 };
 
 class Engine {
@@ -54,6 +75,7 @@ class Engine {
   void Stop();  // idempotent; closes sockets and TAPs
   const Counters& counters() const { return counters_; }
   std::vector<LearnRow> Learned() const;
+  Features features() const;
 
  private:
   struct Network {
@@ -61,6 +83,17 @@ class Engine {
     UniqueFd tap;
     int mtu;
     size_t max_frame;  // largest inner frame its TAP takes: mtu + 14 + 4 (classification's maxFrame)
+    bool vnet_hdr;
+  };
+  // UDP sockets bound to local:<flow source port> for GSO sends, opened on first use and kept (at most kMax; beyond
+  // that, or when the port is taken, the flow uses the raw socket). Shared by the TX threads.
+  class FlowSockets {
+   public:
+    static constexpr size_t kMax = 1024;
+    int Get(const Addr& local, uint16_t port);  // -1: use the raw socket
+   private:
+    std::mutex mu_;
+    std::unordered_map<uint16_t, UniqueFd> fds_;  // an invalid fd remembers a port that could not be bound
   };
   explicit Engine(const EngineConfig& cfg);
   void TxLoop(Network* net);
@@ -70,6 +103,9 @@ class Engine {
   EngineConfig cfg_;
   std::vector<Network> nets_;
   UniqueFd rx_sock_, tx_sock_, stop_fd_;
+  FlowSockets flow_socks_;
+  std::atomic<bool> gso_ok_{false};
+  bool gro_on_ = false;
   std::shared_ptr<const Table> table_;
   LearnTable learned_;
   Counters counters_;

@@ -2,6 +2,8 @@
 // it (and the kernel removes the TAP).
 #include "tap.h"
 
+#include "offload.h"
+
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <linux/netlink.h>
@@ -24,7 +26,7 @@ void SetName(ifreq* ifr, const std::string& name) {
 
 }  // namespace
 
-TapResult OpenTap(const std::string& name, int mtu, const std::string& bridge) {
+TapResult OpenTap(const std::string& name, int mtu, const std::string& bridge, bool offloads) {
   TapResult r;
   if (name.size() >= IFNAMSIZ || bridge.size() >= IFNAMSIZ) {
     r.error = {EINVAL, "interface name longer than 15 bytes"};
@@ -37,10 +39,25 @@ TapResult OpenTap(const std::string& name, int mtu, const std::string& bridge) {
   }
   ifreq ifr;
   SetName(&ifr, name);
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (offloads ? IFF_VNET_HDR : 0);
   if (ioctl(fd.get(), TUNSETIFF, &ifr) < 0) {
     r.error = {errno, "TUNSETIFF " + name};
     return r;
+  }
+  if (offloads) {
+    int hdr_len = static_cast<int>(kVnetHdrLen);
+    if (ioctl(fd.get(), TUNSETVNETHDRSZ, &hdr_len) < 0) {
+      r.error = {errno, "TUNSETVNETHDRSZ " + name};
+      return r;
+    }
+    r.vnet_hdr = true;
+    // Best first; a kernel that refuses TSO may still take checksum offload, and none at all still works.
+    for (const unsigned want : {TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6, TUN_F_CSUM | TUN_F_TSO4, TUN_F_CSUM}) {
+      if (ioctl(fd.get(), TUNSETOFFLOAD, want) == 0) {
+        r.offloads = want;
+        break;
+      }
+    }
   }
   const std::string tap(ifr.ifr_name);
   UniqueFd ctl(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));

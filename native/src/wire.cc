@@ -4,6 +4,8 @@
 #include <arpa/inet.h>
 #include <string.h>
 
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "Sum16 and the virtio header assume a little-endian host");
+
 namespace vxr {
 
 bool Addr::operator==(const Addr& o) const { return len == o.len && memcmp(bytes, o.bytes, len) == 0; }
@@ -63,11 +65,29 @@ socklen_t ToSockaddr(const Addr& a, uint16_t port, sockaddr_storage* out) {
 }
 
 uint64_t Sum16(const uint8_t* p, size_t n, uint64_t initial) {
-  uint64_t s = initial;
-  size_t i = 0;
-  for (; i + 1 < n; i += 2) s += (static_cast<uint32_t>(p[i]) << 8) | p[i + 1];
-  if (i < n) s += static_cast<uint32_t>(p[i]) << 8;
-  return s;
+  // Sums 32-bit little-endian loads (the one's complement sum does not care about word order or byte order, as long
+  // as the result is folded and swapped back): 8 bytes per add instead of 2. The result is folded to 16 bits.
+  uint64_t s = 0;
+  for (; n >= 16; n -= 16, p += 16) {
+    uint32_t w[4];
+    memcpy(w, p, 16);
+    s += static_cast<uint64_t>(w[0]) + w[1] + w[2] + w[3];
+  }
+  for (; n >= 4; n -= 4, p += 4) {
+    uint32_t w;
+    memcpy(&w, p, 4);
+    s += w;
+  }
+  if (n >= 2) {
+    uint16_t w;
+    memcpy(&w, p, 2);
+    s += w;
+    p += 2;
+    n -= 2;
+  }
+  if (n == 1) s += p[0];  // the odd byte is the high byte of a big-endian word padded with zero
+  while (s >> 16) s = (s & 0xffff) + (s >> 16);
+  return initial + static_cast<uint16_t>((s >> 8) | ((s & 0xff) << 8));
 }
 
 uint16_t FoldChecksum(uint64_t sum) {

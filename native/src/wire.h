@@ -37,7 +37,7 @@ void AddrToText(const Addr& a, char* out, size_t cap);  // inet_ntop: canonical 
 // A sockaddr for sending to `a` on a raw socket (port 0, as raw IPv6 sockets require).
 socklen_t ToSockaddr(const Addr& a, uint16_t port, sockaddr_storage* out);
 
-// One's-complement sum of big-endian 16-bit words (unfolded), odd tail padded with zero.
+// One's-complement sum of big-endian 16-bit words, odd tail padded with zero, added to `initial` (not folded).
 uint64_t Sum16(const uint8_t* p, size_t n, uint64_t initial = 0);
 uint16_t FoldChecksum(uint64_t sum);  // folded and inverted: the value for the checksum field
 

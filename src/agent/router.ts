@@ -17,6 +17,7 @@ import {
   type Engine,
   type FdbEntry,
   type NativeAddon,
+  type Offloads,
   type TableSnapshot,
 } from '../dataplane/index.js';
 import { ConfigError } from '../errors.js';
@@ -42,6 +43,8 @@ export interface Router {
   readonly info: RouterInfo;
   counters(): Counters;
   fdb(): FdbEntry[];
+  /** Offloads in use now (GSO turns itself off if the kernel refuses it). */
+  offloads(): Offloads;
   /** The table the data path forwards with now (static peers merged with the registry's). */
   table(): TableSnapshot;
   /** Withdraws from the registry, stops forwarding and removes the TAP. Safe to call twice. */
@@ -101,9 +104,10 @@ export async function startRouter(config: RouterConfig, addon: () => NativeAddon
     checkFreeLinkName(tapName);
     const mtu = config.mtu ?? network?.mtu ?? underlay.mtu - overheadFor(isIPv6(config.local) ? 6 : 4);
 
-    let tap: { fd: number; name: string };
+    let tap: { fd: number; name: string; vnetHdr: boolean };
     try {
-      tap = native.openTap(tapName, mtu, config.bridge);
+      // Offloads need the native engine: the JS engine reads and writes plain frames.
+      tap = native.openTap(tapName, mtu, config.bridge, config.engine === 'native' && config.offloads.includes('tap'));
     } catch (err) {
       throw toRouterError(err);
     }
@@ -113,7 +117,9 @@ export async function startRouter(config: RouterConfig, addon: () => NativeAddon
       underlayMtu: underlay.mtu,
       learning: config.learning,
       agingMs: config.agingSeconds * 1000,
-      networks: [{ vni, tapFd: tap.fd, tapName: tap.name, mtu }],
+      udpGso: config.offloads.includes('gso'),
+      udpGro: config.offloads.includes('gro'),
+      networks: [{ vni, tapFd: tap.fd, tapName: tap.name, mtu, vnetHdr: tap.vnetHdr }],
     };
     const eng: Engine = config.engine === 'native' ? new NativeEngine(options, native) : new JsEngine(options, (name) => native.deleteLink(name));
     engine = eng;
@@ -144,6 +150,7 @@ export async function startRouter(config: RouterConfig, addon: () => NativeAddon
     return {
       info: { engine: eng.kind, tap: tap.name, mtu, underlay, vni, local: config.local, port: config.port, peers: config.peers, ...(network ? { network: network.name } : {}) },
       counters: () => eng.counters(),
+      offloads: () => eng.offloads(),
       fdb: () => eng.fdb(),
       table: () => current,
       close: async () => {

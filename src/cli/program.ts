@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { createNetwork, startRouter, type Router } from '../agent/index.js';
-import { buildConfig, ENGINES, type RawConfig } from '../config/index.js';
+import { buildConfig, ENGINES, OFFLOADS, type RawConfig } from '../config/index.js';
 import { VxlanRouterError } from '../errors.js';
 
 export const EXIT_OK = 0;
@@ -30,12 +30,21 @@ interface UpFlags {
   mtu?: number | string;
   engine?: string;
   learning: boolean;
+  offloads?: string | false;
   aging?: number | string;
   config?: string;
   etcd?: string;
   network?: string;
   hostId?: string;
   leaseTtl?: number | string;
+}
+
+/** `--offloads all|none|tap,gso` (or `--no-offloads`: false) → the list the schema checks. */
+function offloadList(v: string | false | undefined): string[] | undefined {
+  if (v === undefined) return undefined;
+  if (v === false || v === 'none') return [];
+  if (v === 'all') return [...OFFLOADS];
+  return v.split(',').filter(Boolean);
 }
 
 /** `--etcd a,b` → ['a', 'b']. */
@@ -59,6 +68,8 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--mtu <n>', 'TAP MTU (default: underlay MTU - 50, or - 70 for IPv6)', integerOrRaw)
     .addOption(new Option('--engine <kind>', 'data path: native (default) or js (reference)').choices(ENGINES))
     .option('--no-learning', 'do not learn remote MACs from inbound traffic')
+    .option('--offloads <list>', 'native engine offloads: all (default), none, or a list of tap,gso,gro')
+    .option('--no-offloads', 'the same as --offloads none')
     .option('--aging <seconds>', 'seconds a learned MAC lives without traffic (default: 300)', integerOrRaw)
     .option('--config <file>', 'YAML config file with the same keys (flags override it)')
     .option('--etcd <urls>', 'etcd endpoints, comma-separated: peers (and the VNI) come from the registry')
@@ -76,6 +87,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
         mtu: flags.mtu,
         engine: flags.engine,
         learning: cmd.getOptionValueSource('learning') === 'cli' ? flags.learning : undefined,
+        offloads: offloadList(flags.offloads),
         agingSeconds: flags.aging,
         etcd: endpoints(flags.etcd),
         network: flags.network,
@@ -111,11 +123,14 @@ function serve(router: Router, io: { out: (line: string) => void }): Promise<voi
   const printCounters = (): void => {
     io.out(`counters ${JSON.stringify(router.counters())}`);
     io.out(`table ${JSON.stringify(router.table())}`);
+    io.out(`offloads ${JSON.stringify(router.offloads())}`);
   };
+  const o = router.offloads();
+  const offloads = [o.tapVnetHdr && 'tap', o.udpGso && 'gso', o.udpGro && 'gro'].filter(Boolean).join(',') || 'none';
   io.out(
     `vxlan-router: ready engine=${info.engine} tap=${info.tap} mtu=${info.mtu} vni=${info.vni} ` +
       `local=${info.local}:${info.port} underlay=${info.underlay.device}/${info.underlay.mtu} ` +
-      `peers=${info.peers.join(',') || '(none)'}${info.network ? ` network=${info.network}` : ''}`,
+      `peers=${info.peers.join(',') || '(none)'}${info.network ? ` network=${info.network}` : ''} offloads=${offloads}`,
   );
   return new Promise((resolve) => {
     // The native engine's threads are invisible to the event loop: hold it open until a signal says stop.

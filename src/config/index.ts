@@ -1,2 +1,2 @@
 export { buildConfig, readConfigFile, type RawConfig } from './load.js';
-export { CONFIG_KEYS, ENGINES, configSchema, type ConfigKey, type RouterConfig } from './schema.js';
+export { CONFIG_KEYS, ENGINES, OFFLOADS, configSchema, type ConfigKey, type Offload, type RouterConfig } from './schema.js';

@@ -22,6 +22,7 @@ const FLAG_OF: Record<ConfigKey, string> = {
   mtu: '--mtu',
   engine: '--engine',
   learning: '--no-learning',
+  offloads: '--offloads',
   agingSeconds: '--aging',
   etcd: '--etcd',
   network: '--network',

@@ -7,6 +7,9 @@ import { z } from 'zod';
 import { MAX_VNI, VXLAN_PORT } from '../packet/index.js';
 
 export const ENGINES = ['native', 'js'] as const;
+/** Native engine offloads: TAP virtio header (TSO in, merged super-frames out), UDP GSO sends, UDP GRO receives. */
+export const OFFLOADS = ['tap', 'gso', 'gro'] as const;
+export type Offload = (typeof OFFLOADS)[number];
 
 /** An integer in [min, max], with messages that read well after the value ("70000 is out of range 1-65535"). */
 const intIn = (min: number, max: number) =>
@@ -35,6 +38,8 @@ export const configSchema = z.strictObject({
   mtu: intIn(68, 65535).optional(),
   engine: z.enum(ENGINES).default('native'),
   learning: z.boolean().default(true),
+  /** Native engine offloads to use, each probed at start (the kernel may refuse it); [] = one frame per datagram. */
+  offloads: z.array(z.enum(OFFLOADS)).default([...OFFLOADS]),
   /** Seconds a learned MAC stays without being seen again. */
   agingSeconds: intIn(1, 86400).default(300),
   /** etcd endpoints (e.g. http://198.51.100.254:2379): peers then come from the registry. */

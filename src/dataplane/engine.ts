@@ -22,6 +22,7 @@ export const DROP_REASONS = [
   'tx_too_big', // encapsulated datagram would exceed the underlay MTU (VXLAN is never fragmented)
   'tx_no_destination', // no peer for the VNI: nowhere to send
   'tx_send_error', // the kernel refused the datagram
+  'tx_bad_offload', // the TAP's virtio header asked for something we cannot do (malformed super-frame, bad offsets)
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
@@ -34,11 +35,16 @@ export const TRAFFIC_COUNTERS = [
   'tx_datagrams', // datagrams sent (a frame flooded to N peers counts N)
   'tx_flooded', // frames sent by head-end replication (broadcast, multicast, unknown unicast)
   'learned', // (VNI, MAC) entries learned or moved from inbound traffic
+  'tx_tso_frames', // TCP super-frames read from the TAP (TSO) and cut into segments (native engine with offloads)
+  'tx_gso_sends', // UDP_SEGMENT sends, each carrying many datagrams of one flow to one peer
+  'rx_merged', // received TCP segments merged into super-frames for the TAP (GRO)
 ] as const;
 export type TrafficCounter = (typeof TRAFFIC_COUNTERS)[number];
 
 export type CounterName = DropReason | TrafficCounter;
 export type Counters = Record<CounterName, number>;
+
+export const NO_OFFLOADS: Offloads = { tapVnetHdr: false, udpGso: false, udpGro: false };
 
 export function zeroCounters(): Counters {
   const c = {} as Counters;
@@ -53,6 +59,18 @@ export interface EngineNetwork {
   readonly tapFd: number;
   readonly tapName: string;
   readonly mtu: number;
+  /** The TAP was opened with IFF_VNET_HDR (native engine only): reads and writes carry a virtio-net header. */
+  readonly vnetHdr?: boolean;
+}
+
+/** Offloads in use now (the native engine probes each at start; the JS engine uses none). */
+export interface Offloads {
+  /** TAP with a virtio-net header: TSO super-frames in, merged TCP super-frames out. */
+  readonly tapVnetHdr: boolean;
+  /** UDP_SEGMENT sends (turns itself off when the kernel refuses the first one). */
+  readonly udpGso: boolean;
+  /** UDP_GRO receives. */
+  readonly udpGro: boolean;
 }
 
 export interface EngineOptions {
@@ -65,6 +83,9 @@ export interface EngineOptions {
   readonly networks: readonly EngineNetwork[];
   readonly learning: boolean;
   readonly agingMs: number;
+  /** Native engine: try UDP GSO sends / GRO receives (default true). */
+  readonly udpGso?: boolean;
+  readonly udpGro?: boolean;
 }
 
 /** What the control side knows (per VNI: peers = flood list and source allow-list, static MACs), and a table row. */
@@ -81,6 +102,7 @@ export interface Engine {
   applyTable(table: TableSnapshot): void;
   counters(): Counters;
   fdb(): FdbEntry[];
+  offloads(): Offloads;
   /** Stop forwarding, close sockets and TAPs. Safe to call twice. */
   close(): Promise<void>;
 }

@@ -20,8 +20,10 @@ import { ForwardingTable } from '../fdb/index.js';
 import { encodeVxlanHeader, flowPort, VXLAN_HEADER_LEN } from '../packet/index.js';
 import { buildVniPeers, classifyDatagram } from './classify.js';
 import {
+  NO_OFFLOADS,
   zeroCounters,
   type Counters,
+  type Offloads,
   type Engine,
   type EngineNetwork,
   type EngineOptions,
@@ -95,6 +97,11 @@ export class JsEngine implements Engine {
 
   fdb(): FdbEntry[] {
     return this.fdbTable.entries();
+  }
+
+  /** None: one frame per datagram through dgram (the reference path). */
+  offloads(): Offloads {
+    return NO_OFFLOADS;
   }
 
   async close(): Promise<void> {

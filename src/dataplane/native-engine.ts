@@ -6,12 +6,14 @@
 import { VxlanRouterError } from '../errors.js';
 import {
   DROP_REASONS,
+  NO_OFFLOADS,
   TRAFFIC_COUNTERS,
   zeroCounters,
   type Counters,
   type Engine,
   type EngineOptions,
   type FdbEntry,
+  type Offloads,
   type TableSnapshot,
 } from './engine.js';
 import { loadNative, toRouterError, type NativeAddon, type NativeEngineHandle, type NativeTable } from './native.js';
@@ -36,7 +38,9 @@ export class NativeEngine implements Engine {
         underlayMtu: this.opts.underlayMtu,
         learning: this.opts.learning,
         agingMs: this.opts.agingMs,
-        networks: this.opts.networks.map((n) => ({ vni: n.vni, tapFd: n.tapFd, mtu: n.mtu })),
+        udpGso: this.opts.udpGso ?? true,
+        udpGro: this.opts.udpGro ?? true,
+        networks: this.opts.networks.map((n) => ({ vni: n.vni, tapFd: n.tapFd, mtu: n.mtu, vnetHdr: n.vnetHdr ?? false })),
       });
       this.handle.setTable(toNativeTable(this.table));
       this.handle.start();
@@ -58,6 +62,10 @@ export class NativeEngine implements Engine {
     DROP_REASONS.forEach((name, i) => (c[name] = drops[i] ?? 0));
     TRAFFIC_COUNTERS.forEach((name, i) => (c[name] = traffic[i] ?? 0));
     return c;
+  }
+
+  offloads(): Offloads {
+    return this.handle?.features() ?? NO_OFFLOADS;
   }
 
   fdb(): FdbEntry[] {

@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { VxlanRouterError, type ErrorCode } from '../errors.js';
+import type { Offloads } from './engine.js';
 
 /** The table as the addon takes it: static MACs as [mac, vtep] pairs. */
 export interface NativeTable {
@@ -20,13 +21,19 @@ export interface NativeEngineHandle {
   stop(): void;
   counters(): { drops: number[]; traffic: number[] };
   learned(): { vni: number; mac: string; vtep: string; ageMs: number }[];
+  features(): Offloads;
 }
+
+export type TapOffload = 'csum' | 'tso4' | 'tso6';
 
 export interface NativeAddon {
   readonly dropReasons: readonly string[];
   readonly trafficCounters: readonly string[];
-  /** Opens a TAP (IFF_TAP | IFF_NO_PI), sets its MTU, enslaves it to `bridge`, brings it up. Closing fd removes it. */
-  openTap(name: string, mtu: number, bridge: string): { fd: number; name: string };
+  /**
+   * Opens a TAP (IFF_TAP | IFF_NO_PI), sets its MTU, enslaves it to `bridge`, brings it up. Closing fd removes it.
+   * With `offloads`, also IFF_VNET_HDR and the TUN_F_* offloads the kernel takes (`offloads` lists them).
+   */
+  openTap(name: string, mtu: number, bridge: string, offloads?: boolean): { fd: number; name: string; vnetHdr: boolean; offloads: TapOffload[] };
   closeFd(fd: number): void;
   /** Deletes a link (RTM_DELLINK); for a TAP this also wakes a read() blocked on it. */
   deleteLink(name: string): void;
@@ -39,7 +46,10 @@ export interface NativeAddon {
     underlayMtu: number;
     learning: boolean;
     agingMs: number;
-    networks: { vni: number; tapFd: number; mtu: number }[];
+    /** Try UDP GSO sends and GRO receives (each default true). */
+    udpGso?: boolean;
+    udpGro?: boolean;
+    networks: { vni: number; tapFd: number; mtu: number; vnetHdr?: boolean }[];
   }): NativeEngineHandle;
   /** Mean ns per (VNI, MAC) lookup in a table of `entries` MACs (the benchmark's lookup-cost figure). */
   benchLookup(entries: number, lookups: number): number;
@@ -52,6 +62,10 @@ export interface NativeAddon {
     vnis: { vni: number; peers: string[] }[],
     maxFrame: number,
   ): { vni: number; offset: number } | { reason: string };
+  /** What the TX thread makes of a TAP read (virtio header + frame): the frames it encapsulates, or null (tx_bad_offload). */
+  segmentTso(packet: Uint8Array): Buffer[] | null;
+  /** The TAP writes the RX thread makes of these inner frames (each: virtio header + frame; TCP runs merged). */
+  mergeSegments(frames: readonly Uint8Array[]): Buffer[];
 }
 
 /** From src/dataplane (tests, through tap's TypeScript loader) and from dist/dataplane alike: two levels up. */

@@ -166,19 +166,26 @@ export class RouterProcess {
     });
   }
 
-  /** The peers of each VNI in the table the router forwards with now (printed on SIGUSR1 after the counters). */
-  async peers(): Promise<Record<number, string[]>> {
-    const line = this.nextLine((l) => l.startsWith('table '), 5000);
+  /** SIGUSR1 makes the router print `counters {json}`, `table {json}` and `offloads {json}`: the one with `prefix`. */
+  private async report<T>(prefix: 'counters' | 'table' | 'offloads'): Promise<T> {
+    const line = this.nextLine((l) => l.startsWith(`${prefix} `), 5000);
     this.child.kill('SIGUSR1');
-    const t = JSON.parse((await line).slice('table '.length)) as { vnis: { vni: number; peers: string[] }[] };
+    return JSON.parse((await line).slice(prefix.length + 1)) as T;
+  }
+
+  /** The peers of each VNI in the table the router forwards with now. */
+  async peers(): Promise<Record<number, string[]>> {
+    const t = await this.report<{ vnis: { vni: number; peers: string[] }[] }>('table');
     return Object.fromEntries(t.vnis.map((v) => [v.vni, [...v.peers].sort()]));
   }
 
-  /** The router's counters (SIGUSR1 makes it print them as one JSON line). */
   async counters(): Promise<Record<string, number>> {
-    const line = this.nextLine((l) => l.startsWith('counters '), 5000);
-    this.child.kill('SIGUSR1');
-    return JSON.parse((await line).slice('counters '.length)) as Record<string, number>;
+    return this.report('counters');
+  }
+
+  /** The offloads in use now ({ tapVnetHdr, udpGso, udpGro }). */
+  async offloads(): Promise<Record<string, boolean>> {
+    return this.report('offloads');
   }
 
   /** SIGTERM, then SIGKILL if it has not exited in 5 s. Resolves with the exit code. */

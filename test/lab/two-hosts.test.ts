@@ -1,5 +1,5 @@
 /**
- * Two hosts, each running vxlan-router, for each engine:
+ * Two hosts, each running vxlan-router, for each engine (the native one with its offloads on and off):
  *
  *   [c1 198.18.0.1] ── br0 ── TAP (router) [h1 198.51.100.1] ══ switch ══ [h2 198.51.100.2] (router) TAP ── br0 ── [c2 198.18.0.2]
  *
@@ -11,13 +11,20 @@ import { hashedTransfer } from '../../src/lab/traffic.js';
 
 const skip = labSkipReason();
 
-for (const engine of ['native', 'js'] as const) {
-  t.test(`two hosts, ${engine} engine`, { skip: skip ?? false }, async (t) => {
+const variants = [
+  { engine: 'native', offloads: true, name: 'native engine' },
+  { engine: 'native', offloads: false, name: 'native engine, --no-offloads' },
+  { engine: 'js', offloads: false, name: 'js engine' },
+] as const;
+
+for (const { engine, offloads, name } of variants) {
+  t.test(`two hosts, ${name}`, { skip: skip ?? false }, async (t) => {
     const lab = new Lab();
     t.teardown(() => lab.destroy());
     const { h1, h2, c1, c2 } = await twoHosts(lab);
-    const r1 = await lab.startRouter(h1, { peers: [h2.underlayIp], engine });
-    const r2 = await lab.startRouter(h2, { peers: [h1.underlayIp], engine });
+    const args = engine === 'native' && !offloads ? ['--no-offloads'] : [];
+    const r1 = await lab.startRouter(h1, { peers: [h2.underlayIp], engine, args });
+    const r2 = await lab.startRouter(h2, { peers: [h1.underlayIp], engine, args });
 
     t.equal((await lab.ping(c1.ns, c2.ip)).loss, 0, 'c1 → c2 ping');
     t.equal((await lab.ping(c2.ns, c1.ip)).loss, 0, 'c2 → c1 ping');
@@ -32,10 +39,19 @@ for (const engine of ['native', 'js'] as const) {
     t.equal(x.receivedSha256, x.sentSha256, `100 MB arrived intact (${x.mbitPerS.toFixed(0)} Mbit/s)`);
 
     const [k1, k2] = [await r1.counters(), await r2.counters()];
-    t.ok(k1.tx_frames! > 70_000, `h1 sent ${k1.tx_frames} frames`);
+    t.ok(k1.tx_datagrams! > 70_000, `h1 sent ${k1.tx_datagrams} datagrams`);
     t.ok(k2.rx_datagrams! > 70_000, `h2 received ${k2.rx_datagrams} datagrams`);
     t.ok(k2.learned! >= 1 && k1.learned! >= 1, 'both routers learned the remote MAC');
-    const drops = Object.entries(k2).filter(([n, v]) => (n.startsWith('rx_') || n.startsWith('tx_')) && !/datagrams|bytes|frames|flooded/.test(n) && v > 0);
+    if (offloads) {
+      // The sender's container handed its TAP super-frames, h1 sent them as GSO batches, h2 merged them again.
+      t.ok(k1.tx_tso_frames! > 100 && k1.tx_gso_sends! > 100, `h1: ${k1.tx_tso_frames} TSO frames, ${k1.tx_gso_sends} GSO sends`);
+      t.ok(k2.rx_merged! > 10_000, `h2 merged ${k2.rx_merged} segments into super-frames`);
+      t.same(await r1.offloads(), { tapVnetHdr: true, udpGso: true, udpGro: true }, 'every offload on');
+    } else {
+      t.equal(k1.tx_tso_frames! + k1.tx_gso_sends! + k2.rx_merged!, 0, 'no offload used');
+      t.same(await r1.offloads(), { tapVnetHdr: false, udpGso: false, udpGro: false }, 'every offload off');
+    }
+    const drops = Object.entries(k2).filter(([n, v]) => (n.startsWith('rx_') || n.startsWith('tx_')) && !/datagrams|bytes|frames|flooded|gso|merged/.test(n) && v > 0);
     t.same(drops, [], 'no drops on the receiving router');
 
     const t0 = Date.now();
