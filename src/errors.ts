@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'E_PORT_IN_USE' // UDP port taken
   | 'E_NATIVE' // native addon missing or failed
   | 'E_ETCD' // etcd unreachable or refusing
+  | 'E_CONTROL' // control socket: no router running, taken by another, or an answer that does not parse
   | 'E_SYSTEM'; // any other OS failure
 
 export class VxlanRouterError extends Error {

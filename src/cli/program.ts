@@ -3,9 +3,22 @@
  * bad flag and a bad config key get the same kind of message.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { createNetwork, startRouter, type Router } from '../agent/index.js';
+import { join } from 'node:path';
+import {
+  controlSource,
+  createNetwork,
+  serveControl,
+  SOCKET_DIR,
+  startRouter,
+  type ControlServer,
+  type Method,
+  type Result,
+  type Router,
+} from '../agent/index.js';
 import { buildConfig, ENGINES, OFFLOADS, type RawConfig } from '../config/index.js';
 import { VxlanRouterError } from '../errors.js';
+import { ask, findSocket } from './control-client.js';
+import { formatFdb, formatPeers, formatStatus, type ShowFlags } from './format.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -37,6 +50,7 @@ interface UpFlags {
   network?: string;
   hostId?: string;
   leaseTtl?: number | string;
+  socket?: string;
 }
 
 /** `--offloads all|none|tap,gso` (or `--no-offloads`: false) → the list the schema checks. */
@@ -76,6 +90,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--network <name>', 'overlay network to join in etcd (default: default)')
     .option('--host-id <id>', 'this host in the registry (default: machine id + local address)')
     .option('--lease-ttl <seconds>', 'how long a crashed host stays in the others\' tables (default: 15)', integerOrRaw)
+    .option('--socket <path>', `control socket for status/fdb/peers (default: ${SOCKET_DIR}/<tap>.sock)`)
     .action(async (flags: UpFlags, cmd: Command) => {
       const raw: RawConfig = {
         local: flags.local,
@@ -93,11 +108,37 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
         network: flags.network,
         hostId: flags.hostId,
         leaseTtl: flags.leaseTtl,
+        socket: flags.socket,
       };
       const config = buildConfig(flags.config === undefined ? { flags: raw } : { file: flags.config, flags: raw });
       const router = await startRouter(config);
-      await serve(router, io);
+      let control: ControlServer;
+      try {
+        control = await serveControl(config.socket ?? join(SOCKET_DIR, `${router.info.tap}.sock`), controlSource(router, config, new Date()));
+      } catch (err) {
+        await router.close();
+        throw err;
+      }
+      await serve(router, control, io);
     });
+
+  // The operator's commands: ask the running router over its control socket.
+  const show = <M extends Method>(method: M, description: string, text: (r: Result<M>, f: ShowFlags) => string[]): void => {
+    program
+      .command(method)
+      .description(description)
+      .option('--socket <path>', `the router's control socket (default: the only one in ${SOCKET_DIR})`)
+      .option('--json', 'machine-readable output (the schema in src/agent/control-protocol.ts)')
+      .option('--network <vni>', 'only this VNI (fdb)', integerOrRaw)
+      .action(async (f: ShowFlags) => {
+        const result = await ask(findSocket(f.socket), method);
+        if (f.json === true) io.out(JSON.stringify(result, null, 2));
+        else for (const line of text(result, f)) io.out(line);
+      });
+  };
+  show('status', 'engine, network, MTU, offloads, control plane, peers, counters of the running router', formatStatus);
+  show('fdb', 'the forwarding table: (VNI, MAC) → VTEP, with origin and age', formatFdb);
+  show('peers', 'remote VTEPs: address, port, VNIs, where they come from', formatPeers);
 
   const network = program.command('network').description('overlay networks defined in etcd');
   network
@@ -117,8 +158,8 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
   return program;
 }
 
-/** Runs until SIGINT/SIGTERM. SIGUSR1 prints the counters as one JSON line (the control socket comes later). */
-function serve(router: Router, io: { out: (line: string) => void }): Promise<void> {
+/** Runs until SIGINT/SIGTERM. SIGUSR1 prints the counters, table and offloads as JSON lines (tests read them). */
+function serve(router: Router, control: ControlServer, io: { out: (line: string) => void }): Promise<void> {
   const { info } = router;
   const printCounters = (): void => {
     io.out(`counters ${JSON.stringify(router.counters())}`);
@@ -139,7 +180,7 @@ function serve(router: Router, io: { out: (line: string) => void }): Promise<voi
       clearInterval(keepAlive);
       process.off('SIGINT', stop).off('SIGTERM', stop).off('SIGUSR1', printCounters);
       printCounters();
-      void router.close().then(resolve);
+      void control.close().then(() => router.close()).then(resolve);
     };
     process.on('SIGINT', stop).on('SIGTERM', stop).on('SIGUSR1', printCounters);
   });

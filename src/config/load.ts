@@ -28,6 +28,7 @@ const FLAG_OF: Record<ConfigKey, string> = {
   network: '--network',
   hostId: '--host-id',
   leaseTtl: '--lease-ttl',
+  socket: '--socket',
 };
 
 export function readConfigFile(path: string): RawConfig {

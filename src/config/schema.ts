@@ -48,6 +48,8 @@ export const configSchema = z.strictObject({
   network: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, { message: 'is not a network name (a-z, 0-9, . _ -)' }).default('default'),
   /** Stable identity of this host in the registry (default: machine id + local address). */
   hostId: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, { message: 'is not a host id (letters, digits, . _ : -)' }).optional(),
+  /** The control socket (`status`, `fdb`, `peers`); default /run/vxlan-router/<tap>.sock. */
+  socket: z.string().regex(/^\/\S+$/, { message: 'is not an absolute path' }).optional(),
   /** Seconds a crashed host stays in the others' tables (its records' lease TTL). */
   leaseTtl: intIn(2, 3600).default(15),
 });

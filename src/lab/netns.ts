@@ -339,12 +339,19 @@ export class Lab {
     opts: { peers: readonly string[]; engine: EngineName; vni?: number | null; args?: string[]; output?: RouterOutput },
   ): Promise<RouterProcess> {
     const vni = opts.vni === null ? [] : ['--vni', String(opts.vni ?? VNI)];
-    const args = [CLI_PATH, 'up', '--local', host.underlayIp, ...vni, '--bridge', 'br0', '--engine', opts.engine];
+    // Every lab router has its own control socket: /run is shared by all namespaces.
+    const socket = opts.args?.includes('--socket') ? [] : ['--socket', this.controlSocket(host)];
+    const args = [CLI_PATH, 'up', '--local', host.underlayIp, ...vni, '--bridge', 'br0', '--engine', opts.engine, ...socket];
     for (const p of opts.peers) args.push('--peer', p);
     const child = this.spawn(host.ns, process.execPath, [...args, ...(opts.args ?? [])], opts.output);
     const router = new RouterProcess(child, opts.output);
     await router.nextLine((l) => l.startsWith('vxlan-router: ready'), 15_000, true);
     return router;
+  }
+
+  /** The control socket of the router `startRouter` runs in `host` (unless its args name another). */
+  controlSocket(host: Host): string {
+    return `/tmp/vxr${this.id}-${host.name}.sock`;
   }
 
   /**

@@ -1,0 +1,113 @@
+/**
+ * The local control socket's protocol, shared by the router (control-socket.ts) and the CLI (cli/control-client.ts):
+ * frames of a 4-byte big-endian length and a msgpackr body; one request, one response per connection. Every body is
+ * checked against its schema on arrival, so a mismatched CLI and router fail with a message instead of misreading.
+ */
+import { Packr } from 'msgpackr';
+import { z } from 'zod';
+
+export const PROTOCOL_VERSION = 1;
+/** Far above any answer (a 100 000-entry fdb is a few MB); a length beyond it means a stream that is not ours. */
+export const MAX_FRAME = 64 * 1024 * 1024;
+/** Where routers put their sockets by default: `<dir>/<tap>.sock`. */
+export const SOCKET_DIR = '/run/vxlan-router';
+
+export const METHODS = ['status', 'fdb', 'peers'] as const;
+export type Method = (typeof METHODS)[number];
+
+export const requestSchema = z.strictObject({ v: z.literal(PROTOCOL_VERSION), method: z.enum(METHODS) });
+export type Request = z.infer<typeof requestSchema>;
+
+const counters = z.record(z.string(), z.number());
+
+export const statusSchema = z.strictObject({
+  software: z.string(),
+  pid: z.number().int(),
+  startedAt: z.string(),
+  uptimeSeconds: z.number(),
+  engine: z.enum(['native', 'js']),
+  /** The etcd network joined, or null with static peers only. */
+  network: z.string().nullable(),
+  vni: z.number().int(),
+  tap: z.string(),
+  bridge: z.string(),
+  local: z.string(),
+  port: z.number().int(),
+  underlay: z.strictObject({ device: z.string(), mtu: z.number().int() }),
+  /** The TAP's MTU, and the largest inner MTU the underlay carries without fragmenting (underlay − 50, or − 70). */
+  mtu: z.strictObject({ tap: z.number().int(), underlayLimit: z.number().int() }),
+  offloads: z.strictObject({ tapVnetHdr: z.boolean(), udpGso: z.boolean(), udpGro: z.boolean() }),
+  controlPlane: z.strictObject({ mode: z.enum(['static', 'etcd']), endpoints: z.array(z.string()) }),
+  peers: z.array(z.strictObject({ vni: z.number().int(), address: z.string() })),
+  counters,
+});
+export type Status = z.infer<typeof statusSchema>;
+
+export const fdbSchema = z.array(
+  z.strictObject({
+    vni: z.number().int(),
+    mac: z.string(),
+    vtep: z.string(),
+    origin: z.enum(['static', 'etcd', 'learned']),
+    ageMs: z.number(),
+  }),
+);
+export type FdbRows = z.infer<typeof fdbSchema>;
+
+export const peersSchema = z.array(
+  z.strictObject({
+    address: z.string(),
+    port: z.number().int(),
+    vnis: z.array(z.number().int()),
+    /** Where the router knows it from. */
+    origin: z.enum(['static', 'etcd']),
+  }),
+);
+export type PeerRows = z.infer<typeof peersSchema>;
+
+export const RESULT_SCHEMAS = { status: statusSchema, fdb: fdbSchema, peers: peersSchema } as const;
+export type Result<M extends Method> = z.infer<(typeof RESULT_SCHEMAS)[M]>;
+
+export const responseSchema = z.union([
+  z.strictObject({ ok: z.literal(true), result: z.unknown() }),
+  z.strictObject({ ok: z.literal(false), error: z.string() }),
+]);
+export type Response = z.infer<typeof responseSchema>;
+
+const packr = new Packr({ useRecords: false });
+
+/** One frame: length prefix + msgpack body. */
+export function encodeFrame(value: unknown): Buffer {
+  const body = packr.pack(value);
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(body.length);
+  return Buffer.concat([head, body]);
+}
+
+export class FrameError extends Error {}
+
+/**
+ * Collects stream chunks into frames. `push` returns the bodies completed so far (decoded); a length beyond
+ * MAX_FRAME or a body that is not msgpack throws FrameError (the caller closes the connection).
+ */
+export class FrameReader {
+  private buf: Buffer = Buffer.alloc(0);
+
+  push(chunk: Buffer): unknown[] {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    const out: unknown[] = [];
+    while (this.buf.length >= 4) {
+      const len = this.buf.readUInt32BE(0);
+      if (len > MAX_FRAME) throw new FrameError(`frame of ${len} bytes is larger than ${MAX_FRAME}: not a vxlan-router control stream`);
+      if (this.buf.length < 4 + len) break;
+      const body = this.buf.subarray(4, 4 + len);
+      this.buf = this.buf.subarray(4 + len);
+      try {
+        out.push(packr.unpack(body));
+      } catch (cause) {
+        throw new FrameError(`undecodable frame: ${(cause as Error).message}`);
+      }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * The running router's local control socket (Unix, mode 0600: root only). Each connection carries one request and
+ * gets one answer (control-protocol.ts); answers are built from the router at that moment. A socket file left by a
+ * crashed router is replaced; one that a live router still answers on is an error naming the fix.
+ */
+import { chmodSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { VxlanRouterError } from '../errors.js';
+import {
+  encodeFrame,
+  FrameReader,
+  requestSchema,
+  type FdbRows,
+  type Method,
+  type PeerRows,
+  type Result,
+  type Status,
+} from './control-protocol.js';
+
+/** What the socket answers with. */
+export interface ControlSource {
+  status(): Status;
+  fdb(): FdbRows;
+  peers(): PeerRows;
+}
+
+export interface ControlServer {
+  readonly path: string;
+  close(): Promise<void>;
+}
+
+/** True when something accepts connections on `path` (a live router). */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
+}
+
+async function claim(path: string): Promise<void> {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  let isSocket: boolean;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch {
+    return; // nothing there
+  }
+  if (!isSocket) throw new VxlanRouterError('E_CONTROL', `${path} exists and is not a socket: remove it, or pass --socket <path>`);
+  if (await answers(path)) {
+    throw new VxlanRouterError('E_CONTROL', `another vxlan-router answers on ${path}: stop it, or give this one its own --socket <path>`);
+  }
+  rmSync(path, { force: true }); // left by a router that died without cleaning up
+}
+
+function answer(method: Method, source: ControlSource): Result<Method> {
+  if (method === 'status') return source.status();
+  if (method === 'fdb') return source.fdb();
+  return source.peers();
+}
+
+function handle(conn: Socket, source: ControlSource): void {
+  const reader = new FrameReader();
+  conn.on('error', () => conn.destroy()); // a client that went away: nothing to do
+  conn.setTimeout(10_000, () => conn.destroy());
+  conn.on('data', (chunk: Buffer) => {
+    let frames: unknown[];
+    try {
+      frames = reader.push(chunk);
+    } catch (err) {
+      conn.end(encodeFrame({ ok: false, error: (err as Error).message }));
+      return;
+    }
+    if (frames.length === 0) return;
+    const req = requestSchema.safeParse(frames[0]);
+    if (!req.success) {
+      conn.end(encodeFrame({ ok: false, error: `bad request: ${req.error.issues.map((i) => i.message).join('; ')}` }));
+      return;
+    }
+    try {
+      conn.end(encodeFrame({ ok: true, result: answer(req.data.method, source) }));
+    } catch (err) {
+      conn.end(encodeFrame({ ok: false, error: `${req.data.method} failed: ${(err as Error).message}` }));
+    }
+  });
+}
+
+export async function serveControl(path: string, source: ControlSource): Promise<ControlServer> {
+  await claim(path);
+  const server: Server = createServer((conn) => handle(conn, source));
+  // Root only from the start: the socket is created under a umask that leaves no access to group or others.
+  const mask = process.umask(0o077);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(new VxlanRouterError('E_CONTROL', `cannot serve the control socket ${path}: ${err.message}`, { cause: err })),
+      );
+      server.listen(path, resolve);
+    });
+  } finally {
+    process.umask(mask);
+  }
+  chmodSync(path, 0o600);
+  let closed = false;
+  return {
+    path,
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      rmSync(path, { force: true });
+    },
+  };
+}

@@ -1,0 +1,56 @@
+/** Text forms of the control socket's answers: one screen, aligned columns, only what is not zero. */
+import type { FdbRows, PeerRows, Status } from '../agent/index.js';
+
+export interface ShowFlags {
+  socket?: string;
+  json?: boolean;
+  network?: number | string;
+}
+
+function duration(seconds: number): string {
+  const d = Math.floor(seconds / 86400), h = Math.floor((seconds % 86400) / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
+  return [d && `${d}d`, (d || h) && `${h}h`, (d || h || m) && `${m}m`, `${s}s`].filter(Boolean).join(' ');
+}
+
+function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  for (; n >= 1024 && i < units.length - 1; i++) n /= 1024;
+  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
+}
+
+export function formatStatus(s: Status): string[] {
+  const c = s.counters;
+  const on = [s.offloads.tapVnetHdr && 'tap', s.offloads.udpGso && 'gso', s.offloads.udpGro && 'gro'].filter(Boolean).join(', ') || 'none';
+  const drops = Object.entries(c).filter(([k, v]) => v > 0 && !/^(rx|tx)_(datagrams|bytes|frames|flooded|tso_frames|gso_sends|merged)$|^learned$/.test(k));
+  const mtuNote = s.mtu.tap > s.mtu.underlayLimit ? `  (!) above the underlay's limit ${s.mtu.underlayLimit}: large frames are dropped` : '';
+  const plane = s.controlPlane.mode === 'etcd' ? `etcd ${s.controlPlane.endpoints.join(', ')}${s.network ? `, network ${s.network}` : ''}` : 'static peers';
+  return [
+    `router: ${s.software}, ${s.engine} engine, pid ${s.pid}, up ${duration(s.uptimeSeconds)}`,
+    `  vni: ${s.vni}  tap: ${s.tap} on bridge ${s.bridge}`,
+    `  local: ${s.local}:${s.port} via ${s.underlay.device} (mtu ${s.underlay.mtu})`,
+    `  mtu: ${s.mtu.tap}${mtuNote}`,
+    `  offloads: ${on}`,
+    `  control plane: ${plane}`,
+    `peers: ${s.peers.length === 0 ? 'none' : s.peers.map((p) => p.address).join(', ')}`,
+    `traffic: in ${c.rx_datagrams ?? 0} datagrams (${bytes(c.rx_bytes ?? 0)}), out ${c.tx_frames ?? 0} frames (${bytes(c.tx_bytes ?? 0)}) in ${c.tx_datagrams ?? 0} datagrams, ${c.tx_flooded ?? 0} flooded, ${c.learned ?? 0} learned`,
+    `drops: ${drops.length === 0 ? 'none' : drops.map(([k, v]) => `${k} ${v}`).join(', ')}`,
+  ];
+}
+
+export function formatFdb(rows: FdbRows, f: ShowFlags): string[] {
+  const vni = f.network === undefined ? undefined : Number(f.network);
+  const shown = rows.filter((r) => vni === undefined || r.vni === vni).sort((a, b) => a.vni - b.vni || a.mac.localeCompare(b.mac));
+  if (shown.length === 0) return ['(no entries)'];
+  return table([['VNI', 'MAC', 'VTEP', 'ORIGIN', 'AGE'], ...shown.map((r) => [String(r.vni), r.mac, r.vtep, r.origin, r.origin === 'learned' ? `${Math.round(r.ageMs / 1000)}s` : '-'])]);
+}
+
+export function formatPeers(rows: PeerRows): string[] {
+  if (rows.length === 0) return ['(no peers)'];
+  return table([['ADDRESS', 'PORT', 'VNIS', 'ORIGIN'], ...rows.map((r) => [r.address, String(r.port), r.vnis.join(','), r.origin])]);
+}

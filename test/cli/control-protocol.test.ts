@@ -1,0 +1,40 @@
+/** The control socket's framing and schemas, without a router: split and joined chunks, and what is refused. */
+import t from 'tap';
+import { encodeFrame, FrameReader, MAX_FRAME, requestSchema, responseSchema } from '../../src/agent/index.js';
+import { findSocket } from '../../src/cli/control-client.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+t.test('frames survive any chunking', async (t) => {
+  const values = [{ v: 1, method: 'status' }, { ok: true, result: { a: [1, 2, 3], b: 'x'.repeat(70_000) } }, { ok: false, error: 'no' }];
+  const stream = Buffer.concat(values.map((v) => encodeFrame(v)));
+  for (const size of [1, 3, 7, 4096, stream.length]) {
+    const reader = new FrameReader();
+    const got: unknown[] = [];
+    for (let i = 0; i < stream.length; i += size) got.push(...reader.push(stream.subarray(i, i + size)));
+    t.same(got, values, `chunks of ${size} bytes`);
+  }
+});
+
+t.test('what is refused', async (t) => {
+  const huge = Buffer.alloc(8);
+  huge.writeUInt32BE(MAX_FRAME + 1);
+  t.throws(() => new FrameReader().push(huge), { message: /larger than .*not a vxlan-router control stream/ });
+  const junk = Buffer.from([0, 0, 0, 2, 0xc1, 0xc1]); // 0xc1 is never used in msgpack
+  t.throws(() => new FrameReader().push(junk), { message: /undecodable frame/ });
+  t.notOk(requestSchema.safeParse({ v: 2, method: 'status' }).success, 'another protocol version');
+  t.notOk(requestSchema.safeParse({ v: 1, method: 'reboot' }).success, 'an unknown method');
+  t.notOk(responseSchema.safeParse({ ok: true }).success, 'an answer without a result');
+});
+
+t.test('findSocket: the only one, or a message saying what to do', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vxr-sock-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  t.throws(() => findSocket(undefined, dir), { code: 'E_CONTROL', message: /no running vxlan-router .*start one with `vxlan-router up`, or pass --socket/ });
+  writeFileSync(join(dir, 'vxr42.sock'), '');
+  t.equal(findSocket(undefined, dir), join(dir, 'vxr42.sock'));
+  writeFileSync(join(dir, 'vxr7.sock'), '');
+  t.throws(() => findSocket(undefined, dir), { message: /several routers run here \(.*vxr42\.sock.*vxr7\.sock|vxr7\.sock.*vxr42\.sock.*\): pick one with --socket/ });
+  t.equal(findSocket('/x.sock', dir), '/x.sock', 'an explicit path wins');
+});

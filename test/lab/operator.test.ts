@@ -1,0 +1,81 @@
+/**
+ * The operator's commands against running routers: `status`, `fdb` and `peers`, in text and as schema-checked JSON,
+ * over each router's control socket; the socket is root-only, a stale one is replaced, a live one is not stolen.
+ */
+import { spawnSync } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { fdbSchema, peersSchema, statusSchema } from '../../src/agent/index.js';
+import { Lab, labSkipReason, twoHosts } from '../../src/lab/netns.js';
+
+const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+const cli = (args: string[]): { code: number | null; out: string; err: string } => {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 15_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+};
+
+t.test('status, fdb and peers of two running routers', { skip: labSkipReason() ?? false }, async (t) => {
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const { h1, h2, c1, c2 } = await twoHosts(lab);
+  await lab.startRouter(h1, { peers: [h2.underlayIp], engine: 'native' });
+  await lab.startRouter(h2, { peers: [h1.underlayIp], engine: 'js' });
+  t.equal((await lab.ping(c1.ns, c2.ip, 3)).loss, 0, 'c1 → c2 ping');
+  const sock = lab.controlSocket(h1);
+  t.equal(statSync(sock).mode & 0o777, 0o600, 'the socket is root-only (0600)');
+
+  const json = cli(['status', '--socket', sock, '--json']);
+  t.equal(json.code, 0, json.err);
+  const status = statusSchema.parse(JSON.parse(json.out));
+  t.match(status, { engine: 'native', vni: 42, tap: 'vxr42', bridge: 'br0', local: h1.underlayIp, port: 4789, network: null });
+  t.same(status.mtu, { tap: 1450, underlayLimit: 1450 });
+  t.same(status.peers, [{ vni: 42, address: h2.underlayIp }]);
+  t.same(status.controlPlane, { mode: 'static', endpoints: [] });
+  t.same(status.offloads, { tapVnetHdr: true, udpGso: true, udpGro: true });
+  t.ok(status.counters.rx_datagrams! >= 3 && status.counters.tx_frames! >= 3, 'counters moved with the pings');
+
+  const text = cli(['status', '--socket', sock]);
+  t.equal(text.code, 0, text.err);
+  t.match(text.out, /native engine.*\n.*vni: 42 {2}tap: vxr42 on bridge br0\n.*local: 198\.51\.100\.1:4789 via eth0 \(mtu 1500\)\n.*mtu: 1450\n.*offloads: tap, gso, gro\n.*control plane: static peers\npeers: 198\.51\.100\.2\n/);
+  t.match(text.out, /\ndrops: none\n/, 'only nonzero drops are listed');
+
+  const fdb = fdbSchema.parse(JSON.parse(cli(['fdb', '--socket', sock, '--json']).out));
+  t.match(fdb, [{ vni: 42, mac: c2.mac, vtep: h2.underlayIp, origin: 'learned' }], "h1 learned c2's MAC behind h2");
+  const fdbText = cli(['fdb', '--socket', sock, '--network', '42']).out.split('\n');
+  t.match(fdbText[0], /^VNI +MAC +VTEP +ORIGIN +AGE$/);
+  t.match(fdbText[1], new RegExp(`^42 +${c2.mac} +${h2.underlayIp.replace(/\./g, '\\.')} +learned +\\d+s$`));
+  t.equal(cli(['fdb', '--socket', sock, '--network', '7']).out.trim(), '(no entries)', '--network filters');
+
+  const peers = peersSchema.parse(JSON.parse(cli(['peers', '--socket', sock, '--json']).out));
+  t.same(peers, [{ address: h2.underlayIp, port: 4789, vnis: [42], origin: 'static' }]);
+  t.match(cli(['peers', '--socket', sock]).out, /^ADDRESS +PORT +VNIS +ORIGIN\n198\.51\.100\.2 +4789 +42 +static\n$/);
+
+  const js = statusSchema.parse(JSON.parse(cli(['status', '--socket', lab.controlSocket(h2), '--json']).out));
+  t.match(js, { engine: 'js', offloads: { tapVnetHdr: false, udpGso: false, udpGro: false } }, 'the js engine answers too');
+});
+
+t.test('socket errors name the fix', { skip: labSkipReason() ?? false }, async (t) => {
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const missing = cli(['status', '--socket', `/tmp/vxr${lab.id}-nothing.sock`]);
+  t.equal(missing.code, 1);
+  t.match(missing.err, /\[E_CONTROL\].*cannot reach .*no router answers there/);
+
+  const { h1, h2 } = await twoHosts(lab);
+  // A stale socket file (a router killed with -9) is replaced.
+  const stale = lab.controlSocket(h1);
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(stale, r));
+  server.close(); // the file stays, nobody answers
+  await lab.startRouter(h1, { peers: [h2.underlayIp], engine: 'native' });
+  t.equal(cli(['status', '--socket', stale, '--json']).code, 0, 'a stale socket file is taken over');
+
+  // A live one is not.
+  const live = await lab.startRouter(h2, { peers: [h1.underlayIp], engine: 'native', args: ['--socket', stale] }).then(
+    () => 'started',
+    (err: Error) => err.message,
+  );
+  t.match(live, /E_CONTROL.*another vxlan-router answers on .*: stop it, or give this one its own --socket/);
+});
