@@ -37,7 +37,14 @@ export const statusSchema = z.strictObject({
   /** The TAP's MTU, and the largest inner MTU the underlay carries without fragmenting (underlay − 50, or − 70). */
   mtu: z.strictObject({ tap: z.number().int(), underlayLimit: z.number().int() }),
   offloads: z.strictObject({ tapVnetHdr: z.boolean(), udpGso: z.boolean(), udpGro: z.boolean() }),
-  controlPlane: z.strictObject({ mode: z.enum(['static', 'etcd']), endpoints: z.array(z.string()) }),
+  controlPlane: z.strictObject({
+    mode: z.enum(['static', 'etcd']),
+    endpoints: z.array(z.string()),
+    /** etcd only: reachable now, or away since when (forwarding goes on with the last table); last revision seen. */
+    connected: z.boolean().optional(),
+    degradedSince: z.string().optional(),
+    revision: z.string().optional(),
+  }),
   peers: z.array(z.strictObject({ vni: z.number().int(), address: z.string() })),
   counters,
 });

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import type { RouterConfig } from '../config/index.js';
-import { EtcdRegistry, staticTable, type NetworkConfig } from '../control/index.js';
+import { EtcdRegistry, staticTable, type NetworkConfig, type RegistryState } from '../control/index.js';
 import {
   JsEngine,
   NativeEngine,
@@ -21,6 +21,7 @@ import {
   type TableSnapshot,
 } from '../dataplane/index.js';
 import { ConfigError } from '../errors.js';
+import { RateLimited, silentLogger, type Logger } from '../log.js';
 import { overheadFor } from '../packet/index.js';
 import { checkBridge, checkFreeLinkName, checkPrivileges, checkTun, findUnderlay, type Underlay } from './preflight.js';
 
@@ -45,6 +46,8 @@ export interface Router {
   fdb(): FdbEntry[];
   /** Offloads in use now (GSO turns itself off if the kernel refuses it). */
   offloads(): Offloads;
+  /** The etcd registry's state (connected, or degraded since when; last revision), or undefined without etcd. */
+  controlPlane(): RegistryState | undefined;
   /** The table the data path forwards with now (static peers merged with the registry's). */
   table(): TableSnapshot;
   /** Withdraws from the registry, stops forwarding and removes the TAP. Safe to call twice. */
@@ -88,7 +91,15 @@ async function networkFromEtcd(registry: EtcdRegistry, name: string): Promise<Ne
   return network;
 }
 
-export async function startRouter(config: RouterConfig, addon: () => NativeAddon = loadNative): Promise<Router> {
+export interface StartOptions {
+  /** The native addon (tests may pass their own). */
+  readonly addon?: () => NativeAddon;
+  readonly log?: Logger;
+}
+
+export async function startRouter(config: RouterConfig, opts: StartOptions = {}): Promise<Router> {
+  const addon = opts.addon ?? loadNative;
+  const log = opts.log ?? silentLogger;
   checkPrivileges(config.engine === 'native');
   checkTun();
   checkBridge(config.bridge);
@@ -133,7 +144,12 @@ export async function startRouter(config: RouterConfig, addon: () => NativeAddon
     };
     apply(statics);
     if (registry !== undefined && network !== undefined) {
+      const warn = new RateLimited(log);
       registry.on('table', (t) => apply(merge(statics, t)));
+      registry.on('warning', (err) => warn.warn(err.message, `etcd: ${err.message}`, { code: (err as { code?: string }).code }));
+      registry.on('state', (s) =>
+        s.connected ? log.info({ revision: s.revision }, 'etcd: connected') : log.warn({ since: s.degradedSince }, 'etcd: away; forwarding with the last table'),
+      );
       await registry.join(network, {
         version: 1,
         hostId: config.hostId ?? defaultHostId(config.local),
@@ -151,6 +167,7 @@ export async function startRouter(config: RouterConfig, addon: () => NativeAddon
       info: { engine: eng.kind, tap: tap.name, mtu, underlay, vni, local: config.local, port: config.port, peers: config.peers, ...(network ? { network: network.name } : {}) },
       counters: () => eng.counters(),
       offloads: () => eng.offloads(),
+      controlPlane: () => registry?.state(),
       fdb: () => eng.fdb(),
       table: () => current,
       close: async () => {

@@ -5,6 +5,7 @@
 import { isIPv6 } from 'node:net';
 import type { RouterConfig } from '../config/index.js';
 import { overheadFor } from '../packet/index.js';
+import type { Status } from './control-protocol.js';
 import type { ControlSource } from './control-socket.js';
 import { SOFTWARE, type Router } from './router.js';
 
@@ -27,7 +28,7 @@ export function controlSource(router: Router, config: RouterConfig, startedAt: D
       underlay: { device: info.underlay.device, mtu: info.underlay.mtu },
       mtu: { tap: info.mtu, underlayLimit: info.underlay.mtu - overheadFor(isIPv6(info.local) ? 6 : 4) },
       offloads: { ...router.offloads() },
-      controlPlane: { mode: config.etcd === undefined ? 'static' : 'etcd', endpoints: [...(config.etcd ?? [])] },
+      controlPlane: controlPlane(router, config),
       peers: router.table().vnis.flatMap((v) => v.peers.map((address) => ({ vni: v.vni, address }))),
       counters: { ...router.counters() },
     }),
@@ -38,4 +39,11 @@ export function controlSource(router: Router, config: RouterConfig, startedAt: D
       return [...byAddress].map(([address, vnis]) => ({ address, port: info.port, vnis, origin: statics.has(address) ? 'static' : 'etcd' }));
     },
   };
+}
+
+function controlPlane(router: Router, config: RouterConfig): Status['controlPlane'] {
+  const endpoints = [...(config.etcd ?? [])];
+  const s = router.controlPlane();
+  if (s === undefined) return { mode: 'static', endpoints };
+  return { mode: 'etcd', endpoints, connected: s.connected, ...(s.degradedSince ? { degradedSince: s.degradedSince } : {}), revision: s.revision };
 }

@@ -1,5 +1,5 @@
 /** Text forms of the control socket's answers: one screen, aligned columns, only what is not zero. */
-import type { FdbRows, PeerRows, Status } from '../agent/index.js';
+import type { Check, FdbRows, PeerRows, Status } from '../agent/index.js';
 
 export interface ShowFlags {
   socket?: string;
@@ -29,7 +29,9 @@ export function formatStatus(s: Status): string[] {
   const on = [s.offloads.tapVnetHdr && 'tap', s.offloads.udpGso && 'gso', s.offloads.udpGro && 'gro'].filter(Boolean).join(', ') || 'none';
   const drops = Object.entries(c).filter(([k, v]) => v > 0 && !/^(rx|tx)_(datagrams|bytes|frames|flooded|tso_frames|gso_sends|merged)$|^learned$/.test(k));
   const mtuNote = s.mtu.tap > s.mtu.underlayLimit ? `  (!) above the underlay's limit ${s.mtu.underlayLimit}: large frames are dropped` : '';
-  const plane = s.controlPlane.mode === 'etcd' ? `etcd ${s.controlPlane.endpoints.join(', ')}${s.network ? `, network ${s.network}` : ''}` : 'static peers';
+  const cp = s.controlPlane;
+  const etcdState = cp.connected === false ? `away since ${cp.degradedSince ?? '?'} (forwarding with the last table)` : `connected, revision ${cp.revision ?? '?'}`;
+  const plane = cp.mode === 'etcd' ? `etcd ${cp.endpoints.join(', ')}${s.network ? `, network ${s.network}` : ''}: ${etcdState}` : 'static peers';
   return [
     `router: ${s.software}, ${s.engine} engine, pid ${s.pid}, up ${duration(s.uptimeSeconds)}`,
     `  vni: ${s.vni}  tap: ${s.tap} on bridge ${s.bridge}`,
@@ -53,4 +55,9 @@ export function formatFdb(rows: FdbRows, f: ShowFlags): string[] {
 export function formatPeers(rows: PeerRows): string[] {
   if (rows.length === 0) return ['(no peers)'];
   return table([['ADDRESS', 'PORT', 'VNIS', 'ORIGIN'], ...rows.map((r) => [r.address, String(r.port), r.vnis.join(','), r.origin])]);
+}
+
+export function formatChecks(checks: readonly Check[]): string[] {
+  const mark = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL' } as const;
+  return checks.flatMap((c) => [`${mark[c.status]}  ${c.check}: ${c.detail}`, ...(c.status !== 'ok' && c.fix ? [`      fix: ${c.fix}`] : [])]);
 }

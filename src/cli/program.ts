@@ -7,18 +7,21 @@ import { join } from 'node:path';
 import {
   controlSource,
   createNetwork,
+  routerMetrics,
+  runDoctor,
   serveControl,
+  serveMetrics,
   SOCKET_DIR,
   startRouter,
-  type ControlServer,
   type Method,
   type Result,
   type Router,
 } from '../agent/index.js';
 import { buildConfig, ENGINES, OFFLOADS, type RawConfig } from '../config/index.js';
-import { VxlanRouterError } from '../errors.js';
+import { ConfigError, VxlanRouterError } from '../errors.js';
+import { createLogger } from '../log.js';
 import { ask, findSocket } from './control-client.js';
-import { formatFdb, formatPeers, formatStatus, type ShowFlags } from './format.js';
+import { formatChecks, formatFdb, formatPeers, formatStatus, type ShowFlags } from './format.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -31,6 +34,23 @@ function integerOrRaw(value: string): number | string {
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
+}
+
+/** Ends the command with this exit status, having said all there is to say already. */
+class ExitStatus extends Error {
+  constructor(readonly status: number) {
+    super(`exit ${status}`);
+  }
+}
+
+interface DoctorFlags {
+  local?: string;
+  bridge?: string;
+  mtu?: number | string;
+  port?: number | string;
+  engine?: string;
+  socket?: string;
+  json?: boolean;
 }
 
 interface UpFlags {
@@ -51,6 +71,8 @@ interface UpFlags {
   hostId?: string;
   leaseTtl?: number | string;
   socket?: string;
+  metrics?: string;
+  logLevel?: string;
 }
 
 /** `--offloads all|none|tap,gso` (or `--no-offloads`: false) → the list the schema checks. */
@@ -91,6 +113,8 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--host-id <id>', 'this host in the registry (default: machine id + local address)')
     .option('--lease-ttl <seconds>', 'how long a crashed host stays in the others\' tables (default: 15)', integerOrRaw)
     .option('--socket <path>', `control socket for status/fdb/peers (default: ${SOCKET_DIR}/<tap>.sock)`)
+    .option('--log-level <level>', 'structured logs on stderr: fatal, error, warn, info (default), debug, trace, silent')
+    .option('--metrics <host:port>', 'Prometheus metrics at http://<host:port>/metrics, or off (default: 127.0.0.1:9477)')
     .action(async (flags: UpFlags, cmd: Command) => {
       const raw: RawConfig = {
         local: flags.local,
@@ -109,17 +133,28 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
         hostId: flags.hostId,
         leaseTtl: flags.leaseTtl,
         socket: flags.socket,
+        metrics: flags.metrics,
+        logLevel: flags.logLevel,
       };
       const config = buildConfig(flags.config === undefined ? { flags: raw } : { file: flags.config, flags: raw });
-      const router = await startRouter(config);
-      let control: ControlServer;
-      try {
-        control = await serveControl(config.socket ?? join(SOCKET_DIR, `${router.info.tap}.sock`), controlSource(router, config, new Date()));
-      } catch (err) {
+      const log = createLogger(config.logLevel);
+      const router = await startRouter(config, { log });
+      const startedAt = new Date();
+      // What runs beside the router, closed in reverse order on the way out (or when a later one fails to start).
+      const services: { close(): Promise<void> }[] = [];
+      const closeAll = async (): Promise<void> => {
+        for (const s of services.reverse()) await s.close();
         await router.close();
+      };
+      try {
+        services.push(await serveControl(config.socket ?? join(SOCKET_DIR, `${router.info.tap}.sock`), controlSource(router, config, startedAt)));
+        if (config.metrics !== 'off') services.push(await serveMetrics(config.metrics, routerMetrics(router, startedAt)));
+      } catch (err) {
+        await closeAll();
         throw err;
       }
-      await serve(router, control, io);
+      log.info({ ...router.info, offloads: router.offloads(), socket: services[0] && config.socket, metrics: config.metrics }, 'router ready');
+      await serve(router, closeAll, io);
     });
 
   // The operator's commands: ask the running router over its control socket.
@@ -140,6 +175,40 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
   show('fdb', 'the forwarding table: (VNI, MAC) → VTEP, with origin and age', formatFdb);
   show('peers', 'remote VTEPs: address, port, VNIs, where they come from', formatPeers);
 
+  program
+    .command('doctor')
+    .description('check what a router needs here (privileges, /dev/net/tun, bridge, MTUs, UDP port, offload traps); exit 1 if a check fails')
+    .option('--local <ip>', 'underlay address the router uses (default: the running router\'s)')
+    .option('--bridge <name>', 'the bridge it joins (default: the running router\'s)')
+    .option('--mtu <n>', 'the TAP MTU it would use (default: underlay MTU - 50 / - 70)', integerOrRaw)
+    .option('--port <n>', 'UDP port (default: 4789)', integerOrRaw)
+    .addOption(new Option('--engine <kind>', 'data path it would use').choices(ENGINES))
+    .option('--socket <path>', `a running router's control socket (default: the only one in ${SOCKET_DIR}, if any)`)
+    .option('--json', 'machine-readable output')
+    .action(async (f: DoctorFlags) => {
+      // A running router, if one answers: its settings fill in what was not given.
+      const status = await (async () => ask(findSocket(f.socket), 'status', 3000))().catch((err: unknown) => {
+        if (f.socket !== undefined) throw err; // asked for that one: say why it does not answer
+        return undefined;
+      });
+      const num = (v: unknown, key: string): number | undefined => {
+        if (v === undefined) return undefined;
+        if (typeof v !== 'number') throw new ConfigError(`--${key}: ${JSON.stringify(v)} is not an integer`);
+        return v;
+      };
+      const checks = await runDoctor({
+        local: f.local ?? status?.local,
+        bridge: f.bridge ?? status?.bridge,
+        mtu: num(f.mtu, 'mtu'),
+        port: num(f.port, 'port') ?? status?.port ?? 4789,
+        engine: (f.engine as 'native' | 'js' | undefined) ?? status?.engine ?? 'native',
+        ...(status ? { tap: status.tap, status } : {}),
+      });
+      if (f.json === true) io.out(JSON.stringify(checks, null, 2));
+      else for (const line of formatChecks(checks)) io.out(line);
+      if (checks.some((c) => c.status === 'fail')) throw new ExitStatus(EXIT_FAILURE);
+    });
+
   const network = program.command('network').description('overlay networks defined in etcd');
   network
     .command('create <name>')
@@ -159,7 +228,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
 }
 
 /** Runs until SIGINT/SIGTERM. SIGUSR1 prints the counters, table and offloads as JSON lines (tests read them). */
-function serve(router: Router, control: ControlServer, io: { out: (line: string) => void }): Promise<void> {
+function serve(router: Router, closeAll: () => Promise<void>, io: { out: (line: string) => void }): Promise<void> {
   const { info } = router;
   const printCounters = (): void => {
     io.out(`counters ${JSON.stringify(router.counters())}`);
@@ -180,7 +249,7 @@ function serve(router: Router, control: ControlServer, io: { out: (line: string)
       clearInterval(keepAlive);
       process.off('SIGINT', stop).off('SIGTERM', stop).off('SIGUSR1', printCounters);
       printCounters();
-      void control.close().then(() => router.close()).then(resolve);
+      void closeAll().then(resolve);
     };
     process.on('SIGINT', stop).on('SIGTERM', stop).on('SIGUSR1', printCounters);
   });
@@ -193,6 +262,7 @@ export async function runCli(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return EXIT_OK;
   } catch (err) {
+    if (err instanceof ExitStatus) return err.status;
     if (err instanceof VxlanRouterError) {
       io.err(`vxlan-router: error [${err.code}]: ${err.message}`);
       return err.code === 'E_CONFIG' ? EXIT_USAGE : EXIT_FAILURE;

@@ -29,6 +29,8 @@ const FLAG_OF: Record<ConfigKey, string> = {
   hostId: '--host-id',
   leaseTtl: '--lease-ttl',
   socket: '--socket',
+  metrics: '--metrics',
+  logLevel: '--log-level',
 };
 
 export function readConfigFile(path: string): RawConfig {

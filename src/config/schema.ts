@@ -4,6 +4,7 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { LOG_LEVELS } from '../log.js';
 import { MAX_VNI, VXLAN_PORT } from '../packet/index.js';
 
 export const ENGINES = ['native', 'js'] as const;
@@ -48,6 +49,13 @@ export const configSchema = z.strictObject({
   network: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, { message: 'is not a network name (a-z, 0-9, . _ -)' }).default('default'),
   /** Stable identity of this host in the registry (default: machine id + local address). */
   hostId: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, { message: 'is not a host id (letters, digits, . _ : -)' }).optional(),
+  /** Structured logs on stderr from this level up. */
+  logLevel: z.enum(LOG_LEVELS).default('info'),
+  /** Prometheus metrics at http://<this>/metrics, or off. */
+  metrics: z
+    .string()
+    .regex(/^(off|(\[[0-9a-fA-F:.]+\]|[^:\s\[\]]+):\d{1,5})$/, { message: 'is not host:port (e.g. 127.0.0.1:9477) or off' })
+    .default('127.0.0.1:9477'),
   /** The control socket (`status`, `fdb`, `peers`); default /run/vxlan-router/<tap>.sock. */
   socket: z.string().regex(/^\/\S+$/, { message: 'is not an absolute path' }).optional(),
   /** Seconds a crashed host stays in the others' tables (its records' lease TTL). */

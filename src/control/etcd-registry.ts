@@ -53,6 +53,8 @@ export interface RegistryState {
   /** When the registry last lost etcd (ISO time), while it is still away. */
   readonly degradedSince?: string;
   readonly revision: string;
+  /** Host records that did not parse (ignored). */
+  readonly malformed: number;
 }
 
 interface RegistryEvents {
@@ -94,6 +96,8 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   private joined: { network: NetworkConfig; record: HostRecord } | undefined;
   private revision = '0';
   private closed = false;
+  private degradedSince: string | undefined;
+  private malformed = 0;
 
   constructor(opts: RegistryOptions) {
     super();
@@ -150,7 +154,21 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   }
 
   state(): RegistryState {
-    return { connected: !this.closed, revision: this.revision };
+    const since = this.degradedSince === undefined ? {} : { degradedSince: this.degradedSince };
+    return { connected: !this.closed && this.degradedSince === undefined, ...since, revision: this.revision, malformed: this.malformed };
+  }
+
+  /** etcd went away (watch stream or lease keepalive failing): the data path keeps the last table meanwhile. */
+  private degrade(): void {
+    if (this.degradedSince !== undefined || this.closed) return;
+    this.degradedSince = new Date().toISOString();
+    this.emit('state', this.state());
+  }
+
+  private recover(): void {
+    if (this.degradedSince === undefined) return;
+    this.degradedSince = undefined;
+    this.emit('state', this.state());
   }
 
   /** Withdraws this host (revokes its lease) and stops watching. Safe to call twice. */
@@ -165,8 +183,11 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   private async register(): Promise<void> {
     const { network, record } = this.joined!;
     const lease = this.client.lease(this.ttl, { autoKeepAlive: true });
+    lease.on('keepaliveFailed', () => this.degrade());
+    lease.on('keepaliveSucceeded', () => this.recover());
     lease.on('lost', (err: Error) => {
       if (this.closed) return;
+      this.degrade();
       this.emit('warning', new VxlanRouterError('E_SYSTEM', `etcd lease lost (${err.message}): registering again`, { recoverable: true }));
       void this.register().catch((e: unknown) => this.emit('warning', e as Error));
     });
@@ -183,6 +204,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     this.hostsById.clear();
     for (const kv of listing.kvs) this.upsert(kv.value.toString());
     this.revision = String(listing.header.revision);
+    this.recover();
     this.publish();
     const watcher = await this.guard(() =>
       this.client.watch().prefix(prefix).startRevision(String(BigInt(this.revision) + 1n)).create(),
@@ -197,8 +219,11 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
       this.revision = String(kv.mod_revision);
       this.publish();
     });
+    watcher.on('disconnected', () => this.degrade());
+    watcher.on('connected', () => this.recover());
     watcher.on('error', (err: Error) => {
       if (this.closed) return;
+      this.degrade();
       this.emit('warning', new VxlanRouterError('E_SYSTEM', `etcd watch ended (${err.message}): listing again`, { recoverable: true }));
       void watcher.cancel().catch(() => undefined);
       void this.follow().catch((e: unknown) => this.emit('warning', e as Error));
@@ -208,10 +233,22 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     await old?.cancel().catch(() => undefined);
   }
 
+  /** A host record from etcd; one that is not JSON or not a record is counted and ignored, never thrown. */
   private upsert(json: string): void {
-    const parsed = hostRecordSchema.safeParse(JSON.parse(json));
-    if (parsed.success) this.hostsById.set(parsed.data.hostId, parsed.data);
-    else this.emit('warning', new VxlanRouterError('E_CONFIG', `ignoring a malformed host record: ${parsed.error.issues[0]?.message}`));
+    let value: unknown;
+    try {
+      value = JSON.parse(json);
+    } catch {
+      value = undefined;
+    }
+    const parsed = hostRecordSchema.safeParse(value);
+    if (parsed.success) {
+      this.hostsById.set(parsed.data.hostId, parsed.data);
+      return;
+    }
+    this.malformed++;
+    const why = value === undefined ? 'not JSON' : parsed.error.issues[0]?.message;
+    this.emit('warning', new VxlanRouterError('E_CONFIG', `ignoring a malformed host record: ${why}`));
   }
 
   private publish(): void {

@@ -1,36 +1,51 @@
 /**
- * `npm run demo`: a two-host overlay in network namespaces, built, exercised and removed in one go.
+ * `npm run demo`: a three-host overlay joined through a real etcd, in network namespaces, built, exercised and
+ * removed in one go.
  *
- *   [c1 198.18.0.1] ── br0 ── vxlan-router [h1 198.51.100.1] ══ underlay ══ [h2 198.51.100.2] vxlan-router ── br0 ── [c2 198.18.0.2]
+ *                         etcd 198.51.100.254 (on the underlay switch)
+ *   [c1 c2] ─ br0 ─ router [h1 .1] ══╗
+ *   [c3 c4] ─ br0 ─ router [h2 .2] ══╬══ switch        containers 198.18.0.1-6, VNI 42 (network "default" in etcd)
+ *   [c5 c6] ─ br0 ─ router [h3 .3] ══╝
  *
- * Exits 0 only when both pings had no loss, the TCP transfer arrived intact and iperf3 moved data. Options:
+ * Shows the registry (hosts), a ping matrix across all six containers, the MACs each router learned, one iperf3
+ * run between hosts and the drop counters. Exits 0 only when every container reached every other, the TCP transfer
+ * arrived intact and iperf3 moved data. Options:
  *   --engine native|js   the data path (default native)
  *   --quick              20 MB and 1 s of iperf3 instead of 100 MB and 5 s
- *   --keep               leave the lab up (routers log to files) and print how to enter it and tear it down
+ *   --keep               leave the lab up (routers and etcd log to files) and print how to enter it and tear it down
  *   --down [<id>]        tear down a kept lab (all kept labs without an id)
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DROP_REASONS } from '../dataplane/engine.js';
-import { Lab, labSkipReason, removeLab, twoHosts, VNI, type EngineName, type LabRecord, type RouterOutput, type RouterProcess } from './netns.js';
+import { etcdSkipReason, startSwitchEtcd, type EtcdServer } from './etcd.js';
+import { CLI_PATH, Lab, labSkipReason, removeLab, VNI, waitFor, type Container, type EngineName, type Host, type LabRecord, type RouterOutput, type RouterProcess } from './netns.js';
 import { hashedTransfer, iperf3 } from './traffic.js';
 
-/** Where a kept lab is recorded (namespaces, router PIDs) and its routers log. */
+/** Where a kept lab is recorded (namespaces, router PIDs, etcd's data dir) and its routers log. */
 const STATE_DIR = '/run/vxlan-router-demo';
 const LAB_ID = /^\d+-\d+$/;
+const ETCD_IP = '198.51.100.254';
+const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
 const out = (s: string): boolean => process.stdout.write(`${s}\n`);
 
+/** One step: a spinner with the elapsed time while it runs (on a terminal), then ✓ or ✗ with what it found. */
 async function step<T>(title: string, work: () => Promise<T>, detail?: (r: T) => string): Promise<T> {
   const started = Date.now();
   const tty = process.stdout.isTTY === true;
-  if (tty) process.stdout.write(`  … ${title}`); // replaced in place by the result line
+  let frame = 0;
+  const spin = tty
+    ? setInterval(() => process.stdout.write(`\r\x1b[K  ${SPINNER[frame++ % SPINNER.length]} ${title} (${((Date.now() - started) / 1000).toFixed(1)} s)`), 100)
+    : undefined;
   const done = (mark: string, text: string): boolean => process.stdout.write(`${tty ? '\r\x1b[K' : ''}  ${mark} ${text}\n`);
   try {
     const r = await work();
+    clearInterval(spin);
     done('✓', `${title}${detail ? `: ${detail(r)}` : ''} (${Date.now() - started} ms)`);
     return r;
   } catch (err) {
+    clearInterval(spin);
     done('✗', title);
     throw err;
   }
@@ -45,35 +60,82 @@ function describeCounters(c: Record<string, number>): [traffic: string, drops: s
   return [list(nonZero.filter(([k]) => !drops.has(k))), dropped.length === 0 ? 'none' : list(dropped)];
 }
 
+/** Runs the CLI inside a host and parses its --json answer. */
+async function cliJson<T>(lab: Lab, host: Host, args: string[]): Promise<T> {
+  return JSON.parse((await lab.exec(host.ns, process.execPath, [CLI_PATH, ...args, '--json'])).stdout) as T;
+}
+
+/** Every container pings every other once (in parallel); returns the pairs that failed. */
+async function pingMatrix(lab: Lab, cs: readonly Container[]): Promise<{ table: string[]; failed: string[] }> {
+  const pairs = cs.flatMap((a) => cs.filter((b) => b !== a).map((b) => [a, b] as const));
+  const results = await Promise.all(pairs.map(async ([a, b]) => [a, b, (await lab.ping(a.ns, b.ip, 2)).loss === 0] as const));
+  const ok = new Map(results.map(([a, b, good]) => [`${a.name}>${b.name}`, good]));
+  const table = [`      ${cs.map((c) => c.name.padEnd(4)).join('')}`];
+  for (const a of cs) table.push(`    ${a.name.padEnd(4)}${cs.map((b) => (a === b ? '·' : ok.get(`${a.name}>${b.name}`) ? '✓' : '✗').padEnd(4)).join('')}`);
+  return { table, failed: results.filter(([, , good]) => !good).map(([a, b]) => `${a.name} → ${b.name}`) };
+}
+
 async function run(engine: EngineName, quick: boolean, keep: boolean): Promise<number> {
-  out(`vxlan-router demo: two hosts, VNI ${VNI}, ${engine} engine, static peers\n`);
-  out('   [c1 198.18.0.1] ─ br0 ─ router [h1 198.51.100.1] ══ underlay ══ [h2 198.51.100.2] router ─ br0 ─ [c2 198.18.0.2]\n');
+  out(`vxlan-router demo: three hosts joined through etcd, VNI ${VNI}, ${engine} engine\n`);
+  out(`    etcd ${ETCD_IP} on the underlay switch; h1 198.51.100.1, h2 .2, h3 .3; two containers behind each bridge\n`);
   const lab = new Lab();
   const logDir = join(STATE_DIR, lab.id);
   if (keep) mkdirSync(logDir, { recursive: true });
   const output = (host: string): RouterOutput | undefined =>
     keep ? { stdout: join(logDir, `${host}.out`), stderr: join(logDir, `${host}.err`) } : undefined;
-  const interrupted = (): void => void lab.destroy().then(() => process.exit(130));
+  let etcd: EtcdServer | undefined;
+  const interrupted = (): void => void lab.destroy().then(() => etcd?.destroy()).then(() => process.exit(130));
   process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
 
   const failures: string[] = [];
   const routers: RouterProcess[] = [];
   try {
-    const { h1, h2, c1, c2 } = await step('two hosts on an underlay switch, a container (MTU 1450) behind each bridge', () => twoHosts(lab));
-    await step('vxlan-router up on h1 and h2', async () => {
-      routers.push(await lab.startRouter(h1, { peers: [h2.underlayIp], engine, output: output('h1') }));
-      routers.push(await lab.startRouter(h2, { peers: [h1.underlayIp], engine, output: output('h2') }));
+    const hosts: Host[] = [];
+    const cs: Container[] = [];
+    await step('three hosts on an underlay switch, two containers (MTU 1450) behind each bridge', async () => {
+      for (let i = 1; i <= 3; i++) {
+        const h = await lab.addHost(`h${i}`, `198.51.100.${i}`);
+        hosts.push(h);
+        for (const k of [2 * i - 1, 2 * i]) cs.push(await lab.addContainer(h, `c${k}`, `198.18.0.${k}`));
+      }
     });
-    for (const [a, b] of [[c1, c2], [c2, c1]] as const) {
-      const p = await step(`ping ${a.name} → ${b.name} (${b.ip})`, () => lab.ping(a.ns, b.ip, 5), (r) => `${r.loss}% loss, avg ${r.avgMs} ms`);
-      if (p.loss !== 0) failures.push(`ping ${a.name} → ${b.name} lost ${p.loss}%`);
+    etcd = await step(`etcd (Debian's etcd-server) at ${ETCD_IP}`, () => startSwitchEtcd(lab, ETCD_IP, keep), (e) => e.endpoint);
+    const endpoint = etcd.endpoint;
+    await step('network "default" defined once in etcd', async () =>
+      (await lab.exec(hosts[0]!.ns, process.execPath, [CLI_PATH, 'network', 'create', 'default', '--vni', String(VNI), '--subnet', '198.18.0.0/15', '--etcd', endpoint])).stdout.trim());
+    await step('vxlan-router up on h1, h2, h3 (--etcd only: no peer lists)', async () => {
+      for (const h of hosts) routers.push(await lab.startRouter(h, { peers: [], engine, vni: null, args: ['--etcd', endpoint], output: output(h.name) }));
+      await waitFor(async () => (await Promise.all(routers.map((r) => r.peers()))).every((p) => p[VNI]?.length === 2), { timeoutMs: 10_000, what: 'every router to see the other two' });
+    });
+
+    out('\n  registry (etcd, /vxlan-router/v1/networks/default/hosts/):');
+    const records = (await lab.exec(hosts[0]!.ns, 'etcdctl', ['--endpoints', endpoint, 'get', '--prefix', '--print-value-only', '/vxlan-router/v1/networks/default/hosts/'])).stdout;
+    for (const line of records.split('\n').filter((l) => l.startsWith('{'))) {
+      const r = JSON.parse(line) as { hostId: string; underlay: string[]; mtu: number; software: string };
+      out(`    ${r.hostId.padEnd(28)} underlay ${r.underlay.join(',').padEnd(14)} mtu ${r.mtu}  ${r.software}`);
     }
+    out('');
+
+    const matrix = await step(`ping matrix: each of ${cs.length} containers to every other`, () => pingMatrix(lab, cs), (m) =>
+      m.failed.length === 0 ? `${cs.length * (cs.length - 1)} of ${cs.length * (cs.length - 1)} reached` : `${m.failed.length} failed`);
+    for (const l of matrix.table) out(l);
+    for (const f of matrix.failed) failures.push(`ping ${f} failed`);
+
+    out('\n  MACs each router knows (vxlan-router fdb):');
+    for (const h of hosts) {
+      const rows = await cliJson<{ mac: string; vtep: string; origin: string }[]>(lab, h, ['fdb', '--socket', lab.controlSocket(h)]);
+      const owner = (mac: string): string => cs.find((c) => c.mac === mac)?.name ?? '?';
+      out(`    ${h.name}: ${rows.map((r) => `${owner(r.mac)} ${r.mac} → ${r.vtep}`).join(', ') || '(none)'}`);
+    }
+    out('');
+
+    const [src, dst] = [cs[0]!, cs[4]!];
     const mb = quick ? 20 : 100;
-    const x = await step(`TCP transfer of ${mb} MB c1 → c2, SHA-256 checked`, () => hashedTransfer(lab, c1, c2, mb), (r) =>
+    const x = await step(`TCP transfer of ${mb} MB ${src.name} (h1) → ${dst.name} (h3), SHA-256 checked`, () => hashedTransfer(lab, src, dst, mb), (r) =>
       `${r.receivedSha256 === r.sentSha256 ? 'intact' : 'CORRUPTED'}, ${r.mbitPerS.toFixed(0)} Mbit/s`);
     if (x.receivedSha256 !== x.sentSha256) failures.push('the transfer arrived corrupted or incomplete');
     const seconds = quick ? 1 : 5;
-    const perf = await step(`iperf3 TCP c1 → c2, ${seconds} s`, () => iperf3(lab, c1, c2, { seconds }), (r) => `${r.gbitPerS.toFixed(2)} Gbit/s`);
+    const perf = await step(`iperf3 TCP ${src.name} (h1) → ${dst.name} (h3), ${seconds} s`, () => iperf3(lab, src, dst, { seconds }), (r) => `${r.gbitPerS.toFixed(2)} Gbit/s`);
     if (!(perf.gbitPerS > 0)) failures.push('iperf3 moved no data');
     out('\n  router counters (non-zero):');
     for (const [i, r] of routers.entries()) {
@@ -83,22 +145,32 @@ async function run(engine: EngineName, quick: boolean, keep: boolean): Promise<n
   } catch (err) {
     failures.push((err as Error).message);
   }
-  if (keep) keepUp(lab, routers);
-  else await step('tear down (namespaces, routers)', () => lab.destroy());
+  if (keep) keepUp(lab, routers, etcd);
+  else
+    await step('tear down (routers, etcd and its data, namespaces)', async () => {
+      await lab.destroy();
+      await etcd?.destroy();
+    });
   for (const f of failures) out(`\ndemo failed: ${f}`);
   out(failures.length === 0 ? '\ndemo: every check passed' : '\ndemo: FAILED');
   return failures.length === 0 ? 0 : 1;
 }
 
+/** What `--down` finds of a kept lab: the lab's record, and the data dir of its etcd (which runs in the switch). */
+interface KeptLab extends LabRecord {
+  readonly etcdDataDir?: string;
+}
+
 /** Records the lab for `--down`, lets the routers run on without this process and says how to use it. */
-function keepUp(lab: Lab, routers: readonly RouterProcess[]): void {
-  writeFileSync(join(STATE_DIR, `${lab.id}.json`), JSON.stringify(lab.record(), null, 2));
+function keepUp(lab: Lab, routers: readonly RouterProcess[], etcd: EtcdServer | undefined): void {
+  const state: KeptLab = { ...lab.record(), ...(etcd ? { etcdDataDir: etcd.dataDir } : {}) };
+  writeFileSync(join(STATE_DIR, `${lab.id}.json`), JSON.stringify(state, null, 2));
   for (const r of routers) r.release();
   const ns = (name: string): string => lab.nsName(name);
   out(`\n  lab ${lab.id} kept up:`);
-  out(`    ip netns exec ${ns('c1')} bash            # a shell in c1 (198.18.0.1); try: ping 198.18.0.2`);
-  out(`    ip netns exec ${ns('c2')} bash            # a shell in c2 (198.18.0.2)`);
-  for (const [i, r] of routers.entries()) out(`    kill -USR1 ${r.pid}; cat ${r.output?.stdout ?? ''}   # h${i + 1}'s router counters`);
+  out(`    ip netns exec ${ns('c1')} bash            # a shell in c1 (198.18.0.1); try: ping 198.18.0.6`);
+  out(`    ip netns exec ${ns('c6')} bash            # a shell in c6 (198.18.0.6), behind h3`);
+  for (const [i, r] of routers.entries()) out(`    node dist/cli.js status --socket ${lab.controlSocket({ name: `h${i + 1}` })}   # h${i + 1}'s router (pid ${r.pid})`);
   out(`    node dist/lab/demo.js --down ${lab.id}      # tear it down`);
 }
 
@@ -113,22 +185,23 @@ async function down(id: string | undefined): Promise<number> {
   if (ids.length === 0) out('demo --down: no kept lab');
   for (const labId of ids) {
     const state = join(STATE_DIR, `${labId}.json`);
-    let record: LabRecord | undefined;
+    let record: KeptLab | undefined;
     try {
-      record = JSON.parse(readFileSync(state, 'utf8')) as LabRecord;
+      record = JSON.parse(readFileSync(state, 'utf8')) as KeptLab;
     } catch {
       record = undefined; // no record: still remove its namespaces and what runs in them
     }
     const removed = await step(`tear down lab ${labId}`, () => removeLab(labId, record), (ns) => `${ns.length} namespaces removed`);
     rmSync(state, { force: true });
     rmSync(join(STATE_DIR, labId), { recursive: true, force: true });
+    if (record?.etcdDataDir?.startsWith('/tmp/vxr-etcd-') === true) rmSync(record.etcdDataDir, { recursive: true, force: true });
     if (removed.length === 0 && record === undefined) out(`    (nothing was left of lab ${labId})`);
   }
   return 0;
 }
 
 async function main(argv: readonly string[]): Promise<number> {
-  const skip = labSkipReason();
+  const skip = labSkipReason() ?? etcdSkipReason();
   if (skip !== undefined) {
     out(`demo: ${skip}`);
     return 1;

@@ -26,13 +26,15 @@ export class EtcdServer {
     readonly dataDir: string,
     /** The namespace it runs in ('' = this one). */
     private readonly ns: string,
+    /** Runs on after this process exits (demo --keep): its own session, no pipes back to us. */
+    private readonly detached: boolean,
   ) {}
 
   /**
    * On loopback with free ports, or inside a lab namespace (`ns`) on one of its addresses (`host`), where the hosts
    * of the lab reach it over their underlay.
    */
-  static async start(where: { ns: string; host: string } = { ns: '', host: '127.0.0.1' }): Promise<EtcdServer> {
+  static async start(where: { ns: string; host: string } = { ns: '', host: '127.0.0.1' }, detached = false): Promise<EtcdServer> {
     const inNs = where.ns !== '';
     const [client, peer] = inNs ? [2379, 2380] : [await freePort(), await freePort()];
     const dataDir = mkdtempSync(join(tmpdir(), 'vxr-etcd-'));
@@ -43,7 +45,7 @@ export class EtcdServer {
       '--listen-peer-urls', `http://${where.host}:${peer}`, '--initial-advertise-peer-urls', `http://${where.host}:${peer}`,
       '--initial-cluster', `lab=http://${where.host}:${peer}`,
     ];
-    const etcd = new EtcdServer(endpoint, args, dataDir, where.ns);
+    const etcd = new EtcdServer(endpoint, args, dataDir, where.ns, detached);
     await etcd.resume();
     return etcd;
   }
@@ -51,9 +53,10 @@ export class EtcdServer {
   /** Starts (again) on the same ports and data dir, and waits until it answers. */
   async resume(): Promise<void> {
     const argv = this.ns === '' ? ['etcd', ...this.args] : ['ip', 'netns', 'exec', this.ns, 'etcd', ...this.args];
-    this.child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', this.detached ? 'ignore' : 'pipe'], detached: this.detached });
+    if (this.detached) this.child.unref();
     let err = '';
-    this.child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    this.child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
     await waitFor(() => this.healthy(), { timeoutMs: 15_000, intervalMs: 100, what: `etcd at ${this.endpoint} (${err.slice(-300)})` });
   }
 
@@ -94,6 +97,6 @@ export function etcdSkipReason(): string | undefined {
 }
 
 /** etcd at `ip` on the lab's underlay switch, where every host reaches it; the caller destroys it after the lab. */
-export async function startSwitchEtcd(lab: Lab, ip = '198.51.100.254'): Promise<EtcdServer> {
-  return EtcdServer.start({ ns: await lab.addSwitchAddress(ip), host: ip });
+export async function startSwitchEtcd(lab: Lab, ip = '198.51.100.254', detached = false): Promise<EtcdServer> {
+  return EtcdServer.start({ ns: await lab.addSwitchAddress(ip), host: ip }, detached);
 }

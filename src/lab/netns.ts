@@ -350,7 +350,7 @@ export class Lab {
   }
 
   /** The control socket of the router `startRouter` runs in `host` (unless its args name another). */
-  controlSocket(host: Host): string {
+  controlSocket(host: Pick<Host, 'name'>): string {
     return `/tmp/vxr${this.id}-${host.name}.sock`;
   }
 

@@ -2,12 +2,15 @@
  * `npm run demo`, the script users run first: its quick mode must pass, print what it did and leave nothing; with
  * --keep the lab outlives the demo (routers still forwarding) until `--down <id>` removes all of it.
  *
- *   [c1] ── br0 ── router [h1] ══ switch ══ [h2] router ── br0 ── [c2]     (built by dist/lab/demo.js itself)
+ *   [c1 c2] ── br0 ── router [h1] ══╗
+ *   [c3 c4] ── br0 ── router [h2] ══╬══ switch (etcd)        (built by dist/lab/demo.js itself)
+ *   [c5 c6] ── br0 ── router [h3] ══╝
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { etcdSkipReason } from '../../src/lab/etcd.js';
 import { labSkipReason, removeLab, type LabRecord } from '../../src/lab/netns.js';
 
 const DEMO = fileURLToPath(new URL('../../dist/lab/demo.js', import.meta.url));
@@ -28,19 +31,25 @@ const running = (pid: number): boolean => {
   }
 };
 
-t.test('demo --quick', { skip: labSkipReason() ?? false }, async (t) => {
+t.test('demo --quick', { skip: labSkipReason() ?? etcdSkipReason() ?? false }, async (t) => {
   const r = demo('--quick');
   t.equal(r.status, 0, 'demo exits 0');
   if (r.status !== 0) t.comment(r.stdout + r.stderr);
-  t.match(r.stdout, /✓ ping c1 → c2 \(198\.18\.0\.2\): 0% loss/);
-  t.match(r.stdout, /✓ TCP transfer of 20 MB c1 → c2, SHA-256 checked: intact/);
-  t.match(r.stdout, /✓ iperf3 TCP c1 → c2, 1 s: [\d.]+ Gbit\/s/);
+  t.match(r.stdout, /✓ etcd \(Debian's etcd-server\) at 198\.51\.100\.254: http:\/\/198\.51\.100\.254:2379/);
+  t.match(r.stdout, /✓ vxlan-router up on h1, h2, h3 \(--etcd only: no peer lists\)/);
+  const registry = /registry \(etcd.*\n((?: {4}.*\n)+)/.exec(r.stdout)?.[1] ?? '';
+  t.equal(registry.match(/underlay 198\.51\.100\.[123] /g)?.length, 3, 'three hosts in the registry');
+  t.match(r.stdout, /✓ ping matrix: each of 6 containers to every other: 30 of 30 reached/);
+  t.notMatch(r.stdout.split('MACs each router')[0]!.split('ping matrix')[1], /✗/, 'no ✗ in the matrix');
+  t.match(r.stdout, /h1: (?:c\d [0-9a-f:]{17} → 198\.51\.100\.[23](?:, )?){4}\n/, 'h1 learned the four remote containers');
+  t.match(r.stdout, /✓ TCP transfer of 20 MB c1 \(h1\) → c5 \(h3\), SHA-256 checked: intact/);
+  t.match(r.stdout, /✓ iperf3 TCP c1 \(h1\) → c5 \(h3\), 1 s: [\d.]+ Gbit\/s/);
   t.match(r.stdout, /h1: .*tx_frames=\d+.*\n +drops: none/);
   t.match(r.stdout, /demo: every check passed/);
   t.same(namespacesWith(`vxr${r.pid}-`), [], 'no namespace left behind'); // the demo's labs are vxr<its pid>-<n>
 });
 
-t.test('demo --keep, then --down', { skip: labSkipReason() ?? false }, async (t) => {
+t.test('demo --keep, then --down', { skip: labSkipReason() ?? etcdSkipReason() ?? false }, async (t) => {
   const r = demo('--quick', '--keep');
   const id = /lab (\d+-\d+) kept up/.exec(r.stdout)?.[1] ?? '';
   t.teardown(async () => {
@@ -49,16 +58,18 @@ t.test('demo --keep, then --down', { skip: labSkipReason() ?? false }, async (t)
   t.equal(r.status, 0, 'demo exits 0');
   t.match(r.stdout, new RegExp(`ip netns exec vxr${id}-c1 bash`), 'says how to enter a container');
   t.match(r.stdout, new RegExp(`node dist/lab/demo\\.js --down ${id}`), 'and how to tear it down');
-  const record = JSON.parse(readFileSync(`${STATE_DIR}/${id}.json`, 'utf8')) as LabRecord;
-  t.equal(record.processes.length, 2, 'both routers recorded');
+  const record = JSON.parse(readFileSync(`${STATE_DIR}/${id}.json`, 'utf8')) as LabRecord & { etcdDataDir?: string };
+  t.equal(record.processes.length, 3, 'the three routers recorded');
+  t.match(record, { etcdDataDir: /^\/tmp\/vxr-etcd-/ }, "and etcd's data dir");
   t.ok(record.processes.every((p) => running(p.pid) && p.cmdline.includes('dist/cli.js up')), 'and still running after the demo exited');
-  const ping = spawnSync('ip', ['netns', 'exec', `vxr${id}-c1`, 'ping', '-c', '2', '-i', '0.2', '-W', '2', '198.18.0.2'], { encoding: 'utf8', timeout: 10_000 });
+  const ping = spawnSync('ip', ['netns', 'exec', `vxr${id}-c1`, 'ping', '-c', '2', '-i', '0.2', '-W', '2', '198.18.0.6'], { encoding: 'utf8', timeout: 10_000 });
   t.match(ping.stdout, / 0% packet loss/, 'the kept overlay still forwards');
 
   const d = demo('--down', id);
   t.equal(d.status, 0, '--down exits 0');
-  t.match(d.stdout, new RegExp(`✓ tear down lab ${id}: 5 namespaces removed`));
+  t.match(d.stdout, new RegExp(`✓ tear down lab ${id}: 10 namespaces removed`));
   t.same(namespacesWith(`vxr${id}-`), [], 'its namespaces are gone');
   t.ok(record.processes.every((p) => !running(p.pid)), 'its routers are gone');
   t.notOk(existsSync(`${STATE_DIR}/${id}.json`) || existsSync(`${STATE_DIR}/${id}`), 'and so are its state file and logs');
+  t.notOk(existsSync(record.etcdDataDir!), "and etcd's data dir");
 });

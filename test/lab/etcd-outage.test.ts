@@ -9,6 +9,7 @@
  * the last table). When etcd is healthy again, a third host joins and c1 reaches it within 2 s.
  */
 import t from 'tap';
+import { statusSchema, type Status } from '../../src/agent/index.js';
 import { etcdSkipReason, startSwitchEtcd, type EtcdServer } from '../../src/lab/etcd.js';
 import { CLI_PATH, Lab, labSkipReason, VNI, waitFor } from '../../src/lab/netns.js';
 
@@ -29,6 +30,10 @@ t.test('etcd outage', { skip: skip ?? false }, async (t) => {
   await lab.exec(h1.ns, process.execPath, [CLI_PATH, 'network', 'create', 'default', '--vni', String(VNI), '--subnet', '198.18.0.0/15', '--etcd', etcd.endpoint]);
   const args = ['--etcd', etcd.endpoint];
   const r1 = await lab.startRouter(h1, { peers: [], engine: 'native', vni: null, args });
+  const controlPlane = async (): Promise<Status['controlPlane']> => {
+    const out = await lab.exec('', process.execPath, [CLI_PATH, 'status', '--json', '--socket', lab.controlSocket(h1)]);
+    return statusSchema.parse(JSON.parse(out.stdout)).controlPlane;
+  };
   await lab.startRouter(h2, { peers: [], engine: 'native', vni: null, args });
   await waitFor(async () => (await r1.peers())[VNI]?.length === 1, { timeoutMs: 5000, what: 'h1 to see h2' });
   t.equal((await lab.ping(c1.ns, c2.ip, 2)).loss, 0, 'overlay up');
@@ -39,6 +44,8 @@ t.test('etcd outage', { skip: skip ?? false }, async (t) => {
   await new Promise((r) => setTimeout(r, 2000));
   await etcd.stop();
   await new Promise((r) => setTimeout(r, OUTAGE_S * 1000));
+  const away = await controlPlane();
+  t.match(away, { mode: 'etcd', connected: false, degradedSince: String }, `status during the outage: etcd away (${JSON.stringify(away)})`);
   await etcd.resume();
   const healthy = Date.now();
   await lab.startRouter(h3, { peers: [], engine: 'native', vni: null, args });
@@ -49,4 +56,6 @@ t.test('etcd outage', { skip: skip ?? false }, async (t) => {
   const { stdout } = await flood;
   t.match(stdout, new RegExp(`${count} packets transmitted, ${count} received, 0% packet loss`), `no ping lost during the ${OUTAGE_S} s outage`);
   t.same((await r1.peers())[VNI], ['198.51.100.2', '198.51.100.3'], 'h1 follows the registry again');
+  await waitFor(async () => (await controlPlane()).connected === true, { timeoutMs: 10_000, what: 'status to say etcd is back' });
+  t.match(await controlPlane(), { mode: 'etcd', connected: true, revision: /^\d+$/ }, 'status: connected again');
 });

@@ -7,7 +7,9 @@ import { statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import parsePrometheus from 'parse-prometheus-text-format';
 import { fdbSchema, peersSchema, statusSchema } from '../../src/agent/index.js';
+import { DROP_REASONS } from '../../src/dataplane/index.js';
 import { Lab, labSkipReason, twoHosts } from '../../src/lab/netns.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
@@ -51,6 +53,26 @@ t.test('status, fdb and peers of two running routers', { skip: labSkipReason() ?
   const peers = peersSchema.parse(JSON.parse(cli(['peers', '--socket', sock, '--json']).out));
   t.same(peers, [{ address: h2.underlayIp, port: 4789, vnis: [42], origin: 'static' }]);
   t.match(cli(['peers', '--socket', sock]).out, /^ADDRESS +PORT +VNIS +ORIGIN\n198\.51\.100\.2 +4789 +42 +static\n$/);
+
+  // Metrics: scraped inside h1 (the default address is the namespace's loopback), parsed as Prometheus text.
+  const scrape = async (): Promise<Map<string, number>> => {
+    const text = (await lab.exec(h1.ns, process.execPath, ['-e', "fetch('http://127.0.0.1:9477/metrics').then((r) => r.text()).then((s) => process.stdout.write(s))"])).stdout;
+    const values = new Map<string, number>();
+    for (const family of parsePrometheus(text)) {
+      for (const m of family.metrics) values.set(`${family.name}${JSON.stringify(m.labels ?? {})}`, Number(m.value));
+    }
+    return values;
+  };
+  const before = await scrape();
+  t.equal(before.get('vxlan_router_offload_enabled{"offload":"gso"}'), 1, 'offloads shown');
+  t.equal(before.get('vxlan_router_peers{"vni":"42"}'), 1, 'one peer');
+  t.equal(before.get('vxlan_router_fdb_entries{"origin":"learned"}'), 1, 'one learned MAC');
+  t.ok(DROP_REASONS.every((r) => before.get(`vxlan_router_drops_total{"reason":"${r}"}`) === 0), 'every drop reason, all zero');
+  t.equal((await lab.ping(c1.ns, c2.ip, 5)).loss, 0);
+  const after = await scrape();
+  const moved = (k: string): number => after.get(k)! - before.get(k)!;
+  t.ok(moved('vxlan_router_frames_total{"direction":"out"}') >= 5 && moved('vxlan_router_frames_total{"direction":"in"}') >= 5, 'frame counters moved with 5 pings');
+  t.ok(moved('vxlan_router_bytes_total{"direction":"out"}') >= 5 * 98, 'and bytes');
 
   const js = statusSchema.parse(JSON.parse(cli(['status', '--socket', lab.controlSocket(h2), '--json']).out));
   t.match(js, { engine: 'js', offloads: { tapVnetHdr: false, udpGso: false, udpGro: false } }, 'the js engine answers too');

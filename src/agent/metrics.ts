@@ -1,0 +1,130 @@
+/**
+ * Prometheus metrics of a running router (prom-client), served over HTTP at /metrics. Values are read from the
+ * router when scraped (collect callbacks), so the data path pays nothing per packet for them.
+ */
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { DROP_REASONS, type CounterName } from '../dataplane/index.js';
+import { ConfigError, VxlanRouterError } from '../errors.js';
+import { SOFTWARE, type Router } from './router.js';
+
+export interface MetricsServer {
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+/** A counter whose value is the router's counter of that name when scraped (labels: fixed per series). */
+function mirror(registry: Registry, name: string, help: string, labelNames: string[], series: () => [Record<string, string>, number][]): void {
+  new Counter({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [labels, value] of series()) this.inc(labels, value);
+    },
+  });
+}
+
+export function routerMetrics(router: Router, startedAt: Date): Registry {
+  const registry = new Registry();
+  const c = (): Record<CounterName, number> => router.counters();
+  const { info } = router;
+  new Gauge({
+    name: 'vxlan_router_info',
+    help: 'Constant 1, labelled with what this router is',
+    labelNames: ['version', 'engine', 'vni', 'tap', 'local', 'network'],
+    registers: [registry],
+  }).set({ version: SOFTWARE, engine: info.engine, vni: String(info.vni), tap: info.tap, local: info.local, network: info.network ?? '' }, 1);
+  new Gauge({ name: 'vxlan_router_start_time_seconds', help: 'When the router started (Unix time)', registers: [registry] }).set(startedAt.getTime() / 1000);
+  mirror(registry, 'vxlan_router_frames_total', 'Inner frames: received from peers and written to the TAP (in), read from the TAP and sent (out)', ['direction'], () => [
+    [{ direction: 'in' }, c().rx_datagrams],
+    [{ direction: 'out' }, c().tx_frames],
+  ]);
+  mirror(registry, 'vxlan_router_bytes_total', 'Inner frame bytes, as for vxlan_router_frames_total', ['direction'], () => [
+    [{ direction: 'in' }, c().rx_bytes],
+    [{ direction: 'out' }, c().tx_bytes],
+  ]);
+  mirror(registry, 'vxlan_router_datagrams_sent_total', 'VXLAN datagrams sent (a frame flooded to N peers counts N)', [], () => [[{}, c().tx_datagrams]]);
+  mirror(registry, 'vxlan_router_flooded_frames_total', 'Frames sent by head-end replication (broadcast, multicast, unknown unicast)', [], () => [[{}, c().tx_flooded]]);
+  mirror(registry, 'vxlan_router_learned_total', '(VNI, MAC) entries learned or moved from inbound traffic', [], () => [[{}, c().learned]]);
+  mirror(registry, 'vxlan_router_drops_total', 'Frames or datagrams dropped, by reason', ['reason'], () => DROP_REASONS.map((r) => [{ reason: r }, c()[r]]));
+  mirror(registry, 'vxlan_router_offload_total', 'Offload work: TSO super-frames cut, GSO sends, segments merged for the TAP', ['kind'], () => [
+    [{ kind: 'tso_frames' }, c().tx_tso_frames],
+    [{ kind: 'gso_sends' }, c().tx_gso_sends],
+    [{ kind: 'merged_segments' }, c().rx_merged],
+  ]);
+  new Gauge({
+    name: 'vxlan_router_fdb_entries',
+    help: 'Forwarding table entries, by origin',
+    labelNames: ['origin'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const rows = router.fdb();
+      for (const origin of ['static', 'learned'] as const) this.set({ origin }, rows.filter((r) => r.origin === origin).length);
+    },
+  });
+  new Gauge({
+    name: 'vxlan_router_peers',
+    help: 'Remote VTEPs in the table, per VNI',
+    labelNames: ['vni'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const v of router.table().vnis) this.set({ vni: String(v.vni) }, v.peers.length);
+    },
+  });
+  new Gauge({
+    name: 'vxlan_router_offload_enabled',
+    help: 'Whether each offload is in use (1) or not (0)',
+    labelNames: ['offload'],
+    registers: [registry],
+    collect() {
+      const o = router.offloads();
+      this.set({ offload: 'tap' }, Number(o.tapVnetHdr));
+      this.set({ offload: 'gso' }, Number(o.udpGso));
+      this.set({ offload: 'gro' }, Number(o.udpGro));
+    },
+  });
+  return registry;
+}
+
+/** `host:port` (IPv6 in brackets) → its parts; anything else is a ConfigError naming the flag. */
+export function parseListen(text: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(text);
+  const port = Number(m?.[3]);
+  if (m === null || !(port >= 1 && port <= 65535)) throw new ConfigError(`--metrics: "${text}" is not host:port (e.g. 127.0.0.1:9477), or off`);
+  return { host: m[1] ?? m[2]!, port };
+}
+
+export async function serveMetrics(listen: string, registry: Registry): Promise<MetricsServer> {
+  const { host, port } = parseListen(listen);
+  const server: Server = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
+      return;
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      const why = err.code === 'EADDRINUSE' ? 'the port is taken (another router?)' : err.message;
+      reject(new VxlanRouterError('E_CONFIG', `cannot serve metrics on ${listen}: ${why}; pass --metrics <host:port>, or --metrics off`, { cause: err }));
+    });
+    server.listen(port, host, resolve);
+  });
+  let closed = false;
+  return {
+    address: listen,
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

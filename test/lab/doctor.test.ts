@@ -1,0 +1,58 @@
+/**
+ * `vxlan-router doctor` in a lab host: a missing bridge, a bridge member whose MTU is above the overlay's, a TAP MTU
+ * the underlay cannot carry, and a healthy host (with and without a running router).
+ */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { Lab, labSkipReason, twoHosts } from '../../src/lab/netns.js';
+
+const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+
+interface Check {
+  check: string;
+  status: 'ok' | 'warn' | 'fail';
+  detail: string;
+  fix?: string;
+}
+
+t.test('doctor finds what is wrong and names the fix', { skip: labSkipReason() ?? false }, async (t) => {
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const { h1, h2 } = await twoHosts(lab);
+  const byName = (checks: Check[], name: string): Check | undefined => checks.find((c) => c.check === name);
+
+  // No router runs at that socket: doctor says so, since it was asked for that one.
+  const noRouter = spawnSync('ip', ['netns', 'exec', h1.ns, process.execPath, CLI, 'doctor', '--socket', `/tmp/vxr${lab.id}-none.sock`], { encoding: 'utf8' });
+  t.match(noRouter.stderr, /\[E_CONTROL\].*no router answers there/, 'an explicit socket that does not answer is an error');
+
+  const healthy = spawnSync('ip', ['netns', 'exec', h1.ns, process.execPath, CLI, 'doctor', '--local', h1.underlayIp, '--bridge', 'br0', '--json'], { encoding: 'utf8' });
+  t.equal(healthy.status, 0, `a healthy host passes: ${healthy.stdout}${healthy.stderr}`);
+  const ok = JSON.parse(healthy.stdout) as Check[];
+  t.same(ok.filter((c) => c.status === 'fail'), []);
+  t.match(ok.map((c) => c.check), ['privileges', 'tun', 'bridge', 'underlay', 'mtu', 'bridge-mtu', 'port']);
+
+  const missing = spawnSync('ip', ['netns', 'exec', h1.ns, process.execPath, CLI, 'doctor', '--local', h1.underlayIp, '--bridge', 'br9'], { encoding: 'utf8' });
+  t.equal(missing.status, 1, 'a missing bridge fails');
+  t.match(missing.stdout, /FAIL {2}bridge: bridge br9 does not exist\n {6}fix: create it \(ip link add br9 type bridge/);
+
+  // A container plugged into br0 with MTU 1500: its full-size frames cannot cross a 1450 overlay.
+  await lab.addContainer(h1, 'big', '198.18.0.9', 1500);
+  const big = spawnSync('ip', ['netns', 'exec', h1.ns, process.execPath, CLI, 'doctor', '--local', h1.underlayIp, '--bridge', 'br0', '--json'], { encoding: 'utf8' });
+  t.equal(big.status, 1, 'a bridge member above the overlay MTU fails');
+  const bm = (JSON.parse(big.stdout) as Check[]).find((c) => c.check === 'bridge-mtu');
+  t.match(bm, { status: 'fail', detail: /big \(MTU 1500\) on br0 send frames larger than the overlay's 1450/, fix: /mtu 1450.*com\.docker\.network\.driver\.mtu=1450/ });
+
+  const tooBig = spawnSync('ip', ['netns', 'exec', h1.ns, process.execPath, CLI, 'doctor', '--local', h1.underlayIp, '--mtu', '1480', '--json'], { encoding: 'utf8' });
+  t.equal(tooBig.status, 1);
+  t.match(byName(JSON.parse(tooBig.stdout) as Check[], 'mtu'), { status: 'fail', detail: /TAP MTU 1480 is above what eth0 \(MTU 1500\) carries in VXLAN: 1450/, fix: /--mtu 1450/ });
+
+  // With a router running, doctor reads its settings from the control socket.
+  await lab.startRouter(h2, { peers: [h1.underlayIp], engine: 'native' });
+  const withRouter = spawnSync('ip', ['netns', 'exec', h2.ns, process.execPath, CLI, 'doctor', '--socket', lab.controlSocket(h2), '--json'], { encoding: 'utf8' });
+  t.equal(withRouter.status, 0, withRouter.stdout + withRouter.stderr);
+  const rc = JSON.parse(withRouter.stdout) as Check[];
+  t.match(byName(rc, 'router'), { status: 'ok', detail: /native engine on vxr42 is running .*offloads: tap, gso, gro/ });
+  t.match(byName(rc, 'mtu'), { status: 'ok', detail: /TAP MTU 1450 fits/ });
+  t.notOk(byName(rc, 'port'), 'no port check against its own socket');
+});
