@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { createNetwork, startRouter, type Router } from '../agent/index.js';
-import { buildConfig, ENGINES, type RawConfig } from '../config/index.js';
+import { buildConfig, ENGINES, ETCD_PASSWORD_ENV, etcdClientConfig, type EtcdOptionValues, type RawConfig } from '../config/index.js';
 import { VxlanRouterError } from '../errors.js';
 
 export const EXIT_OK = 0;
@@ -36,6 +36,22 @@ interface UpFlags {
   network?: string;
   hostId?: string;
   leaseTtl?: number | string;
+  stateDir?: string;
+  etcdCa?: string;
+  etcdCert?: string;
+  etcdKey?: string;
+  etcdUser?: string;
+  etcdPassword?: string;
+}
+
+/** The etcd connection flags, shared by `up` and `network create`. */
+function addEtcdConnectionOptions(cmd: Command): Command {
+  return cmd
+    .option('--etcd-ca <file>', 'TLS: CA certificate (PEM) that signed etcd\'s certificate (https:// endpoints)')
+    .option('--etcd-cert <file>', 'TLS: client certificate (PEM), with --etcd-key')
+    .option('--etcd-key <file>', 'TLS: client private key (PEM), with --etcd-cert')
+    .option('--etcd-user <name>', 'etcd user (with --etcd-password or VXLAN_ROUTER_ETCD_PASSWORD)')
+    .option('--etcd-password <password>', 'etcd password (prefer VXLAN_ROUTER_ETCD_PASSWORD: argv is visible to other users)');
 }
 
 /** `--etcd a,b` → ['a', 'b']. */
@@ -47,7 +63,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .showHelpAfterError()
     .exitOverride(); // before adding subcommands, so they inherit it: usage errors exit 2, not process.exit(1)
 
-  program
+  const up = program
     .command('up')
     .description('run the router in the foreground until SIGINT/SIGTERM, then remove its TAP and exit')
     .option('--local <ip>', 'underlay address of this host (IPv4 or IPv6)')
@@ -65,6 +81,8 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--network <name>', 'overlay network to join in etcd (default: default)')
     .option('--host-id <id>', 'this host in the registry (default: machine id + local address)')
     .option('--lease-ttl <seconds>', 'how long a crashed host stays in the others\' tables (default: 15)', integerOrRaw)
+    .option('--state-dir <dir>', 'where the etcd table snapshot is kept, for starting while etcd is down (default: /var/lib/vxlan-router)');
+  addEtcdConnectionOptions(up)
     .action(async (flags: UpFlags, cmd: Command) => {
       const raw: RawConfig = {
         local: flags.local,
@@ -81,14 +99,21 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
         network: flags.network,
         hostId: flags.hostId,
         leaseTtl: flags.leaseTtl,
+        stateDir: flags.stateDir,
+        etcdCa: flags.etcdCa,
+        etcdCert: flags.etcdCert,
+        etcdKey: flags.etcdKey,
+        etcdUser: flags.etcdUser,
+        etcdPassword: flags.etcdPassword,
       };
-      const config = buildConfig(flags.config === undefined ? { flags: raw } : { file: flags.config, flags: raw });
-      const router = await startRouter(config);
+      const env = process.env;
+      const config = buildConfig(flags.config === undefined ? { flags: raw, env } : { file: flags.config, flags: raw, env });
+      const router = await startRouter(config, { log: io.out });
       await serve(router, io);
     });
 
   const network = program.command('network').description('overlay networks defined in etcd');
-  network
+  const create = network
     .command('create <name>')
     .description('define a network once (VNI, overlay subnet); refuses to change an existing one without --force')
     .requiredOption('--etcd <urls>', 'etcd endpoints, comma-separated')
@@ -96,9 +121,20 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .requiredOption('--subnet <cidr>', 'overlay subnet, e.g. 198.18.0.0/15')
     .option('--mtu <n>', 'TAP MTU for every host (default: each host derives it from its underlay)', integerOrRaw)
     .option('--port <n>', 'UDP port (default: 4789)', integerOrRaw)
-    .option('--force', 'replace a different existing definition')
-    .action(async (name: string, f: { etcd: string; vni: unknown; subnet: string; mtu?: unknown; port?: unknown; force?: boolean }) => {
-      const { outcome, network: n } = await createNetwork(endpoints(f.etcd) ?? [], { name, vni: f.vni, subnet: f.subnet, mtu: f.mtu, port: f.port }, f.force === true);
+    .option('--force', 'replace a different existing definition');
+  addEtcdConnectionOptions(create)
+    .action(async (name: string, f: { etcd: string; vni: unknown; subnet: string; mtu?: unknown; port?: unknown; force?: boolean } & Omit<EtcdOptionValues, 'etcd'>) => {
+      const envPassword = process.env[ETCD_PASSWORD_ENV];
+      const connection = etcdClientConfig({
+        etcd: endpoints(f.etcd) ?? [],
+        etcdCa: f.etcdCa,
+        etcdCert: f.etcdCert,
+        etcdKey: f.etcdKey,
+        etcdUser: f.etcdUser,
+        etcdPassword: f.etcdPassword ?? (envPassword === '' ? undefined : envPassword),
+      });
+      if (connection === undefined) throw new VxlanRouterError('E_CONFIG', '--etcd names no endpoint');
+      const { outcome, network: n } = await createNetwork(connection, { name, vni: f.vni, subnet: f.subnet, mtu: f.mtu, port: f.port }, f.force === true);
       io.out(`network ${name} ${outcome} (VNI ${n.vni}, ${n.subnet})`);
     });
 

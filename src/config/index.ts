@@ -1,2 +1,2 @@
-export { buildConfig, readConfigFile, type RawConfig } from './load.js';
+export { buildConfig, ETCD_PASSWORD_ENV, etcdClientConfig, readConfigFile, type EtcdClientConfig, type EtcdOptionValues, type RawConfig } from './load.js';
 export { CONFIG_KEYS, ENGINES, configSchema, type ConfigKey, type RouterConfig } from './schema.js';

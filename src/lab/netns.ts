@@ -12,7 +12,9 @@
  */
 import { execFile, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
@@ -199,6 +201,7 @@ export class Lab {
   private readonly processes: ChildProcess[] = [];
   private switchNs: Promise<string> | undefined;
   private destroyed = false;
+  private stateRoot: string | undefined;
 
   constructor(id = `${process.pid}-${labCounter++}`) {
     this.id = id;
@@ -334,10 +337,18 @@ export class Lab {
     const vni = opts.vni === null ? [] : ['--vni', String(opts.vni ?? VNI)];
     const args = [CLI_PATH, 'up', '--local', host.underlayIp, ...vni, '--bridge', 'br0', '--engine', opts.engine];
     for (const p of opts.peers) args.push('--peer', p);
+    // Hosts of one lab share a filesystem: each keeps its etcd snapshot in a state dir of its own, removed with the lab.
+    if (opts.args?.includes('--etcd') === true && !opts.args.includes('--state-dir')) args.push('--state-dir', this.stateDir(host));
     const child = this.spawn(host.ns, process.execPath, [...args, ...(opts.args ?? [])], opts.output);
     const router = new RouterProcess(child, opts.output);
     await router.nextLine((l) => l.startsWith('vxlan-router: ready'), 15_000, true);
     return router;
+  }
+
+  /** The state dir (etcd snapshot) of a host's router, the same across restarts within this lab. */
+  stateDir(host: Host): string {
+    this.stateRoot ??= mkdtempSync(join(tmpdir(), `vxr-state-${this.id}-`));
+    return join(this.stateRoot, host.name);
   }
 
   /**
@@ -408,6 +419,7 @@ export class Lab {
     this.destroyed = true;
     const own = this.processes.filter((p) => p.exitCode === null && p.signalCode === null).map((p) => p.pid!);
     await teardown([...this.namespaces].reverse(), own);
+    if (this.stateRoot !== undefined) rmSync(this.stateRoot, { recursive: true, force: true });
   }
 }
 
