@@ -102,8 +102,8 @@ async function networkFromEtcd(registry: EtcdRegistry, name: string, timeoutMs?:
 export interface StartOptions {
   /** The addon loader (tests inject a fake). */
   readonly addon?: () => NativeAddon;
-  /** Where progress and recovered problems are reported, one line each (default: nowhere). */
-  readonly log?: (line: string) => void;
+  /** Where progress ('info') and problems the router works around ('warning') are reported, one line each (default: nowhere). */
+  readonly log?: (line: string, level: 'info' | 'warning') => void;
   /** Debounce of snapshot writes (default 500 ms). */
   readonly snapshotDebounceMs?: number;
 }
@@ -135,7 +135,7 @@ export async function startRouter(config: RouterConfig, opts: StartOptions = {})
     let snapshot: RegistrySnapshot | undefined;
     if (registry !== undefined) {
       const read = readSnapshot(statePath, { hostId, network: config.network });
-      if (!read.ok && !read.missing) log(`vxlan-router: ignoring the snapshot ${statePath}: ${read.reason}`);
+      if (!read.ok && !read.missing) log(`vxlan-router: warning: ignoring the snapshot ${statePath}: ${read.reason}`, 'warning');
       try {
         network = await networkFromEtcd(registry, config.network, read.ok ? SNAPSHOT_PROBE_MS : undefined);
       } catch (err) {
@@ -146,6 +146,7 @@ export async function startRouter(config: RouterConfig, opts: StartOptions = {})
         log(
           `vxlan-router: etcd is unreachable (${(err as Error).message}); forwarding from the snapshot ${statePath} ` +
             `(revision ${snapshot.revision}, ${peers} peers, saved ${snapshot.savedAt}); joining etcd in the background`,
+          'info',
         );
       }
     }
@@ -184,15 +185,15 @@ export async function startRouter(config: RouterConfig, opts: StartOptions = {})
       const w = new SnapshotWriter({
         path: statePath,
         ...(opts.snapshotDebounceMs !== undefined ? { debounceMs: opts.snapshotDebounceMs } : {}),
-        onError: (err) => log(`vxlan-router: warning: cannot write the snapshot ${statePath}: ${err.message}`),
+        onError: (err) => log(`vxlan-router: warning: cannot write the snapshot ${statePath}: ${err.message}`, 'warning'),
       });
       writer = w;
       registry.on('table', (t) => {
         apply(merge(statics, t));
         w.save({ savedAt: new Date().toISOString(), hostId, revision: registry.controlPlane().revision, network: net, table: t });
       });
-      registry.on('warning', (err) => log(`vxlan-router: warning: ${err.message}`));
-      registry.on('state', (s) => log(`vxlan-router: control plane ${s.state} (revision ${s.revision}, ${s.hosts} hosts)`));
+      registry.on('warning', (err) => log(`vxlan-router: warning: ${err.message}`, 'warning'));
+      registry.on('state', (s) => log(`vxlan-router: control plane ${s.state} since ${s.since} (revision ${s.revision}, ${s.hosts} hosts)`, 'info'));
       const record: HostRecord = {
         version: 1,
         hostId,

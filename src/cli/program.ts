@@ -108,7 +108,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
       };
       const env = process.env;
       const config = buildConfig(flags.config === undefined ? { flags: raw, env } : { file: flags.config, flags: raw, env });
-      const router = await startRouter(config, { log: io.out });
+      const router = await startRouter(config, { log: (line, level) => (level === 'warning' ? io.err(line) : io.out(line)) });
       await serve(router, io);
     });
 
