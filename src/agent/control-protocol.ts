@@ -40,10 +40,13 @@ export const statusSchema = z.strictObject({
   controlPlane: z.strictObject({
     mode: z.enum(['static', 'etcd']),
     endpoints: z.array(z.string()),
-    /** etcd only: reachable now, or away since when (forwarding goes on with the last table); last revision seen. */
-    connected: z.boolean().optional(),
-    degradedSince: z.string().optional(),
-    revision: z.string().optional(),
+    /** etcd only: starting / connected / degraded (etcd away: forwarding goes on with the last table), since when,
+     * the revision the table reflects, hosts in the network, and whether the router started from its snapshot. */
+    state: z.enum(['starting', 'connected', 'degraded']).optional(),
+    since: z.string().optional(),
+    revision: z.number().optional(),
+    hosts: z.number().int().optional(),
+    startedFrom: z.enum(['etcd', 'snapshot']).optional(),
   }),
   peers: z.array(z.strictObject({ vni: z.number().int(), address: z.string() })),
   counters,

@@ -6,8 +6,18 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
-import type { RouterConfig } from '../config/index.js';
-import { EtcdRegistry, staticTable, type NetworkConfig, type RegistryState } from '../control/index.js';
+import { etcdClientConfig, type RouterConfig } from '../config/index.js';
+import {
+  EtcdRegistry,
+  readSnapshot,
+  SnapshotWriter,
+  snapshotPath,
+  staticTable,
+  type ControlPlaneState,
+  type HostRecord,
+  type NetworkConfig,
+  type RegistrySnapshot,
+} from '../control/index.js';
 import {
   JsEngine,
   NativeEngine,
@@ -20,7 +30,7 @@ import {
   type Offloads,
   type TableSnapshot,
 } from '../dataplane/index.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, VxlanRouterError } from '../errors.js';
 import { RateLimited, silentLogger, type Logger } from '../log.js';
 import { overheadFor } from '../packet/index.js';
 import { checkBridge, checkFreeLinkName, checkPrivileges, checkTun, findUnderlay, type Underlay } from './preflight.js';
@@ -38,6 +48,8 @@ export interface RouterInfo {
   readonly peers: readonly string[];
   /** The etcd network joined, if any. */
   readonly network?: string;
+  /** Where the table came from at start: etcd, or the on-disk snapshot (etcd was unreachable). */
+  readonly startedFrom?: 'etcd' | 'snapshot';
 }
 
 export interface Router {
@@ -46,10 +58,10 @@ export interface Router {
   fdb(): FdbEntry[];
   /** Offloads in use now (GSO turns itself off if the kernel refuses it). */
   offloads(): Offloads;
-  /** The etcd registry's state (connected, or degraded since when; last revision), or undefined without etcd. */
-  controlPlane(): RegistryState | undefined;
   /** The table the data path forwards with now (static peers merged with the registry's). */
   table(): TableSnapshot;
+  /** The control plane's state (connected / degraded / starting, since when, revision, hosts); undefined without etcd. */
+  controlPlane(): ControlPlaneState | undefined;
   /** Withdraws from the registry, stops forwarding and removes the TAP. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -81,8 +93,8 @@ function merge(a: TableSnapshot, b: TableSnapshot): TableSnapshot {
   return { vnis: [...byVni].map(([vni, e]) => ({ vni, peers: [...e.peers], macs: e.macs })) };
 }
 
-async function networkFromEtcd(registry: EtcdRegistry, name: string): Promise<NetworkConfig> {
-  const network = await registry.getNetwork(name);
+async function networkFromEtcd(registry: EtcdRegistry, name: string, timeoutMs?: number): Promise<NetworkConfig> {
+  const network = await registry.getNetwork(name, timeoutMs);
   if (network === undefined) {
     throw new ConfigError(
       `network ${name} is not defined in etcd: create it once with \`vxlan-router network create ${name} --vni <N> --subnet <CIDR> --etcd <url>\``,
@@ -92,24 +104,56 @@ async function networkFromEtcd(registry: EtcdRegistry, name: string): Promise<Ne
 }
 
 export interface StartOptions {
-  /** The native addon (tests may pass their own). */
+  /** The addon loader (tests inject a fake). */
   readonly addon?: () => NativeAddon;
+  /** Structured logs (default: none). Problems the router works around are rate-limited per kind. */
   readonly log?: Logger;
+  /** Debounce of snapshot writes (default 500 ms). */
+  readonly snapshotDebounceMs?: number;
+}
+
+/** With a snapshot to fall back on, how long the first etcd call may take before the router starts from it. */
+const SNAPSHOT_PROBE_MS = 3000;
+
+/** etcd is away (as opposed to refusing us, or the network not being defined): the snapshot can stand in. */
+function unreachable(err: unknown): boolean {
+  return err instanceof VxlanRouterError && err.code === 'E_ETCD' && err.recoverable;
 }
 
 export async function startRouter(config: RouterConfig, opts: StartOptions = {}): Promise<Router> {
-  const addon = opts.addon ?? loadNative;
   const log = opts.log ?? silentLogger;
+  const warn = new RateLimited(log);
   checkPrivileges(config.engine === 'native');
   checkTun();
   checkBridge(config.bridge);
-  const native = addon();
+  const native = (opts.addon ?? loadNative)();
   const underlay = findUnderlay(config.local, (a) => native.interfaceOf(a));
 
-  const registry = config.etcd === undefined ? undefined : new EtcdRegistry({ endpoints: config.etcd, ttlSeconds: config.leaseTtl });
+  const connection = etcdClientConfig(config);
+  const registry = connection === undefined ? undefined : new EtcdRegistry({ ...connection, ttlSeconds: config.leaseTtl });
+  const hostId = config.hostId ?? defaultHostId(config.local);
+  const statePath = snapshotPath(config.stateDir, config.network);
   let engine: Engine | undefined;
+  let writer: SnapshotWriter | undefined;
   try {
-    const network = registry === undefined ? undefined : await networkFromEtcd(registry, config.network);
+    let network: NetworkConfig | undefined;
+    let snapshot: RegistrySnapshot | undefined;
+    if (registry !== undefined) {
+      const read = readSnapshot(statePath, { hostId, network: config.network });
+      if (!read.ok && !read.missing) log.warn(`ignoring the snapshot ${statePath}: ${read.reason}`);
+      try {
+        network = await networkFromEtcd(registry, config.network, read.ok ? SNAPSHOT_PROBE_MS : undefined);
+      } catch (err) {
+        if (!read.ok || !unreachable(err)) throw err;
+        snapshot = read.snapshot;
+        network = snapshot.network;
+        const peers = snapshot.table.vnis.reduce((n, v) => n + v.peers.length, 0);
+        log.warn(
+          `etcd is unreachable (${(err as Error).message}); forwarding from the snapshot ${statePath} ` +
+            `(revision ${snapshot.revision}, ${peers} peers, saved ${snapshot.savedAt}); joining etcd in the background`,
+        );
+      }
+    }
     const vni = network?.vni ?? config.vni!;
     const tapName = config.tap ?? defaultTapName(vni);
     checkFreeLinkName(tapName);
@@ -142,43 +186,73 @@ export async function startRouter(config: RouterConfig, opts: StartOptions = {})
       current = t;
       eng.applyTable(t);
     };
-    apply(statics);
+    apply(snapshot === undefined ? statics : merge(statics, snapshot.table));
     if (registry !== undefined && network !== undefined) {
-      const warn = new RateLimited(log);
-      registry.on('table', (t) => apply(merge(statics, t)));
-      registry.on('warning', (err) => warn.warn(err.message, `etcd: ${err.message}`, { code: (err as { code?: string }).code }));
-      registry.on('state', (s) =>
-        s.connected ? log.info({ revision: s.revision }, 'etcd: connected') : log.warn({ since: s.degradedSince }, 'etcd: away; forwarding with the last table'),
-      );
-      await registry.join(network, {
+      const net = network;
+      const w = new SnapshotWriter({
+        path: statePath,
+        ...(opts.snapshotDebounceMs !== undefined ? { debounceMs: opts.snapshotDebounceMs } : {}),
+        onError: (err) => warn.warn('snapshot', `cannot write the snapshot ${statePath}: ${err.message}`),
+      });
+      writer = w;
+      registry.on('table', (t) => {
+        apply(merge(statics, t));
+        w.save({ savedAt: new Date().toISOString(), hostId, revision: registry.controlPlane().revision, network: net, table: t });
+      });
+      // Keyed by the message's first words, so one kind of trouble logs once per window however often it repeats.
+      registry.on('warning', (err) => warn.warn(err.message.split(/[(:]/)[0]!, `etcd: ${err.message}`, { code: (err as VxlanRouterError).code }));
+      registry.on('state', (s) => {
+        const line = `control plane ${s.state} since ${s.since} (revision ${s.revision}, ${s.hosts} hosts)`;
+        if (s.state === 'degraded') log.warn(`${line}: etcd is away, forwarding with the last table`);
+        else log.info(line);
+      });
+      const record: HostRecord = {
         version: 1,
-        hostId: config.hostId ?? defaultHostId(config.local),
+        hostId,
         underlay: [config.local],
         port: config.port,
-        networks: [network.name],
+        networks: [net.name],
         mtu,
         software: SOFTWARE,
         startedAt: new Date().toISOString(),
-      });
+      };
+      if (snapshot === undefined) {
+        await registry.join(net, record);
+      } else {
+        registry.assumeSnapshot(snapshot.revision, snapshot.table.vnis.reduce((n, v) => n + v.peers.length, 1));
+        void registry.joinInBackground(net, record);
+      }
     }
 
     let closed = false;
     return {
-      info: { engine: eng.kind, tap: tap.name, mtu, underlay, vni, local: config.local, port: config.port, peers: config.peers, ...(network ? { network: network.name } : {}) },
+      info: {
+        engine: eng.kind,
+        tap: tap.name,
+        mtu,
+        underlay,
+        vni,
+        local: config.local,
+        port: config.port,
+        peers: config.peers,
+        ...(network ? { network: network.name, startedFrom: snapshot === undefined ? 'etcd' : 'snapshot' } : {}),
+      },
       counters: () => eng.counters(),
       offloads: () => eng.offloads(),
-      controlPlane: () => registry?.state(),
       fdb: () => eng.fdb(),
       table: () => current,
+      controlPlane: () => registry?.controlPlane(),
       close: async () => {
         if (closed) return;
         closed = true;
         await registry?.close();
+        writer?.close();
         await eng.close();
       },
     };
   } catch (err) {
     await registry?.close();
+    writer?.close();
     await engine?.close();
     throw err;
   }

@@ -45,5 +45,5 @@ function controlPlane(router: Router, config: RouterConfig): Status['controlPlan
   const endpoints = [...(config.etcd ?? [])];
   const s = router.controlPlane();
   if (s === undefined) return { mode: 'static', endpoints };
-  return { mode: 'etcd', endpoints, connected: s.connected, ...(s.degradedSince ? { degradedSince: s.degradedSince } : {}), revision: s.revision };
+  return { mode: 'etcd', endpoints, ...s, ...(router.info.startedFrom ? { startedFrom: router.info.startedFrom } : {}) };
 }

@@ -30,7 +30,10 @@ export function formatStatus(s: Status): string[] {
   const drops = Object.entries(c).filter(([k, v]) => v > 0 && !/^(rx|tx)_(datagrams|bytes|frames|flooded|tso_frames|gso_sends|merged)$|^learned$/.test(k));
   const mtuNote = s.mtu.tap > s.mtu.underlayLimit ? `  (!) above the underlay's limit ${s.mtu.underlayLimit}: large frames are dropped` : '';
   const cp = s.controlPlane;
-  const etcdState = cp.connected === false ? `away since ${cp.degradedSince ?? '?'} (forwarding with the last table)` : `connected, revision ${cp.revision ?? '?'}`;
+  const etcdState =
+    cp.state === 'degraded'
+      ? `etcd away since ${cp.since ?? '?'} (forwarding with the last table, revision ${cp.revision ?? '?'})`
+      : `${cp.state ?? '?'} since ${cp.since ?? '?'}, revision ${cp.revision ?? '?'}, ${cp.hosts ?? '?'} hosts${cp.startedFrom === 'snapshot' ? ', started from the snapshot' : ''}`;
   const plane = cp.mode === 'etcd' ? `etcd ${cp.endpoints.join(', ')}${s.network ? `, network ${s.network}` : ''}: ${etcdState}` : 'static peers';
   return [
     `router: ${s.software}, ${s.engine} engine, pid ${s.pid}, up ${duration(s.uptimeSeconds)}`,

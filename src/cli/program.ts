@@ -17,7 +17,7 @@ import {
   type Result,
   type Router,
 } from '../agent/index.js';
-import { buildConfig, ENGINES, OFFLOADS, type RawConfig } from '../config/index.js';
+import { buildConfig, ENGINES, ETCD_PASSWORD_ENV, etcdClientConfig, OFFLOADS, type EtcdOptionValues, type RawConfig } from '../config/index.js';
 import { ConfigError, VxlanRouterError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { ask, findSocket } from './control-client.js';
@@ -73,6 +73,12 @@ interface UpFlags {
   socket?: string;
   metrics?: string;
   logLevel?: string;
+  stateDir?: string;
+  etcdCa?: string;
+  etcdCert?: string;
+  etcdKey?: string;
+  etcdUser?: string;
+  etcdPassword?: string;
 }
 
 /** `--offloads all|none|tap,gso` (or `--no-offloads`: false) → the list the schema checks. */
@@ -81,6 +87,16 @@ function offloadList(v: string | false | undefined): string[] | undefined {
   if (v === false || v === 'none') return [];
   if (v === 'all') return [...OFFLOADS];
   return v.split(',').filter(Boolean);
+}
+
+/** The etcd connection flags, shared by `up` and `network create`. */
+function addEtcdConnectionOptions(cmd: Command): Command {
+  return cmd
+    .option('--etcd-ca <file>', 'TLS: CA certificate (PEM) that signed etcd\'s certificate (https:// endpoints)')
+    .option('--etcd-cert <file>', 'TLS: client certificate (PEM), with --etcd-key')
+    .option('--etcd-key <file>', 'TLS: client private key (PEM), with --etcd-cert')
+    .option('--etcd-user <name>', 'etcd user (with --etcd-password or VXLAN_ROUTER_ETCD_PASSWORD)')
+    .option('--etcd-password <password>', 'etcd password (prefer VXLAN_ROUTER_ETCD_PASSWORD: argv is visible to other users)');
 }
 
 /** `--etcd a,b` → ['a', 'b']. */
@@ -92,7 +108,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .showHelpAfterError()
     .exitOverride(); // before adding subcommands, so they inherit it: usage errors exit 2, not process.exit(1)
 
-  program
+  const up = program
     .command('up')
     .description('run the router in the foreground until SIGINT/SIGTERM, then remove its TAP and exit')
     .option('--local <ip>', 'underlay address of this host (IPv4 or IPv6)')
@@ -115,6 +131,8 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--socket <path>', `control socket for status/fdb/peers (default: ${SOCKET_DIR}/<tap>.sock)`)
     .option('--log-level <level>', 'structured logs on stderr: fatal, error, warn, info (default), debug, trace, silent')
     .option('--metrics <host:port>', 'Prometheus metrics at http://<host:port>/metrics, or off (default: 127.0.0.1:9477)')
+    .option('--state-dir <dir>', 'where the etcd table snapshot is kept, for starting while etcd is down (default: /var/lib/vxlan-router)');
+  addEtcdConnectionOptions(up)
     .action(async (flags: UpFlags, cmd: Command) => {
       const raw: RawConfig = {
         local: flags.local,
@@ -135,8 +153,15 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
         socket: flags.socket,
         metrics: flags.metrics,
         logLevel: flags.logLevel,
+        stateDir: flags.stateDir,
+        etcdCa: flags.etcdCa,
+        etcdCert: flags.etcdCert,
+        etcdKey: flags.etcdKey,
+        etcdUser: flags.etcdUser,
+        etcdPassword: flags.etcdPassword,
       };
-      const config = buildConfig(flags.config === undefined ? { flags: raw } : { file: flags.config, flags: raw });
+      const env = process.env;
+      const config = buildConfig(flags.config === undefined ? { flags: raw, env } : { file: flags.config, flags: raw, env });
       const log = createLogger(config.logLevel);
       const router = await startRouter(config, { log });
       const startedAt = new Date();
@@ -210,7 +235,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     });
 
   const network = program.command('network').description('overlay networks defined in etcd');
-  network
+  const create = network
     .command('create <name>')
     .description('define a network once (VNI, overlay subnet); refuses to change an existing one without --force')
     .requiredOption('--etcd <urls>', 'etcd endpoints, comma-separated')
@@ -218,9 +243,20 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .requiredOption('--subnet <cidr>', 'overlay subnet, e.g. 198.18.0.0/15')
     .option('--mtu <n>', 'TAP MTU for every host (default: each host derives it from its underlay)', integerOrRaw)
     .option('--port <n>', 'UDP port (default: 4789)', integerOrRaw)
-    .option('--force', 'replace a different existing definition')
-    .action(async (name: string, f: { etcd: string; vni: unknown; subnet: string; mtu?: unknown; port?: unknown; force?: boolean }) => {
-      const { outcome, network: n } = await createNetwork(endpoints(f.etcd) ?? [], { name, vni: f.vni, subnet: f.subnet, mtu: f.mtu, port: f.port }, f.force === true);
+    .option('--force', 'replace a different existing definition');
+  addEtcdConnectionOptions(create)
+    .action(async (name: string, f: { etcd: string; vni: unknown; subnet: string; mtu?: unknown; port?: unknown; force?: boolean } & Omit<EtcdOptionValues, 'etcd'>) => {
+      const envPassword = process.env[ETCD_PASSWORD_ENV];
+      const connection = etcdClientConfig({
+        etcd: endpoints(f.etcd) ?? [],
+        etcdCa: f.etcdCa,
+        etcdCert: f.etcdCert,
+        etcdKey: f.etcdKey,
+        etcdUser: f.etcdUser,
+        etcdPassword: f.etcdPassword ?? (envPassword === '' ? undefined : envPassword),
+      });
+      if (connection === undefined) throw new VxlanRouterError('E_CONFIG', '--etcd names no endpoint');
+      const { outcome, network: n } = await createNetwork(connection, { name, vni: f.vni, subnet: f.subnet, mtu: f.mtu, port: f.port }, f.force === true);
       io.out(`network ${name} ${outcome} (VNI ${n.vni}, ${n.subnet})`);
     });
 

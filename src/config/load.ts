@@ -2,7 +2,7 @@
  * Reads the YAML config file and the command-line flags, merges them (flags win), validates the result against the
  * schema and freezes it. Every error names the key and its source: the file path or the flag.
  */
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors.js';
@@ -31,7 +31,70 @@ const FLAG_OF: Record<ConfigKey, string> = {
   socket: '--socket',
   metrics: '--metrics',
   logLevel: '--log-level',
+  stateDir: '--state-dir',
+  etcdCa: '--etcd-ca',
+  etcdCert: '--etcd-cert',
+  etcdKey: '--etcd-key',
+  etcdUser: '--etcd-user',
+  etcdPassword: '--etcd-password',
 };
+
+/** The environment variable that can carry the etcd password (kept out of argv and config files). */
+export const ETCD_PASSWORD_ENV = 'VXLAN_ROUTER_ETCD_PASSWORD';
+
+/** How to reach etcd, checked: the same shape as the control plane's EtcdConnection. */
+export interface EtcdClientConfig {
+  readonly endpoints: readonly string[];
+  readonly tls?: { readonly caFile?: string; readonly certFile?: string; readonly keyFile?: string };
+  readonly auth?: { readonly username: string; readonly password: string };
+}
+
+export interface EtcdOptionValues {
+  readonly etcd?: readonly string[] | undefined;
+  readonly etcdCa?: string | undefined;
+  readonly etcdCert?: string | undefined;
+  readonly etcdKey?: string | undefined;
+  readonly etcdUser?: string | undefined;
+  readonly etcdPassword?: string | undefined;
+}
+
+function checkReadable(file: string, key: 'etcdCa' | 'etcdCert' | 'etcdKey'): void {
+  try {
+    accessSync(file, constants.R_OK);
+    if (!statSync(file).isFile()) throw new Error('not a file');
+  } catch (cause) {
+    const why = (cause as NodeJS.ErrnoException).code ?? (cause as Error).message;
+    throw new ConfigError(`${FLAG_OF[key]} ${file}: cannot read it (${why})`, { cause });
+  }
+}
+
+/**
+ * Checks the etcd connection options together (files readable, cert with key, TLS only with https:// endpoints, a
+ * user with a password) and returns them in the shape the registry takes; undefined without --etcd.
+ */
+export function etcdClientConfig(v: EtcdOptionValues): EtcdClientConfig | undefined {
+  const tlsGiven = v.etcdCa !== undefined || v.etcdCert !== undefined || v.etcdKey !== undefined;
+  if (v.etcd === undefined || v.etcd.length === 0) {
+    if (tlsGiven || v.etcdUser !== undefined) throw new ConfigError('--etcd-ca/--etcd-cert/--etcd-key/--etcd-user need --etcd');
+    return undefined;
+  }
+  if ((v.etcdCert === undefined) !== (v.etcdKey === undefined)) {
+    throw new ConfigError(`${v.etcdCert === undefined ? '--etcd-key' : '--etcd-cert'} needs ${v.etcdCert === undefined ? '--etcd-cert' : '--etcd-key'} too (a client certificate and its key)`);
+  }
+  if (v.etcdCa !== undefined) checkReadable(v.etcdCa, 'etcdCa');
+  if (v.etcdCert !== undefined) checkReadable(v.etcdCert, 'etcdCert');
+  if (v.etcdKey !== undefined) checkReadable(v.etcdKey, 'etcdKey');
+  const plain = v.etcd.filter((e) => !e.startsWith('https://'));
+  if (tlsGiven && plain.length > 0) throw new ConfigError(`--etcd ${plain[0]}: TLS options need https:// endpoints`);
+  if (!tlsGiven && plain.length > 0 && plain.length < v.etcd.length) throw new ConfigError('--etcd: all endpoints http:// or all https://, not a mix');
+  if (v.etcdUser === undefined && v.etcdPassword !== undefined) throw new ConfigError(`an etcd password (--etcd-password or ${ETCD_PASSWORD_ENV}) needs --etcd-user`);
+  if (v.etcdUser !== undefined && v.etcdPassword === undefined) throw new ConfigError(`--etcd-user ${v.etcdUser} needs a password: --etcd-password or ${ETCD_PASSWORD_ENV}`);
+  return {
+    endpoints: v.etcd,
+    ...(tlsGiven ? { tls: { ...(v.etcdCa ? { caFile: v.etcdCa } : {}), ...(v.etcdCert ? { certFile: v.etcdCert } : {}), ...(v.etcdKey ? { keyFile: v.etcdKey } : {}) } } : {}),
+    ...(v.etcdUser !== undefined ? { auth: { username: v.etcdUser, password: v.etcdPassword! } } : {}),
+  };
+}
 
 export function readConfigFile(path: string): RawConfig {
   let text: string;
@@ -62,9 +125,12 @@ function canonicalIp(s: string): string {
   return isIP(s) ? formatIp(parseIp(s)) : s;
 }
 
-export function buildConfig(sources: { file?: string; fileValues?: RawConfig; flags: RawConfig }): RouterConfig {
+/** Flags win over the environment (only VXLAN_ROUTER_ETCD_PASSWORD), which wins over the file. */
+export function buildConfig(sources: { file?: string; fileValues?: RawConfig; flags: RawConfig; env?: Readonly<Record<string, string | undefined>> }): RouterConfig {
   const fileValues = sources.fileValues ?? (sources.file === undefined ? {} : readConfigFile(sources.file));
   const merged: RawConfig = { ...fileValues };
+  const envPassword = sources.env?.[ETCD_PASSWORD_ENV];
+  if (envPassword !== undefined && envPassword !== '') merged.etcdPassword = envPassword;
   for (const [k, v] of Object.entries(sources.flags)) if (v !== undefined) merged[k as ConfigKey] = v;
 
   const result = configSchema.safeParse(merged);
@@ -92,6 +158,7 @@ export function buildConfig(sources: { file?: string; fileValues?: RawConfig; fl
     if (isIP(p) !== family) throw new ConfigError(`${FLAG_OF.peers} ${p}: not the same address family as --local ${local}`);
     if (p === local) throw new ConfigError(`${FLAG_OF.peers} ${p}: is the local address itself`);
   }
+  etcdClientConfig(c);
   return Object.freeze({ ...c, local, peers: Object.freeze(peers) as string[] });
 }
 

@@ -60,6 +60,15 @@ export const configSchema = z.strictObject({
   socket: z.string().regex(/^\/\S+$/, { message: 'is not an absolute path' }).optional(),
   /** Seconds a crashed host stays in the others' tables (its records' lease TTL). */
   leaseTtl: intIn(2, 3600).default(15),
+  /** Where the registry's snapshot (<network>.snapshot) is kept, so a restart while etcd is away forwards as before. */
+  stateDir: z.string().min(1, { message: 'is empty' }).default('/var/lib/vxlan-router'),
+  /** TLS to etcd (PEM files): the CA that signed etcd's certificate, and this client's certificate and key. */
+  etcdCa: z.string().min(1, { message: 'is empty' }).optional(),
+  etcdCert: z.string().min(1, { message: 'is empty' }).optional(),
+  etcdKey: z.string().min(1, { message: 'is empty' }).optional(),
+  /** etcd user and password (the password also from VXLAN_ROUTER_ETCD_PASSWORD, so it stays out of argv). */
+  etcdUser: z.string().min(1, { message: 'is empty' }).optional(),
+  etcdPassword: z.string().min(1, { message: 'is empty' }).optional(),
 });
 
 export type RouterConfig = Readonly<z.infer<typeof configSchema>>;

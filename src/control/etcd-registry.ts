@@ -5,6 +5,9 @@
  * history it needs was compacted, the registry lists again and watches from the new revision. A lost lease is
  * granted anew and the record put again. Every change reaches the data path as a whole table (`table` event).
  *
+ * Nothing here gives up while the registry is open: a failed re-list, re-registration or background join is retried
+ * with a capped backoff, and the control-plane state (`controlPlane()`, `state` event) says 'degraded' meanwhile.
+ *
  * Keys (values are JSON, readable with `etcdctl get`), all under REGISTRY_PREFIX:
  *   networks/<name>/config            NetworkConfig
  *   networks/<name>/hosts/<hostId>    HostRecord, attached to the host's lease
@@ -12,99 +15,138 @@
  * Only this module looks inside etcd3's errors and options (LAB.md: "The etcd3 client").
  */
 import { EventEmitter } from 'node:events';
-import { isIP } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen } from 'cockatiel';
-import { Etcd3, isRecoverableError, type IOptions, type Lease, type Watcher } from 'etcd3';
-import { z } from 'zod';
+import { Etcd3, EtcdAuthenticationFailedError, EtcdPermissionDeniedError, isRecoverableError, type IOptions, type Lease, type Watcher } from 'etcd3';
+import type { z } from 'zod';
 import { ConfigError, VxlanRouterError } from '../errors.js';
 import type { TableInput } from '../fdb/index.js';
-import { MAX_VNI, VXLAN_PORT } from '../packet/index.js';
+import {
+  ControlPlaneTracker,
+  HostView,
+  hostRecordSchema,
+  networkConfigSchema,
+  retryDelay,
+  type ControlPlaneState,
+  type HostRecord,
+  type NetworkConfig,
+  type Problem,
+} from './registry-view.js';
+
+export { hostRecordSchema, networkConfigSchema, type HostRecord, type NetworkConfig } from './registry-view.js';
 
 export const REGISTRY_PREFIX = '/vxlan-router/v1';
 const networkKey = (name: string): string => `${REGISTRY_PREFIX}/networks/${name}/config`;
 const hostsPrefix = (name: string): string => `${REGISTRY_PREFIX}/networks/${name}/hosts/`;
 
-const ip = z.string().refine((s) => isIP(s) !== 0, { message: 'is not an IP address' });
-
-export const networkConfigSchema = z.strictObject({
-  version: z.literal(1),
-  name: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, { message: 'is not a network name (a-z, 0-9, . _ -)' }),
-  vni: z.number().int().min(1).max(MAX_VNI),
-  subnet: z.string().regex(/^[0-9a-f.:]+\/\d{1,3}$/i, { message: 'is not a CIDR subnet' }),
-  mtu: z.number().int().min(68).max(65535).optional(),
-  port: z.number().int().min(1).max(65535).default(VXLAN_PORT),
-});
-export type NetworkConfig = z.infer<typeof networkConfigSchema>;
-
-export const hostRecordSchema = z.object({
-  version: z.literal(1),
-  hostId: z.string().min(1),
-  underlay: z.array(ip).min(1),
-  port: z.number().int().min(1).max(65535),
-  networks: z.array(z.string()),
-  mtu: z.number().int(),
-  software: z.string(),
-  startedAt: z.string(),
-});
-export type HostRecord = z.infer<typeof hostRecordSchema>;
-
-export interface RegistryState {
-  readonly connected: boolean;
-  /** When the registry last lost etcd (ISO time), while it is still away. */
-  readonly degradedSince?: string;
-  readonly revision: string;
-  /** Host records that did not parse (ignored). */
-  readonly malformed: number;
+/** Counters of what the registry recovered from by itself. */
+export interface RegistryCounters {
+  /** Full listings after a watch ended (compaction, cancelled stream). */
+  readonly relists: number;
+  /** Host records ignored because they were malformed. */
+  readonly rejectedRecords: number;
+  /** Leases granted again after one was lost. */
+  readonly leaseRegrants: number;
 }
 
 interface RegistryEvents {
   table: [TableInput];
-  state: [RegistryState];
+  state: [ControlPlaneState];
   /** Something went wrong that the registry recovers from by itself (logged by the agent). */
   warning: [Error];
 }
 
-export interface RegistryOptions {
+/** How to reach etcd: endpoints, and optionally TLS (PEM files) and a user. */
+export interface EtcdConnection {
   readonly endpoints: readonly string[];
+  readonly tls?: { readonly caFile?: string; readonly certFile?: string; readonly keyFile?: string };
+  readonly auth?: { readonly username: string; readonly password: string };
+}
+
+export interface RegistryOptions extends EtcdConnection {
   /** How long a call may wait for etcd before it fails with E_ETCD (default 10 s). */
   readonly callTimeoutMs?: number;
   /** Lease TTL of this host's records (default 15 s): how long a crashed host stays in the others' tables. */
   readonly ttlSeconds?: number;
+  /** Retry backoff of background work (re-list, re-register, join): doubling from initial to max (default 100 ms to 2 s). */
+  readonly retry?: { readonly initialMs: number; readonly maxMs: number };
+  /** The clock of `since` in the control-plane state (default Date.now). */
+  readonly now?: () => number;
 }
 
-/** Client tuning measured against a real etcd (LAB.md): short watch backoff (at most 1 s between retries), quick half-open, gRPC keepalive. */
-function clientOptions(endpoints: readonly string[]): IOptions {
-  return {
-    hosts: [...endpoints],
-    grpcOptions: { 'grpc.keepalive_time_ms': 5000, 'grpc.keepalive_timeout_ms': 3000, 'grpc.keepalive_permit_without_calls': 1 },
+function readPem(file: string, what: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (cause) {
+    throw new ConfigError(`cannot read the etcd ${what} ${file}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+/**
+ * Client tuning measured against a real etcd (LAB.md): short watch backoff (at most 1 s between retries), quick
+ * half-open, gRPC keepalive (a silent cut is noticed), and a short gRPC reconnect backoff (grpc-js backs off up to
+ * 120 s by default, which delays recovery long after etcd is back).
+ */
+function clientOptions(c: EtcdConnection): IOptions {
+  const opts: IOptions = {
+    hosts: [...c.endpoints],
+    grpcOptions: {
+      'grpc.keepalive_time_ms': 5000,
+      'grpc.keepalive_timeout_ms': 3000,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 1000,
+    },
     faultHandling: {
       host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) }),
       // etcd3's typing says IBackoff; it takes a backoff factory such as cockatiel's ExponentialBackoff.
       watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 1000 }) as unknown as NonNullable<IOptions['faultHandling']>['watchBackoff'],
     } as IOptions['faultHandling'],
   };
+  if (c.tls !== undefined) {
+    const { caFile, certFile, keyFile } = c.tls;
+    if ((certFile === undefined) !== (keyFile === undefined)) throw new ConfigError('--etcd-cert and --etcd-key go together: pass both or neither');
+    if (caFile !== undefined || certFile !== undefined) {
+      // grpc-js wants a root certificate argument; without --etcd-ca it uses the system's roots (null).
+      opts.credentials = {
+        rootCertificate: (caFile === undefined ? null : readPem(caFile, 'CA certificate')) as Buffer,
+        ...(certFile !== undefined ? { certChain: readPem(certFile, 'client certificate') } : {}),
+        ...(keyFile !== undefined ? { privateKey: readPem(keyFile, 'client key') } : {}),
+      };
+    }
+  }
+  if (c.auth !== undefined) opts.auth = { username: c.auth.username, password: c.auth.password };
+  return opts;
 }
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
 
 export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   private readonly client: Etcd3;
   private readonly ttl: number;
   private readonly endpoints: readonly string[];
   private readonly callTimeoutMs: number;
-  private readonly hostsById = new Map<string, HostRecord>();
+  private readonly retryOpts: { readonly initialMs: number; readonly maxMs: number };
+  private readonly tracker: ControlPlaneTracker;
+  private view: HostView | undefined;
   private lease: Lease | undefined;
   private watcher: Watcher | undefined;
+  /** Bumped by each listing: events of an older watcher are ignored. */
+  private generation = 0;
   private joined: { network: NetworkConfig; record: HostRecord } | undefined;
-  private revision = '0';
+  private revision = 0;
+  private assumedHosts = 0;
   private closed = false;
-  private degradedSince: string | undefined;
-  private malformed = 0;
+  private readonly counts = { relists: 0, rejectedRecords: 0, leaseRegrants: 0 };
 
   constructor(opts: RegistryOptions) {
     super();
-    this.client = new Etcd3(clientOptions(opts.endpoints));
+    this.client = new Etcd3(clientOptions(opts));
     this.ttl = opts.ttlSeconds ?? 15;
     this.endpoints = opts.endpoints;
     this.callTimeoutMs = opts.callTimeoutMs ?? 10_000;
+    this.retryOpts = opts.retry ?? { initialMs: 100, maxMs: 2000 };
+    this.tracker = new ControlPlaneTracker(opts.now);
   }
 
   /**
@@ -126,129 +168,192 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     return 'replaced';
   }
 
-  async getNetwork(name: string): Promise<NetworkConfig | undefined> {
-    const raw = await this.guard(() => this.client.get(networkKey(name)).string());
+  /** The network's definition, or undefined when there is none. `timeoutMs` bounds this one call (default: callTimeoutMs). */
+  async getNetwork(name: string, timeoutMs?: number): Promise<NetworkConfig | undefined> {
+    const raw = await this.guard(() => this.client.get(networkKey(name)).string(), timeoutMs);
     if (raw === null) return undefined;
-    const parsed = networkConfigSchema.safeParse(JSON.parse(raw));
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch {
+      throw new ConfigError(`${networkKey(name)} in etcd is not JSON`);
+    }
+    const parsed = networkConfigSchema.safeParse(json);
     if (!parsed.success) throw new ConfigError(`${networkKey(name)} in etcd is not a valid network definition: ${parsed.error.issues[0]?.message}`);
     return parsed.data;
   }
 
-  /** Registers this host in the network under a lease, then follows the network's hosts. */
+  /** Registers this host in the network under a lease, then follows the network's hosts. One attempt: throws E_ETCD. */
   async join(network: NetworkConfig, record: HostRecord): Promise<void> {
-    this.joined = { network, record: hostRecordSchema.parse(record) };
-    await this.register();
-    await this.follow();
+    this.prepare(network, record);
+    try {
+      await this.register();
+      await this.follow();
+      this.setJoined();
+    } catch (err) {
+      this.problem('join', true);
+      throw err;
+    }
+  }
+
+  /**
+   * Like join, but keeps trying (capped backoff) until it succeeds or the registry is closed: for a router that
+   * started from its snapshot while etcd was away. Resolves once joined (or closed).
+   */
+  async joinInBackground(network: NetworkConfig, record: HostRecord): Promise<void> {
+    this.prepare(network, record);
+    this.problem('join', true);
+    await this.retry('joining etcd', async () => {
+      await this.register();
+      await this.follow();
+    });
+    if (!this.closed) this.setJoined();
   }
 
   hosts(): HostRecord[] {
-    return [...this.hostsById.values()];
+    return this.view?.hosts() ?? [];
   }
 
   /** The data path's view: every other host of the network is a peer (flood list and source allow-list). */
   table(): TableInput {
-    if (this.joined === undefined) return { vnis: [] };
-    const self = this.joined.record.hostId;
-    const peers = this.hosts().filter((h) => h.hostId !== self).map((h) => h.underlay[0]!);
-    return { vnis: [{ vni: this.joined.network.vni, peers, macs: [] }] };
+    return this.view?.table() ?? { vnis: [] };
   }
 
-  state(): RegistryState {
-    const since = this.degradedSince === undefined ? {} : { degradedSince: this.degradedSince };
-    return { connected: !this.closed && this.degradedSince === undefined, ...since, revision: this.revision, malformed: this.malformed };
+  /** Connected, degraded or starting, since when, at which revision, with how many hosts. */
+  controlPlane(): ControlPlaneState {
+    return this.tracker.state(this.revision, this.generation === 0 ? this.assumedHosts : (this.view?.size ?? 0));
   }
 
-  /** etcd went away (watch stream or lease keepalive failing): the data path keeps the last table meanwhile. */
-  private degrade(): void {
-    if (this.degradedSince !== undefined || this.closed) return;
-    this.degradedSince = new Date().toISOString();
-    this.emit('state', this.state());
+  /** Reports a snapshot's revision and host count until the first listing replaces them. */
+  assumeSnapshot(revision: number, hosts: number): void {
+    if (this.generation !== 0) return;
+    this.revision = revision;
+    this.assumedHosts = hosts;
   }
 
-  private recover(): void {
-    if (this.degradedSince === undefined) return;
-    this.degradedSince = undefined;
-    this.emit('state', this.state());
+  counters(): RegistryCounters {
+    return { ...this.counts, rejectedRecords: this.view?.rejected ?? 0 };
   }
 
-  /** Withdraws this host (revokes its lease) and stops watching. Safe to call twice. */
+  /** Withdraws this host (revokes its lease, bounded in time) and stops watching. Safe to call twice. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.watcher?.cancel().catch(() => undefined);
-    await this.lease?.revoke().catch(() => undefined);
+    const bounded = (p: Promise<unknown> | undefined): Promise<unknown> =>
+      Promise.race([p?.catch(() => undefined), sleep(2000)]);
+    await bounded(this.watcher?.cancel());
+    await bounded(this.lease?.revoke());
     this.client.close();
+  }
+
+  private prepare(network: NetworkConfig, record: HostRecord): void {
+    const parsed = hostRecordSchema.parse(record);
+    this.joined = { network, record: parsed };
+    this.view ??= new HostView(network.vni, parsed.hostId, (err) => {
+      this.emit('warning', new VxlanRouterError('E_CONFIG', err.message, { recoverable: true }));
+    });
+  }
+
+  private setJoined(): void {
+    if (this.tracker.markJoined()) this.emitState();
+  }
+
+  private problem(p: Problem, active: boolean): void {
+    if (this.closed) return;
+    if (this.tracker.set(p, active)) this.emitState();
+  }
+
+  private emitState(): void {
+    this.emit('state', this.controlPlane());
+  }
+
+  /** Runs `fn` until it succeeds or the registry closes, warning on each failure. */
+  private async retry(what: string, fn: () => Promise<void>): Promise<void> {
+    for (let attempt = 0; !this.closed; attempt++) {
+      try {
+        await fn();
+        return;
+      } catch (err) {
+        if (this.closed) return;
+        const delay = retryDelay(attempt, this.retryOpts.initialMs, this.retryOpts.maxMs);
+        this.emit('warning', new VxlanRouterError('E_ETCD', `${what} failed (${(err as Error).message}): retrying in ${delay} ms`, { cause: err, recoverable: true }));
+        await sleep(delay);
+      }
+    }
   }
 
   private async register(): Promise<void> {
     const { network, record } = this.joined!;
     const lease = this.client.lease(this.ttl, { autoKeepAlive: true });
-    lease.on('keepaliveFailed', () => this.degrade());
-    lease.on('keepaliveSucceeded', () => this.recover());
     lease.on('lost', (err: Error) => {
-      if (this.closed) return;
-      this.degrade();
-      this.emit('warning', new VxlanRouterError('E_SYSTEM', `etcd lease lost (${err.message}): registering again`, { recoverable: true }));
-      void this.register().catch((e: unknown) => this.emit('warning', e as Error));
+      if (this.closed || this.lease !== lease) return;
+      this.problem('lease', true);
+      this.emit('warning', new VxlanRouterError('E_ETCD', `etcd lease lost (${err.message}): registering again`, { recoverable: true }));
+      void this.retry('registering again', async () => {
+        await this.register();
+        this.counts.leaseRegrants++;
+        this.problem('lease', false);
+      });
     });
-    await this.guard(() => lease.put(`${hostsPrefix(network.name)}${record.hostId}`).value(JSON.stringify(record)).exec());
+    lease.on('keepaliveFailed', () => this.lease === lease && this.problem('lease', true));
+    lease.on('keepaliveSucceeded', () => this.lease === lease && this.problem('lease', false));
+    try {
+      await this.guard(() => lease.put(`${hostsPrefix(network.name)}${record.hostId}`).value(JSON.stringify(record)).exec());
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
     const old = this.lease;
     this.lease = lease;
-    if (old !== undefined) old.release();
+    old?.release();
   }
 
-  /** List, then watch from the list's revision; on compaction (watch error), do both again. */
+  /** List, then watch from the list's revision; on compaction (watch error), do both again until it works. */
   private async follow(): Promise<void> {
     const prefix = hostsPrefix(this.joined!.network.name);
+    const view = this.view!;
     const listing = await this.guard(() => this.client.getAll().prefix(prefix).exec());
-    this.hostsById.clear();
-    for (const kv of listing.kvs) this.upsert(kv.value.toString());
-    this.revision = String(listing.header.revision);
-    this.recover();
+    const gen = ++this.generation;
+    view.reset(listing.kvs.map((kv) => ({ id: kv.key.toString().slice(prefix.length), value: kv.value.toString() })));
+    this.revision = Number(listing.header.revision);
     this.publish();
     const watcher = await this.guard(() =>
-      this.client.watch().prefix(prefix).startRevision(String(BigInt(this.revision) + 1n)).create(),
+      this.client.watch().prefix(prefix).startRevision(String(this.revision + 1)).create(),
     );
+    const current = (): boolean => gen === this.generation && !this.closed;
+    if (!current()) {
+      void watcher.cancel().catch(() => undefined);
+      return;
+    }
     watcher.on('put', (kv) => {
-      this.upsert(kv.value.toString());
-      this.revision = String(kv.mod_revision);
+      if (!current()) return;
+      view.put(kv.key.toString().slice(prefix.length), kv.value.toString());
+      this.revision = Number(kv.mod_revision);
       this.publish();
     });
     watcher.on('delete', (kv) => {
-      this.hostsById.delete(kv.key.toString().slice(prefix.length));
-      this.revision = String(kv.mod_revision);
+      if (!current()) return;
+      view.delete(kv.key.toString().slice(prefix.length));
+      this.revision = Number(kv.mod_revision);
       this.publish();
     });
-    watcher.on('disconnected', () => this.degrade());
-    watcher.on('connected', () => this.recover());
+    watcher.on('disconnected', () => current() && this.problem('watch', true));
+    watcher.on('connected', () => current() && this.problem('watch', false));
     watcher.on('error', (err: Error) => {
-      if (this.closed) return;
-      this.degrade();
-      this.emit('warning', new VxlanRouterError('E_SYSTEM', `etcd watch ended (${err.message}): listing again`, { recoverable: true }));
+      if (!current()) return;
+      this.problem('watch', true);
+      this.emit('warning', new VxlanRouterError('E_ETCD', `etcd watch ended (${err.message}): listing again`, { recoverable: true }));
       void watcher.cancel().catch(() => undefined);
-      void this.follow().catch((e: unknown) => this.emit('warning', e as Error));
+      void this.retry('listing again', async () => {
+        await this.follow();
+        this.counts.relists++;
+        this.problem('watch', false);
+      });
     });
     const old = this.watcher;
     this.watcher = watcher;
+    this.problem('watch', false);
     await old?.cancel().catch(() => undefined);
-  }
-
-  /** A host record from etcd; one that is not JSON or not a record is counted and ignored, never thrown. */
-  private upsert(json: string): void {
-    let value: unknown;
-    try {
-      value = JSON.parse(json);
-    } catch {
-      value = undefined;
-    }
-    const parsed = hostRecordSchema.safeParse(value);
-    if (parsed.success) {
-      this.hostsById.set(parsed.data.hostId, parsed.data);
-      return;
-    }
-    this.malformed++;
-    const why = value === undefined ? 'not JSON' : parsed.error.issues[0]?.message;
-    this.emit('warning', new VxlanRouterError('E_CONFIG', `ignoring a malformed host record: ${why}`));
   }
 
   private publish(): void {
@@ -259,18 +364,21 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
    * Runs an etcd call, bounded in time (the client would otherwise retry an unreachable etcd forever); etcd3's
    * errors become ours here, with whether retrying can help.
    */
-  private async guard<T>(call: () => Promise<T>): Promise<T> {
+  private async guard<T>(call: () => Promise<T>, timeoutMs = this.callTimeoutMs): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new VxlanRouterError('E_ETCD', `etcd at ${this.endpoints.join(', ')} did not answer in ${this.callTimeoutMs / 1000} s: check that it runs and that --etcd names it`, { recoverable: true })),
-        this.callTimeoutMs,
+        () => reject(new VxlanRouterError('E_ETCD', `etcd at ${this.endpoints.join(', ')} did not answer in ${timeoutMs / 1000} s: check that it runs and that --etcd names it`, { recoverable: true })),
+        timeoutMs,
       );
     });
     try {
       return await Promise.race([call(), deadline]);
     } catch (err) {
       if (err instanceof VxlanRouterError) throw err;
+      if (err instanceof EtcdAuthenticationFailedError || err instanceof EtcdPermissionDeniedError) {
+        throw new VxlanRouterError('E_ETCD', `etcd at ${this.endpoints.join(', ')} refused us: ${err.message} (check --etcd-user and --etcd-password / VXLAN_ROUTER_ETCD_PASSWORD)`, { cause: err });
+      }
       const recoverable = isRecoverableError(err as Error);
       throw new VxlanRouterError('E_ETCD', `etcd at ${this.endpoints.join(', ')}: ${(err as Error).message}`, { cause: err, recoverable });
     } finally {

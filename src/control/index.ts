@@ -1,11 +1,31 @@
 export {
   EtcdRegistry,
+  REGISTRY_PREFIX,
+  type EtcdConnection,
+  type RegistryCounters,
+  type RegistryOptions,
+} from './etcd-registry.js';
+export {
+  ControlPlaneTracker,
+  HostView,
   hostRecordSchema,
   networkConfigSchema,
-  REGISTRY_PREFIX,
+  RejectedRecord,
+  type ControlPlaneState,
+  type ControlPlaneStatus,
   type HostRecord,
   type NetworkConfig,
-  type RegistryOptions,
-  type RegistryState,
-} from './etcd-registry.js';
+} from './registry-view.js';
+export {
+  DEFAULT_STATE_DIR,
+  decodeSnapshot,
+  encodeSnapshot,
+  readSnapshot,
+  SNAPSHOT_FORMAT,
+  SnapshotWriter,
+  snapshotPath,
+  writeFileAtomic,
+  type RegistrySnapshot,
+  type SnapshotRead,
+} from './snapshot.js';
 export { staticTable, type StaticNetwork } from './static-peers.js';

@@ -12,7 +12,9 @@
  */
 import { execFile, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
@@ -166,6 +168,28 @@ export class RouterProcess {
     });
   }
 
+  /** The messages of the router's structured log lines (pino JSON on stderr) so far. */
+  logs(): string[] {
+    const msgs: string[] = [];
+    for (const line of this.stderr.split('\n')) {
+      try {
+        const m = (JSON.parse(line) as { msg?: unknown }).msg;
+        if (typeof m === 'string') msgs.push(m);
+      } catch {
+        /* not a log line (e.g. the one-line error of a failed start) */
+      }
+    }
+    return msgs;
+  }
+
+  /** Resolves with the first log message (future, or past too if `past`) that matches; rejects on timeout. */
+  async nextLog(match: (msg: string) => boolean, timeoutMs: number, past = false): Promise<string> {
+    const skip = past ? 0 : this.logs().length;
+    let found: string | undefined;
+    await waitFor(() => (found = this.logs().slice(skip).find(match)) !== undefined, { timeoutMs, what: `a router log line (stderr so far: ${this.stderr.slice(-500)})` });
+    return found!;
+  }
+
   /** SIGUSR1 makes the router print `counters {json}`, `table {json}` and `offloads {json}`: the one with `prefix`. */
   private async report<T>(prefix: 'counters' | 'table' | 'offloads'): Promise<T> {
     const line = this.nextLine((l) => l.startsWith(`${prefix} `), 5000);
@@ -206,6 +230,7 @@ export class Lab {
   private readonly processes: ChildProcess[] = [];
   private switchNs: Promise<string> | undefined;
   private destroyed = false;
+  private stateRoot: string | undefined;
 
   constructor(id = `${process.pid}-${labCounter++}`) {
     this.id = id;
@@ -343,6 +368,8 @@ export class Lab {
     const socket = opts.args?.includes('--socket') ? [] : ['--socket', this.controlSocket(host)];
     const args = [CLI_PATH, 'up', '--local', host.underlayIp, ...vni, '--bridge', 'br0', '--engine', opts.engine, ...socket];
     for (const p of opts.peers) args.push('--peer', p);
+    // Hosts of one lab share a filesystem: each keeps its etcd snapshot in a state dir of its own, removed with the lab.
+    if (opts.args?.includes('--etcd') === true && !opts.args.includes('--state-dir')) args.push('--state-dir', this.stateDir(host));
     const child = this.spawn(host.ns, process.execPath, [...args, ...(opts.args ?? [])], opts.output);
     const router = new RouterProcess(child, opts.output);
     await router.nextLine((l) => l.startsWith('vxlan-router: ready'), 15_000, true);
@@ -352,6 +379,12 @@ export class Lab {
   /** The control socket of the router `startRouter` runs in `host` (unless its args name another). */
   controlSocket(host: Pick<Host, 'name'>): string {
     return `/tmp/vxr${this.id}-${host.name}.sock`;
+  }
+
+  /** The state dir (etcd snapshot) of a host's router, the same across restarts within this lab. */
+  stateDir(host: Host): string {
+    this.stateRoot ??= mkdtempSync(join(tmpdir(), `vxr-state-${this.id}-`));
+    return join(this.stateRoot, host.name);
   }
 
   /**
@@ -422,6 +455,7 @@ export class Lab {
     this.destroyed = true;
     const own = this.processes.filter((p) => p.exitCode === null && p.signalCode === null).map((p) => p.pid!);
     await teardown([...this.namespaces].reverse(), own);
+    if (this.stateRoot !== undefined) rmSync(this.stateRoot, { recursive: true, force: true });
   }
 }
 

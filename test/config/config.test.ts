@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { buildConfig } from '../../src/config/index.js';
+import { buildConfig, etcdClientConfig } from '../../src/config/index.js';
 import { ConfigError } from '../../src/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vxr-config-'));
@@ -17,7 +17,7 @@ const base = { local: '198.51.100.1', vni: 42, bridge: 'br0' };
 
 t.test('flags alone give a frozen config with defaults', async (t) => {
   const c = buildConfig({ flags: { ...base, peers: ['198.51.100.2'] } });
-  t.same(c, { ...base, peers: ['198.51.100.2'], port: 4789, engine: 'native', learning: true, offloads: ['tap', 'gso', 'gro'], agingSeconds: 300, network: 'default', leaseTtl: 15, metrics: '127.0.0.1:9477', logLevel: 'info' });
+  t.same(c, { ...base, peers: ['198.51.100.2'], port: 4789, engine: 'native', learning: true, offloads: ['tap', 'gso', 'gro'], agingSeconds: 300, network: 'default', leaseTtl: 15, metrics: '127.0.0.1:9477', logLevel: 'info', stateDir: '/var/lib/vxlan-router' });
   t.ok(Object.isFrozen(c));
 });
 
@@ -67,4 +67,35 @@ t.test('the example config in config/ is valid', async (t) => {
   const c = buildConfig({ file: new URL('../../config/vxlan-router.example.yaml', import.meta.url).pathname, flags: {} });
   t.equal(c.vni, 42);
   t.same(c.peers, ['198.51.100.2', '198.51.100.3']);
+});
+
+t.test('etcd connection options: TLS files, user and password (flag, env, file)', async (t) => {
+  const etcd = ['https://198.51.100.254:2379'];
+  const ca = file('ca.pem', '-----BEGIN CERTIFICATE-----\n');
+  const cert = file('client.pem', '-----BEGIN CERTIFICATE-----\n');
+  const key = file('client-key.pem', '-----BEGIN PRIVATE KEY-----\n');
+  const ok = buildConfig({ flags: { ...base, etcd, etcdCa: ca, etcdCert: cert, etcdKey: key } });
+  t.same(etcdClientConfig(ok), { endpoints: etcd, tls: { caFile: ca, certFile: cert, keyFile: key } }, 'the registry gets the files');
+
+  const missing = join(dir, 'nope.pem');
+  t.throws(() => buildConfig({ flags: { ...base, etcd, etcdCa: missing } }), { code: 'E_CONFIG', message: `--etcd-ca ${missing}: cannot read it (ENOENT)` });
+  t.throws(() => buildConfig({ flags: { ...base, etcd, etcdCa: dir } }), { message: /^--etcd-ca .*: cannot read it \(not a file\)/ }, 'a directory is not a certificate');
+  t.throws(() => buildConfig({ flags: { ...base, etcd, etcdCert: missing, etcdKey: key } }), { message: /^--etcd-cert .*nope\.pem: cannot read it/ });
+  t.throws(() => buildConfig({ flags: { ...base, etcd, etcdCert: cert } }), { message: /^--etcd-cert needs --etcd-key too/ });
+  t.throws(() => buildConfig({ flags: { ...base, etcd, etcdKey: key } }), { message: /^--etcd-key needs --etcd-cert too/ });
+  t.throws(() => buildConfig({ flags: { ...base, etcd: ['http://198.51.100.254:2379'], etcdCa: ca } }), { message: /TLS options need https:\/\/ endpoints/ });
+  t.throws(() => buildConfig({ flags: { ...base, etcd: ['http://198.51.100.254:2379', 'https://198.51.100.253:2379'] } }), { message: /not a mix/ });
+  t.throws(() => buildConfig({ flags: { ...base, etcdCa: ca } }), { message: /need --etcd/ });
+  t.throws(() => buildConfig({ file: file('tls.yaml', `local: 198.51.100.1\nbridge: br0\netcd: [${etcd[0]}]\netcdCa: ${missing}\n`), flags: {} }), { message: /^--etcd-ca .*cannot read it/, code: 'E_CONFIG' }, 'the same check for config keys');
+
+  const http = ['http://198.51.100.254:2379'];
+  t.throws(() => buildConfig({ flags: { ...base, etcd: http, etcdUser: 'root' } }), { message: /--etcd-user root needs a password: --etcd-password or VXLAN_ROUTER_ETCD_PASSWORD/ });
+  t.throws(() => buildConfig({ flags: { ...base, etcd: http, etcdPassword: 'pw' } }), { message: /needs --etcd-user/ });
+  const fromEnv = buildConfig({ flags: { ...base, etcd: http, etcdUser: 'root' }, env: { VXLAN_ROUTER_ETCD_PASSWORD: 'from-env' } });
+  t.same(etcdClientConfig(fromEnv)?.auth, { username: 'root', password: 'from-env' }, 'the password from the environment');
+  const flagWins = buildConfig({ flags: { ...base, etcd: http, etcdUser: 'root', etcdPassword: 'from-flag' }, env: { VXLAN_ROUTER_ETCD_PASSWORD: 'from-env' } });
+  t.equal(flagWins.etcdPassword, 'from-flag', 'a flag wins over the environment');
+  const envOverFile = buildConfig({ file: file('auth.yaml', `local: 198.51.100.1\nbridge: br0\netcd: [${http[0]}]\netcdUser: root\netcdPassword: from-file\n`), flags: {}, env: { VXLAN_ROUTER_ETCD_PASSWORD: 'from-env' } });
+  t.equal(envOverFile.etcdPassword, 'from-env', 'the environment wins over the file');
+  t.equal(buildConfig({ flags: { ...base, stateDir: '/tmp/x' } }).stateDir, '/tmp/x');
 });

@@ -1,0 +1,180 @@
+/**
+ * The registry's pure logic, apart from etcd so it can be tested without one: what the hosts of a network are (from
+ * a listing and then watch events, with bad records ignored and counted), the table the data path gets from them,
+ * and the control plane's state (starting / connected / degraded since when) on an injected clock.
+ */
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import type { TableInput } from '../fdb/index.js';
+import { MAX_VNI, VXLAN_PORT } from '../packet/index.js';
+
+const ip = z.string().refine((s) => isIP(s) !== 0, { message: 'is not an IP address' });
+
+export const networkConfigSchema = z.strictObject({
+  version: z.literal(1),
+  name: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, { message: 'is not a network name (a-z, 0-9, . _ -)' }),
+  vni: z.number().int().min(1).max(MAX_VNI),
+  subnet: z.string().regex(/^[0-9a-f.:]+\/\d{1,3}$/i, { message: 'is not a CIDR subnet' }),
+  mtu: z.number().int().min(68).max(65535).optional(),
+  port: z.number().int().min(1).max(65535).default(VXLAN_PORT),
+});
+export type NetworkConfig = z.infer<typeof networkConfigSchema>;
+
+export const hostRecordSchema = z.object({
+  version: z.literal(1),
+  hostId: z.string().min(1),
+  underlay: z.array(ip).min(1),
+  port: z.number().int().min(1).max(65535),
+  networks: z.array(z.string()),
+  mtu: z.number().int(),
+  software: z.string(),
+  startedAt: z.string(),
+});
+export type HostRecord = z.infer<typeof hostRecordSchema>;
+
+/** Why a record under hosts/<id> was not accepted. */
+export class RejectedRecord extends Error {
+  constructor(readonly id: string, reason: string) {
+    super(`ignoring the host record of ${id}: ${reason}`);
+    this.name = 'RejectedRecord';
+  }
+}
+
+/**
+ * The hosts of one network, keyed by the id in their key. A value that is not JSON, does not match the schema or
+ * names another host than its key is rejected: counted, reported, and it removes whatever that key held before (the
+ * key no longer holds a valid record). Never throws.
+ */
+export class HostView {
+  private readonly byId = new Map<string, HostRecord>();
+  rejected = 0;
+
+  constructor(
+    private readonly vni: number,
+    private readonly selfId: string,
+    private readonly onReject: (err: RejectedRecord) => void = () => undefined,
+  ) {}
+
+  /** Replaces everything with a listing's contents. */
+  reset(entries: Iterable<{ readonly id: string; readonly value: string }>): void {
+    this.byId.clear();
+    for (const e of entries) this.put(e.id, e.value);
+  }
+
+  /** A put of hosts/<id>: returns whether the record was accepted. */
+  put(id: string, value: string): boolean {
+    let json: unknown;
+    try {
+      json = JSON.parse(value);
+    } catch {
+      return this.reject(id, 'not JSON');
+    }
+    const parsed = hostRecordSchema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      return this.reject(id, `${issue.path.join('.') || 'record'} ${issue.message}`);
+    }
+    if (parsed.data.hostId !== id) return this.reject(id, `its hostId is ${JSON.stringify(parsed.data.hostId)}`);
+    this.byId.set(id, parsed.data);
+    return true;
+  }
+
+  delete(id: string): void {
+    this.byId.delete(id);
+  }
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  hosts(): HostRecord[] {
+    return [...this.byId.values()];
+  }
+
+  /** The data path's view: every other host of the network is a peer (flood list and source allow-list). */
+  table(): TableInput {
+    const peers = this.hosts()
+      .filter((h) => h.hostId !== this.selfId)
+      .map((h) => h.underlay[0]!);
+    return { vnis: [{ vni: this.vni, peers, macs: [] }] };
+  }
+
+  private reject(id: string, reason: string): false {
+    this.byId.delete(id);
+    this.rejected++;
+    this.onReject(new RejectedRecord(id, reason));
+    return false;
+  }
+}
+
+export type ControlPlaneStatus = 'starting' | 'connected' | 'degraded';
+
+/** What `status` shows about the control plane. */
+export interface ControlPlaneState {
+  /** starting: not joined yet, nothing failed; connected: joined and following etcd; degraded: etcd is away (the data path forwards with the last table). */
+  readonly state: ControlPlaneStatus;
+  /** When the state last changed (ISO time). */
+  readonly since: string;
+  /** The etcd revision the table reflects (0 before the first listing; the snapshot's when started from one). */
+  readonly revision: number;
+  /** Hosts in the network, this one included. */
+  readonly hosts: number;
+}
+
+/** Something that keeps the control plane from being connected. */
+export type Problem = 'join' | 'watch' | 'lease';
+
+/**
+ * The state machine: 'starting' until the first join, then 'connected' while no problem is active, 'degraded' while
+ * one is (a problem before the first join is also 'degraded': the router may be forwarding from a snapshot).
+ */
+export class ControlPlaneTracker {
+  private readonly problems = new Set<Problem>();
+  private joined = false;
+  private status: ControlPlaneStatus = 'starting';
+  private sinceMs: number;
+
+  constructor(private readonly now: () => number = Date.now) {
+    this.sinceMs = now();
+  }
+
+  /** Sets or clears a problem; returns whether the state changed. */
+  set(problem: Problem, active: boolean): boolean {
+    if (active) this.problems.add(problem);
+    else this.problems.delete(problem);
+    return this.update();
+  }
+
+  /** The first successful join (list + watch); returns whether the state changed. */
+  markJoined(): boolean {
+    this.joined = true;
+    this.problems.delete('join');
+    return this.update();
+  }
+
+  get current(): ControlPlaneStatus {
+    return this.status;
+  }
+
+  /** Which problems are active, for messages. */
+  active(): Problem[] {
+    return [...this.problems];
+  }
+
+  state(revision: number, hosts: number): ControlPlaneState {
+    return { state: this.status, since: new Date(this.sinceMs).toISOString(), revision, hosts };
+  }
+
+  private update(): boolean {
+    const next: ControlPlaneStatus = this.problems.size > 0 ? 'degraded' : this.joined ? 'connected' : 'starting';
+    if (next === this.status) return false;
+    this.status = next;
+    this.sinceMs = this.now();
+    return true;
+  }
+}
+
+/** Delay before retry `attempt` (0-based): doubling from `initialMs`, capped at `maxMs`. */
+export function retryDelay(attempt: number, initialMs: number, maxMs: number): number {
+  return Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
+}

@@ -1,0 +1,97 @@
+/**
+ * The registry's pure logic: host records (bad ones ignored and counted, never a throw), the table they make, and
+ * the control-plane state machine on a fake clock.
+ */
+import t from 'tap';
+import { ControlPlaneTracker, HostView, type HostRecord, type RejectedRecord } from '../../src/control/index.js';
+import { retryDelay } from '../../src/control/registry-view.js';
+import { mulberry32 } from '../helpers/prng.js';
+
+const record = (hostId: string, ip: string): HostRecord => ({
+  version: 1, hostId, underlay: [ip], port: 4789, networks: ['default'], mtu: 1450, software: 'test', startedAt: '2025-01-01T00:00:00Z',
+});
+const json = (r: unknown): string => JSON.stringify(r);
+
+t.test('host records: valid ones make the table, bad ones are ignored and counted', async (t) => {
+  const rejected: RejectedRecord[] = [];
+  const v = new HostView(42, 'self', (e) => rejected.push(e));
+  v.reset([
+    { id: 'self', value: json(record('self', '198.51.100.1')) },
+    { id: 'b', value: json(record('b', '198.51.100.2')) },
+    { id: 'bad', value: '{' },
+  ]);
+  t.same(v.table(), { vnis: [{ vni: 42, peers: ['198.51.100.2'], macs: [] }] }, 'every other host is a peer, not this one');
+  t.equal(v.size, 2);
+  t.equal(v.rejected, 1);
+  t.equal(rejected[0]?.message, 'ignoring the host record of bad: not JSON');
+
+  const cases: [string, unknown, RegExp][] = [
+    ['v2', { ...record('v2', '198.51.100.3'), version: 2 }, /version/],
+    ['noaddr', { ...record('noaddr', '198.51.100.3'), underlay: [] }, /underlay/],
+    ['badaddr', record('badaddr', '198.51.100.300'), /underlay\.0 is not an IP address/],
+    ['port', { ...record('port', '198.51.100.3'), port: 0 }, /port/],
+    ['null', null, /record/],
+    ['array', [1, 2], /record/],
+    ['string', 'hello', /record/],
+    ['other', record('someone', '198.51.100.3'), /its hostId is "someone"/],
+  ];
+  for (const [id, value, why] of cases) {
+    t.equal(v.put(id, json(value)), false, `${id} is rejected`);
+    t.match(rejected.at(-1)?.message, why);
+  }
+  t.equal(v.rejected, 1 + cases.length, 'each counted');
+  t.same(v.table().vnis[0]?.peers, ['198.51.100.2'], 'and none entered the table');
+
+  t.ok(v.put('c', json(record('c', '198.51.100.3'))));
+  t.same(v.table().vnis[0]?.peers, ['198.51.100.2', '198.51.100.3']);
+  t.notOk(v.put('c', 'garbage'), 'a key overwritten with garbage ...');
+  t.same(v.table().vnis[0]?.peers, ['198.51.100.2'], '... no longer holds a host');
+  v.delete('b');
+  v.delete('never-there');
+  t.same(v.table().vnis[0]?.peers, []);
+  t.same(v.hosts().map((h) => h.hostId), ['self']);
+});
+
+t.test('random bytes never throw', async (t) => {
+  const rnd = mulberry32(3);
+  const v = new HostView(42, 'self');
+  const good = json(record('x', '198.51.100.7'));
+  let accepted = 0;
+  for (let i = 0; i < 2000; i++) {
+    const chars = [...good];
+    for (let k = 0; k < 1 + Math.floor(rnd() * 3); k++) chars[Math.floor(rnd() * chars.length)] = String.fromCharCode(Math.floor(rnd() * 128));
+    if (v.put('x', chars.join(''))) accepted++;
+  }
+  t.equal(v.rejected + accepted, 2000, `${v.rejected} mutated records rejected, ${accepted} still valid, no throw`);
+});
+
+t.test('control-plane state on a fake clock', async (t) => {
+  let now = Date.parse('2025-01-01T00:00:00Z');
+  const s = new ControlPlaneTracker(() => now);
+  t.same(s.state(0, 0), { state: 'starting', since: '2025-01-01T00:00:00.000Z', revision: 0, hosts: 0 });
+  now += 1000;
+  t.equal(s.markJoined(), true, 'joined: a change');
+  t.same(s.state(5, 2), { state: 'connected', since: '2025-01-01T00:00:01.000Z', revision: 5, hosts: 2 });
+  now += 1000;
+  t.equal(s.set('watch', true), true);
+  t.match(s.state(5, 2), { state: 'degraded', since: '2025-01-01T00:00:02.000Z' });
+  now += 1000;
+  t.equal(s.set('lease', true), false, 'a second problem: still degraded, since unchanged');
+  t.equal(s.set('watch', false), false, 'one of two cleared: still degraded');
+  t.same(s.active(), ['lease']);
+  t.match(s.state(5, 2), { since: '2025-01-01T00:00:02.000Z' });
+  now += 1000;
+  t.equal(s.set('lease', false), true);
+  t.match(s.state(9, 3), { state: 'connected', since: '2025-01-01T00:00:04.000Z', revision: 9, hosts: 3 });
+  t.equal(s.set('lease', false), false, 'clearing what is clear changes nothing');
+
+  const fresh = new ControlPlaneTracker(() => now);
+  t.equal(fresh.set('join', true), true);
+  t.equal(fresh.current, 'degraded', 'failing before the first join is degraded (forwarding from a snapshot)');
+  t.equal(fresh.markJoined(), true);
+  t.equal(fresh.current, 'connected', 'joining clears the join problem');
+});
+
+t.test('retry backoff doubles and is capped', async (t) => {
+  t.same([0, 1, 2, 3, 4, 5, 100].map((n) => retryDelay(n, 100, 2000)), [100, 200, 400, 800, 1600, 2000, 2000]);
+});

@@ -1,0 +1,78 @@
+/**
+ * A router restarted while etcd is down forwards from its on-disk snapshot:
+ *
+ *   [h1] router (restarted) ┐                                   ┌ router [h2]
+ *                           ╞══ switch (etcd at 198.51.100.254) ╡
+ *   c1 198.18.0.1 ── br0                                       br0 ── c2 198.18.0.2
+ *
+ * Both join through etcd; h1's snapshot is written; etcd stops; h1's router stops and starts again: it says it
+ * forwards from the snapshot, c1 reaches c2, and when etcd comes back h1 joins again by itself. A corrupt snapshot
+ * is ignored with a message (the start then fails with the usual clear error: nothing to forward with).
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { readSnapshot } from '../../src/control/index.js';
+import { etcdSkipReason, startSwitchEtcd, type EtcdServer } from '../../src/lab/etcd.js';
+import { CLI_PATH, Lab, labSkipReason, VNI, waitFor } from '../../src/lab/netns.js';
+
+const ETCD_IP = '198.51.100.254';
+const skip = labSkipReason() ?? etcdSkipReason();
+
+t.test('restart with etcd down: forwarding resumes from the snapshot', { skip: skip ?? false }, async (t) => {
+  const lab = new Lab();
+  let etcd: EtcdServer | undefined;
+  t.teardown(async () => {
+    await lab.destroy();
+    await etcd?.destroy();
+  });
+  etcd = await startSwitchEtcd(lab, ETCD_IP);
+  const [h1, h2] = [await lab.addHost('h1', '198.51.100.1'), await lab.addHost('h2', '198.51.100.2')];
+  const [c1, c2] = [await lab.addContainer(h1, 'c1', '198.18.0.1'), await lab.addContainer(h2, 'c2', '198.18.0.2')];
+  await lab.exec(h1.ns, process.execPath, [CLI_PATH, 'network', 'create', 'default', '--vni', String(VNI), '--subnet', '198.18.0.0/15', '--etcd', etcd.endpoint]);
+  const args = ['--etcd', etcd.endpoint, '--lease-ttl', '5'];
+  let r1 = await lab.startRouter(h1, { peers: [], engine: 'native', vni: null, args });
+  await lab.startRouter(h2, { peers: [], engine: 'native', vni: null, args });
+  await waitFor(async () => (await r1.peers())[VNI]?.length === 1, { timeoutMs: 5000, what: 'h1 to see h2' });
+  t.equal((await lab.ping(c1.ns, c2.ip, 2)).loss, 0, 'overlay up through etcd');
+  t.match(await r1.nextLog((l) => l.includes('control plane connected'), 1000, true), /control plane connected since \S+ \(revision \d+, 1 hosts\)/, "h1 joined first, alone");
+
+  const path = join(lab.stateDir(h1), 'default.snapshot');
+  await waitFor(() => {
+    const s = readSnapshot(path);
+    return s.ok && s.snapshot.table.vnis[0]?.peers.join() === h2.underlayIp;
+  }, { timeoutMs: 5000, what: `h1's snapshot at ${path}` });
+  const good = readFileSync(path);
+
+  await etcd.stop();
+  const stopped = Date.now();
+  t.equal(await r1.stop(), 0, 'h1 stops cleanly with etcd away');
+  t.ok(Date.now() - stopped < 5000, `in ${Date.now() - stopped} ms (the lease revoke is bounded)`);
+
+  // A corrupt snapshot is no help: said so, then the usual clear error (nothing to forward with).
+  writeFileSync(path, Buffer.from('this is not msgpack'));
+  const failed = await lab.startRouter(h1, { peers: [], engine: 'native', vni: null, args }).then(
+    () => 'started',
+    (e: Error) => e.message,
+  );
+  t.match(failed, /"level":40.*ignoring the snapshot .*default\.snapshot: not a (vxlan-router )?snapshot/, 'the corrupt snapshot is reported (a warning)');
+  t.match(failed, /error \[E_ETCD\]: etcd at http:\/\/198\.51\.100\.254:2379/, 'and the start fails with the clear etcd error, not a crash');
+
+  writeFileSync(path, good);
+  const restarted = Date.now();
+  r1 = await lab.startRouter(h1, { peers: [], engine: 'native', vni: null, args });
+  t.ok(Date.now() - restarted < 8000, `h1 forwards ${Date.now() - restarted} ms after its restart, etcd still down`);
+  t.match(
+    await r1.nextLog((l) => l.includes('forwarding from the snapshot'), 1000, true),
+    /etcd is unreachable .*; forwarding from the snapshot .*default\.snapshot \(revision \d+, 1 peers, saved \S+\); joining etcd in the background/,
+  );
+  t.same((await r1.peers())[VNI], [h2.underlayIp], 'the table came from the snapshot');
+  t.equal((await lab.ping(c1.ns, c2.ip, 3)).loss, 0, 'c1 reaches c2 with etcd down');
+
+  await etcd.resume();
+  const healthy = Date.now();
+  await r1.nextLog((l) => l.includes('control plane connected'), 15_000);
+  t.pass(`h1 joined etcd ${Date.now() - healthy} ms after it was healthy`);
+  t.same((await r1.peers())[VNI], [h2.underlayIp], 'and follows the registry again');
+  t.equal((await lab.ping(c1.ns, c2.ip, 2)).loss, 0, 'still forwarding');
+});
