@@ -1,5 +1,7 @@
 export { createNetwork } from './network.js';
-export { defaultTapName, startRouter, type Router, type RouterInfo } from './router.js';
+export { defaultTapName, startRouter, type Router, type RouterInfo, type StartOptions } from './router.js';
+/** The shape of Router.controlPlane(), for `status` (the cli may not import control/ directly). */
+export type { ControlPlaneState, ControlPlaneStatus } from '../control/index.js';
 export * from './control-protocol.js';
 export { serveControl, type ControlServer, type ControlSource } from './control-socket.js';
 export { controlSource } from './status.js';

@@ -18,6 +18,16 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/**
+ * TLS for the client port (PEM files): etcd's certificate and key, and the CA its clients' certificates must chain to.
+ * The certificate must allow client use too (serverAuth,clientAuth): the health check presents it.
+ */
+export interface EtcdTls {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly caFile: string;
+}
+
 export class EtcdServer {
   private child: ChildProcess | undefined;
   private constructor(
@@ -26,6 +36,7 @@ export class EtcdServer {
     readonly dataDir: string,
     /** The namespace it runs in ('' = this one). */
     private readonly ns: string,
+    private readonly tls: EtcdTls | undefined,
     /** Runs on after this process exits (demo --keep): its own session, no pipes back to us. */
     private readonly detached: boolean,
   ) {}
@@ -34,18 +45,20 @@ export class EtcdServer {
    * On loopback with free ports, or inside a lab namespace (`ns`) on one of its addresses (`host`), where the hosts
    * of the lab reach it over their underlay.
    */
-  static async start(where: { ns: string; host: string } = { ns: '', host: '127.0.0.1' }, detached = false): Promise<EtcdServer> {
+  static async start(where: { ns: string; host: string } = { ns: '', host: '127.0.0.1' }, opts: { tls?: EtcdTls; detached?: boolean } = {}): Promise<EtcdServer> {
     const inNs = where.ns !== '';
     const [client, peer] = inNs ? [2379, 2380] : [await freePort(), await freePort()];
     const dataDir = mkdtempSync(join(tmpdir(), 'vxr-etcd-'));
-    const endpoint = `http://${where.host}:${client}`;
+    const tls = opts.tls;
+    const endpoint = `${tls ? 'https' : 'http'}://${where.host}:${client}`;
     const args = [
       '--name', 'lab', '--data-dir', dataDir, '--logger=zap', '--log-level=error',
       '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint,
       '--listen-peer-urls', `http://${where.host}:${peer}`, '--initial-advertise-peer-urls', `http://${where.host}:${peer}`,
       '--initial-cluster', `lab=http://${where.host}:${peer}`,
+      ...(tls ? ['--cert-file', tls.certFile, '--key-file', tls.keyFile, '--trusted-ca-file', tls.caFile, '--client-cert-auth'] : []),
     ];
-    const etcd = new EtcdServer(endpoint, args, dataDir, where.ns, detached);
+    const etcd = new EtcdServer(endpoint, args, dataDir, where.ns, opts.tls, opts.detached ?? false);
     await etcd.resume();
     return etcd;
   }
@@ -57,13 +70,21 @@ export class EtcdServer {
     if (this.detached) this.child.unref();
     let err = '';
     this.child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    await waitFor(() => this.healthy(), { timeoutMs: 15_000, intervalMs: 100, what: `etcd at ${this.endpoint} (${err.slice(-300)})` });
+    try {
+      await waitFor(() => this.healthy(), { timeoutMs: 15_000, intervalMs: 100, what: `etcd at ${this.endpoint}` });
+    } catch (e) {
+      await this.stop(); // never leave a half-started etcd behind
+      throw new Error(`${(e as Error).message} (${err.slice(-300)})`);
+    }
   }
 
   async healthy(): Promise<boolean> {
     if (this.child?.exitCode !== null) return false;
-    if (this.ns !== '') {
-      const r = spawnSync('ip', ['netns', 'exec', this.ns, 'etcdctl', '--endpoints', this.endpoint, '--command-timeout=1s', 'endpoint', 'health'], { timeout: 3000 });
+    if (this.ns !== '' || this.tls !== undefined) {
+      const tlsArgs = this.tls ? ['--cacert', this.tls.caFile, '--cert', this.tls.certFile, '--key', this.tls.keyFile] : [];
+      const etcdctl = ['etcdctl', '--endpoints', this.endpoint, ...tlsArgs, '--command-timeout=1s', 'endpoint', 'health'];
+      const argv = this.ns === '' ? etcdctl : ['ip', 'netns', 'exec', this.ns, ...etcdctl];
+      const r = spawnSync(argv[0]!, argv.slice(1), { timeout: 3000 });
       return r.status === 0;
     }
     try {
@@ -98,5 +119,5 @@ export function etcdSkipReason(): string | undefined {
 
 /** etcd at `ip` on the lab's underlay switch, where every host reaches it; the caller destroys it after the lab. */
 export async function startSwitchEtcd(lab: Lab, ip = '198.51.100.254', detached = false): Promise<EtcdServer> {
-  return EtcdServer.start({ ns: await lab.addSwitchAddress(ip), host: ip }, detached);
+  return EtcdServer.start({ ns: await lab.addSwitchAddress(ip), host: ip }, { detached });
 }
