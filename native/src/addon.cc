@@ -81,7 +81,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                        {InstanceMethod("setTable", &EngineWrap::SetTable), InstanceMethod("start", &EngineWrap::Start),
                         InstanceMethod("stop", &EngineWrap::Stop), InstanceMethod("counters", &EngineWrap::GetCounters),
                         InstanceMethod("learned", &EngineWrap::Learned),
-                        InstanceMethod("features", &EngineWrap::GetFeatures)});
+                        InstanceMethod("features", &EngineWrap::GetFeatures),
+                        InstanceMethod("localMacs", &EngineWrap::LocalMacs)});
   }
 
   // Constructed only by createEngine, with a ready engine passed through an External.
@@ -130,6 +131,22 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o.Set("udpGso", f.udp_gso);
     o.Set("udpGro", f.udp_gro);
     return o;
+  }
+  // [{ vni, mac, ageMs }]: sources of frames read from the TAPs, within the aging time.
+  Napi::Value LocalMacs(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const std::vector<LocalMacRow> rows = engine_ ? engine_->LocalMacs() : std::vector<LocalMacRow>{};
+    Napi::Array a = Napi::Array::New(env, rows.size());
+    for (size_t i = 0; i < rows.size(); i++) {
+      char mac[18];
+      MacToText(rows[i].mac, mac);
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("vni", rows[i].vni);
+      o.Set("mac", mac);
+      o.Set("ageMs", static_cast<double>(rows[i].age_ms));
+      a.Set(i, o);
+    }
+    return a;
   }
   Napi::Value Learned(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();

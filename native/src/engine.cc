@@ -69,7 +69,8 @@ int64_t NowMs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
-Engine::Engine(const EngineConfig& cfg) : cfg_(cfg), table_(std::make_shared<Table>()), learned_(cfg.aging_ms) {
+Engine::Engine(const EngineConfig& cfg)
+    : cfg_(cfg), table_(std::make_shared<Table>()), learned_(cfg.aging_ms), local_(cfg.aging_ms) {
   for (const auto& n : cfg.networks) {
     const size_t max_frame = static_cast<size_t>(n.mtu) + kEthHeaderLen + 4;
     nets_.push_back(Network{n.vni, UniqueFd(n.tap_fd), n.mtu, max_frame, n.vnet_hdr});
@@ -151,6 +152,8 @@ void Engine::Stop() {
 
 std::vector<LearnRow> Engine::Learned() const { return learned_.Dump(NowMs()); }
 
+std::vector<LocalMacRow> Engine::LocalMacs() { return local_.Dump(NowMs()); }
+
 Features Engine::features() const {
   Features f;
   for (const auto& n : nets_) f.tap_vnet_hdr |= n.vnet_hdr;
@@ -224,6 +227,10 @@ void Engine::TxLoop(Network* net) {
   const size_t vnet = net->vnet_hdr ? kVnetHdrLen : 0;
   pollfd pfd[2] = {{net->tap.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
   int m = 0;
+  // Local MACs (frame sources), reported to local_ at most once a second each: a few recent ones remembered here.
+  constexpr int kRecent = 16;
+  std::array<std::pair<uint64_t, int64_t>, kRecent> recent{};
+  std::array<uint64_t, kBatch> fresh{};
 
   // Send stage: everything queued, in as few sendmmsg calls as the kernel allows.
   auto send = [&] {
@@ -353,6 +360,20 @@ void Engine::TxLoop(Network* net) {
       }
     }
     if (n == 0) continue;
+
+    // Local MACs: unicast sources not reported in the last second, then one lock for the batch.
+    const int64_t now_ms = NowMs();
+    int nf = 0;
+    for (int i = 0; i < n; i++) {
+      const TxFrame& f = frames[i];
+      if (f.len < kEthHeaderLen || (f.buf[6] & 1)) continue;
+      const uint64_t src = MacKey(f.buf + 6);
+      auto& slot = recent[src % kRecent];
+      if (slot.first == src && now_ms - slot.second < 1000) continue;
+      slot = {src, now_ms};
+      fresh[nf++] = src;
+    }
+    if (nf > 0) local_.SeenBatch(net->vni, fresh.data(), nf, now_ms);
 
     // Resolve stage: one table snapshot and at most one learned-table lock for the whole batch.
     const std::shared_ptr<const Table> table = std::atomic_load(&table_);

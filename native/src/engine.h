@@ -75,6 +75,7 @@ class Engine {
   void Stop();  // idempotent; closes sockets and TAPs
   const Counters& counters() const { return counters_; }
   std::vector<LearnRow> Learned() const;
+  std::vector<LocalMacRow> LocalMacs();
   Features features() const;
 
  private:
@@ -108,6 +109,7 @@ class Engine {
   bool gro_on_ = false;
   std::shared_ptr<const Table> table_;
   LearnTable learned_;
+  LocalMacTable local_;
   Counters counters_;
   std::vector<std::thread> threads_;
   size_t max_frame_ = 0;

@@ -84,4 +84,24 @@ std::vector<LearnRow> LearnTable::Dump(int64_t now_ms) const {
   return rows;
 }
 
+void LocalMacTable::SeenBatch(uint32_t vni, const uint64_t* macs, int n, int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (int i = 0; i < n; i++) seen_[LearnKey{vni, macs[i]}] = now_ms;
+}
+
+std::vector<LocalMacRow> LocalMacTable::Dump(int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<LocalMacRow> rows;
+  for (auto it = seen_.begin(); it != seen_.end();) {
+    const int64_t age = now_ms - it->second;
+    if (age >= aging_ms_) {
+      it = seen_.erase(it);
+      continue;
+    }
+    rows.push_back(LocalMacRow{it->first.vni, it->first.mac, age});
+    ++it;
+  }
+  return rows;
+}
+
 }  // namespace vxr

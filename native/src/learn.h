@@ -73,4 +73,25 @@ class LearnTable {
   std::unordered_map<LearnKey, Entry, LearnKeyHash> map_;
 };
 
+// MACs seen as the source of frames read from a TAP: this host's own containers, which the control plane advertises
+// to the other hosts (so they never have to flood to find them). Written by the TX threads (one lock per batch, and
+// only for MACs not refreshed in the last second), read by JS (Dump).
+struct LocalMacRow {
+  uint32_t vni;
+  uint64_t mac;
+  int64_t age_ms;
+};
+
+class LocalMacTable {
+ public:
+  explicit LocalMacTable(int64_t aging_ms) : aging_ms_(aging_ms) {}
+  void SeenBatch(uint32_t vni, const uint64_t* macs, int n, int64_t now_ms);
+  std::vector<LocalMacRow> Dump(int64_t now_ms);  // fresh entries; forgets aged ones
+
+ private:
+  const int64_t aging_ms_;
+  std::mutex mu_;
+  std::unordered_map<LearnKey, int64_t, LearnKeyHash> seen_;
+};
+
 }  // namespace vxr

@@ -112,6 +112,9 @@ export interface StartOptions {
   readonly snapshotDebounceMs?: number;
 }
 
+/** How often this host's MAC set is compared with what it advertised in etcd (a write only when it changed). */
+const ADVERTISE_MS = 250;
+
 /** With a snapshot to fall back on, how long the first etcd call may take before the router starts from it. */
 const SNAPSHOT_PROBE_MS = 3000;
 
@@ -135,6 +138,7 @@ export async function startRouter(config: RouterConfig, opts: StartOptions = {})
   const statePath = snapshotPath(config.stateDir, config.network);
   let engine: Engine | undefined;
   let writer: SnapshotWriter | undefined;
+  let advertiser: NodeJS.Timeout | undefined;
   try {
     let network: NetworkConfig | undefined;
     let snapshot: RegistrySnapshot | undefined;
@@ -222,6 +226,13 @@ export async function startRouter(config: RouterConfig, opts: StartOptions = {})
         registry.assumeSnapshot(snapshot.revision, snapshot.table.vnis.reduce((n, v) => n + v.peers.length, 1));
         void registry.joinInBackground(net, record);
       }
+      // This host's MACs (frame sources seen on its TAP) go to etcd, so the other hosts forward to them without
+      // flooding; a quarter second keeps a moved MAC's new home known everywhere well within a second.
+      const reg = registry;
+      advertiser = setInterval(() => {
+        void reg.advertise(eng.localMacs()).catch((err: Error) => warn.warn('advertise', `cannot advertise this host's MACs: ${err.message}`));
+      }, ADVERTISE_MS);
+      advertiser.unref();
     }
 
     let closed = false;
@@ -245,12 +256,14 @@ export async function startRouter(config: RouterConfig, opts: StartOptions = {})
       close: async () => {
         if (closed) return;
         closed = true;
+        clearInterval(advertiser);
         await registry?.close();
         writer?.close();
         await eng.close();
       },
     };
   } catch (err) {
+    clearInterval(advertiser);
     await registry?.close();
     writer?.close();
     await engine?.close();

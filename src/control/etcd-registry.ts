@@ -11,7 +11,10 @@
  * Keys (values are JSON, readable with `etcdctl get`), all under REGISTRY_PREFIX:
  *   networks/<name>/config            NetworkConfig
  *   networks/<name>/hosts/<hostId>    HostRecord, attached to the host's lease
+ *   networks/<name>/macs/<hostId>     MacRecord: the MACs on that host's bridge (advertise()), under the same lease
  *
+ * Hosts and MACs are listed and watched together (one prefix, one revision): a peer's MACs reach the data path as
+ * unicast entries, so traffic to them is never flooded, and they vanish with the host's lease.
  * Only this module looks inside etcd3's errors and options (LAB.md: "The etcd3 client").
  */
 import { EventEmitter } from 'node:events';
@@ -25,10 +28,12 @@ import {
   ControlPlaneTracker,
   HostView,
   hostRecordSchema,
+  MacView,
   networkConfigSchema,
   retryDelay,
   type ControlPlaneState,
   type HostRecord,
+  type MacRecord,
   type NetworkConfig,
   type Problem,
 } from './registry-view.js';
@@ -37,7 +42,15 @@ export { hostRecordSchema, networkConfigSchema, type HostRecord, type NetworkCon
 
 export const REGISTRY_PREFIX = '/vxlan-router/v1';
 const networkKey = (name: string): string => `${REGISTRY_PREFIX}/networks/${name}/config`;
-const hostsPrefix = (name: string): string => `${REGISTRY_PREFIX}/networks/${name}/hosts/`;
+const networkPrefix = (name: string): string => `${REGISTRY_PREFIX}/networks/${name}/`;
+const hostsPrefix = (name: string): string => `${networkPrefix(name)}hosts/`;
+const macsKey = (name: string, hostId: string): string => `${networkPrefix(name)}macs/${hostId}`;
+
+/** A key under networks/<name>/: which kind of record and whose. */
+function classify(key: string, name: string): { kind: 'hosts' | 'macs'; id: string } | undefined {
+  const m = /^(hosts|macs)\/(.+)$/.exec(key.slice(networkPrefix(name).length));
+  return m === null ? undefined : { kind: m[1] as 'hosts' | 'macs', id: m[2]! };
+}
 
 /** Counters of what the registry recovered from by itself. */
 export interface RegistryCounters {
@@ -129,6 +142,10 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   private readonly retryOpts: { readonly initialMs: number; readonly maxMs: number };
   private readonly tracker: ControlPlaneTracker;
   private view: HostView | undefined;
+  private macView: MacView | undefined;
+  /** What advertise() was last asked to publish, and what is in etcd under the current lease (JSON; '' = nothing). */
+  private advertised: MacRecord['macs'] = [];
+  private putMacs = '';
   private lease: Lease | undefined;
   private watcher: Watcher | undefined;
   /** Bumped by each listing: events of an older watcher are ignored. */
@@ -216,7 +233,9 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
 
   /** The data path's view: every other host of the network is a peer (flood list and source allow-list). */
   table(): TableInput {
-    return this.view?.table() ?? { vnis: [] };
+    const hosts = this.view?.table() ?? { vnis: [] };
+    const selfId = this.joined?.record.hostId ?? '';
+    return { vnis: hosts.vnis.map((v) => ({ ...v, macs: [...v.macs, ...(this.macView?.macs(v.vni, selfId) ?? [])] })) };
   }
 
   /** Connected, degraded or starting, since when, at which revision, with how many hosts. */
@@ -232,7 +251,25 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   }
 
   counters(): RegistryCounters {
-    return { ...this.counts, rejectedRecords: this.view?.rejected ?? 0 };
+    return { ...this.counts, rejectedRecords: (this.view?.rejected ?? 0) + (this.macView?.rejected ?? 0) };
+  }
+
+  /**
+   * Publishes this host's MACs (its containers) under its lease, so every other host forwards to them directly. Call
+   * it with the whole current set whenever convenient: it writes only when the set changed (or the last write
+   * failed), and writes again by itself under a new lease. Rejects with E_ETCD when etcd is away (try again later).
+   */
+  async advertise(macs: readonly { readonly vni: number; readonly mac: string }[]): Promise<void> {
+    this.advertised = [...macs].map((m) => ({ vni: m.vni, mac: m.mac.toLowerCase() })).sort((a, b) => a.vni - b.vni || a.mac.localeCompare(b.mac));
+    if (this.lease !== undefined && this.joined !== undefined) await this.putAdvertised(this.lease);
+  }
+
+  private async putAdvertised(lease: Lease): Promise<void> {
+    const { network, record } = this.joined!;
+    const value = JSON.stringify({ version: 1, hostId: record.hostId, vtep: record.underlay[0]!, macs: this.advertised } satisfies MacRecord);
+    if (value === this.putMacs && lease === this.lease) return;
+    await this.guard(() => lease.put(macsKey(network.name, record.hostId)).value(value).exec());
+    this.putMacs = value;
   }
 
   /** Withdraws this host (revokes its lease, bounded in time) and stops watching. Safe to call twice. */
@@ -252,6 +289,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     this.view ??= new HostView(network.vni, parsed.hostId, (err) => {
       this.emit('warning', new VxlanRouterError('E_CONFIG', err.message, { recoverable: true }));
     });
+    this.macView ??= new MacView((err) => this.emit('warning', new VxlanRouterError('E_CONFIG', err.message, { recoverable: true })));
   }
 
   private setJoined(): void {
@@ -306,15 +344,24 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     const old = this.lease;
     this.lease = lease;
     old?.release();
+    this.putMacs = ''; // the MAC record went with the old lease (if any): write it under this one
+    if (this.advertised.length > 0) await this.putAdvertised(lease);
   }
 
   /** List, then watch from the list's revision; on compaction (watch error), do both again until it works. */
   private async follow(): Promise<void> {
-    const prefix = hostsPrefix(this.joined!.network.name);
+    const name = this.joined!.network.name;
+    const prefix = networkPrefix(name);
     const view = this.view!;
+    const macView = this.macView!;
     const listing = await this.guard(() => this.client.getAll().prefix(prefix).exec());
     const gen = ++this.generation;
-    view.reset(listing.kvs.map((kv) => ({ id: kv.key.toString().slice(prefix.length), value: kv.value.toString() })));
+    const entries = listing.kvs.flatMap((kv) => {
+      const k = classify(kv.key.toString(), name);
+      return k === undefined ? [] : [{ ...k, value: kv.value.toString(), revision: Number(kv.mod_revision) }];
+    });
+    view.reset(entries.filter((e) => e.kind === 'hosts'));
+    macView.reset(entries.filter((e) => e.kind === 'macs'));
     this.revision = Number(listing.header.revision);
     this.publish();
     const watcher = await this.guard(() =>
@@ -326,14 +373,18 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
       return;
     }
     watcher.on('put', (kv) => {
-      if (!current()) return;
-      view.put(kv.key.toString().slice(prefix.length), kv.value.toString());
+      const k = classify(kv.key.toString(), name);
+      if (!current() || k === undefined) return;
+      if (k.kind === 'hosts') view.put(k.id, kv.value.toString());
+      else macView.put(k.id, kv.value.toString(), Number(kv.mod_revision));
       this.revision = Number(kv.mod_revision);
       this.publish();
     });
     watcher.on('delete', (kv) => {
-      if (!current()) return;
-      view.delete(kv.key.toString().slice(prefix.length));
+      const k = classify(kv.key.toString(), name);
+      if (!current() || k === undefined) return;
+      if (k.kind === 'hosts') view.delete(k.id);
+      else macView.delete(k.id);
       this.revision = Number(kv.mod_revision);
       this.publish();
     });

@@ -34,8 +34,8 @@ export type HostRecord = z.infer<typeof hostRecordSchema>;
 
 /** Why a record under hosts/<id> was not accepted. */
 export class RejectedRecord extends Error {
-  constructor(readonly id: string, reason: string) {
-    super(`ignoring the host record of ${id}: ${reason}`);
+  constructor(readonly id: string, reason: string, kind: 'host' | 'MAC' = 'host') {
+    super(`ignoring the ${kind} record of ${id}: ${reason}`);
     this.name = 'RejectedRecord';
   }
 }
@@ -103,6 +103,73 @@ export class HostView {
     this.byId.delete(id);
     this.rejected++;
     this.onReject(new RejectedRecord(id, reason));
+    return false;
+  }
+}
+
+/** The MACs one host has seen on its bridge side (its containers), advertised under its lease. */
+export const macRecordSchema = z.strictObject({
+  version: z.literal(1),
+  hostId: z.string().min(1),
+  vtep: ip,
+  macs: z.array(z.strictObject({ vni: z.number().int().min(1).max(MAX_VNI), mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/) })),
+});
+export type MacRecord = z.infer<typeof macRecordSchema>;
+
+/**
+ * Every host's advertised MACs, keyed by host id, each with the etcd revision it was written at. A MAC two hosts
+ * claim (it moved, and the old host has not noticed yet) belongs to the newer record. Bad records are rejected as in
+ * HostView. Never throws.
+ */
+export class MacView {
+  private readonly byId = new Map<string, { record: MacRecord; revision: number }>();
+  rejected = 0;
+
+  constructor(private readonly onReject: (err: RejectedRecord) => void = () => undefined) {}
+
+  reset(entries: Iterable<{ readonly id: string; readonly value: string; readonly revision: number }>): void {
+    this.byId.clear();
+    for (const e of entries) this.put(e.id, e.value, e.revision);
+  }
+
+  put(id: string, value: string, revision: number): boolean {
+    let json: unknown;
+    try {
+      json = JSON.parse(value);
+    } catch {
+      return this.reject(id, 'not JSON');
+    }
+    const parsed = macRecordSchema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      return this.reject(id, `${issue.path.join('.') || 'record'} ${issue.message}`);
+    }
+    if (parsed.data.hostId !== id) return this.reject(id, `its hostId is ${JSON.stringify(parsed.data.hostId)}`);
+    this.byId.set(id, { record: parsed.data, revision });
+    return true;
+  }
+
+  delete(id: string): void {
+    this.byId.delete(id);
+  }
+
+  /** Other hosts' MACs of `vni` → their VTEP (the newest claim wins); none of `selfId`'s, nor any it claims newer. */
+  macs(vni: number, selfId: string): { mac: string; vtep: string; origin: 'etcd' }[] {
+    const owner = new Map<string, { vtep: string; revision: number; self: boolean }>();
+    for (const [id, { record, revision }] of this.byId) {
+      for (const m of record.macs) {
+        if (m.vni !== vni) continue;
+        const prev = owner.get(m.mac);
+        if (prev === undefined || revision > prev.revision) owner.set(m.mac, { vtep: record.vtep, revision, self: id === selfId });
+      }
+    }
+    return [...owner].filter(([, o]) => !o.self).map(([mac, o]) => ({ mac, vtep: o.vtep, origin: 'etcd' as const }));
+  }
+
+  private reject(id: string, reason: string): false {
+    this.byId.delete(id);
+    this.rejected++;
+    this.onReject(new RejectedRecord(id, reason, 'MAC'));
     return false;
   }
 }

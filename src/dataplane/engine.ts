@@ -44,6 +44,13 @@ export type TrafficCounter = (typeof TRAFFIC_COUNTERS)[number];
 export type CounterName = DropReason | TrafficCounter;
 export type Counters = Record<CounterName, number>;
 
+/** A MAC of this host's bridge side, as the engine last saw it. */
+export interface LocalMac {
+  readonly vni: number;
+  readonly mac: string;
+  readonly ageMs: number;
+}
+
 export const NO_OFFLOADS: Offloads = { tapVnetHdr: false, udpGso: false, udpGro: false };
 
 export function zeroCounters(): Counters {
@@ -103,6 +110,8 @@ export interface Engine {
   counters(): Counters;
   fdb(): FdbEntry[];
   offloads(): Offloads;
+  /** This host's own MACs: sources of frames read from the TAPs, seen within the aging time (to advertise). */
+  localMacs(): LocalMac[];
   /** Stop forwarding, close sockets and TAPs. Safe to call twice. */
   close(): Promise<void>;
 }

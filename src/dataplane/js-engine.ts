@@ -17,12 +17,13 @@ import { isIPv6 } from 'node:net';
 import { promisify } from 'node:util';
 import { VxlanRouterError } from '../errors.js';
 import { ForwardingTable } from '../fdb/index.js';
-import { encodeVxlanHeader, flowPort, VXLAN_HEADER_LEN } from '../packet/index.js';
+import { encodeVxlanHeader, flowPort, formatMac, VXLAN_HEADER_LEN } from '../packet/index.js';
 import { buildVniPeers, classifyDatagram } from './classify.js';
 import {
   NO_OFFLOADS,
   zeroCounters,
   type Counters,
+  type LocalMac,
   type Offloads,
   type Engine,
   type EngineNetwork,
@@ -41,6 +42,8 @@ const EPHEMERAL_LOW = 49152;
 export class JsEngine implements Engine {
   readonly kind = 'js' as const;
   private readonly counts: Counters = zeroCounters();
+  /** This host's own MACs (frame sources from the TAPs), keyed vni/mac, for advertisement. */
+  private readonly local = new Map<string, { vni: number; mac: string; seen: number }>();
   private readonly fdbTable: ForwardingTable;
   private readonly ipHeaderLen: number;
   private readonly family: 'udp4' | 'udp6';
@@ -99,6 +102,16 @@ export class JsEngine implements Engine {
     return this.fdbTable.entries();
   }
 
+  localMacs(): LocalMac[] {
+    const now = Date.now();
+    const rows: LocalMac[] = [];
+    for (const [key, e] of this.local) {
+      if (now - e.seen >= this.opts.agingMs) this.local.delete(key);
+      else rows.push({ vni: e.vni, mac: e.mac, ageMs: now - e.seen });
+    }
+    return rows;
+  }
+
   /** None: one frame per datagram through dgram (the reference path). */
   offloads(): Offloads {
     return NO_OFFLOADS;
@@ -144,6 +157,10 @@ export class JsEngine implements Engine {
     if (this.ipHeaderLen + 8 + VXLAN_HEADER_LEN + frame.length > this.opts.underlayMtu) {
       this.counts.tx_too_big++;
       return;
+    }
+    if ((frame[6]! & 1) === 0) {
+      const mac = formatMac(frame, 6);
+      this.local.set(`${vni}/${mac}`, { vni, mac, seen: Date.now() });
     }
     const route = this.fdbTable.lookup(vni, frame.subarray(0, 6));
     const vteps = route.kind === 'unicast' ? [route.vtep] : route.vteps;

@@ -13,6 +13,7 @@ import {
   type Engine,
   type EngineOptions,
   type FdbEntry,
+  type LocalMac,
   type Offloads,
   type TableSnapshot,
 } from './engine.js';
@@ -64,6 +65,10 @@ export class NativeEngine implements Engine {
     return c;
   }
 
+  localMacs(): LocalMac[] {
+    return this.handle?.localMacs() ?? [];
+  }
+
   offloads(): Offloads {
     return this.handle?.features() ?? NO_OFFLOADS;
   }
@@ -71,7 +76,7 @@ export class NativeEngine implements Engine {
   fdb(): FdbEntry[] {
     const entries: FdbEntry[] = [];
     for (const v of this.table.vnis) {
-      for (const m of v.macs) entries.push({ vni: v.vni, mac: m.mac, vtep: m.vtep, origin: 'static', ageMs: 0 });
+      for (const m of v.macs) entries.push({ vni: v.vni, mac: m.mac, vtep: m.vtep, origin: m.origin ?? 'static', ageMs: 0 });
     }
     for (const l of this.handle?.learned() ?? []) entries.push({ ...l, origin: 'learned' });
     return entries;

@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { VxlanRouterError, type ErrorCode } from '../errors.js';
-import type { Offloads } from './engine.js';
+import type { LocalMac, Offloads } from './engine.js';
 
 /** The table as the addon takes it: static MACs as [mac, vtep] pairs. */
 export interface NativeTable {
@@ -22,6 +22,8 @@ export interface NativeEngineHandle {
   counters(): { drops: number[]; traffic: number[] };
   learned(): { vni: number; mac: string; vtep: string; ageMs: number }[];
   features(): Offloads;
+  /** Sources of frames read from the TAPs (this host's own MACs), within the aging time. */
+  localMacs(): LocalMac[];
 }
 
 export type TapOffload = 'csum' | 'tso4' | 'tso6';

@@ -11,7 +11,8 @@ export interface TableInput {
   readonly vnis: readonly {
     readonly vni: number;
     readonly peers: readonly string[];
-    readonly macs: readonly { readonly mac: string; readonly vtep: string }[];
+    /** Known MACs: from static config, or advertised by their host through etcd (`origin`, default static). */
+    readonly macs: readonly { readonly mac: string; readonly vtep: string; readonly origin?: 'static' | 'etcd' }[];
   }[];
 }
 
@@ -21,7 +22,7 @@ export interface FdbRow {
   readonly vni: number;
   readonly mac: string;
   readonly vtep: string;
-  readonly origin: 'static' | 'learned';
+  readonly origin: 'static' | 'etcd' | 'learned';
   readonly ageMs: number;
 }
 
@@ -33,7 +34,7 @@ interface Learned {
 interface VniState {
   readonly peers: readonly string[];
   readonly peerSet: ReadonlySet<string>;
-  readonly statics: Map<number, string>;
+  readonly statics: Map<number, { readonly vtep: string; readonly origin: 'static' | 'etcd' }>;
   readonly learned: Map<number, Learned>;
 }
 
@@ -70,8 +71,8 @@ export class ForwardingTable {
       const peerSet = new Set(v.peers);
       const learned = new Map<number, Learned>();
       for (const [k, e] of old?.learned ?? []) if (peerSet.has(e.vtep)) learned.set(k, e);
-      const statics = new Map<number, string>();
-      for (const m of v.macs) statics.set(macKey(parseMac(m.mac)), m.vtep);
+      const statics = new Map<number, { vtep: string; origin: 'static' | 'etcd' }>();
+      for (const m of v.macs) statics.set(macKey(parseMac(m.mac)), { vtep: m.vtep, origin: m.origin ?? 'static' });
       next.set(v.vni, { peers: [...v.peers], peerSet, statics, learned });
     }
     this.vniStates = next;
@@ -82,8 +83,8 @@ export class ForwardingTable {
     if (s === undefined) return { kind: 'flood', vteps: [] };
     if (!isMulticastMac(dstMac)) {
       const key = macKey(dstMac);
-      const vtep = s.statics.get(key);
-      if (vtep !== undefined) return { kind: 'unicast', vtep };
+      const known = s.statics.get(key);
+      if (known !== undefined) return { kind: 'unicast', vtep: known.vtep };
       const l = s.learned.get(key);
       if (l !== undefined && this.now() - l.seen < this.agingMs) return { kind: 'unicast', vtep: l.vtep };
     }
@@ -133,7 +134,7 @@ export class ForwardingTable {
     const now = this.now();
     const rows: FdbRow[] = [];
     for (const [vni, s] of this.vniStates) {
-      for (const [k, vtep] of s.statics) rows.push({ vni, mac: keyToMac(k), vtep, origin: 'static', ageMs: 0 });
+      for (const [k, e] of s.statics) rows.push({ vni, mac: keyToMac(k), vtep: e.vtep, origin: e.origin, ageMs: 0 });
       for (const [k, e] of s.learned) {
         if (now - e.seen < this.agingMs) rows.push({ vni, mac: keyToMac(k), vtep: e.vtep, origin: 'learned', ageMs: now - e.seen });
       }

@@ -1,10 +1,10 @@
 /**
  * The registry's pure logic: host records (bad ones ignored and counted, never a throw), the table they make, and
- * the control-plane state machine on a fake clock.
+ * the control-plane state machine on a fake clock; advertised MAC records and which host a MAC belongs to.
  */
 import t from 'tap';
 import { ControlPlaneTracker, HostView, type HostRecord, type RejectedRecord } from '../../src/control/index.js';
-import { retryDelay } from '../../src/control/registry-view.js';
+import { MacView, retryDelay } from '../../src/control/registry-view.js';
 import { mulberry32 } from '../helpers/prng.js';
 
 const record = (hostId: string, ip: string): HostRecord => ({
@@ -94,4 +94,32 @@ t.test('control-plane state on a fake clock', async (t) => {
 
 t.test('retry backoff doubles and is capped', async (t) => {
   t.same([0, 1, 2, 3, 4, 5, 100].map((n) => retryDelay(n, 100, 2000)), [100, 200, 400, 800, 1600, 2000, 2000]);
+});
+
+t.test('MacView: other hosts MACs per VNI, the newest claim wins, bad records are counted', async (t) => {
+  const rejected: string[] = [];
+  const v = new MacView((e) => rejected.push(e.message));
+  const rec = (hostId: string, vtep: string, macs: { vni: number; mac: string }[]): string => JSON.stringify({ version: 1, hostId, vtep, macs });
+  v.reset([
+    { id: 'a', value: rec('a', '198.51.100.1', [{ vni: 42, mac: '02:00:00:00:00:0a' }]), revision: 5 },
+    { id: 'b', value: rec('b', '198.51.100.2', [{ vni: 42, mac: '02:00:00:00:00:0b' }, { vni: 7, mac: '02:00:00:00:00:0c' }]), revision: 6 },
+  ]);
+  t.same(v.macs(42, 'a'), [{ mac: '02:00:00:00:00:0b', vtep: '198.51.100.2', origin: 'etcd' }], "a sees b's MAC of VNI 42, not its own");
+  t.same(v.macs(7, 'a'), [{ mac: '02:00:00:00:00:0c', vtep: '198.51.100.2', origin: 'etcd' }], 'per VNI');
+  // 0a moves to c (a newer revision): everyone, a included, now sends to c.
+  t.ok(v.put('c', rec('c', '198.51.100.3', [{ vni: 42, mac: '02:00:00:00:00:0a' }]), 9));
+  t.same(v.macs(42, 'a').map((m) => [m.mac, m.vtep]), [['02:00:00:00:00:0a', '198.51.100.3'], ['02:00:00:00:00:0b', '198.51.100.2']]);
+  t.same(v.macs(42, 'c').map((m) => m.mac), ['02:00:00:00:00:0b'], 'c does not install the MAC it owns');
+  // a writes again later (it still sees 0a): the newest claim wins, whoever it is.
+  v.put('a', rec('a', '198.51.100.1', [{ vni: 42, mac: '02:00:00:00:00:0a' }]), 12);
+  t.same(v.macs(42, 'b').find((m) => m.mac === '02:00:00:00:00:0a')?.vtep, '198.51.100.1');
+  v.delete('a');
+  t.same(v.macs(42, 'b').find((m) => m.mac === '02:00:00:00:00:0a')?.vtep, '198.51.100.3', "when a's record goes, c's claim stands");
+
+  t.notOk(v.put('d', '{', 13), 'not JSON');
+  t.notOk(v.put('d', rec('d', 'nope', []), 14), 'a VTEP that is not an address');
+  t.notOk(v.put('d', rec('d', '198.51.100.4', [{ vni: 42, mac: 'AA:BB' }]), 15), 'a MAC that is not one');
+  t.notOk(v.put('e', rec('d', '198.51.100.4', []), 16), 'a record naming another host than its key');
+  t.equal(v.rejected, 4);
+  t.match(rejected, [/ignoring the MAC record of d: not JSON/, /vtep/, /mac/, /hostId/]);
 });

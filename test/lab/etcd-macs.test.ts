@@ -1,0 +1,85 @@
+/**
+ * MAC advertisement through etcd: each router publishes the MACs seen on its bridge, the others install them as
+ * unicast entries. Learning is off on every router, so etcd is the only way a remote MAC can be known:
+ *
+ *   [c1] h1 ┐                                  ┌ h3 [c3]   (c2 moves from h2 to h3 half-way)
+ *           ╞═ switch (etcd at 198.51.100.254) ╡
+ *   [c2] h2 ┘
+ *
+ * - every container's MAC reaches the other hosts' tables (origin etcd) without any traffic to it;
+ * - traffic to those MACs is never flooded (the flood counter stays put, the third host receives none of it);
+ * - a MAC that moves to another host is followed within 1 s;
+ * - kill -9 of a router: its MACs leave the others' tables with its lease (TTL + 1 s).
+ */
+import t from 'tap';
+import { fdbSchema, type FdbRows } from '../../src/agent/index.js';
+import { etcdSkipReason, startSwitchEtcd, type EtcdServer } from '../../src/lab/etcd.js';
+import { CLI_PATH, Lab, labSkipReason, VNI, waitFor, type Container, type Host, type RouterProcess } from '../../src/lab/netns.js';
+
+const ETCD_IP = '198.51.100.254';
+const skip = labSkipReason() ?? etcdSkipReason();
+
+t.test('MACs advertised through etcd', { skip: skip ?? false }, async (t) => {
+  const lab = new Lab();
+  let etcd: EtcdServer | undefined;
+  t.teardown(async () => {
+    await lab.destroy();
+    await etcd?.destroy();
+  });
+  etcd = await startSwitchEtcd(lab, ETCD_IP);
+  const hosts: Host[] = [];
+  const cs: Container[] = [];
+  for (let i = 1; i <= 3; i++) {
+    hosts.push(await lab.addHost(`h${i}`, `198.51.100.${i}`));
+    cs.push(await lab.addContainer(hosts[i - 1]!, `c${i}`, `198.18.0.${i}`));
+  }
+  const [h1, h2, h3] = hosts as [Host, Host, Host];
+  const [c1, c2, c3] = cs as [Container, Container, Container];
+  await lab.exec(h1.ns, process.execPath, [CLI_PATH, 'network', 'create', 'default', '--vni', String(VNI), '--subnet', '198.18.0.0/15', '--etcd', etcd.endpoint]);
+  const args = ['--etcd', etcd.endpoint, '--lease-ttl', '2', '--no-learning'];
+  const routers: RouterProcess[] = [];
+  for (const h of hosts) routers.push(await lab.startRouter(h, { peers: [], engine: 'native', vni: null, args }));
+  const [r1, , r3] = routers as [RouterProcess, RouterProcess, RouterProcess];
+  await waitFor(async () => (await r1.peers())[VNI]?.length === 2, { timeoutMs: 5000, what: 'h1 to see both other hosts' });
+
+  const fdb = async (h: Host): Promise<FdbRows> =>
+    fdbSchema.parse(JSON.parse((await lab.exec('', process.execPath, [CLI_PATH, 'fdb', '--json', '--socket', lab.controlSocket(h)])).stdout));
+  const vtepOf = async (h: Host, mac: string): Promise<string | undefined> => (await fdb(h)).find((r) => r.mac === mac && r.origin === 'etcd')?.vtep;
+  // One frame from a container makes its MAC known to its own router: an ARP request for an address nobody has.
+  const speak = (c: Container): Promise<unknown> => lab.exec(c.ns, 'ping', ['-c', '1', '-W', '1', '198.18.0.250']).catch(() => undefined);
+
+  await Promise.all(cs.map(speak));
+  await waitFor(async () => (await vtepOf(h1, c2.mac)) === h2.underlayIp && (await vtepOf(h1, c3.mac)) === h3.underlayIp, { timeoutMs: 3000, what: 'h1 to know c2 and c3 from etcd' });
+  t.pass("h1 knows c2's and c3's MACs from etcd (learning is off)");
+  t.equal(await vtepOf(h3, c1.mac), h1.underlayIp, "h3 knows c1's");
+  t.notOk((await fdb(h1)).some((r) => r.mac === c1.mac), 'a host does not install its own MACs');
+
+  // Known MACs are never flooded: static neighbour entries (no ARP broadcast), then pings c1 → c2.
+  for (const [a, b] of [[c1, c2], [c2, c1], [c1, c3], [c3, c1]] as const) {
+    await lab.exec(a.ns, 'ip', ['neigh', 'replace', b.ip, 'lladdr', b.mac, 'dev', 'eth0', 'nud', 'permanent']);
+  }
+  const [before1, before3] = [await r1.counters(), await r3.counters()];
+  t.equal((await lab.ping(c1.ns, c2.ip, 5)).loss, 0, 'c1 → c2 over the advertised MAC');
+  const [after1, after3] = [await r1.counters(), await r3.counters()];
+  t.equal(after1.tx_flooded, before1.tx_flooded, 'h1 flooded none of them');
+  t.equal(after1.tx_datagrams! - before1.tx_datagrams!, 5, 'one datagram per ping, to h2 only');
+  t.equal(after3.rx_datagrams, before3.rx_datagrams, 'h3 received none of them');
+
+  // c2 moves from h2 to h3 (its cable: the veth end on h2's bridge goes to h3's bridge).
+  await lab.exec(h2.ns, 'ip', ['link', 'set', 'c2', 'netns', h3.ns]);
+  await lab.exec(h3.ns, 'ip', ['link', 'set', 'c2', 'master', 'br0', 'up']);
+  const moved = Date.now();
+  const spoke = speak(c2); // its ARP request is the first frame h3 sees from c2
+  await waitFor(async () => (await vtepOf(h1, c2.mac)) === h3.underlayIp, { timeoutMs: 3000, intervalMs: 50, what: "h1 to follow c2's move" });
+  const followMs = Date.now() - moved;
+  t.ok(followMs <= 1000, `h1 forwards to c2's new host ${followMs} ms after c2 spoke there`);
+  await spoke;
+  t.equal((await lab.ping(c1.ns, c2.ip, 3)).loss, 0, 'c1 reaches c2 at its new place');
+
+  // kill -9 of h3's router: c3's (and now c2's) MACs go with its lease.
+  const killed = Date.now();
+  r3.child.kill('SIGKILL');
+  await waitFor(async () => (await vtepOf(h1, c3.mac)) === undefined, { timeoutMs: 3000 + 1000, intervalMs: 100, what: "c3's MAC to leave h1's table" });
+  t.ok(Date.now() - killed <= 3000, `c3's MAC gone from h1's table ${Date.now() - killed} ms after kill -9 (TTL 2 s)`);
+  t.equal(await vtepOf(h1, c2.mac), h2.underlayIp, "c2's older record (h2 still advertises it) is what is left");
+});
