@@ -4,6 +4,7 @@
       "target_name": "vxlan_native",
       "sources": [
         "src/addon.cc",
+        "src/arp.cc",
         "src/bench.cc",
         "src/engine.cc",
         "src/errors.cc",

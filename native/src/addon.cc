@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "arp.h"
 #include "bench.h"
 #include "counters.h"
 #include "engine.h"
@@ -30,6 +31,15 @@ bool GetUint(const Napi::Value& v, uint32_t max, uint32_t* out) {
   if (!(d >= 0 && d <= max) || d != static_cast<double>(static_cast<uint32_t>(d))) return false;
   *out = static_cast<uint32_t>(d);
   return true;
+}
+
+bool IsBytes(const Napi::Value& v) {
+  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
+}
+
+std::string Ipv4Text(uint32_t ip) {
+  return std::to_string(ip >> 24) + "." + std::to_string((ip >> 16) & 0xff) + "." + std::to_string((ip >> 8) & 0xff) + "." +
+         std::to_string(ip & 0xff);
 }
 
 Napi::Array Strings(Napi::Env env, const char* const* names, size_t n) {
@@ -68,6 +78,19 @@ std::string BuildTable(const Napi::Value& v, Table* t) {
         return "table.vnis[].macs[] must be [\"aa:bb:cc:dd:ee:ff\", vtep address]";
       vt.macs[key] = t->AddPeer(vtep);
     }
+    Napi::Value neighbors = o.Get("neighbors");
+    if (neighbors.IsUndefined()) continue;
+    if (!neighbors.IsArray()) return "table.vnis[].neighbors must be an array of [ipv4, mac]";
+    for (uint32_t j = 0; j < neighbors.As<Napi::Array>().Length(); j++) {
+      Napi::Value pair = neighbors.As<Napi::Array>().Get(j);
+      uint64_t key;
+      Addr ip;
+      if (!pair.IsArray() || !GetAddr(pair.As<Napi::Array>().Get(0u), &ip) || ip.len != 4 ||
+          !pair.As<Napi::Array>().Get(1u).IsString() ||
+          !ParseMac(pair.As<Napi::Array>().Get(1u).As<Napi::String>().Utf8Value().c_str(), &key))
+        return "table.vnis[].neighbors[] must be [\"198.18.0.2\", \"aa:bb:cc:dd:ee:ff\"]";
+      vt.arp[(uint32_t{ip.bytes[0]} << 24) | (uint32_t{ip.bytes[1]} << 16) | (uint32_t{ip.bytes[2]} << 8) | ip.bytes[3]] = key;
+    }
   }
   return "";
 }
@@ -82,7 +105,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("stop", &EngineWrap::Stop), InstanceMethod("counters", &EngineWrap::GetCounters),
                         InstanceMethod("learned", &EngineWrap::Learned),
                         InstanceMethod("features", &EngineWrap::GetFeatures),
-                        InstanceMethod("localMacs", &EngineWrap::LocalMacs)});
+                        InstanceMethod("localMacs", &EngineWrap::LocalMacs),
+                        InstanceMethod("injectFrame", &EngineWrap::InjectFrame)});
   }
 
   // Constructed only by createEngine, with a ready engine passed through an External.
@@ -132,7 +156,20 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o.Set("udpGro", f.udp_gro);
     return o;
   }
-  // [{ vni, mac, ageMs }]: sources of frames read from the TAPs, within the aging time.
+  // injectFrame(vni, frame): writes a frame onto that VNI's bridge (gratuitous ARP).
+  Napi::Value InjectFrame(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t vni;
+    if (!GetUint(info[0], kMaxVni, &vni)) return ThrowType(env, "injectFrame: vni must be 0-16777215");
+    if (!IsBytes(info[1]) || info[1].As<Napi::Uint8Array>().ByteLength() < kEthHeaderLen)
+      return ThrowType(env, "injectFrame: frame must be a Uint8Array of at least 14 bytes");
+    if (!engine_) return ThrowType(env, "engine is not open");
+    Napi::Uint8Array f = info[1].As<Napi::Uint8Array>();
+    const SysError e = engine_->InjectFrame(vni, f.Data(), f.ByteLength());
+    return e.ok() ? env.Undefined() : ThrowSys(env, e);
+  }
+  // [{ vni, mac, ageMs, ips }]: sources of frames read from the TAPs (and the IPv4 addresses they used), within the
+  // aging time.
   Napi::Value LocalMacs(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const std::vector<LocalMacRow> rows = engine_ ? engine_->LocalMacs() : std::vector<LocalMacRow>{};
@@ -144,6 +181,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       o.Set("vni", rows[i].vni);
       o.Set("mac", mac);
       o.Set("ageMs", static_cast<double>(rows[i].age_ms));
+      Napi::Array ips = Napi::Array::New(env, rows[i].ips.size());
+      for (size_t k = 0; k < rows[i].ips.size(); k++) ips.Set(k, Ipv4Text(rows[i].ips[k]));
+      o.Set("ips", ips);
       a.Set(i, o);
     }
     return a;
@@ -212,7 +252,8 @@ Napi::Value CloseFdJs(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// createEngine({ local, port, underlayMtu, learning, agingMs, udpGso?, udpGro?, networks: [{ vni, tapFd, mtu, vnetHdr? }] }).
+// createEngine({ local, port, underlayMtu, learning, agingMs, udpGso?, udpGro?, arpSuppression?,
+//                networks: [{ vni, tapFd, mtu, vnetHdr? }] }).
 // Takes ownership of every tapFd, also when it throws. Pinned by test/native/engine.test.ts (the TS face is
 // NativeEngine in src/dataplane/native-engine.ts).
 Napi::Value CreateEngineJs(const Napi::CallbackInfo& info) {
@@ -245,7 +286,8 @@ Napi::Value CreateEngineJs(const Napi::CallbackInfo& info) {
   if (!GetUint(o.Get("agingMs"), 0xffffffffu, &aging)) return ThrowType(env, "createEngine: agingMs must be a non-negative integer");
   if (!o.Get("learning").IsBoolean()) return ThrowType(env, "createEngine: learning must be a boolean");
   if (cfg.networks.empty()) return ThrowType(env, "createEngine: networks must hold at least one { vni, tapFd, mtu }");
-  for (const auto& [key, field] : {std::pair{"udpGso", &cfg.udp_gso}, std::pair{"udpGro", &cfg.udp_gro}}) {
+  for (const auto& [key, field] : {std::pair{"udpGso", &cfg.udp_gso}, std::pair{"udpGro", &cfg.udp_gro},
+                                   std::pair{"arpSuppression", &cfg.arp_suppression}}) {
     const Napi::Value v = o.Get(key);
     if (!v.IsUndefined() && !v.IsBoolean()) return ThrowType(env, std::string("createEngine: ") + key + " must be a boolean");
     *field = !v.IsBoolean() || v.As<Napi::Boolean>().Value();
@@ -327,10 +369,6 @@ Napi::Value ClassifyJs(const Napi::CallbackInfo& info) {
   return o;
 }
 
-bool IsBytes(const Napi::Value& v) {
-  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
-}
-
 // segmentTso(packet): `packet` is what a TAP with IFF_VNET_HDR hands the TX thread (virtio header + frame). Returns
 // the frames the engine would encapsulate (segments of a TSO super-frame, or the frame with its partial checksum
 // finished), or null where the engine drops it as tx_bad_offload. Pinned by test/native/offload.test.ts.
@@ -385,6 +423,32 @@ Napi::Value MergeSegmentsJs(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// senderIpv4(frame) → the address the sender uses, or null. Twin: senderIpv4 in src/packet/neighbor.ts.
+Napi::Value SenderIpv4Js(const Napi::CallbackInfo& info) {
+  if (!IsBytes(info[0])) return ThrowType(info.Env(), "senderIpv4: frame must be a Uint8Array");
+  Napi::Uint8Array f = info[0].As<Napi::Uint8Array>();
+  uint32_t ip;
+  return SenderIpv4(f.Data(), f.ByteLength(), &ip) ? Napi::String::New(info.Env(), Ipv4Text(ip)) : info.Env().Null();
+}
+
+// arpAnswer(frame, mac) → the reply the TX thread writes for an ARP request (60 bytes), or null when the frame is
+// not one, with the address asked about as `target`. Twins: arpRequestTarget and arpReply in src/packet/neighbor.ts.
+Napi::Value ArpAnswerJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t mac;
+  if (!IsBytes(info[0])) return ThrowType(env, "arpAnswer: frame must be a Uint8Array");
+  if (!info[1].IsString() || !ParseMac(info[1].As<Napi::String>().Utf8Value().c_str(), &mac)) return ThrowType(env, "arpAnswer: mac must be aa:bb:cc:dd:ee:ff");
+  Napi::Uint8Array f = info[0].As<Napi::Uint8Array>();
+  uint32_t target;
+  if (!ArpRequestTarget(f.Data(), f.ByteLength(), &target)) return env.Null();
+  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, kMinFrame);
+  WriteArpReply(f.Data(), mac, out.Data());
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("target", Ipv4Text(target));
+  o.Set("reply", out);
+  return o;
+}
+
 // interfaceOf(address) → name of the interface holding it, or null. getifaddrs sees addresses on links that are
 // down or without carrier (os.networkInterfaces() hides those). Pinned by test/cli/errors.test.ts (E_ADDRESS).
 Napi::Value InterfaceOfJs(const Napi::CallbackInfo& info) {
@@ -429,6 +493,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("classify", Napi::Function::New(env, ClassifyJs, "classify"));
   exports.Set("segmentTso", Napi::Function::New(env, SegmentTsoJs, "segmentTso"));
   exports.Set("mergeSegments", Napi::Function::New(env, MergeSegmentsJs, "mergeSegments"));
+  exports.Set("senderIpv4", Napi::Function::New(env, SenderIpv4Js, "senderIpv4"));
+  exports.Set("arpAnswer", Napi::Function::New(env, ArpAnswerJs, "arpAnswer"));
   return exports;
 }
 

@@ -17,6 +17,7 @@
 #include <array>
 #include <atomic>
 
+#include "arp.h"
 #include "offload.h"
 
 namespace vxr {
@@ -154,6 +155,19 @@ std::vector<LearnRow> Engine::Learned() const { return learned_.Dump(NowMs()); }
 
 std::vector<LocalMacRow> Engine::LocalMacs() { return local_.Dump(NowMs()); }
 
+bool Engine::WriteTap(const Network& net, const uint8_t* frame, size_t len) {
+  uint8_t zero[kVnetHdrLen] = {};
+  iovec iov[2] = {{zero, kVnetHdrLen}, {const_cast<uint8_t*>(frame), len}};
+  return net.vnet_hdr ? writev(net.tap.get(), iov, 2) >= 0 : write(net.tap.get(), frame, len) >= 0;
+}
+
+SysError Engine::InjectFrame(uint32_t vni, const uint8_t* frame, size_t len) {
+  const Network* net = NetworkFor(vni);
+  if (net == nullptr || stopped_) return SysError{ENOENT, "no TAP for VNI " + std::to_string(vni)};
+  if (!WriteTap(*net, frame, len)) return Errno("write to the TAP of VNI " + std::to_string(vni));
+  return {};
+}
+
 Features Engine::features() const {
   Features f;
   for (const auto& n : nets_) f.tap_vnet_hdr |= n.vnet_hdr;
@@ -229,8 +243,14 @@ void Engine::TxLoop(Network* net) {
   int m = 0;
   // Local MACs (frame sources), reported to local_ at most once a second each: a few recent ones remembered here.
   constexpr int kRecent = 16;
-  std::array<std::pair<uint64_t, int64_t>, kRecent> recent{};
-  std::array<uint64_t, kBatch> fresh{};
+  struct Recent {
+    uint64_t mac;
+    uint32_t ip;
+    int64_t at_ms;
+  };
+  std::array<Recent, kRecent> recent{};
+  std::array<LocalMacTable::Sighting, kBatch> fresh{};
+  uint8_t arp_reply[kMinFrame];
 
   // Send stage: everything queued, in as few sendmmsg calls as the kernel allows.
   auto send = [&] {
@@ -368,10 +388,12 @@ void Engine::TxLoop(Network* net) {
       const TxFrame& f = frames[i];
       if (f.len < kEthHeaderLen || (f.buf[6] & 1)) continue;
       const uint64_t src = MacKey(f.buf + 6);
-      auto& slot = recent[src % kRecent];
-      if (slot.first == src && now_ms - slot.second < 1000) continue;
-      slot = {src, now_ms};
-      fresh[nf++] = src;
+      uint32_t ip = 0;
+      SenderIpv4(f.buf, f.len, &ip);
+      Recent& slot = recent[(src ^ ip) % kRecent];
+      if (slot.mac == src && slot.ip == ip && now_ms - slot.at_ms < 1000) continue;
+      slot = {src, ip, now_ms};
+      fresh[nf++] = {src, ip};
     }
     if (nf > 0) local_.SeenBatch(net->vni, fresh.data(), nf, now_ms);
 
@@ -392,7 +414,16 @@ void Engine::TxLoop(Network* net) {
       } else if (!has_peers) {
         counters_.drop(Drop::kTxNoDestination);
       } else if (f.buf[0] & 1) {
-        f.dest = TxFrame::Dest::kFlood;  // broadcast / multicast
+        // Broadcast / multicast floods, except an ARP request for a known remote address: answered here.
+        uint32_t target;
+        const auto known = cfg_.arp_suppression && ArpRequestTarget(f.buf, f.len, &target) ? vt->second.arp.find(target) : vt->second.arp.end();
+        if (known != vt->second.arp.end()) {
+          WriteArpReply(f.buf, known->second, arp_reply);
+          if (WriteTap(*net, arp_reply, kMinFrame)) counters_.add(Traffic::kArpSuppressed);
+          else counters_.drop(Drop::kRxTapWriteError);
+        } else {
+          f.dest = TxFrame::Dest::kFlood;
+        }
       } else if (const auto st = vt->second.macs.find(MacKey(f.buf)); st != vt->second.macs.end()) {
         f.dest = TxFrame::Dest::kUnicast;  // static entries win over learned ones
         f.to = &table->peers[static_cast<size_t>(st->second)];

@@ -54,6 +54,7 @@ struct EngineConfig {
   int64_t aging_ms = 300000;
   bool udp_gso = true;  // try UDP_SEGMENT sends
   bool udp_gro = true;  // try UDP_GRO receives
+  bool arp_suppression = true;  // answer ARP requests for known remote addresses on the bridge
   std::vector<NetworkConfig> networks;
 };
 
@@ -76,6 +77,8 @@ class Engine {
   const Counters& counters() const { return counters_; }
   std::vector<LearnRow> Learned() const;
   std::vector<LocalMacRow> LocalMacs();
+  // Writes a frame onto the bridge of `vni` (gratuitous ARP from the control side). Any thread.
+  SysError InjectFrame(uint32_t vni, const uint8_t* frame, size_t len);
   Features features() const;
 
  private:
@@ -100,6 +103,7 @@ class Engine {
   void TxLoop(Network* net);
   void RxLoop();
   const Network* NetworkFor(uint32_t vni) const;
+  static bool WriteTap(const Network& net, const uint8_t* frame, size_t len);
 
   EngineConfig cfg_;
   std::vector<Network> nets_;

@@ -80,18 +80,28 @@ struct LocalMacRow {
   uint32_t vni;
   uint64_t mac;
   int64_t age_ms;
+  std::vector<uint32_t> ips;  // IPv4 addresses it used (host order), most recent first
 };
 
 class LocalMacTable {
  public:
+  static constexpr int kMaxIps = 4;  // per MAC; a container has one or two
+  struct Sighting {
+    uint64_t mac;
+    uint32_t ip;  // 0: the frame said nothing about an address
+  };
   explicit LocalMacTable(int64_t aging_ms) : aging_ms_(aging_ms) {}
-  void SeenBatch(uint32_t vni, const uint64_t* macs, int n, int64_t now_ms);
+  void SeenBatch(uint32_t vni, const Sighting* s, int n, int64_t now_ms);
   std::vector<LocalMacRow> Dump(int64_t now_ms);  // fresh entries; forgets aged ones
 
  private:
+  struct Entry {
+    int64_t seen_ms = 0;
+    std::vector<uint32_t> ips;
+  };
   const int64_t aging_ms_;
   std::mutex mu_;
-  std::unordered_map<LearnKey, int64_t, LearnKeyHash> seen_;
+  std::unordered_map<LearnKey, Entry, LearnKeyHash> seen_;
 };
 
 }  // namespace vxr

@@ -23,6 +23,7 @@ struct VniTable {
   std::vector<int> flood;                      // indices into Table::peers
   std::unordered_set<Addr, AddrHash> sources;  // who may send us this VNI
   std::unordered_map<uint64_t, int> macs;      // static (MAC → peer index)
+  std::unordered_map<uint32_t, uint64_t> arp;  // IPv4 (host order) → MAC of remote containers: ARP suppression
 };
 
 struct Table {

@@ -81,16 +81,18 @@ function defaultHostId(local: string): string {
   return `${machine}-${local}`;
 }
 
-/** Static peers and the registry's hosts, per VNI, without duplicates. */
+/** Static peers and the registry's hosts (with their MACs and addresses), per VNI, without duplicate peers. */
 function merge(a: TableSnapshot, b: TableSnapshot): TableSnapshot {
-  const byVni = new Map<number, { peers: Set<string>; macs: { mac: string; vtep: string }[] }>();
+  type Entry = { peers: Set<string>; macs: TableSnapshot['vnis'][number]['macs'][number][]; neighbors: { ip: string; mac: string }[] };
+  const byVni = new Map<number, Entry>();
   for (const v of [...a.vnis, ...b.vnis]) {
-    const e = byVni.get(v.vni) ?? { peers: new Set<string>(), macs: [] };
+    const e = byVni.get(v.vni) ?? { peers: new Set<string>(), macs: [], neighbors: [] };
     for (const p of v.peers) e.peers.add(p);
     e.macs.push(...v.macs);
+    e.neighbors.push(...(v.neighbors ?? []));
     byVni.set(v.vni, e);
   }
-  return { vnis: [...byVni].map(([vni, e]) => ({ vni, peers: [...e.peers], macs: e.macs })) };
+  return { vnis: [...byVni].map(([vni, e]) => ({ vni, peers: [...e.peers], macs: e.macs, neighbors: e.neighbors })) };
 }
 
 async function networkFromEtcd(registry: EtcdRegistry, name: string, timeoutMs?: number): Promise<NetworkConfig> {
@@ -178,6 +180,7 @@ export async function startRouter(config: RouterConfig, opts: StartOptions = {})
       agingMs: config.agingSeconds * 1000,
       udpGso: config.offloads.includes('gso'),
       udpGro: config.offloads.includes('gro'),
+      arpSuppression: config.arpSuppression,
       networks: [{ vni, tapFd: tap.fd, tapName: tap.name, mtu, vnetHdr: tap.vnetHdr }],
     };
     const eng: Engine = config.engine === 'native' ? new NativeEngine(options, native) : new JsEngine(options, (name) => native.deleteLink(name));

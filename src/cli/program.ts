@@ -63,6 +63,7 @@ interface UpFlags {
   mtu?: number | string;
   engine?: string;
   learning: boolean;
+  arpSuppression: boolean;
   offloads?: string | false;
   aging?: number | string;
   config?: string;
@@ -120,6 +121,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--mtu <n>', 'TAP MTU (default: underlay MTU - 50, or - 70 for IPv6)', integerOrRaw)
     .addOption(new Option('--engine <kind>', 'data path: native (default) or js (reference)').choices(ENGINES))
     .option('--no-learning', 'do not learn remote MACs from inbound traffic')
+    .option('--no-arp-suppression', 'flood ARP requests even for addresses known from etcd')
     .option('--offloads <list>', 'native engine offloads: all (default), none, or a list of tap,gso,gro')
     .option('--no-offloads', 'the same as --offloads none')
     .option('--aging <seconds>', 'seconds a learned MAC lives without traffic (default: 300)', integerOrRaw)
@@ -144,6 +146,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
         mtu: flags.mtu,
         engine: flags.engine,
         learning: cmd.getOptionValueSource('learning') === 'cli' ? flags.learning : undefined,
+        arpSuppression: cmd.getOptionValueSource('arpSuppression') === 'cli' ? flags.arpSuppression : undefined,
         offloads: offloadList(flags.offloads),
         agingSeconds: flags.aging,
         etcd: endpoints(flags.etcd),

@@ -22,6 +22,7 @@ const FLAG_OF: Record<ConfigKey, string> = {
   mtu: '--mtu',
   engine: '--engine',
   learning: '--no-learning',
+  arpSuppression: '--no-arp-suppression',
   offloads: '--offloads',
   agingSeconds: '--aging',
   etcd: '--etcd',

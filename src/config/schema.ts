@@ -39,6 +39,8 @@ export const configSchema = z.strictObject({
   mtu: intIn(68, 65535).optional(),
   engine: z.enum(ENGINES).default('native'),
   learning: z.boolean().default(true),
+  /** Answer ARP requests for containers known from etcd on the bridge itself, instead of flooding them. */
+  arpSuppression: z.boolean().default(true),
   /** Native engine offloads to use, each probed at start (the kernel may refuse it); [] = one frame per datagram. */
   offloads: z.array(z.enum(OFFLOADS)).default([...OFFLOADS]),
   /** Seconds a learned MAC stays without being seen again. */

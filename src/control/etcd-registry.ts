@@ -235,7 +235,13 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   table(): TableInput {
     const hosts = this.view?.table() ?? { vnis: [] };
     const selfId = this.joined?.record.hostId ?? '';
-    return { vnis: hosts.vnis.map((v) => ({ ...v, macs: [...v.macs, ...(this.macView?.macs(v.vni, selfId) ?? [])] })) };
+    return {
+      vnis: hosts.vnis.map((v) => ({
+        ...v,
+        macs: [...v.macs, ...(this.macView?.macs(v.vni, selfId) ?? []).map(({ mac, vtep, origin }) => ({ mac, vtep, origin }))],
+        neighbors: this.macView?.neighbors(v.vni, selfId) ?? [],
+      })),
+    };
   }
 
   /** Connected, degraded or starting, since when, at which revision, with how many hosts. */
@@ -259,8 +265,10 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
    * it with the whole current set whenever convenient: it writes only when the set changed (or the last write
    * failed), and writes again by itself under a new lease. Rejects with E_ETCD when etcd is away (try again later).
    */
-  async advertise(macs: readonly { readonly vni: number; readonly mac: string }[]): Promise<void> {
-    this.advertised = [...macs].map((m) => ({ vni: m.vni, mac: m.mac.toLowerCase() })).sort((a, b) => a.vni - b.vni || a.mac.localeCompare(b.mac));
+  async advertise(macs: readonly { readonly vni: number; readonly mac: string; readonly ips?: readonly string[] }[]): Promise<void> {
+    this.advertised = [...macs]
+      .map((m) => ({ vni: m.vni, mac: m.mac.toLowerCase(), ...(m.ips?.length ? { ips: [...m.ips].slice(0, 16) } : {}) }))
+      .sort((a, b) => a.vni - b.vni || a.mac.localeCompare(b.mac));
     if (this.lease !== undefined && this.joined !== undefined) await this.putAdvertised(this.lease);
   }
 

@@ -112,7 +112,14 @@ export const macRecordSchema = z.strictObject({
   version: z.literal(1),
   hostId: z.string().min(1),
   vtep: ip,
-  macs: z.array(z.strictObject({ vni: z.number().int().min(1).max(MAX_VNI), mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/) })),
+  macs: z.array(
+    z.strictObject({
+      vni: z.number().int().min(1).max(MAX_VNI),
+      mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/),
+      /** IPv4 addresses the MAC used, most recent first (for ARP suppression and gratuitous ARP elsewhere). */
+      ips: z.array(z.string().refine((s) => isIP(s) === 4, { message: 'is not an IPv4 address' })).max(16).optional(),
+    }),
+  ),
 });
 export type MacRecord = z.infer<typeof macRecordSchema>;
 
@@ -154,16 +161,34 @@ export class MacView {
   }
 
   /** Other hosts' MACs of `vni` → their VTEP (the newest claim wins); none of `selfId`'s, nor any it claims newer. */
-  macs(vni: number, selfId: string): { mac: string; vtep: string; origin: 'etcd' }[] {
-    const owner = new Map<string, { vtep: string; revision: number; self: boolean }>();
+  macs(vni: number, selfId: string): { mac: string; vtep: string; origin: 'etcd'; ips: readonly string[] }[] {
+    const owner = new Map<string, { vtep: string; revision: number; self: boolean; ips: readonly string[] }>();
     for (const [id, { record, revision }] of this.byId) {
       for (const m of record.macs) {
         if (m.vni !== vni) continue;
         const prev = owner.get(m.mac);
-        if (prev === undefined || revision > prev.revision) owner.set(m.mac, { vtep: record.vtep, revision, self: id === selfId });
+        if (prev === undefined || revision > prev.revision) owner.set(m.mac, { vtep: record.vtep, revision, self: id === selfId, ips: m.ips ?? [] });
       }
     }
-    return [...owner].filter(([, o]) => !o.self).map(([mac, o]) => ({ mac, vtep: o.vtep, origin: 'etcd' as const }));
+    return [...owner].filter(([, o]) => !o.self).map(([mac, o]) => ({ mac, vtep: o.vtep, origin: 'etcd' as const, ips: o.ips }));
+  }
+
+  /**
+   * Remote addresses of `vni` → MAC, for ARP suppression: from the newest record that claims each address (one
+   * re-created elsewhere), and none that this host itself claims more recently.
+   */
+  neighbors(vni: number, selfId: string): { ip: string; mac: string }[] {
+    const owner = new Map<string, { mac: string; revision: number; self: boolean }>();
+    for (const [id, { record, revision }] of this.byId) {
+      for (const m of record.macs) {
+        if (m.vni !== vni) continue;
+        for (const ip of m.ips ?? []) {
+          const prev = owner.get(ip);
+          if (prev === undefined || revision > prev.revision) owner.set(ip, { mac: m.mac, revision, self: id === selfId });
+        }
+      }
+    }
+    return [...owner].filter(([, o]) => !o.self).map(([ip, o]) => ({ ip, mac: o.mac }));
   }
 
   private reject(id: string, reason: string): false {

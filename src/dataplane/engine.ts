@@ -38,6 +38,7 @@ export const TRAFFIC_COUNTERS = [
   'tx_tso_frames', // TCP super-frames read from the TAP (TSO) and cut into segments (native engine with offloads)
   'tx_gso_sends', // UDP_SEGMENT sends, each carrying many datagrams of one flow to one peer
   'rx_merged', // received TCP segments merged into super-frames for the TAP (GRO)
+  'arp_suppressed', // ARP requests from the bridge answered by the router (the address is a known remote container's)
 ] as const;
 export type TrafficCounter = (typeof TRAFFIC_COUNTERS)[number];
 
@@ -49,6 +50,8 @@ export interface LocalMac {
   readonly vni: number;
   readonly mac: string;
   readonly ageMs: number;
+  /** IPv4 addresses it used (ARP sender, IPv4 source), most recent first. */
+  readonly ips: readonly string[];
 }
 
 export const NO_OFFLOADS: Offloads = { tapVnetHdr: false, udpGso: false, udpGro: false };
@@ -93,6 +96,8 @@ export interface EngineOptions {
   /** Native engine: try UDP GSO sends / GRO receives (default true). */
   readonly udpGso?: boolean;
   readonly udpGro?: boolean;
+  /** Answer ARP requests from the bridge for known remote addresses instead of flooding them (default true). */
+  readonly arpSuppression?: boolean;
 }
 
 /** What the control side knows (per VNI: peers = flood list and source allow-list, static MACs), and a table row. */

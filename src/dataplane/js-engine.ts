@@ -17,8 +17,9 @@ import { isIPv6 } from 'node:net';
 import { promisify } from 'node:util';
 import { VxlanRouterError } from '../errors.js';
 import { ForwardingTable } from '../fdb/index.js';
-import { encodeVxlanHeader, flowPort, formatMac, VXLAN_HEADER_LEN } from '../packet/index.js';
+import { arpReply, arpRequestTarget, encodeVxlanHeader, flowPort, formatMac, gratuitousArp, senderIpv4, VXLAN_HEADER_LEN } from '../packet/index.js';
 import { buildVniPeers, classifyDatagram } from './classify.js';
+import { reboundAddresses } from './neighbors.js';
 import {
   NO_OFFLOADS,
   zeroCounters,
@@ -43,7 +44,10 @@ export class JsEngine implements Engine {
   readonly kind = 'js' as const;
   private readonly counts: Counters = zeroCounters();
   /** This host's own MACs (frame sources from the TAPs), keyed vni/mac, for advertisement. */
-  private readonly local = new Map<string, { vni: number; mac: string; seen: number }>();
+  private readonly local = new Map<string, { vni: number; mac: string; seen: number; ips: string[] }>();
+  private table: TableSnapshot = { vnis: [] };
+  /** Per VNI: remote containers' addresses → MAC, for ARP suppression. */
+  private neighbors = new Map<number, Map<string, string>>();
   private readonly fdbTable: ForwardingTable;
   private readonly ipHeaderLen: number;
   private readonly family: 'udp4' | 'udp6';
@@ -90,8 +94,12 @@ export class JsEngine implements Engine {
   }
 
   applyTable(table: TableSnapshot): void {
+    const rebound = reboundAddresses(this.table, table);
+    this.table = table;
     this.fdbTable.load(table);
     this.vniPeers = buildVniPeers(table.vnis);
+    this.neighbors = new Map(table.vnis.map((v) => [v.vni, new Map((v.neighbors ?? []).map((n) => [n.ip, n.mac]))]));
+    for (const r of rebound) this.writeTap(r.vni, gratuitousArp(r.ip, r.mac));
   }
 
   counters(): Counters {
@@ -107,7 +115,7 @@ export class JsEngine implements Engine {
     const rows: LocalMac[] = [];
     for (const [key, e] of this.local) {
       if (now - e.seen >= this.opts.agingMs) this.local.delete(key);
-      else rows.push({ vni: e.vni, mac: e.mac, ageMs: now - e.seen });
+      else rows.push({ vni: e.vni, mac: e.mac, ageMs: now - e.seen, ips: [...e.ips] });
     }
     return rows;
   }
@@ -158,9 +166,14 @@ export class JsEngine implements Engine {
       this.counts.tx_too_big++;
       return;
     }
-    if ((frame[6]! & 1) === 0) {
-      const mac = formatMac(frame, 6);
-      this.local.set(`${vni}/${mac}`, { vni, mac, seen: Date.now() });
+    if ((frame[6]! & 1) === 0) this.noteLocal(vni, frame);
+    if (frame[0]! & 1 && this.opts.arpSuppression !== false) {
+      const target = arpRequestTarget(frame);
+      const mac = target === undefined ? undefined : this.neighbors.get(vni)?.get(target);
+      if (mac !== undefined) {
+        if (this.writeTap(vni, arpReply(frame, mac))) this.counts.arp_suppressed++;
+        return;
+      }
     }
     const route = this.fdbTable.lookup(vni, frame.subarray(0, 6));
     const vteps = route.kind === 'unicast' ? [route.vtep] : route.vteps;
@@ -179,6 +192,30 @@ export class JsEngine implements Engine {
     this.counts.tx_bytes += frame.length;
     this.counts.tx_datagrams += vteps.length;
     if (route.kind === 'flood') this.counts.tx_flooded++;
+  }
+
+  /** Records a frame's source MAC (and the IPv4 address it used) as one of this host's own. */
+  private noteLocal(vni: number, frame: Buffer): void {
+    const mac = formatMac(frame, 6);
+    const key = `${vni}/${mac}`;
+    const e = this.local.get(key) ?? { vni, mac, seen: 0, ips: [] };
+    e.seen = Date.now();
+    const ip = senderIpv4(frame);
+    if (ip !== undefined && e.ips[0] !== ip) e.ips = [ip, ...e.ips.filter((x) => x !== ip)].slice(0, 4);
+    this.local.set(key, e);
+  }
+
+  /** A frame of our own onto a VNI's bridge (ARP answers, gratuitous ARP); false when the TAP refused it. */
+  private writeTap(vni: number, frame: Uint8Array): boolean {
+    const tap = this.taps.get(vni);
+    try {
+      if (tap === undefined) return false;
+      writeSync(tap.tapFd, frame);
+      return true;
+    } catch {
+      this.counts.rx_tap_write_error++;
+      return false;
+    }
   }
 
   /** VXLAN → TAP: validate (source, VNI, flags, lengths), learn, strip, write. */

@@ -17,6 +17,8 @@ import {
   type Offloads,
   type TableSnapshot,
 } from './engine.js';
+import { gratuitousArp } from '../packet/index.js';
+import { reboundAddresses } from './neighbors.js';
 import { loadNative, toRouterError, type NativeAddon, type NativeEngineHandle, type NativeTable } from './native.js';
 
 export class NativeEngine implements Engine {
@@ -41,6 +43,7 @@ export class NativeEngine implements Engine {
         agingMs: this.opts.agingMs,
         udpGso: this.opts.udpGso ?? true,
         udpGro: this.opts.udpGro ?? true,
+        arpSuppression: this.opts.arpSuppression ?? true,
         networks: this.opts.networks.map((n) => ({ vni: n.vni, tapFd: n.tapFd, mtu: n.mtu, vnetHdr: n.vnetHdr ?? false })),
       });
       this.handle.setTable(toNativeTable(this.table));
@@ -52,8 +55,16 @@ export class NativeEngine implements Engine {
   }
 
   applyTable(table: TableSnapshot): void {
+    const rebound = reboundAddresses(this.table, table);
     this.table = table;
     this.handle?.setTable(toNativeTable(table));
+    for (const r of rebound) {
+      try {
+        this.handle?.injectFrame(r.vni, gratuitousArp(r.ip, r.mac));
+      } catch {
+        /* the TAP is going away: nobody left to tell */
+      }
+    }
   }
 
   counters(): Counters {
@@ -96,6 +107,7 @@ function toNativeTable(t: TableSnapshot): NativeTable {
       vni: v.vni,
       peers: [...v.peers],
       macs: v.macs.map((m): [string, string] => [m.mac, m.vtep]),
+      neighbors: (v.neighbors ?? []).map((n): [string, string] => [n.ip, n.mac]),
     })),
   };
 }

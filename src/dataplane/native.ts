@@ -10,7 +10,7 @@ import type { LocalMac, Offloads } from './engine.js';
 
 /** The table as the addon takes it: static MACs as [mac, vtep] pairs. */
 export interface NativeTable {
-  vnis: { vni: number; peers: string[]; macs: [mac: string, vtep: string][] }[];
+  vnis: { vni: number; peers: string[]; macs: [mac: string, vtep: string][]; neighbors?: [ip: string, mac: string][] }[];
 }
 
 /** Threads and sockets of one running engine (native/src/engine.h). */
@@ -24,6 +24,8 @@ export interface NativeEngineHandle {
   features(): Offloads;
   /** Sources of frames read from the TAPs (this host's own MACs), within the aging time. */
   localMacs(): LocalMac[];
+  /** Writes a frame onto a VNI's bridge (gratuitous ARP). */
+  injectFrame(vni: number, frame: Uint8Array): void;
 }
 
 export type TapOffload = 'csum' | 'tso4' | 'tso6';
@@ -51,6 +53,7 @@ export interface NativeAddon {
     /** Try UDP GSO sends and GRO receives (each default true). */
     udpGso?: boolean;
     udpGro?: boolean;
+    arpSuppression?: boolean;
     networks: { vni: number; tapFd: number; mtu: number; vnetHdr?: boolean }[];
   }): NativeEngineHandle;
   /** Mean ns per (VNI, MAC) lookup in a table of `entries` MACs (the benchmark's lookup-cost figure). */
@@ -68,6 +71,9 @@ export interface NativeAddon {
   segmentTso(packet: Uint8Array): Buffer[] | null;
   /** The TAP writes the RX thread makes of these inner frames (each: virtio header + frame; TCP runs merged). */
   mergeSegments(frames: readonly Uint8Array[]): Buffer[];
+  /** Twins of src/packet/neighbor.ts: the sender's IPv4 address; the engine's answer to an ARP request. */
+  senderIpv4(frame: Uint8Array): string | null;
+  arpAnswer(frame: Uint8Array, mac: string): { target: string; reply: Buffer } | null;
 }
 
 /** From src/dataplane (tests, through tap's TypeScript loader) and from dist/dataplane alike: two levels up. */

@@ -13,6 +13,8 @@ export interface TableInput {
     readonly peers: readonly string[];
     /** Known MACs: from static config, or advertised by their host through etcd (`origin`, default static). */
     readonly macs: readonly { readonly mac: string; readonly vtep: string; readonly origin?: 'static' | 'etcd' }[];
+    /** Addresses of remote containers (from their hosts' advertisements): ARP requests for them are answered locally. */
+    readonly neighbors?: readonly { readonly ip: string; readonly mac: string }[];
   }[];
 }
 

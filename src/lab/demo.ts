@@ -125,7 +125,11 @@ async function run(engine: EngineName, quick: boolean, keep: boolean): Promise<n
     for (const h of hosts) {
       const rows = await cliJson<{ mac: string; vtep: string; origin: string }[]>(lab, h, ['fdb', '--socket', lab.controlSocket(h)]);
       const owner = (mac: string): string => cs.find((c) => c.mac === mac)?.name ?? '?';
-      out(`    ${h.name}: ${rows.map((r) => `${owner(r.mac)} ${r.mac} → ${r.vtep}`).join(', ') || '(none)'}`);
+      // One line per MAC: advertised through etcd, or (before the advertisement arrived) learned from traffic.
+      const byMac = new Map<string, { vtep: string; origin: string }>();
+      for (const r of rows) if (!byMac.has(r.mac) || r.origin === 'etcd') byMac.set(r.mac, r);
+      const list = [...byMac].sort(([a], [b]) => owner(a).localeCompare(owner(b)));
+      out(`    ${h.name}: ${list.map(([mac, r]) => `${owner(mac)} ${mac} → ${r.vtep} (${r.origin})`).join(', ') || '(none)'}`);
     }
     out('');
 

@@ -6,3 +6,4 @@ export * from './flow.js';
 export * from './ip.js';
 export * from './udp.js';
 export * from './vxlan.js';
+export * from './neighbor.js';

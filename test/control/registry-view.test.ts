@@ -104,8 +104,8 @@ t.test('MacView: other hosts MACs per VNI, the newest claim wins, bad records ar
     { id: 'a', value: rec('a', '198.51.100.1', [{ vni: 42, mac: '02:00:00:00:00:0a' }]), revision: 5 },
     { id: 'b', value: rec('b', '198.51.100.2', [{ vni: 42, mac: '02:00:00:00:00:0b' }, { vni: 7, mac: '02:00:00:00:00:0c' }]), revision: 6 },
   ]);
-  t.same(v.macs(42, 'a'), [{ mac: '02:00:00:00:00:0b', vtep: '198.51.100.2', origin: 'etcd' }], "a sees b's MAC of VNI 42, not its own");
-  t.same(v.macs(7, 'a'), [{ mac: '02:00:00:00:00:0c', vtep: '198.51.100.2', origin: 'etcd' }], 'per VNI');
+  t.same(v.macs(42, 'a'), [{ mac: '02:00:00:00:00:0b', vtep: '198.51.100.2', origin: 'etcd', ips: [] }], "a sees b's MAC of VNI 42, not its own");
+  t.same(v.macs(7, 'a'), [{ mac: '02:00:00:00:00:0c', vtep: '198.51.100.2', origin: 'etcd', ips: [] }], 'per VNI');
   // 0a moves to c (a newer revision): everyone, a included, now sends to c.
   t.ok(v.put('c', rec('c', '198.51.100.3', [{ vni: 42, mac: '02:00:00:00:00:0a' }]), 9));
   t.same(v.macs(42, 'a').map((m) => [m.mac, m.vtep]), [['02:00:00:00:00:0a', '198.51.100.3'], ['02:00:00:00:00:0b', '198.51.100.2']]);
@@ -122,4 +122,11 @@ t.test('MacView: other hosts MACs per VNI, the newest claim wins, bad records ar
   t.notOk(v.put('e', rec('d', '198.51.100.4', []), 16), 'a record naming another host than its key');
   t.equal(v.rejected, 4);
   t.match(rejected, [/ignoring the MAC record of d: not JSON/, /vtep/, /mac/, /hostId/]);
+
+  // Addresses: the newest record claiming an address names its MAC (an address re-bound elsewhere).
+  v.put('b', rec('b', '198.51.100.2', [{ vni: 42, mac: '02:00:00:00:00:0b' }]).replace('"mac":"02:00:00:00:00:0b"}', '"mac":"02:00:00:00:00:0b","ips":["198.18.0.2"]}'), 20);
+  t.same(v.neighbors(42, 'x'), [{ ip: '198.18.0.2', mac: '02:00:00:00:00:0b' }]);
+  v.put('c', JSON.stringify({ version: 1, hostId: 'c', vtep: '198.51.100.3', macs: [{ vni: 42, mac: '02:00:00:00:00:0f', ips: ['198.18.0.2'] }] }), 21);
+  t.same(v.neighbors(42, 'x'), [{ ip: '198.18.0.2', mac: '02:00:00:00:00:0f' }], 'the newer claim names the new MAC');
+  t.same(v.neighbors(42, 'c'), [], 'c does not answer for its own address');
 });

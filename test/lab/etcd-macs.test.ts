@@ -7,7 +7,10 @@
  *   [c2] h2 ┘
  *
  * - every container's MAC reaches the other hosts' tables (origin etcd) without any traffic to it;
+ * - ARP requests for those containers' addresses are answered by the local router (nothing leaves the host);
  * - traffic to those MACs is never flooded (the flood counter stays put, the third host receives none of it);
+ * - an address re-bound to a new MAC on another host (c4 takes over c2's): a gratuitous ARP from h1's router puts
+ *   the new MAC into c1's neighbour cache within 1 s, without anyone flushing it;
  * - a MAC that moves to another host is followed within 1 s;
  * - kill -9 of a router: its MACs leave the others' tables with its lease (TTL + 1 s).
  */
@@ -35,6 +38,7 @@ t.test('MACs advertised through etcd', { skip: skip ?? false }, async (t) => {
   }
   const [h1, h2, h3] = hosts as [Host, Host, Host];
   const [c1, c2, c3] = cs as [Container, Container, Container];
+  const c4 = await lab.addContainer(h3, 'c4', '198.18.0.4');
   await lab.exec(h1.ns, process.execPath, [CLI_PATH, 'network', 'create', 'default', '--vni', String(VNI), '--subnet', '198.18.0.0/15', '--etcd', etcd.endpoint]);
   const args = ['--etcd', etcd.endpoint, '--lease-ttl', '2', '--no-learning'];
   const routers: RouterProcess[] = [];
@@ -54,12 +58,37 @@ t.test('MACs advertised through etcd', { skip: skip ?? false }, async (t) => {
   t.equal(await vtepOf(h3, c1.mac), h1.underlayIp, "h3 knows c1's");
   t.notOk((await fdb(h1)).some((r) => r.mac === c1.mac), 'a host does not install its own MACs');
 
+  // ARP suppression: c1 forgets c2 and asks again; h1 answers (c2's address came with its MAC record).
+  await lab.exec(c1.ns, 'ip', ['neigh', 'flush', 'dev', 'eth0']);
+  const a0 = await r1.counters();
+  t.equal((await lab.ping(c1.ns, c2.ip, 1)).loss, 0, 'c1 → c2 after flushing its ARP cache');
+  const a1 = await r1.counters();
+  t.equal(a1.arp_suppressed! - a0.arp_suppressed!, 1, "h1 answered c1's ARP request itself");
+  t.equal(a1.tx_flooded, a0.tx_flooded, 'nothing flooded');
+  t.equal(a1.tx_datagrams! - a0.tx_datagrams!, 1, 'the only datagram that left h1 is the ping');
+  t.match((await lab.exec(c1.ns, 'ip', ['neigh', 'show', c2.ip])).stdout, new RegExp(`lladdr ${c2.mac}`), "with c2's real MAC");
+
+  // 198.18.0.2 is re-bound: c2 gives it up, c4 (on h3) takes it and uses it once (a unicast to c1: no ARP broadcast
+  // from c4 that could teach c1 itself). h1's router hears of the new owner from etcd and tells its bridge.
+  await lab.exec(c2.ns, 'ip', ['addr', 'del', `${c2.ip}/15`, 'dev', 'eth0']);
+  await lab.exec(c2.ns, 'ip', ['addr', 'add', '198.18.0.12/15', 'dev', 'eth0']);
+  await lab.exec(c4.ns, 'ip', ['addr', 'add', `${c2.ip}/15`, 'dev', 'eth0']);
+  await lab.exec(c4.ns, 'ip', ['neigh', 'replace', c1.ip, 'lladdr', c1.mac, 'dev', 'eth0', 'nud', 'permanent']);
+  const rebound = Date.now();
+  const used = lab.exec(c4.ns, 'ping', ['-c', '1', '-W', '1', '-I', c2.ip, c1.ip]).catch(() => undefined); // c1 answers to the old MAC: lost
+  await waitFor(async () => (await lab.exec(c1.ns, 'ip', ['neigh', 'show', c2.ip])).stdout.includes(c4.mac), { timeoutMs: 3000, intervalMs: 50, what: "c1's cache to learn 198.18.0.2's new MAC" });
+  const garpMs = Date.now() - rebound;
+  t.ok(garpMs <= 1000, `c1's neighbour cache has the new MAC ${garpMs} ms after c4 used the address`);
+  await used;
+  t.equal((await lab.ping(c1.ns, c2.ip, 2)).loss, 0, 'c1 reaches 198.18.0.2 at c4 without flushing anything');
+  const c2Now = { ...c2, ip: '198.18.0.12' };
+
   // Known MACs are never flooded: static neighbour entries (no ARP broadcast), then pings c1 → c2.
-  for (const [a, b] of [[c1, c2], [c2, c1], [c1, c3], [c3, c1]] as const) {
+  for (const [a, b] of [[c1, c2Now], [c2Now, c1], [c1, c3], [c3, c1]] as const) {
     await lab.exec(a.ns, 'ip', ['neigh', 'replace', b.ip, 'lladdr', b.mac, 'dev', 'eth0', 'nud', 'permanent']);
   }
   const [before1, before3] = [await r1.counters(), await r3.counters()];
-  t.equal((await lab.ping(c1.ns, c2.ip, 5)).loss, 0, 'c1 → c2 over the advertised MAC');
+  t.equal((await lab.ping(c1.ns, c2Now.ip, 5)).loss, 0, 'c1 → c2 over the advertised MAC');
   const [after1, after3] = [await r1.counters(), await r3.counters()];
   t.equal(after1.tx_flooded, before1.tx_flooded, 'h1 flooded none of them');
   t.equal(after1.tx_datagrams! - before1.tx_datagrams!, 5, 'one datagram per ping, to h2 only');
@@ -74,7 +103,7 @@ t.test('MACs advertised through etcd', { skip: skip ?? false }, async (t) => {
   const followMs = Date.now() - moved;
   t.ok(followMs <= 1000, `h1 forwards to c2's new host ${followMs} ms after c2 spoke there`);
   await spoke;
-  t.equal((await lab.ping(c1.ns, c2.ip, 3)).loss, 0, 'c1 reaches c2 at its new place');
+  t.equal((await lab.ping(c1.ns, c2Now.ip, 3)).loss, 0, 'c1 reaches c2 at its new place');
 
   // kill -9 of h3's router: c3's (and now c2's) MACs go with its lease.
   const killed = Date.now();
