@@ -40,6 +40,23 @@ export class RejectedRecord extends Error {
   }
 }
 
+/** A record under hosts/<id> or macs/<id>: JSON matching `schema` and naming `id` as its host; or why not. */
+function parseRecord<T extends { hostId: string }>(schema: z.ZodType<T>, id: string, value: string): { record: T } | { reason: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(value);
+  } catch {
+    return { reason: 'not JSON' };
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    return { reason: `${issue.path.join('.') || 'record'} ${issue.message}` };
+  }
+  if (parsed.data.hostId !== id) return { reason: `its hostId is ${JSON.stringify(parsed.data.hostId)}` };
+  return { record: parsed.data };
+}
+
 /**
  * The hosts of one network, keyed by the id in their key. A value that is not JSON, does not match the schema or
  * names another host than its key is rejected: counted, reported, and it removes whatever that key held before (the
@@ -63,19 +80,9 @@ export class HostView {
 
   /** A put of hosts/<id>: returns whether the record was accepted. */
   put(id: string, value: string): boolean {
-    let json: unknown;
-    try {
-      json = JSON.parse(value);
-    } catch {
-      return this.reject(id, 'not JSON');
-    }
-    const parsed = hostRecordSchema.safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      return this.reject(id, `${issue.path.join('.') || 'record'} ${issue.message}`);
-    }
-    if (parsed.data.hostId !== id) return this.reject(id, `its hostId is ${JSON.stringify(parsed.data.hostId)}`);
-    this.byId.set(id, parsed.data);
+    const r = parseRecord(hostRecordSchema, id, value);
+    if ('reason' in r) return this.reject(id, r.reason);
+    this.byId.set(id, r.record);
     return true;
   }
 
@@ -140,19 +147,9 @@ export class MacView {
   }
 
   put(id: string, value: string, revision: number): boolean {
-    let json: unknown;
-    try {
-      json = JSON.parse(value);
-    } catch {
-      return this.reject(id, 'not JSON');
-    }
-    const parsed = macRecordSchema.safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      return this.reject(id, `${issue.path.join('.') || 'record'} ${issue.message}`);
-    }
-    if (parsed.data.hostId !== id) return this.reject(id, `its hostId is ${JSON.stringify(parsed.data.hostId)}`);
-    this.byId.set(id, { record: parsed.data, revision });
+    const r = parseRecord(macRecordSchema, id, value);
+    if ('reason' in r) return this.reject(id, r.reason);
+    this.byId.set(id, { record: r.record, revision });
     return true;
   }
 

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitFor, type Lab } from './netns.js';
+import { CLI_PATH, Lab, VNI, waitFor, type Host } from './netns.js';
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -120,4 +120,30 @@ export function etcdSkipReason(): string | undefined {
 /** etcd at `ip` on the lab's underlay switch, where every host reaches it; the caller destroys it after the lab. */
 export async function startSwitchEtcd(lab: Lab, ip = '198.51.100.254', detached = false): Promise<EtcdServer> {
   return EtcdServer.start({ ns: await lab.addSwitchAddress(ip), host: ip }, { detached });
+}
+
+/**
+ * A lab with etcd on its underlay switch, for tests of hosts that join through etcd. `defineNetwork` runs
+ * `vxlan-router network create default` (VNI 42, the overlay range) from a host; `destroy` removes the lab first
+ * (its routers leave etcd cleanly), then etcd and its data.
+ */
+export async function etcdLab(ip = '198.51.100.254'): Promise<{ lab: Lab; etcd: EtcdServer; defineNetwork: (from: Host) => Promise<string>; destroy: () => Promise<void> }> {
+  const lab = new Lab();
+  let etcd: EtcdServer;
+  try {
+    etcd = await startSwitchEtcd(lab, ip);
+  } catch (err) {
+    await lab.destroy();
+    throw err;
+  }
+  return {
+    lab,
+    etcd,
+    defineNetwork: async (from) =>
+      (await lab.exec(from.ns, process.execPath, [CLI_PATH, 'network', 'create', 'default', '--vni', String(VNI), '--subnet', '198.18.0.0/15', '--etcd', etcd.endpoint])).stdout,
+    destroy: async () => {
+      await lab.destroy();
+      await etcd.destroy();
+    },
+  };
 }

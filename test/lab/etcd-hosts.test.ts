@@ -9,20 +9,15 @@
  * kill -9 of one router: its VTEP leaves the others' tables within the lease TTL + 1 s.
  */
 import t from 'tap';
-import { etcdSkipReason, startSwitchEtcd, type EtcdServer } from '../../src/lab/etcd.js';
-import { CLI_PATH, Lab, labSkipReason, VNI, waitFor, type Container, type Host, type RouterProcess } from '../../src/lab/netns.js';
+import { etcdLab, etcdSkipReason } from '../../src/lab/etcd.js';
+import { CLI_PATH, labSkipReason, VNI, waitFor, type Container, type Host, type RouterProcess } from '../../src/lab/netns.js';
 
 const ETCD_IP = '198.51.100.254';
 const skip = labSkipReason() ?? etcdSkipReason();
 
 t.test('three hosts join through etcd', { skip: skip ?? false }, async (t) => {
-  const lab = new Lab();
-  let etcd: EtcdServer | undefined;
-  t.teardown(async () => {
-    await lab.destroy();
-    await etcd?.destroy();
-  });
-  etcd = await startSwitchEtcd(lab, ETCD_IP);
+  const { lab, etcd, defineNetwork, destroy } = await etcdLab(ETCD_IP);
+  t.teardown(destroy);
   const ips = ['198.51.100.1', '198.51.100.2', '198.51.100.3'];
   const hosts: Host[] = [];
   const cs: Container[] = [];
@@ -31,8 +26,8 @@ t.test('three hosts join through etcd', { skip: skip ?? false }, async (t) => {
     cs.push(await lab.addContainer(hosts[i]!, `c${i + 1}`, `198.18.0.${i + 1}`));
   }
 
-  const created = await lab.exec(hosts[0]!.ns, process.execPath, [CLI_PATH, 'network', 'create', 'default', '--vni', String(VNI), '--subnet', '198.18.0.0/15', '--etcd', etcd.endpoint]);
-  t.match(created.stdout, /^network default created \(VNI 42, 198\.18\.0\.0\/15\)$/m);
+  const created = await defineNetwork(hosts[0]!);
+  t.match(created, /^network default created \(VNI 42, 198\.18\.0\.0\/15\)$/m);
   const again = await lab.exec(hosts[0]!.ns, process.execPath, [CLI_PATH, 'network', 'create', 'default', '--vni', '7', '--subnet', '198.18.0.0/15', '--etcd', etcd.endpoint]).catch((e: Error) => e.message);
   t.match(String(again), /already exists with another definition/, 'a different definition is refused without --force');
 

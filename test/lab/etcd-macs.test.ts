@@ -16,20 +16,15 @@
  */
 import t from 'tap';
 import { fdbSchema, type FdbRows } from '../../src/agent/index.js';
-import { etcdSkipReason, startSwitchEtcd, type EtcdServer } from '../../src/lab/etcd.js';
-import { CLI_PATH, Lab, labSkipReason, VNI, waitFor, type Container, type Host, type RouterProcess } from '../../src/lab/netns.js';
+import { etcdLab, etcdSkipReason } from '../../src/lab/etcd.js';
+import { CLI_PATH, labSkipReason, VNI, waitFor, type Container, type Host, type RouterProcess } from '../../src/lab/netns.js';
 
 const ETCD_IP = '198.51.100.254';
 const skip = labSkipReason() ?? etcdSkipReason();
 
 t.test('MACs advertised through etcd', { skip: skip ?? false }, async (t) => {
-  const lab = new Lab();
-  let etcd: EtcdServer | undefined;
-  t.teardown(async () => {
-    await lab.destroy();
-    await etcd?.destroy();
-  });
-  etcd = await startSwitchEtcd(lab, ETCD_IP);
+  const { lab, etcd, defineNetwork, destroy } = await etcdLab(ETCD_IP);
+  t.teardown(destroy);
   const hosts: Host[] = [];
   const cs: Container[] = [];
   for (let i = 1; i <= 3; i++) {
@@ -39,7 +34,7 @@ t.test('MACs advertised through etcd', { skip: skip ?? false }, async (t) => {
   const [h1, h2, h3] = hosts as [Host, Host, Host];
   const [c1, c2, c3] = cs as [Container, Container, Container];
   const c4 = await lab.addContainer(h3, 'c4', '198.18.0.4');
-  await lab.exec(h1.ns, process.execPath, [CLI_PATH, 'network', 'create', 'default', '--vni', String(VNI), '--subnet', '198.18.0.0/15', '--etcd', etcd.endpoint]);
+  await defineNetwork(h1);
   const args = ['--etcd', etcd.endpoint, '--lease-ttl', '2', '--no-learning'];
   const routers: RouterProcess[] = [];
   for (const h of hosts) routers.push(await lab.startRouter(h, { peers: [], engine: 'native', vni: null, args }));

@@ -10,24 +10,19 @@
  */
 import t from 'tap';
 import { statusSchema, type Status } from '../../src/agent/index.js';
-import { etcdSkipReason, startSwitchEtcd, type EtcdServer } from '../../src/lab/etcd.js';
-import { CLI_PATH, Lab, labSkipReason, VNI, waitFor } from '../../src/lab/netns.js';
+import { etcdLab, etcdSkipReason } from '../../src/lab/etcd.js';
+import { CLI_PATH, labSkipReason, VNI, waitFor } from '../../src/lab/netns.js';
 
 const ETCD_IP = '198.51.100.254';
 const OUTAGE_S = 30;
 const skip = labSkipReason() ?? etcdSkipReason();
 
 t.test('etcd outage', { skip: skip ?? false }, async (t) => {
-  const lab = new Lab();
-  let etcd: EtcdServer | undefined;
-  t.teardown(async () => {
-    await lab.destroy();
-    await etcd?.destroy();
-  });
-  etcd = await startSwitchEtcd(lab, ETCD_IP);
+  const { lab, etcd, defineNetwork, destroy } = await etcdLab(ETCD_IP);
+  t.teardown(destroy);
   const [h1, h2, h3] = [await lab.addHost('h1', '198.51.100.1'), await lab.addHost('h2', '198.51.100.2'), await lab.addHost('h3', '198.51.100.3')];
   const [c1, c2, c3] = [await lab.addContainer(h1, 'c1', '198.18.0.1'), await lab.addContainer(h2, 'c2', '198.18.0.2'), await lab.addContainer(h3, 'c3', '198.18.0.3')];
-  await lab.exec(h1.ns, process.execPath, [CLI_PATH, 'network', 'create', 'default', '--vni', String(VNI), '--subnet', '198.18.0.0/15', '--etcd', etcd.endpoint]);
+  await defineNetwork(h1);
   const args = ['--etcd', etcd.endpoint];
   const r1 = await lab.startRouter(h1, { peers: [], engine: 'native', vni: null, args });
   const controlPlane = async (): Promise<Status['controlPlane']> => {
