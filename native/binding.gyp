@@ -10,6 +10,7 @@
         "src/errors.cc",
         "src/learn.cc",
         "src/offload.cc",
+        "src/stats.cc",
         "src/table.cc",
         "src/tap.cc",
         "src/wire.cc"

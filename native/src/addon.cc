@@ -106,7 +106,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("learned", &EngineWrap::Learned),
                         InstanceMethod("features", &EngineWrap::GetFeatures),
                         InstanceMethod("localMacs", &EngineWrap::LocalMacs),
-                        InstanceMethod("injectFrame", &EngineWrap::InjectFrame)});
+                        InstanceMethod("injectFrame", &EngineWrap::InjectFrame),
+                        InstanceMethod("traffic", &EngineWrap::Traffic)});
   }
 
   // Constructed only by createEngine, with a ready engine passed through an External.
@@ -187,6 +188,55 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       a.Set(i, o);
     }
     return a;
+  }
+  // { peers: [{ address, rxFrames, rxBytes, txFrames, txBytes, lastRxAgoMs (-1: never) }],
+  //   vnis: [{ vni, rxFrames, rxBytes, txFrames, txBytes }], rejected: [{ address, vni, count, agoMs }] }.
+  Napi::Value Traffic(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const int64_t now = NowMs();
+    auto flows = [&](Napi::Object o, const FlowCount& rx, const FlowCount& tx) {
+      o.Set("rxFrames", static_cast<double>(rx.frames));
+      o.Set("rxBytes", static_cast<double>(rx.bytes));
+      o.Set("txFrames", static_cast<double>(tx.frames));
+      o.Set("txBytes", static_cast<double>(tx.bytes));
+    };
+    auto text = [](const Addr& a) {
+      char out[INET6_ADDRSTRLEN];
+      AddrToText(a, out, sizeof(out));
+      return std::string(out);
+    };
+    const std::vector<PeerRow> peers = engine_ ? engine_->traffic().Peers() : std::vector<PeerRow>{};
+    const std::vector<VniRow> vnis = engine_ ? engine_->traffic().Vnis() : std::vector<VniRow>{};
+    const std::vector<RejectRow> rejected = engine_ ? engine_->traffic().RejectedSources() : std::vector<RejectRow>{};
+    Napi::Array pa = Napi::Array::New(env, peers.size());
+    for (size_t i = 0; i < peers.size(); i++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("address", text(peers[i].addr));
+      flows(o, peers[i].rx, peers[i].tx);
+      o.Set("lastRxAgoMs", static_cast<double>(peers[i].last_rx_ms < 0 ? -1 : now - peers[i].last_rx_ms));
+      pa.Set(i, o);
+    }
+    Napi::Array va = Napi::Array::New(env, vnis.size());
+    for (size_t i = 0; i < vnis.size(); i++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("vni", vnis[i].vni);
+      flows(o, vnis[i].rx, vnis[i].tx);
+      va.Set(i, o);
+    }
+    Napi::Array ra = Napi::Array::New(env, rejected.size());
+    for (size_t i = 0; i < rejected.size(); i++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("address", text(rejected[i].addr));
+      o.Set("vni", rejected[i].vni);
+      o.Set("count", static_cast<double>(rejected[i].count));
+      o.Set("agoMs", static_cast<double>(now - rejected[i].last_ms));
+      ra.Set(i, o);
+    }
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("peers", pa);
+    o.Set("vnis", va);
+    o.Set("rejected", ra);
+    return o;
   }
   Napi::Value Learned(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -365,6 +415,7 @@ Napi::Value ClassifyJs(const Napi::CallbackInfo& info) {
     o.Set("offset", static_cast<double>(kVxlanHeaderLen));
   } else {
     o.Set("reason", kDropNames[static_cast<int>(c.reason)]);
+    if (c.reason == Drop::kRxUnknownSource) o.Set("vni", c.vni);  // reported among the refused sources
   }
   return o;
 }

@@ -124,6 +124,7 @@ SysError Engine::Create(const EngineConfig& cfg, std::unique_ptr<Engine>* out) {
 
 void Engine::SetTable(std::shared_ptr<const Table> t) {
   learned_.RetainPeers(*t);
+  traffic_.Retain(*t);
   std::atomic_store(&table_, std::move(t));
 }
 
@@ -251,6 +252,11 @@ void Engine::TxLoop(Network* net) {
   std::array<Recent, kRecent> recent{};
   std::array<LocalMacTable::Sighting, kBatch> fresh{};
   uint8_t arp_reply[kMinFrame];
+  Tally tally;  // this batch's datagrams per peer and frames of the VNI
+  auto count_peer = [&](const Addr& a, uint64_t datagrams, uint64_t bytes) {
+    if (tally.Full()) traffic_.Merge(&tally, TrafficStats::Dir::kTx, 0);
+    tally.Peer(a, datagrams, bytes);
+  };
 
   // Send stage: everything queued, in as few sendmmsg calls as the kernel allows.
   auto send = [&] {
@@ -274,6 +280,7 @@ void Engine::TxLoop(Network* net) {
     if (m == kMaxMsgs) send();
     WriteEncapHeader(hdrs[m].data(), net->vni, sport, cfg_.port, cfg_.local, to.addr, head.iov_len + tail.iov_len, sum);
     names[m] = to.sa;
+    count_peer(to.addr, 1, head.iov_len + tail.iov_len);
     iovs[m][0] = {hdrs[m].data(), kEncapHeaderLen};
     iovs[m][1] = head;
     iovs[m][2] = tail;
@@ -329,6 +336,7 @@ void Engine::TxLoop(Network* net) {
     } else {
       counters_.add(Traffic::kTxDatagrams, to - from);
       counters_.add(Traffic::kTxGsoSends);
+      count_peer(peer.addr, to - from, static_cast<uint64_t>(r) - (to - from) * kVxlanHeaderLen);
     }
     return true;
   };
@@ -467,10 +475,13 @@ void Engine::TxLoop(Network* net) {
       if (f.dest == TxFrame::Dest::kFlood) counters_.add(Traffic::kTxFlooded);
       counters_.add(Traffic::kTxFrames);
       counters_.add(Traffic::kTxBytes, f.len);
+      if (tally.Full()) traffic_.Merge(&tally, TrafficStats::Dir::kTx, 0);
+      tally.Vni(net->vni, 1, f.len);
     }
 
     // Send stage: frames point into the slots, so send before the next read reuses them.
     send();
+    traffic_.Merge(&tally, TrafficStats::Dir::kTx, 0);
   }
 }
 
@@ -526,12 +537,14 @@ void Engine::RxLoop() {
     if (r <= 0) continue;
     const std::shared_ptr<const Table> table = std::atomic_load(&table_);
     sightings.clear();
+    Tally tally;  // this batch's datagrams per peer and per VNI
 
     // One datagram: classify, then hand its inner frame to its TAP's merger.
     auto deliver = [&](const uint8_t* p, size_t len, const Addr& from) {
       const ClassifyResult c = Classify(p, len, max_frame_, [&](uint32_t vni) { return table->PeerState(vni, from); });
       if (!c.ok) {
         counters_.drop(c.reason);
+        if (c.reason == Drop::kRxUnknownSource) traffic_.Rejected(from, c.vni, now);
         return;
       }
       const uint8_t* inner = p + kVxlanHeaderLen;
@@ -553,6 +566,9 @@ void Engine::RxLoop() {
       mergers[static_cast<size_t>(net - nets_.data())].Add(inner, inner_len, writer(net->tap.get()));
       counters_.add(Traffic::kRxDatagrams);
       counters_.add(Traffic::kRxBytes, inner_len);
+      if (tally.Full()) traffic_.Merge(&tally, TrafficStats::Dir::kRx, now);
+      tally.Peer(from, 1, inner_len);
+      tally.Vni(c.vni, 1, inner_len);
     };
 
     for (int i = 0; i < r; i++) {
@@ -579,6 +595,7 @@ void Engine::RxLoop() {
     }
     // The mergers hold pointers into this batch's buffers: write everything before the next recvmmsg.
     for (size_t k = 0; k < mergers.size(); k++) mergers[k].Flush(writer(nets_[k].tap.get()));
+    traffic_.Merge(&tally, TrafficStats::Dir::kRx, now);
     if (!sightings.empty()) {
       const int learned = learned_.LearnBatch(sightings.data(), static_cast<int>(sightings.size()), now);
       if (learned > 0) counters_.add(Traffic::kLearned, static_cast<uint64_t>(learned));

@@ -35,6 +35,7 @@
 #include "errors.h"
 #include "fd.h"
 #include "learn.h"
+#include "stats.h"
 #include "table.h"
 
 namespace vxr {
@@ -80,6 +81,7 @@ class Engine {
   // Writes a frame onto the bridge of `vni` (gratuitous ARP from the control side). Any thread.
   SysError InjectFrame(uint32_t vni, const uint8_t* frame, size_t len);
   Features features() const;
+  const TrafficStats& traffic() const { return traffic_; }
 
  private:
   struct Network {
@@ -115,6 +117,7 @@ class Engine {
   LearnTable learned_;
   LocalMacTable local_;
   Counters counters_;
+  TrafficStats traffic_;
   std::vector<std::thread> threads_;
   size_t max_frame_ = 0;
   bool started_ = false;

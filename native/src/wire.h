@@ -64,6 +64,7 @@ inline ClassifyResult Classify(const uint8_t* payload, size_t len, size_t max_fr
   r.reason = Drop::kRxBadFlags;
   if ((payload[0] & kVxlanFlagI) == 0) return r;
   const uint32_t vni = (static_cast<uint32_t>(payload[4]) << 16) | (payload[5] << 8) | payload[6];
+  r.vni = vni;  // also on a refusal: the engine reports which VNI an unknown source sent
   const int state = peer_state(vni);
   r.reason = state == 0 ? Drop::kRxUnknownVni : Drop::kRxUnknownSource;
   if (state != 2) return r;
@@ -71,7 +72,6 @@ inline ClassifyResult Classify(const uint8_t* payload, size_t len, size_t max_fr
   r.reason = inner < kEthHeaderLen ? Drop::kRxTruncatedInner : Drop::kRxOversize;
   if (inner < kEthHeaderLen || inner > max_frame) return r;
   r.ok = true;
-  r.vni = vni;
   return r;
 }
 

@@ -19,6 +19,7 @@ export const requestSchema = z.strictObject({ v: z.literal(PROTOCOL_VERSION), me
 export type Request = z.infer<typeof requestSchema>;
 
 const counters = z.record(z.string(), z.number());
+const flowCounts = { rxFrames: z.number(), rxBytes: z.number(), txFrames: z.number(), txBytes: z.number() };
 
 export const statusSchema = z.strictObject({
   software: z.string(),
@@ -47,8 +48,23 @@ export const statusSchema = z.strictObject({
     revision: z.number().optional(),
     hosts: z.number().int().optional(),
     startedFrom: z.enum(['etcd', 'snapshot']).optional(),
+    /** Seconds this host's records outlive it: away from etcd longer than this, the others drop it. */
+    leaseTtlSeconds: z.number().int().optional(),
   }),
-  peers: z.array(z.strictObject({ vni: z.number().int(), address: z.string() })),
+  /** Per peer: the registry's host id (null: static), when it was last heard (null: never), inner frames/bytes. */
+  peers: z.array(
+    z.strictObject({
+      vni: z.number().int(),
+      address: z.string(),
+      hostId: z.string().nullable(),
+      lastSeenAgoMs: z.number().nullable(),
+      ...flowCounts,
+    }),
+  ),
+  /** Senders refused as not being a VTEP of the VNI they used (NAT, another source address, strays), most recent. */
+  refusedSources: z.array(z.strictObject({ address: z.string(), vni: z.number().int(), count: z.number(), agoMs: z.number() })),
+  /** MACs several hosts advertise at once, claimants newest first (the first gets the traffic). */
+  macConflicts: z.array(z.strictObject({ vni: z.number().int(), mac: z.string(), hostIds: z.array(z.string()) })),
   counters,
 });
 export type Status = z.infer<typeof statusSchema>;
@@ -71,6 +87,15 @@ export const peersSchema = z.array(
     vnis: z.array(z.number().int()),
     /** Where the router knows it from. */
     origin: z.enum(['static', 'etcd']),
+    /** From its registry record (null for a static peer): host id, networks, MTU, software, ms since it changed. */
+    hostId: z.string().nullable(),
+    networks: z.array(z.string()),
+    mtu: z.number().int().nullable(),
+    software: z.string().nullable(),
+    lastUpdateAgoMs: z.number().nullable(),
+    /** ms since a datagram from it was last accepted (null: never). */
+    lastSeenAgoMs: z.number().nullable(),
+    ...flowCounts,
   }),
 );
 export type PeerRows = z.infer<typeof peersSchema>;

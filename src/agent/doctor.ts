@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
+import { EtcdRegistry } from '../control/index.js';
 import { loadNative } from '../dataplane/index.js';
 import { VxlanRouterError } from '../errors.js';
 import { overheadFor } from '../packet/index.js';
@@ -24,6 +25,8 @@ export interface DoctorInput {
   readonly status?: Status;
   /** Which interface holds an address (default: the native addon's getifaddrs lookup). */
   readonly interfaceOf?: (address: string) => string | null;
+  /** etcd to check when no router runs (with one, its own control-plane state is checked): endpoints and network. */
+  readonly etcd?: { readonly endpoints: readonly string[]; readonly network: string };
 }
 
 export interface Check {
@@ -108,7 +111,7 @@ export async function runDoctor(input: DoctorInput): Promise<Check[]> {
       checks.push(
         free
           ? { check: 'port', status: 'ok', detail: `UDP ${input.local}:${input.port} is free` }
-          : { check: 'port', status: 'fail', detail: `UDP ${input.local}:${input.port} is taken`, fix: `stop what holds it (ss -ulpn 'sport = :${input.port}') or use --port on every host` },
+          : portTaken(input.local!, input.port),
       );
     }
     const tx = underlay.device.startsWith('lo') ? undefined : txChecksumming(underlay.device);
@@ -126,8 +129,108 @@ export async function runDoctor(input: DoctorInput): Promise<Check[]> {
     const s = input.status;
     const offloads = [s.offloads.tapVnetHdr && 'tap', s.offloads.udpGso && 'gso', s.offloads.udpGro && 'gro'].filter(Boolean).join(', ') || 'none';
     checks.push({ check: 'router', status: 'ok', detail: `${s.engine} engine on ${s.tap} is running (pid ${s.pid}), offloads: ${offloads}` });
+    checks.push(...routerChecks(s));
+  } else if (input.etcd !== undefined) {
+    checks.push(await etcdCheck(input.etcd.endpoints, input.etcd.network));
   }
   return checks;
+}
+
+/** Seconds a peer may stay silent, while we send to it, before doctor calls it one-way. */
+const SILENT_PEER_S = 10;
+
+/** What only a running router can tell: its etcd state and lease, MACs claimed twice, refused and silent peers. */
+export function routerChecks(s: Status, now = Date.now()): Check[] {
+  const checks: Check[] = [];
+  const cp = s.controlPlane;
+  if (cp.mode === 'etcd') {
+    const awayS = cp.since === undefined ? 0 : Math.max(0, Math.round((now - Date.parse(cp.since)) / 1000));
+    const ttl = cp.leaseTtlSeconds ?? 15;
+    const where = `etcd ${cp.endpoints.join(', ')}`;
+    if (cp.state === 'connected') {
+      checks.push({ check: 'etcd', status: 'ok', detail: `connected to ${where} since ${cp.since}, revision ${cp.revision}, ${cp.hosts} hosts` });
+    } else if (cp.state === 'starting') {
+      checks.push({ check: 'etcd', status: 'warn', detail: `not joined ${where} yet (${awayS} s)`, fix: `check that ${where} answers from here (etcdctl --endpoints ${cp.endpoints.join(',')} endpoint health)` });
+    } else {
+      checks.push({
+        check: 'etcd',
+        status: 'fail',
+        detail:
+          awayS >= ttl
+            ? `${where} unreachable for ${awayS} s, longer than the lease TTL (${ttl} s): the other hosts have dropped this one and flood nothing to it; forwarding goes on with the last table`
+            : `${where} unreachable for ${awayS} s: the lease (TTL ${ttl} s) expires in ${ttl - awayS} s, then the other hosts drop this one`,
+        fix: `restore the path to etcd (etcdctl --endpoints ${cp.endpoints.join(',')} endpoint health); the router re-joins by itself`,
+      });
+    }
+  }
+  for (const c of s.macConflicts) {
+    checks.push({
+      check: 'mac-conflict',
+      status: 'fail',
+      detail: `MAC ${c.mac} (VNI ${c.vni}) is advertised by ${c.hostIds.length} hosts: ${c.hostIds.join(', ')}; traffic goes to ${c.hostIds[0]} only`,
+      fix: `give the containers distinct MACs (docker run --mac-address, or let Docker pick one), or remove the stale one on ${c.hostIds.slice(1).join(', ')}`,
+    });
+  }
+  for (const r of s.refusedSources) {
+    checks.push({
+      check: 'outer-source',
+      status: 'fail',
+      detail: `${r.count} datagram(s) of VNI ${r.vni} from ${r.address} refused (last ${Math.round(r.agoMs / 1000)} s ago): it is not a VTEP of that VNI here`,
+      fix: `if ${r.address} is a peer sending from another address than it advertises (several addresses, NAT), start it with --local ${r.address}; else add it with --peer ${r.address}, or find what else sends VXLAN here`,
+    });
+  }
+  const silent = s.peers.filter((p) => p.txFrames > 0 && (p.lastSeenAgoMs === null || p.lastSeenAgoMs > SILENT_PEER_S * 1000));
+  if (silent.length > 0) {
+    checks.push({
+      check: 'peers',
+      status: 'warn',
+      detail: `sending to ${silent.map((p) => p.address).join(', ')} but nothing heard from ${silent.length === 1 ? 'it' : 'them'} for ${SILENT_PEER_S} s or more`,
+      fix: `run doctor on ${silent.length === 1 ? 'that host' : 'those hosts'}: a refused outer source (this host's datagrams arrive from another address than ${s.local}), a firewall on UDP ${s.port}, or no router there`,
+    });
+  } else if (s.peers.length > 0) {
+    checks.push({ check: 'peers', status: 'ok', detail: `${s.peers.length} peer(s), none silent while we send to it` });
+  }
+  return checks;
+}
+
+/** Without a running router: is etcd reachable, and is the network defined? */
+async function etcdCheck(endpoints: readonly string[], network: string): Promise<Check> {
+  const registry = new EtcdRegistry({ endpoints: [...endpoints], callTimeoutMs: 3000 });
+  try {
+    const def = await registry.getNetwork(network);
+    return def === undefined
+      ? { check: 'etcd', status: 'fail', detail: `etcd ${endpoints.join(', ')} answers, but network ${network} is not defined`, fix: `vxlan-router network create ${network} --vni <N> --subnet <CIDR> --etcd ${endpoints.join(',')}` }
+      : { check: 'etcd', status: 'ok', detail: `etcd ${endpoints.join(', ')} answers; network ${network} is VNI ${def.vni}, subnet ${def.subnet}` };
+  } catch (err) {
+    return { check: 'etcd', status: 'fail', detail: `etcd ${endpoints.join(', ')}: ${(err as Error).message}`, fix: `check the endpoints and that etcd runs (etcdctl --endpoints ${endpoints.join(',')} endpoint health)` };
+  } finally {
+    await registry.close();
+  }
+}
+
+/** Kernel VXLAN devices of this namespace listening on `port` (they hold it without a process to show in ss). */
+function kernelVxlanOn(port: number): string[] {
+  try {
+    const links = JSON.parse(execFileSync('ip', ['-d', '-j', 'link', 'show', 'type', 'vxlan'], { encoding: 'utf8', timeout: 5000 })) as {
+      ifname: string;
+      linkinfo?: { info_data?: { port?: number } };
+    }[];
+    return links.filter((l) => l.linkinfo?.info_data?.port === port).map((l) => l.ifname);
+  } catch {
+    return [];
+  }
+}
+
+function portTaken(local: string, port: number): Check {
+  const vx = kernelVxlanOn(port);
+  return vx.length > 0
+    ? {
+        check: 'port',
+        status: 'fail',
+        detail: `UDP ${local}:${port} is taken by the kernel VXLAN device ${vx.join(', ')} (it listens on every address)`,
+        fix: `remove it (ip link del ${vx[0]}) or move it to another dstport; one VTEP per port`,
+      }
+    : { check: 'port', status: 'fail', detail: `UDP ${local}:${port} is taken`, fix: `stop what holds it (ss -ulpn 'sport = :${port}') or use --port on every host` };
 }
 
 function safeDriver(dev: string): string {

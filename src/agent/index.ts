@@ -6,4 +6,4 @@ export * from './control-protocol.js';
 export { serveControl, type ControlServer, type ControlSource } from './control-socket.js';
 export { controlSource } from './status.js';
 export { parseListen, routerMetrics, serveMetrics, type MetricsServer } from './metrics.js';
-export { runDoctor, type Check, type DoctorInput } from './doctor.js';
+export { routerChecks, runDoctor, type Check, type DoctorInput } from './doctor.js';

@@ -4,7 +4,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
-import { DROP_REASONS, type CounterName } from '../dataplane/index.js';
+import { DROP_REASONS, type CounterName, type Traffic } from '../dataplane/index.js';
 import { ConfigError, VxlanRouterError } from '../errors.js';
 import { SOFTWARE, type Router } from './router.js';
 
@@ -55,6 +55,74 @@ export function routerMetrics(router: Router, startedAt: Date): Registry {
     [{ kind: 'gso_sends' }, c().tx_gso_sends],
     [{ kind: 'merged_segments' }, c().rx_merged],
   ]);
+  // Per peer and per VNI: one read of the engine's traffic per scrape, shared by the four families.
+  let traffic: { at: number; value: Traffic } | undefined;
+  const t = (): Traffic => {
+    if (traffic === undefined || Date.now() - traffic.at > 100) traffic = { at: Date.now(), value: router.traffic() };
+    return traffic.value;
+  };
+  const both = <R extends { rxFrames: number; rxBytes: number; txFrames: number; txBytes: number }>(rows: readonly R[], label: (r: R) => Record<string, string>, what: 'Frames' | 'Bytes') =>
+    rows.flatMap((r): [Record<string, string>, number][] => [
+      [{ ...label(r), direction: 'in' }, r[`rx${what}`]],
+      [{ ...label(r), direction: 'out' }, r[`tx${what}`]],
+    ]);
+  mirror(registry, 'vxlan_router_peer_datagrams_total', 'VXLAN datagrams per peer: received from it (in), sent to it (out)', ['peer', 'direction'], () =>
+    both(t().peers, (p) => ({ peer: p.address }), 'Frames'),
+  );
+  mirror(registry, 'vxlan_router_peer_bytes_total', 'Inner bytes per peer, as for vxlan_router_peer_datagrams_total', ['peer', 'direction'], () =>
+    both(t().peers, (p) => ({ peer: p.address }), 'Bytes'),
+  );
+  mirror(registry, 'vxlan_router_vni_frames_total', 'Inner frames per VNI: written to its TAP (in), read from it and forwarded (out)', ['vni', 'direction'], () =>
+    both(t().vnis, (v) => ({ vni: String(v.vni) }), 'Frames'),
+  );
+  mirror(registry, 'vxlan_router_vni_bytes_total', 'Inner bytes per VNI, as for vxlan_router_vni_frames_total', ['vni', 'direction'], () =>
+    both(t().vnis, (v) => ({ vni: String(v.vni) }), 'Bytes'),
+  );
+  new Gauge({
+    name: 'vxlan_router_peer_last_seen_seconds',
+    help: 'Seconds since a datagram from each peer was last accepted (absent: never)',
+    labelNames: ['peer'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of t().peers) if (p.lastRxAgoMs >= 0) this.set({ peer: p.address }, p.lastRxAgoMs / 1000);
+    },
+  });
+  new Gauge({
+    name: 'vxlan_router_control_plane_state',
+    help: 'The control plane state: 1 for the current one (static: no etcd)',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const cp = router.controlPlane();
+      for (const state of ['static', 'starting', 'connected', 'degraded']) this.set({ state }, Number((cp?.state ?? 'static') === state));
+    },
+  });
+  new Gauge({
+    name: 'vxlan_router_control_plane_lag_seconds',
+    help: 'How long the table may have been stale: seconds since the control plane left the connected state (0 when connected or static)',
+    registers: [registry],
+    collect() {
+      const cp = router.controlPlane();
+      this.set(cp === undefined || cp.state === 'connected' ? 0 : Math.max(0, (Date.now() - Date.parse(cp.since)) / 1000));
+    },
+  });
+  new Gauge({
+    name: 'vxlan_router_control_plane_revision',
+    help: 'The etcd revision the table reflects (0 without etcd)',
+    registers: [registry],
+    collect() {
+      this.set(router.controlPlane()?.revision ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'vxlan_router_mac_conflicts',
+    help: 'MACs that several hosts advertise at once',
+    registers: [registry],
+    collect() {
+      this.set(router.macConflicts().length);
+    },
+  });
   new Gauge({
     name: 'vxlan_router_fdb_entries',
     help: 'Forwarding table entries, by origin',
@@ -63,7 +131,7 @@ export function routerMetrics(router: Router, startedAt: Date): Registry {
     collect() {
       this.reset();
       const rows = router.fdb();
-      for (const origin of ['static', 'learned'] as const) this.set({ origin }, rows.filter((r) => r.origin === origin).length);
+      for (const origin of ['static', 'etcd', 'learned'] as const) this.set({ origin }, rows.filter((r) => r.origin === origin).length);
     },
   });
   new Gauge({

@@ -29,6 +29,7 @@ import {
   type NativeAddon,
   type Offloads,
   type TableSnapshot,
+  type Traffic,
 } from '../dataplane/index.js';
 import { ConfigError, VxlanRouterError } from '../errors.js';
 import { RateLimited, silentLogger, type Logger } from '../log.js';
@@ -62,6 +63,12 @@ export interface Router {
   table(): TableSnapshot;
   /** The control plane's state (connected / degraded / starting, since when, revision, hosts); undefined without etcd. */
   controlPlane(): ControlPlaneState | undefined;
+  /** Frames and bytes per peer and per VNI, when each peer was last heard, refused sources. */
+  traffic(): Traffic;
+  /** The registry's hosts (this one included) with when each record last changed; [] without etcd. */
+  hosts(): { record: HostRecord; updatedAt: number }[];
+  /** MACs that several hosts advertise at once; [] without etcd. */
+  macConflicts(): { vni: number; mac: string; hostIds: string[] }[];
   /** Withdraws from the registry, stops forwarding and removes the TAP. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -256,6 +263,9 @@ export async function startRouter(config: RouterConfig, opts: StartOptions = {})
       fdb: () => eng.fdb(),
       table: () => current,
       controlPlane: () => registry?.controlPlane(),
+      traffic: () => eng.traffic(),
+      hosts: () => registry?.hostRows() ?? [],
+      macConflicts: () => registry?.macConflicts() ?? [],
       close: async () => {
         if (closed) return;
         closed = true;

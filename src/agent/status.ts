@@ -4,10 +4,22 @@
  */
 import { isIPv6 } from 'node:net';
 import type { RouterConfig } from '../config/index.js';
+import type { HostRecord } from '../control/index.js';
+import type { PeerTraffic } from '../dataplane/index.js';
 import { overheadFor } from '../packet/index.js';
 import type { Status } from './control-protocol.js';
 import type { ControlSource } from './control-socket.js';
 import { SOFTWARE, type Router } from './router.js';
+
+/** What the router knows of each peer address: its registry record (if any) and its traffic. */
+function peerFacts(router: Router): (address: string) => { host?: { record: HostRecord; updatedAt: number }; traffic?: PeerTraffic } {
+  const hosts = new Map(router.hosts().map((h) => [h.record.underlay[0]!, h]));
+  const traffic = new Map(router.traffic().peers.map((p) => [p.address, p]));
+  return (address) => ({ host: hosts.get(address), traffic: traffic.get(address) });
+}
+
+const counts = (t: PeerTraffic | undefined) => ({ rxFrames: t?.rxFrames ?? 0, rxBytes: t?.rxBytes ?? 0, txFrames: t?.txFrames ?? 0, txBytes: t?.txBytes ?? 0 });
+const lastSeen = (t: PeerTraffic | undefined): number | null => (t === undefined || t.lastRxAgoMs < 0 ? null : t.lastRxAgoMs);
 
 export function controlSource(router: Router, config: RouterConfig, startedAt: Date): ControlSource {
   const { info } = router;
@@ -29,14 +41,41 @@ export function controlSource(router: Router, config: RouterConfig, startedAt: D
       mtu: { tap: info.mtu, underlayLimit: info.underlay.mtu - overheadFor(isIPv6(info.local) ? 6 : 4) },
       offloads: { ...router.offloads() },
       controlPlane: controlPlane(router, config),
-      peers: router.table().vnis.flatMap((v) => v.peers.map((address) => ({ vni: v.vni, address }))),
+      peers: (() => {
+        const facts = peerFacts(router);
+        return router.table().vnis.flatMap((v) =>
+          v.peers.map((address) => {
+            const { host, traffic } = facts(address);
+            return { vni: v.vni, address, hostId: host?.record.hostId ?? null, lastSeenAgoMs: lastSeen(traffic), ...counts(traffic) };
+          }),
+        );
+      })(),
+      refusedSources: [...router.traffic().rejected],
+      macConflicts: router.macConflicts(),
       counters: { ...router.counters() },
     }),
     fdb: () => router.fdb().map((e) => ({ vni: e.vni, mac: e.mac, vtep: e.vtep, origin: e.origin, ageMs: e.ageMs })),
     peers: () => {
       const byAddress = new Map<string, number[]>();
       for (const v of router.table().vnis) for (const p of v.peers) byAddress.set(p, [...(byAddress.get(p) ?? []), v.vni]);
-      return [...byAddress].map(([address, vnis]) => ({ address, port: info.port, vnis, origin: statics.has(address) ? 'static' : 'etcd' }));
+      const facts = peerFacts(router);
+      const now = Date.now();
+      return [...byAddress].map(([address, vnis]) => {
+        const { host, traffic } = facts(address);
+        return {
+          address,
+          port: host?.record.port ?? info.port,
+          vnis,
+          origin: statics.has(address) ? ('static' as const) : ('etcd' as const),
+          hostId: host?.record.hostId ?? null,
+          networks: host?.record.networks ?? [],
+          mtu: host?.record.mtu ?? null,
+          software: host?.record.software ?? null,
+          lastUpdateAgoMs: host === undefined ? null : Math.max(0, now - host.updatedAt),
+          lastSeenAgoMs: lastSeen(traffic),
+          ...counts(traffic),
+        };
+      });
     },
   };
 }
@@ -45,5 +84,5 @@ function controlPlane(router: Router, config: RouterConfig): Status['controlPlan
   const endpoints = [...(config.etcd ?? [])];
   const s = router.controlPlane();
   if (s === undefined) return { mode: 'static', endpoints };
-  return { mode: 'etcd', endpoints, ...s, ...(router.info.startedFrom ? { startedFrom: router.info.startedFrom } : {}) };
+  return { mode: 'etcd', endpoints, ...s, leaseTtlSeconds: config.leaseTtl, ...(router.info.startedFrom ? { startedFrom: router.info.startedFrom } : {}) };
 }

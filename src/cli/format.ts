@@ -19,6 +19,14 @@ function bytes(n: number): string {
   return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
 }
 
+/** "1.2 s ago", "3 min ago", or "never". */
+function ago(ms: number | null): string {
+  if (ms === null) return 'never';
+  if (ms < 1000) return `${Math.round(ms)} ms ago`;
+  if (ms < 120_000) return `${(ms / 1000).toFixed(1)} s ago`;
+  return `${duration(Math.round(ms / 1000))} ago`;
+}
+
 function table(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
@@ -42,7 +50,15 @@ export function formatStatus(s: Status): string[] {
     `  mtu: ${s.mtu.tap}${mtuNote}`,
     `  offloads: ${on}`,
     `  control plane: ${plane}`,
-    `peers: ${s.peers.length === 0 ? 'none' : s.peers.map((p) => p.address).join(', ')}`,
+    ...(s.peers.length === 0
+      ? ['peers: none']
+      : s.peers.map(
+          (p) =>
+            `peer ${p.address}${p.hostId ? ` (${p.hostId})` : ''} vni ${p.vni}: last heard ${ago(p.lastSeenAgoMs)}, ` +
+            `received ${bytes(p.rxBytes)} in ${p.rxFrames}, sent ${bytes(p.txBytes)} in ${p.txFrames}`,
+        )),
+    ...s.refusedSources.map((r) => `(!) refused ${r.count} datagram(s) of vni ${r.vni} from ${r.address}, last ${ago(r.agoMs)}: not a VTEP of that VNI (run doctor)`),
+    ...s.macConflicts.map((c) => `(!) MAC ${c.mac} (vni ${c.vni}) claimed by ${c.hostIds.join(' and ')}: traffic goes to ${c.hostIds[0]}`),
     `traffic: in ${c.rx_datagrams ?? 0} datagrams (${bytes(c.rx_bytes ?? 0)}), out ${c.tx_frames ?? 0} frames (${bytes(c.tx_bytes ?? 0)}) in ${c.tx_datagrams ?? 0} datagrams, ${c.tx_flooded ?? 0} flooded, ${c.learned ?? 0} learned`,
     `drops: ${drops.length === 0 ? 'none' : drops.map(([k, v]) => `${k} ${v}`).join(', ')}`,
   ];
@@ -57,7 +73,21 @@ export function formatFdb(rows: FdbRows, f: ShowFlags): string[] {
 
 export function formatPeers(rows: PeerRows): string[] {
   if (rows.length === 0) return ['(no peers)'];
-  return table([['ADDRESS', 'PORT', 'VNIS', 'ORIGIN'], ...rows.map((r) => [r.address, String(r.port), r.vnis.join(','), r.origin])]);
+  return table([
+    ['ADDRESS', 'PORT', 'VNIS', 'ORIGIN', 'HOST', 'MTU', 'UPDATED', 'LAST HEARD', 'RX', 'TX'],
+    ...rows.map((r) => [
+      r.address,
+      String(r.port),
+      r.vnis.join(','),
+      r.origin,
+      r.hostId ?? '-',
+      r.mtu === null ? '-' : String(r.mtu),
+      r.lastUpdateAgoMs === null ? '-' : ago(r.lastUpdateAgoMs),
+      ago(r.lastSeenAgoMs),
+      bytes(r.rxBytes),
+      bytes(r.txBytes),
+    ]),
+  ]);
 }
 
 export function formatChecks(checks: readonly Check[]): string[] {

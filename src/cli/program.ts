@@ -50,6 +50,8 @@ interface DoctorFlags {
   port?: number | string;
   engine?: string;
   socket?: string;
+  etcd?: string;
+  network?: string;
   json?: boolean;
 }
 
@@ -212,6 +214,8 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--port <n>', 'UDP port (default: 4789)', integerOrRaw)
     .addOption(new Option('--engine <kind>', 'data path it would use').choices(ENGINES))
     .option('--socket <path>', `a running router's control socket (default: the only one in ${SOCKET_DIR}, if any)`)
+    .option('--etcd <urls>', 'without a running router: check that etcd answers and defines --network (comma-separated)')
+    .option('--network <name>', 'the etcd network (default: default)')
     .option('--json', 'machine-readable output')
     .action(async (f: DoctorFlags) => {
       // A running router, if one answers: its settings fill in what was not given.
@@ -231,6 +235,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
         port: num(f.port, 'port') ?? status?.port ?? 4789,
         engine: (f.engine as 'native' | 'js' | undefined) ?? status?.engine ?? 'native',
         ...(status ? { tap: status.tap, status } : {}),
+        ...(f.etcd !== undefined ? { etcd: { endpoints: f.etcd.split(',').filter(Boolean), network: f.network ?? 'default' } } : {}),
       });
       if (f.json === true) io.out(JSON.stringify(checks, null, 2));
       else for (const line of formatChecks(checks)) io.out(line);

@@ -231,6 +231,16 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     return this.view?.hosts() ?? [];
   }
 
+  /** Each host's record with when it was last updated (ms since the epoch). */
+  hostRows(): { record: HostRecord; updatedAt: number }[] {
+    return this.view?.rows() ?? [];
+  }
+
+  /** MACs several hosts advertise at once (see MacView.conflicts). */
+  macConflicts(): { vni: number; mac: string; hostIds: string[] }[] {
+    return this.macView?.conflicts() ?? [];
+  }
+
   /** The data path's view: every other host of the network is a peer (flood list and source allow-list). */
   table(): TableInput {
     const hosts = this.view?.table() ?? { vnis: [] };

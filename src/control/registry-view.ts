@@ -64,12 +64,15 @@ function parseRecord<T extends { hostId: string }>(schema: z.ZodType<T>, id: str
  */
 export class HostView {
   private readonly byId = new Map<string, HostRecord>();
+  /** When each record was last put (the peers command's "last update"). */
+  private readonly updated = new Map<string, number>();
   rejected = 0;
 
   constructor(
     private readonly vni: number,
     private readonly selfId: string,
     private readonly onReject: (err: RejectedRecord) => void = () => undefined,
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** Replaces everything with a listing's contents. */
@@ -83,11 +86,18 @@ export class HostView {
     const r = parseRecord(hostRecordSchema, id, value);
     if ('reason' in r) return this.reject(id, r.reason);
     this.byId.set(id, r.record);
+    this.updated.set(id, this.now());
     return true;
   }
 
   delete(id: string): void {
     this.byId.delete(id);
+    this.updated.delete(id);
+  }
+
+  /** Each host's record and when it was last put (ms since the epoch). */
+  rows(): { record: HostRecord; updatedAt: number }[] {
+    return [...this.byId].map(([id, record]) => ({ record, updatedAt: this.updated.get(id)! }));
   }
 
   get size(): number {
@@ -107,7 +117,7 @@ export class HostView {
   }
 
   private reject(id: string, reason: string): false {
-    this.byId.delete(id);
+    this.delete(id);
     this.rejected++;
     this.onReject(new RejectedRecord(id, reason));
     return false;
@@ -168,6 +178,25 @@ export class MacView {
       }
     }
     return [...owner].filter(([, o]) => !o.self).map(([mac, o]) => ({ mac, vtep: o.vtep, origin: 'etcd' as const, ips: o.ips }));
+  }
+
+  /**
+   * MACs that several hosts claim at once, with the claimants newest first (the first one gets the traffic). A MAC
+   * that moved is claimed twice only until the old host's record ages it out; one claimed for long is a conflict.
+   */
+  conflicts(): { vni: number; mac: string; hostIds: string[] }[] {
+    const claims = new Map<string, { vni: number; mac: string; by: { id: string; revision: number }[] }>();
+    for (const [id, { record, revision }] of this.byId) {
+      for (const m of record.macs) {
+        const key = `${m.vni}/${m.mac}`;
+        const c = claims.get(key) ?? { vni: m.vni, mac: m.mac, by: [] };
+        c.by.push({ id, revision });
+        claims.set(key, c);
+      }
+    }
+    return [...claims.values()]
+      .filter((c) => c.by.length > 1)
+      .map((c) => ({ vni: c.vni, mac: c.mac, hostIds: c.by.sort((a, b) => b.revision - a.revision).map((b) => b.id) }));
   }
 
   /**

@@ -12,7 +12,10 @@ export function buildVniPeers(vnis: readonly { readonly vni: number; readonly pe
   return new Map(vnis.map((v) => [v.vni, new Set(v.peers)]));
 }
 
-export type Verdict = { readonly ok: true; readonly vni: number; readonly inner: Uint8Array } | { readonly ok: false; readonly reason: DropReason };
+export type Verdict =
+  | { readonly ok: true; readonly vni: number; readonly inner: Uint8Array }
+  /** `vni` with rx_unknown_source: the VNI the refused sender used (reported as a refused source). */
+  | { readonly ok: false; readonly reason: DropReason; readonly vni?: number };
 
 export function classifyDatagram(payload: Uint8Array, from: string, vnis: VniPeers, maxFrame: number): Verdict {
   if (payload.length < VXLAN_HEADER_LEN) return { ok: false, reason: 'rx_short' };
@@ -20,7 +23,7 @@ export function classifyDatagram(payload: Uint8Array, from: string, vnis: VniPee
   const vni = (payload[4]! << 16) | (payload[5]! << 8) | payload[6]!;
   const peers = vnis.get(vni);
   if (peers === undefined) return { ok: false, reason: 'rx_unknown_vni' };
-  if (!peers.has(from)) return { ok: false, reason: 'rx_unknown_source' };
+  if (!peers.has(from)) return { ok: false, reason: 'rx_unknown_source', vni };
   const innerLen = payload.length - VXLAN_HEADER_LEN;
   if (innerLen < ETH_HEADER_LEN) return { ok: false, reason: 'rx_truncated_inner' };
   if (innerLen > maxFrame) return { ok: false, reason: 'rx_oversize' };

@@ -103,6 +103,7 @@ export interface EngineOptions {
 /** What the control side knows (per VNI: peers = flood list and source allow-list, static MACs), and a table row. */
 export type { TableInput as TableSnapshot, FdbRow as FdbEntry } from '../fdb/index.js';
 import type { TableInput as TableSnapshot, FdbRow as FdbEntry } from '../fdb/index.js';
+import type { Traffic } from './traffic.js';
 
 export type EngineKind = 'native' | 'js';
 
@@ -117,6 +118,8 @@ export interface Engine {
   offloads(): Offloads;
   /** This host's own MACs: sources of frames read from the TAPs, seen within the aging time (to advertise). */
   localMacs(): LocalMac[];
+  /** Frames and bytes per peer and per VNI, when each peer was last heard, and refused sources. */
+  traffic(): Traffic;
   /** Stop forwarding, close sockets and TAPs. Safe to call twice. */
   close(): Promise<void>;
 }

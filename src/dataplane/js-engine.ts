@@ -20,6 +20,7 @@ import { ForwardingTable } from '../fdb/index.js';
 import { arpReply, arpRequestTarget, encodeVxlanHeader, flowPort, formatMac, gratuitousArp, senderIpv4, VXLAN_HEADER_LEN } from '../packet/index.js';
 import { buildVniPeers, classifyDatagram } from './classify.js';
 import { reboundAddresses } from './neighbors.js';
+import { TrafficStats, type Traffic } from './traffic.js';
 import {
   NO_OFFLOADS,
   zeroCounters,
@@ -49,6 +50,7 @@ export class JsEngine implements Engine {
   /** Per VNI: remote containers' addresses → MAC, for ARP suppression. */
   private neighbors = new Map<number, Map<string, string>>();
   private readonly fdbTable: ForwardingTable;
+  private readonly stats: TrafficStats;
   private readonly ipHeaderLen: number;
   private readonly family: 'udp4' | 'udp6';
   private readonly headers = new Map<number, Uint8Array>();
@@ -71,6 +73,7 @@ export class JsEngine implements Engine {
     this.family = isIPv6(opts.local) ? 'udp6' : 'udp4';
     this.ipHeaderLen = this.family === 'udp6' ? 40 : 20;
     this.fdbTable = new ForwardingTable({ agingMs: opts.agingMs, now });
+    this.stats = new TrafficStats(now);
     for (const n of opts.networks) {
       this.taps.set(n.vni, n);
       this.headers.set(n.vni, encodeVxlanHeader(n.vni));
@@ -98,6 +101,7 @@ export class JsEngine implements Engine {
     this.table = table;
     this.fdbTable.load(table);
     this.vniPeers = buildVniPeers(table.vnis);
+    this.stats.retain(new Set(table.vnis.flatMap((v) => v.peers)));
     this.neighbors = new Map(table.vnis.map((v) => [v.vni, new Map((v.neighbors ?? []).map((n) => [n.ip, n.mac]))]));
     for (const r of rebound) this.writeTap(r.vni, gratuitousArp(r.ip, r.mac));
   }
@@ -118,6 +122,10 @@ export class JsEngine implements Engine {
       else rows.push({ vni: e.vni, mac: e.mac, ageMs: now - e.seen, ips: [...e.ips] });
     }
     return rows;
+  }
+
+  traffic(): Traffic {
+    return this.stats.snapshot();
   }
 
   /** None: one frame per datagram through dgram (the reference path). */
@@ -187,7 +195,9 @@ export class JsEngine implements Engine {
       socket.send([header, frame], this.opts.port, vtep, (err) => {
         if (err) this.counts.tx_send_error++;
       });
+      this.stats.sent(vtep, frame.length);
     }
+    this.stats.forwarded(vni, frame.length);
     this.counts.tx_frames++;
     this.counts.tx_bytes += frame.length;
     this.counts.tx_datagrams += vteps.length;
@@ -223,6 +233,7 @@ export class JsEngine implements Engine {
     const verdict = classifyDatagram(payload, from, this.vniPeers, this.maxFrame());
     if (!verdict.ok) {
       this.counts[verdict.reason]++;
+      if (verdict.reason === 'rx_unknown_source' && verdict.vni !== undefined) this.stats.refusedSource(from, verdict.vni);
       return;
     }
     const tap = this.taps.get(verdict.vni);
@@ -240,6 +251,7 @@ export class JsEngine implements Engine {
     }
     this.counts.rx_datagrams++;
     this.counts.rx_bytes += inner.length;
+    this.stats.received(from, verdict.vni, inner.length);
   }
 
   private maxFrame(): number {

@@ -19,6 +19,7 @@ import {
 } from './engine.js';
 import { gratuitousArp } from '../packet/index.js';
 import { reboundAddresses } from './neighbors.js';
+import type { Traffic } from './traffic.js';
 import { loadNative, toRouterError, type NativeAddon, type NativeEngineHandle, type NativeTable } from './native.js';
 
 export class NativeEngine implements Engine {
@@ -82,6 +83,10 @@ export class NativeEngine implements Engine {
 
   offloads(): Offloads {
     return this.handle?.features() ?? NO_OFFLOADS;
+  }
+
+  traffic(): Traffic {
+    return this.handle?.traffic() ?? { peers: [], vnis: [], rejected: [] };
   }
 
   fdb(): FdbEntry[] {

@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { VxlanRouterError, type ErrorCode } from '../errors.js';
 import type { LocalMac, Offloads } from './engine.js';
+import type { Traffic } from './traffic.js';
 
 /** The table as the addon takes it: static MACs as [mac, vtep] pairs. */
 export interface NativeTable {
@@ -26,6 +27,8 @@ export interface NativeEngineHandle {
   localMacs(): LocalMac[];
   /** Writes a frame onto a VNI's bridge (gratuitous ARP). */
   injectFrame(vni: number, frame: Uint8Array): void;
+  /** Per-peer and per-VNI counts and refused sources (native/src/stats.h). */
+  traffic(): Traffic;
 }
 
 export type TapOffload = 'csum' | 'tso4' | 'tso6';

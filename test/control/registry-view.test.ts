@@ -52,6 +52,19 @@ t.test('host records: valid ones make the table, bad ones are ignored and counte
   t.same(v.hosts().map((h) => h.hostId), ['self']);
 });
 
+t.test('host rows: when each record was last put, on a fake clock', async (t) => {
+  let now = 1000;
+  const v = new HostView(42, 'self', () => undefined, () => now);
+  v.put('a', json(record('a', '198.51.100.1')));
+  now = 2000;
+  v.put('b', json(record('b', '198.51.100.2')));
+  now = 3000;
+  v.put('a', json({ ...record('a', '198.51.100.1'), mtu: 1400 }));
+  t.same(v.rows().map((r) => [r.record.hostId, r.record.mtu, r.updatedAt]), [['a', 1400, 3000], ['b', 1450, 2000]]);
+  v.put('b', 'garbage');
+  t.same(v.rows().map((r) => r.record.hostId), ['a'], 'a rejected put removes the row');
+});
+
 t.test('random bytes never throw', async (t) => {
   const rnd = mulberry32(3);
   const v = new HostView(42, 'self');
@@ -110,11 +123,14 @@ t.test('MacView: other hosts MACs per VNI, the newest claim wins, bad records ar
   t.ok(v.put('c', rec('c', '198.51.100.3', [{ vni: 42, mac: '02:00:00:00:00:0a' }]), 9));
   t.same(v.macs(42, 'a').map((m) => [m.mac, m.vtep]), [['02:00:00:00:00:0a', '198.51.100.3'], ['02:00:00:00:00:0b', '198.51.100.2']]);
   t.same(v.macs(42, 'c').map((m) => m.mac), ['02:00:00:00:00:0b'], 'c does not install the MAC it owns');
+  t.same(v.conflicts(), [{ vni: 42, mac: '02:00:00:00:00:0a', hostIds: ['c', 'a'] }], 'a MAC two hosts claim is a conflict, newest claimant first');
   // a writes again later (it still sees 0a): the newest claim wins, whoever it is.
   v.put('a', rec('a', '198.51.100.1', [{ vni: 42, mac: '02:00:00:00:00:0a' }]), 12);
   t.same(v.macs(42, 'b').find((m) => m.mac === '02:00:00:00:00:0a')?.vtep, '198.51.100.1');
+  t.same(v.conflicts()[0]?.hostIds, ['a', 'c']);
   v.delete('a');
   t.same(v.macs(42, 'b').find((m) => m.mac === '02:00:00:00:00:0a')?.vtep, '198.51.100.3', "when a's record goes, c's claim stands");
+  t.same(v.conflicts(), [], 'and the conflict ends');
 
   t.notOk(v.put('d', '{', 13), 'not JSON');
   t.notOk(v.put('d', rec('d', 'nope', []), 14), 'a VTEP that is not an address');

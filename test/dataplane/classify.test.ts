@@ -28,6 +28,7 @@ t.test('order: the first failing check names the reason', async (t) => {
   t.equal(reason(dgram(0x00, 43, 60), '198.51.100.9'), 'rx_bad_flags');
   t.equal(reason(dgram(0x08, 43, 0), '198.51.100.9'), 'rx_unknown_vni');
   t.equal(reason(dgram(0x08, 42, 0), '198.51.100.9'), 'rx_unknown_source');
+  t.same(classifyDatagram(dgram(0x08, 42, 60), '198.51.100.9', peers, 1468), { ok: false, reason: 'rx_unknown_source', vni: 42 }, 'a refused source carries the VNI it used');
 });
 
 t.test('the accepted inner frame is a view of the payload', async (t) => {

@@ -1,10 +1,12 @@
 /**
  * `vxlan-router doctor` in a lab host: a missing bridge, a bridge member whose MTU is above the overlay's, a TAP MTU
- * the underlay cannot carry, and a healthy host (with and without a running router).
+ * the underlay cannot carry, a healthy host (with and without a running router), a refused outer source, a port
+ * held by a kernel VXLAN device, and etcd (unreachable, network missing, defined) when no router runs.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { EtcdServer, etcdSkipReason } from '../../src/lab/etcd.js';
 import { Lab, labSkipReason, twoHosts } from '../../src/lab/netns.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
@@ -15,12 +17,12 @@ interface Check {
   detail: string;
   fix?: string;
 }
+const byName = (checks: Check[], name: string): Check | undefined => checks.find((c) => c.check === name);
 
 t.test('doctor finds what is wrong and names the fix', { skip: labSkipReason() ?? false }, async (t) => {
   const lab = new Lab();
   t.teardown(() => lab.destroy());
   const { h1, h2 } = await twoHosts(lab);
-  const byName = (checks: Check[], name: string): Check | undefined => checks.find((c) => c.check === name);
 
   // No router runs at that socket: doctor says so, since it was asked for that one.
   const noRouter = spawnSync('ip', ['netns', 'exec', h1.ns, process.execPath, CLI, 'doctor', '--socket', `/tmp/vxr${lab.id}-none.sock`], { encoding: 'utf8' });
@@ -55,4 +57,43 @@ t.test('doctor finds what is wrong and names the fix', { skip: labSkipReason() ?
   t.match(byName(rc, 'router'), { status: 'ok', detail: /native engine on vxr42 is running .*offloads: tap, gso, gro/ });
   t.match(byName(rc, 'mtu'), { status: 'ok', detail: /TAP MTU 1450 fits/ });
   t.notOk(byName(rc, 'port'), 'no port check against its own socket');
+
+  // A sender that is not a VTEP of the VNI (a peer sending from a second address): refused, and doctor names it.
+  await lab.exec(h1.ns, 'ip', ['addr', 'add', '198.51.100.9/24', 'dev', 'eth0']);
+  const send = `const s = require('node:dgram').createSocket('udp4'); s.bind(0, '198.51.100.9', () => s.send(Buffer.from([8,0,0,0,0,0,42,0, ...new Array(60).fill(2)]), 4789, '${h2.underlayIp}', () => s.close()));`;
+  await lab.exec(h1.ns, process.execPath, ['-e', send]);
+  await lab.exec(h1.ns, process.execPath, ['-e', send]);
+  const refused = spawnSync('ip', ['netns', 'exec', h2.ns, process.execPath, CLI, 'doctor', '--socket', lab.controlSocket(h2), '--json'], { encoding: 'utf8' });
+  t.equal(refused.status, 1, 'a refused outer source fails');
+  t.match(byName(JSON.parse(refused.stdout) as Check[], 'outer-source'), {
+    status: 'fail',
+    detail: /2 datagram\(s\) of VNI 42 from 198\.51\.100\.9 refused .*not a VTEP of that VNI/,
+    fix: /--local 198\.51\.100\.9/,
+  });
+
+  // A kernel VXLAN device holds the port (without a process that ss could name).
+  await lab.exec(h1.ns, 'ip', ['link', 'add', 'vxk', 'type', 'vxlan', 'id', '9', 'dstport', '4789', 'local', h1.underlayIp, 'nolearning']);
+  await lab.exec(h1.ns, 'ip', ['link', 'set', 'vxk', 'up']);
+  const taken = spawnSync('ip', ['netns', 'exec', h1.ns, process.execPath, CLI, 'doctor', '--local', h1.underlayIp, '--json'], { encoding: 'utf8' });
+  t.equal(taken.status, 1);
+  t.match(byName(JSON.parse(taken.stdout) as Check[], 'port'), { status: 'fail', detail: /taken by the kernel VXLAN device vxk/, fix: /ip link del vxk/ });
+});
+
+t.test('doctor --etcd without a router: etcd unreachable, network missing, network defined', { skip: etcdSkipReason() ?? false }, async (t) => {
+  const etcd = await EtcdServer.start();
+  t.teardown(() => etcd.destroy());
+  const doctor = (...args: string[]) => {
+    const r = spawnSync(process.execPath, [CLI, 'doctor', '--etcd', etcd.endpoint, '--json', ...args], { encoding: 'utf8', timeout: 30_000 });
+    return { code: r.status, check: byName(JSON.parse(r.stdout || '[]') as Check[], 'etcd'), err: r.stderr };
+  };
+  const missing = doctor('--network', 'lab');
+  t.equal(missing.code, 1, missing.err);
+  t.match(missing.check, { status: 'fail', detail: /answers, but network lab is not defined/, fix: /vxlan-router network create lab/ });
+  const created = spawnSync(process.execPath, [CLI, 'network', 'create', 'lab', '--vni', '42', '--subnet', '198.18.0.0/15', '--etcd', etcd.endpoint], { encoding: 'utf8' });
+  t.equal(created.status, 0, created.stderr);
+  t.match(doctor('--network', 'lab').check, { status: 'ok', detail: /network lab is VNI 42, subnet 198\.18\.0\.0\/15/ });
+  await etcd.stop();
+  const away = doctor('--network', 'lab');
+  t.equal(away.code, 1);
+  t.match(away.check, { status: 'fail', detail: /etcd http:\/\/127\.0\.0\.1:\d+: /, fix: /endpoint health/ });
 });

@@ -9,6 +9,7 @@
  * kill -9 of one router: its VTEP leaves the others' tables within the lease TTL + 1 s.
  */
 import t from 'tap';
+import { peersSchema } from '../../src/agent/index.js';
 import { etcdLab, etcdSkipReason } from '../../src/lab/etcd.js';
 import { CLI_PATH, labSkipReason, VNI, waitFor, type Container, type Host, type RouterProcess } from '../../src/lab/netns.js';
 
@@ -42,6 +43,11 @@ t.test('three hosts join through etcd', { skip: skip ?? false }, async (t) => {
       if (a !== b) t.equal((await lab.ping(a.ns, b.ip, 2)).loss, 0, `${a.name} → ${b.name}`);
     }
   }
+
+  // `peers` shows what the registry says of each peer, and what the data path heard from it.
+  const peerRows = peersSchema.parse(JSON.parse((await lab.exec(hosts[0]!.ns, process.execPath, [CLI_PATH, 'peers', '--socket', lab.controlSocket(hosts[0]!), '--json'])).stdout));
+  t.same(peerRows.map((p) => [p.address, p.origin, p.networks, p.mtu]), [[ips[1], 'etcd', ['default'], 1450], [ips[2], 'etcd', ['default'], 1450]]);
+  t.ok(peerRows.every((p) => p.hostId?.endsWith(p.address) && p.lastUpdateAgoMs! >= 0 && p.lastSeenAgoMs! < 30_000 && p.rxFrames > 0), 'host ids, last update, last heard');
 
   const killed = Date.now();
   routers[2]!.child.kill('SIGKILL');

@@ -33,14 +33,18 @@ t.test('status, fdb and peers of two running routers', { skip: labSkipReason() ?
   const status = statusSchema.parse(JSON.parse(json.out));
   t.match(status, { engine: 'native', vni: 42, tap: 'vxr42', bridge: 'br0', local: h1.underlayIp, port: 4789, network: null });
   t.same(status.mtu, { tap: 1450, underlayLimit: 1450 });
-  t.same(status.peers, [{ vni: 42, address: h2.underlayIp }]);
+  t.match(status.peers, [{ vni: 42, address: h2.underlayIp, hostId: null, lastSeenAgoMs: Number }]);
+  const peerRow = status.peers[0]!;
+  t.ok(peerRow.lastSeenAgoMs! < 10_000 && peerRow.rxFrames >= 3 && peerRow.txFrames >= 3 && peerRow.rxBytes >= 3 * 98, 'the peer was heard, with the pings counted both ways');
+  t.same(status.refusedSources, []);
+  t.same(status.macConflicts, []);
   t.same(status.controlPlane, { mode: 'static', endpoints: [] });
   t.same(status.offloads, { tapVnetHdr: true, udpGso: true, udpGro: true });
   t.ok(status.counters.rx_datagrams! >= 3 && status.counters.tx_frames! >= 3, 'counters moved with the pings');
 
   const text = cli(['status', '--socket', sock]);
   t.equal(text.code, 0, text.err);
-  t.match(text.out, /native engine.*\n.*vni: 42 {2}tap: vxr42 on bridge br0\n.*local: 198\.51\.100\.1:4789 via eth0 \(mtu 1500\)\n.*mtu: 1450\n.*offloads: tap, gso, gro\n.*control plane: static peers\npeers: 198\.51\.100\.2\n/);
+  t.match(text.out, /native engine.*\n.*vni: 42 {2}tap: vxr42 on bridge br0\n.*local: 198\.51\.100\.1:4789 via eth0 \(mtu 1500\)\n.*mtu: 1450\n.*offloads: tap, gso, gro\n.*control plane: static peers\npeer 198\.51\.100\.2 vni 42: last heard [\d.]+ m?s ago, received [\d.]+ K?i?B in \d+, sent [\d.]+ K?i?B in \d+\n/);
   t.match(text.out, /\ndrops: none\n/, 'only nonzero drops are listed');
 
   const fdb = fdbSchema.parse(JSON.parse(cli(['fdb', '--socket', sock, '--json']).out));
@@ -51,8 +55,9 @@ t.test('status, fdb and peers of two running routers', { skip: labSkipReason() ?
   t.equal(cli(['fdb', '--socket', sock, '--network', '7']).out.trim(), '(no entries)', '--network filters');
 
   const peers = peersSchema.parse(JSON.parse(cli(['peers', '--socket', sock, '--json']).out));
-  t.same(peers, [{ address: h2.underlayIp, port: 4789, vnis: [42], origin: 'static' }]);
-  t.match(cli(['peers', '--socket', sock]).out, /^ADDRESS +PORT +VNIS +ORIGIN\n198\.51\.100\.2 +4789 +42 +static\n$/);
+  t.match(peers, [{ address: h2.underlayIp, port: 4789, vnis: [42], origin: 'static', hostId: null, networks: [], mtu: null, lastUpdateAgoMs: null, lastSeenAgoMs: Number }]);
+  t.ok(peers[0]!.rxFrames >= 3 && peers[0]!.txFrames >= 3, 'peer traffic in `peers`');
+  t.match(cli(['peers', '--socket', sock]).out, /^ADDRESS +PORT +VNIS +ORIGIN +HOST +MTU +UPDATED +LAST HEARD +RX +TX\n198\.51\.100\.2 +4789 +42 +static +- +- +- +[\d.]+ m?s ago +[\d.]+ K?i?B +[\d.]+ K?i?B\n$/);
 
   // Metrics: scraped inside h1 (the default address is the namespace's loopback), parsed as Prometheus text.
   const scrape = async (): Promise<Map<string, number>> => {
@@ -73,6 +78,14 @@ t.test('status, fdb and peers of two running routers', { skip: labSkipReason() ?
   const moved = (k: string): number => after.get(k)! - before.get(k)!;
   t.ok(moved('vxlan_router_frames_total{"direction":"out"}') >= 5 && moved('vxlan_router_frames_total{"direction":"in"}') >= 5, 'frame counters moved with 5 pings');
   t.ok(moved('vxlan_router_bytes_total{"direction":"out"}') >= 5 * 98, 'and bytes');
+  const peer = (k: string, dir: string) => `vxlan_router_peer_${k}_total{"peer":"${h2.underlayIp}","direction":"${dir}"}`;
+  t.ok(moved(peer('datagrams', 'out')) >= 5 && moved(peer('datagrams', 'in')) >= 5, 'per-peer datagrams moved');
+  t.ok(moved(peer('bytes', 'out')) >= 5 * 98 && moved(peer('bytes', 'in')) >= 5 * 98, 'per-peer bytes moved');
+  t.ok(moved('vxlan_router_vni_frames_total{"vni":"42","direction":"out"}') >= 5 && moved('vxlan_router_vni_bytes_total{"vni":"42","direction":"in"}') >= 5 * 98, 'per-VNI counters moved');
+  t.ok(after.get(`vxlan_router_peer_last_seen_seconds{"peer":"${h2.underlayIp}"}`)! < 10, 'peer last seen');
+  t.equal(after.get('vxlan_router_control_plane_state{"state":"static"}'), 1, 'control plane: static');
+  t.equal(after.get('vxlan_router_control_plane_lag_seconds{}'), 0);
+  t.equal(after.get('vxlan_router_mac_conflicts{}'), 0);
 
   const js = statusSchema.parse(JSON.parse(cli(['status', '--socket', lab.controlSocket(h2), '--json']).out));
   t.match(js, { engine: 'js', offloads: { tapVnetHdr: false, udpGso: false, udpGro: false } }, 'the js engine answers too');

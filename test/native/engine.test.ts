@@ -68,9 +68,11 @@ await send('198.51.100.1', vx(8, 42, 13));
 await send('198.51.100.1', vx(8, 42, 1450 + 18 + 1));
 await until(() => named(e).rx_oversize > 0);
 out.drops = named(e);
+out.traffic = e.traffic();
 
-// No peers: nowhere to send.
+// No peers: nowhere to send (and the peer's traffic row goes with it).
 e.setTable({ vnis: [{ vni: 42, peers: [], macs: [] }] });
+out.trafficPeersAfterRemoval = e.traffic().peers.length;
 const before = named(e).tx_no_destination;
 ping();
 await until(() => named(e).tx_no_destination > before);
@@ -114,6 +116,19 @@ t.test('native engine: errors, TX → RX through itself, every RX drop reason, s
     t.equal(drops[reason], 1, `${reason} counted once`);
   t.equal(drops.rx_tap_write_error, 0);
   t.equal(drops.tx_send_error, 0);
+  // Per-peer and per-VNI counts agree with the global ones; the crafted datagram from .5 is a refused source.
+  type Row = { rxFrames: number; rxBytes: number; txFrames: number; txBytes: number };
+  const traffic = out.traffic as { peers: (Row & { address: string; lastRxAgoMs: number })[]; vnis: (Row & { vni: number })[]; rejected: { address: string; vni: number; count: number; agoMs: number }[] };
+  const peer = traffic.peers.find((p) => p.address === '198.51.100.1');
+  t.ok(peer, 'a row for the peer');
+  t.equal(peer?.rxFrames, drops.rx_datagrams, 'peer rx frames = rx_datagrams (its only peer)');
+  t.equal(peer?.rxBytes, drops.rx_bytes);
+  t.equal(peer?.txFrames, drops.tx_datagrams, 'peer tx frames = datagrams sent to it');
+  t.ok(peer !== undefined && peer.lastRxAgoMs >= 0 && peer.lastRxAgoMs < 30_000, 'last heard recently');
+  t.same(traffic.vnis, [{ vni: 42, rxFrames: drops.rx_datagrams, rxBytes: drops.rx_bytes, txFrames: drops.tx_frames, txBytes: drops.tx_bytes }], 'VNI 42 rows');
+  t.match(traffic.rejected, [{ address: '198.51.100.5', vni: 42, count: 1, agoMs: Number }], 'the non-peer sender is a refused source');
+  t.equal(traffic.peers.some((p) => p.address === '198.51.100.5'), false, 'a refused sender gets no peer row');
+  t.equal(out.trafficPeersAfterRemoval, 0, 'a removed peer leaves the traffic rows');
   t.ok((out.noDestination as number) >= 1, 'tx_no_destination when the VNI has no peers');
   t.equal(out.learnedAfterPeerRemoved, 0, 'learned entries of a removed peer are forgotten');
   t.equal(out.tapGoneAfterStop, true, 'stop() closes the TAP (twice is fine)');

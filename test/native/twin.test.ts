@@ -136,7 +136,7 @@ t.test('classify: same verdict for every case and for random datagrams', async (
   for (const [payload, from] of cases) {
     const ts = classifyDatagram(payload, from, peers, 1468);
     const cc = native.classify(payload, from, vnis, 1468);
-    const tsView = ts.ok ? { vni: ts.vni, offset: ts.inner.byteOffset - payload.byteOffset } : { reason: ts.reason };
+    const tsView = ts.ok ? { vni: ts.vni, offset: ts.inner.byteOffset - payload.byteOffset } : { reason: ts.reason, ...(ts.vni !== undefined ? { vni: ts.vni } : {}) };
     if (JSON.stringify(tsView) !== JSON.stringify(cc)) t.fail(`differs: ${JSON.stringify(tsView)} vs ${JSON.stringify(cc)}`), mismatches++;
   }
   t.equal(mismatches, 0, `${cases.length} datagrams`);

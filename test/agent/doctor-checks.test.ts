@@ -1,0 +1,37 @@
+/** doctor's checks of a running router's status (pure): etcd state and lease, MAC conflicts, refused and silent peers. */
+import t from 'tap';
+import { routerChecks, type Status } from '../../src/agent/index.js';
+
+const NOW = Date.parse('2026-01-01T00:01:00Z');
+const base: Status = {
+  software: 'vxlan-router test', pid: 1, startedAt: '2026-01-01T00:00:00Z', uptimeSeconds: 60, engine: 'native', network: 'lab', vni: 42,
+  tap: 'vxr42', bridge: 'br0', local: '198.51.100.1', port: 4789, underlay: { device: 'eth0', mtu: 1500 }, mtu: { tap: 1450, underlayLimit: 1450 },
+  offloads: { tapVnetHdr: true, udpGso: true, udpGro: true },
+  controlPlane: { mode: 'etcd', endpoints: ['http://198.51.100.254:2379'], state: 'connected', since: '2026-01-01T00:00:00Z', revision: 7, hosts: 3, leaseTtlSeconds: 15 },
+  peers: [{ vni: 42, address: '198.51.100.2', hostId: 'b', lastSeenAgoMs: 500, rxFrames: 5, rxBytes: 500, txFrames: 5, txBytes: 500 }],
+  refusedSources: [], macConflicts: [], counters: {},
+};
+const at = (s: Status) => routerChecks(s, NOW);
+const one = (s: Status, name: string) => at(s).find((c) => c.check === name);
+
+t.test('etcd: connected, starting, away within the lease, away past it', async (t) => {
+  t.match(one(base, 'etcd'), { status: 'ok', detail: /connected to etcd http:\/\/198\.51\.100\.254:2379 .*revision 7, 3 hosts/ });
+  t.match(one({ ...base, controlPlane: { ...base.controlPlane, state: 'starting' } }, 'etcd'), { status: 'warn', fix: /endpoint health/ });
+  const away = (since: string) => one({ ...base, controlPlane: { ...base.controlPlane, state: 'degraded', since } }, 'etcd');
+  t.match(away('2026-01-01T00:00:55Z'), { status: 'fail', detail: /unreachable for 5 s: the lease \(TTL 15 s\) expires in 10 s/ });
+  t.match(away('2026-01-01T00:00:30Z'), { status: 'fail', detail: /unreachable for 30 s, longer than the lease TTL \(15 s\): the other hosts have dropped this one/ });
+  t.notOk(one({ ...base, controlPlane: { mode: 'static', endpoints: [] } }, 'etcd'), 'no etcd check with static peers');
+});
+
+t.test('MAC claimed by two hosts, refused source, silent peer', async (t) => {
+  t.same(at(base).filter((c) => c.status !== 'ok'), [], 'a healthy router passes');
+  t.match(one({ ...base, macConflicts: [{ vni: 42, mac: '02:00:00:00:00:0a', hostIds: ['c', 'a'] }] }, 'mac-conflict'), {
+    status: 'fail', detail: /02:00:00:00:00:0a \(VNI 42\) is advertised by 2 hosts: c, a; traffic goes to c only/, fix: /--mac-address.*on a/,
+  });
+  t.match(one({ ...base, refusedSources: [{ address: '198.51.100.9', vni: 42, count: 3, agoMs: 2000 }] }, 'outer-source'), {
+    status: 'fail', detail: /3 datagram\(s\) of VNI 42 from 198\.51\.100\.9 refused \(last 2 s ago\)/, fix: /--local 198\.51\.100\.9/,
+  });
+  const silent = { ...base.peers[0]!, lastSeenAgoMs: null };
+  t.match(one({ ...base, peers: [silent] }, 'peers'), { status: 'warn', detail: /sending to 198\.51\.100\.2 but nothing heard/ });
+  t.match(one({ ...base, peers: [{ ...silent, txFrames: 0 }] }, 'peers'), { status: 'ok' }, 'a peer we never sent to is not silent');
+});
