@@ -35,8 +35,23 @@ export const statusSchema = z.strictObject({
   local: z.string(),
   port: z.number().int(),
   underlay: z.strictObject({ device: z.string(), mtu: z.number().int() }),
-  /** The TAP's MTU, and the largest inner MTU the underlay carries without fragmenting (underlay − 50, or − 70). */
-  mtu: z.strictObject({ tap: z.number().int(), underlayLimit: z.number().int() }),
+  /** The TAP's MTU, the one asked for (null: derived from the underlay), and the largest inner MTU the underlay
+   * carries without fragmenting (underlay − 50, or − 70). */
+  mtu: z.strictObject({ tap: z.number().int(), configured: z.number().int().nullable(), underlayLimit: z.number().int() }),
+  /** Every network served (the fields above describe the first): etcd name, VNI, TAP, bridge, MTU, etcd state. */
+  networks: z.array(
+    z.strictObject({
+      name: z.string().nullable(),
+      vni: z.number().int(),
+      tap: z.string(),
+      bridge: z.string(),
+      mtu: z.number().int(),
+      configuredMtu: z.number().int().nullable(),
+      state: z.enum(['starting', 'connected', 'degraded']).nullable(),
+      revision: z.number().nullable(),
+      hosts: z.number().int().nullable(),
+    }),
+  ),
   offloads: z.strictObject({ tapVnetHdr: z.boolean(), udpGso: z.boolean(), udpGro: z.boolean() }),
   controlPlane: z.strictObject({
     mode: z.enum(['static', 'etcd']),

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
-import { etcdClientConfig, type RouterConfig } from '../config/index.js';
+import { etcdClientConfig, joinsOf, type NetworkJoin, type RouterConfig } from '../config/index.js';
 import {
   EtcdRegistry,
   readSnapshot,
@@ -25,6 +25,7 @@ import {
   toRouterError,
   type Counters,
   type Engine,
+  type EngineNetwork,
   type FdbEntry,
   type NativeAddon,
   type Offloads,
@@ -38,8 +39,23 @@ import { checkBridge, checkFreeLinkName, checkPrivileges, checkTun, findUnderlay
 
 export const SOFTWARE = 'vxlan-router 0.1.0';
 
+/** One network this router serves. */
+export interface NetworkInfo {
+  /** The etcd network (absent with static peers). */
+  readonly name?: string;
+  readonly vni: number;
+  readonly tap: string;
+  readonly bridge: string;
+  /** The TAP's MTU, and the one asked for (--mtu, or the network's definition; null: derived from the underlay). */
+  readonly mtu: number;
+  readonly configuredMtu: number | null;
+  /** Where its table came from at start: etcd, or the on-disk snapshot (etcd was unreachable). */
+  readonly startedFrom?: 'etcd' | 'snapshot';
+}
+
 export interface RouterInfo {
   readonly engine: Engine['kind'];
+  /** The first network's TAP, MTU, VNI, etcd network and start (every network: `networks`). */
   readonly tap: string;
   readonly mtu: number;
   readonly underlay: Underlay;
@@ -47,10 +63,9 @@ export interface RouterInfo {
   readonly local: string;
   readonly port: number;
   readonly peers: readonly string[];
-  /** The etcd network joined, if any. */
   readonly network?: string;
-  /** Where the table came from at start: etcd, or the on-disk snapshot (etcd was unreachable). */
   readonly startedFrom?: 'etcd' | 'snapshot';
+  readonly networks: readonly NetworkInfo[];
 }
 
 export interface Router {
@@ -61,15 +76,20 @@ export interface Router {
   offloads(): Offloads;
   /** The table the data path forwards with now (static peers merged with the registry's). */
   table(): TableSnapshot;
-  /** The control plane's state (connected / degraded / starting, since when, revision, hosts); undefined without etcd. */
+  /**
+   * The control plane's state (connected / degraded / starting, since when, revision, hosts); undefined without
+   * etcd. With several networks: the worst of their states, the oldest revision.
+   */
   controlPlane(): ControlPlaneState | undefined;
+  /** Each network's control-plane state (undefined without etcd), in the order of info.networks. */
+  networkStates(): (ControlPlaneState | undefined)[];
   /** Frames and bytes per peer and per VNI, when each peer was last heard, refused sources. */
   traffic(): Traffic;
   /** The registry's hosts (this one included) with when each record last changed; [] without etcd. */
   hosts(): { record: HostRecord; updatedAt: number }[];
   /** MACs that several hosts advertise at once; [] without etcd. */
   macConflicts(): { vni: number; mac: string; hostIds: string[] }[];
-  /** Withdraws from the registry, stops forwarding and removes the TAP. Safe to call twice. */
+  /** Withdraws from the registry, stops forwarding and removes the TAPs. Safe to call twice. */
   close(): Promise<void>;
 }
 
@@ -88,11 +108,11 @@ function defaultHostId(local: string): string {
   return `${machine}-${local}`;
 }
 
-/** Static peers and the registry's hosts (with their MACs and addresses), per VNI, without duplicate peers. */
-function merge(a: TableSnapshot, b: TableSnapshot): TableSnapshot {
+/** Static peers and the registries' hosts (with their MACs and addresses), per VNI, without duplicate peers. */
+function merge(...tables: TableSnapshot[]): TableSnapshot {
   type Entry = { peers: Set<string>; macs: TableSnapshot['vnis'][number]['macs'][number][]; neighbors: { ip: string; mac: string }[] };
   const byVni = new Map<number, Entry>();
-  for (const v of [...a.vnis, ...b.vnis]) {
+  for (const v of tables.flatMap((t) => t.vnis)) {
     const e = byVni.get(v.vni) ?? { peers: new Set<string>(), macs: [], neighbors: [] };
     for (const p of v.peers) e.peers.add(p);
     e.macs.push(...v.macs);
@@ -100,6 +120,14 @@ function merge(a: TableSnapshot, b: TableSnapshot): TableSnapshot {
     byVni.set(v.vni, e);
   }
   return { vnis: [...byVni].map(([vni, e]) => ({ vni, peers: [...e.peers], macs: e.macs, neighbors: e.neighbors })) };
+}
+
+/** Several networks' states as one: the worst state (since when), the oldest revision, the most hosts. */
+function combine(states: ControlPlaneState[]): ControlPlaneState | undefined {
+  if (states.length <= 1) return states[0];
+  const rank = { connected: 0, starting: 1, degraded: 2 } as const;
+  const worst = states.reduce((a, b) => (rank[b.state] > rank[a.state] ? b : a));
+  return { ...worst, revision: Math.min(...states.map((s) => s.revision)), hosts: Math.max(...states.map((s) => s.hosts)) };
 }
 
 async function networkFromEtcd(registry: EtcdRegistry, name: string, timeoutMs?: number): Promise<NetworkConfig> {
@@ -132,52 +160,102 @@ function unreachable(err: unknown): boolean {
   return err instanceof VxlanRouterError && err.code === 'E_ETCD' && err.recoverable;
 }
 
+/** A network being served: what the config asked, its registry and definition (etcd), its snapshot and latest table. */
+interface Served {
+  readonly join: NetworkJoin;
+  readonly registry?: EtcdRegistry;
+  readonly statePath?: string;
+  network?: NetworkConfig;
+  snapshot?: RegistrySnapshot;
+  /** The registry's newest table (the snapshot's until the first listing). */
+  latest: TableSnapshot;
+  info?: NetworkInfo;
+}
+
 export async function startRouter(config: RouterConfig, opts: StartOptions = {}): Promise<Router> {
   const log = opts.log ?? silentLogger;
   const warn = new RateLimited(log);
+  const joins = joinsOf(config);
   checkPrivileges(config.engine === 'native');
   checkTun();
-  checkBridge(config.bridge);
+  for (const j of joins) checkBridge(j.bridge);
   const native = (opts.addon ?? loadNative)();
   const underlay = findUnderlay(config.local, (a) => native.interfaceOf(a));
 
   const connection = etcdClientConfig(config);
-  const registry = connection === undefined ? undefined : new EtcdRegistry({ ...connection, ttlSeconds: config.leaseTtl });
   const hostId = config.hostId ?? defaultHostId(config.local);
-  const statePath = snapshotPath(config.stateDir, config.network);
+  const served: Served[] = [];
+  const tapFds: number[] = []; // opened, not yet handed to the engine
   let engine: Engine | undefined;
-  let writer: SnapshotWriter | undefined;
+  const writers: SnapshotWriter[] = [];
   let advertiser: NodeJS.Timeout | undefined;
+  const undo = async (): Promise<void> => {
+    clearInterval(advertiser);
+    for (const s of served) await s.registry?.close();
+    for (const w of writers) w.close();
+    for (const fd of tapFds.splice(0)) native.closeFd(fd);
+    await engine?.close();
+  };
   try {
-    let network: NetworkConfig | undefined;
-    let snapshot: RegistrySnapshot | undefined;
-    if (registry !== undefined) {
-      const read = readSnapshot(statePath, { hostId, network: config.network });
-      if (!read.ok && !read.missing) log.warn(`ignoring the snapshot ${statePath}: ${read.reason}`);
+    for (const join of joins) {
+      if (connection === undefined || join.name === undefined) {
+        served.push({ join, latest: { vnis: [] } });
+        continue;
+      }
+      const s: Served = {
+        join,
+        registry: new EtcdRegistry({ ...connection, ttlSeconds: config.leaseTtl }),
+        statePath: snapshotPath(config.stateDir, join.name),
+        latest: { vnis: [] },
+      };
+      served.push(s);
+      const read = readSnapshot(s.statePath!, { hostId, network: join.name });
+      if (!read.ok && !read.missing) log.warn(`ignoring the snapshot ${s.statePath}: ${read.reason}`);
       try {
-        network = await networkFromEtcd(registry, config.network, read.ok ? SNAPSHOT_PROBE_MS : undefined);
+        s.network = await networkFromEtcd(s.registry!, join.name, read.ok ? SNAPSHOT_PROBE_MS : undefined);
       } catch (err) {
         if (!read.ok || !unreachable(err)) throw err;
-        snapshot = read.snapshot;
-        network = snapshot.network;
-        const peers = snapshot.table.vnis.reduce((n, v) => n + v.peers.length, 0);
+        s.snapshot = read.snapshot;
+        s.network = read.snapshot.network;
+        s.latest = read.snapshot.table;
+        const peers = read.snapshot.table.vnis.reduce((n, v) => n + v.peers.length, 0);
         log.warn(
-          `etcd is unreachable (${(err as Error).message}); forwarding from the snapshot ${statePath} ` +
-            `(revision ${snapshot.revision}, ${peers} peers, saved ${snapshot.savedAt}); joining etcd in the background`,
+          `etcd is unreachable (${(err as Error).message}); forwarding from the snapshot ${s.statePath} ` +
+            `(revision ${read.snapshot.revision}, ${peers} peers, saved ${read.snapshot.savedAt}); joining etcd in the background`,
         );
       }
     }
-    const vni = network?.vni ?? config.vni!;
-    const tapName = config.tap ?? defaultTapName(vni);
-    checkFreeLinkName(tapName);
-    const mtu = config.mtu ?? network?.mtu ?? underlay.mtu - overheadFor(isIPv6(config.local) ? 6 : 4);
+    const vnis = new Map<number, string>();
+    for (const s of served) {
+      const vni = s.network?.vni ?? config.vni!;
+      if (vnis.has(vni)) throw new ConfigError(`networks ${vnis.get(vni)} and ${s.join.name} both have VNI ${vni}: serve one of them`);
+      vnis.set(vni, s.join.name ?? String(vni));
+    }
 
-    let tap: { fd: number; name: string; vnetHdr: boolean };
-    try {
-      // Offloads need the native engine: the JS engine reads and writes plain frames.
-      tap = native.openTap(tapName, mtu, config.bridge, config.engine === 'native' && config.offloads.includes('tap'));
-    } catch (err) {
-      throw toRouterError(err);
+    const networks: EngineNetwork[] = [];
+    for (const s of served) {
+      const vni = s.network?.vni ?? config.vni!;
+      const tapName = s.join.tap ?? defaultTapName(vni);
+      checkFreeLinkName(tapName);
+      const configuredMtu = s.join.mtu ?? s.network?.mtu ?? null;
+      const mtu = configuredMtu ?? underlay.mtu - overheadFor(isIPv6(config.local) ? 6 : 4);
+      let tap: { fd: number; name: string; vnetHdr: boolean };
+      try {
+        // Offloads need the native engine: the JS engine reads and writes plain frames.
+        tap = native.openTap(tapName, mtu, s.join.bridge, config.engine === 'native' && config.offloads.includes('tap'));
+      } catch (err) {
+        throw toRouterError(err);
+      }
+      tapFds.push(tap.fd);
+      networks.push({ vni, tapFd: tap.fd, tapName: tap.name, mtu, vnetHdr: tap.vnetHdr });
+      s.info = {
+        ...(s.join.name !== undefined && s.network !== undefined ? { name: s.join.name, startedFrom: s.snapshot === undefined ? ('etcd' as const) : ('snapshot' as const) } : {}),
+        vni,
+        tap: tap.name,
+        bridge: s.join.bridge,
+        mtu,
+        configuredMtu,
+      };
     }
     const options = {
       local: config.local,
@@ -188,36 +266,43 @@ export async function startRouter(config: RouterConfig, opts: StartOptions = {})
       udpGso: config.offloads.includes('gso'),
       udpGro: config.offloads.includes('gro'),
       arpSuppression: config.arpSuppression,
-      networks: [{ vni, tapFd: tap.fd, tapName: tap.name, mtu, vnetHdr: tap.vnetHdr }],
+      networks,
     };
     const eng: Engine = config.engine === 'native' ? new NativeEngine(options, native) : new JsEngine(options, (name) => native.deleteLink(name));
     engine = eng;
-    await eng.start(); // on failure the engine has closed the TAP fd
+    tapFds.length = 0; // the engine owns them now (and closes them if start fails)
+    await eng.start();
 
-    const statics = staticTable([{ vni, peers: config.peers }]);
+    // Static peers (--peer) serve every network, beside what etcd says.
+    const statics = staticTable(networks.map((n) => ({ vni: n.vni, peers: config.peers })));
     let current: TableSnapshot = statics;
-    const apply = (t: TableSnapshot): void => {
-      current = t;
-      eng.applyTable(t);
+    const apply = (): void => {
+      current = merge(statics, ...served.map((s) => s.latest));
+      eng.applyTable(current);
     };
-    apply(snapshot === undefined ? statics : merge(statics, snapshot.table));
-    if (registry !== undefined && network !== undefined) {
-      const net = network;
+    apply();
+    const names = served.flatMap((s) => (s.join.name !== undefined ? [s.join.name] : []));
+    for (const s of served) {
+      const registry = s.registry;
+      const net = s.network;
+      if (registry === undefined || net === undefined) continue;
       const w = new SnapshotWriter({
-        path: statePath,
+        path: s.statePath!,
         ...(opts.snapshotDebounceMs !== undefined ? { debounceMs: opts.snapshotDebounceMs } : {}),
-        onError: (err) => warn.warn('snapshot', `cannot write the snapshot ${statePath}: ${err.message}`),
+        onError: (err) => warn.warn('snapshot', `cannot write the snapshot ${s.statePath}: ${err.message}`),
       });
-      writer = w;
+      writers.push(w);
+      const tag = served.length > 1 ? `network ${net.name}: ` : '';
       registry.on('table', (t) => {
-        apply(merge(statics, t));
+        s.latest = t;
+        apply();
         w.save({ savedAt: new Date().toISOString(), hostId, revision: registry.controlPlane().revision, network: net, table: t });
       });
       // Keyed by the message's first words, so one kind of trouble logs once per window however often it repeats.
-      registry.on('warning', (err) => warn.warn(err.message.split(/[(:]/)[0]!, `etcd: ${err.message}`, { code: (err as VxlanRouterError).code }));
-      registry.on('state', (s) => {
-        const line = `control plane ${s.state} since ${s.since} (revision ${s.revision}, ${s.hosts} hosts)`;
-        if (s.state === 'degraded') log.warn(`${line}: etcd is away, forwarding with the last table`);
+      registry.on('warning', (err) => warn.warn(tag + err.message.split(/[(:]/)[0]!, `${tag}etcd: ${err.message}`, { code: (err as VxlanRouterError).code }));
+      registry.on('state', (st) => {
+        const line = `${tag}control plane ${st.state} since ${st.since} (revision ${st.revision}, ${st.hosts} hosts)`;
+        if (st.state === 'degraded') log.warn(`${line}: etcd is away, forwarding with the last table`);
         else log.info(line);
       });
       const record: HostRecord = {
@@ -225,61 +310,67 @@ export async function startRouter(config: RouterConfig, opts: StartOptions = {})
         hostId,
         underlay: [config.local],
         port: config.port,
-        networks: [net.name],
-        mtu,
+        networks: names,
+        mtu: s.info!.mtu,
         software: SOFTWARE,
         startedAt: new Date().toISOString(),
       };
-      if (snapshot === undefined) {
+      if (s.snapshot === undefined) {
         await registry.join(net, record);
       } else {
-        registry.assumeSnapshot(snapshot.revision, snapshot.table.vnis.reduce((n, v) => n + v.peers.length, 1));
+        registry.assumeSnapshot(s.snapshot.revision, s.snapshot.table.vnis.reduce((n, v) => n + v.peers.length, 1));
         void registry.joinInBackground(net, record);
       }
-      // This host's MACs (frame sources seen on its TAP) go to etcd, so the other hosts forward to them without
-      // flooding; a quarter second keeps a moved MAC's new home known everywhere well within a second.
-      const reg = registry;
+    }
+    if (served.some((s) => s.registry !== undefined)) {
+      // This host's MACs (frame sources seen on its TAPs) go to etcd, each network's under its own lease, so the
+      // other hosts forward to them without flooding; a quarter second keeps a moved MAC's new home known everywhere
+      // well within a second.
       advertiser = setInterval(() => {
-        void reg.advertise(eng.localMacs()).catch((err: Error) => warn.warn('advertise', `cannot advertise this host's MACs: ${err.message}`));
+        const macs = eng.localMacs();
+        for (const s of served) {
+          if (s.registry === undefined || s.info === undefined) continue;
+          const vni = s.info.vni;
+          void s.registry.advertise(macs.filter((m) => m.vni === vni)).catch((err: Error) => warn.warn('advertise', `cannot advertise this host's MACs: ${err.message}`));
+        }
       }, ADVERTISE_MS);
       advertiser.unref();
     }
 
+    const infos = served.map((s) => s.info!);
+    const first = infos[0]!;
+    const registries = served.flatMap((s) => (s.registry ? [s.registry] : []));
     let closed = false;
     return {
       info: {
         engine: eng.kind,
-        tap: tap.name,
-        mtu,
+        tap: first.tap,
+        mtu: first.mtu,
         underlay,
-        vni,
+        vni: first.vni,
         local: config.local,
         port: config.port,
         peers: config.peers,
-        ...(network ? { network: network.name, startedFrom: snapshot === undefined ? 'etcd' : 'snapshot' } : {}),
+        ...(first.name !== undefined ? { network: first.name, startedFrom: first.startedFrom! } : {}),
+        networks: infos,
       },
       counters: () => eng.counters(),
       offloads: () => eng.offloads(),
       fdb: () => eng.fdb(),
       table: () => current,
-      controlPlane: () => registry?.controlPlane(),
+      controlPlane: () => combine(registries.map((r) => r.controlPlane())),
+      networkStates: () => served.map((s) => s.registry?.controlPlane()),
       traffic: () => eng.traffic(),
-      hosts: () => registry?.hostRows() ?? [],
-      macConflicts: () => registry?.macConflicts() ?? [],
+      hosts: () => registries.flatMap((r) => r.hostRows()),
+      macConflicts: () => registries.flatMap((r) => r.macConflicts()),
       close: async () => {
         if (closed) return;
         closed = true;
-        clearInterval(advertiser);
-        await registry?.close();
-        writer?.close();
-        await eng.close();
+        await undo();
       },
     };
   } catch (err) {
-    clearInterval(advertiser);
-    await registry?.close();
-    writer?.close();
-    await engine?.close();
+    await undo();
     throw err;
   }
 }

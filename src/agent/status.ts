@@ -34,11 +34,25 @@ export function controlSource(router: Router, config: RouterConfig, startedAt: D
       network: info.network ?? null,
       vni: info.vni,
       tap: info.tap,
-      bridge: config.bridge,
+      bridge: info.networks[0]!.bridge,
       local: info.local,
       port: info.port,
       underlay: { device: info.underlay.device, mtu: info.underlay.mtu },
-      mtu: { tap: info.mtu, underlayLimit: info.underlay.mtu - overheadFor(isIPv6(info.local) ? 6 : 4) },
+      mtu: { tap: info.mtu, configured: info.networks[0]!.configuredMtu, underlayLimit: info.underlay.mtu - overheadFor(isIPv6(info.local) ? 6 : 4) },
+      networks: (() => {
+        const states = router.networkStates();
+        return info.networks.map((n, i) => ({
+          name: n.name ?? null,
+          vni: n.vni,
+          tap: n.tap,
+          bridge: n.bridge,
+          mtu: n.mtu,
+          configuredMtu: n.configuredMtu,
+          state: states[i]?.state ?? null,
+          revision: states[i]?.revision ?? null,
+          hosts: states[i]?.hosts ?? null,
+        }));
+      })(),
       offloads: { ...router.offloads() },
       controlPlane: controlPlane(router, config),
       peers: (() => {

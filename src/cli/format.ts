@@ -45,7 +45,9 @@ export function formatStatus(s: Status): string[] {
   const plane = cp.mode === 'etcd' ? `etcd ${cp.endpoints.join(', ')}${s.network ? `, network ${s.network}` : ''}: ${etcdState}` : 'static peers';
   return [
     `router: ${s.software}, ${s.engine} engine, pid ${s.pid}, up ${duration(s.uptimeSeconds)}`,
-    `  vni: ${s.vni}  tap: ${s.tap} on bridge ${s.bridge}`,
+    ...(s.networks.length > 1
+      ? s.networks.map((n) => `  network ${n.name ?? '-'}: vni ${n.vni}  tap: ${n.tap} on bridge ${n.bridge}  mtu ${n.mtu}  ${n.state ?? ''}${n.revision !== null ? ` at revision ${n.revision}, ${n.hosts} hosts` : ''}`)
+      : [`  vni: ${s.vni}  tap: ${s.tap} on bridge ${s.bridge}`]),
     `  local: ${s.local}:${s.port} via ${s.underlay.device} (mtu ${s.underlay.mtu})`,
     `  mtu: ${s.mtu.tap}${mtuNote}`,
     `  offloads: ${on}`,

@@ -70,7 +70,7 @@ interface UpFlags {
   aging?: number | string;
   config?: string;
   etcd?: string;
-  network?: string;
+  network?: string[];
   hostId?: string;
   leaseTtl?: number | string;
   socket?: string;
@@ -102,6 +102,18 @@ function addEtcdConnectionOptions(cmd: Command): Command {
     .option('--etcd-password <password>', 'etcd password (prefer VXLAN_ROUTER_ETCD_PASSWORD: argv is visible to other users)');
 }
 
+/** `--network n` (one network on --bridge), or `--network a:br-a --network b:br-b` (several, each on its bridge). */
+function networkFlags(values: string[] | undefined): Pick<RawConfig, 'network' | 'networks'> {
+  if (values === undefined) return {};
+  if (values.length === 1 && !values[0]!.includes(':')) return { network: values[0] };
+  return {
+    networks: values.map((v) => {
+      const [name, bridge] = v.split(':', 2);
+      return bridge ? { name, bridge } : { name };
+    }),
+  };
+}
+
 /** `--etcd a,b` → ['a', 'b']. */
 const endpoints = (v: string | undefined): string[] | undefined => (v === undefined ? undefined : v.split(',').filter(Boolean));
 
@@ -129,7 +141,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--aging <seconds>', 'seconds a learned MAC lives without traffic (default: 300)', integerOrRaw)
     .option('--config <file>', 'YAML config file with the same keys (flags override it)')
     .option('--etcd <urls>', 'etcd endpoints, comma-separated: peers (and the VNI) come from the registry')
-    .option('--network <name>', 'overlay network to join in etcd (default: default)')
+    .option('--network <name[:bridge]>', 'overlay network to join in etcd (default: default); repeat with name:bridge to serve several', collect)
     .option('--host-id <id>', 'this host in the registry (default: machine id + local address)')
     .option('--lease-ttl <seconds>', 'how long a crashed host stays in the others\' tables (default: 15)', integerOrRaw)
     .option('--socket <path>', `control socket for status/fdb/peers (default: ${SOCKET_DIR}/<tap>.sock)`)
@@ -152,7 +164,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
         offloads: offloadList(flags.offloads),
         agingSeconds: flags.aging,
         etcd: endpoints(flags.etcd),
-        network: flags.network,
+        ...networkFlags(flags.network),
         hostId: flags.hostId,
         leaseTtl: flags.leaseTtl,
         socket: flags.socket,
@@ -281,11 +293,6 @@ function serve(router: Router, closeAll: () => Promise<void>, io: { out: (line: 
   };
   const o = router.offloads();
   const offloads = [o.tapVnetHdr && 'tap', o.udpGso && 'gso', o.udpGro && 'gro'].filter(Boolean).join(',') || 'none';
-  io.out(
-    `vxlan-router: ready engine=${info.engine} tap=${info.tap} mtu=${info.mtu} vni=${info.vni} ` +
-      `local=${info.local}:${info.port} underlay=${info.underlay.device}/${info.underlay.mtu} ` +
-      `peers=${info.peers.join(',') || '(none)'}${info.network ? ` network=${info.network}` : ''} offloads=${offloads}`,
-  );
   return new Promise((resolve) => {
     // The native engine's threads are invisible to the event loop: hold it open until a signal says stop.
     const keepAlive = setInterval(() => undefined, 1 << 30);
@@ -295,7 +302,14 @@ function serve(router: Router, closeAll: () => Promise<void>, io: { out: (line: 
       printCounters();
       void closeAll().then(resolve);
     };
+    // Handlers first, then the ready line: whoever reads it may signal at once (a SIGUSR1 before the handler would
+    // open Node's inspector instead).
     process.on('SIGINT', stop).on('SIGTERM', stop).on('SIGUSR1', printCounters);
+    io.out(
+      `vxlan-router: ready engine=${info.engine} tap=${info.networks.map((n) => n.tap).join(',')} mtu=${info.networks.map((n) => n.mtu).join(',')} ` +
+        `vni=${info.networks.map((n) => n.vni).join(',')} local=${info.local}:${info.port} underlay=${info.underlay.device}/${info.underlay.mtu} ` +
+        `peers=${info.peers.join(',') || '(none)'}${info.network ? ` network=${info.networks.map((n) => n.name).join(',')}` : ''} offloads=${offloads}`,
+    );
   });
 }
 

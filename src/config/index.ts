@@ -1,2 +1,2 @@
-export { buildConfig, ETCD_PASSWORD_ENV, etcdClientConfig, readConfigFile, type EtcdClientConfig, type EtcdOptionValues, type RawConfig } from './load.js';
-export { CONFIG_KEYS, ENGINES, OFFLOADS, configSchema, type ConfigKey, type Offload, type RouterConfig } from './schema.js';
+export { buildConfig, ETCD_PASSWORD_ENV, etcdClientConfig, joinsOf, readConfigFile, type EtcdClientConfig, type EtcdOptionValues, type RawConfig } from './load.js';
+export { CONFIG_KEYS, ENGINES, OFFLOADS, configSchema, type ConfigKey, type NetworkJoin, type Offload, type RouterConfig } from './schema.js';

@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { formatIp, parseIp } from '../packet/index.js';
-import { CONFIG_KEYS, configSchema, type ConfigKey, type RouterConfig } from './schema.js';
+import { CONFIG_KEYS, configSchema, type ConfigKey, type NetworkJoin, type RouterConfig } from './schema.js';
 
 export type RawConfig = Partial<Record<ConfigKey, unknown>>;
 
@@ -27,6 +27,7 @@ const FLAG_OF: Record<ConfigKey, string> = {
   agingSeconds: '--aging',
   etcd: '--etcd',
   network: '--network',
+  networks: '--network <name>:<bridge>',
   hostId: '--host-id',
   leaseTtl: '--lease-ttl',
   socket: '--socket',
@@ -160,7 +161,33 @@ export function buildConfig(sources: { file?: string; fileValues?: RawConfig; fl
     if (p === local) throw new ConfigError(`${FLAG_OF.peers} ${p}: is the local address itself`);
   }
   etcdClientConfig(c);
-  return Object.freeze({ ...c, local, peers: Object.freeze(peers) as string[] });
+  const frozen = Object.freeze({ ...c, local, peers: Object.freeze(peers) as string[] });
+  joinsOf(frozen);
+  return frozen;
+}
+
+/**
+ * The networks the router serves, each with its bridge (a network that names none takes --bridge), checked: with
+ * several, etcd is needed and no two may share a name, a bridge or a TAP (one bridge with two VNIs would merge them).
+ */
+export function joinsOf(c: RouterConfig): NetworkJoin[] {
+  if (c.networks !== undefined && c.tap !== undefined) throw new ConfigError(`--tap names one TAP: with several networks, give each its 'tap' in the config file`);
+  const joins: NetworkJoin[] = (c.networks ?? [{ name: c.network, ...(c.tap ? { tap: c.tap } : {}), ...(c.mtu ? { mtu: c.mtu } : {}) }]).map((n) => {
+    const bridge = n.bridge ?? c.bridge;
+    if (bridge === undefined) throw new ConfigError(`--bridge is required (or --network ${n.name}:<bridge>, or 'bridge' in a --config file)`);
+    return { name: c.etcd === undefined ? undefined : n.name, bridge, ...(n.tap ? { tap: n.tap } : {}), ...(n.mtu ? { mtu: n.mtu } : {}) };
+  });
+  if (joins.length > 1 && c.etcd === undefined) throw new ConfigError('several networks need --etcd (their VNIs are defined there); without etcd, run one router per VNI');
+  for (const key of ['name', 'bridge', 'tap'] as const) {
+    const seen = new Set<string>();
+    for (const j of joins) {
+      const v = j[key];
+      if (v === undefined) continue;
+      if (seen.has(v)) throw new ConfigError(`${FLAG_OF.networks}: ${key} ${v} is used by two networks${key === 'bridge' ? ' (one bridge would merge their segments)' : ''}`);
+      seen.add(v);
+    }
+  }
+  return joins;
 }
 
 function describe(message: string, value: unknown): string {

@@ -27,16 +27,20 @@ const ifname = z
   .string()
   .regex(/^[^\s/:]{1,15}$/, { message: 'is not a valid interface name (1-15 characters, no "/", ":" or spaces)' });
 
+const networkName = z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, { message: 'is not a network name (a-z, 0-9, . _ -)' });
+const mtu = intIn(68, 65535);
+
 export const configSchema = z.strictObject({
   local: ip,
   /** Required without etcd; with etcd the network's definition gives it. */
   vni: intIn(1, MAX_VNI).optional(),
-  bridge: ifname,
+  /** The bridge the TAP joins; with several networks, the default for those that name none. */
+  bridge: ifname.optional(),
   peers: z.array(ip).default([]),
   tap: ifname.optional(),
   port: intIn(1, 65535).default(VXLAN_PORT),
   /** TAP MTU; default: underlay device MTU − 50 (IPv4 underlay) or − 70 (IPv6). */
-  mtu: intIn(68, 65535).optional(),
+  mtu: mtu.optional(),
   engine: z.enum(ENGINES).default('native'),
   learning: z.boolean().default(true),
   /** Answer ARP requests for containers known from etcd on the bridge itself, instead of flooding them. */
@@ -48,7 +52,9 @@ export const configSchema = z.strictObject({
   /** etcd endpoints (e.g. http://198.51.100.254:2379): peers then come from the registry. */
   etcd: z.array(z.string().regex(/^https?:\/\/[^\s/]+$/, { message: 'is not an etcd endpoint (http://host:port)' })).optional(),
   /** The overlay network to join, as defined in etcd by `vxlan-router network create`. */
-  network: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, { message: 'is not a network name (a-z, 0-9, . _ -)' }).default('default'),
+  network: networkName.default('default'),
+  /** With etcd: several networks served by this one process, each on its own bridge (instead of `network`). */
+  networks: z.array(z.strictObject({ name: networkName, bridge: ifname.optional(), tap: ifname.optional(), mtu: mtu.optional() })).min(1, { message: 'is empty' }).optional(),
   /** Stable identity of this host in the registry (default: machine id + local address). */
   hostId: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, { message: 'is not a host id (letters, digits, . _ : -)' }).optional(),
   /** Structured logs on stderr from this level up. */
@@ -76,3 +82,12 @@ export const configSchema = z.strictObject({
 export type RouterConfig = Readonly<z.infer<typeof configSchema>>;
 export type ConfigKey = keyof z.input<typeof configSchema>;
 export const CONFIG_KEYS = Object.keys(configSchema.shape) as ConfigKey[];
+
+/** One network this router serves: a VNI on a bridge through its own TAP. */
+export interface NetworkJoin {
+  /** The etcd network (undefined: static mode, the VNI comes from `vni`). */
+  readonly name: string | undefined;
+  readonly bridge: string;
+  readonly tap?: string;
+  readonly mtu?: number;
+}

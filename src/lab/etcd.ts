@@ -124,10 +124,12 @@ export async function startSwitchEtcd(lab: Lab, ip = '198.51.100.254', detached 
 
 /**
  * A lab with etcd on its underlay switch, for tests of hosts that join through etcd. `defineNetwork` runs
- * `vxlan-router network create default` (VNI 42, the overlay range) from a host; `destroy` removes the lab first
+ * `vxlan-router network create <name, default: default>` (VNI 42 unless given, the overlay range) from a host; `destroy` removes the lab first
  * (its routers leave etcd cleanly), then etcd and its data.
  */
-export async function etcdLab(ip = '198.51.100.254'): Promise<{ lab: Lab; etcd: EtcdServer; defineNetwork: (from: Host) => Promise<string>; destroy: () => Promise<void> }> {
+export async function etcdLab(
+  ip = '198.51.100.254',
+): Promise<{ lab: Lab; etcd: EtcdServer; defineNetwork: (from: Host, name?: string, vni?: number) => Promise<string>; destroy: () => Promise<void> }> {
   const lab = new Lab();
   let etcd: EtcdServer;
   try {
@@ -139,8 +141,8 @@ export async function etcdLab(ip = '198.51.100.254'): Promise<{ lab: Lab; etcd: 
   return {
     lab,
     etcd,
-    defineNetwork: async (from) =>
-      (await lab.exec(from.ns, process.execPath, [CLI_PATH, 'network', 'create', 'default', '--vni', String(VNI), '--subnet', '198.18.0.0/15', '--etcd', etcd.endpoint])).stdout,
+    defineNetwork: async (from, name = 'default', vni = VNI) =>
+      (await lab.exec(from.ns, process.execPath, [CLI_PATH, 'network', 'create', name, '--vni', String(vni), '--subnet', '198.18.0.0/15', '--etcd', etcd.endpoint])).stdout,
     destroy: async () => {
       await lab.destroy();
       await etcd.destroy();

@@ -311,26 +311,29 @@ export class Lab {
     // nodad: the address is usable at once instead of after duplicate address detection.
     await this.exec('', 'ip', ['-n', ns, 'addr', 'add', v6 ? `${underlayIp}/64` : `${underlayIp}/24`, 'dev', 'eth0', ...(v6 ? ['nodad'] : [])]);
     await this.exec('', 'ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
-    if (opts.bridge !== false) {
-      await this.exec('', 'ip', ['-n', ns, 'link', 'add', 'br0', 'type', 'bridge']);
-      // The host's own IPv6 chatter on br0 (RS, MLD) would be flooded over the overlay and blur counter checks.
-      await this.exec(ns, 'sysctl', ['-qw', 'net.ipv6.conf.br0.disable_ipv6=1']);
-      await this.exec('', 'ip', ['-n', ns, 'link', 'set', 'br0', 'up']);
-    }
     const host = { name, ns, underlayIp, underlayMtu: Number(mtu) };
+    if (opts.bridge !== false) await this.addBridge(host, 'br0');
     this.hosts.set(name, host);
     return host;
+  }
+
+  /** A bridge in the host (br0 is made with it; more for routers serving several networks). */
+  async addBridge(host: Pick<Host, 'ns'>, bridge: string): Promise<void> {
+    await this.exec('', 'ip', ['-n', host.ns, 'link', 'add', bridge, 'type', 'bridge']);
+    // The host's own IPv6 chatter on the bridge (RS, MLD) would be flooded over the overlay and blur counter checks.
+    await this.exec(host.ns, 'sysctl', ['-qw', `net.ipv6.conf.${bridge}.disable_ipv6=1`]);
+    await this.exec('', 'ip', ['-n', host.ns, 'link', 'set', bridge, 'up']);
   }
 
   /**
    * A container namespace whose `eth0` (overlayIp/15, given MTU) is plugged into the host's br0. IPv6 is off in
    * containers so that neighbour discovery and MLD chatter do not blur the counters tests assert on.
    */
-  async addContainer(host: Host, name: string, overlayIp: string, mtu = UNDERLAY_MTU - 50): Promise<Container> {
+  async addContainer(host: Host, name: string, overlayIp: string, mtu = UNDERLAY_MTU - 50, bridge = 'br0'): Promise<Container> {
     const ns = await this.addNs(name);
     await this.exec(ns, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
     await this.exec('', 'ip', ['link', 'add', 'eth0', 'netns', ns, 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', name, 'netns', host.ns, 'mtu', String(mtu)]);
-    await this.exec('', 'ip', ['-n', host.ns, 'link', 'set', name, 'master', 'br0', 'up']);
+    await this.exec('', 'ip', ['-n', host.ns, 'link', 'set', name, 'master', bridge, 'up']);
     await this.exec('', 'ip', ['-n', ns, 'addr', 'add', `${overlayIp}/15`, 'dev', 'eth0']);
     await this.exec('', 'ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
     const link = JSON.parse((await this.exec('', 'ip', ['-n', ns, '-j', 'link', 'show', 'eth0'])).stdout) as { address: string }[];

@@ -99,3 +99,17 @@ t.test('etcd connection options: TLS files, user and password (flag, env, file)'
   t.equal(envOverFile.etcdPassword, 'from-env', 'the environment wins over the file');
   t.equal(buildConfig({ flags: { ...base, stateDir: '/tmp/x' } }).stateDir, '/tmp/x');
 });
+
+t.test('several networks: clear configuration errors', async (t) => {
+  const etcd = ['http://198.51.100.254:2379'];
+  const local = '198.51.100.1';
+  t.throws(() => buildConfig({ flags: { local, vni: 42, networks: [{ name: 'a', bridge: 'br0' }, { name: 'b', bridge: 'br1' }] } }), { message: /several networks need --etcd/ });
+  t.throws(() => buildConfig({ flags: { local, etcd, networks: [{ name: 'a', bridge: 'br0' }, { name: 'b', bridge: 'br0' }] } }), { message: /bridge br0 is used by two networks \(one bridge would merge/ });
+  t.throws(() => buildConfig({ flags: { local, etcd, networks: [{ name: 'a', bridge: 'br0' }, { name: 'a', bridge: 'br1' }] } }), { message: /name a is used by two networks/ });
+  t.throws(() => buildConfig({ flags: { local, etcd, networks: [{ name: 'a' }, { name: 'b', bridge: 'br1' }] } }), { message: /--bridge is required \(or --network a:<bridge>/ });
+  t.same(
+    buildConfig({ flags: { local, etcd, bridge: 'br0', networks: [{ name: 'a' }, { name: 'b', bridge: 'br1' }] } }).networks,
+    [{ name: 'a' }, { name: 'b', bridge: 'br1' }],
+    'a network without a bridge takes --bridge',
+  );
+});

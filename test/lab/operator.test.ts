@@ -32,7 +32,8 @@ t.test('status, fdb and peers of two running routers', { skip: labSkipReason() ?
   t.equal(json.code, 0, json.err);
   const status = statusSchema.parse(JSON.parse(json.out));
   t.match(status, { engine: 'native', vni: 42, tap: 'vxr42', bridge: 'br0', local: h1.underlayIp, port: 4789, network: null });
-  t.same(status.mtu, { tap: 1450, underlayLimit: 1450 });
+  t.same(status.mtu, { tap: 1450, configured: null, underlayLimit: 1450 });
+  t.match(status.networks, [{ name: null, vni: 42, tap: "vxr42", bridge: "br0", mtu: 1450, configuredMtu: null, state: null }]);
   t.match(status.peers, [{ vni: 42, address: h2.underlayIp, hostId: null, lastSeenAgoMs: Number }]);
   const peerRow = status.peers[0]!;
   t.ok(peerRow.lastSeenAgoMs! < 10_000 && peerRow.rxFrames >= 3 && peerRow.txFrames >= 3 && peerRow.rxBytes >= 3 * 98, 'the peer was heard, with the pings counted both ways');
