@@ -46,6 +46,8 @@ const e = n.createEngine(opts(tap.fd));
 e.setTable({ vnis: [{ vni: 42, peers: ['198.51.100.1'], macs: [] }] });
 e.start();
 e.start();
+const { readdirSync, readFileSync } = await import('node:fs');
+out.threads = readdirSync('/proc/self/task').map((t) => readFileSync('/proc/self/task/' + t + '/comm', 'utf8').trim()).filter((c) => c.startsWith('vxr-')).sort();
 const ping = () => { try { execFileSync('ip', ['netns', 'exec', process.env.C1, 'ping', '-c', '1', '-W', '1', '198.18.0.9']); } catch {} };
 ping();
 await until(() => named(e).rx_datagrams > 0);
@@ -104,6 +106,7 @@ t.test('native engine: errors, TX → RX through itself, every RX drop reason, s
   t.equal(out.tapGoneAfterError, true, 'a failed createEngine closes the TAP it was given');
   t.match(out.inUse, { code: 'EADDRINUSE', message: /bind UDP 198\.51\.100\.1 port 4789/ });
 
+  t.same(out.threads, ['vxr-rx', 'vxr-tx-42'], 'the engine threads are named (top -H)');
   const loop = out.loop as Record<string, number>;
   t.ok(loop.tx_frames! >= 1 && loop.tx_flooded! >= 1 && loop.tx_datagrams! >= 1, 'ARP request flooded to the peer');
   t.ok(loop.rx_datagrams! >= 1 && loop.rx_bytes! >= 42, 'and received back, written to the TAP');
