@@ -366,13 +366,15 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     if (this.advertised.length > 0) await this.putAdvertised(lease);
   }
 
-  /** List, then watch from the list's revision; on compaction (watch error), do both again until it works. */
-  private async follow(): Promise<void> {
+  /** List, then watch from the list's revision; on compaction (watch error), do both again until it works.
+   *  `again`: a re-list after the watch ended (counted). */
+  private async follow(again = false): Promise<void> {
     const name = this.joined!.network.name;
     const prefix = networkPrefix(name);
     const view = this.view!;
     const macView = this.macView!;
     const listing = await this.guard(() => this.client.getAll().prefix(prefix).exec());
+    if (again) this.counts.relists++; // before the table it brings is published
     const gen = ++this.generation;
     const entries = listing.kvs.flatMap((kv) => {
       const k = classify(kv.key.toString(), name);
@@ -414,8 +416,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
       this.emit('warning', new VxlanRouterError('E_ETCD', `etcd watch ended (${err.message}): listing again`, { recoverable: true }));
       void watcher.cancel().catch(() => undefined);
       void this.retry('listing again', async () => {
-        await this.follow();
-        this.counts.relists++;
+        await this.follow(true);
         this.problem('watch', false);
       });
     });
