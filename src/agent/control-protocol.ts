@@ -50,6 +50,10 @@ export const statusSchema = z.strictObject({
       state: z.enum(['starting', 'connected', 'degraded']).nullable(),
       revision: z.number().nullable(),
       hosts: z.number().int().nullable(),
+      /** This host's slice of the subnet for Docker's IPAM (--ip-range) and its gateway; null with why not. */
+      range: z.string().nullable(),
+      gateway: z.string().nullable(),
+      rangeNote: z.string().nullable(),
     }),
   ),
   offloads: z.strictObject({ tapVnetHdr: z.boolean(), udpGso: z.boolean(), udpGro: z.boolean() }),

@@ -1,17 +1,22 @@
 /** `vxlan-router network create`: defines an overlay network in etcd, once. */
-import { EtcdRegistry, networkConfigSchema, type EtcdConnection, type NetworkConfig } from '../control/index.js';
+import { EtcdRegistry, networkConfigSchema, Slices, type EtcdConnection, type NetworkConfig } from '../control/index.js';
+import { isIPv4 } from 'node:net';
 import { ConfigError } from '../errors.js';
 
 export async function createNetwork(
   connection: EtcdConnection,
-  input: { name: string; vni: unknown; subnet: unknown; mtu?: unknown; port?: unknown },
+  input: { name: string; vni: unknown; subnet: unknown; mtu?: unknown; port?: unknown; hostPrefix?: unknown },
   force: boolean,
 ): Promise<{ outcome: 'created' | 'unchanged' | 'replaced'; network: NetworkConfig }> {
   const parsed = networkConfigSchema.safeParse({ version: 1, ...input });
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new ConfigError(`--${String(issue.path[0] ?? 'name')}: ${issue.message}`);
+    const flag = String(issue.path[0] ?? 'name').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    throw new ConfigError(`--${flag}: ${issue.message}`);
   }
+  // An IPv4 subnet is cut into per-host slices (Docker IPAM ranges): refuse a slice size that does not fit now.
+  if (isIPv4(parsed.data.subnet.split('/')[0]!)) new Slices(parsed.data.subnet, parsed.data.hostPrefix);
+  else if (parsed.data.hostPrefix !== undefined) throw new ConfigError(`--host-prefix: per-host ranges need an IPv4 subnet; ${parsed.data.subnet} is not one`);
   const registry = new EtcdRegistry(connection);
   try {
     return { outcome: await registry.createNetwork(parsed.data, force), network: parsed.data };

@@ -14,6 +14,7 @@ import {
   snapshotPath,
   staticTable,
   type ControlPlaneState,
+  type HostRange,
   type HostRecord,
   type NetworkConfig,
   type RegistrySnapshot,
@@ -83,6 +84,8 @@ export interface Router {
   controlPlane(): ControlPlaneState | undefined;
   /** Each network's control-plane state (undefined without etcd), in the order of info.networks. */
   networkStates(): (ControlPlaneState | undefined)[];
+  /** Each network's address range for Docker (this host's slice of its subnet), or why it has none. */
+  ranges(): (HostRange | { none: string })[];
   /** Frames and bytes per peer and per VNI, when each peer was last heard, refused sources. */
   traffic(): Traffic;
   /** The registry's hosts (this one included) with when each record last changed; [] without etcd. */
@@ -296,7 +299,8 @@ export async function startRouter(config: RouterConfig, opts: StartOptions = {})
       registry.on('table', (t) => {
         s.latest = t;
         apply();
-        w.save({ savedAt: new Date().toISOString(), hostId, revision: registry.controlPlane().revision, network: net, table: t });
+        const range = registry.range();
+        w.save({ savedAt: new Date().toISOString(), hostId, revision: registry.controlPlane().revision, network: net, table: t, ...('range' in range ? { range: range.range } : {}) });
       });
       // Keyed by the message's first words, so one kind of trouble logs once per window however often it repeats.
       registry.on('warning', (err) => warn.warn(tag + err.message.split(/[(:]/)[0]!, `${tag}etcd: ${err.message}`, { code: (err as VxlanRouterError).code }));
@@ -318,7 +322,7 @@ export async function startRouter(config: RouterConfig, opts: StartOptions = {})
       if (s.snapshot === undefined) {
         await registry.join(net, record);
       } else {
-        registry.assumeSnapshot(s.snapshot.revision, s.snapshot.table.vnis.reduce((n, v) => n + v.peers.length, 1));
+        registry.assumeSnapshot(s.snapshot.revision, s.snapshot.table.vnis.reduce((n, v) => n + v.peers.length, 1), s.snapshot.range);
         void registry.joinInBackground(net, record);
       }
     }
@@ -360,6 +364,7 @@ export async function startRouter(config: RouterConfig, opts: StartOptions = {})
       table: () => current,
       controlPlane: () => combine(registries.map((r) => r.controlPlane())),
       networkStates: () => served.map((s) => s.registry?.controlPlane()),
+      ranges: () => served.map((s) => s.registry?.range() ?? { none: 'static peers: no etcd to lease a range from' }),
       traffic: () => eng.traffic(),
       hosts: () => registries.flatMap((r) => r.hostRows()),
       macConflicts: () => registries.flatMap((r) => r.macConflicts()),

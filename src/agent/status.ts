@@ -4,7 +4,7 @@
  */
 import { isIPv6 } from 'node:net';
 import type { RouterConfig } from '../config/index.js';
-import type { HostRecord } from '../control/index.js';
+import type { HostRange, HostRecord } from '../control/index.js';
 import type { PeerTraffic } from '../dataplane/index.js';
 import { overheadFor } from '../packet/index.js';
 import type { Status } from './control-protocol.js';
@@ -41,6 +41,7 @@ export function controlSource(router: Router, config: RouterConfig, startedAt: D
       mtu: { tap: info.mtu, configured: info.networks[0]!.configuredMtu, underlayLimit: info.underlay.mtu - overheadFor(isIPv6(info.local) ? 6 : 4) },
       networks: (() => {
         const states = router.networkStates();
+        const ranges = router.ranges();
         return info.networks.map((n, i) => ({
           name: n.name ?? null,
           vni: n.vni,
@@ -51,6 +52,7 @@ export function controlSource(router: Router, config: RouterConfig, startedAt: D
           state: states[i]?.state ?? null,
           revision: states[i]?.revision ?? null,
           hosts: states[i]?.hosts ?? null,
+          ...rangeFields(ranges[i]!),
         }));
       })(),
       offloads: { ...router.offloads() },
@@ -92,6 +94,10 @@ export function controlSource(router: Router, config: RouterConfig, startedAt: D
       });
     },
   };
+}
+
+function rangeFields(r: HostRange | { none: string }): { range: string | null; gateway: string | null; rangeNote: string | null } {
+  return 'none' in r ? { range: null, gateway: null, rangeNote: r.none } : { range: r.range, gateway: r.gateway, rangeNote: null };
 }
 
 function controlPlane(router: Router, config: RouterConfig): Status['controlPlane'] {

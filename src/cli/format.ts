@@ -46,8 +46,11 @@ export function formatStatus(s: Status): string[] {
   return [
     `router: ${s.software}, ${s.engine} engine, pid ${s.pid}, up ${duration(s.uptimeSeconds)}`,
     ...(s.networks.length > 1
-      ? s.networks.map((n) => `  network ${n.name ?? '-'}: vni ${n.vni}  tap: ${n.tap} on bridge ${n.bridge}  mtu ${n.mtu}  ${n.state ?? ''}${n.revision !== null ? ` at revision ${n.revision}, ${n.hosts} hosts` : ''}`)
+      ? s.networks.map((n) => `  network ${n.name ?? '-'}: vni ${n.vni}  tap: ${n.tap} on bridge ${n.bridge}  mtu ${n.mtu}  ${n.state ?? ''}${n.revision !== null ? ` at revision ${n.revision}, ${n.hosts} hosts` : ''}${n.range ? `  range ${n.range}` : ''}`)
       : [`  vni: ${s.vni}  tap: ${s.tap} on bridge ${s.bridge}`]),
+    ...(s.networks.length === 1 && s.networks[0]!.name !== null
+      ? [`  address range: ${s.networks[0]!.range ? `${s.networks[0]!.range} (gateway ${s.networks[0]!.gateway}) for Docker's IPAM` : `none (${s.networks[0]!.rangeNote})`}`]
+      : []),
     `  local: ${s.local}:${s.port} via ${s.underlay.device} (mtu ${s.underlay.mtu})`,
     `  mtu: ${s.mtu.tap}${mtuNote}`,
     `  offloads: ${on}`,

@@ -17,7 +17,7 @@ import {
   type Result,
   type Router,
 } from '../agent/index.js';
-import { buildConfig, ENGINES, ETCD_PASSWORD_ENV, etcdClientConfig, OFFLOADS, type EtcdOptionValues, type RawConfig } from '../config/index.js';
+import { buildConfig, ENGINES, ETCD_PASSWORD_ENV, etcdClientConfig, OFFLOADS, type EtcdClientConfig, type EtcdOptionValues, type RawConfig } from '../config/index.js';
 import { ConfigError, VxlanRouterError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { ask, findSocket } from './control-client.js';
@@ -116,6 +116,21 @@ function networkFlags(values: string[] | undefined): Pick<RawConfig, 'network' |
 
 /** `--etcd a,b` → ['a', 'b']. */
 const endpoints = (v: string | undefined): string[] | undefined => (v === undefined ? undefined : v.split(',').filter(Boolean));
+
+/** The etcd connection of a command that needs one (--etcd and the connection flags). */
+function connectionOf(f: { etcd: string } & Omit<EtcdOptionValues, 'etcd'>): EtcdClientConfig {
+  const envPassword = process.env[ETCD_PASSWORD_ENV];
+  const connection = etcdClientConfig({
+    etcd: endpoints(f.etcd) ?? [],
+    etcdCa: f.etcdCa,
+    etcdCert: f.etcdCert,
+    etcdKey: f.etcdKey,
+    etcdUser: f.etcdUser,
+    etcdPassword: f.etcdPassword ?? (envPassword === '' ? undefined : envPassword),
+  });
+  if (connection === undefined) throw new VxlanRouterError('E_CONFIG', '--etcd names no endpoint');
+  return connection;
+}
 
 export function buildProgram(io: { out: (line: string) => void; err: (line: string) => void }): Command {
   const program = new Command('vxlan-router')
@@ -263,20 +278,12 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .requiredOption('--subnet <cidr>', 'overlay subnet, e.g. 198.18.0.0/15')
     .option('--mtu <n>', 'TAP MTU for every host (default: each host derives it from its underlay)', integerOrRaw)
     .option('--port <n>', 'UDP port (default: 4789)', integerOrRaw)
+    .option('--host-prefix <n>', "prefix length of each host's address range for Docker (default: /24 in a /20 or wider subnet, else 16 slices)", integerOrRaw)
     .option('--force', 'replace a different existing definition');
   addEtcdConnectionOptions(create)
-    .action(async (name: string, f: { etcd: string; vni: unknown; subnet: string; mtu?: unknown; port?: unknown; force?: boolean } & Omit<EtcdOptionValues, 'etcd'>) => {
-      const envPassword = process.env[ETCD_PASSWORD_ENV];
-      const connection = etcdClientConfig({
-        etcd: endpoints(f.etcd) ?? [],
-        etcdCa: f.etcdCa,
-        etcdCert: f.etcdCert,
-        etcdKey: f.etcdKey,
-        etcdUser: f.etcdUser,
-        etcdPassword: f.etcdPassword ?? (envPassword === '' ? undefined : envPassword),
-      });
-      if (connection === undefined) throw new VxlanRouterError('E_CONFIG', '--etcd names no endpoint');
-      const { outcome, network: n } = await createNetwork(connection, { name, vni: f.vni, subnet: f.subnet, mtu: f.mtu, port: f.port }, f.force === true);
+    .action(async (name: string, f: { etcd: string; vni: unknown; subnet: string; mtu?: unknown; port?: unknown; hostPrefix?: unknown; force?: boolean } & Omit<EtcdOptionValues, 'etcd'>) => {
+      const input = { name, vni: f.vni, subnet: f.subnet, mtu: f.mtu, port: f.port, ...(f.hostPrefix !== undefined ? { hostPrefix: f.hostPrefix } : {}) };
+      const { outcome, network: n } = await createNetwork(connectionOf(f), input, f.force === true);
       io.out(`network ${name} ${outcome} (VNI ${n.vni}, ${n.subnet})`);
     });
 

@@ -12,6 +12,8 @@
  *   networks/<name>/config            NetworkConfig
  *   networks/<name>/hosts/<hostId>    HostRecord, attached to the host's lease
  *   networks/<name>/macs/<hostId>     MacRecord: the MACs on that host's bridge (advertise()), under the same lease
+ *   networks/<name>/ranges/<cidr>     RangeRecord: the slice of the subnet a host leased for Docker's IPAM, under a
+ *                                     long lease of its own (a day by default) so a restart keeps the host's addresses
  *
  * Hosts and MACs are listed and watched together (one prefix, one revision): a peer's MACs reach the data path as
  * unicast entries, so traffic to them is never flooded, and they vanish with the host's lease.
@@ -24,6 +26,7 @@ import { Etcd3, EtcdAuthenticationFailedError, EtcdPermissionDeniedError, isReco
 import type { z } from 'zod';
 import { ConfigError, VxlanRouterError } from '../errors.js';
 import type { TableInput } from '../fdb/index.js';
+import { Slices, rangeRecordSchema, type HostRange, type RangeRecord } from './ip-ranges.js';
 import {
   ControlPlaneTracker,
   HostView,
@@ -45,6 +48,7 @@ const networkKey = (name: string): string => `${REGISTRY_PREFIX}/networks/${name
 const networkPrefix = (name: string): string => `${REGISTRY_PREFIX}/networks/${name}/`;
 const hostsPrefix = (name: string): string => `${networkPrefix(name)}hosts/`;
 const macsKey = (name: string, hostId: string): string => `${networkPrefix(name)}macs/${hostId}`;
+const rangesPrefix = (name: string): string => `${networkPrefix(name)}ranges/`;
 
 /** A key under networks/<name>/: which kind of record and whose. */
 function classify(key: string, name: string): { kind: 'hosts' | 'macs'; id: string } | undefined {
@@ -81,6 +85,8 @@ export interface RegistryOptions extends EtcdConnection {
   readonly callTimeoutMs?: number;
   /** Lease TTL of this host's records (default 15 s): how long a crashed host stays in the others' tables. */
   readonly ttlSeconds?: number;
+  /** Lease TTL of this host's address range (default a day): how long a host that is gone keeps its addresses. */
+  readonly rangeTtlSeconds?: number;
   /** Retry backoff of background work (re-list, re-register, join): doubling from initial to max (default 100 ms to 2 s). */
   readonly retry?: { readonly initialMs: number; readonly maxMs: number };
   /** The clock of `since` in the control-plane state (default Date.now). */
@@ -132,11 +138,29 @@ function clientOptions(c: EtcdConnection): IOptions {
   return opts;
 }
 
+/** `range` as a slice of the network's subnet, if it is one. */
+function rangeOf(network: NetworkConfig, range: string): HostRange | undefined {
+  try {
+    return new Slices(network.subnet, network.hostPrefix).find(range);
+  } catch {
+    return undefined;
+  }
+}
+
+function safeJson(s: string): unknown {
+  try {
+    return JSON.parse(s);
+  } catch {
+    return undefined;
+  }
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
 
 export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   private readonly client: Etcd3;
   private readonly ttl: number;
+  private readonly rangeTtl: number;
   private readonly endpoints: readonly string[];
   private readonly callTimeoutMs: number;
   private readonly retryOpts: { readonly initialMs: number; readonly maxMs: number };
@@ -147,6 +171,9 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   private advertised: MacRecord['macs'] = [];
   private putMacs = '';
   private lease: Lease | undefined;
+  private rangeLease: Lease | undefined;
+  /** This host's slice of the subnet; or why it has none. */
+  private hostRange: HostRange | { none: string } = { none: 'not leased yet' };
   private watcher: Watcher | undefined;
   /** Bumped by each listing: events of an older watcher are ignored. */
   private generation = 0;
@@ -160,6 +187,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     super();
     this.client = new Etcd3(clientOptions(opts));
     this.ttl = opts.ttlSeconds ?? 15;
+    this.rangeTtl = opts.rangeTtlSeconds ?? 86_400;
     this.endpoints = opts.endpoints;
     this.callTimeoutMs = opts.callTimeoutMs ?? 10_000;
     this.retryOpts = opts.retry ?? { initialMs: 100, maxMs: 2000 };
@@ -205,6 +233,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     this.prepare(network, record);
     try {
       await this.register();
+      await this.leaseRange(network, record.hostId);
       await this.follow();
       this.setJoined();
     } catch (err) {
@@ -222,9 +251,26 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     this.problem('join', true);
     await this.retry('joining etcd', async () => {
       await this.register();
+      await this.leaseRange(network, record.hostId);
       await this.follow();
     });
     if (!this.closed) this.setJoined();
+  }
+
+  /** This host's slice of the network's subnet (for Docker's IPAM), or why it has none. */
+  range(): HostRange | { none: string } {
+    return this.hostRange;
+  }
+
+  /**
+   * Leases this host's slice of the network's subnet without joining (`docker-network create`, before the router
+   * runs): the lease is left to run out by itself, and the router, with the same host id, takes the slice over.
+   */
+  async reserveRange(network: NetworkConfig, hostId: string): Promise<HostRange | { none: string }> {
+    await this.leaseRange(network, hostId);
+    this.rangeLease?.release(); // stop the keepalive, keep the lease: it runs out in rangeTtl unless the router takes over
+    this.rangeLease = undefined;
+    return this.hostRange;
   }
 
   hosts(): HostRecord[] {
@@ -259,11 +305,13 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     return this.tracker.state(this.revision, this.generation === 0 ? this.assumedHosts : (this.view?.size ?? 0));
   }
 
-  /** Reports a snapshot's revision and host count until the first listing replaces them. */
-  assumeSnapshot(revision: number, hosts: number): void {
+  /** Reports a snapshot's revision, host count and address range until etcd answers. */
+  assumeSnapshot(revision: number, hosts: number, range?: string): void {
     if (this.generation !== 0) return;
     this.revision = revision;
     this.assumedHosts = hosts;
+    const slice = range === undefined || this.joined === undefined ? undefined : rangeOf(this.joined.network, range);
+    if (slice !== undefined && 'none' in this.hostRange) this.hostRange = slice;
   }
 
   counters(): RegistryCounters {
@@ -298,6 +346,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
       Promise.race([p?.catch(() => undefined), sleep(2000)]);
     await bounded(this.watcher?.cancel());
     await bounded(this.lease?.revoke());
+    this.rangeLease?.release(); // the slice outlives the router: a restart takes the same addresses again
     this.client.close();
   }
 
@@ -364,6 +413,60 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     old?.release();
     this.putMacs = ''; // the MAC record went with the old lease (if any): write it under this one
     if (this.advertised.length > 0) await this.putAdvertised(lease);
+  }
+
+  /**
+   * Leases a slice of the network's subnet: the one this host already holds (a restart), else a free one, by
+   * compare-and-swap (another host may take the same slice at the same time: then look again). Leaves `hostRange`
+   * saying why there is none for an IPv6 subnet or a full one; throws E_ETCD when etcd fails.
+   */
+  private async leaseRange(network: NetworkConfig, hostId: string): Promise<void> {
+    let slices: Slices;
+    try {
+      slices = new Slices(network.subnet, network.hostPrefix);
+    } catch (err) {
+      this.hostRange = { none: (err as Error).message };
+      return;
+    }
+    const prefix = rangesPrefix(network.name);
+    for (let attempt = 0; attempt < 16 && !this.closed; attempt++) {
+      const listing = await this.guard(() => this.client.getAll().prefix(prefix).exec());
+      const leased = new Map<string, string>();
+      const revisions = new Map<string, string>();
+      for (const kv of listing.kvs) {
+        const range = kv.key.toString().slice(prefix.length);
+        const parsed = rangeRecordSchema.safeParse(safeJson(kv.value.toString()));
+        leased.set(range, parsed.success ? parsed.data.hostId : ''); // a bad record still holds its slice
+        revisions.set(range, kv.mod_revision);
+      }
+      const pick = slices.choose(hostId, leased);
+      if (pick === undefined) {
+        this.hostRange = { none: `all ${slices.count} /${slices.prefix} slices of ${network.subnet} are leased` };
+        this.emit('warning', new VxlanRouterError('E_CONFIG', `no address range for this host: ${this.hostRange.none} (a host's slice is kept ${this.rangeTtl} s after it leaves)`, { recoverable: true }));
+        return;
+      }
+      const key = prefix + pick.slice.range;
+      const lease = (this.rangeLease ??= this.rangeLeaseOf(network, hostId));
+      const value = JSON.stringify({ version: 1, hostId, range: pick.slice.range, leasedAt: new Date().toISOString() } satisfies RangeRecord);
+      const guard = pick.own ? this.client.if(key, 'Mod', '==', revisions.get(pick.slice.range)!) : this.client.if(key, 'Create', '==', 0);
+      const tx = await this.guard(() => guard.then(lease.put(key).value(value)).commit());
+      if (tx.succeeded) {
+        this.hostRange = pick.slice;
+        return;
+      }
+    }
+    throw new VxlanRouterError('E_ETCD', `could not lease an address range in ${network.subnet}: other hosts kept taking the same slices`, { recoverable: true });
+  }
+
+  private rangeLeaseOf(network: NetworkConfig, hostId: string): Lease {
+    const lease = this.client.lease(this.rangeTtl, { autoKeepAlive: true });
+    lease.on('lost', (err: Error) => {
+      if (this.closed || this.rangeLease !== lease) return;
+      this.rangeLease = undefined;
+      this.emit('warning', new VxlanRouterError('E_ETCD', `etcd lease of the address range lost (${err.message}): leasing again`, { recoverable: true }));
+      void this.retry('leasing the address range again', () => this.leaseRange(network, hostId));
+    });
+    return lease;
   }
 
   /** List, then watch from the list's revision; on compaction (watch error), do both again until it works.

@@ -28,4 +28,5 @@ export {
   type RegistrySnapshot,
   type SnapshotRead,
 } from './snapshot.js';
+export { defaultHostPrefix, rangeRecordSchema, Slices, type HostRange, type RangeRecord } from './ip-ranges.js';
 export { staticTable, type StaticNetwork } from './static-peers.js';

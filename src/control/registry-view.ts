@@ -17,6 +17,8 @@ export const networkConfigSchema = z.strictObject({
   subnet: z.string().regex(/^[0-9a-f.:]+\/\d{1,3}$/i, { message: 'is not a CIDR subnet' }),
   mtu: z.number().int().min(68).max(65535).optional(),
   port: z.number().int().min(1).max(65535).default(VXLAN_PORT),
+  /** Prefix length of each host's slice of the subnet (Docker IPAM ranges); default from the subnet's size. */
+  hostPrefix: z.number().int().min(1).max(30).optional(),
 });
 export type NetworkConfig = z.infer<typeof networkConfigSchema>;
 

@@ -31,6 +31,8 @@ export interface RegistrySnapshot {
   readonly revision: number;
   readonly network: NetworkConfig;
   readonly table: TableInput;
+  /** This host's address range (Docker IPAM slice) when the snapshot was taken. */
+  readonly range?: string;
 }
 
 const tableSchema = z.object({
@@ -51,6 +53,7 @@ const fileSchema = z.object({
   revision: z.number().int().nonnegative(),
   network: networkConfigSchema,
   table: tableSchema,
+  range: z.string().optional(),
 });
 
 // Plain maps and arrays only (no records/structures extension): a file must be decodable on its own, by any reader.

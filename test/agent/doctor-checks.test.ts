@@ -6,7 +6,7 @@ const NOW = Date.parse('2026-01-01T00:01:00Z');
 const base: Status = {
   software: 'vxlan-router test', pid: 1, startedAt: '2026-01-01T00:00:00Z', uptimeSeconds: 60, engine: 'native', network: 'lab', vni: 42,
   tap: 'vxr42', bridge: 'br0', local: '198.51.100.1', port: 4789, underlay: { device: 'eth0', mtu: 1500 }, mtu: { tap: 1450, configured: null, underlayLimit: 1450 },
-  networks: [{ name: 'lab', vni: 42, tap: 'vxr42', bridge: 'br0', mtu: 1450, configuredMtu: null, state: 'connected', revision: 7, hosts: 3 }],
+  networks: [{ name: 'lab', vni: 42, tap: 'vxr42', bridge: 'br0', mtu: 1450, configuredMtu: null, state: 'connected', revision: 7, hosts: 3, range: '198.18.7.0/24', gateway: '198.18.7.1', rangeNote: null }],
   offloads: { tapVnetHdr: true, udpGso: true, udpGro: true },
   controlPlane: { mode: 'etcd', endpoints: ['http://198.51.100.254:2379'], state: 'connected', since: '2026-01-01T00:00:00Z', revision: 7, hosts: 3, leaseTtlSeconds: 15 },
   peers: [{ vni: 42, address: '198.51.100.2', hostId: 'b', lastSeenAgoMs: 500, rxFrames: 5, rxBytes: 500, txFrames: 5, txBytes: 500 }],

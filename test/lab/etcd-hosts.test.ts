@@ -9,7 +9,7 @@
  * kill -9 of one router: its VTEP leaves the others' tables within the lease TTL + 1 s.
  */
 import t from 'tap';
-import { peersSchema } from '../../src/agent/index.js';
+import { peersSchema, statusSchema } from '../../src/agent/index.js';
 import { etcdLab, etcdSkipReason } from '../../src/lab/etcd.js';
 import { CLI_PATH, labSkipReason, VNI, waitFor, type Container, type Host, type RouterProcess } from '../../src/lab/netns.js';
 
@@ -48,6 +48,15 @@ t.test('three hosts join through etcd', { skip: skip ?? false }, async (t) => {
   const peerRows = peersSchema.parse(JSON.parse((await lab.exec(hosts[0]!.ns, process.execPath, [CLI_PATH, 'peers', '--socket', lab.controlSocket(hosts[0]!), '--json'])).stdout));
   t.same(peerRows.map((p) => [p.address, p.origin, p.networks, p.mtu]), [[ips[1], 'etcd', ['default'], 1450], [ips[2], 'etcd', ['default'], 1450]]);
   t.ok(peerRows.every((p) => p.hostId?.endsWith(p.address) && p.lastUpdateAgoMs! >= 0 && p.lastSeenAgoMs! < 30_000 && p.rxFrames > 0), 'host ids, last update, last heard');
+
+  // Each host leased its own /24 of 198.18.0.0/15 for Docker's IPAM, shown by status.
+  const statuses = await Promise.all(hosts.slice(0, 3).map(async (h) => statusSchema.parse(JSON.parse((await lab.exec(h.ns, process.execPath, [CLI_PATH, 'status', '--socket', lab.controlSocket(h), '--json'])).stdout))));
+  const ranges = statuses.map((s) => s.networks[0]!.range);
+  t.ok(ranges.every((r) => r !== null && /^198\.1[89]\.\d+\.0\/24$/.test(r)), `ranges ${ranges.join(', ')}`);
+  t.equal(new Set(ranges).size, 3, 'one range a host');
+  t.equal(statuses[0]!.networks[0]!.gateway, ranges[0]!.replace(/0\/24$/, '1'), 'the gateway is its first address');
+  const text = (await lab.exec(hosts[0]!.ns, process.execPath, [CLI_PATH, 'status', '--socket', lab.controlSocket(hosts[0]!)])).stdout;
+  t.match(text, new RegExp(`address range: ${ranges[0]!.replace(/\./g, '\\.')} \\(gateway`), 'status shows it');
 
   const killed = Date.now();
   routers[2]!.child.kill('SIGKILL');

@@ -1,0 +1,95 @@
+/**
+ * Per-host address ranges for Docker's IPAM (like flannel's subnet leases): a network's IPv4 overlay subnet is cut
+ * into equal slices, and each host leases one, so Docker networks on different hosts never hand out the same address.
+ * This module is the pure part: the slicing, the record kept under ranges/<cidr> and the choice of a slice. The
+ * leasing (compare-and-swap in etcd, renewal, reclaiming one's own slice after a restart) is in etcd-registry.ts.
+ */
+import { isIPv4 } from 'node:net';
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+
+/** What ranges/<cidr> holds: which host has the slice, since when. */
+export const rangeRecordSchema = z.object({
+  version: z.literal(1),
+  hostId: z.string().min(1),
+  range: z.string(),
+  leasedAt: z.string(),
+});
+export type RangeRecord = z.infer<typeof rangeRecordSchema>;
+
+/** A host's slice: the CIDR, the gateway Docker puts on the bridge (its first address) and its size. */
+export interface HostRange {
+  readonly range: string;
+  readonly gateway: string;
+  readonly addresses: number;
+}
+
+const toInt = (ip: string): number => ip.split('.').reduce((n, b) => n * 256 + Number(b), 0);
+const toIp = (n: number): string => [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
+
+/**
+ * Slices of /24 in a subnet of /20 or wider (256 addresses a host, flannel's default); in a narrower one, sixteen
+ * slices (a /24 gives 16 hosts 16 addresses each), at least four addresses each.
+ */
+export function defaultHostPrefix(subnetPrefix: number): number {
+  return subnetPrefix <= 20 ? 24 : Math.min(subnetPrefix + 4, 30);
+}
+
+/** The slices of a network's subnet; a ConfigError says why there are none (IPv6, or a prefix that does not fit). */
+export class Slices {
+  readonly base: number;
+  readonly subnetPrefix: number;
+  readonly prefix: number;
+
+  constructor(subnet: string, hostPrefix?: number) {
+    const m = /^(.+)\/(\d+)$/.exec(subnet);
+    if (m === null || !isIPv4(m[1]!)) throw new ConfigError(`per-host ranges need an IPv4 subnet; ${subnet} is not one`);
+    this.subnetPrefix = Number(m[2]);
+    if (this.subnetPrefix > 30) throw new ConfigError(`subnet ${subnet} is too small to share between hosts`);
+    this.prefix = hostPrefix ?? defaultHostPrefix(this.subnetPrefix);
+    if (this.prefix <= this.subnetPrefix || this.prefix > 30) {
+      throw new ConfigError(`host prefix /${this.prefix} does not cut ${subnet} into slices: use one between /${this.subnetPrefix + 1} and /30`);
+    }
+    const size = 2 ** (32 - this.subnetPrefix);
+    this.base = toInt(m[1]!) - (toInt(m[1]!) % size); // 198.18.1.0/15 means 198.18.0.0/15
+  }
+
+  get count(): number {
+    return 2 ** (this.prefix - this.subnetPrefix);
+  }
+
+  at(i: number): HostRange {
+    const size = 2 ** (32 - this.prefix);
+    const start = this.base + i * size;
+    return { range: `${toIp(start)}/${this.prefix}`, gateway: toIp(start + 1), addresses: size };
+  }
+
+  /** The slice named by a key's CIDR, or undefined when it is not one of ours. */
+  find(range: string): HostRange | undefined {
+    const m = /^(.+)\/(\d+)$/.exec(range);
+    if (m === null || !isIPv4(m[1]!) || Number(m[2]) !== this.prefix) return undefined;
+    const offset = toInt(m[1]!) - this.base;
+    const size = 2 ** (32 - this.prefix);
+    if (offset < 0 || offset % size !== 0 || offset / size >= this.count) return undefined;
+    return this.at(offset / size);
+  }
+
+  /**
+   * The slice to lease, given the leased ones (range → holder): the one `hostId` already holds (a restart keeps
+   * its addresses), else the first free one, starting from a point derived from the host id so that hosts joining
+   * at once rarely race for the same slice; undefined when all are taken.
+   */
+  choose(hostId: string, leased: ReadonlyMap<string, string>): { slice: HostRange; own: boolean } | undefined {
+    for (const [range, holder] of leased) {
+      const s = holder === hostId ? this.find(range) : undefined;
+      if (s !== undefined) return { slice: s, own: true };
+    }
+    let h = 0;
+    for (const c of hostId) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+    for (let k = 0; k < this.count; k++) {
+      const s = this.at((h + k) % this.count);
+      if (!leased.has(s.range)) return { slice: s, own: false };
+    }
+    return undefined;
+  }
+}
