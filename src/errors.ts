@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'E_NATIVE' // native addon missing or failed
   | 'E_ETCD' // etcd unreachable or refusing
   | 'E_CONTROL' // control socket: no router running, taken by another, or an answer that does not parse
+  | 'E_DOCKER' // dockerd not reachable, or refusing a network
   | 'E_SYSTEM'; // any other OS failure
 
 export class VxlanRouterError extends Error {

@@ -101,7 +101,7 @@ export function defaultTapName(vni: number): string {
 }
 
 /** Stable across restarts, distinct for each underlay address of one machine (and each lab namespace). */
-function defaultHostId(local: string): string {
+export function defaultHostId(local: string): string {
   let machine = 'host';
   try {
     machine = readFileSync('/etc/machine-id', 'utf8').trim().slice(0, 12) || machine;

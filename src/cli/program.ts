@@ -6,7 +6,9 @@ import { Command, CommanderError, Option } from 'commander';
 import { join } from 'node:path';
 import {
   controlSource,
+  createDockerNetwork,
   createNetwork,
+  DEFAULT_DOCKER_SOCKET,
   routerMetrics,
   runDoctor,
   serveControl,
@@ -285,6 +287,35 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
       const input = { name, vni: f.vni, subnet: f.subnet, mtu: f.mtu, port: f.port, ...(f.hostPrefix !== undefined ? { hostPrefix: f.hostPrefix } : {}) };
       const { outcome, network: n } = await createNetwork(connectionOf(f), input, f.force === true);
       io.out(`network ${name} ${outcome} (VNI ${n.vni}, ${n.subnet})`);
+    });
+
+  const docker = program.command('docker-network').description("Docker bridge networks that are this host's part of an overlay network");
+  const dockerCreate = docker
+    .command('create <network>')
+    .description("create (through dockerd's API) a bridge network on the overlay's subnet, handing out only this host's leased range")
+    .requiredOption('--etcd <urls>', 'etcd endpoints, comma-separated')
+    .requiredOption('--local <ip>', 'underlay address of this host (the same as for `up`: it names the host and sets the MTU)')
+    .option('--host-id <id>', 'this host in the registry (default: machine id + local address, as `up`)')
+    .option('--bridge <name>', 'Linux bridge name (default: vxr-<network>)')
+    .option('--name <name>', 'Docker network name (default: vxr-<network>)')
+    .option('--docker-socket <path>', `dockerd's API socket (default: ${DEFAULT_DOCKER_SOCKET})`)
+    .option('--json', 'print the Docker network as JSON');
+  addEtcdConnectionOptions(dockerCreate)
+    .action(async (network: string, f: { etcd: string; local: string; hostId?: string; bridge?: string; name?: string; dockerSocket?: string; json?: boolean } & Omit<EtcdOptionValues, 'etcd'>) => {
+      const { outcome, spec, hostId } = await createDockerNetwork(connectionOf(f), {
+        network,
+        local: f.local,
+        ...(f.hostId !== undefined ? { hostId: f.hostId } : {}),
+        ...(f.bridge !== undefined ? { bridge: f.bridge } : {}),
+        ...(f.name !== undefined ? { dockerName: f.name } : {}),
+        ...(f.dockerSocket !== undefined ? { socketPath: f.dockerSocket } : {}),
+      });
+      if (f.json === true) {
+        io.out(JSON.stringify({ outcome, hostId, ...spec }, null, 2));
+        return;
+      }
+      io.out(`docker network ${spec.name} ${outcome}: bridge ${spec.bridge}, subnet ${spec.subnet}, ip-range ${spec.ipRange} (this host's), gateway ${spec.gateway}, mtu ${spec.mtu}`);
+      io.out(`next: vxlan-router up --local ${f.local} --bridge ${spec.bridge} --etcd ${f.etcd} --network ${network}${f.hostId !== undefined ? ` --host-id ${f.hostId}` : ''}`);
     });
 
   return program;

@@ -5,6 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
+import { CLI_PATH } from '../../src/lab/netns.js';
 import { EtcdRegistry, type HostRecord, type NetworkConfig } from '../../src/control/etcd-registry.js';
 import { EtcdServer, etcdSkipReason } from '../../src/lab/etcd.js';
 
@@ -29,6 +30,12 @@ t.test('address ranges in etcd', { skip: etcdSkipReason() ?? false }, async (t) 
   await admin.createNetwork(def);
   const network = (await admin.getNetwork('r')) as NetworkConfig;
   t.equal(network.hostPrefix, 27);
+  const cli = (...args: string[]) => spawnSync(process.execPath, [CLI_PATH, 'network', 'create', ...args, '--vni', '9', '--etcd', etcd.endpoint], { encoding: 'utf8' });
+  const tooBig = cli('x', '--subnet', '198.18.0.0/24', '--host-prefix', '24');
+  t.equal(tooBig.status, 2, 'a slice as big as the subnet is a usage error');
+  t.match(tooBig.stderr, /host prefix \/24 does not cut 198\.18\.0\.0\/24 into slices: use one between \/25 and \/30/);
+  t.match(cli('y', '--subnet', 'fd00::/64', '--host-prefix', '28').stderr, /--host-prefix: per-host ranges need an IPv4 subnet/);
+  t.equal(await admin.getNetwork('x'), undefined, 'nothing written');
 
   // Seven hosts join at once: each gets a slice of its own.
   const hosts = Array.from({ length: 7 }, (_, i) => ({ id: `h${i}`, r: open() }));

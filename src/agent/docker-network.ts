@@ -1,0 +1,150 @@
+/**
+ * `vxlan-router docker-network create`: a Docker bridge network that is this host's part of an overlay network.
+ * Its subnet is the overlay's whole subnet (containers on every host are on one L2 segment), its --ip-range is the
+ * slice this host leased in etcd (so no two hosts hand out one address), its gateway the slice's first address (one
+ * a host, so gateways never clash either), and its bridge name and MTU are what `vxlan-router up` will use.
+ *
+ * The Docker Engine API is two plain HTTP calls over the local Unix socket, so they are written here with node:http
+ * rather than with dockerode (which brings ssh2 and an optional native build for them).
+ */
+import { request } from 'node:http';
+import { isIPv6 } from 'node:net';
+import { EtcdRegistry, type EtcdConnection, type HostRange, type NetworkConfig } from '../control/index.js';
+import { loadNative } from '../dataplane/index.js';
+import { ConfigError, VxlanRouterError } from '../errors.js';
+import { overheadFor } from '../packet/index.js';
+import { findUnderlay } from './preflight.js';
+import { defaultHostId } from './router.js';
+
+export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
+
+/** The Docker network asked for: what `docker network create` would be given. */
+export interface DockerNetworkSpec {
+  readonly name: string;
+  readonly bridge: string;
+  readonly subnet: string;
+  readonly ipRange: string;
+  readonly gateway: string;
+  readonly mtu: number;
+  /** The overlay network and VNI, as labels (docker network inspect tells what the network is for). */
+  readonly overlay: string;
+  readonly vni: number;
+}
+
+interface DockerReply {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+/** One call to the Docker Engine API on a Unix socket; rejects with E_DOCKER when dockerd is not there. */
+function dockerCall(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<DockerReply> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = request({ socketPath, method, path, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}, timeout: 10_000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => {
+        let json: unknown = text;
+        try {
+          json = text === '' ? null : JSON.parse(text);
+        } catch {
+          /* a plain-text error message */
+        }
+        resolve({ status: res.statusCode ?? 0, body: json });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer in 10 s')));
+    req.on('error', (err) => reject(new VxlanRouterError('E_DOCKER', `cannot reach dockerd at ${socketPath} (${err.message}): is Docker running? (--docker-socket names another socket)`, { cause: err })));
+    req.end(payload);
+  });
+}
+
+const messageOf = (r: DockerReply): string => (typeof r.body === 'object' && r.body !== null && 'message' in r.body ? String(r.body.message) : JSON.stringify(r.body));
+
+/** Docker's view of a network, reduced to the fields we set. */
+function specOf(net: Record<string, unknown>): Omit<DockerNetworkSpec, 'overlay' | 'vni'> | undefined {
+  const ipam = (net.IPAM as { Config?: { Subnet?: string; IPRange?: string; Gateway?: string }[] } | undefined)?.Config?.[0];
+  const options = (net.Options ?? {}) as Record<string, string>;
+  if (ipam === undefined) return undefined;
+  return {
+    name: String(net.Name),
+    bridge: options['com.docker.network.bridge.name'] ?? '',
+    subnet: ipam.Subnet ?? '',
+    ipRange: ipam.IPRange ?? '',
+    gateway: ipam.Gateway ?? '',
+    mtu: Number(options['com.docker.network.driver.mtu'] ?? 1500),
+  };
+}
+
+/**
+ * Creates the Docker network, or finds it already as asked ('unchanged'); one that differs is refused with the
+ * command that removes it.
+ */
+export async function ensureDockerNetwork(socketPath: string, spec: DockerNetworkSpec): Promise<'created' | 'unchanged'> {
+  const existing = await dockerCall(socketPath, 'GET', `/networks/${encodeURIComponent(spec.name)}`);
+  if (existing.status === 200) {
+    const have = specOf(existing.body as Record<string, unknown>);
+    const want = { name: spec.name, bridge: spec.bridge, subnet: spec.subnet, ipRange: spec.ipRange, gateway: spec.gateway, mtu: spec.mtu };
+    if (have !== undefined && JSON.stringify(have) === JSON.stringify(want)) return 'unchanged';
+    throw new ConfigError(
+      `Docker network ${spec.name} exists with other settings (${JSON.stringify(have)}, want ${JSON.stringify(want)}): ` +
+        `remove it with \`docker network rm ${spec.name}\` (after stopping its containers) and run this again`,
+    );
+  }
+  if (existing.status !== 404) throw new VxlanRouterError('E_DOCKER', `dockerd answered ${existing.status} for network ${spec.name}: ${messageOf(existing)}`);
+  const created = await dockerCall(socketPath, 'POST', '/networks/create', {
+    Name: spec.name,
+    Driver: 'bridge',
+    CheckDuplicate: true,
+    IPAM: { Driver: 'default', Config: [{ Subnet: spec.subnet, IPRange: spec.ipRange, Gateway: spec.gateway }] },
+    Options: { 'com.docker.network.bridge.name': spec.bridge, 'com.docker.network.driver.mtu': String(spec.mtu) },
+    Labels: { 'vxlan-router.network': spec.overlay, 'vxlan-router.vni': String(spec.vni) },
+  });
+  if (created.status !== 201) throw new VxlanRouterError('E_DOCKER', `dockerd refused to create network ${spec.name} (${created.status}): ${messageOf(created)}`);
+  return 'created';
+}
+
+/** Linux limits interface names to 15 bytes: `vxr-` and as much of the network's name as fits. */
+export function defaultDockerBridge(network: string): string {
+  return `vxr-${network}`.slice(0, 15);
+}
+
+export interface DockerNetworkInput {
+  readonly network: string;
+  readonly local: string;
+  readonly hostId?: string;
+  readonly bridge?: string;
+  readonly dockerName?: string;
+  readonly socketPath?: string;
+}
+
+/** Reads the overlay network from etcd, leases this host's range, and makes the Docker network that uses it. */
+export async function createDockerNetwork(connection: EtcdConnection, input: DockerNetworkInput): Promise<{ outcome: 'created' | 'unchanged'; spec: DockerNetworkSpec; hostId: string }> {
+  const underlay = findUnderlay(input.local, (a) => loadNative().interfaceOf(a));
+  const hostId = input.hostId ?? defaultHostId(input.local);
+  const registry = new EtcdRegistry(connection);
+  let network: NetworkConfig | undefined;
+  let range: HostRange | { none: string };
+  try {
+    network = await registry.getNetwork(input.network);
+    if (network === undefined) {
+      throw new ConfigError(`network ${input.network} is not defined in etcd: create it once with \`vxlan-router network create ${input.network} --vni <N> --subnet <CIDR> --etcd <url>\``);
+    }
+    range = await registry.reserveRange(network, hostId);
+  } finally {
+    await registry.close();
+  }
+  if ('none' in range) throw new ConfigError(`no address range for this host in network ${network.name}: ${range.none}`);
+  const spec: DockerNetworkSpec = {
+    name: input.dockerName ?? `vxr-${network.name}`, // Docker reserves some names (default, bridge, host, none)
+    bridge: input.bridge ?? defaultDockerBridge(network.name),
+    subnet: network.subnet,
+    ipRange: range.range,
+    gateway: range.gateway,
+    mtu: network.mtu ?? underlay.mtu - overheadFor(isIPv6(input.local) ? 6 : 4),
+    overlay: network.name,
+    vni: network.vni,
+  };
+  return { outcome: await ensureDockerNetwork(input.socketPath ?? DEFAULT_DOCKER_SOCKET, spec), spec, hostId };
+}
