@@ -1,20 +1,28 @@
 /**
  * Registry at scale, against a real etcd on loopback (not part of CI):
  *
- *   npx tsx benchmarks/registry-scale.ts [--hosts 1000] [--rate 250] [--burst 100]
+ *   npx tsx benchmarks/registry-scale.ts [--hosts 1000] [--rate 250] [--burst 100] [--macs 10]
  *
  * 1. Join latency: N simulated hosts (one process, one etcd client, one lease each, as a router registers) put their
  *    host records; an observing EtcdRegistry (list + watch, as in a router) records when each host's address first
  *    appears in its table. Reported: p50/p99/max from the put being sent to the entry in the table, in two phases:
  *    paced (--rate registrations per second: the latency of the pipeline itself) and a burst (--burst in flight at
  *    once: latency under queuing).
- * 2. Memory: a separate process holding an EtcdRegistry (+ its table) with all N hosts, its RSS and heap before
- *    joining and after the table holds everything (after GC). MAC records do not exist yet: hosts only.
- * 3. The snapshot of that table: size and msgpackr encode/decode time.
+ * 2. Each host then advertises --macs MACs (with an IPv4 address each), as a router does under its lease.
+ * 3. Memory: a separate process holding an EtcdRegistry (+ its table) with all N hosts and their MACs, its RSS and
+ *    heap before joining and after the table holds everything (after GC).
+ * 4. The router's RSS: a real `vxlan-router up` (native engine, a TAP on a bridge) joined to an empty network, then
+ *    one joined to this one, once its data path holds every host and MAC.
+ * 5. The snapshot of that table: size and msgpackr encode/decode time.
  *
- * Addresses in the records are from the lab's 198.18.0.0/15 (strings only: no packet is sent anywhere).
+ * As root it runs inside a network namespace of its own (etcd on that namespace's loopback, the router's TAP and
+ * bridge there too), so nothing touches this machine's interfaces. The records' addresses are from the lab's
+ * 198.18.0.0/15: that namespace has no route to them, so the router's floods (IPv6 from the TAP, say) fail there.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Etcd3 } from 'etcd3';
@@ -22,8 +30,15 @@ import { decodeSnapshot, encodeSnapshot, EtcdRegistry, REGISTRY_PREFIX, type Hos
 import { EtcdServer, etcdSkipReason } from '../src/lab/etcd.js';
 
 const { values: opt } = parseArgs({
-  options: { hosts: { type: 'string', default: '1000' }, rate: { type: 'string', default: '250' }, burst: { type: 'string', default: '100' } },
+  options: {
+    hosts: { type: 'string', default: '1000' },
+    rate: { type: 'string', default: '250' },
+    burst: { type: 'string', default: '100' },
+    macs: { type: 'string', default: '10' },
+  },
 });
+const MACS = Number(opt.macs);
+const INSIDE = 'VXR_REGISTRY_SCALE_NS';
 const HOSTS = Number(opt.hosts);
 const RATE = Number(opt.rate);
 const BURST = Number(opt.burst);
@@ -39,6 +54,64 @@ const percentile = (xs: number[], p: number): number => {
 const fmt = (xs: number[]): string =>
   `p50 ${percentile(xs, 50).toFixed(1)} ms, p99 ${percentile(xs, 99).toFixed(1)} ms, max ${Math.max(...xs).toFixed(1)} ms (n=${xs.length})`;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const mib = (b: number): string => (b / 1048576).toFixed(1);
+const macOf = (host: number, k: number): string => `02:5c:${[host >> 8, host & 0xff, k >> 8, k & 0xff].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
+
+/** The RSS of a process (kB in /proc → bytes). */
+function rssOf(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? 0) * 1024;
+}
+
+/**
+ * A real router joined to `network` (bridge and underlay address of its own in this namespace): resolves with its
+ * RSS once `ready(status)` holds (or after 60 s), then stops it.
+ */
+async function routerRss(endpoint: string, network: string, dir: string, ready: (fdbEtcd: number, hosts: number) => boolean): Promise<{ rss: number; fdbEtcd: number; hosts: number; ms: number }> {
+  const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+  const sock = join(dir, `${network}.sock`);
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [cli, 'up', '--local', '198.51.100.1', '--bridge', 'br-scale', '--etcd', endpoint, '--network', network, '--socket', sock, '--state-dir', dir, '--metrics', 'off', '--log-level', 'warn'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const end = Date.now() + 60_000;
+    let fdbEtcd = 0;
+    let hosts = 0;
+    while (Date.now() < end) {
+      await sleep(500);
+      if (!out.includes('vxlan-router: ready')) continue;
+      const st = JSON.parse(execFileSync(process.execPath, [cli, 'status', '--socket', sock, '--json'], { encoding: 'utf8' })) as { controlPlane: { hosts: number | null } };
+      const fdb = JSON.parse(execFileSync(process.execPath, [cli, 'fdb', '--socket', sock, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 })) as { origin: string }[];
+      fdbEtcd = fdb.filter((e) => e.origin === 'etcd').length;
+      hosts = st.controlPlane.hosts ?? 0;
+      if (ready(fdbEtcd, hosts)) break;
+    }
+    const ms = performance.now() - t0;
+    await sleep(1000); // let the snapshot write and the first advertisement settle
+    return { rss: rssOf(child.pid!), fdbEtcd, hosts, ms };
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.on('close', r));
+  }
+}
+
+/** As root: run this benchmark again inside a network namespace of its own, then remove it. */
+function inNamespace(): boolean {
+  if (process.getuid?.() !== 0 || process.env[INSIDE] !== undefined) return false;
+  const ns = `vxr-scale-${process.pid}`;
+  execFileSync('ip', ['netns', 'add', ns]);
+  try {
+    execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, ...process.execArgv, process.argv[1]!, ...process.argv.slice(2)], { stdio: 'inherit', env: { ...process.env, [INSIDE]: ns } });
+    process.exitCode = r.status ?? 1;
+  } finally {
+    execFileSync('ip', ['netns', 'del', ns]);
+  }
+  return true;
+}
 
 /** The memory probe: a process of its own that joins with a registry and reports its memory once it holds `hosts`. */
 const PROBE = `
@@ -135,6 +208,23 @@ async function main(): Promise<void> {
     const cp = observer.controlPlane();
     console.log(`observer control plane: ${cp.state}, revision ${cp.revision}, ${cp.hosts} hosts`);
 
+    // Each host advertises its MACs (one record a host, as a router writes it under its lease).
+    const t3 = performance.now();
+    let nextMac = 0;
+    await Promise.all(
+      Array.from({ length: BURST }, async () => {
+        while (nextMac < HOSTS) {
+          const i = nextMac++;
+          const macs = Array.from({ length: MACS }, (_, k) => ({ vni: network.vni, mac: macOf(i, k), ips: [`198.18.${200 + (k >> 8)}.${k & 0xff}`] }));
+          const value = JSON.stringify({ version: 1, hostId: `sim-${i}`, vtep: ipOf(i + 1), macs });
+          await client.put(`${REGISTRY_PREFIX}/networks/${network.name}/macs/sim-${i}`).value(value).exec();
+        }
+      }),
+    );
+    const macCount = (): number => observer.table().vnis[0]?.macs.length ?? 0;
+    while (macCount() < HOSTS * MACS && performance.now() - t3 < 60_000) await sleep(20);
+    console.log(`MACs: ${HOSTS} × ${MACS} advertised in ${(performance.now() - t3).toFixed(0)} ms; the observer's table holds ${macCount()} remote MACs`);
+
     // Memory of a registry holding all of them, in a process of its own.
     const mod = fileURLToPath(new URL('../dist/control/index.js', import.meta.url));
     const probe = spawn(process.execPath, ['--expose-gc', '--input-type=module', '-e', PROBE, mod, etcd.endpoint, JSON.stringify(network), String(HOSTS)], {
@@ -144,12 +234,35 @@ async function main(): Promise<void> {
     probe.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     await new Promise((r) => probe.on('close', r));
     const m = JSON.parse(out) as { before: { rss: number; heapUsed: number }; after: { rss: number; heapUsed: number }; peers: number; listMs: number };
-    const mib = (b: number): string => (b / 1048576).toFixed(1);
     console.log(
       `memory (registry + table, own process, after GC): ${m.peers} peers; RSS ${mib(m.before.rss)} MiB before joining → ${mib(m.after.rss)} MiB ` +
         `(+${mib(m.after.rss - m.before.rss)}); heap ${mib(m.before.heapUsed)} → ${mib(m.after.heapUsed)} MiB; ` +
-        `join (register + list ${m.peers + 1} + watch) ${m.listMs.toFixed(0)} ms. Hosts only: MAC records do not exist yet.`,
+        `join (register + list ${m.peers + 1} hosts and ${HOSTS} MAC records + watch) ${m.listMs.toFixed(0)} ms.`,
     );
+
+    // A real router's RSS, empty and then with every host and MAC in its data path (root only: TAP and bridge).
+    if (process.env[INSIDE] !== undefined) {
+      execFileSync('ip', ['link', 'add', 'br-scale', 'type', 'bridge']);
+      execFileSync('ip', ['link', 'set', 'br-scale', 'up']);
+      execFileSync('ip', ['link', 'add', 'u-scale', 'type', 'veth', 'peer', 'name', 'u-scale-peer']);
+      execFileSync('ip', ['addr', 'add', '198.51.100.1/24', 'dev', 'u-scale']);
+      execFileSync('ip', ['link', 'set', 'u-scale', 'up']);
+      execFileSync('ip', ['link', 'set', 'u-scale-peer', 'up']);
+      await observer.createNetwork({ ...network, name: 'empty', vni: 4243 });
+      const dir = mkdtempSync(join(tmpdir(), 'vxr-scale-'));
+      try {
+        const empty = await routerRss(etcd.endpoint, 'empty', dir, (_, hosts) => hosts >= 1);
+        const full = await routerRss(etcd.endpoint, network.name, dir, (fdbEtcd, hosts) => hosts >= HOSTS + 1 && fdbEtcd >= HOSTS * MACS);
+        console.log(
+          `router RSS (vxlan-router up, native engine): ${mib(empty.rss)} MiB joined to an empty network; ${mib(full.rss)} MiB ` +
+            `with ${full.hosts} registry hosts and ${full.fdbEtcd} remote MACs in its table (+${mib(full.rss - empty.rss)} MiB; start to full table ${full.ms.toFixed(0)} ms)`,
+        );
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    } else {
+      console.log('router RSS: skipped (needs root, for the TAP and bridge in a namespace of its own)');
+    }
 
     // The snapshot of that table.
     const snap = { savedAt: new Date().toISOString(), hostId: 'observer', revision: cp.revision, network, table: observer.table() };
@@ -168,4 +281,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+if (!inNamespace()) await main();
