@@ -6,8 +6,9 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { EtcdRegistry, type HostRecord, type NetworkConfig } from '../../src/control/index.js';
+import type { HostRecord, NetworkConfig } from '../../src/control/index.js';
 import { EtcdServer, etcdSkipReason } from '../../src/lab/etcd.js';
+import { registryOpener } from '../helpers/registries.js';
 import { CLI_PATH } from '../../src/lab/netns.js';
 
 const execFileP = promisify(execFile);
@@ -17,16 +18,8 @@ const record = (hostId: string, ip: string): HostRecord => ({
 
 t.test('etcd with users and passwords', { skip: etcdSkipReason() ?? false }, async (t) => {
   const etcd = await EtcdServer.start();
-  const registries: EtcdRegistry[] = [];
-  const open = (auth?: { username: string; password: string }): EtcdRegistry => {
-    const r = new EtcdRegistry({ endpoints: [etcd.endpoint], callTimeoutMs: 5000, ...(auth ? { auth } : {}) });
-    registries.push(r);
-    return r;
-  };
-  t.teardown(async () => {
-    for (const r of registries) await r.close();
-    await etcd.destroy();
-  });
+  const opener = registryOpener(t, etcd.endpoint, { callTimeoutMs: 5000 }, () => etcd.destroy());
+  const open = (auth?: { username: string; password: string }) => opener(auth ? { auth } : {});
   for (const args of [['user', 'add', 'root:s3cret-pw'], ['auth', 'enable']]) {
     const r = spawnSync('etcdctl', ['--endpoints', etcd.endpoint, ...args], { encoding: 'utf8' });
     t.equal(r.status, 0, `etcdctl ${args.join(' ')}${r.status === 0 ? '' : `: ${r.stderr}`}`);

@@ -9,9 +9,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
-import { EtcdRegistry, type ControlPlaneState, type HostRecord, type NetworkConfig } from '../../src/control/index.js';
+import type { ControlPlaneState, HostRecord, NetworkConfig } from '../../src/control/index.js';
 import type { TableInput } from '../../src/fdb/index.js';
 import { EtcdServer, etcdSkipReason } from '../../src/lab/etcd.js';
+import { registryOpener } from '../helpers/registries.js';
 import { waitFor } from '../../src/lab/netns.js';
 import { TcpProxy } from '../../src/lab/tcp-proxy.js';
 
@@ -24,17 +25,11 @@ t.test('compaction while a watcher is cut off', { skip: etcdSkipReason() ?? fals
   const etcd = await EtcdServer.start();
   const port = Number(new URL(etcd.endpoint).port);
   const proxy = await TcpProxy.start({ host: '127.0.0.1', port });
-  const registries: EtcdRegistry[] = [];
-  const open = (endpoint: string, ttlSeconds = 15): EtcdRegistry => {
-    const r = new EtcdRegistry({ endpoints: [endpoint], ttlSeconds, retry: { initialMs: 100, maxMs: 500 } });
-    registries.push(r);
-    return r;
-  };
-  t.teardown(async () => {
-    for (const r of registries) await r.close();
+  const opener = registryOpener(t, etcd.endpoint, { retry: { initialMs: 100, maxMs: 500 } }, async () => {
     await proxy.close();
     await etcd.destroy();
   });
+  const open = (endpoint: string, ttlSeconds = 15) => opener({ endpoints: [endpoint], ttlSeconds });
   const etcdctl = (...args: string[]): string => {
     const r = spawnSync('etcdctl', ['--endpoints', etcd.endpoint, ...args], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`etcdctl ${args.join(' ')}: ${r.stderr}`);

@@ -6,8 +6,9 @@
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
 import { CLI_PATH } from '../../src/lab/netns.js';
-import { EtcdRegistry, type HostRecord, type NetworkConfig } from '../../src/control/etcd-registry.js';
+import type { HostRecord, NetworkConfig } from '../../src/control/etcd-registry.js';
 import { EtcdServer, etcdSkipReason } from '../../src/lab/etcd.js';
+import { registryOpener } from '../helpers/registries.js';
 
 const record = (hostId: string, ip: string): HostRecord => ({
   version: 1, hostId, underlay: [ip], port: 4789, networks: ['r'], mtu: 1450, software: 'test', startedAt: new Date().toISOString(),
@@ -15,16 +16,7 @@ const record = (hostId: string, ip: string): HostRecord => ({
 
 t.test('address ranges in etcd', { skip: etcdSkipReason() ?? false }, async (t) => {
   const etcd = await EtcdServer.start();
-  const registries: EtcdRegistry[] = [];
-  const open = (): EtcdRegistry => {
-    const r = new EtcdRegistry({ endpoints: [etcd.endpoint], ttlSeconds: 5 });
-    registries.push(r);
-    return r;
-  };
-  t.teardown(async () => {
-    for (const r of registries) await r.close();
-    await etcd.destroy();
-  });
+  const open = registryOpener(t, etcd.endpoint, { ttlSeconds: 5 }, () => etcd.destroy());
   const admin = open();
   const def = { version: 1 as const, name: 'r', vni: 7, subnet: '198.18.0.0/24', hostPrefix: 27 }; // eight slices
   await admin.createNetwork(def);

@@ -5,9 +5,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { EtcdRegistry, type HostRecord, type NetworkConfig } from '../../src/control/etcd-registry.js';
+import type { HostRecord, NetworkConfig } from '../../src/control/etcd-registry.js';
 import type { TableInput } from '../../src/fdb/index.js';
 import { EtcdServer, etcdSkipReason } from '../../src/lab/etcd.js';
+import { registryOpener } from '../helpers/registries.js';
 import { waitFor } from '../../src/lab/netns.js';
 
 const record = (hostId: string, ip: string): HostRecord => ({
@@ -17,16 +18,7 @@ const peersOf = (t: TableInput): string[] => [...(t.vnis[0]?.peers ?? [])].sort(
 
 t.test('etcd registry', { skip: etcdSkipReason() ?? false }, async (t) => {
   const etcd = await EtcdServer.start();
-  const registries: EtcdRegistry[] = [];
-  const open = (ttlSeconds = 15): EtcdRegistry => {
-    const r = new EtcdRegistry({ endpoints: [etcd.endpoint], ttlSeconds });
-    registries.push(r);
-    return r;
-  };
-  t.teardown(async () => {
-    for (const r of registries) await r.close();
-    await etcd.destroy();
-  });
+  const open = registryOpener(t, etcd.endpoint, {}, () => etcd.destroy());
 
   const admin = open();
   const def = { version: 1 as const, name: 'default', vni: 42, subnet: '198.18.0.0/15' };

@@ -8,8 +8,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { EtcdRegistry, type NetworkConfig } from '../../src/control/index.js';
+import type { NetworkConfig } from '../../src/control/index.js';
 import { EtcdServer, etcdSkipReason } from '../../src/lab/etcd.js';
+import { registryOpener } from '../helpers/registries.js';
 
 const opensslMissing = spawnSync('openssl', ['version']).status === 0 ? undefined : 'openssl is not installed';
 
@@ -35,17 +36,11 @@ t.test('etcd over TLS with client certificates', { skip: etcdSkipReason() ?? ope
   const client = pki.sign('router', 'extendedKeyUsage=clientAuth\n');
   const other = makePki(dir, 'other');
   const etcd = await EtcdServer.start(undefined, { tls: { certFile: server.cert, keyFile: server.key, caFile: pki.ca } });
-  const registries: EtcdRegistry[] = [];
-  const open = (tls: { caFile?: string; certFile?: string; keyFile?: string }): EtcdRegistry => {
-    const r = new EtcdRegistry({ endpoints: [etcd.endpoint], tls, callTimeoutMs: 4000 });
-    registries.push(r);
-    return r;
-  };
-  t.teardown(async () => {
-    for (const r of registries) await r.close();
+  const opener = registryOpener(t, etcd.endpoint, { callTimeoutMs: 4000 }, async () => {
     await etcd.destroy();
     rmSync(dir, { recursive: true, force: true });
   });
+  const open = (tls: { caFile?: string; certFile?: string; keyFile?: string }) => opener({ tls });
   t.match(etcd.endpoint, /^https:\/\/127\.0\.0\.1:\d+$/);
 
   const good = open({ caFile: pki.ca, certFile: client.cert, keyFile: client.key });
