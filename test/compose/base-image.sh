@@ -18,10 +18,15 @@ command -v debootstrap >/dev/null || { echo "base-image: debootstrap missing (ap
 [ "$(id -u)" -eq 0 ] || { echo "base-image: debootstrap needs root" >&2; exit 1; }
 
 dir=$(mktemp -d /tmp/vxr-base.XXXXXX)
-trap 'rm -rf "$dir"' EXIT
+# debootstrap mounts /proc (and more) in the tree while it works: unmount whatever is left before removing it.
+cleanup() {
+  awk -v d="$dir/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
 debootstrap --variant=minbase --include="$PACKAGES" bookworm "$dir/rootfs" "$MIRROR" >"$dir/debootstrap.log" 2>&1 \
   || { tail -20 "$dir/debootstrap.log" >&2; exit 1; }
 # Smaller image: no package lists or downloaded .debs.
 rm -rf "$dir"/rootfs/var/cache/apt/archives/*.deb "$dir"/rootfs/var/lib/apt/lists/*
-tar -C "$dir/rootfs" --numeric-owner -c . | "$DOCKER" import --change 'CMD ["bash"]' - "$TAG" >/dev/null
+tar -C "$dir/rootfs" --numeric-owner --one-file-system -c . | "$DOCKER" import --change 'CMD ["bash"]' - "$TAG" >/dev/null
 echo "$TAG"

@@ -77,11 +77,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# 1. dockerd in its own network namespace (nsenter, not `ip netns exec`: that one remounts /sys and hides cgroups).
+# 1. dockerd in its own network namespace (nsenter, not `ip netns exec`: that one remounts /sys and hides cgroups)
+#    and its own mount namespace with a private /run: what it writes there regardless of --exec-root
+#    (/run/docker/plugins) and the mounts it makes for containers vanish with it.
 ip netns add "$NS"
 ip -n "$NS" link set lo up
 echo '{}' > "$TMP/daemon.json"   # not /etc/docker/daemon.json
-nsenter --net="/run/netns/$NS" dockerd --config-file "$TMP/daemon.json" \
+nsenter --net="/run/netns/$NS" unshare --mount --propagation private \
+  sh -c 'mount -t tmpfs -o mode=755 vxr-run /run && exec "$@"' sh dockerd --config-file "$TMP/daemon.json" \
   --data-root "$TMP/data" --exec-root "$TMP/exec" --pidfile "$TMP/dockerd.pid" --host "$DOCKER_HOST" \
   --storage-driver vfs --bridge=none --iptables=false --ip-forward=false --ip-masq=false \
   --cgroup-parent "/$CGROUP" >"$TMP/dockerd.log" 2>&1 &
