@@ -17,9 +17,7 @@ dev=$(ip -o -4 addr show to "$UNDERLAY_IP" | awk '{print $2; exit}')
 [ -n "$dev" ] || { say "no interface holds $UNDERLAY_IP"; exit 1; }
 mtu=$(( $(cat "/sys/class/net/$dev/mtu") - 50 ))
 
-ip link add br0 type bridge
-# The host's own IPv6 chatter (router solicitations, MLD) would only be flooded over the overlay.
-sysctl -qw net.ipv6.conf.br0.disable_ipv6=1 2>/dev/null || true
+ip link add br0 type bridge   # without IPv6: docker-compose.yml sets net.ipv6.conf.default.disable_ipv6
 ip link set br0 up
 for s in $SAMPLES; do
   name=${s%%=*} addr=${s#*=}

@@ -35,7 +35,7 @@ t.test('a broken copy fails the same check', { skip }, async (t) => {
   const good = readFileSync(COMPOSE_FILE, 'utf8');
   const broken = {
     // A key compose does not know, in a service.
-    'unknown-key.yml': good.replace('  privileged: true\n', '  privileged: true\n  privilegd: true\n'),
+    'unknown-key.yml': good.replace('  cap_add: [NET_ADMIN, SYS_ADMIN]\n', '  cap_add: [NET_ADMIN, SYS_ADMIN]\n  privilegd: true\n'),
     // A boolean that is not one.
     'bad-type.yml': good.replace('internal: true', 'internal: maybe'),
     // Not YAML any more (a tab for indentation).
