@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*"; }
 
 # Tools the lab, the tests, the demo and the benchmarks drive.
-APT_PACKAGES=(iproute2 ethtool iperf3 sockperf iputils-ping tcpdump tshark socat etcd-server etcd-client)
+# docker-compose: test/compose/compose-config.test.ts validates docker-compose.yml with it (no daemon needed; the
+# lab run itself, test/compose/run-lab.sh, installs docker.io and debootstrap on its own).
+APT_PACKAGES=(iproute2 ethtool iperf3 sockperf iputils-ping tcpdump tshark socat etcd-server etcd-client docker-compose)
 
 install_apt() {
   local missing=()
