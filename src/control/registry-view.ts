@@ -134,8 +134,8 @@ export const macRecordSchema = z.strictObject({
       vni: z.number().int().min(1).max(MAX_VNI),
       mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/),
       /**
-       * IPv4 and IPv6 addresses the MAC used, most recent first (for ARP / ND suppression and gratuitous ARP /
-       * unsolicited NA elsewhere). Records of older routers hold IPv4 addresses only, and parse as before.
+       * IPv4 and IPv6 addresses the MAC used, sorted (older routers wrote IPv4 only, most recent first: parsed as
+       * before), for ARP / ND suppression and gratuitous ARP / unsolicited NA elsewhere.
        */
       ips: z.array(ip).max(16).optional(),
     }),
