@@ -60,9 +60,9 @@ for (const engine of ['native', 'js'] as const satisfies readonly EngineName[]) 
     t.equal((await lab.ping(c1.ns, `${c2ll}%eth0`, 2)).loss, 0, "ping -6 c1 → c2's link-local address");
 
     // ND suppression: c1 forgets c2 and solicits again; h1 answers. The capture sees every VXLAN datagram leaving h1
-    // that carries ICMPv6 (inner EtherType at UDP offset 28, next header at 36, ICMPv6 type at 70).
+    // that carries an ICMPv6 solicitation or echo request (inner EtherType at UDP offset 28, next header at 36, ICMPv6 type at 70).
     await lab.exec(c1.ns, 'ip', ['-6', 'neigh', 'flush', 'dev', 'eth0']);
-    const dump = await lab.capture(h1.ns, 'eth0', ['udp dst port 4789 and udp[28:2] = 0x86dd and udp[36] = 58 and (udp[70] = 135 or udp[70] = 128)'], { seconds: 30 });
+    const dump = await lab.capture(h1.ns, 'eth0', [`src host ${h1.underlayIp} and udp dst port 4789 and udp[28:2] = 0x86dd and udp[36] = 58 and (udp[70] = 135 or udp[70] = 128)`], { seconds: 30 });
     const a0 = await r1.counters();
     t.equal((await lab.ping(c1.ns, v6(2), 1)).loss, 0, 'c1 → c2 after flushing its neighbour cache');
     const a1 = await r1.counters();
