@@ -5,6 +5,7 @@
       "sources": [
         "src/addon.cc",
         "src/arp.cc",
+        "src/nd.cc",
         "src/bench.cc",
         "src/engine.cc",
         "src/errors.cc",

@@ -16,6 +16,7 @@
 #include "counters.h"
 #include "engine.h"
 #include "errors.h"
+#include "nd.h"
 #include "offload.h"
 #include "tap.h"
 #include "wire.h"
@@ -40,6 +41,12 @@ bool IsBytes(const Napi::Value& v) {
 std::string Ipv4Text(uint32_t ip) {
   return std::to_string(ip >> 24) + "." + std::to_string((ip >> 16) & 0xff) + "." + std::to_string((ip >> 8) & 0xff) + "." +
          std::to_string(ip & 0xff);
+}
+
+std::string AddrText(const Addr& a) {
+  char out[INET6_ADDRSTRLEN];
+  AddrToText(a, out, sizeof(out));
+  return out;
 }
 
 Napi::Array Strings(Napi::Env env, const char* const* names, size_t n) {
@@ -80,16 +87,19 @@ std::string BuildTable(const Napi::Value& v, Table* t) {
     }
     Napi::Value neighbors = o.Get("neighbors");
     if (neighbors.IsUndefined()) continue;
-    if (!neighbors.IsArray()) return "table.vnis[].neighbors must be an array of [ipv4, mac]";
+    if (!neighbors.IsArray()) return "table.vnis[].neighbors must be an array of [ip, mac]";
     for (uint32_t j = 0; j < neighbors.As<Napi::Array>().Length(); j++) {
       Napi::Value pair = neighbors.As<Napi::Array>().Get(j);
       uint64_t key;
       Addr ip;
-      if (!pair.IsArray() || !GetAddr(pair.As<Napi::Array>().Get(0u), &ip) || ip.len != 4 ||
+      if (!pair.IsArray() || !GetAddr(pair.As<Napi::Array>().Get(0u), &ip) ||
           !pair.As<Napi::Array>().Get(1u).IsString() ||
           !ParseMac(pair.As<Napi::Array>().Get(1u).As<Napi::String>().Utf8Value().c_str(), &key))
-        return "table.vnis[].neighbors[] must be [\"198.18.0.2\", \"aa:bb:cc:dd:ee:ff\"]";
-      vt.arp[(uint32_t{ip.bytes[0]} << 24) | (uint32_t{ip.bytes[1]} << 16) | (uint32_t{ip.bytes[2]} << 8) | ip.bytes[3]] = key;
+        return "table.vnis[].neighbors[] must be [\"198.18.0.2\" or \"fd00::2\", \"aa:bb:cc:dd:ee:ff\"]";
+      if (ip.len == 16)
+        vt.nd[ip] = key;
+      else
+        vt.arp[(uint32_t{ip.bytes[0]} << 24) | (uint32_t{ip.bytes[1]} << 16) | (uint32_t{ip.bytes[2]} << 8) | ip.bytes[3]] = key;
     }
   }
   return "";
@@ -169,8 +179,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     const SysError e = engine_->InjectFrame(vni, f.Data(), f.ByteLength());
     return e.ok() ? env.Undefined() : ThrowSys(env, e);
   }
-  // [{ vni, mac, ageMs, ips }]: sources of frames read from the TAPs (and the IPv4 addresses they used), within the
-  // aging time.
+  // [{ vni, mac, ageMs, ips }]: sources of frames read from the TAPs (and the IPv4 and IPv6 addresses they used),
+  // within the aging time.
   Napi::Value LocalMacs(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const std::vector<LocalMacRow> rows = engine_ ? engine_->LocalMacs() : std::vector<LocalMacRow>{};
@@ -183,7 +193,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       o.Set("mac", mac);
       o.Set("ageMs", static_cast<double>(rows[i].age_ms));
       Napi::Array ips = Napi::Array::New(env, rows[i].ips.size());
-      for (size_t k = 0; k < rows[i].ips.size(); k++) ips.Set(k, Ipv4Text(rows[i].ips[k]));
+      for (size_t k = 0; k < rows[i].ips.size(); k++) ips.Set(k, AddrText(rows[i].ips[k]));
       o.Set("ips", ips);
       a.Set(i, o);
     }
@@ -500,6 +510,35 @@ Napi::Value ArpAnswerJs(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// senderIpv6(frame) → the IPv6 address the sender uses, or null. Twin: senderIpv6 in src/packet/nd.ts.
+Napi::Value SenderIpv6Js(const Napi::CallbackInfo& info) {
+  if (!IsBytes(info[0])) return ThrowType(info.Env(), "senderIpv6: frame must be a Uint8Array");
+  Napi::Uint8Array f = info[0].As<Napi::Uint8Array>();
+  Addr a;
+  a.len = 16;
+  return SenderIpv6(f.Data(), f.ByteLength(), a.bytes) ? Napi::String::New(info.Env(), AddrText(a)) : info.Env().Null();
+}
+
+// ndAnswer(frame, mac) → the Neighbor Advertisement the TX thread writes for a Neighbor Solicitation (86 bytes), or
+// null when the frame is not one it answers, with the address asked about as `target`. Twins: ndSolicitTarget and
+// ndAdvertReply in src/packet/nd.ts.
+Napi::Value NdAnswerJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t mac;
+  if (!IsBytes(info[0])) return ThrowType(env, "ndAnswer: frame must be a Uint8Array");
+  if (!info[1].IsString() || !ParseMac(info[1].As<Napi::String>().Utf8Value().c_str(), &mac)) return ThrowType(env, "ndAnswer: mac must be aa:bb:cc:dd:ee:ff");
+  Napi::Uint8Array f = info[0].As<Napi::Uint8Array>();
+  Addr target;
+  target.len = 16;
+  if (!NdSolicitTarget(f.Data(), f.ByteLength(), target.bytes)) return env.Null();
+  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, kNaFrameLen);
+  WriteNdAdvert(f.Data(), mac, out.Data());
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("target", AddrText(target));
+  o.Set("reply", out);
+  return o;
+}
+
 // interfaceOf(address) → name of the interface holding it, or null. getifaddrs sees addresses on links that are
 // down or without carrier (os.networkInterfaces() hides those). Pinned by test/cli/errors.test.ts (E_ADDRESS).
 Napi::Value InterfaceOfJs(const Napi::CallbackInfo& info) {
@@ -546,6 +585,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mergeSegments", Napi::Function::New(env, MergeSegmentsJs, "mergeSegments"));
   exports.Set("senderIpv4", Napi::Function::New(env, SenderIpv4Js, "senderIpv4"));
   exports.Set("arpAnswer", Napi::Function::New(env, ArpAnswerJs, "arpAnswer"));
+  exports.Set("senderIpv6", Napi::Function::New(env, SenderIpv6Js, "senderIpv6"));
+  exports.Set("ndAnswer", Napi::Function::New(env, NdAnswerJs, "ndAnswer"));
   return exports;
 }
 

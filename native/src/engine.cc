@@ -19,6 +19,7 @@
 #include <atomic>
 
 #include "arp.h"
+#include "nd.h"
 #include "offload.h"
 
 namespace vxr {
@@ -61,6 +62,21 @@ bool DontFragment(int fd, int family) {
   const int pmtu = family == AF_INET ? IP_PMTUDISC_DO : IPV6_PMTUDISC_DO;
   return setsockopt(fd, family == AF_INET ? IPPROTO_IP : IPPROTO_IPV6,
                     family == AF_INET ? IP_MTU_DISCOVER : IPV6_MTU_DISCOVER, &pmtu, sizeof(pmtu)) == 0;
+}
+
+// The address a frame from the bridge speaks for (IPv4 first, then IPv6); len 0 when it names none.
+Addr SenderIp(const uint8_t* f, size_t len) {
+  Addr a;
+  uint32_t v4;
+  if (SenderIpv4(f, len, &v4)) {
+    a.len = 4;
+    for (int i = 0; i < 4; i++) a.bytes[i] = static_cast<uint8_t>(v4 >> (24 - 8 * i));
+  } else if (SenderIpv6(f, len, a.bytes)) {
+    a.len = 16;
+  } else {
+    a = Addr{};
+  }
+  return a;
 }
 
 }  // namespace
@@ -256,12 +272,13 @@ void Engine::TxLoop(Network* net) {
   constexpr int kRecent = 16;
   struct Recent {
     uint64_t mac;
-    uint32_t ip;
+    Addr ip;
     int64_t at_ms;
   };
   std::array<Recent, kRecent> recent{};
   std::array<LocalMacTable::Sighting, kBatch> fresh{};
   uint8_t arp_reply[kMinFrame];
+  uint8_t nd_advert[kNaFrameLen];
   Tally tally;  // this batch's datagrams per peer and frames of the VNI
   auto count_peer = [&](const Addr& a, uint64_t datagrams, uint64_t bytes) {
     if (tally.Full()) traffic_.Merge(&tally, TrafficStats::Dir::kTx, 0);
@@ -406,9 +423,8 @@ void Engine::TxLoop(Network* net) {
       const TxFrame& f = frames[i];
       if (f.len < kEthHeaderLen || (f.buf[6] & 1)) continue;
       const uint64_t src = MacKey(f.buf + 6);
-      uint32_t ip = 0;
-      SenderIpv4(f.buf, f.len, &ip);
-      Recent& slot = recent[(src ^ ip) % kRecent];
+      const Addr ip = SenderIp(f.buf, f.len);
+      Recent& slot = recent[(src ^ AddrHash()(ip)) % kRecent];
       if (slot.mac == src && slot.ip == ip && now_ms - slot.at_ms < 1000) continue;
       slot = {src, ip, now_ms};
       fresh[nf++] = {src, ip};
@@ -432,12 +448,21 @@ void Engine::TxLoop(Network* net) {
       } else if (!has_peers) {
         counters_.drop(Drop::kTxNoDestination);
       } else if (f.buf[0] & 1) {
-        // Broadcast / multicast floods, except an ARP request for a known remote address: answered here.
+        // Broadcast / multicast floods, except an ARP request or a Neighbor Solicitation for a known remote
+        // address: answered here.
         uint32_t target;
-        const auto known = cfg_.arp_suppression && ArpRequestTarget(f.buf, f.len, &target) ? vt->second.arp.find(target) : vt->second.arp.end();
-        if (known != vt->second.arp.end()) {
+        Addr target6;
+        target6.len = 16;
+        const VniTable& v = vt->second;
+        const auto known = cfg_.arp_suppression && ArpRequestTarget(f.buf, f.len, &target) ? v.arp.find(target) : v.arp.end();
+        const auto known6 = cfg_.arp_suppression && !v.nd.empty() && NdSolicitTarget(f.buf, f.len, target6.bytes) ? v.nd.find(target6) : v.nd.end();
+        if (known != v.arp.end()) {
           WriteArpReply(f.buf, known->second, arp_reply);
           if (WriteTap(*net, arp_reply, kMinFrame)) counters_.add(Traffic::kArpSuppressed);
+          else counters_.drop(Drop::kRxTapWriteError);
+        } else if (known6 != v.nd.end()) {
+          WriteNdAdvert(f.buf, known6->second, nd_advert);
+          if (WriteTap(*net, nd_advert, kNaFrameLen)) counters_.add(Traffic::kNdSuppressed);
           else counters_.drop(Drop::kRxTapWriteError);
         } else {
           f.dest = TxFrame::Dest::kFlood;

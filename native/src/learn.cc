@@ -89,7 +89,7 @@ void LocalMacTable::SeenBatch(uint32_t vni, const Sighting* s, int n, int64_t no
   for (int i = 0; i < n; i++) {
     Entry& e = seen_[LearnKey{vni, s[i].mac}];
     e.seen_ms = now_ms;
-    if (s[i].ip == 0 || (!e.ips.empty() && e.ips.front() == s[i].ip)) continue;
+    if (s[i].ip.len == 0 || (!e.ips.empty() && e.ips.front() == s[i].ip)) continue;
     for (auto it = e.ips.begin(); it != e.ips.end(); ++it) {
       if (*it == s[i].ip) {
         e.ips.erase(it);

@@ -80,15 +80,15 @@ struct LocalMacRow {
   uint32_t vni;
   uint64_t mac;
   int64_t age_ms;
-  std::vector<uint32_t> ips;  // IPv4 addresses it used (host order), most recent first
+  std::vector<Addr> ips;  // IPv4 and IPv6 addresses it used, most recent first
 };
 
 class LocalMacTable {
  public:
-  static constexpr int kMaxIps = 4;  // per MAC; a container has one or two
+  static constexpr int kMaxIps = 8;  // per MAC: an IPv4 address, an IPv6 link-local one, a global or two
   struct Sighting {
     uint64_t mac;
-    uint32_t ip;  // 0: the frame said nothing about an address
+    Addr ip;  // len 0: the frame said nothing about an address
   };
   explicit LocalMacTable(int64_t aging_ms) : aging_ms_(aging_ms) {}
   void SeenBatch(uint32_t vni, const Sighting* s, int n, int64_t now_ms);
@@ -97,7 +97,7 @@ class LocalMacTable {
  private:
   struct Entry {
     int64_t seen_ms = 0;
-    std::vector<uint32_t> ips;
+    std::vector<Addr> ips;
   };
   const int64_t aging_ms_;
   std::mutex mu_;

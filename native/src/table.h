@@ -24,6 +24,7 @@ struct VniTable {
   std::unordered_set<Addr, AddrHash> sources;  // who may send us this VNI
   std::unordered_map<uint64_t, int> macs;      // static (MAC → peer index)
   std::unordered_map<uint32_t, uint64_t> arp;  // IPv4 (host order) → MAC of remote containers: ARP suppression
+  std::unordered_map<Addr, uint64_t, AddrHash> nd;  // IPv6 → MAC of remote containers: ND suppression
 };
 
 struct Table {

@@ -50,6 +50,10 @@ export function routerMetrics(router: Router, startedAt: Date): Registry {
   mirror(registry, 'vxlan_router_flooded_frames_total', 'Frames sent by head-end replication (broadcast, multicast, unknown unicast)', [], () => [[{}, c().tx_flooded]]);
   mirror(registry, 'vxlan_router_learned_total', '(VNI, MAC) entries learned or moved from inbound traffic', [], () => [[{}, c().learned]]);
   mirror(registry, 'vxlan_router_drops_total', 'Frames or datagrams dropped, by reason', ['reason'], () => DROP_REASONS.map((r) => [{ reason: r }, c()[r]]));
+  mirror(registry, 'vxlan_router_neighbor_suppressed_total', 'ARP requests and IPv6 Neighbor Solicitations from the bridge answered by the router', ['protocol'], () => [
+    [{ protocol: 'arp' }, c().arp_suppressed],
+    [{ protocol: 'nd' }, c().nd_suppressed],
+  ]);
   mirror(registry, 'vxlan_router_offload_total', 'Offload work: TSO super-frames cut, GSO sends, segments merged for the TAP', ['kind'], () => [
     [{ kind: 'tso_frames' }, c().tx_tso_frames],
     [{ kind: 'gso_sends' }, c().tx_gso_sends],

@@ -35,7 +35,7 @@ function table(rows: string[][]): string[] {
 export function formatStatus(s: Status): string[] {
   const c = s.counters;
   const on = [s.offloads.tapVnetHdr && 'tap', s.offloads.udpGso && 'gso', s.offloads.udpGro && 'gro'].filter(Boolean).join(', ') || 'none';
-  const drops = Object.entries(c).filter(([k, v]) => v > 0 && !/^(rx|tx)_(datagrams|bytes|frames|flooded|tso_frames|gso_sends|merged)$|^learned$/.test(k));
+  const drops = Object.entries(c).filter(([k, v]) => v > 0 && !/^(rx|tx)_(datagrams|bytes|frames|flooded|tso_frames|gso_sends|merged)$|^learned$|_suppressed$/.test(k));
   const mtuNote = s.mtu.tap > s.mtu.underlayLimit ? `  (!) above the underlay's limit ${s.mtu.underlayLimit}: large frames are dropped` : '';
   const cp = s.controlPlane;
   const etcdState =
@@ -64,7 +64,7 @@ export function formatStatus(s: Status): string[] {
         )),
     ...s.refusedSources.map((r) => `(!) refused ${r.count} datagram(s) of vni ${r.vni} from ${r.address}, last ${ago(r.agoMs)}: not a VTEP of that VNI (run doctor)`),
     ...s.macConflicts.map((c) => `(!) MAC ${c.mac} (vni ${c.vni}) claimed by ${c.hostIds.join(' and ')}: traffic goes to ${c.hostIds[0]}`),
-    `traffic: in ${c.rx_datagrams ?? 0} datagrams (${bytes(c.rx_bytes ?? 0)}), out ${c.tx_frames ?? 0} frames (${bytes(c.tx_bytes ?? 0)}) in ${c.tx_datagrams ?? 0} datagrams, ${c.tx_flooded ?? 0} flooded, ${c.learned ?? 0} learned`,
+    `traffic: in ${c.rx_datagrams ?? 0} datagrams (${bytes(c.rx_bytes ?? 0)}), out ${c.tx_frames ?? 0} frames (${bytes(c.tx_bytes ?? 0)}) in ${c.tx_datagrams ?? 0} datagrams, ${c.tx_flooded ?? 0} flooded, ${c.learned ?? 0} learned, answered locally ${c.arp_suppressed ?? 0} ARP / ${c.nd_suppressed ?? 0} ND`,
     `drops: ${drops.length === 0 ? 'none' : drops.map(([k, v]) => `${k} ${v}`).join(', ')}`,
   ];
 }

@@ -152,7 +152,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--mtu <n>', 'TAP MTU (default: underlay MTU - 50, or - 70 for IPv6)', integerOrRaw)
     .addOption(new Option('--engine <kind>', 'data path: native (default) or js (reference)').choices(ENGINES))
     .option('--no-learning', 'do not learn remote MACs from inbound traffic')
-    .option('--no-arp-suppression', 'flood ARP requests even for addresses known from etcd')
+    .option('--no-arp-suppression', 'flood ARP requests and IPv6 Neighbor Solicitations even for addresses known from etcd')
     .option('--offloads <list>', 'native engine offloads: all (default), none, or a list of tap,gso,gro')
     .option('--no-offloads', 'the same as --offloads none')
     .option('--aging <seconds>', 'seconds a learned MAC lives without traffic (default: 300)', integerOrRaw)

@@ -325,7 +325,9 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
    */
   async advertise(macs: readonly { readonly vni: number; readonly mac: string; readonly ips?: readonly string[] }[]): Promise<void> {
     this.advertised = [...macs]
-      .map((m) => ({ vni: m.vni, mac: m.mac.toLowerCase(), ...(m.ips?.length ? { ips: [...m.ips].slice(0, 16) } : {}) }))
+      // Addresses sorted: which one a MAC used last (IPv4 or IPv6, link-local or global) changes all the time, and
+      // must not rewrite the record each time.
+      .map((m) => ({ vni: m.vni, mac: m.mac.toLowerCase(), ...(m.ips?.length ? { ips: [...m.ips].slice(0, 16).sort() } : {}) }))
       .sort((a, b) => a.vni - b.vni || a.mac.localeCompare(b.mac));
     if (this.lease !== undefined && this.joined !== undefined) await this.putAdvertised(this.lease);
   }

@@ -6,7 +6,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { TableInput } from '../fdb/index.js';
-import { MAX_VNI, VXLAN_PORT } from '../packet/index.js';
+import { formatIp, MAX_VNI, parseIp, VXLAN_PORT } from '../packet/index.js';
 
 const ip = z.string().refine((s) => isIP(s) !== 0, { message: 'is not an IP address' });
 
@@ -135,8 +135,11 @@ export const macRecordSchema = z.strictObject({
     z.strictObject({
       vni: z.number().int().min(1).max(MAX_VNI),
       mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/),
-      /** IPv4 addresses the MAC used, most recent first (for ARP suppression and gratuitous ARP elsewhere). */
-      ips: z.array(z.string().refine((s) => isIP(s) === 4, { message: 'is not an IPv4 address' })).max(16).optional(),
+      /**
+       * IPv4 and IPv6 addresses the MAC used, sorted (older routers wrote IPv4 only, most recent first: parsed as
+       * before), for ARP / ND suppression and gratuitous ARP / unsolicited NA elsewhere.
+       */
+      ips: z.array(ip).max(16).optional(),
     }),
   ),
 });
@@ -202,7 +205,7 @@ export class MacView {
   }
 
   /**
-   * Remote addresses of `vni` → MAC, for ARP suppression: from the newest record that claims each address (one
+   * Remote addresses of `vni` → MAC, for ARP and ND suppression: from the newest record that claims each address (one
    * re-created elsewhere), and none that this host itself claims more recently.
    */
   neighbors(vni: number, selfId: string): { ip: string; mac: string }[] {
@@ -210,7 +213,8 @@ export class MacView {
     for (const [id, { record, revision }] of this.byId) {
       for (const m of record.macs) {
         if (m.vni !== vni) continue;
-        for (const ip of m.ips ?? []) {
+        for (const text of m.ips ?? []) {
+          const ip = formatIp(parseIp(text)); // one spelling per IPv6 address, whoever wrote the record
           const prev = owner.get(ip);
           if (prev === undefined || revision > prev.revision) owner.set(ip, { mac: m.mac, revision, self: id === selfId });
         }

@@ -39,6 +39,7 @@ export const TRAFFIC_COUNTERS = [
   'tx_gso_sends', // UDP_SEGMENT sends, each carrying many datagrams of one flow to one peer
   'rx_merged', // received TCP segments merged into super-frames for the TAP (GRO)
   'arp_suppressed', // ARP requests from the bridge answered by the router (the address is a known remote container's)
+  'nd_suppressed', // IPv6 Neighbor Solicitations from the bridge answered by the router (likewise)
 ] as const;
 export type TrafficCounter = (typeof TRAFFIC_COUNTERS)[number];
 
@@ -50,7 +51,7 @@ export interface LocalMac {
   readonly vni: number;
   readonly mac: string;
   readonly ageMs: number;
-  /** IPv4 addresses it used (ARP sender, IPv4 source), most recent first. */
+  /** IPv4 and IPv6 addresses it used (ARP sender, IPv4/IPv6 source, Neighbor Advertisement target), most recent first. */
   readonly ips: readonly string[];
 }
 
@@ -96,7 +97,10 @@ export interface EngineOptions {
   /** Native engine: try UDP GSO sends / GRO receives (default true). */
   readonly udpGso?: boolean;
   readonly udpGro?: boolean;
-  /** Answer ARP requests from the bridge for known remote addresses instead of flooding them (default true). */
+  /**
+   * Answer ARP requests and IPv6 Neighbor Solicitations from the bridge for known remote addresses instead of flooding
+   * them (default true).
+   */
   readonly arpSuppression?: boolean;
 }
 

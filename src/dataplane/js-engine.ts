@@ -17,9 +17,9 @@ import { isIPv6 } from 'node:net';
 import { promisify } from 'node:util';
 import { VxlanRouterError } from '../errors.js';
 import { ForwardingTable } from '../fdb/index.js';
-import { arpReply, arpRequestTarget, encodeVxlanHeader, flowPort, formatMac, gratuitousArp, senderIpv4, VXLAN_HEADER_LEN } from '../packet/index.js';
+import { arpReply, arpRequestTarget, encodeVxlanHeader, flowPort, formatMac, ndAdvertReply, ndSolicitTarget, VXLAN_HEADER_LEN } from '../packet/index.js';
 import { buildVniPeers, classifyDatagram } from './classify.js';
-import { reboundAddresses } from './neighbors.js';
+import { announcement, reboundAddresses, senderIp } from './neighbors.js';
 import { TrafficStats, type Traffic } from './traffic.js';
 import {
   NO_OFFLOADS,
@@ -40,6 +40,8 @@ const ETH_HEADER_LEN = 14;
 const L2_ALLOWANCE = ETH_HEADER_LEN + 4;
 const SOURCE_POOL_SIZE = 8;
 const EPHEMERAL_LOW = 49152;
+/** Addresses remembered per local MAC, as LocalMacTable::kMaxIps in native/src/learn.h. */
+const MAX_IPS = 8;
 
 export class JsEngine implements Engine {
   readonly kind = 'js' as const;
@@ -47,7 +49,7 @@ export class JsEngine implements Engine {
   /** This host's own MACs (frame sources from the TAPs), keyed vni/mac, for advertisement. */
   private readonly local = new Map<string, { vni: number; mac: string; seen: number; ips: string[] }>();
   private table: TableSnapshot = { vnis: [] };
-  /** Per VNI: remote containers' addresses → MAC, for ARP suppression. */
+  /** Per VNI: remote containers' addresses (IPv4 and IPv6) → MAC, for ARP and ND suppression. */
   private neighbors = new Map<number, Map<string, string>>();
   private readonly fdbTable: ForwardingTable;
   private readonly stats: TrafficStats;
@@ -103,7 +105,7 @@ export class JsEngine implements Engine {
     this.vniPeers = buildVniPeers(table.vnis);
     this.stats.retain(new Set(table.vnis.flatMap((v) => v.peers)));
     this.neighbors = new Map(table.vnis.map((v) => [v.vni, new Map((v.neighbors ?? []).map((n) => [n.ip, n.mac]))]));
-    for (const r of rebound) this.writeTap(r.vni, gratuitousArp(r.ip, r.mac));
+    for (const r of rebound) this.writeTap(r.vni, announcement(r.ip, r.mac));
   }
 
   counters(): Counters {
@@ -176,10 +178,17 @@ export class JsEngine implements Engine {
     }
     if ((frame[6]! & 1) === 0) this.noteLocal(vni, frame);
     if (frame[0]! & 1 && this.opts.arpSuppression !== false) {
+      // Broadcast / multicast floods, except an ARP request or Neighbor Solicitation for a known remote address.
       const target = arpRequestTarget(frame);
       const mac = target === undefined ? undefined : this.neighbors.get(vni)?.get(target);
       if (mac !== undefined) {
         if (this.writeTap(vni, arpReply(frame, mac))) this.counts.arp_suppressed++;
+        return;
+      }
+      const target6 = ndSolicitTarget(frame);
+      const mac6 = target6 === undefined ? undefined : this.neighbors.get(vni)?.get(target6);
+      if (mac6 !== undefined) {
+        if (this.writeTap(vni, ndAdvertReply(frame, mac6))) this.counts.nd_suppressed++;
         return;
       }
     }
@@ -204,18 +213,18 @@ export class JsEngine implements Engine {
     if (route.kind === 'flood') this.counts.tx_flooded++;
   }
 
-  /** Records a frame's source MAC (and the IPv4 address it used) as one of this host's own. */
+  /** Records a frame's source MAC (and the IPv4 or IPv6 address it used) as one of this host's own. */
   private noteLocal(vni: number, frame: Buffer): void {
     const mac = formatMac(frame, 6);
     const key = `${vni}/${mac}`;
     const e = this.local.get(key) ?? { vni, mac, seen: 0, ips: [] };
     e.seen = Date.now();
-    const ip = senderIpv4(frame);
-    if (ip !== undefined && e.ips[0] !== ip) e.ips = [ip, ...e.ips.filter((x) => x !== ip)].slice(0, 4);
+    const ip = senderIp(frame);
+    if (ip !== undefined && e.ips[0] !== ip) e.ips = [ip, ...e.ips.filter((x) => x !== ip)].slice(0, MAX_IPS);
     this.local.set(key, e);
   }
 
-  /** A frame of our own onto a VNI's bridge (ARP answers, gratuitous ARP); false when the TAP refused it. */
+  /** A frame of our own onto a VNI's bridge (ARP / ND answers and announcements); false when the TAP refused it. */
   private writeTap(vni: number, frame: Uint8Array): boolean {
     const tap = this.taps.get(vni);
     try {

@@ -17,8 +17,7 @@ import {
   type Offloads,
   type TableSnapshot,
 } from './engine.js';
-import { gratuitousArp } from '../packet/index.js';
-import { reboundAddresses } from './neighbors.js';
+import { announcement, reboundAddresses } from './neighbors.js';
 import type { Traffic } from './traffic.js';
 import { loadNative, toRouterError, type NativeAddon, type NativeEngineHandle, type NativeTable } from './native.js';
 
@@ -61,7 +60,7 @@ export class NativeEngine implements Engine {
     this.handle?.setTable(toNativeTable(table));
     for (const r of rebound) {
       try {
-        this.handle?.injectFrame(r.vni, gratuitousArp(r.ip, r.mac));
+        this.handle?.injectFrame(r.vni, announcement(r.ip, r.mac));
       } catch {
         /* the TAP is going away: nobody left to tell */
       }

@@ -9,7 +9,7 @@ import { VxlanRouterError, type ErrorCode } from '../errors.js';
 import type { LocalMac, Offloads } from './engine.js';
 import type { Traffic } from './traffic.js';
 
-/** The table as the addon takes it: static MACs as [mac, vtep] pairs. */
+/** The table as the addon takes it: static MACs as [mac, vtep] pairs, remote addresses (IPv4 or IPv6) as [ip, mac]. */
 export interface NativeTable {
   vnis: { vni: number; peers: string[]; macs: [mac: string, vtep: string][]; neighbors?: [ip: string, mac: string][] }[];
 }
@@ -25,7 +25,7 @@ export interface NativeEngineHandle {
   features(): Offloads;
   /** Sources of frames read from the TAPs (this host's own MACs), within the aging time. */
   localMacs(): LocalMac[];
-  /** Writes a frame onto a VNI's bridge (gratuitous ARP). */
+  /** Writes a frame onto a VNI's bridge (gratuitous ARP, unsolicited Neighbor Advertisement). */
   injectFrame(vni: number, frame: Uint8Array): void;
   /** Per-peer and per-VNI counts and refused sources (native/src/stats.h). */
   traffic(): Traffic;
@@ -77,6 +77,9 @@ export interface NativeAddon {
   /** Twins of src/packet/neighbor.ts: the sender's IPv4 address; the engine's answer to an ARP request. */
   senderIpv4(frame: Uint8Array): string | null;
   arpAnswer(frame: Uint8Array, mac: string): { target: string; reply: Buffer } | null;
+  /** Twins of src/packet/nd.ts: the sender's IPv6 address; the engine's answer to a Neighbor Solicitation. */
+  senderIpv6(frame: Uint8Array): string | null;
+  ndAnswer(frame: Uint8Array, mac: string): { target: string; reply: Buffer } | null;
 }
 
 /** From src/dataplane (tests, through tap's TypeScript loader) and from dist/dataplane alike: two levels up. */

@@ -207,6 +207,12 @@ export class RouterProcess {
     return this.report('counters');
   }
 
+  /** The remote addresses (IPv4 and IPv6 → MAC) of each VNI in the table the router forwards with now. */
+  async neighbors(): Promise<Record<number, { ip: string; mac: string }[]>> {
+    const t = await this.report<{ vnis: { vni: number; neighbors?: { ip: string; mac: string }[] }[] }>('table');
+    return Object.fromEntries(t.vnis.map((v) => [v.vni, v.neighbors ?? []]));
+  }
+
   /** The offloads in use now ({ tapVnetHdr, udpGso, udpGro }). */
   async offloads(): Promise<Record<string, boolean>> {
     return this.report('offloads');
@@ -338,6 +344,18 @@ export class Lab {
     await this.exec('', 'ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
     const link = JSON.parse((await this.exec('', 'ip', ['-n', ns, '-j', 'link', 'show', 'eth0'])).stdout) as { address: string }[];
     return { name, ns, ip: overlayIp, mac: link[0]!.address };
+  }
+
+  /**
+   * Turns IPv6 on in a container (off by default, see addContainer) and gives its eth0 `ip`/`prefix`. No duplicate
+   * address detection (neither for it nor for the link-local address) and no router solicitations: the addresses
+   * are usable at once, and the only IPv6 a container sends unasked are MLD reports.
+   */
+  async addIpv6(c: Container, ip: string, prefix = 64): Promise<void> {
+    const conf = (key: string, value: number): string => `net.ipv6.conf.eth0.${key}=${value}`;
+    await this.exec(c.ns, 'sysctl', ['-qw', conf('accept_dad', 0), conf('dad_transmits', 0), conf('router_solicitations', 0), conf('accept_ra', 0)]);
+    await this.exec(c.ns, 'sysctl', ['-qw', conf('disable_ipv6', 0)]);
+    await this.exec('', 'ip', ['-n', c.ns, 'addr', 'add', `${ip}/${prefix}`, 'dev', 'eth0', 'nodad']);
   }
 
   /**

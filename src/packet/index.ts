@@ -7,3 +7,4 @@ export * from './ip.js';
 export * from './udp.js';
 export * from './vxlan.js';
 export * from './neighbor.js';
+export * from './nd.js';

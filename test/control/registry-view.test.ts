@@ -146,3 +146,19 @@ t.test('MacView: other hosts MACs per VNI, the newest claim wins, bad records ar
   t.same(v.neighbors(42, 'x'), [{ ip: '198.18.0.2', mac: '02:00:00:00:00:0f' }], 'the newer claim names the new MAC');
   t.same(v.neighbors(42, 'c'), [], 'c does not answer for its own address');
 });
+
+t.test('MacView: IPv6 addresses in ips, next to IPv4 ones; records without IPv6 parse as before', async (t) => {
+  const rejected: string[] = [];
+  const v = new MacView((e) => rejected.push(e.message));
+  const rec = (hostId: string, ips: unknown[]): string =>
+    JSON.stringify({ version: 1, hostId, vtep: '198.51.100.2', macs: [{ vni: 42, mac: '02:00:00:00:00:0b', ips }] });
+  t.ok(v.put('old', rec('old', ['198.18.0.9']), 1), 'an IPv4-only record (as older routers write it)');
+  t.ok(v.put('b', rec('b', ['198.18.0.2', 'fd00:198:18::2', 'fe80::b']), 2), 'IPv4, ULA and link-local together');
+  t.same(v.neighbors(42, 'x').map((n) => n.ip).sort(), ['198.18.0.2', '198.18.0.9', 'fd00:198:18::2', 'fe80::b']);
+  // Another writer spells the address differently: one canonical key, so the newer claim still replaces the older.
+  t.ok(v.put('c', JSON.stringify({ version: 1, hostId: 'c', vtep: '198.51.100.3', macs: [{ vni: 42, mac: '02:00:00:00:00:0f', ips: ['FD00:198:18:0:0:0:0:2'] }] }), 3));
+  t.same(v.neighbors(42, 'x').find((n) => n.ip === 'fd00:198:18::2'), { ip: 'fd00:198:18::2', mac: '02:00:00:00:00:0f' }, 'the newer claim, under the canonical spelling');
+  t.equal(v.neighbors(42, 'x').filter((n) => n.ip.startsWith('fd00')).length, 1);
+  t.notOk(v.put('d', rec('d', ['fd00::zz']), 4), 'an address that is not one is refused');
+  t.match(rejected, [/ignoring the MAC record of d: macs.0.ips.0 is not an IP address/]);
+});
