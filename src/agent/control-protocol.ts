@@ -10,7 +10,12 @@ export const PROTOCOL_VERSION = 1;
 /** Far above any answer (a 100 000-entry fdb is a few MB); a length beyond it means a stream that is not ours. */
 export const MAX_FRAME = 64 * 1024 * 1024;
 /** Where routers put their sockets by default: `<dir>/<tap>.sock`. */
+/** Name and version, as `--version`, `status` and the registry's host records give it. */
+export const VERSION = '0.1.0';
+export const SOFTWARE = `vxlan-router ${VERSION}`;
 export const SOCKET_DIR = '/run/vxlan-router';
+/** dockerd's API socket (`docker-network create --docker-socket`). */
+export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
 
 export const METHODS = ['status', 'fdb', 'peers'] as const;
 export type Method = (typeof METHODS)[number];

@@ -13,10 +13,10 @@ import { EtcdRegistry, type EtcdConnection, type HostRange, type NetworkConfig }
 import { loadNative } from '../dataplane/index.js';
 import { ConfigError, VxlanRouterError } from '../errors.js';
 import { overheadFor } from '../packet/index.js';
+import { DEFAULT_DOCKER_SOCKET } from './control-protocol.js';
 import { findUnderlay } from './preflight.js';
 import { defaultHostId } from './router.js';
 
-export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
 
 /** The Docker network asked for: what `docker network create` would be given. */
 export interface DockerNetworkSpec {

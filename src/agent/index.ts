@@ -1,5 +1,5 @@
 export { createNetwork } from './network.js';
-export { createDockerNetwork, DEFAULT_DOCKER_SOCKET, defaultDockerBridge, type DockerNetworkSpec } from './docker-network.js';
+export { createDockerNetwork, defaultDockerBridge, type DockerNetworkSpec } from './docker-network.js';
 export { defaultTapName, startRouter, type Router, type RouterInfo, type StartOptions } from './router.js';
 /** The shape of Router.controlPlane(), for `status` (the cli may not import control/ directly). */
 export type { ControlPlaneState, ControlPlaneStatus } from '../control/index.js';

@@ -37,8 +37,9 @@ import { ConfigError, VxlanRouterError } from '../errors.js';
 import { RateLimited, silentLogger, type Logger } from '../log.js';
 import { overheadFor } from '../packet/index.js';
 import { checkBridge, checkFreeLinkName, checkPrivileges, checkTun, findUnderlay, type Underlay } from './preflight.js';
+import { SOFTWARE } from './control-protocol.js';
 
-export const SOFTWARE = 'vxlan-router 0.1.0';
+export { SOFTWARE };
 
 /** One network this router serves. */
 export interface NetworkInfo {

@@ -11,7 +11,7 @@ import {
   SOCKET_DIR,
   type Method,
   type Result,
-} from '../agent/index.js';
+} from '../agent/control-protocol.js';
 import { VxlanRouterError } from '../errors.js';
 
 /** `explicit`, or the only socket in SOCKET_DIR; an error that says what to do when there is none or several. */

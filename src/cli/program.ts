@@ -4,24 +4,14 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { join } from 'node:path';
-import {
-  controlSource,
-  createDockerNetwork,
-  createNetwork,
-  DEFAULT_DOCKER_SOCKET,
-  routerMetrics,
-  runDoctor,
-  serveControl,
-  serveMetrics,
-  SOCKET_DIR,
-  startRouter,
-  type Method,
-  type Result,
-  type Router,
-} from '../agent/index.js';
+// Only the light parts of the agent at start (`status` and friends must answer quickly); the rest (etcd client,
+// engines, metrics: ~0.5 s of module loading) is imported by the commands that use it.
+import { DEFAULT_DOCKER_SOCKET, SOCKET_DIR, VERSION, type Method, type Result } from '../agent/control-protocol.js';
+import type { Router } from '../agent/index.js';
 import { buildConfig, ENGINES, ETCD_PASSWORD_ENV, etcdClientConfig, OFFLOADS, type EtcdClientConfig, type EtcdOptionValues, type RawConfig } from '../config/index.js';
 import { ConfigError, VxlanRouterError } from '../errors.js';
-import { createLogger } from '../log.js';
+
+const agent = (): Promise<typeof import('../agent/index.js')> => import('../agent/index.js');
 import { ask, findSocket } from './control-client.js';
 import { formatChecks, formatFdb, formatPeers, formatStatus, type ShowFlags } from './format.js';
 
@@ -137,6 +127,7 @@ function connectionOf(f: { etcd: string } & Omit<EtcdOptionValues, 'etcd'>): Etc
 export function buildProgram(io: { out: (line: string) => void; err: (line: string) => void }): Command {
   const program = new Command('vxlan-router')
     .description('Userspace VXLAN (RFC 7348) overlay router: joins a local bridge to remote VTEPs over UDP/4789')
+    .version(VERSION)
     .showHelpAfterError()
     .exitOverride(); // before adding subcommands, so they inherit it: usage errors exit 2, not process.exit(1)
 
@@ -196,6 +187,8 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
       };
       const env = process.env;
       const config = buildConfig(flags.config === undefined ? { flags: raw, env } : { file: flags.config, flags: raw, env });
+      const { createLogger } = await import('../log.js');
+      const { controlSource, routerMetrics, serveControl, serveMetrics, startRouter } = await agent();
       const log = createLogger(config.logLevel);
       const router = await startRouter(config, { log });
       const startedAt = new Date();
@@ -257,6 +250,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
         if (typeof v !== 'number') throw new ConfigError(`--${key}: ${JSON.stringify(v)} is not an integer`);
         return v;
       };
+      const { runDoctor } = await agent();
       const checks = await runDoctor({
         local: f.local ?? status?.local,
         bridge: f.bridge ?? status?.bridge,
@@ -285,6 +279,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
   addEtcdConnectionOptions(create)
     .action(async (name: string, f: { etcd: string; vni: unknown; subnet: string; mtu?: unknown; port?: unknown; hostPrefix?: unknown; force?: boolean } & Omit<EtcdOptionValues, 'etcd'>) => {
       const input = { name, vni: f.vni, subnet: f.subnet, mtu: f.mtu, port: f.port, ...(f.hostPrefix !== undefined ? { hostPrefix: f.hostPrefix } : {}) };
+      const { createNetwork } = await agent();
       const { outcome, network: n } = await createNetwork(connectionOf(f), input, f.force === true);
       io.out(`network ${name} ${outcome} (VNI ${n.vni}, ${n.subnet})`);
     });
@@ -302,6 +297,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--json', 'print the Docker network as JSON');
   addEtcdConnectionOptions(dockerCreate)
     .action(async (network: string, f: { etcd: string; local: string; hostId?: string; bridge?: string; name?: string; dockerSocket?: string; json?: boolean } & Omit<EtcdOptionValues, 'etcd'>) => {
+      const { createDockerNetwork } = await agent();
       const { outcome, spec, hostId } = await createDockerNetwork(connectionOf(f), {
         network,
         local: f.local,

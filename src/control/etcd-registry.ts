@@ -165,6 +165,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   private readonly callTimeoutMs: number;
   private readonly retryOpts: { readonly initialMs: number; readonly maxMs: number };
   private readonly tracker: ControlPlaneTracker;
+  private readonly now: () => number;
   private view: HostView | undefined;
   private macView: MacView | undefined;
   /** What advertise() was last asked to publish, and what is in etcd under the current lease (JSON; '' = nothing). */
@@ -191,7 +192,8 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     this.endpoints = opts.endpoints;
     this.callTimeoutMs = opts.callTimeoutMs ?? 10_000;
     this.retryOpts = opts.retry ?? { initialMs: 100, maxMs: 2000 };
-    this.tracker = new ControlPlaneTracker(opts.now);
+    this.now = opts.now ?? Date.now;
+    this.tracker = new ControlPlaneTracker(this.now);
   }
 
   /**
@@ -322,9 +324,18 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
    * Publishes this host's MACs (its containers) under its lease, so every other host forwards to them directly. Call
    * it with the whole current set whenever convenient: it writes only when the set changed (or the last write
    * failed), and writes again by itself under a new lease. Rejects with E_ETCD when etcd is away (try again later).
+   * A MAC that another host claimed after this one last saw it (`ageMs` ago) has moved there: it is withdrawn, and
+   * advertised again (a new claim) if it speaks here again.
    */
-  async advertise(macs: readonly { readonly vni: number; readonly mac: string; readonly ips?: readonly string[] }[]): Promise<void> {
-    this.advertised = [...macs]
+  async advertise(macs: readonly { readonly vni: number; readonly mac: string; readonly ips?: readonly string[]; readonly ageMs?: number }[]): Promise<void> {
+    const selfId = this.joined?.record.hostId;
+    const now = this.now();
+    const movedAway = (m: { vni: number; mac: string; ageMs?: number }): boolean => {
+      const claim = this.macView?.claimOf(m.vni, m.mac.toLowerCase());
+      return claim !== undefined && claim.id !== selfId && m.ageMs !== undefined && now - m.ageMs < claim.seenAt;
+    };
+    this.advertised = macs
+      .filter((m) => !movedAway(m))
       // Addresses sorted: which one a MAC used last (IPv4 or IPv6, link-local or global) changes all the time, and
       // must not rewrite the record each time.
       .map((m) => ({ vni: m.vni, mac: m.mac.toLowerCase(), ...(m.ips?.length ? { ips: [...m.ips].slice(0, 16).sort() } : {}) }))
@@ -358,7 +369,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     this.view ??= new HostView(network.vni, parsed.hostId, (err) => {
       this.emit('warning', new VxlanRouterError('E_CONFIG', err.message, { recoverable: true }));
     });
-    this.macView ??= new MacView((err) => this.emit('warning', new VxlanRouterError('E_CONFIG', err.message, { recoverable: true })));
+    this.macView ??= new MacView((err) => this.emit('warning', new VxlanRouterError('E_CONFIG', err.message, { recoverable: true })), this.now);
   }
 
   private setJoined(): void {

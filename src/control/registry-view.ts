@@ -145,16 +145,31 @@ export const macRecordSchema = z.strictObject({
 });
 export type MacRecord = z.infer<typeof macRecordSchema>;
 
+/** Who holds a claim (a MAC, or an address at a MAC) and since when: the etcd revision and local time it appeared. */
+interface Claim {
+  readonly id: string;
+  readonly vtep: string;
+  readonly since: number;
+  readonly seenAt: number;
+}
+
 /**
- * Every host's advertised MACs, keyed by host id, each with the etcd revision it was written at. A MAC two hosts
- * claim (it moved, and the old host has not noticed yet) belongs to the newer record. Bad records are rejected as in
- * HostView. Never throws.
+ * Every host's advertised MACs, keyed by host id. A MAC two hosts claim (it moved, and the old host has not noticed
+ * yet) belongs to the host that claimed it last: each MAC of a record, and each address of a MAC, carries the etcd
+ * revision of the write where it first appeared in that host's record (`since`), which a later rewrite of the same
+ * record for another reason (another container, an address added) does not change. So a host that moved a container
+ * away cannot take it back by rewriting its record, and the advertiser can tell it to withdraw (`claimOf`). After a
+ * listing the history is gone: claims date from their record's revision. Bad records are rejected as in HostView.
+ * Never throws.
  */
 export class MacView {
-  private readonly byId = new Map<string, { record: MacRecord; revision: number }>();
+  private readonly byId = new Map<string, { record: MacRecord; since: Map<string, number>; seenAt: Map<string, number> }>();
   rejected = 0;
 
-  constructor(private readonly onReject: (err: RejectedRecord) => void = () => undefined) {}
+  constructor(
+    private readonly onReject: (err: RejectedRecord) => void = () => undefined,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   reset(entries: Iterable<{ readonly id: string; readonly value: string; readonly revision: number }>): void {
     this.byId.clear();
@@ -164,7 +179,18 @@ export class MacView {
   put(id: string, value: string, revision: number): boolean {
     const r = parseRecord(macRecordSchema, id, value);
     if ('reason' in r) return this.reject(id, r.reason);
-    this.byId.set(id, { record: r.record, revision });
+    const prev = this.byId.get(id);
+    const since = new Map<string, number>();
+    const seenAt = new Map<string, number>();
+    const keep = (key: string): void => {
+      since.set(key, prev?.since.get(key) ?? revision);
+      seenAt.set(key, prev?.seenAt.get(key) ?? this.now());
+    };
+    for (const m of r.record.macs) {
+      keep(macKey(m.vni, m.mac));
+      for (const text of m.ips ?? []) keep(ipKey(m.vni, canonicalIp(text), m.mac));
+    }
+    this.byId.set(id, { record: r.record, since, seenAt });
     return true;
   }
 
@@ -172,55 +198,66 @@ export class MacView {
     this.byId.delete(id);
   }
 
-  /** Other hosts' MACs of `vni` → their VTEP (the newest claim wins); none of `selfId`'s, nor any it claims newer. */
+  /** The latest claim of a MAC (this host's own included), or undefined when no host advertises it. */
+  claimOf(vni: number, mac: string): Claim | undefined {
+    return this.claims(vni).macs.get(mac);
+  }
+
+  /** Other hosts' MACs of `vni` → their VTEP (the latest claim wins); none that `selfId` holds the latest claim of. */
   macs(vni: number, selfId: string): { mac: string; vtep: string; origin: 'etcd'; ips: readonly string[] }[] {
-    const owner = new Map<string, { vtep: string; revision: number; self: boolean; ips: readonly string[] }>();
-    for (const [id, { record, revision }] of this.byId) {
-      for (const m of record.macs) {
-        if (m.vni !== vni) continue;
-        const prev = owner.get(m.mac);
-        if (prev === undefined || revision > prev.revision) owner.set(m.mac, { vtep: record.vtep, revision, self: id === selfId, ips: m.ips ?? [] });
-      }
-    }
-    return [...owner].filter(([, o]) => !o.self).map(([mac, o]) => ({ mac, vtep: o.vtep, origin: 'etcd' as const, ips: o.ips }));
+    const { macs, ips } = this.claims(vni);
+    const ipsOf = new Map<string, string[]>();
+    for (const [ip, c] of ips) ipsOf.set(c.mac, [...(ipsOf.get(c.mac) ?? []), ip]);
+    return [...macs].filter(([, c]) => c.id !== selfId).map(([mac, c]) => ({ mac, vtep: c.vtep, origin: 'etcd' as const, ips: ipsOf.get(mac) ?? [] }));
   }
 
   /**
-   * MACs that several hosts claim at once, with the claimants newest first (the first one gets the traffic). A MAC
-   * that moved is claimed twice only until the old host's record ages it out; one claimed for long is a conflict.
+   * MACs that several hosts claim at once, with the claimants latest first (the first one gets the traffic). A MAC
+   * that moved is claimed twice only until the old host withdraws it; one claimed for long is a conflict.
    */
   conflicts(): { vni: number; mac: string; hostIds: string[] }[] {
-    const claims = new Map<string, { vni: number; mac: string; by: { id: string; revision: number }[] }>();
-    for (const [id, { record, revision }] of this.byId) {
+    const claims = new Map<string, { vni: number; mac: string; by: { id: string; since: number }[] }>();
+    for (const [id, { record, since }] of this.byId) {
       for (const m of record.macs) {
-        const key = `${m.vni}/${m.mac}`;
+        const key = macKey(m.vni, m.mac);
         const c = claims.get(key) ?? { vni: m.vni, mac: m.mac, by: [] };
-        c.by.push({ id, revision });
+        c.by.push({ id, since: since.get(key)! });
         claims.set(key, c);
       }
     }
     return [...claims.values()]
       .filter((c) => c.by.length > 1)
-      .map((c) => ({ vni: c.vni, mac: c.mac, hostIds: c.by.sort((a, b) => b.revision - a.revision).map((b) => b.id) }));
+      .map((c) => ({ vni: c.vni, mac: c.mac, hostIds: c.by.sort((a, b) => b.since - a.since || a.id.localeCompare(b.id)).map((b) => b.id) }));
   }
 
   /**
-   * Remote addresses of `vni` → MAC, for ARP and ND suppression: from the newest record that claims each address (one
-   * re-created elsewhere), and none that this host itself claims more recently.
+   * Remote addresses of `vni` → MAC, for ARP and ND suppression: each from its latest claim (an address re-bound to
+   * a container elsewhere belongs to the new one), and none whose latest claim is this host's own.
    */
   neighbors(vni: number, selfId: string): { ip: string; mac: string }[] {
-    const owner = new Map<string, { mac: string; revision: number; self: boolean }>();
-    for (const [id, { record, revision }] of this.byId) {
+    return [...this.claims(vni).ips].filter(([, c]) => c.id !== selfId).map(([ip, c]) => ({ ip, mac: c.mac }));
+  }
+
+  /** The latest claim of each MAC and of each address of `vni` (ties: the lower host id, so every host agrees). */
+  private claims(vni: number): { macs: Map<string, Claim>; ips: Map<string, Claim & { mac: string }> } {
+    const macs = new Map<string, Claim>();
+    const ips = new Map<string, Claim & { mac: string }>();
+    const later = (a: Claim | undefined, b: Claim): boolean => a === undefined || b.since > a.since || (b.since === a.since && b.id < a.id);
+    for (const [id, { record, since, seenAt }] of this.byId) {
       for (const m of record.macs) {
         if (m.vni !== vni) continue;
+        const k = macKey(vni, m.mac);
+        const c = { id, vtep: record.vtep, since: since.get(k)!, seenAt: seenAt.get(k)! };
+        if (later(macs.get(m.mac), c)) macs.set(m.mac, c);
         for (const text of m.ips ?? []) {
-          const ip = formatIp(parseIp(text)); // one spelling per IPv6 address, whoever wrote the record
-          const prev = owner.get(ip);
-          if (prev === undefined || revision > prev.revision) owner.set(ip, { mac: m.mac, revision, self: id === selfId });
+          const ip = canonicalIp(text);
+          const ki = ipKey(vni, ip, m.mac);
+          const ci = { id, vtep: record.vtep, since: since.get(ki)!, seenAt: seenAt.get(ki)!, mac: m.mac };
+          if (later(ips.get(ip), ci)) ips.set(ip, ci);
         }
       }
     }
-    return [...owner].filter(([, o]) => !o.self).map(([ip, o]) => ({ ip, mac: o.mac }));
+    return { macs, ips };
   }
 
   private reject(id: string, reason: string): false {
@@ -230,6 +267,11 @@ export class MacView {
     return false;
   }
 }
+
+const macKey = (vni: number, mac: string): string => `${vni}/${mac}`;
+const ipKey = (vni: number, ip: string, mac: string): string => `${vni}/${mac}/${ip}`;
+/** One spelling per IPv6 address, whoever wrote the record. */
+const canonicalIp = (text: string): string => formatIp(parseIp(text));
 
 export type ControlPlaneStatus = 'starting' | 'connected' | 'degraded';
 

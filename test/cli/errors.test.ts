@@ -6,6 +6,7 @@
  * The privileged cases run in a namespace of their own (root only; they skip with a reason otherwise).
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 
@@ -38,6 +39,10 @@ t.test('usage errors (no privileges needed)', async (t) => {
   const help = run(['up', '--help']);
   t.equal(help.status, 0);
   t.match(help.stdout, /--peer <ip>/);
+
+  const version = run(['--version']);
+  t.equal(version.status, 0);
+  t.equal(version.stdout.trim(), (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version, '--version: the package version');
 });
 
 t.test('environment errors', { skip: isRoot ? false : 'needs root to build a network namespace' }, async (t) => {

@@ -69,3 +69,33 @@ t.test('etcd registry', { skip: etcdSkipReason() ?? false }, async (t) => {
   t.match(a.controlPlane(), { state: 'connected', hosts: 1 });
   t.ok(a.controlPlane().revision > 0, 'the revision of the last change');
 });
+
+t.test('a MAC that moved: the old host withdraws it, and claims it again when it comes back', { skip: etcdSkipReason() ?? false }, async (t) => {
+  const etcd = await EtcdServer.start();
+  const open = registryOpener(t, etcd.endpoint, {}, () => etcd.destroy());
+  const admin = open();
+  await admin.createNetwork({ version: 1, name: 'default', vni: 42, subnet: '198.18.0.0/15' });
+  const network = (await admin.getNetwork('default')) as NetworkConfig;
+  const [a, b] = [open(), open()];
+  await a.join(network, record('a', '198.51.100.1'));
+  await b.join(network, record('b', '198.51.100.2'));
+  const X = '02:00:00:00:00:99';
+  const vtepOf = (r: typeof a): string | undefined => r.table().vnis[0]?.macs.find((m) => m.mac === X)?.vtep;
+  const macsOfA = (): string => spawnSync('etcdctl', ['--endpoints', etcd.endpoint, 'get', '/vxlan-router/v1/networks/default/macs/a', '--print-value-only'], { encoding: 'utf8' }).stdout;
+
+  await a.advertise([{ vni: 42, mac: X, ageMs: 0 }]);
+  await waitFor(() => vtepOf(b) === '198.51.100.1', { timeoutMs: 3000, what: 'b to see X at a' });
+  // X moves to b: b sees it now; a last saw it before b's claim reached a.
+  await b.advertise([{ vni: 42, mac: X, ageMs: 0 }]);
+  await waitFor(() => vtepOf(a) === '198.51.100.2', { timeoutMs: 3000, what: 'a to see X at b' });
+  t.same(a.macConflicts().map((c) => c.hostIds), [['b', 'a']], 'claimed by both for now, b first');
+  await a.advertise([{ vni: 42, mac: X, ageMs: 60_000 }, { vni: 42, mac: '02:00:00:00:00:0a', ageMs: 0 }]);
+  t.notMatch(macsOfA(), X, "a withdrew X (another host claimed it after a last saw it), while writing its record again");
+  await waitFor(() => b.macConflicts().length === 0, { timeoutMs: 3000, what: 'the conflict to end' });
+  t.equal(vtepOf(a), '198.51.100.2', 'a still sends X to b');
+  // X speaks at a again: a claims it anew, and b follows.
+  await a.advertise([{ vni: 42, mac: X, ageMs: 0 }, { vni: 42, mac: '02:00:00:00:00:0a', ageMs: 0 }]);
+  t.match(macsOfA(), X);
+  await waitFor(() => vtepOf(b) === '198.51.100.1', { timeoutMs: 3000, what: 'b to see X back at a' });
+  t.pass('X moved back to a');
+});

@@ -124,9 +124,16 @@ t.test('MacView: other hosts MACs per VNI, the newest claim wins, bad records ar
   t.same(v.macs(42, 'a').map((m) => [m.mac, m.vtep]), [['02:00:00:00:00:0a', '198.51.100.3'], ['02:00:00:00:00:0b', '198.51.100.2']]);
   t.same(v.macs(42, 'c').map((m) => m.mac), ['02:00:00:00:00:0b'], 'c does not install the MAC it owns');
   t.same(v.conflicts(), [{ vni: 42, mac: '02:00:00:00:00:0a', hostIds: ['c', 'a'] }], 'a MAC two hosts claim is a conflict, newest claimant first');
-  // a writes again later (it still sees 0a): the newest claim wins, whoever it is.
-  v.put('a', rec('a', '198.51.100.1', [{ vni: 42, mac: '02:00:00:00:00:0a' }]), 12);
-  t.same(v.macs(42, 'b').find((m) => m.mac === '02:00:00:00:00:0a')?.vtep, '198.51.100.1');
+  // a rewrites its record for another reason (a new container) while still listing 0a: that is no new claim of 0a.
+  v.put('a', rec('a', '198.51.100.1', [{ vni: 42, mac: '02:00:00:00:00:0a' }, { vni: 42, mac: '02:00:00:00:00:0d' }]), 11);
+  t.same(v.macs(42, 'b').find((m) => m.mac === '02:00:00:00:00:0a')?.vtep, '198.51.100.3', 'c keeps the MAC that moved to it');
+  t.match(v.claimOf(42, '02:00:00:00:00:0a'), { id: 'c', since: 9 }, 'the latest claim: c, since revision 9');
+  t.match(v.claimOf(42, '02:00:00:00:00:0d'), { id: 'a', since: 11 });
+  t.equal(v.claimOf(42, '02:00:00:00:00:ff'), undefined);
+  // a withdraws 0a (it moved away), then 0a comes back to a: a new claim, which wins.
+  v.put('a', rec('a', '198.51.100.1', [{ vni: 42, mac: '02:00:00:00:00:0d' }]), 12);
+  v.put('a', rec('a', '198.51.100.1', [{ vni: 42, mac: '02:00:00:00:00:0a' }, { vni: 42, mac: '02:00:00:00:00:0d' }]), 13);
+  t.same(v.macs(42, 'b').find((m) => m.mac === '02:00:00:00:00:0a')?.vtep, '198.51.100.1', 'the MAC moved back to a');
   t.same(v.conflicts()[0]?.hostIds, ['a', 'c']);
   v.delete('a');
   t.same(v.macs(42, 'b').find((m) => m.mac === '02:00:00:00:00:0a')?.vtep, '198.51.100.3', "when a's record goes, c's claim stands");
