@@ -3,5 +3,9 @@
 import { runCli } from './cli/program.js';
 
 process.exitCode = await runCli(process.argv);
-// Exit explicitly: a TAP read still pending in the thread pool (js engine) must not keep the process alive.
+// Exit explicitly: a TAP read still pending in the thread pool (js engine) must not keep the process alive. But
+// first let stdout and stderr drain: writes to a pipe are asynchronous, and exiting at once cut `status --json`
+// of a router with a thousand peers short.
+const drained = (s: NodeJS.WriteStream): Promise<void> => new Promise((resolve) => s.write('', () => resolve()));
+await Promise.all([drained(process.stdout), drained(process.stderr)]);
 process.exit();

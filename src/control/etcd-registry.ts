@@ -182,6 +182,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   private revision = 0;
   private assumedHosts = 0;
   private closed = false;
+  private publishPending = false;
   private readonly counts = { relists: 0, rejectedRecords: 0, leaseRegrants: 0 };
 
   constructor(opts: RegistryOptions) {
@@ -294,11 +295,10 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     const hosts = this.view?.table() ?? { vnis: [] };
     const selfId = this.joined?.record.hostId ?? '';
     return {
-      vnis: hosts.vnis.map((v) => ({
-        ...v,
-        macs: [...v.macs, ...(this.macView?.macs(v.vni, selfId) ?? []).map(({ mac, vtep, origin }) => ({ mac, vtep, origin }))],
-        neighbors: this.macView?.neighbors(v.vni, selfId) ?? [],
-      })),
+      vnis: hosts.vnis.map((v) => {
+        const remote = this.macView?.remote(v.vni, selfId) ?? { macs: [], neighbors: [] };
+        return { ...v, macs: [...v.macs, ...remote.macs.map(({ mac, vtep, origin }) => ({ mac, vtep, origin }))], neighbors: remote.neighbors };
+      }),
     };
   }
 
@@ -499,7 +499,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     view.reset(entries.filter((e) => e.kind === 'hosts'));
     macView.reset(entries.filter((e) => e.kind === 'macs'));
     this.revision = Number(listing.header.revision);
-    this.publish();
+    this.publish(true);
     const watcher = await this.guard(() =>
       this.client.watch().prefix(prefix).startRevision(String(this.revision + 1)).create(),
     );
@@ -542,8 +542,24 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     await old?.cancel().catch(() => undefined);
   }
 
-  private publish(): void {
-    this.emit('table', this.table());
+  /**
+   * Sends the table to the data path. Watch events are coalesced: a burst (one watch response carries many; a
+   * thousand hosts joining at once) makes one table, on the next turn of the event loop. A listing is published at
+   * once (`now`), so a join resolves with its table delivered.
+   */
+  private publish(now = false): void {
+    if (now) {
+      this.publishPending = false;
+      this.emit('table', this.table());
+      return;
+    }
+    if (this.publishPending) return;
+    this.publishPending = true;
+    setImmediate(() => {
+      if (!this.publishPending || this.closed) return;
+      this.publishPending = false;
+      this.emit('table', this.table());
+    });
   }
 
   /**

@@ -205,10 +205,18 @@ export class MacView {
 
   /** Other hosts' MACs of `vni` → their VTEP (the latest claim wins); none that `selfId` holds the latest claim of. */
   macs(vni: number, selfId: string): { mac: string; vtep: string; origin: 'etcd'; ips: readonly string[] }[] {
+    return this.remote(vni, selfId).macs;
+  }
+
+  /** `macs` and `neighbors` of `vni` from one pass over the records (the table needs both at each change). */
+  remote(vni: number, selfId: string): { macs: { mac: string; vtep: string; origin: 'etcd'; ips: readonly string[] }[]; neighbors: { ip: string; mac: string }[] } {
     const { macs, ips } = this.claims(vni);
     const ipsOf = new Map<string, string[]>();
     for (const [ip, c] of ips) ipsOf.set(c.mac, [...(ipsOf.get(c.mac) ?? []), ip]);
-    return [...macs].filter(([, c]) => c.id !== selfId).map(([mac, c]) => ({ mac, vtep: c.vtep, origin: 'etcd' as const, ips: ipsOf.get(mac) ?? [] }));
+    return {
+      macs: [...macs].filter(([, c]) => c.id !== selfId).map(([mac, c]) => ({ mac, vtep: c.vtep, origin: 'etcd' as const, ips: ipsOf.get(mac) ?? [] })),
+      neighbors: [...ips].filter(([, c]) => c.id !== selfId).map(([ip, c]) => ({ ip, mac: c.mac })),
+    };
   }
 
   /**
@@ -235,7 +243,7 @@ export class MacView {
    * a container elsewhere belongs to the new one), and none whose latest claim is this host's own.
    */
   neighbors(vni: number, selfId: string): { ip: string; mac: string }[] {
-    return [...this.claims(vni).ips].filter(([, c]) => c.id !== selfId).map(([ip, c]) => ({ ip, mac: c.mac }));
+    return this.remote(vni, selfId).neighbors;
   }
 
   /** The latest claim of each MAC and of each address of `vni` (ties: the lower host id, so every host agrees). */
