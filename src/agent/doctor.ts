@@ -163,6 +163,19 @@ export function routerChecks(s: Status, now = Date.now()): Check[] {
       });
     }
   }
+  for (const n of s.networks) {
+    if (n.name === null || cp.state !== 'connected') continue;
+    if (n.range !== null) {
+      checks.push({ check: 'address-range', status: 'ok', detail: `network ${n.name}: this host's range ${n.range} (gateway ${n.gateway}) for Docker's IPAM` });
+    } else if (n.rangeNote !== null && /are leased/.test(n.rangeNote)) {
+      checks.push({
+        check: 'address-range',
+        status: 'warn',
+        detail: `network ${n.name}: no address range for this host (${n.rangeNote}); forwarding is not affected, but Docker networks here have no range of their own`,
+        fix: `free the slices of hosts that are gone for good (etcdctl get --prefix /vxlan-router/v1/networks/${n.name}/ranges/ shows who holds which; etcdctl del the key), or redefine the network with a longer --host-prefix`,
+      });
+    }
+  }
   for (const c of s.macConflicts) {
     checks.push({
       check: 'mac-conflict',

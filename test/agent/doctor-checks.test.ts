@@ -36,3 +36,12 @@ t.test('MAC claimed by two hosts, refused source, silent peer', async (t) => {
   t.match(one({ ...base, peers: [silent] }, 'peers'), { status: 'warn', detail: /sending to 198\.51\.100\.2 but nothing heard/ });
   t.match(one({ ...base, peers: [{ ...silent, txFrames: 0 }] }, 'peers'), { status: 'ok' }, 'a peer we never sent to is not silent');
 });
+
+t.test("address range: this host's slice, or none because the subnet is full", async (t) => {
+  t.match(one(base, 'address-range'), { status: 'ok', detail: /network lab: this host's range 198\.18\.7\.0\/24 \(gateway 198\.18\.7\.1\)/ });
+  const full = { ...base.networks[0]!, range: null, gateway: null, rangeNote: 'all 16 /28 slices of 198.18.0.0/24 are leased' };
+  t.match(one({ ...base, networks: [full] }, 'address-range'), { status: 'warn', detail: /no address range for this host \(all 16/, fix: /etcdctl get --prefix \/vxlan-router\/v1\/networks\/lab\/ranges\// });
+  const six = { ...full, rangeNote: 'per-host ranges need an IPv4 subnet; fd00::/64 is not one' };
+  t.notOk(one({ ...base, networks: [six] }, 'address-range'), 'an IPv6 network has no ranges: nothing to check');
+  t.notOk(one({ ...base, controlPlane: { ...base.controlPlane, state: 'degraded' } }, 'address-range'), 'not while etcd is away');
+});
