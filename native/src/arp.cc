@@ -39,12 +39,16 @@ bool ArpRequestTarget(const uint8_t* f, size_t len, uint32_t* target) {
   return true;
 }
 
+void StartAnswer(const uint8_t* request, uint64_t mac, uint8_t* out, size_t len, uint8_t m[6]) {
+  for (int i = 0; i < 6; i++) m[i] = static_cast<uint8_t>(mac >> (40 - 8 * i));
+  memset(out, 0, len);
+  memcpy(out, request + 6, 6);  // to the requester
+  memcpy(out + 6, m, 6);        // from the MAC that has the address
+}
+
 void WriteArpReply(const uint8_t* request, uint64_t mac, uint8_t out[kMinFrame]) {
   uint8_t m[6];
-  for (int i = 0; i < 6; i++) m[i] = static_cast<uint8_t>(mac >> (40 - 8 * i));
-  memset(out, 0, kMinFrame);
-  memcpy(out, request + 6, 6);      // to the requester
-  memcpy(out + 6, m, 6);            // from the MAC that has the address
+  StartAnswer(request, mac, out, kMinFrame, m);
   memcpy(out + 12, request + 12, 8);  // EtherType ARP; hardware 1, protocol IPv4, lengths 6 and 4
   out[21] = 2;                        // operation: reply
   memcpy(out + 22, m, 6);            // sender: the MAC

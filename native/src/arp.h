@@ -18,6 +18,10 @@ bool SenderIpv4(const uint8_t* f, size_t len, uint32_t* ip);
 // An ARP request (who-has) for IPv4 over Ethernet: its target address (host order).
 bool ArpRequestTarget(const uint8_t* f, size_t len, uint32_t* target);
 
+// The start of an answer the engine writes for the owner of an address: `len` bytes zeroed, then the Ethernet
+// destination = `request`'s source, the source = `mac` (48 bits); `m` gets `mac` as bytes (the answer repeats it).
+void StartAnswer(const uint8_t* request, uint64_t mac, uint8_t* out, size_t len, uint8_t m[6]);
+
 // The reply to `request` saying `ip` is at `mac` (48 bits), addressed to the requester; writes kMinFrame bytes.
 void WriteArpReply(const uint8_t* request, uint64_t mac, uint8_t out[kMinFrame]);
 

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "arp.h"
 #include "wire.h"
 
 namespace vxr {
@@ -63,10 +64,7 @@ bool NdSolicitTarget(const uint8_t* f, size_t len, uint8_t target[16]) {
 
 void WriteNdAdvert(const uint8_t* ns, uint64_t mac, uint8_t out[kNaFrameLen]) {
   uint8_t m[6];
-  for (int i = 0; i < 6; i++) m[i] = static_cast<uint8_t>(mac >> (40 - 8 * i));
-  memset(out, 0, kNaFrameLen);
-  memcpy(out, ns + 6, 6);  // to the solicitor
-  memcpy(out + 6, m, 6);   // from the MAC that has the address
+  StartAnswer(ns, mac, out, kNaFrameLen, m);  // to the solicitor, from the MAC that has the address
   out[12] = 0x86;
   out[13] = 0xdd;
   uint8_t* ip = out + kIp;
