@@ -1,0 +1,69 @@
+/**
+ * config/vxlan-router.service, without systemd (none runs here): its ExecStart, with the repository in place of
+ * /opt/vxlan-router and a config of the example's shape, starts a router that gets ready; its KillSignal stops it
+ * within TimeoutStopSec, exit status 0, TAP removed; the directories it lets the router write (RuntimeDirectory,
+ * StateDirectory, under ProtectSystem=strict) are the ones the router uses by default.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { SOCKET_DIR } from '../../src/agent/control-protocol.js';
+import { DEFAULT_STATE_DIR } from '../../src/control/snapshot.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const unit = readFileSync(join(root, 'config/vxlan-router.service'), 'utf8');
+const key = (k: string): string => {
+  const m = new RegExp(`^${k}=(.*)$`, 'm').exec(unit);
+  if (m === null) throw new Error(`${k}= missing from the unit`);
+  return m[1]!.trim();
+};
+
+t.test('the unit names the directories the router writes', async (t) => {
+  t.equal(`/run/${key('RuntimeDirectory')}`, SOCKET_DIR, 'RuntimeDirectory holds the control sockets');
+  t.equal(`/var/lib/${key('StateDirectory')}`, DEFAULT_STATE_DIR, 'StateDirectory holds the etcd snapshots');
+  t.equal(key('ProtectSystem'), 'strict', 'everything else read-only');
+  t.match(key('CapabilityBoundingSet'), /CAP_NET_ADMIN/);
+  t.equal(basename(key('ExecStart').split(' ')[1]!), 'cli.js');
+});
+
+t.test("ExecStart starts a router; KillSignal stops it within TimeoutStopSec", { skip: process.getuid?.() === 0 ? false : 'needs root for a network namespace' }, async (t) => {
+  const ns = `vxr-unit-${process.pid}`;
+  const dir = mkdtempSync(join(tmpdir(), 'vxr-unit-'));
+  const ip = (...args: string[]): string => execFileSync('ip', ['-n', ns, ...args], { encoding: 'utf8' });
+  execFileSync('ip', ['netns', 'add', ns]);
+  t.teardown(() => {
+    execFileSync('ip', ['netns', 'del', ns]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  ip('link', 'add', 'u0', 'type', 'veth', 'peer', 'name', 'u1');
+  ip('addr', 'add', '198.51.100.1/24', 'dev', 'u0');
+  ip('link', 'set', 'u0', 'up');
+  ip('link', 'add', 'br0', 'type', 'bridge');
+  ip('link', 'set', 'br0', 'up');
+  // The example's keys (local, vni, bridge, peers), with the socket and state in this test's directory.
+  const config = join(dir, 'vxlan-router.yaml');
+  writeFileSync(config, `local: 198.51.100.1\nvni: 42\nbridge: br0\npeers: [198.51.100.2]\nsocket: ${dir}/vxr42.sock\nstateDir: ${dir}\nmetrics: off\n`);
+  const argv = key('ExecStart').replaceAll('/opt/vxlan-router/', root).replace('/etc/vxlan-router.yaml', config).split(' ');
+  t.equal(argv[0], '/usr/bin/node', 'Debian\'s node, as the unit says');
+
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, ...argv.slice(1)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 15_000;
+  while (!out.includes('vxlan-router: ready') && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
+  t.match(out, /vxlan-router: ready engine=native tap=vxr42/, 'ready');
+  t.match(ip('-o', 'link'), /vxr42/, 'its TAP is up');
+
+  const signal = key('KillSignal') as NodeJS.Signals;
+  const stopS = Number(key('TimeoutStopSec'));
+  const t0 = Date.now();
+  child.kill(signal);
+  const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), stopS * 1000))]);
+  t.equal(code, 0, `${signal}: exit 0 in ${Date.now() - t0} ms (TimeoutStopSec=${stopS})`);
+  t.notMatch(ip('-o', 'link'), /vxr42/, 'its TAP is gone');
+  if (code === 'timeout') child.kill('SIGKILL');
+});
