@@ -111,9 +111,8 @@ export function readSnapshot(path: string, expect: { hostId?: string; network?: 
   return decodeSnapshot(bytes, expect);
 }
 
-/** Writes `bytes` to `path` so that a reader sees the old file or the new one, never a torn one. */
+/** Writes `bytes` to `path` (its directory must exist) so that a reader sees the old file or the new one, never a torn one. */
 export function writeFileAtomic(path: string, bytes: Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const tmp = `${path}.tmp-${process.pid}`;
   try {
     const fd = openSync(tmp, 'w', 0o600);
@@ -164,10 +163,21 @@ export class SnapshotWriter {
   private readonly write: (path: string, bytes: Uint8Array) => void;
   writes = 0;
 
+  /**
+   * Makes the snapshot's directory now, once: a directory removed while the router runs (a lab torn down around a
+   * router that is still stopping) is not made again by a late write, which fails and is reported instead.
+   */
   constructor(private readonly opts: SnapshotWriterOptions) {
     this.debounceMs = opts.debounceMs ?? 500;
     this.clock = opts.clock ?? realTimers;
     this.write = opts.write ?? writeFileAtomic;
+    if (opts.write === undefined) {
+      try {
+        mkdirSync(dirname(opts.path), { recursive: true, mode: 0o700 });
+      } catch (err) {
+        opts.onError?.(err as Error);
+      }
+    }
   }
 
   get path(): string {

@@ -199,6 +199,7 @@ async function down(id: string | undefined): Promise<number> {
     rmSync(state, { force: true });
     rmSync(join(STATE_DIR, labId), { recursive: true, force: true });
     if (record?.etcdDataDir?.startsWith('/tmp/vxr-etcd-') === true) rmSync(record.etcdDataDir, { recursive: true, force: true });
+    if (record?.stateRoot?.startsWith('/tmp/vxr-state-') === true) rmSync(record.stateRoot, { recursive: true, force: true });
     if (removed.length === 0 && record === undefined) out(`    (nothing was left of lab ${labId})`);
   }
   return 0;

@@ -277,7 +277,12 @@ export class Lab {
   /** What `removeLab` needs to find this lab again from another process: its id, namespaces and the PIDs it started. */
   record(): LabRecord {
     const live = this.processes.filter((p) => p.pid !== undefined && p.exitCode === null && p.signalCode === null);
-    return { id: this.id, namespaces: [...this.namespaces], processes: live.map((p) => ({ pid: p.pid!, cmdline: cmdline(p.pid!) })) };
+    return {
+      id: this.id,
+      namespaces: [...this.namespaces],
+      processes: live.map((p) => ({ pid: p.pid!, cmdline: cmdline(p.pid!) })),
+      ...(this.stateRoot !== undefined ? { stateRoot: this.stateRoot } : {}),
+    };
   }
 
   private async addNs(name: string): Promise<string> {
@@ -522,6 +527,8 @@ export interface LabRecord {
   readonly id: string;
   readonly namespaces: readonly string[];
   readonly processes: readonly { readonly pid: number; readonly cmdline: string }[];
+  /** The routers' state directories (snapshots), under the system's temp dir. */
+  readonly stateRoot?: string;
 }
 
 /**

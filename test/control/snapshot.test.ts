@@ -59,10 +59,21 @@ t.test('round trip, path, atomic write', async (t) => {
   writeFileAtomic(path, encodeSnapshot(snap(8)));
   t.match(readSnapshot(path), { ok: true, snapshot: { revision: 8 } }, 'replaced');
   t.same(readdirSync(dir), ['default.snapshot'], 'no temp file left behind');
+  // The writer makes the state dir when it is created, once; a dir removed later is not made again by a late write.
   const nested = join(dir, 'a', 'b', 'x.snapshot');
-  writeFileAtomic(nested, encodeSnapshot(snap(1)));
-  t.ok(existsSync(nested), 'the state dir is created');
-  t.throws(() => writeFileAtomic(join(nested, 'under-a-file.snapshot'), new Uint8Array(1)), /ENOTDIR|EEXIST/, 'a write error surfaces (the writer reports it)');
+  const errors: string[] = [];
+  const w = new SnapshotWriter({ path: nested, debounceMs: 0, onError: (e) => errors.push(e.message) });
+  t.ok(existsSync(join(dir, 'a', 'b')), 'the state dir is created with the writer');
+  w.save(snap(1));
+  w.flush();
+  t.ok(existsSync(nested), 'and the snapshot written into it');
+  rmSync(join(dir, 'a'), { recursive: true });
+  w.save(snap(2));
+  w.flush();
+  w.close();
+  t.notOk(existsSync(join(dir, 'a')), 'a write after the dir was removed does not make it again');
+  t.match(errors, [/ENOENT/], 'it fails and is reported');
+  t.throws(() => writeFileAtomic(join(path, 'under-a-file.snapshot'), new Uint8Array(1)), /ENOTDIR|ENOENT/, 'a write error surfaces (the writer reports it)');
 });
 
 t.test('bad snapshots are ignored with a reason, never a throw', async (t) => {
