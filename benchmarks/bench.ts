@@ -7,26 +7,30 @@
  *   native  vxlan-router's native engine on both hosts
  *   js      vxlan-router's reference engine on both hosts
  *   native-none, native-tap, native-tap-gso   the native engine with only those offloads (not run by default)
+ *   floor   benchmarks/floor-relay.cc on both hosts: the least a userspace relay can do (blocking I/O, one frame per
+ *           syscall, no offloads); tells what any userspace design gets on this machine (not run by default)
+ *   floor-spin  the same relay busy-polling instead of sleeping (not run by default)
  * Paths are interleaved by repetition so machine drift hits all alike. Every figure is the median of the reps with
  * min-max, and its ratio to `kernel` measured in this run. Raw samples, machine info and commands go to
  * benchmarks/results/bench-<time>.json, the ratios to an SVG chart beside it. Bounded in time; cleans up on Ctrl-C.
  *
- *   npm run bench -- [--quick] [--reps 3] [--duration 5] [--paths direct,kernel,native,js,native-none,native-tap,native-tap-gso] [--mtu 1280,1500,9000]
+ *   npm run bench -- [--quick] [--reps 3] [--duration 5] [--paths direct,kernel,native,js,native-none,native-tap,native-tap-gso,floor,floor-spin] [--mtu 1280,1500,9000]
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, release, totalmem } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadNative } from '../src/dataplane/native.js';
-import { Lab, labSkipReason, twoHosts, type Container, type EngineName, type RouterProcess } from '../src/lab/netns.js';
+import { Lab, labSkipReason, twoHosts, waitFor, type Container, type EngineName } from '../src/lab/netns.js';
 import { iperf3, lossFreeRate, sockperfLatency } from '../src/lab/traffic.js';
 import { processRssMiB, sampleCpu } from './procstat.js';
 import { chartSvg } from './chart.js';
 
 /** The native engine with fewer offloads, to measure what each gives (`--paths native-none,native-tap,...`). */
 const NATIVE_VARIANTS = { 'native-none': 'none', 'native-tap': 'tap', 'native-tap-gso': 'tap,gso' } as const;
-type Path = 'direct' | 'kernel' | EngineName | keyof typeof NATIVE_VARIANTS;
+type Path = 'direct' | 'kernel' | 'floor' | 'floor-spin' | EngineName | keyof typeof NATIVE_VARIANTS;
 const DEFAULT_PATHS: Path[] = ['direct', 'kernel', 'native', 'js'];
-const ALL_PATHS: Path[] = [...DEFAULT_PATHS, ...(Object.keys(NATIVE_VARIANTS) as Path[])];
+const ALL_PATHS: Path[] = [...DEFAULT_PATHS, ...(Object.keys(NATIVE_VARIANTS) as Path[]), 'floor', 'floor-spin'];
 
 const { values: opt } = parseArgs({
   options: {
@@ -73,17 +77,27 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 const say = (s: string): boolean => process.stdout.write(s);
 
-/** Builds the lab of one path; returns the two containers and the routers (none for direct and kernel). */
-async function buildPath(lab: Lab, path: Path, opts: { underlayMtu?: number; extraPeers?: number } = {}): Promise<{ c1: Container; c2: Container; routers: RouterProcess[] }> {
+/** Builds the lab of one path; returns the two containers and the PIDs of the routers (none for direct and kernel). */
+async function buildPath(lab: Lab, path: Path, opts: { underlayMtu?: number; extraPeers?: number } = {}): Promise<{ c1: Container; c2: Container; pids: number[] }> {
   if (path === 'direct') {
     const [c1, c2] = await lab.addDirectPair(opts.underlayMtu);
-    return { c1, c2, routers: [] };
+    return { c1, c2, pids: [] };
   }
   const { h1, h2, c1, c2 } = await twoHosts(lab, undefined, opts.underlayMtu);
   if (path === 'kernel') {
     await lab.addKernelVtep(h1, [h2.underlayIp], { offloads: true });
     await lab.addKernelVtep(h2, [h1.underlayIp], { offloads: true });
-    return { c1, c2, routers: [] };
+    return { c1, c2, pids: [] };
+  }
+  if (path === 'floor' || path === 'floor-spin') {
+    const pids: number[] = [];
+    for (const [h, peer] of [[h1, h2], [h2, h1]] as const) {
+      await lab.exec(h.ns, 'ip', ['tuntap', 'add', 'mode', 'tap', 'name', 'floor0']);
+      await lab.exec(h.ns, 'ip', ['link', 'set', 'floor0', 'master', 'br0', 'mtu', String(h.underlayMtu - 50), 'up']);
+      pids.push(lab.spawn(h.ns, floorRelay(), ['floor0', h.underlayIp, peer.underlayIp, '42', ...(path === 'floor-spin' ? ['spin'] : [])]).pid ?? 0);
+      await waitFor(async () => (await lab.exec(h.ns, 'ss', ['-Hlun'])).stdout.includes(':4789 '), { timeoutMs: 5000, what: 'floor-relay bound' });
+    }
+    return { c1, c2, pids };
   }
   // Extra peers (scale runs) are addresses on the lab's own underlay that nobody holds: they fill the table and the
   // flood lists; unicast traffic between c1 and c2 never goes to them.
@@ -94,7 +108,18 @@ async function buildPath(lab: Lab, path: Path, opts: { underlayMtu?: number; ext
     await lab.startRouter(h1, { peers: [h2.underlayIp, ...extra], engine, args }),
     await lab.startRouter(h2, { peers: [h1.underlayIp, ...extra], engine, args }),
   ];
-  return { c1, c2, routers };
+  return { c1, c2, pids: routers.map((r) => r.pid) };
+}
+
+/** benchmarks/floor-relay.cc, compiled once per run into a directory removed at exit. */
+let floorBinary: string | undefined;
+function floorRelay(): string {
+  if (floorBinary) return floorBinary;
+  const dir = mkdtempSync(`${tmpdir()}/vxr-floor-`);
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const out = `${dir}/floor-relay`;
+  execFileSync('g++', ['-O2', '-std=c++17', '-pthread', new URL('./floor-relay.cc', import.meta.url).pathname, '-o', out], { stdio: 'inherit' });
+  return (floorBinary = out);
 }
 
 async function withLab<T>(work: (lab: Lab) => Promise<T>): Promise<T> {
@@ -110,10 +135,9 @@ async function withLab<T>(work: (lab: Lab) => Promise<T>): Promise<T> {
 
 async function measure(path: Path): Promise<Sample> {
   return withLab(async (lab) => {
-    const { c1, c2, routers } = await buildPath(lab, path);
+    const { c1, c2, pids } = await buildPath(lab, path);
     const ping = await lab.ping(c1.ns, c2.ip, 10);
     if (ping.loss > 0) throw new Error(`${path}: the path does not forward (${ping.output.trim()})`);
-    const pids = routers.map((r) => r.pid);
     const machineCpuPct: Record<string, number> = {};
     /** Runs one test while sampling the machine's CPU (kept per test in the JSON). */
     const timed = async <T>(name: string, work: () => Promise<T>): Promise<{ result: T; processCpuSeconds: number; machineBusyPercent: number }> => {
