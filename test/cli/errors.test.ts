@@ -5,7 +5,7 @@
  *
  * The privileged cases run in a namespace of their own (root only; they skip with a reason otherwise).
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
@@ -13,10 +13,27 @@ import t from 'tap';
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 const isRoot = process.getuid?.() === 0;
 
-function run(args: string[], prefix: string[] = []): { status: number | null; stdout: string; stderr: string } {
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(args: string[], prefix: string[] = []): Run {
   const [cmd, ...rest] = [...prefix, process.execPath, CLI, ...args];
   const r = spawnSync(cmd!, rest, { encoding: 'utf8', timeout: 20_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** `run` without blocking, so that independent cases run side by side (each is mostly Node starting up). */
+function runAsync(args: string[], prefix: string[] = [], timeoutMs = 20_000): Promise<Run> {
+  const [cmd, ...rest] = [...prefix, process.execPath, CLI, ...args];
+  return new Promise((resolve) => {
+    execFile(cmd!, rest, { encoding: 'utf8', timeout: timeoutMs }, (err, stdout, stderr) => {
+      const code = (err as { code?: unknown } | null)?.code;
+      resolve({ status: err === null ? 0 : typeof code === 'number' ? code : null, stdout, stderr });
+    });
+  });
 }
 
 t.test('usage errors (no privileges needed)', async (t) => {
@@ -59,51 +76,57 @@ t.test('environment errors', { skip: isRoot ? false : 'needs root to build a net
   const args = ['up', '--local', '198.51.100.1', '--vni', '42', '--peer', '198.51.100.2'];
   const noTap = (): boolean => !ip('-o', 'link').includes('vxr42');
 
-  for (const engine of ['native', 'js']) {
-    const noBridge = run([...args, '--bridge', 'br9', '--engine', engine], inNs);
+  const cases = (engine: string) => ({
+    noBridge: runAsync([...args, '--bridge', 'br9', '--engine', engine], inNs),
+    notBridge: runAsync([...args, '--bridge', 'dummy0', '--engine', engine], inNs),
+    notLocal: runAsync(['up', '--local', '198.51.100.7', '--vni', '42', '--bridge', 'br0', '--engine', engine], inNs),
+    tapTaken: runAsync([...args, '--bridge', 'br0', '--tap', 'dummy0', '--engine', engine], inNs),
+    nobody: runAsync([...args, '--bridge', 'br0', '--engine', engine], [...inNs, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']),
+    // /dev/net/tun hidden by a private mount: the router names the missing device.
+    noTun: runAsync([...args, '--bridge', 'br0', '--engine', engine], ['unshare', '-m', 'sh', '-c', `mount -t tmpfs none /dev/net && exec ip netns exec ${ns} "$@"`, 'sh']),
+  });
+  // The cases that need no port blocker run side by side, none of them gets as far as binding the port, so TAP checks
+  // come once all have ended. First the one that waits: etcd named but not there (an address of this namespace's own
+  // subnet that nobody holds): a clear error in bounded time, and no TAP left.
+  const noEtcdRun = runAsync(['up', '--local', '198.51.100.1', '--bridge', 'br0', '--etcd', 'http://198.51.100.250:2379'], inNs, 40_000);
+
+  const started = { native: cases('native'), js: cases('js') };
+  for (const engine of ['native', 'js'] as const) {
+    const c = started[engine];
+    const noBridge = await c.noBridge;
     t.equal(noBridge.status, 1, `${engine}: missing bridge`);
     t.match(noBridge.stderr, /error \[E_NO_BRIDGE\]: bridge br9 does not exist/);
-
-    const notBridge = run([...args, '--bridge', 'dummy0', '--engine', engine], inNs);
-    t.match(notBridge.stderr, /error \[E_NO_BRIDGE\]: dummy0 is not a bridge/);
-
-    const notLocal = run(['up', '--local', '198.51.100.7', '--vni', '42', '--bridge', 'br0', '--engine', engine], inNs);
+    t.match((await c.notBridge).stderr, /error \[E_NO_BRIDGE\]: dummy0 is not a bridge/);
+    const notLocal = await c.notLocal;
     t.equal(notLocal.status, 1);
     t.match(notLocal.stderr, /error \[E_ADDRESS\]: local address 198\.51\.100\.7 is not configured/);
+    t.match((await c.tapTaken).stderr, /an interface named dummy0 already exists/);
+    const nobody = await c.nobody;
+    t.equal(nobody.status, 1);
+    t.match(nobody.stderr, /error \[E_PRIVILEGE\]: needs CAP_NET_ADMIN/);
+    const noTun = await c.noTun;
+    t.equal(noTun.status, 1);
+    t.match(noTun.stderr, /error \[E_NO_TUN\]: \/dev\/net\/tun is missing/);
+  }
+  const noEtcd = await noEtcdRun;
+  t.equal(noEtcd.status, 1);
+  t.match(noEtcd.stderr, /error \[E_ETCD\]: etcd at http:\/\/198\.51\.100\.250:2379 did not answer in 10 s/);
+  t.ok(noTap(), 'no TAP left after any of these failed starts (etcd unreachable among them)');
 
-    const tapTaken = run([...args, '--bridge', 'br0', '--tap', 'dummy0', '--engine', engine], inNs);
-    t.match(tapTaken.stderr, /an interface named dummy0 already exists/);
-
-    // Port taken: a UDP listener on 198.51.100.1:4789 in the namespace. The TAP must not survive the failure.
-    const code = "require('dgram').createSocket('udp4').bind(4789, '198.51.100.1', () => setTimeout(() => {}, 30000))";
-    const blocker = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', code], { stdio: 'ignore' });
-    try {
-      await waitUntil(() => udpBound(ns));
+  // Port taken: a UDP listener on 198.51.100.1:4789 in the namespace. The TAP must not survive the failure.
+  const code = "require('dgram').createSocket('udp4').bind(4789, '198.51.100.1', () => setTimeout(() => {}, 30000))";
+  const blocker = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', code], { stdio: 'ignore' });
+  try {
+    await waitUntil(() => udpBound(ns));
+    for (const engine of ['native', 'js']) {
       const busy = run([...args, '--bridge', 'br0', '--engine', engine], inNs);
       t.equal(busy.status, 1, `${engine}: port in use`);
       t.match(busy.stderr, /error \[E_PORT_IN_USE\]/);
       t.ok(noTap(), `${engine}: no TAP left behind after a failed start`);
-    } finally {
-      blocker.kill('SIGKILL'); // ip netns exec execs node: this PID is the listener's
     }
-
-    const nobody = run([...args, '--bridge', 'br0', '--engine', engine], [...inNs, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']);
-    t.equal(nobody.status, 1);
-    t.match(nobody.stderr, /error \[E_PRIVILEGE\]: needs CAP_NET_ADMIN/);
-
-    // /dev/net/tun hidden by a private mount: the router names the missing device.
-    const noTun = run([...args, '--bridge', 'br0', '--engine', engine], ['unshare', '-m', 'sh', '-c', `mount -t tmpfs none /dev/net && exec ip netns exec ${ns} "$@"`, 'sh']);
-    t.equal(noTun.status, 1);
-    t.match(noTun.stderr, /error \[E_NO_TUN\]: \/dev\/net\/tun is missing/);
-    t.ok(noTap());
+  } finally {
+    blocker.kill('SIGKILL'); // ip netns exec execs node: this PID is the listener's
   }
-
-  // etcd named but not there (an address of this namespace's own subnet that nobody holds): a clear error in
-  // bounded time, and no TAP left.
-  const noEtcd = run(['up', '--local', '198.51.100.1', '--bridge', 'br0', '--etcd', 'http://198.51.100.250:2379'], inNs);
-  t.equal(noEtcd.status, 1);
-  t.match(noEtcd.stderr, /error \[E_ETCD\]: etcd at http:\/\/198\.51\.100\.250:2379 did not answer in 10 s/);
-  t.ok(noTap(), 'no TAP left after etcd failed');
 });
 
 function udpBound(ns: string): boolean {
