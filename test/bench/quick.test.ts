@@ -1,7 +1,7 @@
 /**
- * `npm run bench -- --quick` keeps working: it runs the paths below and writes well-formed results (the js path
- * starts routers the same way as native, only slower: left out to keep CI short; the floor relay is built and run). No speed is asserted:
- * the figures only have to be measurements (finite, positive where they must be), and the ratios computed.
+ * `npm run bench -- --quick` keeps working: it runs the paths below and writes well-formed results. The js path starts
+ * routers the same way as native, only slower: left out to keep CI short; the floor relay is built and run. No speed
+ * is asserted: the figures only have to be measurements (finite, positive where they must be), and the ratios computed.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
