@@ -104,8 +104,12 @@ SysError Engine::Create(const EngineConfig& cfg, std::unique_ptr<Engine>* out) {
   char local_text[INET6_ADDRSTRLEN];
   AddrToText(cfg.local, local_text, sizeof(local_text));
 
-  e->rx_sock_.reset(socket(family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  // Blocking, so that the RX thread sleeps in recvmmsg itself (one system call per wake-up, not poll + recvmmsg);
+  // the timeout wakes it to age learned MACs, and Stop() wakes it with shutdown().
+  e->rx_sock_.reset(socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!e->rx_sock_.valid()) return Errno("socket(UDP)");
+  const timeval tick{kPollMs / 1000, (kPollMs % 1000) * 1000};
+  if (setsockopt(e->rx_sock_.get(), SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof(tick)) < 0) return Errno("setsockopt(SO_RCVTIMEO)");
   sockaddr_storage sa;
   socklen_t salen = ToSockaddr(cfg.local, cfg.port, &sa);
   if (bind(e->rx_sock_.get(), reinterpret_cast<sockaddr*>(&sa), salen) < 0)
@@ -165,6 +169,9 @@ SysError Engine::Start() {
 void Engine::Stop() {
   if (stopped_) return;
   stopped_ = true;
+  stopping_.store(true, std::memory_order_relaxed);
+  // Wakes the RX thread out of recvmmsg (an unconnected UDP socket says ENOTCONN but still marks and wakes it).
+  if (rx_sock_.valid()) shutdown(rx_sock_.get(), SHUT_RD);
   if (stop_fd_.valid()) {
     const uint64_t one = 1;
     ssize_t ignored = write(stop_fd_.get(), &one, sizeof(one));
@@ -387,13 +394,20 @@ void Engine::TxLoop(Network* net) {
   };
 
   for (;;) {
-    if (poll(pfd, 2, -1) < 0 && errno != EINTR) break;
+    // What was queued while the last batch was being sent is read at once; only an empty queue puts the thread to
+    // sleep. After a sleep the first frame goes out alone, before the read that would find the queue empty: a lone
+    // packet (a ping, a request) does not wait for that system call.
+    int pr = poll(pfd, 2, 0);
+    const bool woke = pr == 0;
+    if (woke) pr = poll(pfd, 2, -1);
+    if (pr < 0 && errno != EINTR) break;
     if (pfd[1].revents) break;
     if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL)) break;  // TAP gone
 
     // Read stage.
+    const int limit = woke ? 1 : kBatch;
     int n = 0;
-    while (n < kBatch) {
+    while (n < limit) {
       TxFrame& f = frames[n];
       const ssize_t got = read(net->tap.get(), f.slot, kSlot);
       if (got < 0) {
@@ -545,19 +559,9 @@ void Engine::RxLoop() {
         counters_.add(Traffic::kRxMerged, static_cast<uint64_t>(frames));
     };
   };
-  pollfd pfd[2] = {{rx_sock_.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
   int64_t last_expire = NowMs();
 
   for (;;) {
-    const int pr = poll(pfd, 2, kPollMs);
-    if (pr < 0 && errno != EINTR) break;
-    if (pfd[1].revents) break;
-    const int64_t now = NowMs();
-    if (now - last_expire >= kPollMs) {
-      learned_.Expire(now);
-      last_expire = now;
-    }
-    if (pr <= 0 || !(pfd[0].revents & POLLIN)) continue;
     for (int i = 0; i < kBatch; i++) {
       iov[i] = {&bufs[static_cast<size_t>(i) * kSlot], kSlot};
       msgs[i].msg_hdr = msghdr{};
@@ -568,8 +572,15 @@ void Engine::RxLoop() {
       msgs[i].msg_hdr.msg_control = &controls[static_cast<size_t>(i) * kControl];
       msgs[i].msg_hdr.msg_controllen = kControl;
     }
-    const int r = recvmmsg(rx_sock_.get(), msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
-    if (r <= 0) continue;
+    // Sleeps until the first datagram, then takes what else is queued without waiting.
+    const int r = recvmmsg(rx_sock_.get(), msgs.data(), kBatch, MSG_WAITFORONE, nullptr);
+    if (stopping_.load(std::memory_order_relaxed)) break;
+    const int64_t now = NowMs();
+    if (now - last_expire >= kPollMs) {
+      learned_.Expire(now);
+      last_expire = now;
+    }
+    if (r <= 0) continue;  // the aging tick (EAGAIN), or EINTR
     const std::shared_ptr<const Table> table = std::atomic_load(&table_);
     sightings.clear();
     Tally tally;  // this batch's datagrams per peer and per VNI

@@ -3,8 +3,9 @@
 // nothing is allocated per packet: each thread owns its batch buffers for its whole life.
 //
 // Threading: the JS thread calls Create/SetTable/Start/Stop/Learned/counters. SetTable swaps an immutable snapshot
-// (std::atomic_store on shared_ptr); each thread loads it once per batch. Stop() signals an eventfd that every
-// thread polls, then joins them. Counters are relaxed atomics.
+// (std::atomic_store on shared_ptr); each thread loads it once per batch. Stop() sets stopping_, shuts the UDP socket
+// down (the RX thread sleeps in a blocking recvmmsg) and signals an eventfd the TX threads poll, then joins them.
+// Counters are relaxed atomics.
 //
 // Batch shape (TX): read → resolve → encapsulate → send, each stage a loop over one batch of TxFrame descriptors
 // ({buffer, length, VNI, destination}). A batch is up to kBatch frames in per-slot buffers the TX thread owns; each
@@ -122,6 +123,7 @@ class Engine {
   size_t max_frame_ = 0;
   bool started_ = false;
   bool stopped_ = false;
+  std::atomic<bool> stopping_{false};  // set by Stop() before it wakes the threads
 };
 
 int64_t NowMs();
