@@ -481,6 +481,8 @@ export class Lab {
     this.destroyed = true;
     const own = this.processes.filter((p) => p.exitCode === null && p.signalCode === null).map((p) => p.pid!);
     await teardown([...this.namespaces].reverse(), own);
+    // A router that exits cleanly removes its control socket; one a test killed with SIGKILL cannot.
+    for (const host of this.hosts.values()) rmSync(this.controlSocket(host), { force: true });
     if (this.stateRoot !== undefined) rmSync(this.stateRoot, { recursive: true, force: true });
   }
 }
