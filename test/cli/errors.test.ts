@@ -5,7 +5,7 @@
  *
  * The privileged cases run in a namespace of their own (root only; they skip with a reason otherwise).
  */
-import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
@@ -19,14 +19,8 @@ interface Run {
   stderr: string;
 }
 
-function run(args: string[], prefix: string[] = []): Run {
-  const [cmd, ...rest] = [...prefix, process.execPath, CLI, ...args];
-  const r = spawnSync(cmd!, rest, { encoding: 'utf8', timeout: 20_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** `run` without blocking, so that independent cases run side by side (each is mostly Node starting up). */
-function runAsync(args: string[], prefix: string[] = [], timeoutMs = 20_000): Promise<Run> {
+/** The CLI with `args` (after `prefix`, e.g. ip netns exec); not awaited at once, independent cases run side by side. */
+function run(args: string[], prefix: string[] = [], timeoutMs = 20_000): Promise<Run> {
   const [cmd, ...rest] = [...prefix, process.execPath, CLI, ...args];
   return new Promise((resolve) => {
     execFile(cmd!, rest, { encoding: 'utf8', timeout: timeoutMs }, (err, stdout, stderr) => {
@@ -37,27 +31,27 @@ function runAsync(args: string[], prefix: string[] = [], timeoutMs = 20_000): Pr
 }
 
 t.test('usage errors (no privileges needed)', async (t) => {
-  const bad = run(['up', '--local', '198.51.100.1', '--vni', '99999999', '--bridge', 'br0']);
+  const bad = await run(['up', '--local', '198.51.100.1', '--vni', '99999999', '--bridge', 'br0']);
   t.equal(bad.status, 2);
   t.match(bad.stderr, /^vxlan-router: error \[E_CONFIG\]: --vni: 99999999 .*\n$/);
 
-  const ip = run(['up', '--local', 'not-an-ip', '--vni', '42', '--bridge', 'br0']);
+  const ip = await run(['up', '--local', 'not-an-ip', '--vni', '42', '--bridge', 'br0']);
   t.equal(ip.status, 2);
   t.match(ip.stderr, /--local: "not-an-ip" is not an IPv4 or IPv6 address/);
 
-  const cfg = run(['up', '--config', fileURLToPath(new URL('./fixtures/unknown-key.yaml', import.meta.url))]);
+  const cfg = await run(['up', '--config', fileURLToPath(new URL('./fixtures/unknown-key.yaml', import.meta.url))]);
   t.equal(cfg.status, 2);
   t.match(cfg.stderr, /unknown-key\.yaml: unknown key 'peer'/);
 
-  const engine = run(['up', '--engine', 'kernel']);
+  const engine = await run(['up', '--engine', 'kernel']);
   t.equal(engine.status, 2);
   t.match(engine.stderr, /--engine <kind>' argument 'kernel' is invalid/);
 
-  const help = run(['up', '--help']);
+  const help = await run(['up', '--help']);
   t.equal(help.status, 0);
   t.match(help.stdout, /--peer <ip>/);
 
-  const version = run(['--version']);
+  const version = await run(['--version']);
   t.equal(version.status, 0);
   t.equal(version.stdout.trim(), (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version, '--version: the package version');
 });
@@ -77,18 +71,18 @@ t.test('environment errors', { skip: isRoot ? false : 'needs root to build a net
   const noTap = (): boolean => !ip('-o', 'link').includes('vxr42');
 
   const cases = (engine: string) => ({
-    noBridge: runAsync([...args, '--bridge', 'br9', '--engine', engine], inNs),
-    notBridge: runAsync([...args, '--bridge', 'dummy0', '--engine', engine], inNs),
-    notLocal: runAsync(['up', '--local', '198.51.100.7', '--vni', '42', '--bridge', 'br0', '--engine', engine], inNs),
-    tapTaken: runAsync([...args, '--bridge', 'br0', '--tap', 'dummy0', '--engine', engine], inNs),
-    nobody: runAsync([...args, '--bridge', 'br0', '--engine', engine], [...inNs, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']),
+    noBridge: run([...args, '--bridge', 'br9', '--engine', engine], inNs),
+    notBridge: run([...args, '--bridge', 'dummy0', '--engine', engine], inNs),
+    notLocal: run(['up', '--local', '198.51.100.7', '--vni', '42', '--bridge', 'br0', '--engine', engine], inNs),
+    tapTaken: run([...args, '--bridge', 'br0', '--tap', 'dummy0', '--engine', engine], inNs),
+    nobody: run([...args, '--bridge', 'br0', '--engine', engine], [...inNs, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']),
     // /dev/net/tun hidden by a private mount: the router names the missing device.
-    noTun: runAsync([...args, '--bridge', 'br0', '--engine', engine], ['unshare', '-m', 'sh', '-c', `mount -t tmpfs none /dev/net && exec ip netns exec ${ns} "$@"`, 'sh']),
+    noTun: run([...args, '--bridge', 'br0', '--engine', engine], ['unshare', '-m', 'sh', '-c', `mount -t tmpfs none /dev/net && exec ip netns exec ${ns} "$@"`, 'sh']),
   });
   // The cases that need no port blocker run side by side, none of them gets as far as binding the port, so TAP checks
   // come once all have ended. First the one that waits: etcd named but not there (an address of this namespace's own
   // subnet that nobody holds): a clear error in bounded time, and no TAP left.
-  const noEtcdRun = runAsync(['up', '--local', '198.51.100.1', '--bridge', 'br0', '--etcd', 'http://198.51.100.250:2379'], inNs, 40_000);
+  const noEtcdRun = run(['up', '--local', '198.51.100.1', '--bridge', 'br0', '--etcd', 'http://198.51.100.250:2379'], inNs, 40_000);
 
   const started = { native: cases('native'), js: cases('js') };
   for (const engine of ['native', 'js'] as const) {
@@ -119,7 +113,7 @@ t.test('environment errors', { skip: isRoot ? false : 'needs root to build a net
   try {
     await waitUntil(() => udpBound(ns));
     for (const engine of ['native', 'js']) {
-      const busy = run([...args, '--bridge', 'br0', '--engine', engine], inNs);
+      const busy = await run([...args, '--bridge', 'br0', '--engine', engine], inNs);
       t.equal(busy.status, 1, `${engine}: port in use`);
       t.match(busy.stderr, /error \[E_PORT_IN_USE\]/);
       t.ok(noTap(), `${engine}: no TAP left behind after a failed start`);
