@@ -87,6 +87,8 @@ t.test('compaction while a watcher is cut off', { skip: etcdSkipReason() ?? fals
   await waitFor(() => peersOf(c.table()).includes('198.51.100.1'), { timeoutMs: 5000, what: 'A registered again' });
   t.pass(`A is back in the others' tables ${Date.now() - restored} ms after the cut ended`);
 
+  // A's own new record reaches A through its watch, which may come after C's did.
+  await waitFor(() => a.controlPlane().hosts === 3, { timeoutMs: 5000, what: 'A to see its own new record' });
   const counters = a.counters();
   t.ok(counters.relists >= 1, `A listed again after compaction (${counters.relists} relist(s))`);
   t.ok(counters.leaseRegrants >= 1, `A registered under a new lease (${counters.leaseRegrants})`);
