@@ -34,10 +34,12 @@ export async function hashedTransfer(lab: Lab, from: Container, to: Container, m
     const receiver = lab.spawn(to.ns, 'sh', ['-c', `socat -u TCP-LISTEN:${port},reuseaddr STDOUT | sha256sum`]);
     let out = '';
     receiver.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    // 'close' (not 'exit'): by then its stdout, the sha256sum line, has been read too.
+    const closed = once(receiver, 'close');
     await waitFor(() => listening(lab, to.ns, port), { timeoutMs: 5000, what: `a listener on ${to.name}:${port}` });
     const started = Date.now();
     await lab.exec(from.ns, 'socat', ['-u', `FILE:${path}`, `TCP:${to.ip}:${port},connect-timeout=5`], 180_000);
-    if (receiver.exitCode === null) await once(receiver, 'exit');
+    await closed;
     const seconds = (Date.now() - started) / 1000;
     const bytes = megabytes * 1024 * 1024;
     return { bytes, sentSha256, receivedSha256: out.split(/\s/)[0] ?? '', seconds, mbitPerS: (bytes * 8) / seconds / 1e6 };

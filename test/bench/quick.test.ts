@@ -46,8 +46,12 @@ t.test('bench --quick', { skip: labSkipReason() ?? false }, async (t) => {
   t.same(Object.keys(report.samples).sort(), ['direct', 'floor', 'kernel', 'native']);
   for (const path of ['direct', 'kernel', 'native', 'floor']) {
     const s = report.summary[path]!;
-    for (const m of ['tcp1_fwd_gbps', 'tcp1_rev_gbps', 'tcp4_fwd_gbps', 'tcp4_rev_gbps', 'udp64_kpps', 'udp1400_kpps', 'lat_p50_us', 'lat_p99_us', 'ping_ms']) {
+    for (const m of ['tcp1_fwd_gbps', 'tcp1_rev_gbps', 'tcp4_fwd_gbps', 'tcp4_rev_gbps', 'lat_p50_us', 'lat_p99_us', 'ping_ms']) {
       t.ok(s[m]!.median > 0 && Number.isFinite(s[m]!.median), `${path} ${m} measured`);
+    }
+    // A loss-free rate is 0 when every trial lost more than 0.1 % (--quick has 4 of 1 s: likely on a busy box).
+    for (const m of ['udp64_kpps', 'udp1400_kpps']) {
+      t.ok(s[m]!.median >= 0 && Number.isFinite(s[m]!.median), `${path} ${m} measured (${s[m]!.median})`);
     }
     if (path === 'native' || path === 'floor') t.ok(s.router_rss_mib!.median > 0 && s.router_cpu_s_per_gb!.median > 0, `${path}: router CPU and RSS`);
   }

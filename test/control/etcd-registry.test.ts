@@ -56,11 +56,13 @@ t.test('etcd registry', { skip: etcdSkipReason() ?? false }, async (t) => {
   t.equal(a.table().vnis[0]?.vni, 42, 'the VNI comes from the network definition');
   t.ok(tables.b.length >= 2, 'changes arrive as table events');
 
-  // A crash: kill -9, so nothing revokes c's lease (TTL 2 s): it drops out of the others' tables within TTL + 1 s.
+  // A crash: kill -9, so nothing revokes c's lease (TTL 2 s): it drops out of the others' tables within 2 × TTL + 1.5 s
+  // (expiry 1.3-2 s after the last keepalive, etcd's 500 ms expiry sweep, then the watch, on a loaded 2-core box).
   const crashed = Date.now();
   c.kill('SIGKILL');
-  await waitFor(() => !peersOf(a.table()).includes('198.51.100.3'), { timeoutMs: 3000 + 1000, what: 'c to expire' });
-  t.ok(Date.now() - crashed <= 3000, `c gone from a's table ${Date.now() - crashed} ms after kill -9 (TTL 2 s)`);
+  await waitFor(() => !peersOf(a.table()).includes('198.51.100.3'), { timeoutMs: 8000, what: 'c to expire' });
+  const goneMs = Date.now() - crashed;
+  t.ok(goneMs <= 5500, `c gone from a's table ${goneMs} ms after kill -9 (TTL 2 s)`);
 
   // A graceful leave revokes the lease: b is gone from a at once.
   await b.close();

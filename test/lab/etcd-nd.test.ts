@@ -11,7 +11,7 @@
  * - a Neighbor Solicitation for a known remote address is answered by the local router: nd_suppressed grows by one
  *   and no VXLAN datagram carrying a solicitation leaves the host;
  * - an IPv6 address re-bound to a new MAC on another host: the unsolicited Neighbor Advertisement from h1's router puts
- *   the new MAC into c1's neighbour cache within 1 s, without anyone flushing it.
+ *   the new MAC into c1's neighbour cache within 2.5 s, without anyone flushing it.
  */
 import t from 'tap';
 import { etcdLab, etcdSkipReason } from '../../src/lab/etcd.js';
@@ -86,9 +86,10 @@ for (const engine of ['native', 'js'] as const satisfies readonly EngineName[]) 
     await lab.exec(c4.ns, 'ip', ['-6', 'neigh', 'replace', v6(1), 'lladdr', c1.mac, 'dev', 'eth0', 'nud', 'permanent']);
     const rebound = Date.now();
     const used = lab.exec(c4.ns, 'ping', ['-c', '1', '-W', '1', '-I', v6(2), v6(1)]).catch(() => undefined); // c1 answers to the old MAC: lost
-    await waitFor(async () => (await lab.exec(c1.ns, 'ip', ['-6', 'neigh', 'show', v6(2)])).stdout.includes(c4.mac), { timeoutMs: 3000, intervalMs: 50, what: `c1's cache to learn ${v6(2)}'s new MAC` });
+    await waitFor(async () => (await lab.exec(c1.ns, 'ip', ['-6', 'neigh', 'show', v6(2)])).stdout.includes(c4.mac), { timeoutMs: 5000, intervalMs: 50, what: `c1's cache to learn ${v6(2)}'s new MAC` });
     const naMs = Date.now() - rebound;
-    t.ok(naMs <= 1000, `c1's neighbour cache has the new MAC ${naMs} ms after c4 used the address`);
+    // 250 ms advertisement tick, etcd put and watch, the router's reaction, and this polling (an `ip netns exec` each).
+    t.ok(naMs <= 2500, `c1's neighbour cache has the new MAC ${naMs} ms after c4 used the address`);
     const told = new RegExp(`neighbor advertisement, tgt is ${v6(2)}`);
     await waitFor(() => told.test(heard.text()), { timeoutMs: 5000, what: 'the capture in c1 to show the Neighbor Advertisement' });
     t.match(await heard.stop(), told, 'told by an unsolicited Neighbor Advertisement to all nodes');

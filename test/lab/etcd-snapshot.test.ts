@@ -39,7 +39,11 @@ t.test('restart with etcd down: forwarding resumes from the snapshot', { skip: s
   }, { timeoutMs: 5000, what: `h1's snapshot at ${path}` });
   const good = readFileSync(path);
 
+  // Stop h1 only once it knows etcd is gone: a SIGTERM handled first would wait out its 2 s + 2 s bounds on the watch
+  // cancel and the lease revoke, against RouterProcess.stop's SIGKILL at 5 s.
+  const degraded = r1.nextLog((l) => l.includes('control plane degraded'), 10_000);
   await etcd.stop();
+  await degraded;
   const stopped = Date.now();
   t.equal(await r1.stop(), 0, 'h1 stops cleanly with etcd away');
   t.ok(Date.now() - stopped < 5000, `in ${Date.now() - stopped} ms (the lease revoke is bounded)`);
