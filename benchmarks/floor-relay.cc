@@ -5,6 +5,10 @@
 // With `spin` both threads busy-poll (non-blocking I/O in a loop) instead of sleeping: the `floor-spin` path, which
 // shows what polling costs when the relays, the containers and the kernel share 2 cores.
 //
+// VXR_FLOOR_RSS_MB=N makes the relay hold N MiB of resident memory it never touches again, as a Node process does:
+// with the kernel's DAMON sampling memory (this lab's VM), a sleeping relay pays on waking in proportion to its
+// resident size, and that is how idle pings through our router come to be slower than through this relay (README).
+//
 //   floor-relay <tap> <local IPv4> <peer IPv4> <vni> [spin]
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -51,6 +55,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   const bool spin = argc == 6;
+  if (const char* mb = getenv("VXR_FLOOR_RSS_MB")) {
+    const size_t bytes = static_cast<size_t>(strtoul(mb, nullptr, 10)) << 20;
+    auto* ballast = static_cast<volatile uint8_t*>(malloc(bytes));
+    if (ballast == nullptr) Die("malloc");
+    for (size_t i = 0; i < bytes; i += 4096) ballast[i] = 1;  // resident from here on; never freed
+  }
   const int tap = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
   if (tap < 0) Die("/dev/net/tun");
   ifreq ifr{};
