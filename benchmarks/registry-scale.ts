@@ -26,7 +26,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Etcd3 } from 'etcd3';
-import { decodeSnapshot, encodeSnapshot, EtcdRegistry, REGISTRY_PREFIX, type HostRecord, type NetworkConfig } from '../src/control/index.js';
+import { decodeSnapshot, encodeSnapshot, type HostRecord, type NetworkConfig } from '../src/control/index.js';
+import { EtcdRegistry, REGISTRY_PREFIX } from '../src/control/etcd-registry.js';
 import { EtcdServer, etcdSkipReason } from '../src/lab/etcd.js';
 
 const { values: opt } = parseArgs({

@@ -9,7 +9,7 @@
  */
 import { request } from 'node:http';
 import { isIPv6 } from 'node:net';
-import { EtcdRegistry, type EtcdConnection, type HostRange, type NetworkConfig } from '../control/index.js';
+import { openRegistry, type EtcdConnection, type HostRange, type NetworkConfig } from '../control/index.js';
 import { loadNative } from '../dataplane/index.js';
 import { ConfigError, VxlanRouterError } from '../errors.js';
 import { overheadFor } from '../packet/index.js';
@@ -123,7 +123,7 @@ export interface DockerNetworkInput {
 export async function createDockerNetwork(connection: EtcdConnection, input: DockerNetworkInput): Promise<{ outcome: 'created' | 'unchanged'; spec: DockerNetworkSpec; hostId: string }> {
   const underlay = findUnderlay(input.local, (a) => loadNative().interfaceOf(a));
   const hostId = input.hostId ?? defaultHostId(input.local);
-  const registry = new EtcdRegistry(connection);
+  const registry = await openRegistry(connection);
   let network: NetworkConfig | undefined;
   let range: HostRange | { none: string };
   try {

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
-import { EtcdRegistry } from '../control/index.js';
+import { openRegistry } from '../control/index.js';
 import { loadNative } from '../dataplane/index.js';
 import { VxlanRouterError } from '../errors.js';
 import { overheadFor } from '../packet/index.js';
@@ -208,7 +208,7 @@ export function routerChecks(s: Status, now = Date.now()): Check[] {
 
 /** Without a running router: is etcd reachable, and is the network defined? */
 async function etcdCheck(endpoints: readonly string[], network: string): Promise<Check> {
-  const registry = new EtcdRegistry({ endpoints: [...endpoints], callTimeoutMs: 3000 });
+  const registry = await openRegistry({ endpoints: [...endpoints], callTimeoutMs: 3000 });
   try {
     const def = await registry.getNetwork(network);
     return def === undefined

@@ -1,5 +1,5 @@
 /** `vxlan-router network create`: defines an overlay network in etcd, once. */
-import { EtcdRegistry, networkConfigSchema, Slices, type EtcdConnection, type NetworkConfig } from '../control/index.js';
+import { networkConfigSchema, openRegistry, Slices, type EtcdConnection, type NetworkConfig } from '../control/index.js';
 import { isIPv4 } from 'node:net';
 import { ConfigError } from '../errors.js';
 
@@ -17,7 +17,7 @@ export async function createNetwork(
   // An IPv4 subnet is cut into per-host slices (Docker IPAM ranges): refuse a slice size that does not fit now.
   if (isIPv4(parsed.data.subnet.split('/')[0]!)) new Slices(parsed.data.subnet, parsed.data.hostPrefix);
   else if (parsed.data.hostPrefix !== undefined) throw new ConfigError(`--host-prefix: per-host ranges need an IPv4 subnet; ${parsed.data.subnet} is not one`);
-  const registry = new EtcdRegistry(connection);
+  const registry = await openRegistry(connection);
   try {
     return { outcome: await registry.createNetwork(parsed.data, force), network: parsed.data };
   } finally {

@@ -8,12 +8,13 @@ import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { etcdClientConfig, joinsOf, type NetworkJoin, type RouterConfig } from '../config/index.js';
 import {
-  EtcdRegistry,
+  openRegistry,
   readSnapshot,
   SnapshotWriter,
   snapshotPath,
   staticTable,
   type ControlPlaneState,
+  type EtcdRegistry,
   type HostRange,
   type HostRecord,
   type NetworkConfig,
@@ -208,7 +209,7 @@ export async function startRouter(config: RouterConfig, opts: StartOptions = {})
       }
       const s: Served = {
         join,
-        registry: new EtcdRegistry({ ...connection, ttlSeconds: config.leaseTtl }),
+        registry: await openRegistry({ ...connection, ttlSeconds: config.leaseTtl }),
         statePath: snapshotPath(config.stateDir, join.name),
         latest: { vnis: [] },
       };

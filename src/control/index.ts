@@ -1,10 +1,6 @@
-export {
-  EtcdRegistry,
-  REGISTRY_PREFIX,
-  type EtcdConnection,
-  type RegistryCounters,
-  type RegistryOptions,
-} from './etcd-registry.js';
+// Types only: the registry itself (and the etcd client with it) is loaded by openRegistry when a host uses etcd.
+export type { EtcdConnection, EtcdRegistry, RegistryCounters, RegistryOptions } from './etcd-registry.js';
+export { openRegistry } from './open-registry.js';
 export {
   ControlPlaneTracker,
   HostView,
