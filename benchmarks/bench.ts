@@ -22,7 +22,7 @@ import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadNative } from '../src/dataplane/native.js';
 import { Lab, labSkipReason, twoHosts, waitFor, type Container, type EngineName } from '../src/lab/netns.js';
-import { iperf3, lossFreeRate, sockperfLatency } from '../src/lab/traffic.js';
+import { iperf3, lossFreeRate, sockperfLatency } from '../src/lab/transfers.js';
 import { processRssMiB, sampleCpu } from './procstat.js';
 import { chartSvg } from './chart.js';
 

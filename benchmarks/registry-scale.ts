@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Etcd3 } from 'etcd3';
-import { decodeSnapshot, encodeSnapshot, type HostRecord, type NetworkConfig } from '../src/control/index.js';
+import { decodeSnapshot, encodeSnapshot, type HostRecord, type NetworkDefinition } from '../src/control/index.js';
 import { EtcdRegistry, REGISTRY_PREFIX } from '../src/control/etcd-registry.js';
 import { EtcdServer, etcdSkipReason } from '../src/lab/etcd.js';
 
@@ -137,7 +137,7 @@ async function main(): Promise<void> {
   const client = new Etcd3({ hosts: etcd.endpoint });
   const observer = new EtcdRegistry({ endpoints: [etcd.endpoint] });
   try {
-    const network: NetworkConfig = { version: 1, name: 'scale', vni: 4242, subnet: '198.18.0.0/15', port: 4789 };
+    const network: NetworkDefinition = { version: 1, name: 'scale', vni: 4242, subnet: '198.18.0.0/15', port: 4789 };
     await observer.createNetwork(network);
     const sentAt = new Map<string, number>();
     const ackedAt = new Map<string, number>();

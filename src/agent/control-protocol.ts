@@ -5,6 +5,7 @@
  */
 import { Packr } from 'msgpackr';
 import { z } from 'zod';
+import { tableSchema } from '../fdb/index.js';
 
 export const PROTOCOL_VERSION = 1;
 /** Far above any answer (a 100 000-entry fdb is a few MB); a length beyond it means a stream that is not ours. */
@@ -17,7 +18,11 @@ export const SOCKET_DIR = '/run/vxlan-router';
 /** dockerd's API socket (`docker-network create --docker-socket`). */
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
 
-export const METHODS = ['status', 'fdb', 'peers'] as const;
+/**
+ * status: the router at a glance; fdb: the forwarding table with origins and ages; peers: remote VTEPs; counters:
+ * every data-path counter by name; table: what the control planes handed the data path (peers, MACs, neighbours).
+ */
+export const METHODS = ['status', 'fdb', 'peers', 'counters', 'table'] as const;
 export type Method = (typeof METHODS)[number];
 
 export const requestSchema = z.strictObject({ v: z.literal(PROTOCOL_VERSION), method: z.enum(METHODS) });
@@ -124,7 +129,12 @@ export const peersSchema = z.array(
 );
 export type PeerRows = z.infer<typeof peersSchema>;
 
-export const RESULT_SCHEMAS = { status: statusSchema, fdb: fdbSchema, peers: peersSchema } as const;
+export const countersSchema = counters;
+export type CounterRows = z.infer<typeof countersSchema>;
+
+export { tableSchema };
+
+export const RESULT_SCHEMAS = { status: statusSchema, fdb: fdbSchema, peers: peersSchema, counters: countersSchema, table: tableSchema } as const;
 export type Result<M extends Method> = z.infer<(typeof RESULT_SCHEMAS)[M]>;
 
 export const responseSchema = z.union([

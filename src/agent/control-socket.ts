@@ -7,23 +7,18 @@ import { chmodSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { VxlanRouterError } from '../errors.js';
+import type { DeepReadonly } from '../fdb/index.js';
 import {
   encodeFrame,
   FrameReader,
   requestSchema,
-  type FdbRows,
   type Method,
-  type PeerRows,
   type Result,
-  type Status,
 } from './control-protocol.js';
 
 /** What the socket answers with. */
-export interface ControlSource {
-  status(): Status;
-  fdb(): FdbRows;
-  peers(): PeerRows;
-}
+/** What the socket answers with: one function per method, called at the moment of asking. */
+export type ControlSource = { readonly [M in Method]: () => DeepReadonly<Result<M>> };
 
 export interface ControlServer {
   readonly path: string;
@@ -54,11 +49,6 @@ async function claim(path: string): Promise<void> {
   rmSync(path, { force: true }); // left by a router that died without cleaning up
 }
 
-function answer(method: Method, source: ControlSource): Result<Method> {
-  if (method === 'status') return source.status();
-  if (method === 'fdb') return source.fdb();
-  return source.peers();
-}
 
 function handle(conn: Socket, source: ControlSource): void {
   const reader = new FrameReader();
@@ -79,7 +69,7 @@ function handle(conn: Socket, source: ControlSource): void {
       return;
     }
     try {
-      conn.end(encodeFrame({ ok: true, result: answer(req.data.method, source) }));
+      conn.end(encodeFrame({ ok: true, result: source[req.data.method]() }));
     } catch (err) {
       conn.end(encodeFrame({ ok: false, error: `${req.data.method} failed: ${(err as Error).message}` }));
     }

@@ -9,7 +9,7 @@
  */
 import { request } from 'node:http';
 import { isIPv6 } from 'node:net';
-import { openRegistry, type EtcdConnection, type HostRange, type NetworkConfig } from '../control/index.js';
+import { openRegistry, type EtcdConnection, type HostRange, type NetworkDefinition } from '../control/index.js';
 import { loadNative } from '../dataplane/index.js';
 import { ConfigError, VxlanRouterError } from '../errors.js';
 import { overheadFor } from '../packet/index.js';
@@ -124,7 +124,7 @@ export async function createDockerNetwork(connection: EtcdConnection, input: Doc
   const underlay = findUnderlay(input.local, (a) => loadNative().interfaceOf(a));
   const hostId = input.hostId ?? defaultHostId(input.local);
   const registry = await openRegistry(connection);
-  let network: NetworkConfig | undefined;
+  let network: NetworkDefinition | undefined;
   let range: HostRange | { none: string };
   try {
     network = await registry.getNetwork(input.network);

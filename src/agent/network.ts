@@ -1,5 +1,5 @@
 /** `vxlan-router network create`: defines an overlay network in etcd, once. */
-import { networkConfigSchema, openRegistry, Slices, type EtcdConnection, type NetworkConfig } from '../control/index.js';
+import { networkDefinitionSchema, openRegistry, Slices, type EtcdConnection, type NetworkDefinition } from '../control/index.js';
 import { isIPv4 } from 'node:net';
 import { ConfigError } from '../errors.js';
 
@@ -7,8 +7,8 @@ export async function createNetwork(
   connection: EtcdConnection,
   input: { name: string; vni: unknown; subnet: unknown; mtu?: unknown; port?: unknown; hostPrefix?: unknown },
   force: boolean,
-): Promise<{ outcome: 'created' | 'unchanged' | 'replaced'; network: NetworkConfig }> {
-  const parsed = networkConfigSchema.safeParse({ version: 1, ...input });
+): Promise<{ outcome: 'created' | 'unchanged' | 'replaced'; network: NetworkDefinition }> {
+  const parsed = networkDefinitionSchema.safeParse({ version: 1, ...input });
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const flag = String(issue.path[0] ?? 'name').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);

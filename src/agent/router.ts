@@ -17,7 +17,7 @@ import {
   type EtcdRegistry,
   type HostRange,
   type HostRecord,
-  type NetworkConfig,
+  type NetworkDefinition,
   type RegistrySnapshot,
 } from '../control/index.js';
 import {
@@ -27,7 +27,7 @@ import {
   toRouterError,
   type Counters,
   type Engine,
-  type EngineNetwork,
+  type VniTap,
   type FdbEntry,
   type NativeAddon,
   type Offloads,
@@ -43,7 +43,7 @@ import { SOFTWARE } from './control-protocol.js';
 export { SOFTWARE };
 
 /** One network this router serves. */
-export interface NetworkInfo {
+export interface ServedNetwork {
   /** The etcd network (absent with static peers). */
   readonly name?: string;
   readonly vni: number;
@@ -68,7 +68,7 @@ export interface RouterInfo {
   readonly peers: readonly string[];
   readonly network?: string;
   readonly startedFrom?: 'etcd' | 'snapshot';
-  readonly networks: readonly NetworkInfo[];
+  readonly networks: readonly ServedNetwork[];
 }
 
 export interface Router {
@@ -135,7 +135,7 @@ function combine(states: ControlPlaneState[]): ControlPlaneState | undefined {
   return { ...worst, revision: Math.min(...states.map((s) => s.revision)), hosts: Math.max(...states.map((s) => s.hosts)) };
 }
 
-async function networkFromEtcd(registry: EtcdRegistry, name: string, timeoutMs?: number): Promise<NetworkConfig> {
+async function networkFromEtcd(registry: EtcdRegistry, name: string, timeoutMs?: number): Promise<NetworkDefinition> {
   const network = await registry.getNetwork(name, timeoutMs);
   if (network === undefined) {
     throw new ConfigError(
@@ -170,11 +170,11 @@ interface Served {
   readonly join: NetworkJoin;
   readonly registry?: EtcdRegistry;
   readonly statePath?: string;
-  network?: NetworkConfig;
+  network?: NetworkDefinition;
   snapshot?: RegistrySnapshot;
   /** The registry's newest table (the snapshot's until the first listing). */
   latest: TableSnapshot;
-  info?: NetworkInfo;
+  info?: ServedNetwork;
 }
 
 export async function startRouter(config: RouterConfig, opts: StartOptions = {}): Promise<Router> {
@@ -237,7 +237,7 @@ export async function startRouter(config: RouterConfig, opts: StartOptions = {})
       vnis.set(vni, s.join.name ?? String(vni));
     }
 
-    const networks: EngineNetwork[] = [];
+    const networks: VniTap[] = [];
     for (const s of served) {
       const vni = s.network?.vni ?? config.vni!;
       const tapName = s.join.tap ?? defaultTapName(vni);

@@ -70,6 +70,8 @@ export function controlSource(router: Router, config: RouterConfig, startedAt: D
       macConflicts: router.macConflicts(),
       counters: { ...router.counters() },
     }),
+    counters: () => router.counters(),
+    table: () => router.table(),
     fdb: () => router.fdb().map((e) => ({ vni: e.vni, mac: e.mac, vtep: e.vtep, origin: e.origin, ageMs: e.ageMs })),
     peers: () => {
       const byAddress = new Map<string, number[]>();

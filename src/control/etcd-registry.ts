@@ -9,7 +9,7 @@
  * with a capped backoff, and the control-plane state (`controlPlane()`, `state` event) says 'degraded' meanwhile.
  *
  * Keys (values are JSON, readable with `etcdctl get`), all under REGISTRY_PREFIX:
- *   networks/<name>/config            NetworkConfig
+ *   networks/<name>/config            NetworkDefinition
  *   networks/<name>/hosts/<hostId>    HostRecord, attached to the host's lease
  *   networks/<name>/macs/<hostId>     MacRecord: the MACs on that host's bridge (advertise()), under the same lease
  *   networks/<name>/ranges/<cidr>     RangeRecord: the slice of the subnet a host leased for Docker's IPAM, under a
@@ -25,23 +25,23 @@ import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen } fr
 import { Etcd3, EtcdAuthenticationFailedError, EtcdPermissionDeniedError, isRecoverableError, type IOptions, type Lease, type Watcher } from 'etcd3';
 import type { z } from 'zod';
 import { ConfigError, VxlanRouterError } from '../errors.js';
-import type { TableInput } from '../fdb/index.js';
+import type { TableSnapshot } from '../fdb/index.js';
 import { Slices, rangeRecordSchema, type HostRange, type RangeRecord } from './ip-ranges.js';
 import {
   ControlPlaneTracker,
   HostView,
   hostRecordSchema,
   MacView,
-  networkConfigSchema,
+  networkDefinitionSchema,
   retryDelay,
   type ControlPlaneState,
   type HostRecord,
   type MacRecord,
-  type NetworkConfig,
+  type NetworkDefinition,
   type Problem,
 } from './registry-view.js';
 
-export { hostRecordSchema, networkConfigSchema, type HostRecord, type NetworkConfig } from './registry-view.js';
+export { hostRecordSchema, networkDefinitionSchema, type HostRecord, type NetworkDefinition } from './registry-view.js';
 
 export const REGISTRY_PREFIX = '/vxlan-router/v1';
 const networkKey = (name: string): string => `${REGISTRY_PREFIX}/networks/${name}/config`;
@@ -51,7 +51,7 @@ const macsKey = (name: string, hostId: string): string => `${networkPrefix(name)
 const rangesPrefix = (name: string): string => `${networkPrefix(name)}ranges/`;
 
 /** A key under networks/<name>/: which kind of record and whose. */
-function classify(key: string, name: string): { kind: 'hosts' | 'macs'; id: string } | undefined {
+function recordKeyOf(key: string, name: string): { kind: 'hosts' | 'macs'; id: string } | undefined {
   const m = /^(hosts|macs)\/(.+)$/.exec(key.slice(networkPrefix(name).length));
   return m === null ? undefined : { kind: m[1] as 'hosts' | 'macs', id: m[2]! };
 }
@@ -67,7 +67,7 @@ export interface RegistryCounters {
 }
 
 interface RegistryEvents {
-  table: [TableInput];
+  table: [TableSnapshot];
   state: [ControlPlaneState];
   /** Something went wrong that the registry recovers from by itself (logged by the agent). */
   warning: [Error];
@@ -139,7 +139,7 @@ function clientOptions(c: EtcdConnection): IOptions {
 }
 
 /** `range` as a slice of the network's subnet, if it is one. */
-function rangeOf(network: NetworkConfig, range: string): HostRange | undefined {
+function rangeOf(network: NetworkDefinition, range: string): HostRange | undefined {
   try {
     return new Slices(network.subnet, network.hostPrefix).find(range);
   } catch {
@@ -178,7 +178,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   private watcher: Watcher | undefined;
   /** Bumped by each listing: events of an older watcher are ignored. */
   private generation = 0;
-  private joined: { network: NetworkConfig; record: HostRecord } | undefined;
+  private joined: { network: NetworkDefinition; record: HostRecord } | undefined;
   private revision = 0;
   private assumedHosts = 0;
   private closed = false;
@@ -201,8 +201,8 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
    * Writes a network's settings once (compare-and-swap on the key's creation): 'created', or 'unchanged' when the
    * same definition is there; a different one is refused unless `force`, then 'replaced'.
    */
-  async createNetwork(input: z.input<typeof networkConfigSchema>, force = false): Promise<'created' | 'unchanged' | 'replaced'> {
-    const cfg = networkConfigSchema.parse(input);
+  async createNetwork(input: z.input<typeof networkDefinitionSchema>, force = false): Promise<'created' | 'unchanged' | 'replaced'> {
+    const cfg = networkDefinitionSchema.parse(input);
     const key = networkKey(cfg.name);
     const value = JSON.stringify(cfg);
     const tx = await this.guard(() => this.client.if(key, 'Create', '==', 0).then(this.client.put(key).value(value)).commit());
@@ -217,7 +217,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   }
 
   /** The network's definition, or undefined when there is none. `timeoutMs` bounds this one call (default: callTimeoutMs). */
-  async getNetwork(name: string, timeoutMs?: number): Promise<NetworkConfig | undefined> {
+  async getNetwork(name: string, timeoutMs?: number): Promise<NetworkDefinition | undefined> {
     const raw = await this.guard(() => this.client.get(networkKey(name)).string(), timeoutMs);
     if (raw === null) return undefined;
     let json: unknown;
@@ -226,13 +226,13 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     } catch {
       throw new ConfigError(`${networkKey(name)} in etcd is not JSON`);
     }
-    const parsed = networkConfigSchema.safeParse(json);
+    const parsed = networkDefinitionSchema.safeParse(json);
     if (!parsed.success) throw new ConfigError(`${networkKey(name)} in etcd is not a valid network definition: ${parsed.error.issues[0]?.message}`);
     return parsed.data;
   }
 
   /** Registers this host in the network under a lease, then follows the network's hosts. One attempt: throws E_ETCD. */
-  async join(network: NetworkConfig, record: HostRecord): Promise<void> {
+  async join(network: NetworkDefinition, record: HostRecord): Promise<void> {
     this.prepare(network, record);
     try {
       await this.register();
@@ -249,7 +249,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
    * Like join, but keeps trying (capped backoff) until it succeeds or the registry is closed: for a router that
    * started from its snapshot while etcd was away. Resolves once joined (or closed).
    */
-  async joinInBackground(network: NetworkConfig, record: HostRecord): Promise<void> {
+  async joinInBackground(network: NetworkDefinition, record: HostRecord): Promise<void> {
     this.prepare(network, record);
     this.problem('join', true);
     await this.retry('joining etcd', async () => {
@@ -269,7 +269,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
    * Leases this host's slice of the network's subnet without joining (`docker-network create`, before the router
    * runs): the lease is left to run out by itself, and the router, with the same host id, takes the slice over.
    */
-  async reserveRange(network: NetworkConfig, hostId: string): Promise<HostRange | { none: string }> {
+  async reserveRange(network: NetworkDefinition, hostId: string): Promise<HostRange | { none: string }> {
     await this.leaseRange(network, hostId);
     this.rangeLease?.release(); // stop the keepalive, keep the lease: it runs out in rangeTtl unless the router takes over
     this.rangeLease = undefined;
@@ -291,7 +291,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   }
 
   /** The data path's view: every other host of the network is a peer (flood list and source allow-list). */
-  table(): TableInput {
+  table(): TableSnapshot {
     const hosts = this.view?.table() ?? { vnis: [] };
     const selfId = this.joined?.record.hostId ?? '';
     return {
@@ -363,7 +363,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     this.client.close();
   }
 
-  private prepare(network: NetworkConfig, record: HostRecord): void {
+  private prepare(network: NetworkDefinition, record: HostRecord): void {
     const parsed = hostRecordSchema.parse(record);
     this.joined = { network, record: parsed };
     this.view ??= new HostView(network.vni, parsed.hostId, (err) => {
@@ -433,7 +433,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
    * compare-and-swap (another host may take the same slice at the same time: then look again). Leaves `hostRange`
    * saying why there is none for an IPv6 subnet or a full one; throws E_ETCD when etcd fails.
    */
-  private async leaseRange(network: NetworkConfig, hostId: string): Promise<void> {
+  private async leaseRange(network: NetworkDefinition, hostId: string): Promise<void> {
     let slices: Slices;
     try {
       slices = new Slices(network.subnet, network.hostPrefix);
@@ -471,7 +471,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     throw new VxlanRouterError('E_ETCD', `could not lease an address range in ${network.subnet}: other hosts kept taking the same slices`, { recoverable: true });
   }
 
-  private rangeLeaseOf(network: NetworkConfig, hostId: string): Lease {
+  private rangeLeaseOf(network: NetworkDefinition, hostId: string): Lease {
     const lease = this.client.lease(this.rangeTtl, { autoKeepAlive: true });
     lease.on('lost', (err: Error) => {
       if (this.closed || this.rangeLease !== lease) return;
@@ -493,7 +493,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     if (again) this.counts.relists++; // before the table it brings is published
     const gen = ++this.generation;
     const entries = listing.kvs.flatMap((kv) => {
-      const k = classify(kv.key.toString(), name);
+      const k = recordKeyOf(kv.key.toString(), name);
       return k === undefined ? [] : [{ ...k, value: kv.value.toString(), revision: Number(kv.mod_revision) }];
     });
     view.reset(entries.filter((e) => e.kind === 'hosts'));
@@ -509,7 +509,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
       return;
     }
     watcher.on('put', (kv) => {
-      const k = classify(kv.key.toString(), name);
+      const k = recordKeyOf(kv.key.toString(), name);
       if (!current() || k === undefined) return;
       if (k.kind === 'hosts') view.put(k.id, kv.value.toString());
       else macView.put(k.id, kv.value.toString(), Number(kv.mod_revision));
@@ -517,7 +517,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
       this.publish();
     });
     watcher.on('delete', (kv) => {
-      const k = classify(kv.key.toString(), name);
+      const k = recordKeyOf(kv.key.toString(), name);
       if (!current() || k === undefined) return;
       if (k.kind === 'hosts') view.delete(k.id);
       else macView.delete(k.id);

@@ -5,12 +5,12 @@ export {
   ControlPlaneTracker,
   HostView,
   hostRecordSchema,
-  networkConfigSchema,
+  networkDefinitionSchema,
   RejectedRecord,
   type ControlPlaneState,
   type ControlPlaneStatus,
   type HostRecord,
-  type NetworkConfig,
+  type NetworkDefinition,
 } from './registry-view.js';
 export {
   DEFAULT_STATE_DIR,

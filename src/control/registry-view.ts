@@ -5,12 +5,12 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import type { TableInput } from '../fdb/index.js';
+import type { TableSnapshot } from '../fdb/index.js';
 import { formatIp, MAX_VNI, parseIp, VXLAN_PORT } from '../packet/index.js';
 
 const ip = z.string().refine((s) => isIP(s) !== 0, { message: 'is not an IP address' });
 
-export const networkConfigSchema = z.strictObject({
+export const networkDefinitionSchema = z.strictObject({
   version: z.literal(1),
   name: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, { message: 'is not a network name (a-z, 0-9, . _ -)' }),
   vni: z.number().int().min(1).max(MAX_VNI),
@@ -20,7 +20,7 @@ export const networkConfigSchema = z.strictObject({
   /** Prefix length of each host's slice of the subnet (Docker IPAM ranges); default from the subnet's size. */
   hostPrefix: z.number().int().min(1).max(30).optional(),
 });
-export type NetworkConfig = z.infer<typeof networkConfigSchema>;
+export type NetworkDefinition = z.infer<typeof networkDefinitionSchema>;
 
 export const hostRecordSchema = z.object({
   version: z.literal(1),
@@ -111,7 +111,7 @@ export class HostView {
   }
 
   /** The data path's view: every other host of the network is a peer (flood list and source allow-list). */
-  table(): TableInput {
+  table(): TableSnapshot {
     const peers = this.hosts()
       .filter((h) => h.hostId !== this.selfId)
       .map((h) => h.underlay[0]!);

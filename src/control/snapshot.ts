@@ -14,8 +14,8 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rm
 import { dirname, join } from 'node:path';
 import { Packr } from 'msgpackr';
 import { z } from 'zod';
-import type { TableInput } from '../fdb/index.js';
-import { networkConfigSchema, type NetworkConfig } from './registry-view.js';
+import { tableSchema, type TableSnapshot } from '../fdb/index.js';
+import { networkDefinitionSchema, type NetworkDefinition } from './registry-view.js';
 
 /** Bumped on any incompatible change; an older or newer file is ignored with a message. */
 export const SNAPSHOT_FORMAT = 1;
@@ -29,21 +29,11 @@ export interface RegistrySnapshot {
   readonly hostId: string;
   /** The etcd revision the table reflects. */
   readonly revision: number;
-  readonly network: NetworkConfig;
-  readonly table: TableInput;
+  readonly network: NetworkDefinition;
+  readonly table: TableSnapshot;
   /** This host's address range (Docker IPAM slice) when the snapshot was taken. */
   readonly range?: string;
 }
-
-const tableSchema = z.object({
-  vnis: z.array(
-    z.object({
-      vni: z.number().int(),
-      peers: z.array(z.string()),
-      macs: z.array(z.object({ mac: z.string(), vtep: z.string() })),
-    }),
-  ),
-});
 
 const fileSchema = z.object({
   magic: z.literal(MAGIC),
@@ -51,7 +41,7 @@ const fileSchema = z.object({
   savedAt: z.string(),
   hostId: z.string(),
   revision: z.number().int().nonnegative(),
-  network: networkConfigSchema,
+  network: networkDefinitionSchema,
   table: tableSchema,
   range: z.string().optional(),
 });
@@ -89,7 +79,10 @@ export function decodeSnapshot(bytes: Uint8Array, expect: { hostId?: string; net
     const issue = parsed.error.issues[0]!;
     return { ok: false, missing: false, reason: `corrupt snapshot: ${issue.path.join('.')} ${issue.message}` };
   }
-  const { magic: _m, format: _f, ...snapshot } = parsed.data;
+  const { magic: _m, format: _f, ...read } = parsed.data;
+  // Every MAC of a snapshot came from etcd; files written before the table had one schema lost the origin.
+  const table: TableSnapshot = { vnis: read.table.vnis.map((v) => ({ ...v, macs: v.macs.map((m) => ({ ...m, origin: m.origin ?? 'etcd' })) })) };
+  const snapshot: RegistrySnapshot = { ...read, table };
   if (expect.hostId !== undefined && snapshot.hostId !== expect.hostId) {
     return { ok: false, missing: false, reason: `snapshot of host ${snapshot.hostId}, not of ${expect.hostId}` };
   }

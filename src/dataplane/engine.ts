@@ -64,7 +64,7 @@ export function zeroCounters(): Counters {
 }
 
 /** One network (VNI) served by the engine: its TAP and the MTU the TAP was given. */
-export interface EngineNetwork {
+export interface VniTap {
   readonly vni: number;
   /** fd of an open TAP (IFF_TAP | IFF_NO_PI); the engine owns it from `start()` on and closes it. */
   readonly tapFd: number;
@@ -91,7 +91,7 @@ export interface EngineOptions {
   readonly port: number;
   /** MTU of the underlay device: an encapsulated datagram larger than this is dropped as tx_too_big. */
   readonly underlayMtu: number;
-  readonly networks: readonly EngineNetwork[];
+  readonly networks: readonly VniTap[];
   readonly learning: boolean;
   readonly agingMs: number;
   /** Native engine: try UDP GSO sends / GRO receives (default true). */
@@ -105,8 +105,8 @@ export interface EngineOptions {
 }
 
 /** What the control side knows (per VNI: peers = flood list and source allow-list, static MACs), and a table row. */
-export type { TableInput as TableSnapshot, FdbRow as FdbEntry } from '../fdb/index.js';
-import type { TableInput as TableSnapshot, FdbRow as FdbEntry } from '../fdb/index.js';
+export type { TableSnapshot, FdbEntry } from '../fdb/index.js';
+import type { TableSnapshot, FdbEntry } from '../fdb/index.js';
 import type { Traffic } from './traffic.js';
 
 export type EngineKind = 'native' | 'js';

@@ -28,7 +28,7 @@ import {
   type LocalMac,
   type Offloads,
   type Engine,
-  type EngineNetwork,
+  type VniTap,
   type EngineOptions,
   type FdbEntry,
   type TableSnapshot,
@@ -56,7 +56,7 @@ export class JsEngine implements Engine {
   private readonly ipHeaderLen: number;
   private readonly family: 'udp4' | 'udp6';
   private readonly headers = new Map<number, Uint8Array>();
-  private readonly taps = new Map<number, EngineNetwork>();
+  private readonly taps = new Map<number, VniTap>();
   private vniPeers = buildVniPeers([]);
   private rxSocket: Socket | undefined;
   private sourcePool: Socket[] = [];
@@ -151,7 +151,7 @@ export class JsEngine implements Engine {
   }
 
   /** TAP → VXLAN: one read outstanding per TAP, so frames leave in the order the bridge sent them. */
-  private async readTap(net: EngineNetwork): Promise<void> {
+  private async readTap(net: VniTap): Promise<void> {
     const size = net.mtu + L2_ALLOWANCE;
     while (!this.closed) {
       const buf = Buffer.allocUnsafe(size);

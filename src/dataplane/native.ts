@@ -107,7 +107,7 @@ interface NativeSysError {
 }
 
 /** errno name (+ the call that failed, where the same errno means different things) → our error code. */
-function classify(errno: string, syscall: string): ErrorCode {
+function errorCodeOf(errno: string, syscall: string): ErrorCode {
   if (syscall.startsWith('open /dev/net/tun') && (errno === 'ENOENT' || errno === 'ENODEV' || errno === 'ENXIO')) return 'E_NO_TUN';
   if (syscall.startsWith('SIOCBRADDIF') && (errno === 'ENODEV' || errno === 'EOPNOTSUPP' || errno === 'EINVAL')) return 'E_NO_BRIDGE';
   switch (errno) {
@@ -142,7 +142,7 @@ export function toRouterError(err: unknown): VxlanRouterError {
   const e: NativeSysError = typeof err === 'object' && err !== null ? (err as NativeSysError) : {};
   const errno = typeof e.code === 'string' ? e.code : '';
   const syscall = typeof e.syscall === 'string' ? e.syscall : '';
-  const code = classify(errno, syscall);
+  const code = errorCodeOf(errno, syscall);
   const fix = HINTS[code];
   const message = typeof e.message === 'string' ? e.message : String(err);
   return new VxlanRouterError(code, `${message}${fix ? `: ${fix}` : ''}`, { cause: err });

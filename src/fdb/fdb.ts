@@ -6,27 +6,9 @@
  * Keys: one Map per VNI, keyed by the MAC's 48 bits as a number (exact below 2^53): no allocation per lookup.
  */
 import { formatMac, isMulticastMac, parseMac } from '../packet/index.js';
-
-export interface TableInput {
-  readonly vnis: readonly {
-    readonly vni: number;
-    readonly peers: readonly string[];
-    /** Known MACs: from static config, or advertised by their host through etcd (`origin`, default static). */
-    readonly macs: readonly { readonly mac: string; readonly vtep: string; readonly origin?: 'static' | 'etcd' }[];
-    /** Addresses of remote containers (from their hosts' advertisements): ARP requests for them are answered locally. */
-    readonly neighbors?: readonly { readonly ip: string; readonly mac: string }[];
-  }[];
-}
+import type { FdbEntry, MacOrigin, TableSnapshot } from './table.js';
 
 export type Route = { readonly kind: 'unicast'; readonly vtep: string } | { readonly kind: 'flood'; readonly vteps: readonly string[] };
-
-export interface FdbRow {
-  readonly vni: number;
-  readonly mac: string;
-  readonly vtep: string;
-  readonly origin: 'static' | 'etcd' | 'learned';
-  readonly ageMs: number;
-}
 
 interface Learned {
   vtep: string;
@@ -36,7 +18,7 @@ interface Learned {
 interface VniState {
   readonly peers: readonly string[];
   readonly peerSet: ReadonlySet<string>;
-  readonly statics: Map<number, { readonly vtep: string; readonly origin: 'static' | 'etcd' }>;
+  readonly statics: Map<number, { readonly vtep: string; readonly origin: MacOrigin }>;
   readonly learned: Map<number, Learned>;
 }
 
@@ -66,14 +48,14 @@ export class ForwardingTable {
   }
 
   /** Replaces peers and static entries; learned entries survive for VNIs that remain, from VTEPs still peers. */
-  load(table: TableInput): void {
+  load(table: TableSnapshot): void {
     const next = new Map<number, VniState>();
     for (const v of table.vnis) {
       const old = this.vniStates.get(v.vni);
       const peerSet = new Set(v.peers);
       const learned = new Map<number, Learned>();
       for (const [k, e] of old?.learned ?? []) if (peerSet.has(e.vtep)) learned.set(k, e);
-      const statics = new Map<number, { vtep: string; origin: 'static' | 'etcd' }>();
+      const statics = new Map<number, { vtep: string; origin: MacOrigin }>();
       for (const m of v.macs) statics.set(macKey(parseMac(m.mac)), { vtep: m.vtep, origin: m.origin ?? 'static' });
       next.set(v.vni, { peers: [...v.peers], peerSet, statics, learned });
     }
@@ -132,9 +114,9 @@ export class ForwardingTable {
     return [...this.vniStates.keys()];
   }
 
-  entries(): FdbRow[] {
+  entries(): FdbEntry[] {
     const now = this.now();
-    const rows: FdbRow[] = [];
+    const rows: FdbEntry[] = [];
     for (const [vni, s] of this.vniStates) {
       for (const [k, e] of s.statics) rows.push({ vni, mac: keyToMac(k), vtep: e.vtep, origin: e.origin, ageMs: 0 });
       for (const [k, e] of s.learned) {

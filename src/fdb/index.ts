@@ -1,1 +1,2 @@
-export { ForwardingTable, macKey, type FdbRow, type Route, type TableInput } from './fdb.js';
+export { ForwardingTable, macKey, type Route } from './fdb.js';
+export { EMPTY_TABLE, MAC_ORIGINS, mergeTables, tableSchema, type FdbEntry, type DeepReadonly, type FdbOrigin, type MacOrigin, type TableSnapshot, type TableVni } from './table.js';

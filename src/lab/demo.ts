@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { DROP_REASONS } from '../dataplane/engine.js';
 import { etcdSkipReason, startSwitchEtcd, type EtcdServer } from './etcd.js';
 import { CLI_PATH, Lab, labSkipReason, removeLab, VNI, waitFor, type Container, type EngineName, type Host, type LabRecord, type RouterOutput, type RouterProcess } from './netns.js';
-import { hashedTransfer, iperf3 } from './traffic.js';
+import { hashedTransfer, iperf3 } from './transfers.js';
 
 /** Where a kept lab is recorded (namespaces, router PIDs, etcd's data dir) and its routers log. */
 const STATE_DIR = '/run/vxlan-router-demo';

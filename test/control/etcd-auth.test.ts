@@ -6,7 +6,7 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import t from 'tap';
-import type { HostRecord, NetworkConfig } from '../../src/control/index.js';
+import type { HostRecord, NetworkDefinition } from '../../src/control/index.js';
 import { EtcdServer, etcdSkipReason } from '../../src/lab/etcd.js';
 import { registryOpener } from '../helpers/registries.js';
 import { CLI_PATH } from '../../src/lab/netns.js';
@@ -27,7 +27,7 @@ t.test('etcd with users and passwords', { skip: etcdSkipReason() ?? false }, asy
 
   const good = open({ username: 'root', password: 's3cret-pw' });
   t.equal(await good.createNetwork({ version: 1, name: 'default', vni: 42, subnet: '198.18.0.0/15' }), 'created', 'in with the right password');
-  const network = (await good.getNetwork('default')) as NetworkConfig;
+  const network = (await good.getNetwork('default')) as NetworkDefinition;
   await good.join(network, record('a', '198.51.100.1'));
   t.match(good.controlPlane(), { state: 'connected', hosts: 1 }, 'registered and watching with auth');
 

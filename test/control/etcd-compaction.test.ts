@@ -9,8 +9,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
-import type { ControlPlaneState, HostRecord, NetworkConfig } from '../../src/control/index.js';
-import type { TableInput } from '../../src/fdb/index.js';
+import type { ControlPlaneState, HostRecord, NetworkDefinition } from '../../src/control/index.js';
+import type { TableSnapshot } from '../../src/fdb/index.js';
 import { EtcdServer, etcdSkipReason } from '../../src/lab/etcd.js';
 import { registryOpener } from '../helpers/registries.js';
 import { waitFor } from '../../src/lab/netns.js';
@@ -19,7 +19,7 @@ import { TcpProxy } from '../../src/lab/tcp-proxy.js';
 const record = (hostId: string, ip: string): HostRecord => ({
   version: 1, hostId, underlay: [ip], port: 4789, networks: ['default'], mtu: 1450, software: 'test', startedAt: new Date().toISOString(),
 });
-const peersOf = (x: TableInput): string[] => [...(x.vnis[0]?.peers ?? [])].sort();
+const peersOf = (x: TableSnapshot): string[] => [...(x.vnis[0]?.peers ?? [])].sort();
 
 t.test('compaction while a watcher is cut off', { skip: etcdSkipReason() ?? false }, async (t) => {
   const etcd = await EtcdServer.start();
@@ -39,7 +39,7 @@ t.test('compaction while a watcher is cut off', { skip: etcdSkipReason() ?? fals
 
   const admin = open(etcd.endpoint);
   await admin.createNetwork({ version: 1, name: 'default', vni: 42, subnet: '198.18.0.0/15' });
-  const network = (await admin.getNetwork('default')) as NetworkConfig;
+  const network = (await admin.getNetwork('default')) as NetworkDefinition;
 
   const a = open(proxy.endpoint, 2);
   const states: ControlPlaneState[] = [];

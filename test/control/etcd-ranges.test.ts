@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
 import { CLI_PATH } from '../../src/lab/netns.js';
-import type { HostRecord, NetworkConfig } from '../../src/control/etcd-registry.js';
+import type { HostRecord, NetworkDefinition } from '../../src/control/etcd-registry.js';
 import { EtcdServer, etcdSkipReason } from '../../src/lab/etcd.js';
 import { registryOpener } from '../helpers/registries.js';
 
@@ -20,7 +20,7 @@ t.test('address ranges in etcd', { skip: etcdSkipReason() ?? false }, async (t) 
   const admin = open();
   const def = { version: 1 as const, name: 'r', vni: 7, subnet: '198.18.0.0/24', hostPrefix: 27 }; // eight slices
   await admin.createNetwork(def);
-  const network = (await admin.getNetwork('r')) as NetworkConfig;
+  const network = (await admin.getNetwork('r')) as NetworkDefinition;
   t.equal(network.hostPrefix, 27);
   const cli = (...args: string[]) => spawnSync(process.execPath, [CLI_PATH, 'network', 'create', ...args, '--vni', '9', '--etcd', etcd.endpoint], { encoding: 'utf8' });
   const tooBig = cli('x', '--subnet', '198.18.0.0/24', '--host-prefix', '24');

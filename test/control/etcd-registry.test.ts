@@ -5,8 +5,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import type { HostRecord, NetworkConfig } from '../../src/control/etcd-registry.js';
-import type { TableInput } from '../../src/fdb/index.js';
+import type { HostRecord, NetworkDefinition } from '../../src/control/etcd-registry.js';
+import type { TableSnapshot } from '../../src/fdb/index.js';
 import { EtcdServer, etcdSkipReason } from '../../src/lab/etcd.js';
 import { registryOpener } from '../helpers/registries.js';
 import { waitFor } from '../../src/lab/netns.js';
@@ -14,7 +14,7 @@ import { waitFor } from '../../src/lab/netns.js';
 const record = (hostId: string, ip: string): HostRecord => ({
   version: 1, hostId, underlay: [ip], port: 4789, networks: ['default'], mtu: 1450, software: 'test', startedAt: new Date().toISOString(),
 });
-const peersOf = (t: TableInput): string[] => [...(t.vnis[0]?.peers ?? [])].sort();
+const peersOf = (t: TableSnapshot): string[] => [...(t.vnis[0]?.peers ?? [])].sort();
 
 t.test('etcd registry', { skip: etcdSkipReason() ?? false }, async (t) => {
   const etcd = await EtcdServer.start();
@@ -29,13 +29,13 @@ t.test('etcd registry', { skip: etcdSkipReason() ?? false }, async (t) => {
   t.equal((await admin.getNetwork('default'))?.vni, 43);
   await admin.createNetwork(def, true);
   t.equal(await admin.getNetwork('nope'), undefined);
-  const network = (await admin.getNetwork('default')) as NetworkConfig;
+  const network = (await admin.getNetwork('default')) as NetworkDefinition;
   const raw = spawnSync('etcdctl', ['--endpoints', etcd.endpoint, 'get', '/vxlan-router/v1/networks/default/config', '--print-value-only'], { encoding: 'utf8' });
   t.same(JSON.parse(raw.stdout), { ...def, port: 4789 }, 'values are JSON, readable with etcdctl');
 
   const a = open();
   const b = open();
-  const tables = { a: [] as TableInput[], b: [] as TableInput[] };
+  const tables = { a: [] as TableSnapshot[], b: [] as TableSnapshot[] };
   a.on('table', (x) => tables.a.push(x));
   b.on('table', (x) => tables.b.push(x));
   await a.join(network, record('a', '198.51.100.1'));
@@ -77,7 +77,7 @@ t.test('a MAC that moved: the old host withdraws it, and claims it again when it
   const open = registryOpener(t, etcd.endpoint, {}, () => etcd.destroy());
   const admin = open();
   await admin.createNetwork({ version: 1, name: 'default', vni: 42, subnet: '198.18.0.0/15' });
-  const network = (await admin.getNetwork('default')) as NetworkConfig;
+  const network = (await admin.getNetwork('default')) as NetworkDefinition;
   const [a, b] = [open(), open()];
   await a.join(network, record('a', '198.51.100.1'));
   await b.join(network, record('b', '198.51.100.2'));

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import type { NetworkConfig } from '../../src/control/index.js';
+import type { NetworkDefinition } from '../../src/control/index.js';
 import { EtcdServer, etcdSkipReason } from '../../src/lab/etcd.js';
 import { registryOpener } from '../helpers/registries.js';
 
@@ -45,7 +45,7 @@ t.test('etcd over TLS with client certificates', { skip: etcdSkipReason() ?? ope
 
   const good = open({ caFile: pki.ca, certFile: client.cert, keyFile: client.key });
   t.equal(await good.createNetwork({ version: 1, name: 'default', vni: 42, subnet: '198.18.0.0/15' }), 'created', 'in over TLS with a client certificate');
-  const network = (await good.getNetwork('default')) as NetworkConfig;
+  const network = (await good.getNetwork('default')) as NetworkDefinition;
   await good.join(network, { version: 1, hostId: 'a', underlay: ['198.51.100.1'], port: 4789, networks: ['default'], mtu: 1450, software: 'test', startedAt: new Date().toISOString() });
   t.match(good.controlPlane(), { state: 'connected', hosts: 1 }, 'registered and watching over TLS');
 

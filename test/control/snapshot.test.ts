@@ -26,7 +26,10 @@ const snap = (revision: number, peers: string[] = ['198.51.100.2']): RegistrySna
   hostId: 'h1',
   revision,
   network: { version: 1, name: 'default', vni: 42, subnet: '198.18.0.0/15', port: 4789 },
-  table: { vnis: [{ vni: 42, peers, macs: [{ mac: '02:00:00:00:00:02', vtep: '198.51.100.2' }] }] },
+  table: {
+    vnis: [{ vni: 42, peers, macs: [{ mac: '02:00:00:00:00:02', vtep: '198.51.100.2', origin: 'etcd' }], neighbors: [{ ip: '198.18.0.2', mac: '02:00:00:00:00:02' }] }],
+  },
+  range: '198.18.1.0/24',
 });
 
 /** A clock whose timers fire only when the test advances it. */
@@ -55,7 +58,11 @@ t.test('round trip, path, atomic write', async (t) => {
   t.equal(path, join(dir, 'default.snapshot'));
   writeFileAtomic(path, encodeSnapshot(snap(7)));
   const read = readSnapshot(path, { hostId: 'h1', network: 'default' });
-  t.same(read, { ok: true, snapshot: snap(7) });
+  t.same(read, { ok: true, snapshot: snap(7) }, 'origins, neighbours and the range survive the round trip');
+  // A file written before the table had one schema has no origins: its MACs came from etcd.
+  const { table: _t, ...rest } = snap(7);
+  const old = encodeSnapshot({ ...rest, table: { vnis: [{ vni: 42, peers: [], macs: [{ mac: '02:00:00:00:00:02', vtep: '198.51.100.2' }] }] } });
+  t.match(decodeSnapshot(old), { ok: true, snapshot: { table: { vnis: [{ macs: [{ origin: 'etcd' }] }] } } }, 'an older file: MACs from etcd');
   writeFileAtomic(path, encodeSnapshot(snap(8)));
   t.match(readSnapshot(path), { ok: true, snapshot: { revision: 8 } }, 'replaced');
   t.same(readdirSync(dir), ['default.snapshot'], 'no temp file left behind');

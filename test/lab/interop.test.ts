@@ -14,7 +14,7 @@
 import { rmSync } from 'node:fs';
 import t from 'tap';
 import { Lab, labSkipReason, twoHosts, VNI } from '../../src/lab/netns.js';
-import { hashedTransfer } from '../../src/lab/traffic.js';
+import { hashedTransfer } from '../../src/lab/transfers.js';
 
 const variants = [
   { engine: 'native', mode: 'all', name: 'native router (offloads on)' },

@@ -9,7 +9,7 @@
 import { rmSync } from 'node:fs';
 import t from 'tap';
 import { Lab, labSkipReason, twoHosts, UNDERLAY_MTU } from '../../src/lab/netns.js';
-import { hashedTransfer } from '../../src/lab/traffic.js';
+import { hashedTransfer } from '../../src/lab/transfers.js';
 
 const skip = labSkipReason();
 const GIB = 1024;

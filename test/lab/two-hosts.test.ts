@@ -7,7 +7,7 @@
  */
 import t from 'tap';
 import { Lab, labSkipReason, twoHosts } from '../../src/lab/netns.js';
-import { hashedTransfer } from '../../src/lab/traffic.js';
+import { hashedTransfer } from '../../src/lab/transfers.js';
 
 const skip = labSkipReason();
 
