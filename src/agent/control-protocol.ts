@@ -98,6 +98,11 @@ export const statusSchema = z.strictObject({
 });
 export type Status = z.infer<typeof statusSchema>;
 
+/** The offloads in use as names (tap, gso, gro), for people: `status`, `doctor` and the ready line. */
+export function offloadNames(o: Status['offloads']): string[] {
+  return [o.tapVnetHdr && 'tap', o.udpGso && 'gso', o.udpGro && 'gro'].filter((n): n is string => n !== false);
+}
+
 export const fdbSchema = z.array(
   z.strictObject({
     vni: z.number().int(),

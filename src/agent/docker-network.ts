@@ -12,7 +12,7 @@ import { isIPv6 } from 'node:net';
 import { openRegistry, type EtcdConnection, type HostRange, type NetworkDefinition } from '../control/index.js';
 import { loadNative } from '../dataplane/index.js';
 import { ConfigError, VxlanRouterError } from '../errors.js';
-import { overheadFor } from '../packet/index.js';
+import { innerMtuLimit } from '../packet/index.js';
 import { DEFAULT_DOCKER_SOCKET } from './control-protocol.js';
 import { findUnderlay } from './preflight.js';
 import { defaultHostId } from './router.js';
@@ -142,7 +142,7 @@ export async function createDockerNetwork(connection: EtcdConnection, input: Doc
     subnet: network.subnet,
     ipRange: range.range,
     gateway: range.gateway,
-    mtu: network.mtu ?? underlay.mtu - overheadFor(isIPv6(input.local) ? 6 : 4),
+    mtu: network.mtu ?? innerMtuLimit(underlay.mtu, input.local),
     overlay: network.name,
     vni: network.vni,
   };

@@ -9,8 +9,8 @@ import { isIPv6 } from 'node:net';
 import { openRegistry } from '../control/index.js';
 import { loadNative } from '../dataplane/index.js';
 import { VxlanRouterError } from '../errors.js';
-import { overheadFor } from '../packet/index.js';
-import type { Status } from './control-protocol.js';
+import { innerMtuLimit } from '../packet/index.js';
+import { offloadNames, type Status } from './control-protocol.js';
 import { checkBridge, checkPrivileges, checkTun, findUnderlay, type Underlay } from './preflight.js';
 
 export interface DoctorInput {
@@ -84,7 +84,7 @@ export async function runDoctor(input: DoctorInput): Promise<Check[]> {
     checks.push(guard('underlay', `${local} is on this host`, () => (underlay = findUnderlay(local, interfaceOf))));
   }
   if (underlay !== undefined) {
-    const limit = underlay.mtu - overheadFor(isIPv6(input.local!) ? 6 : 4);
+    const limit = innerMtuLimit(underlay.mtu, input.local!);
     const tapMtu = input.status?.mtu.tap ?? input.mtu ?? limit;
     checks.push(
       tapMtu > limit
@@ -127,7 +127,7 @@ export async function runDoctor(input: DoctorInput): Promise<Check[]> {
   }
   if (input.status !== undefined) {
     const s = input.status;
-    const offloads = [s.offloads.tapVnetHdr && 'tap', s.offloads.udpGso && 'gso', s.offloads.udpGro && 'gro'].filter(Boolean).join(', ') || 'none';
+    const offloads = offloadNames(s.offloads).join(', ') || 'none';
     checks.push({ check: 'router', status: 'ok', detail: `${s.engine} engine on ${s.tap} is running (pid ${s.pid}), offloads: ${offloads}` });
     checks.push(...routerChecks(s));
   } else if (input.etcd !== undefined) {

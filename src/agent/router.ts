@@ -36,7 +36,7 @@ import {
 } from '../dataplane/index.js';
 import { ConfigError, VxlanRouterError } from '../errors.js';
 import { RateLimited, silentLogger, type Logger } from '../log.js';
-import { overheadFor } from '../packet/index.js';
+import { innerMtuLimit } from '../packet/index.js';
 import { checkBridge, checkFreeLinkName, checkPrivileges, checkTun, findUnderlay, type Underlay } from './preflight.js';
 import { SOFTWARE } from './control-protocol.js';
 
@@ -243,7 +243,7 @@ export async function startRouter(config: RouterConfig, opts: StartOptions = {})
       const tapName = s.join.tap ?? defaultTapName(vni);
       checkFreeLinkName(tapName);
       const configuredMtu = s.join.mtu ?? s.network?.mtu ?? null;
-      const mtu = configuredMtu ?? underlay.mtu - overheadFor(isIPv6(config.local) ? 6 : 4);
+      const mtu = configuredMtu ?? innerMtuLimit(underlay.mtu, config.local);
       let tap: { fd: number; name: string; vnetHdr: boolean };
       try {
         // Offloads need the native engine: the JS engine reads and writes plain frames.

@@ -6,7 +6,7 @@ import { isIPv6 } from 'node:net';
 import type { RouterConfig } from '../config/index.js';
 import type { HostRange, HostRecord } from '../control/index.js';
 import type { PeerTraffic } from '../dataplane/index.js';
-import { overheadFor } from '../packet/index.js';
+import { innerMtuLimit } from '../packet/index.js';
 import type { Status } from './control-protocol.js';
 import type { ControlSource } from './control-socket.js';
 import { SOFTWARE, type Router } from './router.js';
@@ -38,7 +38,7 @@ export function controlSource(router: Router, config: RouterConfig, startedAt: D
       local: info.local,
       port: info.port,
       underlay: { device: info.underlay.device, mtu: info.underlay.mtu },
-      mtu: { tap: info.mtu, configured: info.networks[0]!.configuredMtu, underlayLimit: info.underlay.mtu - overheadFor(isIPv6(info.local) ? 6 : 4) },
+      mtu: { tap: info.mtu, configured: info.networks[0]!.configuredMtu, underlayLimit: innerMtuLimit(info.underlay.mtu, info.local) },
       networks: (() => {
         const states = router.networkStates();
         const ranges = router.ranges();

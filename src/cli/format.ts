@@ -1,4 +1,5 @@
 /** Text forms of the control socket's answers: one screen, aligned columns, only what is not zero. */
+import { offloadNames } from '../agent/control-protocol.js';
 import type { Check, FdbRows, PeerRows, Status } from '../agent/index.js';
 
 export interface ShowFlags {
@@ -34,7 +35,7 @@ function table(rows: string[][]): string[] {
 
 export function formatStatus(s: Status): string[] {
   const c = s.counters;
-  const on = [s.offloads.tapVnetHdr && 'tap', s.offloads.udpGso && 'gso', s.offloads.udpGro && 'gro'].filter(Boolean).join(', ') || 'none';
+  const on = offloadNames(s.offloads).join(', ') || 'none';
   const drops = Object.entries(c).filter(([k, v]) => v > 0 && !/^(rx|tx)_(datagrams|bytes|frames|flooded|tso_frames|gso_sends|merged)$|^learned$|_suppressed$/.test(k));
   const mtuNote = s.mtu.tap > s.mtu.underlayLimit ? `  (!) above the underlay's limit ${s.mtu.underlayLimit}: large frames are dropped` : '';
   const cp = s.controlPlane;

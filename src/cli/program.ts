@@ -6,7 +6,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { join } from 'node:path';
 // Only the light parts of the agent at start (`status` and friends must answer quickly); the rest (etcd client,
 // engines, metrics: ~0.5 s of module loading) is imported by the commands that use it.
-import { DEFAULT_DOCKER_SOCKET, SOCKET_DIR, VERSION, type Method, type Result } from '../agent/control-protocol.js';
+import { DEFAULT_DOCKER_SOCKET, offloadNames, SOCKET_DIR, VERSION, type Method, type Result } from '../agent/control-protocol.js';
 import type { Router } from '../agent/index.js';
 import { buildConfig, ENGINES, ETCD_PASSWORD_ENV, etcdClientConfig, OFFLOADS, type EtcdClientConfig, type EtcdOptionValues, type RawConfig } from '../config/index.js';
 import { ConfigError, VxlanRouterError } from '../errors.js';
@@ -326,7 +326,7 @@ function serve(router: Router, closeAll: () => Promise<void>, io: { out: (line: 
     io.out(`offloads ${JSON.stringify(router.offloads())}`);
   };
   const o = router.offloads();
-  const offloads = [o.tapVnetHdr && 'tap', o.udpGso && 'gso', o.udpGro && 'gro'].filter(Boolean).join(',') || 'none';
+  const offloads = offloadNames(o).join(',') || 'none';
   return new Promise((resolve) => {
     // The native engine's threads are invisible to the event loop: hold it open until a signal says stop.
     const keepAlive = setInterval(() => undefined, 1 << 30);

@@ -19,6 +19,7 @@ import { createInterface } from 'node:readline';
 import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { innerMtuLimit } from '../packet/index.js';
 
 const execFileP = promisify(execFile);
 
@@ -372,8 +373,7 @@ export class Lab {
     const vni = opts.vni ?? VNI;
     const ip = (...a: string[]): Promise<ExecResult> => this.exec('', 'ip', ['-n', host.ns, ...a]);
     await ip('link', 'add', 'vx0', 'type', 'vxlan', 'id', String(vni), 'dstport', '4789', 'local', host.underlayIp, 'nolearning');
-    const overhead = host.underlayIp.includes(':') ? 70 : 50;
-    await ip('link', 'set', 'vx0', 'master', 'br0', 'mtu', String(host.underlayMtu - overhead), 'up');
+        await ip('link', 'set', 'vx0', 'master', 'br0', 'mtu', String(innerMtuLimit(host.underlayMtu, host.underlayIp)), 'up');
     for (const p of peers) await this.exec(host.ns, 'bridge', ['fdb', 'append', '00:00:00:00:00:00', 'dev', 'vx0', 'dst', p]);
     if (opts.offloads === true) return;
     await this.exec(host.ns, 'ethtool', ['-K', 'vx0', 'tx', 'off']);
@@ -503,7 +503,7 @@ export async function twoHosts(
   underlay: readonly [string, string] = ['198.51.100.1', '198.51.100.2'],
   underlayMtu = UNDERLAY_MTU,
 ): Promise<TwoHosts> {
-  const mtu = underlayMtu - (underlay[0].includes(':') ? 70 : 50);
+  const mtu = innerMtuLimit(underlayMtu, underlay[0]);
   const h1 = await lab.addHost('h1', underlay[0], { mtu: underlayMtu });
   const h2 = await lab.addHost('h2', underlay[1], { mtu: underlayMtu });
   return { h1, h2, c1: await lab.addContainer(h1, 'c1', '198.18.0.1', mtu), c2: await lab.addContainer(h2, 'c2', '198.18.0.2', mtu) };

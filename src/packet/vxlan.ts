@@ -20,6 +20,14 @@ export function overheadFor(ipVersion: 4 | 6): number {
   return (ipVersion === 6 ? IPV6_HEADER_LEN : IPV4_HEADER_LEN) + UDP_HEADER_LEN + VXLAN_HEADER_LEN + ETH_HEADER_LEN;
 }
 
+/**
+ * The largest inner MTU an underlay of `underlayMtu` carries without fragmenting, for a VTEP on `local` (IPv4: −50,
+ * IPv6: −70). The one place that sum is made: the TAP's default MTU, Docker networks, status and doctor use it.
+ */
+export function innerMtuLimit(underlayMtu: number, local: string): number {
+  return underlayMtu - overheadFor(local.includes(':') ? 6 : 4);
+}
+
 export interface VxlanHeader {
   readonly flags: number;
   readonly vni: number;
