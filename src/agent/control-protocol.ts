@@ -138,6 +138,7 @@ export const countersSchema = counters;
 export type CounterRows = z.infer<typeof countersSchema>;
 
 export { tableSchema };
+export type TableRows = z.infer<typeof tableSchema>;
 
 export const RESULT_SCHEMAS = { status: statusSchema, fdb: fdbSchema, peers: peersSchema, counters: countersSchema, table: tableSchema } as const;
 export type Result<M extends Method> = z.infer<(typeof RESULT_SCHEMAS)[M]>;

@@ -15,7 +15,7 @@ import { ConfigError, VxlanRouterError } from '../errors.js';
 import { innerMtuLimit } from '../packet/index.js';
 import { DEFAULT_DOCKER_SOCKET } from './control-protocol.js';
 import { findUnderlay } from './preflight.js';
-import { defaultHostId } from './router.js';
+import { defaultHostId } from './daemon.js';
 
 
 /** The Docker network asked for: what `docker network create` would be given. */

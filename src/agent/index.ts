@@ -1,6 +1,6 @@
 export { createNetwork } from './network.js';
 export { createDockerNetwork, defaultDockerBridge, type DockerNetworkSpec } from './docker-network.js';
-export { defaultTapName, startRouter, type Router, type RouterInfo, type StartOptions } from './router.js';
+export { Daemon, defaultHostId, defaultTapName, type DaemonInfo, type DaemonOptions, type DaemonView, type ServedNetwork } from './daemon.js';
 /** The shape of Router.controlPlane(), for `status` (the cli may not import control/ directly). */
 export type { ControlPlaneState, ControlPlaneStatus } from '../control/index.js';
 export * from './control-protocol.js';

@@ -6,7 +6,8 @@ import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { DROP_REASONS, type CounterName, type Traffic } from '../dataplane/index.js';
 import { ConfigError, VxlanRouterError } from '../errors.js';
-import { SOFTWARE, type Router } from './router.js';
+import { SOFTWARE } from './control-protocol.js';
+import type { DaemonView } from './daemon.js';
 
 export interface MetricsServer {
   readonly address: string;
@@ -27,16 +28,17 @@ function mirror(registry: Registry, name: string, help: string, labelNames: stri
   });
 }
 
-export function routerMetrics(router: Router, startedAt: Date): Registry {
+export function routerMetrics(router: DaemonView, startedAt: Date): Registry {
   const registry = new Registry();
   const c = (): Record<CounterName, number> => router.counters();
   const { info } = router;
+  const first = info.networks[0]!;
   new Gauge({
     name: 'vxlan_router_info',
     help: 'Constant 1, labelled with what this router is',
     labelNames: ['version', 'engine', 'vni', 'tap', 'local', 'network'],
     registers: [registry],
-  }).set({ version: SOFTWARE, engine: info.engine, vni: String(info.vni), tap: info.tap, local: info.local, network: info.network ?? '' }, 1);
+  }).set({ version: SOFTWARE, engine: info.engine, vni: String(first.vni), tap: first.tap, local: info.local, network: first.name ?? '' }, 1);
   new Gauge({ name: 'vxlan_router_start_time_seconds', help: 'When the router started (Unix time)', registers: [registry] }).set(startedAt.getTime() / 1000);
   mirror(registry, 'vxlan_router_frames_total', 'Inner frames: received from peers and written to the TAP (in), read from the TAP and sent (out)', ['direction'], () => [
     [{ direction: 'in' }, c().rx_datagrams],
@@ -108,7 +110,7 @@ export function routerMetrics(router: Router, startedAt: Date): Registry {
     registers: [registry],
     collect() {
       const cp = router.controlPlane();
-      this.set(cp === undefined || cp.state === 'connected' ? 0 : Math.max(0, (Date.now() - Date.parse(cp.since)) / 1000));
+      this.set(cp === null || cp.state === 'connected' ? 0 : Math.max(0, (Date.now() - Date.parse(cp.since)) / 1000));
     },
   });
   new Gauge({

@@ -2,17 +2,17 @@
  * What the control socket tells about a running router: its status (one screen, like `wg show`), forwarding table
  * and peers, built from the router at the moment of asking.
  */
-import { isIPv6 } from 'node:net';
 import type { RouterConfig } from '../config/index.js';
-import type { HostRange, HostRecord } from '../control/index.js';
+import type { HostRange, HostRow, NoRange } from '../control/index.js';
 import type { PeerTraffic } from '../dataplane/index.js';
 import { innerMtuLimit } from '../packet/index.js';
 import type { Status } from './control-protocol.js';
 import type { ControlSource } from './control-socket.js';
-import { SOFTWARE, type Router } from './router.js';
+import { SOFTWARE } from './control-protocol.js';
+import type { DaemonView } from './daemon.js';
 
 /** What the router knows of each peer address: its registry record (if any) and its traffic. */
-function peerFacts(router: Router): (address: string) => { host?: { record: HostRecord; updatedAt: number }; traffic?: PeerTraffic } {
+function peerFacts(router: DaemonView): (address: string) => { host?: HostRow; traffic?: PeerTraffic } {
   const hosts = new Map(router.hosts().map((h) => [h.record.underlay[0]!, h]));
   const traffic = new Map(router.traffic().peers.map((p) => [p.address, p]));
   return (address) => ({ host: hosts.get(address), traffic: traffic.get(address) });
@@ -21,8 +21,9 @@ function peerFacts(router: Router): (address: string) => { host?: { record: Host
 const counts = (t: PeerTraffic | undefined) => ({ rxFrames: t?.rxFrames ?? 0, rxBytes: t?.rxBytes ?? 0, txFrames: t?.txFrames ?? 0, txBytes: t?.txBytes ?? 0 });
 const lastSeen = (t: PeerTraffic | undefined): number | null => (t === undefined || t.lastRxAgoMs < 0 ? null : t.lastRxAgoMs);
 
-export function controlSource(router: Router, config: RouterConfig, startedAt: Date): ControlSource {
+export function controlSource(router: DaemonView, config: RouterConfig, startedAt: Date): ControlSource {
   const { info } = router;
+  const first = info.networks[0]!;
   const statics = new Set(config.peers);
   return {
     status: () => ({
@@ -31,19 +32,19 @@ export function controlSource(router: Router, config: RouterConfig, startedAt: D
       startedAt: startedAt.toISOString(),
       uptimeSeconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
       engine: info.engine,
-      network: info.network ?? null,
-      vni: info.vni,
-      tap: info.tap,
-      bridge: info.networks[0]!.bridge,
+      network: first.name,
+      vni: first.vni,
+      tap: first.tap,
+      bridge: first.bridge,
       local: info.local,
       port: info.port,
       underlay: { device: info.underlay.device, mtu: info.underlay.mtu },
-      mtu: { tap: info.mtu, configured: info.networks[0]!.configuredMtu, underlayLimit: innerMtuLimit(info.underlay.mtu, info.local) },
+      mtu: { tap: first.mtu, configured: first.configuredMtu, underlayLimit: innerMtuLimit(info.underlay.mtu, info.local) },
       networks: (() => {
         const states = router.networkStates();
         const ranges = router.ranges();
         return info.networks.map((n, i) => ({
-          name: n.name ?? null,
+          name: n.name,
           vni: n.vni,
           tap: n.tap,
           bridge: n.bridge,
@@ -98,13 +99,14 @@ export function controlSource(router: Router, config: RouterConfig, startedAt: D
   };
 }
 
-function rangeFields(r: HostRange | { none: string }): { range: string | null; gateway: string | null; rangeNote: string | null } {
+function rangeFields(r: HostRange | NoRange): { range: string | null; gateway: string | null; rangeNote: string | null } {
   return 'none' in r ? { range: null, gateway: null, rangeNote: r.none } : { range: r.range, gateway: r.gateway, rangeNote: null };
 }
 
-function controlPlane(router: Router, config: RouterConfig): Status['controlPlane'] {
+function controlPlane(router: DaemonView, config: RouterConfig): Status['controlPlane'] {
   const endpoints = [...(config.etcd ?? [])];
   const s = router.controlPlane();
-  if (s === undefined) return { mode: 'static', endpoints };
-  return { mode: 'etcd', endpoints, ...s, leaseTtlSeconds: config.leaseTtl, ...(router.info.startedFrom ? { startedFrom: router.info.startedFrom } : {}) };
+  if (s === null) return { mode: 'static', endpoints };
+  const startedFrom = router.info.networks[0]!.startedFrom;
+  return { mode: 'etcd', endpoints, ...s, leaseTtlSeconds: config.leaseTtl, ...(startedFrom !== 'config' ? { startedFrom } : {}) };
 }

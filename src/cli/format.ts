@@ -1,11 +1,22 @@
 /** Text forms of the control socket's answers: one screen, aligned columns, only what is not zero. */
 import { offloadNames } from '../agent/control-protocol.js';
-import type { Check, FdbRows, PeerRows, Status } from '../agent/index.js';
+import type { Check, CounterRows, FdbRows, Method, PeerRows, Result, Status, TableRows } from '../agent/index.js';
 
 export interface ShowFlags {
   socket?: string;
   json?: boolean;
-  network?: number | string;
+  /** Only this VNI (checked to be one before use). */
+  vni?: number | string;
+}
+
+/** An answer narrowed to one VNI (fdb, peers, table); the others whole. */
+export function onlyVni<M extends Method>(method: M, result: Result<M>, vni: number | string | undefined): Result<M> {
+  if (vni === undefined) return result;
+  const r = result as Result<Method>;
+  if (method === 'fdb') return (r as FdbRows).filter((e) => e.vni === vni) as Result<M>;
+  if (method === 'peers') return (r as PeerRows).filter((p) => p.vnis.includes(vni as number)) as Result<M>;
+  if (method === 'table') return { vnis: (r as TableRows).vnis.filter((v) => v.vni === vni) } as Result<M>;
+  return result;
 }
 
 function duration(seconds: number): string {
@@ -70,9 +81,8 @@ export function formatStatus(s: Status): string[] {
   ];
 }
 
-export function formatFdb(rows: FdbRows, f: ShowFlags): string[] {
-  const vni = f.network === undefined ? undefined : Number(f.network);
-  const shown = rows.filter((r) => vni === undefined || r.vni === vni).sort((a, b) => a.vni - b.vni || a.mac.localeCompare(b.mac));
+export function formatFdb(rows: FdbRows): string[] {
+  const shown = [...rows].sort((a, b) => a.vni - b.vni || a.mac.localeCompare(b.mac));
   if (shown.length === 0) return ['(no entries)'];
   return table([['VNI', 'MAC', 'VTEP', 'ORIGIN', 'AGE'], ...shown.map((r) => [String(r.vni), r.mac, r.vtep, r.origin, r.origin === 'learned' ? `${Math.round(r.ageMs / 1000)}s` : '-'])]);
 }
@@ -99,4 +109,18 @@ export function formatPeers(rows: PeerRows): string[] {
 export function formatChecks(checks: readonly Check[]): string[] {
   const mark = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL' } as const;
   return checks.flatMap((c) => [`${mark[c.status]}  ${c.check}: ${c.detail}`, ...(c.status !== 'ok' && c.fix ? [`      fix: ${c.fix}`] : [])]);
+}
+
+/** Every counter, traffic first, then the drops (by reason), zeros included: the list is the reference. */
+export function formatCounters(c: CounterRows): string[] {
+  return table([['COUNTER', 'VALUE'], ...Object.entries(c).map(([k, v]) => [k, String(v)])]);
+}
+
+export function formatTable(t: TableRows): string[] {
+  if (t.vnis.length === 0) return ['(no VNIs)'];
+  return t.vnis.flatMap((v) => [
+    `vni ${v.vni}: ${v.peers.length} peer(s)${v.peers.length ? `: ${v.peers.join(', ')}` : ''}`,
+    ...v.macs.map((m) => `  mac ${m.mac} → ${m.vtep} (${m.origin ?? 'static'})`),
+    ...(v.neighbors ?? []).map((n) => `  neighbour ${n.ip} is ${n.mac}`),
+  ]);
 }

@@ -3,17 +3,16 @@
  * bad flag and a bad config key get the same kind of message.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { join } from 'node:path';
 // Only the light parts of the agent at start (`status` and friends must answer quickly); the rest (etcd client,
 // engines, metrics: ~0.5 s of module loading) is imported by the commands that use it.
-import { DEFAULT_DOCKER_SOCKET, offloadNames, SOCKET_DIR, VERSION, type Method, type Result } from '../agent/control-protocol.js';
-import type { Router } from '../agent/index.js';
+import { DEFAULT_DOCKER_SOCKET, SOCKET_DIR, VERSION, type Method, type Result } from '../agent/control-protocol.js';
 import { buildConfig, ENGINES, ETCD_PASSWORD_ENV, etcdClientConfig, OFFLOADS, type EtcdClientConfig, type EtcdOptionValues, type RawConfig } from '../config/index.js';
 import { ConfigError, VxlanRouterError } from '../errors.js';
+import { MAX_VNI } from '../packet/vxlan.js';
 
 const agent = (): Promise<typeof import('../agent/index.js')> => import('../agent/index.js');
 import { ask, findSocket } from './control-client.js';
-import { formatChecks, formatFdb, formatPeers, formatStatus, type ShowFlags } from './format.js';
+import { formatChecks, formatCounters, formatFdb, formatPeers, formatStatus, formatTable, onlyVni, type ShowFlags } from './format.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -188,25 +187,9 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
       const env = process.env;
       const config = buildConfig(flags.config === undefined ? { flags: raw, env } : { file: flags.config, flags: raw, env });
       const { createLogger } = await import('../log.js');
-      const { controlSource, routerMetrics, serveControl, serveMetrics, startRouter } = await agent();
-      const log = createLogger(config.logLevel);
-      const router = await startRouter(config, { log });
-      const startedAt = new Date();
-      // What runs beside the router, closed in reverse order on the way out (or when a later one fails to start).
-      const services: { close(): Promise<void> }[] = [];
-      const closeAll = async (): Promise<void> => {
-        for (const s of services.reverse()) await s.close();
-        await router.close();
-      };
-      try {
-        services.push(await serveControl(config.socket ?? join(SOCKET_DIR, `${router.info.tap}.sock`), controlSource(router, config, startedAt)));
-        if (config.metrics !== 'off') services.push(await serveMetrics(config.metrics, routerMetrics(router, startedAt)));
-      } catch (err) {
-        await closeAll();
-        throw err;
-      }
-      log.info({ ...router.info, offloads: router.offloads(), socket: services[0] && config.socket, metrics: config.metrics }, 'router ready');
-      await serve(router, closeAll, io);
+      const { Daemon } = await agent();
+      const daemon = await Daemon.start(config, { log: createLogger(config.logLevel) });
+      await daemon.run(io.out);
     });
 
   // The operator's commands: ask the running router over its control socket.
@@ -216,16 +199,21 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
       .description(description)
       .option('--socket <path>', `the router's control socket (default: the only one in ${SOCKET_DIR})`)
       .option('--json', 'machine-readable output (the schema in src/agent/control-protocol.ts)')
-      .option('--network <vni>', 'only this VNI (fdb)', integerOrRaw)
+      .option('--vni <n>', 'only this VNI (fdb, peers, table)', integerOrRaw)
       .action(async (f: ShowFlags) => {
+        if (f.vni !== undefined && (typeof f.vni !== 'number' || f.vni < 1 || f.vni > MAX_VNI)) {
+          throw new ConfigError(`--vni: ${JSON.stringify(f.vni)} is not a VNI`, { hint: `pass an integer from 1 to ${MAX_VNI}` });
+        }
         const result = await ask(findSocket(f.socket), method);
-        if (f.json === true) io.out(JSON.stringify(result, null, 2));
-        else for (const line of text(result, f)) io.out(line);
+        if (f.json === true) io.out(JSON.stringify(onlyVni(method, result, f.vni), null, 2));
+        else for (const line of text(onlyVni(method, result, f.vni), f)) io.out(line);
       });
   };
   show('status', 'engine, network, MTU, offloads, control plane, peers, counters of the running router', formatStatus);
   show('fdb', 'the forwarding table: (VNI, MAC) → VTEP, with origin and age', formatFdb);
   show('peers', 'remote VTEPs: address, port, VNIs, where they come from', formatPeers);
+  show('counters', 'every data-path counter by name: traffic, offload work and drops by reason', formatCounters);
+  show('table', 'what the control planes handed the data path, per VNI: peers, MACs (with origin) and neighbours', formatTable);
 
   program
     .command('doctor')
@@ -317,36 +305,6 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
   return program;
 }
 
-/** Runs until SIGINT/SIGTERM. SIGUSR1 prints the counters, table and offloads as JSON lines (tests read them). */
-function serve(router: Router, closeAll: () => Promise<void>, io: { out: (line: string) => void }): Promise<void> {
-  const { info } = router;
-  const printCounters = (): void => {
-    io.out(`counters ${JSON.stringify(router.counters())}`);
-    io.out(`table ${JSON.stringify(router.table())}`);
-    io.out(`offloads ${JSON.stringify(router.offloads())}`);
-  };
-  const o = router.offloads();
-  const offloads = offloadNames(o).join(',') || 'none';
-  return new Promise((resolve) => {
-    // The native engine's threads are invisible to the event loop: hold it open until a signal says stop.
-    const keepAlive = setInterval(() => undefined, 1 << 30);
-    const stop = (): void => {
-      clearInterval(keepAlive);
-      process.off('SIGINT', stop).off('SIGTERM', stop).off('SIGUSR1', printCounters);
-      printCounters();
-      void closeAll().then(resolve);
-    };
-    // Handlers first, then the ready line: whoever reads it may signal at once (a SIGUSR1 before the handler would
-    // open Node's inspector instead).
-    process.on('SIGINT', stop).on('SIGTERM', stop).on('SIGUSR1', printCounters);
-    io.out(
-      `vxlan-router: ready engine=${info.engine} tap=${info.networks.map((n) => n.tap).join(',')} mtu=${info.networks.map((n) => n.mtu).join(',')} ` +
-        `vni=${info.networks.map((n) => n.vni).join(',')} local=${info.local}:${info.port} underlay=${info.underlay.device}/${info.underlay.mtu} ` +
-        `peers=${info.peers.join(',') || '(none)'}${info.network ? ` network=${info.networks.map((n) => n.name).join(',')}` : ''} offloads=${offloads}`,
-    );
-  });
-}
-
 export async function runCli(argv: string[]): Promise<number> {
   const io = { out: (l: string) => process.stdout.write(`${l}\n`), err: (l: string) => process.stderr.write(`${l}\n`) };
   const program = buildProgram(io);
@@ -356,7 +314,7 @@ export async function runCli(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof ExitStatus) return err.status;
     if (err instanceof VxlanRouterError) {
-      io.err(`vxlan-router: error [${err.code}]: ${err.message}`);
+      io.err(`vxlan-router: error [${err.code}]: ${err.describe()}`);
       return err.code === 'E_CONFIG' ? EXIT_USAGE : EXIT_FAILURE;
     }
     if (err instanceof CommanderError) {

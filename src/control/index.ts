@@ -25,4 +25,6 @@ export {
   type SnapshotRead,
 } from './snapshot.js';
 export { defaultHostPrefix, rangeRecordSchema, Slices, type HostRange, type RangeRecord } from './ip-ranges.js';
-export { staticTable, type StaticNetwork } from './static-peers.js';
+export { StaticPeers, staticTable } from './static-peers.js';
+export { combineStates, type AdvertisedMac, type ControlPlane, type ControlPlaneEvents, type HostRow, type MacConflict, type NoRange, type PlaneNetwork, type SelfRecord } from './control-plane.js';
+export { EtcdPlane, type EtcdPlaneOptions } from './etcd-plane.js';

@@ -1,5 +1,5 @@
 /**
- * The operator's commands against running routers: `status`, `fdb` and `peers`, in text and as schema-checked JSON,
+ * The operator's commands against running routers: `status`, `fdb`, `peers`, `counters` and `table`, in text and as schema-checked JSON,
  * over each router's control socket; the socket is root-only, a stale one is replaced, a live one is not stolen.
  */
 import { spawnSync } from 'node:child_process';
@@ -8,8 +8,8 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import parsePrometheus from 'parse-prometheus-text-format';
-import { fdbSchema, peersSchema, statusSchema } from '../../src/agent/index.js';
-import { DROP_REASONS } from '../../src/dataplane/index.js';
+import { countersSchema, fdbSchema, peersSchema, statusSchema, tableSchema } from '../../src/agent/index.js';
+import { DROP_REASONS, TRAFFIC_COUNTERS } from '../../src/dataplane/index.js';
 import { Lab, labSkipReason, twoHosts } from '../../src/lab/netns.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
@@ -50,10 +50,21 @@ t.test('status, fdb and peers of two running routers', { skip: labSkipReason() ?
 
   const fdb = fdbSchema.parse(JSON.parse(cli(['fdb', '--socket', sock, '--json']).out));
   t.match(fdb, [{ vni: 42, mac: c2.mac, vtep: h2.underlayIp, origin: 'learned' }], "h1 learned c2's MAC behind h2");
-  const fdbText = cli(['fdb', '--socket', sock, '--network', '42']).out.split('\n');
+  const fdbText = cli(['fdb', '--socket', sock, '--vni', '42']).out.split('\n');
   t.match(fdbText[0], /^VNI +MAC +VTEP +ORIGIN +AGE$/);
   t.match(fdbText[1], new RegExp(`^42 +${c2.mac} +${h2.underlayIp.replace(/\./g, '\\.')} +learned +\\d+s$`));
-  t.equal(cli(['fdb', '--socket', sock, '--network', '7']).out.trim(), '(no entries)', '--network filters');
+  t.equal(cli(['fdb', '--socket', sock, '--vni', '7']).out.trim(), '(no entries)', '--vni filters');
+  t.same(JSON.parse(cli(['fdb', '--socket', sock, '--vni', '7', '--json']).out), [], '--vni filters --json too');
+  t.match(cli(['fdb', '--socket', sock, '--vni', 'x']), { code: 2, err: /\[E_CONFIG\]: --vni: "x" is not a VNI: pass an integer/ }, 'a bad --vni is a usage error');
+
+  // What SIGUSR1 once printed: every counter, and the table the data path forwards with.
+  const counters = countersSchema.parse(JSON.parse(cli(['counters', '--socket', sock, '--json']).out));
+  t.same(Object.keys(counters).sort(), [...TRAFFIC_COUNTERS, ...DROP_REASONS].sort(), 'counters: every name');
+  t.ok(counters.rx_datagrams! >= 3, 'counters moved with the pings');
+  t.match(cli(['counters', '--socket', sock]).out, /^COUNTER +VALUE\nrx_datagrams +\d+\n/);
+  t.same(tableSchema.parse(JSON.parse(cli(['table', '--socket', sock, '--json']).out)), { vnis: [{ vni: 42, peers: [h2.underlayIp], macs: [], neighbors: [] }] });
+  t.equal(cli(['table', '--socket', sock]).out, `vni 42: 1 peer(s): ${h2.underlayIp}\n`);
+  t.same(JSON.parse(cli(['table', '--socket', sock, '--vni', '7', '--json']).out), { vnis: [] }, 'table --vni filters');
 
   const peers = peersSchema.parse(JSON.parse(cli(['peers', '--socket', sock, '--json']).out));
   t.match(peers, [{ address: h2.underlayIp, port: 4789, vnis: [42], origin: 'static', hostId: null, networks: [], mtu: null, lastUpdateAgoMs: null, lastSeenAgoMs: Number }]);

@@ -1,0 +1,349 @@
+/**
+ * The daemon: the one composition root. It owns the engine, the control planes (one per network), the control
+ * socket, metrics, logs, signals and the ready line; `vxlan-router up` only parses options and hands over.
+ *
+ * Start order, undone in reverse when a step fails (nothing is left half-configured):
+ *   preflight checks (nothing created yet) → each control plane opened (what it serves: etcd's definition, the
+ *   snapshot's, or the configured VNI) → TAPs (enslaved to their bridges) → engine (sockets, threads) → control planes
+ *   started (this host joins) → the first table applied → control socket → metrics.
+ * Stop order: control socket and metrics, then the control planes (this host withdraws), then the engine and TAPs.
+ *
+ * The data path learns what changed only through `Engine.applyTable` with the union of the planes' tables.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { etcdClientConfig, joinsOf, type RouterConfig } from '../config/index.js';
+import {
+  combineStates,
+  EtcdPlane,
+  StaticPeers,
+  staticTable,
+  type ControlPlane,
+  type ControlPlaneState,
+  type HostRange,
+  type HostRow,
+  type MacConflict,
+  type NoRange,
+  type PlaneNetwork,
+} from '../control/index.js';
+import {
+  JsEngine,
+  loadNative,
+  NativeEngine,
+  toRouterError,
+  type Counters,
+  type Engine,
+  type EngineKind,
+  type FdbEntry,
+  type NativeAddon,
+  type Offloads,
+  type TableSnapshot,
+  type Traffic,
+  type VniTap,
+} from '../dataplane/index.js';
+import { ConfigError, describeError, VxlanRouterError } from '../errors.js';
+import { mergeTables } from '../fdb/index.js';
+import { RateLimited, silentLogger, type Logger } from '../log.js';
+import { innerMtuLimit } from '../packet/index.js';
+import { offloadNames, SOCKET_DIR, SOFTWARE } from './control-protocol.js';
+import { serveControl } from './control-socket.js';
+import { routerMetrics, serveMetrics } from './metrics.js';
+import { checkBridge, checkFreeLinkName, checkPrivileges, checkTun, findUnderlay, type Underlay } from './preflight.js';
+import { controlSource } from './status.js';
+
+/** One network this router serves: its VNI, TAP, bridge and MTU, and where its definition came from. */
+export interface ServedNetwork {
+  /** The etcd network; null with static peers. */
+  readonly name: string | null;
+  readonly vni: number;
+  readonly tap: string;
+  readonly bridge: string;
+  /** The TAP's MTU, and the one asked for (--mtu, or the network's definition; null: derived from the underlay). */
+  readonly mtu: number;
+  readonly configuredMtu: number | null;
+  readonly startedFrom: PlaneNetwork['startedFrom'];
+}
+
+export interface DaemonInfo {
+  readonly engine: EngineKind;
+  readonly local: string;
+  readonly port: number;
+  readonly underlay: Underlay;
+  /** Static peers (--peer), serving every network beside what etcd says. */
+  readonly peers: readonly string[];
+  /** Every network served, in the order of the config; at least one. */
+  readonly networks: readonly ServedNetwork[];
+}
+
+/** What the control socket, metrics and doctor read from a running router. */
+export interface DaemonView {
+  readonly info: DaemonInfo;
+  counters(): Counters;
+  fdb(): FdbEntry[];
+  /** Offloads in use now (GSO turns itself off if the kernel refuses it). */
+  offloads(): Offloads;
+  /** The table the data path forwards with now (static peers merged with every control plane's). */
+  table(): TableSnapshot;
+  /** The control planes' state as one (worst state, oldest revision); null with static peers only. */
+  controlPlane(): ControlPlaneState | null;
+  /** Each network's control-plane state (null: static), in the order of info.networks. */
+  networkStates(): (ControlPlaneState | null)[];
+  /** Each network's address range for Docker, or why it has none, in the order of info.networks. */
+  ranges(): (HostRange | NoRange)[];
+  /** Frames and bytes per peer and per VNI, when each peer was last heard, refused sources. */
+  traffic(): Traffic;
+  /** The registries' hosts (this one included); [] with static peers. */
+  hosts(): HostRow[];
+  /** MACs that several hosts advertise at once. */
+  macConflicts(): MacConflict[];
+}
+
+export interface DaemonOptions {
+  /** The addon loader (tests inject a fake). */
+  readonly addon?: () => NativeAddon;
+  /** Structured logs (default: none). Problems the router works around are rate-limited per kind. */
+  readonly log?: Logger;
+  /** Debounce of snapshot writes (default 500 ms). */
+  readonly snapshotDebounceMs?: number;
+}
+
+export function defaultTapName(vni: number): string {
+  return `vxr${vni}`;
+}
+
+/** Stable across restarts, distinct for each underlay address of one machine (and each lab namespace). */
+export function defaultHostId(local: string): string {
+  let machine = 'host';
+  try {
+    machine = readFileSync('/etc/machine-id', 'utf8').trim().slice(0, 12) || machine;
+  } catch {
+    /* no machine id: the address alone still tells hosts apart */
+  }
+  return `${machine}-${local}`;
+}
+
+/** How often this host's MAC set is compared with what it advertised (a write only when it changed). */
+const ADVERTISE_MS = 250;
+
+/** Something that must be closed on the way out. */
+interface Closable {
+  close(): Promise<void> | void;
+}
+
+export class Daemon implements DaemonView {
+  private readonly startedAt = new Date();
+  private current: TableSnapshot;
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    readonly info: DaemonInfo,
+    private readonly engine: Engine,
+    private readonly planes: readonly ControlPlane[],
+    private readonly log: Logger,
+    /** Closed in reverse order by close(): engine first in, last out. */
+    private readonly owned: Closable[],
+  ) {
+    this.current = this.merged();
+  }
+
+  /** Builds and starts everything a router is; a failure at any step closes what the earlier steps made. */
+  static async start(config: RouterConfig, opts: DaemonOptions = {}): Promise<Daemon> {
+    const log = opts.log ?? silentLogger;
+    const warn = new RateLimited(log);
+    const joins = joinsOf(config);
+    checkPrivileges(config.engine === 'native');
+    checkTun();
+    for (const j of joins) checkBridge(j.bridge);
+    const native = (opts.addon ?? loadNative)();
+    const underlay = findUnderlay(config.local, (a) => native.interfaceOf(a));
+    const connection = etcdClientConfig(config);
+    const hostId = config.hostId ?? defaultHostId(config.local);
+
+    const owned: Closable[] = [];
+    const undo = async (): Promise<void> => {
+      for (const c of owned.splice(0).reverse()) await c.close();
+    };
+    try {
+      const planes = joins.map((j): ControlPlane => {
+        const plane: ControlPlane =
+          connection === undefined || j.name === undefined
+            ? new StaticPeers(config.vni!, config.peers)
+            : new EtcdPlane({ connection, network: j.name, hostId, local: config.local, port: config.port, leaseTtl: config.leaseTtl, stateDir: config.stateDir, software: SOFTWARE, ...(opts.snapshotDebounceMs !== undefined ? { snapshotDebounceMs: opts.snapshotDebounceMs } : {}) });
+        owned.push(plane);
+        const tag = joins.length > 1 && j.name !== undefined ? `network ${j.name}: ` : '';
+        // Keyed by kind, so one kind of trouble logs once per window however often it repeats.
+        plane.on('warning', (err) => warn.warn(tag + (err.kind ?? err.code), `${tag}${describeError(err)}`, { code: err.code, ...(err.kind ? { kind: err.kind } : {}) }));
+        plane.on('state', (st) => {
+          const line = `${tag}control plane ${st.state} since ${st.since} (revision ${st.revision}, ${st.hosts} hosts)`;
+          if (st.state === 'degraded') log.warn(`${line}: etcd is away, forwarding with the last table`);
+          else log.info(line);
+        });
+        return plane;
+      });
+      const served: PlaneNetwork[] = [];
+      for (const p of planes) served.push(await p.open());
+      const vnis = new Map<number, string>();
+      for (const s of served) {
+        const other = vnis.get(s.vni);
+        if (other !== undefined) throw new ConfigError(`networks ${other} and ${s.name} both have VNI ${s.vni}`, { hint: 'serve one of them' });
+        vnis.set(s.vni, s.name ?? String(s.vni));
+      }
+
+      const taps: VniTap[] = [];
+      const networks: ServedNetwork[] = [];
+      const tapFds: Closable = { close: () => taps.splice(0).forEach((t) => native.closeFd(t.tapFd)) };
+      owned.push(tapFds);
+      joins.forEach((j, i) => {
+        const s = served[i]!;
+        const tapName = j.tap ?? defaultTapName(s.vni);
+        checkFreeLinkName(tapName);
+        const configuredMtu = j.mtu ?? s.mtu ?? null;
+        const mtu = configuredMtu ?? innerMtuLimit(underlay.mtu, config.local);
+        let tap: { fd: number; name: string; vnetHdr: boolean };
+        try {
+          // Offloads need the native engine: the JS engine reads and writes plain frames.
+          tap = native.openTap(tapName, mtu, j.bridge, config.engine === 'native' && config.offloads.includes('tap'));
+        } catch (err) {
+          throw toRouterError(err);
+        }
+        taps.push({ vni: s.vni, tapFd: tap.fd, tapName: tap.name, mtu, vnetHdr: tap.vnetHdr });
+        networks.push({ name: s.name, vni: s.vni, tap: tap.name, bridge: j.bridge, mtu, configuredMtu, startedFrom: s.startedFrom });
+      });
+      const engineOptions = {
+        local: config.local,
+        port: config.port,
+        underlayMtu: underlay.mtu,
+        learning: config.learning,
+        agingMs: config.agingSeconds * 1000,
+        udpGso: config.offloads.includes('gso'),
+        udpGro: config.offloads.includes('gro'),
+        arpSuppression: config.arpSuppression,
+        networks: [...taps],
+      };
+      const engine: Engine = config.engine === 'native' ? new NativeEngine(engineOptions, native) : new JsEngine(engineOptions, (name) => native.deleteLink(name));
+      owned.splice(owned.indexOf(tapFds), 1, engine); // the engine owns the TAPs now (and closes them if start fails)
+      taps.length = 0;
+      await engine.start();
+
+      // The planes move behind the engine in `owned`, so they are closed first: this host withdraws, then stops forwarding.
+      for (const p of planes) owned.splice(owned.indexOf(p), 1);
+      owned.push(...planes);
+
+      const info: DaemonInfo = { engine: engine.kind, local: config.local, port: config.port, underlay, peers: config.peers, networks };
+      const daemon = new Daemon(info, engine, planes, log, owned);
+      const names = networks.flatMap((n) => (n.name !== null ? [n.name] : []));
+      for (const [i, p] of planes.entries()) {
+        p.on('table', () => daemon.apply());
+        await p.start({ mtu: networks[i]!.mtu, networks: names });
+      }
+      daemon.apply();
+
+      const advertiser = setInterval(() => {
+        // This host's MACs (frame sources seen on its TAPs) go to every control plane (etcd: under this host's lease),
+        // so the other hosts forward to them without flooding; a quarter second keeps a moved MAC's home known
+        // everywhere well within a second.
+        const macs = engine.localMacs();
+        for (const p of planes) p.advertise(macs);
+      }, ADVERTISE_MS);
+      advertiser.unref();
+      owned.push({ close: () => clearInterval(advertiser) });
+
+      owned.push(await serveControl(config.socket ?? join(SOCKET_DIR, `${networks[0]!.tap}.sock`), controlSource(daemon, config, daemon.startedAt)));
+      if (config.metrics !== 'off') owned.push(await serveMetrics(config.metrics, routerMetrics(daemon, daemon.startedAt)));
+      log.info({ ...info, offloads: engine.offloads(), socket: config.socket, metrics: config.metrics }, 'router ready');
+      return daemon;
+    } catch (err) {
+      await undo();
+      throw err;
+    }
+  }
+
+  /**
+   * Prints the ready line and runs until SIGINT or SIGTERM, then closes everything. The ready line comes after the
+   * signal handlers are in place: whoever reads it may signal at once.
+   */
+  run(out: (line: string) => void): Promise<void> {
+    const { info } = this;
+    const all = <K extends keyof ServedNetwork>(k: K): string => info.networks.map((n) => n[k]).join(',');
+    return new Promise((resolve) => {
+      // The native engine's threads are invisible to the event loop: hold it open until a signal says stop.
+      const keepAlive = setInterval(() => undefined, 1 << 30);
+      const stop = (): void => {
+        clearInterval(keepAlive);
+        process.off('SIGINT', stop).off('SIGTERM', stop);
+        void this.close().then(resolve);
+      };
+      process.on('SIGINT', stop).on('SIGTERM', stop);
+      const names = info.networks.some((n) => n.name !== null) ? ` network=${all('name')}` : '';
+      out(
+        `vxlan-router: ready engine=${info.engine} tap=${all('tap')} mtu=${all('mtu')} vni=${all('vni')} local=${info.local}:${info.port} ` +
+          `underlay=${info.underlay.device}/${info.underlay.mtu} peers=${info.peers.join(',') || '(none)'}${names} offloads=${offloadNames(this.offloads()).join(',') || 'none'}`,
+      );
+    });
+  }
+
+  /** Withdraws from the registries, stops forwarding, removes the TAPs and the control socket. Safe to call twice. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const c of this.owned.splice(0).reverse()) {
+        try {
+          await c.close();
+        } catch (err) {
+          this.log.warn({ code: err instanceof VxlanRouterError ? err.code : undefined }, `while stopping: ${describeError(err)}`);
+        }
+      }
+    })();
+    return this.closing;
+  }
+
+  counters(): Counters {
+    return this.engine.counters();
+  }
+
+  fdb(): FdbEntry[] {
+    return this.engine.fdb();
+  }
+
+  offloads(): Offloads {
+    return this.engine.offloads();
+  }
+
+  table(): TableSnapshot {
+    return this.current;
+  }
+
+  controlPlane(): ControlPlaneState | null {
+    return combineStates(this.planes.map((p) => p.state()));
+  }
+
+  networkStates(): (ControlPlaneState | null)[] {
+    return this.planes.map((p) => p.state());
+  }
+
+  ranges(): (HostRange | NoRange)[] {
+    return this.planes.map((p) => p.range());
+  }
+
+  traffic(): Traffic {
+    return this.engine.traffic();
+  }
+
+  hosts(): HostRow[] {
+    return this.planes.flatMap((p) => p.hosts());
+  }
+
+  macConflicts(): MacConflict[] {
+    return this.planes.flatMap((p) => p.macConflicts());
+  }
+
+  /** The union of every plane's table, with the static peers (--peer) on every VNI. */
+  private merged(): TableSnapshot {
+    const vnis = this.info.networks.map((n) => n.vni);
+    return mergeTables(staticTable(vnis, this.info.peers), ...this.planes.map((p) => p.table()));
+  }
+
+  private apply(): void {
+    this.current = this.merged();
+    this.engine.applyTable(this.current);
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * The one interface between the daemon and whatever tells it where other hosts are: static peers from the config,
+ * or the etcd registry. The daemon holds one control plane per network it serves, asks each what it serves (`open`),
+ * starts it under this host's record (`start`), forwards with the union of their tables (`table` events), hands them
+ * this host's MACs (`advertise`) and closes them on the way out. It never asks which kind it holds.
+ *
+ * Lifecycle: open → start → (table | state | warning events) → close. `close` is safe to call twice and at any step.
+ */
+import type { EventEmitter } from 'node:events';
+import type { VxlanRouterError } from '../errors.js';
+import type { TableSnapshot } from '../fdb/index.js';
+import type { ControlPlaneState, HostRecord } from './registry-view.js';
+import type { HostRange } from './ip-ranges.js';
+
+/** What a control plane serves, as it found out in `open`. */
+export interface PlaneNetwork {
+  /** The etcd network's name; null for static peers. */
+  readonly name: string | null;
+  readonly vni: number;
+  /** The MTU the network's definition asks for (undefined: derived from the underlay). */
+  readonly mtu: number | undefined;
+  /** Where the network and the first table came from: the config, etcd, or the on-disk snapshot (etcd away). */
+  readonly startedFrom: 'config' | 'etcd' | 'snapshot';
+}
+
+/** This host as the other hosts should see it: what `start` registers. */
+export interface SelfRecord {
+  /** The TAP's MTU on this network. */
+  readonly mtu: number;
+  /** Every network this router serves (etcd names). */
+  readonly networks: readonly string[];
+}
+
+/** A MAC of this host's bridge side, with the addresses it used and how long ago it was last seen. */
+export interface AdvertisedMac {
+  readonly vni: number;
+  readonly mac: string;
+  readonly ips?: readonly string[];
+  readonly ageMs?: number;
+}
+
+/** A registry host and when its record last changed (ms since the epoch). */
+export interface HostRow {
+  readonly record: HostRecord;
+  readonly updatedAt: number;
+}
+
+/** A MAC several hosts claim at once, the claimants newest first (the first one gets the traffic). */
+export interface MacConflict {
+  readonly vni: number;
+  readonly mac: string;
+  readonly hostIds: string[];
+}
+
+/** A network without an address range for Docker, and why. */
+export interface NoRange {
+  readonly none: string;
+}
+
+export interface ControlPlaneEvents {
+  /** A new table for the data path (the whole of it: the daemon replaces, never patches). */
+  table: [TableSnapshot];
+  /** The control plane's state changed (connected, degraded, starting). */
+  state: [ControlPlaneState];
+  /** Something went wrong that the control plane recovers from by itself; `kind` says what, for rate-limiting. */
+  warning: [VxlanRouterError];
+}
+
+export interface ControlPlane extends EventEmitter<ControlPlaneEvents> {
+  readonly kind: 'static' | 'etcd';
+  /** Finds out what this control plane serves (etcd: the network's definition, or the snapshot's while etcd is away). */
+  open(): Promise<PlaneNetwork>;
+  /** Joins under this host's record and starts following; resolves once the first table is there (or, from a snapshot, at once). */
+  start(self: SelfRecord): Promise<void>;
+  /** The newest table. */
+  table(): TableSnapshot;
+  /** Connected / degraded / starting, since when, at which revision; null for static peers (nothing to lose). */
+  state(): ControlPlaneState | null;
+  /** This host's slice of the network's subnet for Docker's IPAM, or why it has none. */
+  range(): HostRange | NoRange;
+  /** The registry's hosts (this one included); [] for static peers. */
+  hosts(): HostRow[];
+  macConflicts(): MacConflict[];
+  /** This host's MACs of this network, the whole current set; written out only when it changed. Never throws. */
+  advertise(macs: readonly AdvertisedMac[]): void;
+  /** Withdraws this host and stops. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+/** Several networks' states as one: the worst state (since when), the oldest revision, the most hosts; null if none. */
+export function combineStates(states: readonly (ControlPlaneState | null)[]): ControlPlaneState | null {
+  const known = states.filter((s): s is ControlPlaneState => s !== null);
+  if (known.length <= 1) return known[0] ?? null;
+  const rank = { connected: 0, starting: 1, degraded: 2 } as const;
+  const worst = known.reduce((a, b) => (rank[b.state] > rank[a.state] ? b : a));
+  return { ...worst, revision: Math.min(...known.map((s) => s.revision)), hosts: Math.max(...known.map((s) => s.hosts)) };
+}
