@@ -7,6 +7,8 @@ import { Packr } from 'msgpackr';
 import { z } from 'zod';
 import { tableSchema } from '../fdb/index.js';
 
+export { MAX_VNI } from '../packet/index.js';
+
 export const PROTOCOL_VERSION = 1;
 /** Far above any answer (a 100 000-entry fdb is a few MB); a length beyond it means a stream that is not ours. */
 export const MAX_FRAME = 64 * 1024 * 1024;

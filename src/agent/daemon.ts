@@ -132,7 +132,9 @@ interface Closable {
 
 export class Daemon implements DaemonView {
   private readonly startedAt = new Date();
-  private current: TableSnapshot;
+  private current: TableSnapshot = { vnis: [] };
+  private tablesRefused = 0;
+  private readonly refusedWarn: RateLimited;
   private closing: Promise<void> | undefined;
 
   private constructor(
@@ -143,7 +145,7 @@ export class Daemon implements DaemonView {
     /** Closed in reverse order by close(): engine first in, last out. */
     private readonly owned: Closable[],
   ) {
-    this.current = this.merged();
+    this.refusedWarn = new RateLimited(log);
   }
 
   /** Builds and starts everything a router is; a failure at any step closes what the earlier steps made. */
@@ -268,12 +270,15 @@ export class Daemon implements DaemonView {
     return new Promise((resolve) => {
       // The native engine's threads are invisible to the event loop: hold it open until a signal says stop.
       const keepAlive = setInterval(() => undefined, 1 << 30);
+      // Node's default for SIGUSR1 opens the inspector on a TCP port: a daemon must not. Everything the router can
+      // tell is on its control socket.
+      const usr1 = (): void => this.log.info('SIGUSR1 ignored: ask the control socket (vxlan-router status | counters | table)');
       const stop = (): void => {
         clearInterval(keepAlive);
-        process.off('SIGINT', stop).off('SIGTERM', stop);
+        process.off('SIGINT', stop).off('SIGTERM', stop).off('SIGUSR1', usr1);
         void this.close().then(resolve);
       };
-      process.on('SIGINT', stop).on('SIGTERM', stop);
+      process.on('SIGINT', stop).on('SIGTERM', stop).on('SIGUSR1', usr1);
       const names = info.networks.some((n) => n.name !== null) ? ` network=${all('name')}` : '';
       out(
         `vxlan-router: ready engine=${info.engine} tap=${all('tap')} mtu=${all('mtu')} vni=${all('vni')} local=${info.local}:${info.port} ` +
@@ -342,8 +347,23 @@ export class Daemon implements DaemonView {
     return mergeTables(staticTable(vnis, this.info.peers), ...this.planes.map((p) => p.table()));
   }
 
+  /**
+   * Hands the engine the newest union of the tables. A table the engine refuses (an address it cannot use) must not
+   * take the process down, nor stop forwarding: it is counted and logged, and the last good table stays.
+   */
   private apply(): void {
-    this.current = this.merged();
-    this.engine.applyTable(this.current);
+    const next = this.merged();
+    try {
+      this.engine.applyTable(next);
+      this.current = next;
+    } catch (err) {
+      this.tablesRefused++;
+      this.refusedWarn.warn('table-refused', `the data path refused a new table (${describeError(err)}); forwarding with the last good one`, { tablesRefused: this.tablesRefused });
+    }
+  }
+
+  /** Tables the engine refused since start (each logged, rate-limited). */
+  refusedTables(): number {
+    return this.tablesRefused;
   }
 }

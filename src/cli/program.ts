@@ -5,10 +5,9 @@
 import { Command, CommanderError, Option } from 'commander';
 // Only the light parts of the agent at start (`status` and friends must answer quickly); the rest (etcd client,
 // engines, metrics: ~0.5 s of module loading) is imported by the commands that use it.
-import { DEFAULT_DOCKER_SOCKET, SOCKET_DIR, VERSION, type Method, type Result } from '../agent/control-protocol.js';
+import { DEFAULT_DOCKER_SOCKET, MAX_VNI, SOCKET_DIR, VERSION, type Method, type Result } from '../agent/control-protocol.js';
 import { buildConfig, ENGINES, ETCD_PASSWORD_ENV, etcdClientConfig, OFFLOADS, type EtcdClientConfig, type EtcdOptionValues, type RawConfig } from '../config/index.js';
 import { ConfigError, VxlanRouterError } from '../errors.js';
-import { MAX_VNI } from '../packet/vxlan.js';
 
 const agent = (): Promise<typeof import('../agent/index.js')> => import('../agent/index.js');
 import { ask, findSocket } from './control-client.js';

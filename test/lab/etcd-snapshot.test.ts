@@ -6,15 +6,18 @@
  *   c1 198.18.0.1 ── br0                                       br0 ── c2 198.18.0.2
  *
  * Both join through etcd; h1's snapshot is written; etcd stops; h1's router stops and starts again: it says it
- * forwards from the snapshot, c1 reaches c2, and when etcd comes back h1 joins again by itself. A corrupt snapshot
- * is ignored with a message (the start then fails with the usual clear error: nothing to forward with).
+ * forwards from the snapshot, c1 reaches c2, and when etcd comes back h1 joins again by itself. Restored from the
+ * snapshot, nothing is lost: c2's MAC keeps its origin (etcd), c1's ARP for c2 is still answered by h1 itself
+ * (arp_suppressed grows), and h1 keeps its address range. A corrupt snapshot is ignored with a message (the start
+ * then fails with the usual clear error: nothing to forward with).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { fdbSchema, statusSchema, type FdbRows, type Status } from '../../src/agent/index.js';
 import { readSnapshot } from '../../src/control/index.js';
 import { etcdLab, etcdSkipReason } from '../../src/lab/etcd.js';
-import { labSkipReason, VNI, waitFor } from '../../src/lab/netns.js';
+import { CLI_PATH, labSkipReason, VNI, waitFor } from '../../src/lab/netns.js';
 
 const ETCD_IP = '198.51.100.254';
 const skip = labSkipReason() ?? etcdSkipReason();
@@ -32,11 +35,19 @@ t.test('restart with etcd down: forwarding resumes from the snapshot', { skip: s
   t.equal((await lab.ping(c1.ns, c2.ip, 2)).loss, 0, 'overlay up through etcd');
   t.match(await r1.nextLog((l) => l.includes('control plane connected'), 1000, true), /control plane connected since \S+ \(revision \d+, 1 hosts\)/, "h1 joined first, alone");
 
+  const ask = async (what: 'status' | 'fdb'): Promise<unknown> =>
+    JSON.parse((await lab.exec('', process.execPath, [CLI_PATH, what, '--json', '--socket', lab.controlSocket(h1)])).stdout);
+  const status = async (): Promise<Status> => statusSchema.parse(await ask('status'));
+  const fdb = async (): Promise<FdbRows> => fdbSchema.parse(await ask('fdb'));
+  const range = (await status()).networks[0]!.range;
+  t.match(range, /^198\.18\.\d+\.0\/24$/, `h1 leased a range (${range})`);
+
   const path = join(lab.stateDir(h1), 'default.snapshot');
   await waitFor(() => {
     const s = readSnapshot(path);
-    return s.ok && s.snapshot.table.vnis[0]?.peers.join() === h2.underlayIp;
-  }, { timeoutMs: 5000, what: `h1's snapshot at ${path}` });
+    const v = s.ok ? s.snapshot.table.vnis[0] : undefined;
+    return v?.peers.join() === h2.underlayIp && v.macs.some((m) => m.mac === c2.mac) && (v.neighbors ?? []).some((n) => n.ip === c2.ip);
+  }, { timeoutMs: 5000, what: `h1's snapshot at ${path}, with c2's MAC and address` });
   const good = readFileSync(path);
 
   // Stop h1 only once it knows etcd is gone: a SIGTERM handled first would wait out its 2 s + 2 s bounds on the watch
@@ -66,7 +77,14 @@ t.test('restart with etcd down: forwarding resumes from the snapshot', { skip: s
     /etcd is unreachable .*; forwarding from the snapshot .*default\.snapshot \(revision \d+, 1 peers, saved \S+\); joining etcd in the background/,
   );
   t.same((await r1.peers())[VNI], [h2.underlayIp], 'the table came from the snapshot');
+  t.match(await fdb(), [{ vni: VNI, mac: c2.mac, vtep: h2.underlayIp, origin: 'etcd' }], "c2's MAC, with its origin: etcd");
+  const restored = await status();
+  t.equal(restored.networks[0]!.range, range, 'the address range is kept');
+  t.match(restored.controlPlane, { mode: 'etcd', startedFrom: 'snapshot' });
+  const before = await r1.counters();
+  await lab.exec(c1.ns, 'ip', ['neigh', 'flush', 'dev', 'eth0']);
   t.equal((await lab.ping(c1.ns, c2.ip, 3)).loss, 0, 'c1 reaches c2 with etcd down');
+  t.equal((await r1.counters()).arp_suppressed! - before.arp_suppressed!, 1, "h1 answered c1's ARP for c2 itself, from the snapshot's neighbours");
 
   await etcd.resume();
   const healthy = Date.now();
