@@ -4,7 +4,7 @@
 #   BUILD (node:20-bookworm): installs the npm dependencies, compiles the native addon and the TypeScript, prunes the
 #     dev dependencies and gathers the result in /opt/vxlan-router (with the node binary in bin/).
 #   BASE (debian:bookworm-slim): the runtime; gets iproute2, iputils-ping, etcd-server and etcd-client from apt.
-# Without a registry (test/compose/run-lab.sh, README "docker-compose lab"), both are local images:
+# Without a registry (test/compose/run-lab.sh, docs/compose-lab.md), both are local images:
 #   BASE from test/compose/base-image.sh already carries those packages, so apt is not called;
 #   BUILD from test/compose/prebuilt-image.sh already holds /opt/vxlan-router (the host's own build), so the build
 #     stage only copies it.

@@ -114,7 +114,7 @@ async function buildPath(lab: Lab, path: Path, opts: { underlayMtu?: number; ext
 /**
  * Whether the kernel's DAMON runs, and how: this lab's VM runs it (physical-address sampling every 500 ms, for
  * proactive reclaim), and while it does a relay that sleeps pays on waking in proportion to its resident memory, so
- * idle pings through our 70-80 MiB router are slower than through the 3 MiB floor relay (README, "Idle pings and DAMON").
+ * idle pings through our 70-80 MiB router are slower than through the 3 MiB floor relay (docs/benchmarks.md, "Idle pings and DAMON").
  */
 function damonState(): string {
   const root = '/sys/kernel/mm/damon/admin/kdamonds';

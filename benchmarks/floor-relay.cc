@@ -7,7 +7,7 @@
 //
 // VXR_FLOOR_RSS_MB=N makes the relay hold N MiB of resident memory it never touches again, as a Node process does:
 // with the kernel's DAMON sampling memory (this lab's VM), a sleeping relay pays on waking in proportion to its
-// resident size, and that is how idle pings through our router come to be slower than through this relay (README).
+// resident size, and that is how idle pings through our router come to be slower than through this relay (docs/benchmarks.md).
 //
 //   floor-relay <tap> <local IPv4> <peer IPv4> <vni> [spin]
 #include <arpa/inet.h>

@@ -4,7 +4,7 @@
 //   g++ -O2 -std=c++17 -pthread benchmarks/wakeup-cost.cc -o /tmp/wakeup-cost && /tmp/wakeup-cost
 //   taskset -c 0 /tmp/wakeup-cost      # both threads on one CPU: no cross-CPU wake-up
 //   /tmp/wakeup-cost 0 100 200         # also: waking a process of 0, 100, 200 MiB resident after 1 s asleep
-// The last one is what the kernel's DAMON costs where it runs (README, "Idle pings and DAMON").
+// The last one is what the kernel's DAMON costs where it runs (docs/benchmarks.md, "Idle pings and DAMON").
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>

@@ -150,7 +150,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--network <name[:bridge]>', 'overlay network to join in etcd (default: default); repeat with name:bridge to serve several', collect)
     .option('--host-id <id>', 'this host in the registry (default: machine id + local address)')
     .option('--lease-ttl <seconds>', 'how long a crashed host stays in the others\' tables (default: 15)', integerOrRaw)
-    .option('--socket <path>', `control socket for status/fdb/peers (default: ${SOCKET_DIR}/<tap>.sock)`)
+    .option('--socket <path>', `control socket for status/fdb/peers/counters/table (default: ${SOCKET_DIR}/<tap>.sock)`)
     .option('--log-level <level>', 'structured logs on stderr: fatal, error, warn, info (default), debug, trace, silent')
     .option('--metrics <host:port>', 'Prometheus metrics at http://<host:port>/metrics, or off (default: 127.0.0.1:9477)')
     .option('--state-dir <dir>', 'where the etcd table snapshot is kept, for starting while etcd is down (default: /var/lib/vxlan-router)');
@@ -193,13 +193,13 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
 
   // The operator's commands: ask the running router over its control socket.
   const show = <M extends Method>(method: M, description: string, text: (r: Result<M>, f: ShowFlags) => string[]): void => {
-    program
+    const cmd = program
       .command(method)
       .description(description)
       .option('--socket <path>', `the router's control socket (default: the only one in ${SOCKET_DIR})`)
-      .option('--json', 'machine-readable output (the schema in src/agent/control-protocol.ts)')
-      .option('--vni <n>', 'only this VNI (fdb, peers, table)', integerOrRaw)
-      .action(async (f: ShowFlags) => {
+      .option('--json', 'machine-readable output (the schema in src/agent/control-protocol.ts)');
+    if (method === 'fdb' || method === 'peers' || method === 'table') cmd.option('--vni <n>', 'only this VNI', integerOrRaw);
+    cmd.action(async (f: ShowFlags) => {
         if (f.vni !== undefined && (typeof f.vni !== 'number' || f.vni < 1 || f.vni > MAX_VNI)) {
           throw new ConfigError(`--vni: ${JSON.stringify(f.vni)} is not a VNI`, { hint: `pass an integer from 1 to ${MAX_VNI}` });
         }
