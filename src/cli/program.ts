@@ -356,7 +356,7 @@ export async function runCli(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof ExitStatus) return err.status;
     if (err instanceof VxlanRouterError) {
-      io.err(`vxlan-router: error [${err.code}]: ${err.message}`);
+      io.err(`vxlan-router: error [${err.code}]: ${err.describe()}`);
       return err.code === 'E_CONFIG' ? EXIT_USAGE : EXIT_FAILURE;
     }
     if (err instanceof CommanderError) {
