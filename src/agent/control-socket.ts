@@ -1,12 +1,12 @@
 /**
  * The running router's local control socket (Unix, mode 0600: root only). Each connection carries one request and
  * gets one answer (control-protocol.ts); answers are built from the router at that moment. A socket file left by a
- * crashed router is replaced; one that a live router still answers on is an error naming the fix.
+ * crashed router is replaced; one that a live router still answers on is an error (kind 'socket-taken') with the fix.
  */
 import { chmodSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import { VxlanRouterError } from '../errors.js';
+import { describeError, VxlanRouterError } from '../errors.js';
 import type { DeepReadonly } from '../fdb/index.js';
 import {
   encodeFrame,
@@ -42,9 +42,9 @@ async function claim(path: string): Promise<void> {
   } catch {
     return; // nothing there
   }
-  if (!isSocket) throw new VxlanRouterError('E_CONTROL', `${path} exists and is not a socket: remove it, or pass --socket <path>`);
+  if (!isSocket) throw new VxlanRouterError('E_CONTROL', `${path} exists and is not a socket`, { hint: 'remove it, or pass --socket <path>', kind: 'not-a-socket' });
   if (await answers(path)) {
-    throw new VxlanRouterError('E_CONTROL', `another vxlan-router answers on ${path}: stop it, or give this one its own --socket <path>`);
+    throw new VxlanRouterError('E_CONTROL', `another vxlan-router answers on ${path}`, { hint: 'stop it, or give this one its own --socket <path>', kind: 'socket-taken' });
   }
   rmSync(path, { force: true }); // left by a router that died without cleaning up
 }
@@ -71,7 +71,7 @@ function handle(conn: Socket, source: ControlSource): void {
     try {
       conn.end(encodeFrame({ ok: true, result: source[req.data.method]() }));
     } catch (err) {
-      conn.end(encodeFrame({ ok: false, error: `${req.data.method} failed: ${(err as Error).message}` }));
+      conn.end(encodeFrame({ ok: false, error: `${req.data.method} failed: ${describeError(err)}` }));
     }
   });
 }

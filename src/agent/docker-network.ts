@@ -55,7 +55,7 @@ function dockerCall(socketPath: string, method: 'GET' | 'POST', path: string, bo
       });
     });
     req.on('timeout', () => req.destroy(new Error('no answer in 10 s')));
-    req.on('error', (err) => reject(new VxlanRouterError('E_DOCKER', `cannot reach dockerd at ${socketPath} (${err.message}): is Docker running? (--docker-socket names another socket)`, { cause: err })));
+    req.on('error', (err) => reject(new VxlanRouterError('E_DOCKER', `cannot reach dockerd at ${socketPath} (${err.message})`, { cause: err, hint: 'is Docker running? (--docker-socket names another socket)' })));
     req.end(payload);
   });
 }
@@ -87,10 +87,9 @@ export async function ensureDockerNetwork(socketPath: string, spec: DockerNetwor
     const have = specOf(existing.body as Record<string, unknown>);
     const want = { name: spec.name, bridge: spec.bridge, subnet: spec.subnet, ipRange: spec.ipRange, gateway: spec.gateway, mtu: spec.mtu };
     if (have !== undefined && JSON.stringify(have) === JSON.stringify(want)) return 'unchanged';
-    throw new ConfigError(
-      `Docker network ${spec.name} exists with other settings (${JSON.stringify(have)}, want ${JSON.stringify(want)}): ` +
-        `remove it with \`docker network rm ${spec.name}\` (after stopping its containers) and run this again`,
-    );
+    throw new ConfigError(`Docker network ${spec.name} exists with other settings (${JSON.stringify(have)}, want ${JSON.stringify(want)})`, {
+      hint: `remove it with \`docker network rm ${spec.name}\` (after stopping its containers) and run this again`,
+    });
   }
   if (existing.status !== 404) throw new VxlanRouterError('E_DOCKER', `dockerd answered ${existing.status} for network ${spec.name}: ${messageOf(existing)}`);
   const created = await dockerCall(socketPath, 'POST', '/networks/create', {
@@ -129,7 +128,9 @@ export async function createDockerNetwork(connection: EtcdConnection, input: Doc
   try {
     network = await registry.getNetwork(input.network);
     if (network === undefined) {
-      throw new ConfigError(`network ${input.network} is not defined in etcd: create it once with \`vxlan-router network create ${input.network} --vni <N> --subnet <CIDR> --etcd <url>\``);
+      throw new ConfigError(`network ${input.network} is not defined in etcd`, {
+        hint: `create it once with \`vxlan-router network create ${input.network} --vni <N> --subnet <CIDR> --etcd <url>\``,
+      });
     }
     range = await registry.reserveRange(network, hostId);
   } finally {

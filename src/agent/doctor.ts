@@ -8,7 +8,7 @@ import { createSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { openRegistry } from '../control/index.js';
 import { loadNative } from '../dataplane/index.js';
-import { VxlanRouterError } from '../errors.js';
+import { describeError, VxlanRouterError } from '../errors.js';
 import { innerMtuLimit } from '../packet/index.js';
 import { offloadNames, type Status } from './control-protocol.js';
 import { checkBridge, checkPrivileges, checkTun, findUnderlay, type Underlay } from './preflight.js';
@@ -40,15 +40,14 @@ export interface Check {
 
 const mtuOf = (dev: string): number => Number(readFileSync(`/sys/class/net/${dev}/mtu`, 'utf8').trim());
 
-/** Runs `check`; a VxlanRouterError it throws becomes a failed check whose fix is the error's message. */
+/** Runs `check`; a VxlanRouterError it throws becomes a failed check: its message the detail, its hint the fix. */
 function guard(name: string, okDetail: string, check: () => void): Check {
   try {
     check();
     return { check: name, status: 'ok', detail: okDetail };
   } catch (err) {
     if (!(err instanceof VxlanRouterError)) throw err;
-    const [what, fix] = err.message.split(/: (.*)/s);
-    return { check: name, status: 'fail', detail: what ?? err.message, ...(fix ? { fix } : {}) };
+    return { check: name, status: 'fail', detail: err.message, ...(err.hint !== undefined ? { fix: err.hint } : {}) };
   }
 }
 
@@ -215,7 +214,7 @@ async function etcdCheck(endpoints: readonly string[], network: string): Promise
       ? { check: 'etcd', status: 'fail', detail: `etcd ${endpoints.join(', ')} answers, but network ${network} is not defined`, fix: `vxlan-router network create ${network} --vni <N> --subnet <CIDR> --etcd ${endpoints.join(',')}` }
       : { check: 'etcd', status: 'ok', detail: `etcd ${endpoints.join(', ')} answers; network ${network} is VNI ${def.vni}, subnet ${def.subnet}` };
   } catch (err) {
-    return { check: 'etcd', status: 'fail', detail: `etcd ${endpoints.join(', ')}: ${(err as Error).message}`, fix: `check the endpoints and that etcd runs (etcdctl --endpoints ${endpoints.join(',')} endpoint health)` };
+    return { check: 'etcd', status: 'fail', detail: `etcd ${endpoints.join(', ')}: ${describeError(err)}`, fix: `check the endpoints and that etcd runs (etcdctl --endpoints ${endpoints.join(',')} endpoint health)` };
   } finally {
     await registry.close();
   }

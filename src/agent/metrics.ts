@@ -187,8 +187,9 @@ export async function serveMetrics(listen: string, registry: Registry): Promise<
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
-      const why = err.code === 'EADDRINUSE' ? 'the port is taken (another router?)' : err.message;
-      reject(new VxlanRouterError('E_CONFIG', `cannot serve metrics on ${listen}: ${why}; pass --metrics <host:port>, or --metrics off`, { cause: err }));
+      const taken = err.code === 'EADDRINUSE';
+      const why = taken ? 'the port is taken (another router?)' : err.message;
+      reject(new VxlanRouterError('E_CONFIG', `cannot serve metrics on ${listen}: ${why}`, { cause: err, hint: 'pass --metrics <host:port>, or --metrics off', ...(taken ? { kind: 'port-taken' } : {}) }));
     });
     server.listen(port, host, resolve);
   });

@@ -1,6 +1,7 @@
 /**
  * Reads the YAML config file and the command-line flags, merges them (flags win), validates the result against the
- * schema and freezes it. Every error names the key and its source: the file path or the flag.
+ * schema and freezes it. Every error names the key and its source: the file path or the flag; the fix, where there is
+ * one to name, is the error's hint. A secret's value (the etcd password) is never echoed.
  */
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -90,7 +91,7 @@ export function etcdClientConfig(v: EtcdOptionValues): EtcdClientConfig | undefi
   if (tlsGiven && plain.length > 0) throw new ConfigError(`--etcd ${plain[0]}: TLS options need https:// endpoints`);
   if (!tlsGiven && plain.length > 0 && plain.length < v.etcd.length) throw new ConfigError('--etcd: all endpoints http:// or all https://, not a mix');
   if (v.etcdUser === undefined && v.etcdPassword !== undefined) throw new ConfigError(`an etcd password (--etcd-password or ${ETCD_PASSWORD_ENV}) needs --etcd-user`);
-  if (v.etcdUser !== undefined && v.etcdPassword === undefined) throw new ConfigError(`--etcd-user ${v.etcdUser} needs a password: --etcd-password or ${ETCD_PASSWORD_ENV}`);
+  if (v.etcdUser !== undefined && v.etcdPassword === undefined) throw new ConfigError(`--etcd-user ${v.etcdUser} needs a password`, { hint: `--etcd-password or ${ETCD_PASSWORD_ENV}` });
   return {
     endpoints: v.etcd,
     ...(tlsGiven ? { tls: { ...(v.etcdCa ? { caFile: v.etcdCa } : {}), ...(v.etcdCert ? { certFile: v.etcdCert } : {}), ...(v.etcdKey ? { keyFile: v.etcdKey } : {}) } } : {}),
@@ -146,8 +147,12 @@ export function buildConfig(sources: { file?: string; fileValues?: RawConfig; fl
     if (merged[key as ConfigKey] === undefined) {
       throw new ConfigError(`${FLAG_OF[key as ConfigKey]} is required (or set '${key}' in a --config file)`);
     }
-    const item = issue.path.length > 1 ? ` (item ${String(issue.path[1])})` : '';
-    throw new ConfigError(`${where}${item}: ${describe(issue.message, merged[key as ConfigKey])}`);
+    const item = issue.path.length > 1 ? ` (item ${issue.path.slice(1).map(String).join(', ')})` : '';
+    // The value at the issue's path (the item of a list, the field of a network), not the whole key's value.
+    const value = issue.path.slice(1).reduce<unknown>((v, p) => (v as Record<PropertyKey, unknown> | undefined)?.[p], merged[key as ConfigKey]);
+    const fromFile = where !== FLAG_OF[key as ConfigKey] && sources.file !== undefined;
+    const quote = fromFile && issue.code === 'invalid_type' && issue.expected === 'string' && (typeof value === 'number' || typeof value === 'boolean');
+    throw new ConfigError(`${where}${item}: ${issueText(issue.message, value, SECRET_KEYS.has(key))}`, quote ? { hint: `quote the value in ${sources.file}` } : {});
   }
   const c = result.data;
   if (c.vni === undefined && c.etcd === undefined) {
@@ -171,13 +176,13 @@ export function buildConfig(sources: { file?: string; fileValues?: RawConfig; fl
  * several, etcd is needed and no two may share a name, a bridge or a TAP (one bridge with two VNIs would merge them).
  */
 export function joinsOf(c: RouterConfig): NetworkJoin[] {
-  if (c.networks !== undefined && c.tap !== undefined) throw new ConfigError(`--tap names one TAP: with several networks, give each its 'tap' in the config file`);
+  if (c.networks !== undefined && c.tap !== undefined) throw new ConfigError('--tap names one TAP', { hint: "with several networks, give each its 'tap' in the config file" });
   const joins: NetworkJoin[] = (c.networks ?? [{ name: c.network, ...(c.tap ? { tap: c.tap } : {}), ...(c.mtu ? { mtu: c.mtu } : {}) }]).map((n) => {
     const bridge = n.bridge ?? c.bridge;
     if (bridge === undefined) throw new ConfigError(`--bridge is required (or --network ${n.name}:<bridge>, or 'bridge' in a --config file)`);
     return { name: c.etcd === undefined ? undefined : n.name, bridge, ...(n.tap ? { tap: n.tap } : {}), ...(n.mtu ? { mtu: n.mtu } : {}) };
   });
-  if (joins.length > 1 && c.etcd === undefined) throw new ConfigError('several networks need --etcd (their VNIs are defined there); without etcd, run one router per VNI');
+  if (joins.length > 1 && c.etcd === undefined) throw new ConfigError('several networks need --etcd (their VNIs are defined there)', { hint: 'without etcd, run one router per VNI' });
   for (const key of ['name', 'bridge', 'tap'] as const) {
     const seen = new Set<string>();
     for (const j of joins) {
@@ -190,7 +195,12 @@ export function joinsOf(c: RouterConfig): NetworkJoin[] {
   return joins;
 }
 
-function describe(message: string, value: unknown): string {
+/** Keys whose value is never shown in an error (errors end up in the journal). */
+const SECRET_KEYS: ReadonlySet<string> = new Set<ConfigKey>(['etcdPassword']);
+
+/** A schema issue as text, with the value it refused ("70000 is out of range 1-65535"); a secret as "the value". */
+function issueText(message: string, value: unknown, secret: boolean): string {
+  if (secret) return message.startsWith('is ') ? `the value ${message}` : message;
   const shown = value === undefined ? 'missing' : JSON.stringify(value);
   return message.startsWith('is ') ? `${shown} ${message}` : `${message} (got ${shown})`;
 }

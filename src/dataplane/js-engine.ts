@@ -277,7 +277,7 @@ function bindSocket(type: 'udp4' | 'udp6', address: string, port: number): Promi
       s.close();
       reject(
         err.code === 'EADDRINUSE'
-          ? new VxlanRouterError('E_PORT_IN_USE', `UDP port ${port} on ${address} is taken: stop the other VTEP or pass --port`, { cause: err })
+          ? new VxlanRouterError('E_PORT_IN_USE', `UDP port ${port} on ${address} is taken`, { cause: err, hint: 'stop the other VTEP or pass --port' })
           : new VxlanRouterError('E_SYSTEM', `cannot bind UDP ${address}:${port}: ${err.message}`, { cause: err }),
       );
     });

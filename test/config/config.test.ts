@@ -89,12 +89,17 @@ t.test('etcd connection options: TLS files, user and password (flag, env, file)'
   t.throws(() => buildConfig({ file: file('tls.yaml', `local: 198.51.100.1\nbridge: br0\netcd: [${etcd[0]}]\netcdCa: ${missing}\n`), flags: {} }), { message: /^--etcd-ca .*cannot read it/, code: 'E_CONFIG' }, 'the same check for config keys');
 
   const http = ['http://198.51.100.254:2379'];
-  t.throws(() => buildConfig({ flags: { ...base, etcd: http, etcdUser: 'root' } }), { message: /--etcd-user root needs a password: --etcd-password or VXLAN_ROUTER_ETCD_PASSWORD/ });
+  t.throws(() => buildConfig({ flags: { ...base, etcd: http, etcdUser: 'root' } }), { message: '--etcd-user root needs a password', hint: '--etcd-password or VXLAN_ROUTER_ETCD_PASSWORD' });
   t.throws(() => buildConfig({ flags: { ...base, etcd: http, etcdPassword: 'pw' } }), { message: /needs --etcd-user/ });
   const fromEnv = buildConfig({ flags: { ...base, etcd: http, etcdUser: 'root' }, env: { VXLAN_ROUTER_ETCD_PASSWORD: 'from-env' } });
   t.same(etcdClientConfig(fromEnv)?.auth, { username: 'root', password: 'from-env' }, 'the password from the environment');
   const flagWins = buildConfig({ flags: { ...base, etcd: http, etcdUser: 'root', etcdPassword: 'from-flag' }, env: { VXLAN_ROUTER_ETCD_PASSWORD: 'from-env' } });
   t.equal(flagWins.etcdPassword, 'from-flag', 'a flag wins over the environment');
+  // A password is never echoed: YAML reads an unquoted number as a number, and the error goes to the journal.
+  const numeric = file('numeric.yaml', `local: 198.51.100.1\nbridge: br0\netcd: [${http[0]}]\netcdUser: root\netcdPassword: 8675309\n`);
+  const refused = t.throws(() => buildConfig({ file: numeric, flags: {} }), { code: 'E_CONFIG', message: /numeric\.yaml: key 'etcdPassword': .*expected string/, hint: `quote the value in ${numeric}` }) as ConfigError;
+  t.notMatch(refused.describe(), /8675309/, 'the rejected password is not in the error');
+  t.throws(() => buildConfig({ flags: { ...base, etcd: http, etcdUser: 'root', etcdPassword: '' } }), { message: '--etcd-password: the value is empty' });
   const envOverFile = buildConfig({ file: file('auth.yaml', `local: 198.51.100.1\nbridge: br0\netcd: [${http[0]}]\netcdUser: root\netcdPassword: from-file\n`), flags: {}, env: { VXLAN_ROUTER_ETCD_PASSWORD: 'from-env' } });
   t.equal(envOverFile.etcdPassword, 'from-env', 'the environment wins over the file');
   t.equal(buildConfig({ flags: { ...base, stateDir: '/tmp/x' } }).stateDir, '/tmp/x');
@@ -103,7 +108,9 @@ t.test('etcd connection options: TLS files, user and password (flag, env, file)'
 t.test('several networks: clear configuration errors', async (t) => {
   const etcd = ['http://198.51.100.254:2379'];
   const local = '198.51.100.1';
-  t.throws(() => buildConfig({ flags: { local, vni: 42, networks: [{ name: 'a', bridge: 'br0' }, { name: 'b', bridge: 'br1' }] } }), { message: /several networks need --etcd/ });
+  t.throws(() => buildConfig({ flags: { local, vni: 42, networks: [{ name: 'a', bridge: 'br0' }, { name: 'b', bridge: 'br1' }] } }), { message: /several networks need --etcd/, hint: 'without etcd, run one router per VNI' });
+  t.throws(() => buildConfig({ flags: { local, etcd, tap: 'vx0', networks: [{ name: 'a', bridge: 'br0' }] } }), { message: '--tap names one TAP', hint: "with several networks, give each its 'tap' in the config file" });
+  t.throws(() => buildConfig({ flags: { local, etcd, networks: [{ name: 'a', bridge: 'a-name-far-too-long' }] } }), { message: /^--network <name>:<bridge> \(item 0, bridge\): "a-name-far-too-long" is not a valid interface name/ }, 'the field of the network, and its value alone');
   t.throws(() => buildConfig({ flags: { local, etcd, networks: [{ name: 'a', bridge: 'br0' }, { name: 'b', bridge: 'br0' }] } }), { message: /bridge br0 is used by two networks \(one bridge would merge/ });
   t.throws(() => buildConfig({ flags: { local, etcd, networks: [{ name: 'a', bridge: 'br0' }, { name: 'a', bridge: 'br1' }] } }), { message: /name a is used by two networks/ });
   t.throws(() => buildConfig({ flags: { local, etcd, networks: [{ name: 'a' }, { name: 'b', bridge: 'br1' }] } }), { message: /--bridge is required \(or --network a:<bridge>/ });
