@@ -12,6 +12,8 @@ export { MAX_VNI } from '../packet/index.js';
 export const PROTOCOL_VERSION = 1;
 /** Far above any answer (a 100 000-entry fdb is a few MB); a length beyond it means a stream that is not ours. */
 export const MAX_FRAME = 64 * 1024 * 1024;
+/** A request is a version and a method name: tens of bytes. The router reads no more than this from a client. */
+export const MAX_REQUEST = 4096;
 /** Where routers put their sockets by default: `<dir>/<tap>.sock`. */
 /** Name and version, as `--version`, `status` and the registry's host records give it. */
 export const VERSION = '0.1.0';
@@ -170,12 +172,15 @@ export class FrameError extends Error {}
 export class FrameReader {
   private buf: Buffer = Buffer.alloc(0);
 
+  /** `maxFrame`: the largest body accepted (the router reading requests passes MAX_REQUEST). */
+  constructor(private readonly maxFrame = MAX_FRAME) {}
+
   push(chunk: Buffer): unknown[] {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     const out: unknown[] = [];
     while (this.buf.length >= 4) {
       const len = this.buf.readUInt32BE(0);
-      if (len > MAX_FRAME) throw new FrameError(`frame of ${len} bytes is larger than ${MAX_FRAME}: not a vxlan-router control stream`);
+      if (len > this.maxFrame) throw new FrameError(`frame of ${len} bytes is larger than ${this.maxFrame}: not a vxlan-router control stream`);
       if (this.buf.length < 4 + len) break;
       const body = this.buf.subarray(4, 4 + len);
       this.buf = this.buf.subarray(4 + len);

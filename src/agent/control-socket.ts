@@ -11,6 +11,7 @@ import type { DeepReadonly } from '../fdb/index.js';
 import {
   encodeFrame,
   FrameReader,
+  MAX_REQUEST,
   requestSchema,
   type Method,
   type Result,
@@ -51,7 +52,7 @@ async function claim(path: string): Promise<void> {
 
 
 function handle(conn: Socket, source: ControlSource): void {
-  const reader = new FrameReader();
+  const reader = new FrameReader(MAX_REQUEST);
   conn.on('error', () => conn.destroy()); // a client that went away: nothing to do
   conn.setTimeout(10_000, () => conn.destroy());
   conn.on('data', (chunk: Buffer) => {
@@ -76,9 +77,19 @@ function handle(conn: Socket, source: ControlSource): void {
   });
 }
 
-export async function serveControl(path: string, source: ControlSource): Promise<ControlServer> {
+/**
+ * Serves `source` on `path` until closed. `onError` hears what goes wrong after the socket listens (the router logs
+ * it and carries on: the data path does not depend on this socket). `close` ends open connections at once, so a
+ * client that keeps one open cannot hold up a stop.
+ */
+export async function serveControl(path: string, source: ControlSource, onError: (err: Error) => void = () => undefined): Promise<ControlServer> {
   await claim(path);
-  const server: Server = createServer((conn) => handle(conn, source));
+  const open = new Set<Socket>();
+  const server: Server = createServer((conn) => {
+    open.add(conn);
+    conn.once('close', () => open.delete(conn));
+    handle(conn, source);
+  });
   // Root only from the start: the socket is created under a umask that leaves no access to group or others.
   const mask = process.umask(0o077);
   try {
@@ -92,13 +103,16 @@ export async function serveControl(path: string, source: ControlSource): Promise
     process.umask(mask);
   }
   chmodSync(path, 0o600);
+  server.on('error', onError);
   let closed = false;
   return {
     path,
     close: async () => {
       if (closed) return;
       closed = true;
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      const done = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const conn of open) conn.destroy();
+      await done;
       rmSync(path, { force: true });
     },
   };

@@ -250,8 +250,9 @@ export class Daemon implements DaemonView {
       advertiser.unref();
       owned.push({ close: () => clearInterval(advertiser) });
 
-      owned.push(await serveControl(config.socket ?? join(SOCKET_DIR, `${networks[0]!.tap}.sock`), controlSource(daemon, config, daemon.startedAt)));
-      if (config.metrics !== 'off') owned.push(await serveMetrics(config.metrics, routerMetrics(daemon, daemon.startedAt)));
+      const serverError = (what: string) => (err: Error) => warn.warn(what, `${what}: ${describeError(err)}`);
+      owned.push(await serveControl(config.socket ?? join(SOCKET_DIR, `${networks[0]!.tap}.sock`), controlSource(daemon, config, daemon.startedAt), serverError('control socket')));
+      if (config.metrics !== 'off') owned.push(await serveMetrics(config.metrics, routerMetrics(daemon, daemon.startedAt), serverError('metrics server')));
       log.info({ ...info, offloads: engine.offloads(), socket: config.socket, metrics: config.metrics }, 'router ready');
       return daemon;
     } catch (err) {

@@ -173,7 +173,11 @@ export function parseListen(text: string): { host: string; port: number } {
   return { host: m[1] ?? m[2]!, port };
 }
 
-export async function serveMetrics(listen: string, registry: Registry): Promise<MetricsServer> {
+/**
+ * Serves `registry` at http://<listen>/metrics until closed. `onError` hears what goes wrong after it listens.
+ * `close` drops open connections at once: a slow or stuck scraper cannot hold up a stop.
+ */
+export async function serveMetrics(listen: string, registry: Registry, onError: (err: Error) => void = () => undefined): Promise<MetricsServer> {
   const { host, port } = parseListen(listen);
   const server: Server = createServer((req, res) => {
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
@@ -193,13 +197,16 @@ export async function serveMetrics(listen: string, registry: Registry): Promise<
     });
     server.listen(port, host, resolve);
   });
+  server.on('error', onError);
   let closed = false;
   return {
     address: listen,
     close: async () => {
       if (closed) return;
       closed = true;
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      const done = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await done;
     },
   };
 }

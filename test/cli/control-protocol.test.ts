@@ -1,8 +1,12 @@
-/** The control socket's framing and schemas, without a router: split and joined chunks, and what is refused. */
+/**
+ * The control socket's framing and schemas, without a router: split and joined chunks, and what is refused; the
+ * server with a stand-in source: answers, oversized requests, a stop with clients connected.
+ */
 import t from 'tap';
-import { encodeFrame, FrameReader, MAX_FRAME, requestSchema, responseSchema } from '../../src/agent/index.js';
-import { findSocket } from '../../src/cli/control-client.js';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { encodeFrame, FrameReader, MAX_FRAME, MAX_REQUEST, requestSchema, responseSchema, serveControl } from '../../src/agent/index.js';
+import { ask, findSocket } from '../../src/cli/control-client.js';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -37,4 +41,42 @@ t.test('findSocket: the only one, or a message saying what to do', async (t) => 
   writeFileSync(join(dir, 'vxr7.sock'), '');
   t.throws(() => findSocket(undefined, dir), { message: /^several routers run here \((vxr42\.sock, vxr7\.sock|vxr7\.sock, vxr42\.sock) in .*\)$/, hint: 'pick one with --socket <path>' });
   t.equal(findSocket('/x.sock', dir), '/x.sock', 'an explicit path wins');
+});
+
+t.test('the server: answers, refuses oversized requests, and closes with clients still connected', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vxr-serve-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'r.sock');
+  const table = { vnis: [{ vni: 42, peers: ['198.51.100.2'], macs: [] }] };
+  const fail = (): never => {
+    throw new Error('not asked in this test');
+  };
+  const server = await serveControl(path, { status: fail, fdb: () => [], peers: fail, counters: () => ({ rx_datagrams: 3 }), table: () => table });
+  t.same(await ask(path, 'table'), table, 'table');
+  t.same(await ask(path, 'counters'), { rx_datagrams: 3 }, 'counters');
+
+  // A client announcing a request far larger than any real one is answered with an error at once, not buffered.
+  const answer = await new Promise<unknown>((resolve, reject) => {
+    const reader = new FrameReader();
+    const sock = connect(path, () => {
+      const head = Buffer.alloc(4);
+      head.writeUInt32BE(MAX_REQUEST + 1);
+      sock.write(head);
+    });
+    sock.on('data', (d: Buffer) => {
+      const frames = reader.push(d);
+      if (frames.length > 0) resolve(frames[0]);
+    });
+    sock.on('error', reject);
+  });
+  t.match(answer, { ok: false, error: /larger than 4096/ }, 'an oversized request is refused');
+
+  // A client that connects and says nothing must not hold up a stop.
+  const idle = connect(path);
+  await new Promise((r) => idle.once('connect', r));
+  const closed = Date.now();
+  await server.close();
+  t.ok(Date.now() - closed < 1000, `closed in ${Date.now() - closed} ms with an idle client connected`);
+  t.notOk(existsSync(path), 'the socket file is gone');
+  await server.close();
 });
