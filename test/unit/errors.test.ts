@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
@@ -64,4 +64,20 @@ t.test('the cases callers tell apart: control socket and metrics', async (t) => 
     message: `cannot serve metrics on ${listen}: the port is taken (another router?)`,
     hint: 'pass --metrics <host:port>, or --metrics off',
   });
+});
+
+t.test('metrics: a scraper that keeps its connection open does not hold up a stop', async (t) => {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise((r) => probe.close(r));
+  const server = await serveMetrics(`127.0.0.1:${port}`, new Registry());
+  const sock = connect(port, '127.0.0.1');
+  await new Promise((r) => sock.once('connect', r));
+  sock.write('GET /metrics HTTP/1.1\r\nHost: x\r\n'); // a request that never ends
+  sock.on('error', () => undefined);
+  const closing = Date.now();
+  await server.close();
+  t.ok(Date.now() - closing < 1000, `closed in ${Date.now() - closing} ms`);
+  sock.destroy();
 });
