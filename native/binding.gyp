@@ -8,7 +8,7 @@
         "src/nd.cc",
         "src/bench.cc",
         "src/engine.cc",
-        "src/errors.cc",
+        "src/js-error.cc",
         "src/learn.cc",
         "src/offload.cc",
         "src/stats.cc",

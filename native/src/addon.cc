@@ -1,5 +1,5 @@
 // The N-API surface, and nothing else: argument validation (TypeErrors that name the argument), conversion between
-// JS values and the C++ types, and errno → JS Error through errors.cc. Its typed twin is src/dataplane/native.ts.
+// JS values and the C++ types, and errno → JS Error through js-error.cc. Its typed twin is src/dataplane/native.ts.
 // Everything here runs on the JS thread.
 #include <napi.h>
 
@@ -15,7 +15,7 @@
 #include "bench.h"
 #include "counters.h"
 #include "engine.h"
-#include "errors.h"
+#include "js-error.h"
 #include "nd.h"
 #include "offload.h"
 #include "tap.h"

@@ -40,8 +40,6 @@ constexpr int UDP_SEGMENT = 103;
 constexpr int UDP_GRO = 104;
 #endif
 
-SysError Errno(const std::string& what) { return SysError{errno, what}; }
-
 void BigBuffer(int fd, int force_opt, int opt) {
   if (setsockopt(fd, SOL_SOCKET, force_opt, &kSocketBuffer, sizeof(kSocketBuffer)) < 0)
     setsockopt(fd, SOL_SOCKET, opt, &kSocketBuffer, sizeof(kSocketBuffer));

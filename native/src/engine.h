@@ -33,7 +33,7 @@
 #include <vector>
 
 #include "counters.h"
-#include "errors.h"
+#include "sys-error.h"
 #include "fd.h"
 #include "learn.h"
 #include "stats.h"

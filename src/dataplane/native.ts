@@ -99,7 +99,7 @@ export function loadNative(): NativeAddon {
   return cached;
 }
 
-/** What the addon's errors carry (native/src/errors.cc): errno name, and the call with what it acted on. */
+/** What the addon's errors carry (native/src/js-error.cc): errno name, and the call with what it acted on. */
 interface NativeSysError {
   readonly code?: unknown;
   readonly syscall?: unknown;
