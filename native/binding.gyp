@@ -13,6 +13,7 @@
         "src/offload.cc",
         "src/stats.cc",
         "src/table.cc",
+        "src/udp-socket.cc",
         "src/tap.cc",
         "src/wire.cc"
       ],

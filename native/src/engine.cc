@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/filter.h>
 #include <linux/udp.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -29,38 +28,8 @@ namespace {
 constexpr int kBatch = 64;           // frames per TAP read burst / datagrams per recvmmsg
 constexpr size_t kSlot = 65536;      // one buffer per frame/datagram: never truncates
 constexpr int kMaxMsgs = 1024;       // sendmmsg vector (UIO_MAXIOV)
-constexpr int kSocketBuffer = 4 << 20;
 constexpr int kPollMs = 1000;        // RX wakes at least this often to age learned MACs
-constexpr int kMaxGsoSegments = 64;  // UDP_MAX_SEGMENTS on older kernels
 constexpr size_t kMaxGsoBytes = 65507;  // one GSO send is one UDP datagram's worth of payload (IPv4 limit)
-#ifndef UDP_SEGMENT
-constexpr int UDP_SEGMENT = 103;
-#endif
-#ifndef UDP_GRO
-constexpr int UDP_GRO = 104;
-#endif
-
-void BigBuffer(int fd, int force_opt, int opt) {
-  if (setsockopt(fd, SOL_SOCKET, force_opt, &kSocketBuffer, sizeof(kSocketBuffer)) < 0)
-    setsockopt(fd, SOL_SOCKET, opt, &kSocketBuffer, sizeof(kSocketBuffer));
-}
-
-// A socket that only sends: a filter that accepts nothing, and nothing left from before the filter.
-bool RejectAll(int fd) {
-  sock_filter reject_all[] = {{BPF_RET | BPF_K, 0, 0, 0}};
-  sock_fprog prog{1, reject_all};
-  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0) return false;
-  alignas(8) uint8_t junk[64];
-  while (recv(fd, junk, sizeof(junk), MSG_DONTWAIT | MSG_TRUNC) >= 0) {
-  }
-  return true;
-}
-
-bool DontFragment(int fd, int family) {
-  const int pmtu = family == AF_INET ? IP_PMTUDISC_DO : IPV6_PMTUDISC_DO;
-  return setsockopt(fd, family == AF_INET ? IPPROTO_IP : IPPROTO_IPV6,
-                    family == AF_INET ? IP_MTU_DISCOVER : IPV6_MTU_DISCOVER, &pmtu, sizeof(pmtu)) == 0;
-}
 
 // The address a frame from the bridge speaks for (IPv4 first, then IPv6); len 0 when it names none.
 Addr SenderIp(const uint8_t* f, size_t len) {
@@ -98,38 +67,10 @@ Engine::~Engine() { Stop(); }
 
 SysError Engine::Create(const EngineConfig& cfg, std::unique_ptr<Engine>* out) {
   std::unique_ptr<Engine> e(new Engine(cfg));  // owns the TAP fds from here on
-  const int family = cfg.local.len == 4 ? AF_INET : AF_INET6;
-  char local_text[INET6_ADDRSTRLEN];
-  AddrToText(cfg.local, local_text, sizeof(local_text));
-
-  // Blocking, so that the RX thread sleeps in recvmmsg itself (one system call per wake-up, not poll + recvmmsg);
-  // the timeout wakes it to age learned MACs, and Stop() wakes it with shutdown().
-  e->rx_sock_.reset(socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (!e->rx_sock_.valid()) return Errno("socket(UDP)");
-  const timeval tick{kPollMs / 1000, (kPollMs % 1000) * 1000};
-  if (setsockopt(e->rx_sock_.get(), SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof(tick)) < 0) return Errno("setsockopt(SO_RCVTIMEO)");
-  sockaddr_storage sa;
-  socklen_t salen = ToSockaddr(cfg.local, cfg.port, &sa);
-  if (bind(e->rx_sock_.get(), reinterpret_cast<sockaddr*>(&sa), salen) < 0)
-    return Errno(std::string("bind UDP ") + local_text + " port " + std::to_string(cfg.port));
-  BigBuffer(e->rx_sock_.get(), SO_RCVBUFFORCE, SO_RCVBUF);
-  if (cfg.udp_gro) {
-    const int on = 1;
-    e->gro_on_ = setsockopt(e->rx_sock_.get(), IPPROTO_UDP, UDP_GRO, &on, sizeof(on)) == 0;  // absent before 5.0
-  }
+  if (SysError err = OpenRxSocket(cfg.local, cfg.port, kPollMs, cfg.udp_gro, &e->rx_sock_, &e->gro_on_); !err.ok())
+    return err;
   e->gso_ok_ = cfg.udp_gso;  // turned off by the first GSO send the kernel refuses
-
-  // Raw UDP socket for sending: we pick the outer source port per flow and write the UDP header ourselves; the
-  // kernel adds the IP header. DF always: VXLAN is never fragmented.
-  e->tx_sock_.reset(socket(family, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_UDP));
-  if (!e->tx_sock_.valid()) return Errno("socket(SOCK_RAW, IPPROTO_UDP)");
-  salen = ToSockaddr(cfg.local, 0, &sa);
-  if (bind(e->tx_sock_.get(), reinterpret_cast<sockaddr*>(&sa), salen) < 0)
-    return Errno(std::string("bind raw ") + local_text);
-  if (!DontFragment(e->tx_sock_.get(), family)) return Errno("setsockopt(MTU_DISCOVER)");
-  // A raw IPPROTO_UDP socket would get a copy of every inbound UDP datagram.
-  if (!RejectAll(e->tx_sock_.get())) return Errno("setsockopt(SO_ATTACH_FILTER)");
-  BigBuffer(e->tx_sock_.get(), SO_SNDBUFFORCE, SO_SNDBUF);
+  if (SysError err = OpenTxSocket(cfg.local, &e->tx_sock_); !err.ok()) return err;
 
   e->stop_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!e->stop_fd_.valid()) return Errno("eventfd");
@@ -206,23 +147,6 @@ Features Engine::features() const {
   f.udp_gso = gso_ok_.load(std::memory_order_relaxed);
   f.udp_gro = gro_on_;
   return f;
-}
-
-int Engine::FlowSockets::Get(const Addr& local, uint16_t port) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (const auto it = fds_.find(port); it != fds_.end()) return it->second.get();
-  if (fds_.size() >= kMax) return -1;
-  const int family = local.len == 4 ? AF_INET : AF_INET6;
-  UniqueFd fd(socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  sockaddr_storage sa;
-  const socklen_t salen = ToSockaddr(local, port, &sa);
-  if (fd.valid() && (bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), salen) < 0 || !DontFragment(fd.get(), family) ||
-                     !RejectAll(fd.get())))
-    fd.reset();  // port taken (or the socket unusable): this flow stays on the raw socket
-  if (fd.valid()) BigBuffer(fd.get(), SO_SNDBUFFORCE, SO_SNDBUF);
-  const int got = fd.get();
-  fds_.emplace(port, std::move(fd));
-  return got;
 }
 
 const Engine::Network* Engine::NetworkFor(uint32_t vni) const {

@@ -38,6 +38,7 @@
 #include "learn.h"
 #include "stats.h"
 #include "table.h"
+#include "udp-socket.h"
 
 namespace vxr {
 
@@ -91,16 +92,6 @@ class Engine {
     int mtu;
     size_t max_frame;  // largest inner frame its TAP takes: mtu + 14 + 4 (classification's maxFrame)
     bool vnet_hdr;
-  };
-  // UDP sockets bound to local:<flow source port> for GSO sends, opened on first use and kept (at most kMax; beyond
-  // that, or when the port is taken, the flow uses the raw socket). Shared by the TX threads.
-  class FlowSockets {
-   public:
-    static constexpr size_t kMax = 1024;
-    int Get(const Addr& local, uint16_t port);  // -1: use the raw socket
-   private:
-    std::mutex mu_;
-    std::unordered_map<uint16_t, UniqueFd> fds_;  // an invalid fd remembers a port that could not be bound
   };
   explicit Engine(const EngineConfig& cfg);
   void TxLoop(Network* net);
