@@ -13,6 +13,8 @@
         "src/offload.cc",
         "src/stats.cc",
         "src/table.cc",
+        "src/tx.cc",
+        "src/rx.cc",
         "src/udp-socket.cc",
         "src/tap.cc",
         "src/wire.cc"
