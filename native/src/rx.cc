@@ -12,8 +12,8 @@
 //
 // Buffer ownership: the datagram buffers, message headers, addresses and control buffers are allocated once when
 // the thread starts and reused for every batch; nothing is allocated per packet (sightings has room reserved for a
-// full batch of GRO slots: kBatch × kMaxGsoSegments). The mergers hold pointers into this batch's buffers, so everything is written to the TAPs before the
-// next recvmmsg. The table snapshot is held for exactly one batch.
+// full batch of GRO slots: kBatch × kMaxGsoSegments). The mergers hold pointers into this batch's buffers, so
+// everything is written to the TAPs before the next recvmmsg. The table snapshot is held for exactly one batch.
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>

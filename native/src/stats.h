@@ -79,7 +79,8 @@ class TrafficStats {
 // (at the end of the batch). Owned by that thread; `now_ms` is when the batch's peers were heard (rx; tx passes 0).
 class BatchTally {
  public:
-  BatchTally(TrafficStats& stats, TrafficStats::Dir dir, int64_t now_ms = 0) : stats_(stats), dir_(dir), now_ms_(now_ms) {}
+  BatchTally(TrafficStats& stats, TrafficStats::Dir dir, int64_t now_ms = 0)
+      : stats_(stats), dir_(dir), now_ms_(now_ms) {}
   void Peer(const Addr& a, uint64_t frames, uint64_t bytes) {
     MakeRoom();
     tally_.Peer(a, frames, bytes);

@@ -86,7 +86,8 @@ GsoSender::GsoSender(FlowSockets& sockets, std::atomic<bool>& on, uint32_t vni, 
       port_(port),
       counters_(counters),
       tally_(tally),
-      vxlan_hdr_{kVxlanFlagI, 0, 0, 0, static_cast<uint8_t>(vni >> 16), static_cast<uint8_t>(vni >> 8), static_cast<uint8_t>(vni), 0},
+      vxlan_hdr_{kVxlanFlagI, 0, 0, 0, static_cast<uint8_t>(vni >> 16), static_cast<uint8_t>(vni >> 8),
+                 static_cast<uint8_t>(vni), 0},
       seg_hdrs_(static_cast<size_t>(kMaxGsoSegments) * kMaxSegHeader) {}
 
 size_t GsoSender::SegmentsPerSend(const TxFrame& f) {
