@@ -62,16 +62,13 @@ void Engine::SetTable(std::shared_ptr<const Table> t) {
 SysError Engine::Start() {
   if (started_ || stopped_) return {};
   started_ = true;
-  // Named so that `top -H` / `ps -L` tell the data path's threads apart (15 characters at most).
-  threads_.emplace_back([this] {
-    pthread_setname_np(pthread_self(), "vxr-rx");
-    RxLoop();
-  });
+  // Named so that `top -H` / `ps -L` tell the data path's threads apart (15 characters at most). Named here, not by
+  // the thread itself, so that the names are set when Start() returns.
+  threads_.emplace_back([this] { RxLoop(); });
+  pthread_setname_np(threads_.back().native_handle(), "vxr-rx");
   for (auto& n : nets_) {
-    threads_.emplace_back([this, net = &n] {
-      pthread_setname_np(pthread_self(), ("vxr-tx-" + std::to_string(net->vni)).substr(0, 15).c_str());
-      TxLoop(net);
-    });
+    threads_.emplace_back([this, net = &n] { TxLoop(net); });
+    pthread_setname_np(threads_.back().native_handle(), ("vxr-tx-" + std::to_string(n.vni)).substr(0, 15).c_str());
   }
   return {};
 }
