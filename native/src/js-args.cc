@@ -25,6 +25,21 @@ std::string AddrText(const Addr& a) {
   return out;
 }
 
+namespace {
+
+// Calls `each(first, second)` for every [first, second] element of `pairs`, in order; false at the first element
+// that is not an array or that `each` refuses.
+template <typename Each>
+bool EachPair(const Napi::Array& pairs, Each&& each) {
+  for (uint32_t j = 0; j < pairs.Length(); j++) {
+    const Napi::Value pair = pairs.Get(j);
+    if (!pair.IsArray() || !each(pair.As<Napi::Array>().Get(0u), pair.As<Napi::Array>().Get(1u))) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 std::string BuildTable(const Napi::Value& v, Table* t) {
   if (!v.IsObject() || !v.As<Napi::Object>().Get("vnis").IsArray()) return "table.vnis must be an array";
   Napi::Array vnis = v.As<Napi::Object>().Get("vnis").As<Napi::Array>();
@@ -44,28 +59,28 @@ std::string BuildTable(const Napi::Value& v, Table* t) {
     }
     Napi::Value macs = o.Get("macs");
     if (!macs.IsArray()) return "table.vnis[].macs must be an array of [mac, vtep]";
-    for (uint32_t j = 0; j < macs.As<Napi::Array>().Length(); j++) {
-      Napi::Value pair = macs.As<Napi::Array>().Get(j);
+    const bool macs_ok = EachPair(macs.As<Napi::Array>(), [&](const Napi::Value& mac, const Napi::Value& vtep) {
       uint64_t key;
-      Addr vtep;
-      if (!pair.IsArray() || !GetMac(pair.As<Napi::Array>().Get(0u), &key) || !GetAddr(pair.As<Napi::Array>().Get(1u), &vtep))
-        return "table.vnis[].macs[] must be [\"aa:bb:cc:dd:ee:ff\", vtep address]";
-      vt.macs[key] = t->AddPeer(vtep);
-    }
+      Addr a;
+      if (!GetMac(mac, &key) || !GetAddr(vtep, &a)) return false;
+      vt.macs[key] = t->AddPeer(a);
+      return true;
+    });
+    if (!macs_ok) return "table.vnis[].macs[] must be [\"aa:bb:cc:dd:ee:ff\", vtep address]";
     Napi::Value neighbors = o.Get("neighbors");
     if (neighbors.IsUndefined()) continue;
     if (!neighbors.IsArray()) return "table.vnis[].neighbors must be an array of [ip, mac]";
-    for (uint32_t j = 0; j < neighbors.As<Napi::Array>().Length(); j++) {
-      Napi::Value pair = neighbors.As<Napi::Array>().Get(j);
+    const bool neighbors_ok = EachPair(neighbors.As<Napi::Array>(), [&](const Napi::Value& ip, const Napi::Value& mac) {
       uint64_t key;
-      Addr ip;
-      if (!pair.IsArray() || !GetAddr(pair.As<Napi::Array>().Get(0u), &ip) || !GetMac(pair.As<Napi::Array>().Get(1u), &key))
-        return "table.vnis[].neighbors[] must be [\"198.18.0.2\" or \"fd00::2\", \"aa:bb:cc:dd:ee:ff\"]";
-      if (ip.len == 16)
-        vt.nd[ip] = key;
+      Addr a;
+      if (!GetAddr(ip, &a) || !GetMac(mac, &key)) return false;
+      if (a.len == 16)
+        vt.nd[a] = key;
       else
-        vt.arp[(uint32_t{ip.bytes[0]} << 24) | (uint32_t{ip.bytes[1]} << 16) | (uint32_t{ip.bytes[2]} << 8) | ip.bytes[3]] = key;
-    }
+        vt.arp[(uint32_t{a.bytes[0]} << 24) | (uint32_t{a.bytes[1]} << 16) | (uint32_t{a.bytes[2]} << 8) | a.bytes[3]] = key;
+      return true;
+    });
+    if (!neighbors_ok) return "table.vnis[].neighbors[] must be [\"198.18.0.2\" or \"fd00::2\", \"aa:bb:cc:dd:ee:ff\"]";
   }
   return "";
 }

@@ -147,62 +147,67 @@ Napi::Value MergeSegmentsJs(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// The address a neighbour parser finds in a frame (SenderIpv4 / ArpRequestTarget for IPv4, SenderIpv6 /
+// NdSolicitTarget for IPv6), as text; "" when it finds none.
+std::string Found(bool (*find)(const uint8_t*, size_t, uint32_t*), const uint8_t* f, size_t len) {
+  uint32_t ip;
+  return find(f, len, &ip) ? Ipv4Text(ip) : "";
+}
+std::string Found(bool (*find)(const uint8_t*, size_t, uint8_t*), const uint8_t* f, size_t len) {
+  Addr a;
+  a.len = 16;
+  return find(f, len, a.bytes) ? AddrText(a) : "";
+}
+
+// name(frame) → the address `find` finds, or null.
+template <typename Find>
+Napi::Value SenderJs(const Napi::CallbackInfo& info, const char* name, Find find) {
+  if (!IsBytes(info[0])) return ThrowType(info.Env(), std::string(name) + ": frame must be a Uint8Array");
+  Napi::Uint8Array f = info[0].As<Napi::Uint8Array>();
+  const std::string ip = Found(find, f.Data(), f.ByteLength());
+  return ip.empty() ? info.Env().Null() : Napi::String::New(info.Env(), ip);
+}
+
+// name(frame, mac) → { target, reply }: the address `find` says the request asks about, and the `len`-byte answer
+// `write` makes of it (what the TX thread writes to the bridge); null when the frame is not a request it answers.
+template <typename Find>
+Napi::Value AnswerJs(const Napi::CallbackInfo& info, const char* name, Find find, size_t len,
+                     void (*write)(const uint8_t*, uint64_t, uint8_t*)) {
+  Napi::Env env = info.Env();
+  uint64_t mac;
+  if (!IsBytes(info[0])) return ThrowType(env, std::string(name) + ": frame must be a Uint8Array");
+  if (!GetMac(info[1], &mac)) return ThrowType(env, std::string(name) + ": mac must be aa:bb:cc:dd:ee:ff");
+  Napi::Uint8Array f = info[0].As<Napi::Uint8Array>();
+  const std::string target = Found(find, f.Data(), f.ByteLength());
+  if (target.empty()) return env.Null();
+  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, len);
+  write(f.Data(), mac, out.Data());
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("target", target);
+  o.Set("reply", out);
+  return o;
+}
+
 // senderIpv4(frame) → the address the sender uses, or null. Twin: senderIpv4 in src/packet/neighbor.ts; pinned by
 // test/native/arp.test.ts.
-Napi::Value SenderIpv4Js(const Napi::CallbackInfo& info) {
-  if (!IsBytes(info[0])) return ThrowType(info.Env(), "senderIpv4: frame must be a Uint8Array");
-  Napi::Uint8Array f = info[0].As<Napi::Uint8Array>();
-  uint32_t ip;
-  return SenderIpv4(f.Data(), f.ByteLength(), &ip) ? Napi::String::New(info.Env(), Ipv4Text(ip)) : info.Env().Null();
-}
+Napi::Value SenderIpv4Js(const Napi::CallbackInfo& info) { return SenderJs(info, "senderIpv4", SenderIpv4); }
 
 // arpAnswer(frame, mac) → the reply the TX thread writes for an ARP request (60 bytes), or null when the frame is
 // not one, with the address asked about as `target`. Twins: arpRequestTarget and arpReply in src/packet/neighbor.ts.
 // Pinned by test/native/arp.test.ts.
 Napi::Value ArpAnswerJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  uint64_t mac;
-  if (!IsBytes(info[0])) return ThrowType(env, "arpAnswer: frame must be a Uint8Array");
-  if (!GetMac(info[1], &mac)) return ThrowType(env, "arpAnswer: mac must be aa:bb:cc:dd:ee:ff");
-  Napi::Uint8Array f = info[0].As<Napi::Uint8Array>();
-  uint32_t target;
-  if (!ArpRequestTarget(f.Data(), f.ByteLength(), &target)) return env.Null();
-  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, kMinFrame);
-  WriteArpReply(f.Data(), mac, out.Data());
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("target", Ipv4Text(target));
-  o.Set("reply", out);
-  return o;
+  return AnswerJs(info, "arpAnswer", ArpRequestTarget, kMinFrame, WriteArpReply);
 }
 
 // senderIpv6(frame) → the IPv6 address the sender uses, or null. Twin: senderIpv6 in src/packet/nd.ts; pinned by
 // test/native/nd.test.ts.
-Napi::Value SenderIpv6Js(const Napi::CallbackInfo& info) {
-  if (!IsBytes(info[0])) return ThrowType(info.Env(), "senderIpv6: frame must be a Uint8Array");
-  Napi::Uint8Array f = info[0].As<Napi::Uint8Array>();
-  Addr a;
-  a.len = 16;
-  return SenderIpv6(f.Data(), f.ByteLength(), a.bytes) ? Napi::String::New(info.Env(), AddrText(a)) : info.Env().Null();
-}
+Napi::Value SenderIpv6Js(const Napi::CallbackInfo& info) { return SenderJs(info, "senderIpv6", SenderIpv6); }
 
 // ndAnswer(frame, mac) → the Neighbor Advertisement the TX thread writes for a Neighbor Solicitation (86 bytes), or
 // null when the frame is not one it answers, with the address asked about as `target`. Twins: ndSolicitTarget and
 // ndAdvertReply in src/packet/nd.ts. Pinned by test/native/nd.test.ts.
 Napi::Value NdAnswerJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  uint64_t mac;
-  if (!IsBytes(info[0])) return ThrowType(env, "ndAnswer: frame must be a Uint8Array");
-  if (!GetMac(info[1], &mac)) return ThrowType(env, "ndAnswer: mac must be aa:bb:cc:dd:ee:ff");
-  Napi::Uint8Array f = info[0].As<Napi::Uint8Array>();
-  Addr target;
-  target.len = 16;
-  if (!NdSolicitTarget(f.Data(), f.ByteLength(), target.bytes)) return env.Null();
-  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, kNaFrameLen);
-  WriteNdAdvert(f.Data(), mac, out.Data());
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("target", AddrText(target));
-  o.Set("reply", out);
-  return o;
+  return AnswerJs(info, "ndAnswer", NdSolicitTarget, kNaFrameLen, WriteNdAdvert);
 }
 
 }  // namespace
