@@ -1,6 +1,8 @@
-// The N-API surface, and nothing else: argument validation (TypeErrors that name the argument), conversion between
-// JS values and the C++ types, and errno → JS Error through errors.cc. Its typed twin is src/dataplane/native.ts.
-// Everything here runs on the JS thread.
+// The addon's production surface, and nothing else: the engine object, TAP and link set-up, the counter names and
+// the limits shared with TypeScript. Argument validation (TypeErrors that name the argument), conversion between JS
+// values and the C++ types (js-args.h), and SysError → JS Error through js-error.h. The test twins (twins.cc) and
+// the benchmark hook (bench.cc) are registered from Init, each through one function. Its typed face is
+// src/dataplane/native.ts. Everything here runs on the JS thread.
 #include <napi.h>
 
 #include <ifaddrs.h>
@@ -9,100 +11,27 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "arp.h"
 #include "bench.h"
 #include "counters.h"
 #include "engine.h"
-#include "errors.h"
-#include "nd.h"
-#include "offload.h"
+#include "js-args.h"
+#include "js-error.h"
+#include "learn.h"
+#include "stats.h"
 #include "tap.h"
+#include "twins.h"
 #include "wire.h"
 
 namespace vxr {
 namespace {
 
-bool GetAddr(const Napi::Value& v, Addr* out) { return v.IsString() && ParseAddr(v.As<Napi::String>().Utf8Value().c_str(), out); }
-
-bool GetUint(const Napi::Value& v, uint32_t max, uint32_t* out) {
-  if (!v.IsNumber()) return false;
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= 0 && d <= max) || d != static_cast<double>(static_cast<uint32_t>(d))) return false;
-  *out = static_cast<uint32_t>(d);
-  return true;
-}
-
-bool IsBytes(const Napi::Value& v) {
-  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
-}
-
-std::string Ipv4Text(uint32_t ip) {
-  return std::to_string(ip >> 24) + "." + std::to_string((ip >> 16) & 0xff) + "." + std::to_string((ip >> 8) & 0xff) + "." +
-         std::to_string(ip & 0xff);
-}
-
-std::string AddrText(const Addr& a) {
-  char out[INET6_ADDRSTRLEN];
-  AddrToText(a, out, sizeof(out));
-  return out;
-}
-
 Napi::Array Strings(Napi::Env env, const char* const* names, size_t n) {
   Napi::Array a = Napi::Array::New(env, n);
   for (size_t i = 0; i < n; i++) a.Set(i, Napi::String::New(env, names[i]));
   return a;
-}
-
-// { vnis: [{ vni, peers: string[], macs: [mac, vtep][] }] } → Table. Returns an error message or "".
-std::string BuildTable(const Napi::Value& v, Table* t) {
-  if (!v.IsObject() || !v.As<Napi::Object>().Get("vnis").IsArray()) return "table.vnis must be an array";
-  Napi::Array vnis = v.As<Napi::Object>().Get("vnis").As<Napi::Array>();
-  for (uint32_t i = 0; i < vnis.Length(); i++) {
-    if (!vnis.Get(i).IsObject()) return "table.vnis[] must be objects";
-    Napi::Object o = vnis.Get(i).As<Napi::Object>();
-    uint32_t vni;
-    if (!GetUint(o.Get("vni"), kMaxVni, &vni)) return "table.vnis[].vni must be an integer 0-16777215";
-    VniTable& vt = t->vnis[vni];
-    if (!o.Get("peers").IsArray()) return "table.vnis[].peers must be an array";
-    Napi::Array peers = o.Get("peers").As<Napi::Array>();
-    for (uint32_t j = 0; j < peers.Length(); j++) {
-      Addr a;
-      if (!GetAddr(peers.Get(j), &a)) return "table.vnis[].peers[] must be IP addresses";
-      vt.flood.push_back(t->AddPeer(a));
-      vt.sources.insert(a);
-    }
-    Napi::Value macs = o.Get("macs");
-    if (!macs.IsArray()) return "table.vnis[].macs must be an array of [mac, vtep]";
-    for (uint32_t j = 0; j < macs.As<Napi::Array>().Length(); j++) {
-      Napi::Value pair = macs.As<Napi::Array>().Get(j);
-      uint64_t key;
-      Addr vtep;
-      if (!pair.IsArray() || !pair.As<Napi::Array>().Get(0u).IsString() ||
-          !ParseMac(pair.As<Napi::Array>().Get(0u).As<Napi::String>().Utf8Value().c_str(), &key) ||
-          !GetAddr(pair.As<Napi::Array>().Get(1u), &vtep))
-        return "table.vnis[].macs[] must be [\"aa:bb:cc:dd:ee:ff\", vtep address]";
-      vt.macs[key] = t->AddPeer(vtep);
-    }
-    Napi::Value neighbors = o.Get("neighbors");
-    if (neighbors.IsUndefined()) continue;
-    if (!neighbors.IsArray()) return "table.vnis[].neighbors must be an array of [ip, mac]";
-    for (uint32_t j = 0; j < neighbors.As<Napi::Array>().Length(); j++) {
-      Napi::Value pair = neighbors.As<Napi::Array>().Get(j);
-      uint64_t key;
-      Addr ip;
-      if (!pair.IsArray() || !GetAddr(pair.As<Napi::Array>().Get(0u), &ip) ||
-          !pair.As<Napi::Array>().Get(1u).IsString() ||
-          !ParseMac(pair.As<Napi::Array>().Get(1u).As<Napi::String>().Utf8Value().c_str(), &key))
-        return "table.vnis[].neighbors[] must be [\"198.18.0.2\" or \"fd00::2\", \"aa:bb:cc:dd:ee:ff\"]";
-      if (ip.len == 16)
-        vt.nd[ip] = key;
-      else
-        vt.arp[(uint32_t{ip.bytes[0]} << 24) | (uint32_t{ip.bytes[1]} << 16) | (uint32_t{ip.bytes[2]} << 8) | ip.bytes[3]] = key;
-    }
-  }
-  return "";
 }
 
 // The JS object of one engine (NativeEngineHandle in src/dataplane/native.ts). Its finalizer destroys the Engine,
@@ -129,6 +58,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
  private:
+  // setTable(table: NativeTable): builds a new snapshot and swaps it in (the engine threads see it from their next
+  // batch). Pinned by test/native/engine.test.ts.
   Napi::Value SetTable(const Napi::CallbackInfo& info) {
     auto t = std::make_shared<Table>();
     const std::string err = BuildTable(info[0], t.get());
@@ -136,6 +67,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (engine_) engine_->SetTable(std::move(t));
     return info.Env().Undefined();
   }
+  // start(), stop(): the threads (stop is idempotent and also closes the sockets and TAPs). Pinned by
+  // test/native/engine.test.ts.
   Napi::Value Start(const Napi::CallbackInfo& info) {
     if (!engine_) return ThrowType(info.Env(), "engine is not open");
     const SysError e = engine_->Start();
@@ -145,6 +78,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (engine_) engine_->Stop();
     return info.Env().Undefined();
   }
+  // counters() → { drops: number[], traffic: number[] }, indexed as dropReasons and trafficCounters. Pinned by
+  // test/native/engine.test.ts.
   Napi::Value GetCounters(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
@@ -158,7 +93,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o.Set("traffic", traffic);
     return o;
   }
-  // { tapVnetHdr, udpGso, udpGro }: the offloads in use now.
+  // features() → { tapVnetHdr, udpGso, udpGro }: the offloads in use now. Pinned by test/lab/offloads.test.ts.
   Napi::Value GetFeatures(const Napi::CallbackInfo& info) {
     const Features f = engine_ ? engine_->features() : Features{};
     Napi::Object o = Napi::Object::New(info.Env());
@@ -167,7 +102,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o.Set("udpGro", f.udp_gro);
     return o;
   }
-  // injectFrame(vni, frame): writes a frame onto that VNI's bridge (gratuitous ARP).
+  // injectFrame(vni, frame): writes a frame onto that VNI's bridge (gratuitous ARP). Pinned by
+  // test/lab/etcd-macs.test.ts (an address re-bound to another MAC).
   Napi::Value InjectFrame(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     uint32_t vni;
@@ -180,7 +116,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return e.ok() ? env.Undefined() : ThrowSys(env, e);
   }
   // [{ vni, mac, ageMs, ips }]: sources of frames read from the TAPs (and the IPv4 and IPv6 addresses they used),
-  // within the aging time.
+  // within the aging time. Twin: JsEngine.localMacs in src/dataplane/js-engine.ts; pinned by
+  // test/lab/etcd-macs.test.ts.
   Napi::Value LocalMacs(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const std::vector<LocalMacRow> rows = engine_ ? engine_->LocalMacs() : std::vector<LocalMacRow>{};
@@ -201,6 +138,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
   // { peers: [{ address, rxFrames, rxBytes, txFrames, txBytes, lastRxAgoMs (-1: never) }],
   //   vnis: [{ vni, rxFrames, rxBytes, txFrames, txBytes }], rejected: [{ address, vni, count, agoMs }] }.
+  // Twin: TrafficStats in src/dataplane/traffic.ts; pinned by test/native/engine.test.ts.
   Napi::Value Traffic(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const int64_t now = NowMs();
@@ -210,18 +148,13 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       o.Set("txFrames", static_cast<double>(tx.frames));
       o.Set("txBytes", static_cast<double>(tx.bytes));
     };
-    auto text = [](const Addr& a) {
-      char out[INET6_ADDRSTRLEN];
-      AddrToText(a, out, sizeof(out));
-      return std::string(out);
-    };
     const std::vector<PeerRow> peers = engine_ ? engine_->traffic().Peers() : std::vector<PeerRow>{};
     const std::vector<VniRow> vnis = engine_ ? engine_->traffic().Vnis() : std::vector<VniRow>{};
     const std::vector<RejectRow> rejected = engine_ ? engine_->traffic().RejectedSources() : std::vector<RejectRow>{};
     Napi::Array pa = Napi::Array::New(env, peers.size());
     for (size_t i = 0; i < peers.size(); i++) {
       Napi::Object o = Napi::Object::New(env);
-      o.Set("address", text(peers[i].addr));
+      o.Set("address", AddrText(peers[i].addr));
       flows(o, peers[i].rx, peers[i].tx);
       o.Set("lastRxAgoMs", static_cast<double>(peers[i].last_rx_ms < 0 ? -1 : now - peers[i].last_rx_ms));
       pa.Set(i, o);
@@ -236,7 +169,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Array ra = Napi::Array::New(env, rejected.size());
     for (size_t i = 0; i < rejected.size(); i++) {
       Napi::Object o = Napi::Object::New(env);
-      o.Set("address", text(rejected[i].addr));
+      o.Set("address", AddrText(rejected[i].addr));
       o.Set("vni", rejected[i].vni);
       o.Set("count", static_cast<double>(rejected[i].count));
       o.Set("agoMs", static_cast<double>(now - rejected[i].last_ms));
@@ -248,18 +181,19 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o.Set("rejected", ra);
     return o;
   }
+  // learned() → [{ vni, mac, vtep, ageMs }]: MACs learned from inbound traffic, within the aging time. Twin: the
+  // learning in src/fdb/fdb.ts; pinned by test/native/engine.test.ts.
   Napi::Value Learned(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const std::vector<LearnRow> rows = engine_ ? engine_->Learned() : std::vector<LearnRow>{};
     Napi::Array a = Napi::Array::New(env, rows.size());
     for (size_t i = 0; i < rows.size(); i++) {
-      char mac[18], vtep[INET6_ADDRSTRLEN];
+      char mac[18];
       MacToText(rows[i].mac, mac);
-      AddrToText(rows[i].vtep, vtep, sizeof(vtep));
       Napi::Object o = Napi::Object::New(env);
       o.Set("vni", rows[i].vni);
       o.Set("mac", mac);
-      o.Set("vtep", vtep);
+      o.Set("vtep", AddrText(rows[i].vtep));
       o.Set("ageMs", static_cast<double>(rows[i].age_ms));
       a.Set(i, o);
     }
@@ -325,7 +259,6 @@ Napi::Value CreateEngineJs(const Napi::CallbackInfo& info) {
   if (o.Get("networks").IsArray()) {
     Napi::Array nets = o.Get("networks").As<Napi::Array>();
     for (uint32_t i = 0; i < nets.Length(); i++) {
-      NetworkConfig n;
       uint32_t vni, fd, mtu;
       Napi::Value v = nets.Get(i);
       if (!v.IsObject() || !GetUint(v.As<Napi::Object>().Get("vni"), kMaxVni, &vni) ||
@@ -364,181 +297,6 @@ Napi::Value CreateEngineJs(const Napi::CallbackInfo& info) {
   return data->engine_ctor.New({Napi::External<Engine>::New(env, engine.release())});
 }
 
-// encapsulate(frame, vni, src, dst, dstPort) → UDP + VXLAN + frame. Twin: encapsulate in src/packet/vxlan.ts.
-Napi::Value EncapsulateJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  uint32_t vni, port;
-  Addr src, dst;
-  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-    return ThrowType(env, "encapsulate: frame must be a Uint8Array");
-  if (!GetUint(info[1], kMaxVni, &vni)) return ThrowType(env, "encapsulate: vni must be 0-16777215");
-  if (!GetAddr(info[2], &src) || !GetAddr(info[3], &dst) || src.len != dst.len)
-    return ThrowType(env, "encapsulate: src and dst must be IP addresses of one family");
-  if (!GetUint(info[4], 65535, &port)) return ThrowType(env, "encapsulate: dstPort must be 0-65535");
-  Napi::Uint8Array frame = info[0].As<Napi::Uint8Array>();
-  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, kEncapHeaderLen + frame.ByteLength());
-  WriteEncapHeader(out.Data(), vni, FlowPort(frame.Data(), frame.ByteLength()), static_cast<uint16_t>(port), src, dst,
-                   frame.ByteLength(), Sum16(frame.Data(), frame.ByteLength()));
-  if (frame.ByteLength()) memcpy(out.Data() + kEncapHeaderLen, frame.Data(), frame.ByteLength());
-  return out;
-}
-
-// flowPort(frame). Twin: flowPort in src/packet/flow.ts.
-Napi::Value FlowPortJs(const Napi::CallbackInfo& info) {
-  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-    return ThrowType(info.Env(), "flowPort: frame must be a Uint8Array");
-  Napi::Uint8Array f = info[0].As<Napi::Uint8Array>();
-  return Napi::Number::New(info.Env(), FlowPort(f.Data(), f.ByteLength()));
-}
-
-// classify(payload, from, vnis: [{ vni, peers }], maxFrame). Twin: classifyDatagram in src/dataplane/classify.ts.
-Napi::Value ClassifyJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Addr from;
-  uint32_t max_frame;
-  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-    return ThrowType(env, "classify: payload must be a Uint8Array");
-  if (!GetAddr(info[1], &from)) return ThrowType(env, "classify: from must be an IP address");
-  if (!GetUint(info[3], 0xffffffffu, &max_frame)) return ThrowType(env, "classify: maxFrame must be an integer");
-  if (!info[2].IsArray()) return ThrowType(env, "classify: vnis must be an array");
-  // Copies of { vni, peers } with no static MACs, so BuildTable can read them without touching the caller's objects.
-  Napi::Array in = info[2].As<Napi::Array>();
-  Napi::Array vnis = Napi::Array::New(env, in.Length());
-  for (uint32_t i = 0; i < in.Length(); i++) {
-    if (!in.Get(i).IsObject()) return ThrowType(env, "classify: vnis[] must be { vni, peers }");
-    Napi::Object copy = Napi::Object::New(env);
-    copy.Set("vni", in.Get(i).As<Napi::Object>().Get("vni"));
-    copy.Set("peers", in.Get(i).As<Napi::Object>().Get("peers"));
-    copy.Set("macs", Napi::Array::New(env));
-    vnis.Set(i, copy);
-  }
-  Napi::Object wrapper = Napi::Object::New(env);
-  wrapper.Set("vnis", vnis);
-  Table t;
-  const std::string err = BuildTable(wrapper, &t);
-  if (!err.empty()) return ThrowType(env, "classify: " + err);
-  Napi::Uint8Array p = info[0].As<Napi::Uint8Array>();
-  const ClassifyResult c = Classify(p.Data(), p.ByteLength(), max_frame, [&](uint32_t vni) { return t.PeerState(vni, from); });
-  Napi::Object o = Napi::Object::New(env);
-  if (c.ok) {
-    o.Set("vni", c.vni);
-    o.Set("offset", static_cast<double>(kVxlanHeaderLen));
-  } else {
-    o.Set("reason", kDropNames[static_cast<int>(c.reason)]);
-    if (c.reason == Drop::kRxUnknownSource) o.Set("vni", c.vni);  // reported among the refused sources
-  }
-  return o;
-}
-
-// segmentTso(packet): `packet` is what a TAP with IFF_VNET_HDR hands the TX thread (virtio header + frame). Returns
-// the frames the engine would encapsulate (segments of a TSO super-frame, or the frame with its partial checksum
-// finished), or null where the engine drops it as tx_bad_offload. Pinned by test/native/offload.test.ts.
-Napi::Value SegmentTsoJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!IsBytes(info[0])) return ThrowType(env, "segmentTso: packet must be a Uint8Array");
-  Napi::Uint8Array in = info[0].As<Napi::Uint8Array>();
-  if (in.ByteLength() < kVnetHdrLen) return env.Null();
-  const VnetHdr vh = ReadVnetHdr(in.Data());
-  std::vector<uint8_t> frame(in.Data() + kVnetHdrLen, in.Data() + in.ByteLength());
-  Napi::Array out = Napi::Array::New(env);
-  if (vh.gso_type == VIRTIO_NET_HDR_GSO_NONE) {
-    if ((vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && !FinishChecksum(frame.data(), frame.size(), vh)) return env.Null();
-    out.Set(0u, Napi::Buffer<uint8_t>::Copy(env, frame.data(), frame.size()));
-    return out;
-  }
-  TsoFrame t;
-  if (!ParseTso(frame.data(), frame.size(), vh, &t)) return env.Null();
-  uint8_t hdr[kMaxSegHeader];
-  for (size_t i = 0; i < t.segments; i++) {
-    WriteSegmentHeader(frame.data(), t, i, hdr);
-    const size_t payload = SegmentPayload(t, i);
-    Napi::Buffer<uint8_t> seg = Napi::Buffer<uint8_t>::New(env, t.hdr_len + payload);
-    memcpy(seg.Data(), hdr, t.hdr_len);
-    memcpy(seg.Data() + t.hdr_len, frame.data() + t.hdr_len + i * t.mss, payload);
-    out.Set(static_cast<uint32_t>(i), seg);
-  }
-  return out;
-}
-
-// mergeSegments(frames): the TAP writes the RX thread makes of these inner frames, in order, each as one Buffer
-// (virtio header + frame; merged runs as one super-frame). Pinned by test/native/offload.test.ts.
-Napi::Value MergeSegmentsJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsArray()) return ThrowType(env, "mergeSegments: frames must be an array of Uint8Array");
-  Napi::Array in = info[0].As<Napi::Array>();
-  std::vector<std::vector<uint8_t>> frames;
-  for (uint32_t i = 0; i < in.Length(); i++) {
-    if (!IsBytes(in.Get(i))) return ThrowType(env, "mergeSegments: frames must be an array of Uint8Array");
-    Napi::Uint8Array f = in.Get(i).As<Napi::Uint8Array>();
-    frames.emplace_back(f.Data(), f.Data() + f.ByteLength());
-  }
-  Napi::Array out = Napi::Array::New(env);
-  auto emit = [&](const iovec* v, int cnt, int) {
-    std::vector<uint8_t> w;
-    for (int i = 0; i < cnt; i++) w.insert(w.end(), static_cast<uint8_t*>(v[i].iov_base), static_cast<uint8_t*>(v[i].iov_base) + v[i].iov_len);
-    out.Set(out.Length(), Napi::Buffer<uint8_t>::Copy(env, w.data(), w.size()));
-  };
-  TapWriteMerger merger(true);
-  for (const auto& f : frames) merger.Add(f.data(), f.size(), emit);
-  merger.Flush(emit);
-  return out;
-}
-
-// senderIpv4(frame) → the address the sender uses, or null. Twin: senderIpv4 in src/packet/neighbor.ts.
-Napi::Value SenderIpv4Js(const Napi::CallbackInfo& info) {
-  if (!IsBytes(info[0])) return ThrowType(info.Env(), "senderIpv4: frame must be a Uint8Array");
-  Napi::Uint8Array f = info[0].As<Napi::Uint8Array>();
-  uint32_t ip;
-  return SenderIpv4(f.Data(), f.ByteLength(), &ip) ? Napi::String::New(info.Env(), Ipv4Text(ip)) : info.Env().Null();
-}
-
-// arpAnswer(frame, mac) → the reply the TX thread writes for an ARP request (60 bytes), or null when the frame is
-// not one, with the address asked about as `target`. Twins: arpRequestTarget and arpReply in src/packet/neighbor.ts.
-Napi::Value ArpAnswerJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  uint64_t mac;
-  if (!IsBytes(info[0])) return ThrowType(env, "arpAnswer: frame must be a Uint8Array");
-  if (!info[1].IsString() || !ParseMac(info[1].As<Napi::String>().Utf8Value().c_str(), &mac)) return ThrowType(env, "arpAnswer: mac must be aa:bb:cc:dd:ee:ff");
-  Napi::Uint8Array f = info[0].As<Napi::Uint8Array>();
-  uint32_t target;
-  if (!ArpRequestTarget(f.Data(), f.ByteLength(), &target)) return env.Null();
-  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, kMinFrame);
-  WriteArpReply(f.Data(), mac, out.Data());
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("target", Ipv4Text(target));
-  o.Set("reply", out);
-  return o;
-}
-
-// senderIpv6(frame) → the IPv6 address the sender uses, or null. Twin: senderIpv6 in src/packet/nd.ts.
-Napi::Value SenderIpv6Js(const Napi::CallbackInfo& info) {
-  if (!IsBytes(info[0])) return ThrowType(info.Env(), "senderIpv6: frame must be a Uint8Array");
-  Napi::Uint8Array f = info[0].As<Napi::Uint8Array>();
-  Addr a;
-  a.len = 16;
-  return SenderIpv6(f.Data(), f.ByteLength(), a.bytes) ? Napi::String::New(info.Env(), AddrText(a)) : info.Env().Null();
-}
-
-// ndAnswer(frame, mac) → the Neighbor Advertisement the TX thread writes for a Neighbor Solicitation (86 bytes), or
-// null when the frame is not one it answers, with the address asked about as `target`. Twins: ndSolicitTarget and
-// ndAdvertReply in src/packet/nd.ts.
-Napi::Value NdAnswerJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  uint64_t mac;
-  if (!IsBytes(info[0])) return ThrowType(env, "ndAnswer: frame must be a Uint8Array");
-  if (!info[1].IsString() || !ParseMac(info[1].As<Napi::String>().Utf8Value().c_str(), &mac)) return ThrowType(env, "ndAnswer: mac must be aa:bb:cc:dd:ee:ff");
-  Napi::Uint8Array f = info[0].As<Napi::Uint8Array>();
-  Addr target;
-  target.len = 16;
-  if (!NdSolicitTarget(f.Data(), f.ByteLength(), target.bytes)) return env.Null();
-  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, kNaFrameLen);
-  WriteNdAdvert(f.Data(), mac, out.Data());
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("target", AddrText(target));
-  o.Set("reply", out);
-  return o;
-}
-
 // interfaceOf(address) → name of the interface holding it, or null. getifaddrs sees addresses on links that are
 // down or without carrier (os.networkInterfaces() hides those). Pinned by test/cli/errors.test.ts (E_ADDRESS).
 Napi::Value InterfaceOfJs(const Napi::CallbackInfo& info) {
@@ -558,35 +316,34 @@ Napi::Value InterfaceOfJs(const Napi::CallbackInfo& info) {
   return found.empty() ? info.Env().Null() : Napi::String::New(info.Env(), found);
 }
 
-// benchLookup(entries, lookups) → mean ns per lookup. Pinned by test/bench/quick.test.ts.
-Napi::Value BenchLookupJs(const Napi::CallbackInfo& info) {
-  uint32_t entries, lookups;
-  if (!GetUint(info[0], 10000000, &entries) || !GetUint(info[1], 1000000000, &lookups) || entries == 0 || lookups == 0)
-    return ThrowType(info.Env(), "benchLookup: entries (1-10000000) and lookups (1-1000000000) must be integers");
-  return Napi::Number::New(info.Env(), BenchLookup(entries, lookups));
+// limits: the bounds of the engine's tables that TypeScript must share (frozen). Pinned by
+// test/native/limits.test.ts, each to its TypeScript constant (NativeLimits in src/dataplane/native.ts).
+Napi::Object Limits(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("maxRejected", static_cast<double>(TrafficStats::kMaxRejected));  // MAX_REJECTED, src/dataplane/traffic.ts
+  o.Set("maxPeers", static_cast<double>(TrafficStats::kMaxPeers));        // MAX_PEERS, src/dataplane/traffic.ts
+  o.Set("maxIps", static_cast<double>(LocalMacTable::kMaxIps));           // MAX_IPS, src/dataplane/engine.ts
+  o.Set("maxVni", static_cast<double>(kMaxVni));                          // MAX_VNI, src/packet/vxlan.ts
+  o.Freeze();
+  return o;
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   data->engine_ctor = Napi::Persistent(EngineWrap::Define(env));
   env.SetInstanceData(data);
+  // dropReasons, trafficCounters: the counters' names by index. Pinned by test/native/names.test.ts (DROP_REASONS
+  // and TRAFFIC_COUNTERS in src/dataplane/engine.ts).
   exports.Set("dropReasons", Strings(env, kDropNames.data(), kDropNames.size()));
   exports.Set("trafficCounters", Strings(env, kTrafficNames.data(), kTrafficNames.size()));
+  exports.Set("limits", Limits(env));
   exports.Set("openTap", Napi::Function::New(env, OpenTapJs, "openTap"));
   exports.Set("interfaceOf", Napi::Function::New(env, InterfaceOfJs, "interfaceOf"));
   exports.Set("deleteLink", Napi::Function::New(env, DeleteLinkJs, "deleteLink"));
-  exports.Set("benchLookup", Napi::Function::New(env, BenchLookupJs, "benchLookup"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFdJs, "closeFd"));
   exports.Set("createEngine", Napi::Function::New(env, CreateEngineJs, "createEngine"));
-  exports.Set("encapsulate", Napi::Function::New(env, EncapsulateJs, "encapsulate"));
-  exports.Set("flowPort", Napi::Function::New(env, FlowPortJs, "flowPort"));
-  exports.Set("classify", Napi::Function::New(env, ClassifyJs, "classify"));
-  exports.Set("segmentTso", Napi::Function::New(env, SegmentTsoJs, "segmentTso"));
-  exports.Set("mergeSegments", Napi::Function::New(env, MergeSegmentsJs, "mergeSegments"));
-  exports.Set("senderIpv4", Napi::Function::New(env, SenderIpv4Js, "senderIpv4"));
-  exports.Set("arpAnswer", Napi::Function::New(env, ArpAnswerJs, "arpAnswer"));
-  exports.Set("senderIpv6", Napi::Function::New(env, SenderIpv6Js, "senderIpv6"));
-  exports.Set("ndAnswer", Napi::Function::New(env, NdAnswerJs, "ndAnswer"));
+  RegisterTwins(env, exports);
+  RegisterBench(env, exports);
   return exports;
 }
 

@@ -1,9 +1,11 @@
-// Lookup micro-benchmark, JS thread only; owns every buffer it touches (see bench.h).
+// The benchmark hook, JS thread only; owns every buffer it touches (see bench.h).
 #include "bench.h"
 
 #include <chrono>
 #include <vector>
 
+#include "js-args.h"
+#include "js-error.h"
 #include "table.h"
 
 namespace vxr {
@@ -30,6 +32,22 @@ double BenchLookup(uint32_t entries, uint32_t lookups) {
   }
   const auto ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
   return hits == lookups ? ns / lookups : -1;  // -1: a lookup missed, which would be a bug
+}
+
+namespace {
+
+// benchLookup(entries, lookups) → mean ns per lookup. Pinned by test/bench/quick.test.ts.
+Napi::Value BenchLookupJs(const Napi::CallbackInfo& info) {
+  uint32_t entries, lookups;
+  if (!GetUint(info[0], 10000000, &entries) || !GetUint(info[1], 1000000000, &lookups) || entries == 0 || lookups == 0)
+    return ThrowType(info.Env(), "benchLookup: entries (1-10000000) and lookups (1-1000000000) must be integers");
+  return Napi::Number::New(info.Env(), BenchLookup(entries, lookups));
+}
+
+}  // namespace
+
+void RegisterBench(Napi::Env env, Napi::Object exports) {
+  exports.Set("benchLookup", Napi::Function::New(env, BenchLookupJs, "benchLookup"));
 }
 
 }  // namespace vxr

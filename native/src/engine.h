@@ -1,29 +1,18 @@
-// The forwarding engine: one TX thread per TAP (TAP → lookup → encapsulate → sendmmsg on the raw socket) and one
-// RX thread (recvmmsg on the UDP socket → classify → learn → strip → TAP write). No JS runs on these threads and
-// nothing is allocated per packet: each thread owns its batch buffers for its whole life.
+// The forwarding engine: its lifecycle (Create, Start, Stop) and its threads. One TX thread per TAP (TAP → lookup
+// → encapsulate → sendmmsg on the raw socket: tx.h, tx.cc) and one RX thread (recvmmsg on the UDP socket → classify
+// → learn → strip → TAP write: rx.cc). The sockets are set up by udp-socket.h. No JS runs on these threads and
+// nothing is allocated per packet: each thread owns its batch buffers for its whole life (the opening comments of
+// tx.h and rx.cc state each thread's ownership rules).
 //
-// Threading: the JS thread calls Create/SetTable/Start/Stop/Learned/counters. SetTable swaps an immutable snapshot
-// (std::atomic_store on shared_ptr); each thread loads it once per batch. Stop() sets stopping_, shuts the UDP socket
-// down (the RX thread sleeps in a blocking recvmmsg) and signals an eventfd the TX threads poll, then joins them.
-// Counters are relaxed atomics.
+// Threading: the JS thread calls Create/SetTable/Start/Stop/Learned/LocalMacs/InjectFrame/counters/traffic.
+// SetTable swaps an immutable snapshot (std::atomic_store on shared_ptr); each thread loads it once per batch.
+// Stop() sets stopping_, shuts the UDP socket down (the RX thread sleeps in a blocking recvmmsg) and signals an
+// eventfd the TX threads poll, then joins them; only then are the sockets and TAPs closed. Counters are relaxed
+// atomics.
 //
-// Batch shape (TX): read → resolve → encapsulate → send, each stage a loop over one batch of TxFrame descriptors
-// ({buffer, length, VNI, destination}). A batch is up to kBatch frames in per-slot buffers the TX thread owns; each
-// frame becomes one or more messages (a flood is one per peer) with its own 16-byte header and an iovec pointing at
-// the shared frame; the batch is sent (sendmmsg) before the next read reuses the slots. RX: recvmmsg → classify →
-// learn (one lock per batch) → TAP write.
-//
-// Offloads, each probed and dropped at run time when the kernel refuses it (features() says what is on):
-// - A TAP opened with IFF_VNET_HDR + TSO hands over TCP super-frames (up to 64 KiB) with a virtio header; TX cuts
-//   them into segments (offload.h) and sends each destination's segments with one sendmsg and UDP_SEGMENT, from a
-//   UDP socket bound to the flow's source port (so the outer port is the same as the raw path would pick). Without
-//   GSO (EIO/EINVAL on the first try) the segments go through the raw socket like any frame.
-// - The UDP socket receives with UDP_GRO: one recvmmsg slot may hold many datagrams of one sender (cut by the
-//   segment size the kernel reports). Consecutive TCP segments of one flow are merged into one super-frame written
-//   to the TAP with a virtio header (TapWriteMerger), so the bridge and the container see few, large packets.
-//
-// Buffer ownership: slot buffers, headers, iovecs and sockaddrs belong to the thread that allocated them at start;
-// nothing is allocated per packet. The table snapshot is held (shared_ptr) for exactly one batch.
+// Offloads, each probed and dropped at run time when the kernel refuses it (features() says what is on): TAPs
+// opened with IFF_VNET_HDR hand over TCP super-frames that TX cuts into segments and sends with UDP_SEGMENT (tx.h);
+// the UDP socket receives with UDP_GRO and RX merges TCP runs into super-frames for the TAP (rx.cc).
 #pragma once
 #include <atomic>
 #include <memory>
@@ -33,13 +22,19 @@
 #include <vector>
 
 #include "counters.h"
-#include "errors.h"
+#include "sys-error.h"
 #include "fd.h"
 #include "learn.h"
 #include "stats.h"
 #include "table.h"
+#include "udp-socket.h"
 
 namespace vxr {
+
+// Batch shape of the data path, shared by TX and RX.
+inline constexpr int kBatch = 64;        // frames per TAP read burst / datagrams per recvmmsg
+inline constexpr size_t kSlot = 65536;   // one buffer per frame/datagram: never truncates
+inline constexpr int kPollMs = 1000;     // RX wakes at least this often to age learned MACs
 
 struct NetworkConfig {
   uint32_t vni = 0;
@@ -92,19 +87,9 @@ class Engine {
     size_t max_frame;  // largest inner frame its TAP takes: mtu + 14 + 4 (classification's maxFrame)
     bool vnet_hdr;
   };
-  // UDP sockets bound to local:<flow source port> for GSO sends, opened on first use and kept (at most kMax; beyond
-  // that, or when the port is taken, the flow uses the raw socket). Shared by the TX threads.
-  class FlowSockets {
-   public:
-    static constexpr size_t kMax = 1024;
-    int Get(const Addr& local, uint16_t port);  // -1: use the raw socket
-   private:
-    std::mutex mu_;
-    std::unordered_map<uint16_t, UniqueFd> fds_;  // an invalid fd remembers a port that could not be bound
-  };
   explicit Engine(const EngineConfig& cfg);
-  void TxLoop(Network* net);
-  void RxLoop();
+  void TxLoop(Network* net);  // tx.cc
+  void RxLoop();              // rx.cc
   const Network* NetworkFor(uint32_t vni) const;
   static bool WriteTap(const Network& net, const uint8_t* frame, size_t len);
 

@@ -75,4 +75,30 @@ class TrafficStats {
   std::vector<RejectRow> rejected_;
 };
 
+// One data-path thread's counts for one batch: a Tally that merges itself into `stats` when it fills, and on Flush()
+// (at the end of the batch). Owned by that thread; `now_ms` is when the batch's peers were heard (rx; tx passes 0).
+class BatchTally {
+ public:
+  BatchTally(TrafficStats& stats, TrafficStats::Dir dir, int64_t now_ms = 0)
+      : stats_(stats), dir_(dir), now_ms_(now_ms) {}
+  void Peer(const Addr& a, uint64_t frames, uint64_t bytes) {
+    MakeRoom();
+    tally_.Peer(a, frames, bytes);
+  }
+  void Vni(uint32_t vni, uint64_t frames, uint64_t bytes) {
+    MakeRoom();
+    tally_.Vni(vni, frames, bytes);
+  }
+  void Flush() { stats_.Merge(&tally_, dir_, now_ms_); }
+
+ private:
+  void MakeRoom() {
+    if (tally_.Full()) Flush();
+  }
+  Tally tally_;
+  TrafficStats& stats_;
+  const TrafficStats::Dir dir_;
+  const int64_t now_ms_;
+};
+
 }  // namespace vxr

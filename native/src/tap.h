@@ -2,7 +2,7 @@
 #pragma once
 #include <string>
 
-#include "errors.h"
+#include "sys-error.h"
 #include "fd.h"
 
 namespace vxr {

@@ -1,6 +1,7 @@
 /**
- * Receive-side validation of a VXLAN datagram, in the order the native engine applies it (native/src/wire.cc
- * classify(), its twin): the first failing check names the drop reason. Pure.
+ * Receive-side validation of a VXLAN datagram, in the order the native engine applies it (its twin: Classify in
+ * native/src/wire.h, exported to tests as classifyDatagram by native/src/twins.cc): the first failing check names the
+ * drop reason. Pure.
  */
 import { ETH_HEADER_LEN, VXLAN_FLAG_I, VXLAN_HEADER_LEN } from '../packet/index.js';
 import type { DropReason } from './engine.js';

@@ -46,12 +46,15 @@ export type TrafficCounter = (typeof TRAFFIC_COUNTERS)[number];
 export type CounterName = DropReason | TrafficCounter;
 export type Counters = Record<CounterName, number>;
 
+/** Addresses an engine keeps per local MAC (LocalMac.ips), as LocalMacTable::kMaxIps in native/src/learn.h (pinned by test/native/limits.test.ts). */
+export const MAX_IPS = 8;
+
 /** A MAC of this host's bridge side, as the engine last saw it. */
 export interface LocalMac {
   readonly vni: number;
   readonly mac: string;
   readonly ageMs: number;
-  /** IPv4 and IPv6 addresses it used (ARP sender, IPv4/IPv6 source, Neighbor Advertisement target), most recent first. */
+  /** IPv4 and IPv6 addresses it used (ARP sender, IPv4/IPv6 source, Neighbor Advertisement target), most recent first; at most MAX_IPS. */
   readonly ips: readonly string[];
 }
 

@@ -22,6 +22,7 @@ import { buildVniPeers, classifyDatagram } from './classify.js';
 import { announcement, reboundAddresses, senderIp } from './neighbors.js';
 import { TrafficStats, type Traffic } from './traffic.js';
 import {
+  MAX_IPS,
   NO_OFFLOADS,
   zeroCounters,
   type Counters,
@@ -40,8 +41,6 @@ const ETH_HEADER_LEN = 14;
 const L2_ALLOWANCE = ETH_HEADER_LEN + 4;
 const SOURCE_POOL_SIZE = 8;
 const EPHEMERAL_LOW = 49152;
-/** Addresses remembered per local MAC, as LocalMacTable::kMaxIps in native/src/learn.h. */
-const MAX_IPS = 8;
 
 export class JsEngine implements Engine {
   readonly kind = 'js' as const;

@@ -1,6 +1,6 @@
 /**
  * The default engine: a thin TypeScript face over the native addon's engine, which runs the whole per-packet path on
- * its own threads (see native/src/engine.cc). JS only swaps table snapshots in and reads counters out; no JS runs
+ * its own threads (see native/src/engine.h). JS only swaps table snapshots in and reads counters out; no JS runs
  * per packet.
  */
 import { VxlanRouterError } from '../errors.js';

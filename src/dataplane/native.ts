@@ -33,9 +33,24 @@ export interface NativeEngineHandle {
 
 export type TapOffload = 'csum' | 'tso4' | 'tso6';
 
-export interface NativeAddon {
+/**
+ * Bounds of the engine's tables that TypeScript shares (native/src: TrafficStats::kMaxRejected and kMaxPeers in
+ * stats.h, LocalMacTable::kMaxIps in learn.h, kMaxVni in wire.h). Frozen. Pinned by test/native/limits.test.ts to
+ * MAX_REJECTED, MAX_PEERS (traffic.ts), MAX_IPS (engine.ts) and MAX_VNI (src/packet/vxlan.ts).
+ */
+export interface NativeLimits {
+  readonly maxRejected: number;
+  readonly maxPeers: number;
+  readonly maxIps: number;
+  readonly maxVni: number;
+}
+
+/** The addon's production surface (native/src/addon.cc). */
+export interface NativeSurface {
+  /** Counter names by index (native/src/counters.h); pinned to DROP_REASONS / TRAFFIC_COUNTERS by test/native/names.test.ts. */
   readonly dropReasons: readonly string[];
   readonly trafficCounters: readonly string[];
+  readonly limits: NativeLimits;
   /**
    * Opens a TAP (IFF_TAP | IFF_NO_PI), sets its MTU, enslaves it to `bridge`, brings it up. Closing fd removes it.
    * With `offloads`, also IFF_VNET_HDR and the TUN_F_* offloads the kernel takes (`offloads` lists them).
@@ -59,17 +74,21 @@ export interface NativeAddon {
     arpSuppression?: boolean;
     networks: { vni: number; tapFd: number; mtu: number; vnetHdr?: boolean }[];
   }): NativeEngineHandle;
-  /** Mean ns per (VNI, MAC) lookup in a table of `entries` MACs (the benchmark's lookup-cost figure). */
-  benchLookup(entries: number, lookups: number): number;
-  /** Twins of the TypeScript codecs, for tests. */
+}
+
+/** Twins of the TypeScript codecs, for tests only (native/src/twins.cc): each carries its TypeScript twin's name. */
+export interface NativeTwins {
+  /** Twin of encapsulate in src/packet/vxlan.ts. */
   encapsulate(frame: Uint8Array, vni: number, src: string, dst: string, dstPort: number): Buffer;
+  /** Twin of flowPort in src/packet/flow.ts. */
   flowPort(frame: Uint8Array): number;
-  classify(
+  /** Twin of classifyDatagram in ./classify.ts (peers as lists; the verdict's inner frame as an offset). */
+  classifyDatagram(
     payload: Uint8Array,
     from: string,
     vnis: { vni: number; peers: string[] }[],
     maxFrame: number,
-  ): { vni: number; offset: number } | { reason: string };
+  ): { vni: number; offset: number } | { reason: string; vni?: number };
   /** What the TX thread makes of a TAP read (virtio header + frame): the frames it encapsulates, or null (tx_bad_offload). */
   segmentTso(packet: Uint8Array): Buffer[] | null;
   /** The TAP writes the RX thread makes of these inner frames (each: virtio header + frame; TCP runs merged). */
@@ -81,6 +100,15 @@ export interface NativeAddon {
   senderIpv6(frame: Uint8Array): string | null;
   ndAnswer(frame: Uint8Array, mac: string): { target: string; reply: Buffer } | null;
 }
+
+/** The benchmark hook (native/src/bench.cc). */
+export interface NativeBench {
+  /** Mean ns per (VNI, MAC) lookup in a table of `entries` MACs (the benchmark's lookup-cost figure). */
+  benchLookup(entries: number, lookups: number): number;
+}
+
+/** Everything the .node file exports. */
+export interface NativeAddon extends NativeSurface, NativeTwins, NativeBench {}
 
 /** From src/dataplane (tests, through tap's TypeScript loader) and from dist/dataplane alike: two levels up. */
 const ADDON_PATH = fileURLToPath(new URL('../../native/build/Release/vxlan_native.node', import.meta.url));
@@ -99,7 +127,7 @@ export function loadNative(): NativeAddon {
   return cached;
 }
 
-/** What the addon's errors carry (native/src/errors.cc): errno name, and the call with what it acted on. */
+/** What the addon's errors carry (ThrowSys in native/src/js-error.cc): errno name, and the call and what it acted on. */
 interface NativeSysError {
   readonly code?: unknown;
   readonly syscall?: unknown;

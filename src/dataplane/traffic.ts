@@ -37,7 +37,7 @@ export interface Traffic {
   readonly rejected: readonly RejectedSource[];
 }
 
-/** As in native/src/stats.h. */
+/** Refused sources kept, and peers counted: as TrafficStats::kMaxRejected and kMaxPeers in native/src/stats.h (pinned by test/native/limits.test.ts). */
 export const MAX_REJECTED = 16;
 export const MAX_PEERS = 65536;
 

@@ -106,7 +106,7 @@ t.test('flowPort and encapsulate agree byte for byte', async (t) => {
   t.equal(mismatches, 0, `${vectors().length} frames, IPv4 and IPv6 outer`);
 });
 
-t.test('classify: same verdict for every case and for random datagrams', async (t) => {
+t.test('classifyDatagram: same verdict for every case and for random datagrams', async (t) => {
   const vnis = [{ vni: 42, peers: ['198.51.100.2', '2001:db8::2'] }, { vni: 7, peers: [] }];
   const peers = buildVniPeers(vnis);
   const frame = new Uint8Array(60).fill(1);
@@ -135,13 +135,13 @@ t.test('classify: same verdict for every case and for random datagrams', async (
   let mismatches = 0;
   for (const [payload, from] of cases) {
     const ts = classifyDatagram(payload, from, peers, 1468);
-    const cc = native.classify(payload, from, vnis, 1468);
+    const cc = native.classifyDatagram(payload, from, vnis, 1468);
     const tsView = ts.ok ? { vni: ts.vni, offset: ts.inner.byteOffset - payload.byteOffset } : { reason: ts.reason, ...(ts.vni !== undefined ? { vni: ts.vni } : {}) };
     if (JSON.stringify(tsView) !== JSON.stringify(cc)) t.fail(`differs: ${JSON.stringify(tsView)} vs ${JSON.stringify(cc)}`), mismatches++;
   }
   t.equal(mismatches, 0, `${cases.length} datagrams`);
-  t.same(native.classify(concat(hdr(0x08, 42), frame), '198.51.100.2', vnis, 1468), { vni: 42, offset: 8 });
-  t.same(native.classify(new Uint8Array(3), '198.51.100.9', vnis, 1468), { reason: 'rx_short' });
+  t.same(native.classifyDatagram(concat(hdr(0x08, 42), frame), '198.51.100.2', vnis, 1468), { vni: 42, offset: 8 });
+  t.same(native.classifyDatagram(new Uint8Array(3), '198.51.100.9', vnis, 1468), { reason: 'rx_short' });
   t.same(vnis, [{ vni: 42, peers: ['198.51.100.2', '2001:db8::2'] }, { vni: 7, peers: [] }], 'the input is left as it was');
 });
 
@@ -149,7 +149,7 @@ t.test('bad arguments are TypeErrors that name the argument, never crashes', asy
   t.throws(() => native.encapsulate(new Uint8Array(14), 1 << 24, '198.51.100.1', '198.51.100.2', 4789), { name: 'TypeError', message: /vni/ });
   t.throws(() => native.encapsulate(new Uint8Array(14), 1, '198.51.100.1', '2001:db8::2', 4789), { name: 'TypeError', message: /one family/ });
   t.throws(() => native.flowPort('x' as unknown as Uint8Array), { name: 'TypeError', message: /frame/ });
-  t.throws(() => native.classify(new Uint8Array(8), 'nope', [], 1500), { name: 'TypeError', message: /from/ });
+  t.throws(() => native.classifyDatagram(new Uint8Array(8), 'nope', [], 1500), { name: 'TypeError', message: /from/ });
   t.throws(() => native.openTap('x', 10, 'br0'), { name: 'TypeError', message: /mtu/ });
   t.throws(() => native.createEngine({} as Parameters<typeof native.createEngine>[0]), { name: 'TypeError', message: /createEngine/ });
 });

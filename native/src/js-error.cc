@@ -1,5 +1,5 @@
-// errno → JS Error, JS thread only (see errors.h). The one place native failures become JS exceptions.
-#include "errors.h"
+// SysError → JS Error, JS thread only (see js-error.h). The one place native failures become JS exceptions.
+#include "js-error.h"
 
 #include <string.h>
 

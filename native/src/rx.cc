@@ -1,0 +1,143 @@
+// Receive path: the RX thread (Engine::RxLoop), one for the whole engine. Per batch: recvmmsg (kBatch slots of
+// kSlot bytes; with UDP_GRO a slot may hold several datagrams of one sender, cut by the segment size the kernel
+// reports) → classify (contract order; twin: classifyDatagram in src/dataplane/classify.ts) → per-network size
+// check → TAP write (consecutive TCP segments of one flow merged into one super-frame with a virtio header by a
+// TapWriteMerger, when the TAP takes virtio headers) → learn (one LearnBatch call per batch).
+//
+// Threading: the only thread that reads the UDP socket and writes the LearnTable (LearnBatch, Expire); it shares the
+// engine's Counters (relaxed atomics), its TrafficStats (a BatchTally, one lock per batch or when it fills, and
+// Rejected() for refused sources) and the TAP fds (each write is one writev; TX threads write ARP / ND answers to the
+// same TAPs). It sleeps in a blocking recvmmsg: the socket's receive timeout (kPollMs) wakes it to age learned MACs,
+// and Engine::Stop() wakes it with shutdown() after setting stopping_.
+//
+// Buffer ownership: the datagram buffers, message headers, addresses and control buffers are allocated once when
+// the thread starts and reused for every batch; nothing is allocated per packet (sightings has room reserved for a
+// full batch of GRO slots: kBatch × kMaxGsoSegments). The mergers hold pointers into this batch's buffers, so
+// everything is written to the TAPs before the next recvmmsg. The table snapshot is held for exactly one batch.
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <array>
+#include <vector>
+
+#include "engine.h"
+#include "offload.h"
+
+namespace vxr {
+
+// The RX thread: the stages above, one batch at a time, until Stop().
+void Engine::RxLoop() {
+  std::vector<uint8_t> bufs(static_cast<size_t>(kBatch) * kSlot);
+  std::array<mmsghdr, kBatch> msgs{};
+  std::array<iovec, kBatch> iov{};
+  std::array<sockaddr_storage, kBatch> names{};
+  constexpr size_t kControl = CMSG_SPACE(sizeof(int));
+  std::vector<char> controls(kBatch * kControl);
+  std::vector<LearnTable::Sighting> sightings;
+  sightings.reserve(static_cast<size_t>(kBatch) * kMaxGsoSegments);
+  std::vector<TapWriteMerger> mergers;
+  mergers.reserve(nets_.size());
+  for (const auto& n : nets_) mergers.emplace_back(n.vnet_hdr);
+  // A TAP write: one frame, or a merged run of `frames` segments.
+  auto writer = [this](int tap) {
+    return [this, tap](const iovec* v, int cnt, int frames) {
+      if (writev(tap, v, cnt) < 0)
+        counters_.drop(Drop::kRxTapWriteError, static_cast<uint64_t>(frames));
+      else if (frames > 1)
+        counters_.add(Traffic::kRxMerged, static_cast<uint64_t>(frames));
+    };
+  };
+  int64_t last_expire = NowMs();
+
+  for (;;) {
+    for (int i = 0; i < kBatch; i++) {
+      iov[i] = {&bufs[static_cast<size_t>(i) * kSlot], kSlot};
+      msgs[i].msg_hdr = msghdr{};
+      msgs[i].msg_hdr.msg_name = &names[i];
+      msgs[i].msg_hdr.msg_namelen = sizeof(names[i]);
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_control = &controls[static_cast<size_t>(i) * kControl];
+      msgs[i].msg_hdr.msg_controllen = kControl;
+    }
+    // Sleeps until the first datagram, then takes what else is queued without waiting.
+    const int r = recvmmsg(rx_sock_.get(), msgs.data(), kBatch, MSG_WAITFORONE, nullptr);
+    if (stopping_.load(std::memory_order_relaxed)) break;
+    const int64_t now = NowMs();
+    if (now - last_expire >= kPollMs) {
+      learned_.Expire(now);
+      last_expire = now;
+    }
+    if (r <= 0) continue;  // the aging tick (EAGAIN), or EINTR
+    const std::shared_ptr<const Table> table = std::atomic_load(&table_);
+    sightings.clear();
+    BatchTally tally(traffic_, TrafficStats::Dir::kRx, now);  // this batch's datagrams per peer and per VNI
+
+    // One datagram: classify, then hand its inner frame to its TAP's merger.
+    auto deliver = [&](const uint8_t* p, size_t len, const Addr& from) {
+      const ClassifyResult c = Classify(p, len, max_frame_, [&](uint32_t vni) { return table->PeerState(vni, from); });
+      if (!c.ok) {
+        counters_.drop(c.reason);
+        if (c.reason == Drop::kRxUnknownSource) traffic_.Rejected(from, c.vni, now);
+        return;
+      }
+      const uint8_t* inner = p + kVxlanHeaderLen;
+      const size_t inner_len = len - kVxlanHeaderLen;
+      const Network* net = NetworkFor(c.vni);
+      if (net == nullptr) {  // in the table but not served by a TAP of this engine
+        counters_.drop(Drop::kRxUnknownVni);
+        return;
+      }
+      if (inner_len > net->max_frame) {  // Classify checked the largest TAP; this one may be smaller
+        counters_.drop(Drop::kRxOversize);
+        return;
+      }
+      if (cfg_.learning && (inner[6] & 1) == 0) {
+        const uint64_t src = MacKey(inner + 6);
+        const auto vt = table->vnis.find(c.vni);  // present: Classify accepted the VNI
+        if (vt != table->vnis.end() && !vt->second.macs.count(src)) sightings.push_back({c.vni, src, from});
+      }
+      mergers[static_cast<size_t>(net - nets_.data())].Add(inner, inner_len, writer(net->tap.get()));
+      counters_.add(Traffic::kRxDatagrams);
+      counters_.add(Traffic::kRxBytes, inner_len);
+      tally.Peer(from, 1, inner_len);
+      tally.Vni(c.vni, 1, inner_len);
+    };
+
+    for (int i = 0; i < r; i++) {
+      const uint8_t* p = &bufs[static_cast<size_t>(i) * kSlot];
+      const size_t len = msgs[i].msg_len;
+      if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+        counters_.drop(Drop::kRxOversize);
+        continue;
+      }
+      Addr from;
+      if (!AddrFromSockaddr(names[i], &from)) {
+        counters_.drop(Drop::kRxUnknownSource);
+        continue;
+      }
+      size_t seg = len;  // without GRO (or a lone datagram): the whole slot is one datagram
+      for (cmsghdr* c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c != nullptr; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
+        if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+          int gso = 0;
+          memcpy(&gso, CMSG_DATA(c), sizeof(gso));
+          if (gso > 0) seg = static_cast<size_t>(gso);
+        }
+      }
+      for (size_t off = 0; off < len; off += seg) deliver(p + off, std::min(seg, len - off), from);
+    }
+    // The mergers hold pointers into this batch's buffers: write everything before the next recvmmsg.
+    for (size_t k = 0; k < mergers.size(); k++) mergers[k].Flush(writer(nets_[k].tap.get()));
+    tally.Flush();
+    if (!sightings.empty()) {
+      const int learned = learned_.LearnBatch(sightings.data(), static_cast<int>(sightings.size()), now);
+      if (learned > 0) counters_.add(Traffic::kLearned, static_cast<uint64_t>(learned));
+    }
+  }
+}
+
+}  // namespace vxr

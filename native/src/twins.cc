@@ -1,0 +1,224 @@
+// Test twins: N-API functions that run the engine's byte-level code (wire.h, offload.h, arp.h, nd.h) on frames
+// handed in from JS, so tests can put the same vectors through the C++ and the TypeScript code and compare bytes.
+// Not product surface: nothing in src/ calls them outside the tests. Each one names its TypeScript twin, or the
+// test that pins it when there is no twin. JS thread only; every buffer is copied in or out, nothing is kept.
+#include "twins.h"
+
+#include <string.h>
+#include <sys/uio.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "arp.h"
+#include "counters.h"
+#include "js-args.h"
+#include "js-error.h"
+#include "nd.h"
+#include "offload.h"
+#include "table.h"
+#include "wire.h"
+
+namespace vxr {
+namespace {
+
+std::string Ipv4Text(uint32_t ip) {
+  return std::to_string(ip >> 24) + "." + std::to_string((ip >> 16) & 0xff) + "." + std::to_string((ip >> 8) & 0xff) +
+         "." + std::to_string(ip & 0xff);
+}
+
+// encapsulate(frame, vni, src, dst, dstPort) → UDP + VXLAN + frame, as the TX thread writes it (WriteEncapHeader).
+// Twin: encapsulate in src/packet/vxlan.ts; pinned by test/native/twin.test.ts.
+Napi::Value EncapsulateJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t vni, port;
+  Addr src, dst;
+  if (!IsBytes(info[0])) return ThrowType(env, "encapsulate: frame must be a Uint8Array");
+  if (!GetUint(info[1], kMaxVni, &vni)) return ThrowType(env, "encapsulate: vni must be 0-16777215");
+  if (!GetAddr(info[2], &src) || !GetAddr(info[3], &dst) || src.len != dst.len)
+    return ThrowType(env, "encapsulate: src and dst must be IP addresses of one family");
+  if (!GetUint(info[4], 65535, &port)) return ThrowType(env, "encapsulate: dstPort must be 0-65535");
+  Napi::Uint8Array frame = info[0].As<Napi::Uint8Array>();
+  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, kEncapHeaderLen + frame.ByteLength());
+  WriteEncapHeader(out.Data(), vni, FlowPort(frame.Data(), frame.ByteLength()), static_cast<uint16_t>(port), src, dst,
+                   frame.ByteLength(), Sum16(frame.Data(), frame.ByteLength()));
+  if (frame.ByteLength()) memcpy(out.Data() + kEncapHeaderLen, frame.Data(), frame.ByteLength());
+  return out;
+}
+
+// flowPort(frame) → the outer UDP source port. Twin: flowPort in src/packet/flow.ts; pinned by test/native/twin.test.ts.
+Napi::Value FlowPortJs(const Napi::CallbackInfo& info) {
+  if (!IsBytes(info[0])) return ThrowType(info.Env(), "flowPort: frame must be a Uint8Array");
+  Napi::Uint8Array f = info[0].As<Napi::Uint8Array>();
+  return Napi::Number::New(info.Env(), FlowPort(f.Data(), f.ByteLength()));
+}
+
+// classifyDatagram(payload, from, vnis: [{ vni, peers }], maxFrame) → the RX thread's verdict (Classify in wire.h).
+// Twin: classifyDatagram in src/dataplane/classify.ts; pinned by test/native/twin.test.ts.
+Napi::Value ClassifyDatagramJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Addr from;
+  uint32_t max_frame;
+  if (!IsBytes(info[0])) return ThrowType(env, "classifyDatagram: payload must be a Uint8Array");
+  if (!GetAddr(info[1], &from)) return ThrowType(env, "classifyDatagram: from must be an IP address");
+  if (!GetUint(info[3], 0xffffffffu, &max_frame)) return ThrowType(env, "classifyDatagram: maxFrame must be an integer");
+  if (!info[2].IsArray()) return ThrowType(env, "classifyDatagram: vnis must be an array");
+  // Copies of { vni, peers } with no static MACs, so BuildTable can read them without touching the caller's objects.
+  Napi::Array in = info[2].As<Napi::Array>();
+  Napi::Array vnis = Napi::Array::New(env, in.Length());
+  for (uint32_t i = 0; i < in.Length(); i++) {
+    if (!in.Get(i).IsObject()) return ThrowType(env, "classifyDatagram: vnis[] must be { vni, peers }");
+    Napi::Object copy = Napi::Object::New(env);
+    copy.Set("vni", in.Get(i).As<Napi::Object>().Get("vni"));
+    copy.Set("peers", in.Get(i).As<Napi::Object>().Get("peers"));
+    copy.Set("macs", Napi::Array::New(env));
+    vnis.Set(i, copy);
+  }
+  Napi::Object wrapper = Napi::Object::New(env);
+  wrapper.Set("vnis", vnis);
+  Table t;
+  const std::string err = BuildTable(wrapper, &t);
+  if (!err.empty()) return ThrowType(env, "classifyDatagram: " + err);
+  Napi::Uint8Array p = info[0].As<Napi::Uint8Array>();
+  const ClassifyResult c = Classify(p.Data(), p.ByteLength(), max_frame, [&](uint32_t vni) { return t.PeerState(vni, from); });
+  Napi::Object o = Napi::Object::New(env);
+  if (c.ok) {
+    o.Set("vni", c.vni);
+    o.Set("offset", static_cast<double>(kVxlanHeaderLen));
+  } else {
+    o.Set("reason", kDropNames[static_cast<int>(c.reason)]);
+    if (c.reason == Drop::kRxUnknownSource) o.Set("vni", c.vni);  // reported among the refused sources
+  }
+  return o;
+}
+
+// segmentTso(packet): `packet` is what a TAP with IFF_VNET_HDR hands the TX thread (virtio header + frame). Returns
+// the frames the engine would encapsulate (segments of a TSO super-frame, or the frame with its partial checksum
+// finished), or null where the engine drops it as tx_bad_offload. Pinned by test/native/offload.test.ts.
+Napi::Value SegmentTsoJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!IsBytes(info[0])) return ThrowType(env, "segmentTso: packet must be a Uint8Array");
+  Napi::Uint8Array in = info[0].As<Napi::Uint8Array>();
+  if (in.ByteLength() < kVnetHdrLen) return env.Null();
+  const VnetHdr vh = ReadVnetHdr(in.Data());
+  std::vector<uint8_t> frame(in.Data() + kVnetHdrLen, in.Data() + in.ByteLength());
+  Napi::Array out = Napi::Array::New(env);
+  if (vh.gso_type == VIRTIO_NET_HDR_GSO_NONE) {
+    if ((vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && !FinishChecksum(frame.data(), frame.size(), vh)) return env.Null();
+    out.Set(0u, Napi::Buffer<uint8_t>::Copy(env, frame.data(), frame.size()));
+    return out;
+  }
+  TsoFrame t;
+  if (!ParseTso(frame.data(), frame.size(), vh, &t)) return env.Null();
+  uint8_t hdr[kMaxSegHeader];
+  for (size_t i = 0; i < t.segments; i++) {
+    WriteSegmentHeader(frame.data(), t, i, hdr);
+    const size_t payload = SegmentPayload(t, i);
+    Napi::Buffer<uint8_t> seg = Napi::Buffer<uint8_t>::New(env, t.hdr_len + payload);
+    memcpy(seg.Data(), hdr, t.hdr_len);
+    memcpy(seg.Data() + t.hdr_len, frame.data() + t.hdr_len + i * t.mss, payload);
+    out.Set(static_cast<uint32_t>(i), seg);
+  }
+  return out;
+}
+
+// mergeSegments(frames): the TAP writes the RX thread makes of these inner frames, in order, each as one Buffer
+// (virtio header + frame; merged runs as one super-frame). Pinned by test/native/offload.test.ts.
+Napi::Value MergeSegmentsJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) return ThrowType(env, "mergeSegments: frames must be an array of Uint8Array");
+  Napi::Array in = info[0].As<Napi::Array>();
+  std::vector<std::vector<uint8_t>> frames;
+  for (uint32_t i = 0; i < in.Length(); i++) {
+    if (!IsBytes(in.Get(i))) return ThrowType(env, "mergeSegments: frames must be an array of Uint8Array");
+    Napi::Uint8Array f = in.Get(i).As<Napi::Uint8Array>();
+    frames.emplace_back(f.Data(), f.Data() + f.ByteLength());
+  }
+  Napi::Array out = Napi::Array::New(env);
+  auto emit = [&](const iovec* v, int cnt, int) {
+    std::vector<uint8_t> w;
+    for (int i = 0; i < cnt; i++) w.insert(w.end(), static_cast<uint8_t*>(v[i].iov_base), static_cast<uint8_t*>(v[i].iov_base) + v[i].iov_len);
+    out.Set(out.Length(), Napi::Buffer<uint8_t>::Copy(env, w.data(), w.size()));
+  };
+  TapWriteMerger merger(true);
+  for (const auto& f : frames) merger.Add(f.data(), f.size(), emit);
+  merger.Flush(emit);
+  return out;
+}
+
+// The address a neighbour parser finds in a frame (SenderIpv4 / ArpRequestTarget for IPv4, SenderIpv6 /
+// NdSolicitTarget for IPv6), as text; "" when it finds none.
+std::string Found(bool (*find)(const uint8_t*, size_t, uint32_t*), const uint8_t* f, size_t len) {
+  uint32_t ip;
+  return find(f, len, &ip) ? Ipv4Text(ip) : "";
+}
+std::string Found(bool (*find)(const uint8_t*, size_t, uint8_t*), const uint8_t* f, size_t len) {
+  Addr a;
+  a.len = 16;
+  return find(f, len, a.bytes) ? AddrText(a) : "";
+}
+
+// name(frame) → the address `find` finds, or null.
+template <typename Find>
+Napi::Value SenderJs(const Napi::CallbackInfo& info, const char* name, Find find) {
+  if (!IsBytes(info[0])) return ThrowType(info.Env(), std::string(name) + ": frame must be a Uint8Array");
+  Napi::Uint8Array f = info[0].As<Napi::Uint8Array>();
+  const std::string ip = Found(find, f.Data(), f.ByteLength());
+  return ip.empty() ? info.Env().Null() : Napi::String::New(info.Env(), ip);
+}
+
+// name(frame, mac) → { target, reply }: the address `find` says the request asks about, and the `len`-byte answer
+// `write` makes of it (what the TX thread writes to the bridge); null when the frame is not a request it answers.
+template <typename Find>
+Napi::Value AnswerJs(const Napi::CallbackInfo& info, const char* name, Find find, size_t len,
+                     void (*write)(const uint8_t*, uint64_t, uint8_t*)) {
+  Napi::Env env = info.Env();
+  uint64_t mac;
+  if (!IsBytes(info[0])) return ThrowType(env, std::string(name) + ": frame must be a Uint8Array");
+  if (!GetMac(info[1], &mac)) return ThrowType(env, std::string(name) + ": mac must be aa:bb:cc:dd:ee:ff");
+  Napi::Uint8Array f = info[0].As<Napi::Uint8Array>();
+  const std::string target = Found(find, f.Data(), f.ByteLength());
+  if (target.empty()) return env.Null();
+  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, len);
+  write(f.Data(), mac, out.Data());
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("target", target);
+  o.Set("reply", out);
+  return o;
+}
+
+// senderIpv4(frame) → the address the sender uses, or null. Twin: senderIpv4 in src/packet/neighbor.ts; pinned by
+// test/native/arp.test.ts.
+Napi::Value SenderIpv4Js(const Napi::CallbackInfo& info) { return SenderJs(info, "senderIpv4", SenderIpv4); }
+
+// arpAnswer(frame, mac) → the reply the TX thread writes for an ARP request (60 bytes), or null when the frame is
+// not one, with the address asked about as `target`. Twins: arpRequestTarget and arpReply in src/packet/neighbor.ts.
+// Pinned by test/native/arp.test.ts.
+Napi::Value ArpAnswerJs(const Napi::CallbackInfo& info) {
+  return AnswerJs(info, "arpAnswer", ArpRequestTarget, kMinFrame, WriteArpReply);
+}
+
+// senderIpv6(frame) → the IPv6 address the sender uses, or null. Twin: senderIpv6 in src/packet/nd.ts; pinned by
+// test/native/nd.test.ts.
+Napi::Value SenderIpv6Js(const Napi::CallbackInfo& info) { return SenderJs(info, "senderIpv6", SenderIpv6); }
+
+// ndAnswer(frame, mac) → the Neighbor Advertisement the TX thread writes for a Neighbor Solicitation (86 bytes), or
+// null when the frame is not one it answers, with the address asked about as `target`. Twins: ndSolicitTarget and
+// ndAdvertReply in src/packet/nd.ts. Pinned by test/native/nd.test.ts.
+Napi::Value NdAnswerJs(const Napi::CallbackInfo& info) {
+  return AnswerJs(info, "ndAnswer", NdSolicitTarget, kNaFrameLen, WriteNdAdvert);
+}
+
+}  // namespace
+
+void RegisterTwins(Napi::Env env, Napi::Object exports) {
+  const std::pair<const char*, Napi::Function::Callback> twins[] = {
+      {"encapsulate", EncapsulateJs}, {"flowPort", FlowPortJs},           {"classifyDatagram", ClassifyDatagramJs},
+      {"segmentTso", SegmentTsoJs},   {"mergeSegments", MergeSegmentsJs}, {"senderIpv4", SenderIpv4Js},
+      {"arpAnswer", ArpAnswerJs},     {"senderIpv6", SenderIpv6Js},       {"ndAnswer", NdAnswerJs},
+  };
+  for (const auto& [name, fn] : twins) exports.Set(name, Napi::Function::New(env, fn, name));
+}
+
+}  // namespace vxr

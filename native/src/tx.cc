@@ -1,0 +1,355 @@
+// The TX thread of one TAP and its senders. Threading and buffer ownership: see tx.h (one thread per TAP; every
+// buffer allocated once at thread start; queued messages point into the slots until Send()). Hot path: status codes
+// and counters only; nothing here throws or allocates per packet.
+#include "tx.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "arp.h"
+#include "engine.h"
+#include "nd.h"
+
+namespace vxr {
+
+TxQueue::TxQueue(int raw_fd, uint32_t vni, const Addr& local, uint16_t port, Counters& counters, BatchTally& tally)
+    : fd_(raw_fd),
+      vni_(vni),
+      local_(local),
+      port_(port),
+      counters_(counters),
+      tally_(tally),
+      msgs_(kMaxMsgs),
+      iovs_(kMaxMsgs),
+      hdrs_(kMaxMsgs),
+      names_(kMaxMsgs),
+      seg_hdrs_(static_cast<size_t>(kMaxMsgs) * kMaxSegHeader) {}
+
+void TxQueue::Send() {
+  int sent = 0;
+  while (sent < m_) {
+    const int r = sendmmsg(fd_, &msgs_[sent], static_cast<unsigned>(m_ - sent), 0);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      counters_.drop(Drop::kTxSendError);  // skip the datagram the kernel refused, keep the rest
+      sent++;
+      continue;
+    }
+    counters_.add(Traffic::kTxDatagrams, static_cast<uint64_t>(r));
+    sent += r;
+  }
+  m_ = 0;
+}
+
+// One datagram: our UDP + VXLAN header, then `head` (the frame, or a segment's headers) and `tail` (a segment's
+// payload; empty for a whole frame). `sum` is Sum16 over head and tail.
+void TxQueue::Queue(const iovec& head, const iovec& tail, uint64_t sum, uint16_t sport, const Peer& to) {
+  if (m_ == kMaxMsgs) Send();
+  WriteEncapHeader(hdrs_[m_].data(), vni_, sport, port_, local_, to.addr, head.iov_len + tail.iov_len, sum);
+  names_[m_] = to.sa;
+  tally_.Peer(to.addr, 1, head.iov_len + tail.iov_len);
+  iovs_[m_][0] = {hdrs_[m_].data(), kEncapHeaderLen};
+  iovs_[m_][1] = head;
+  iovs_[m_][2] = tail;
+  msghdr& h = msgs_[m_].msg_hdr;
+  h = msghdr{};
+  h.msg_name = &names_[m_];
+  h.msg_namelen = to.salen;
+  h.msg_iov = iovs_[m_].data();
+  h.msg_iovlen = tail.iov_len > 0 ? 3 : 2;
+  m_++;
+}
+
+void TxQueue::QueueFrame(const TxFrame& f, uint64_t sum, uint16_t sport, const Peer& to) {
+  Queue(iovec{f.buf, f.len}, iovec{nullptr, 0}, sum, sport, to);
+}
+
+void TxQueue::QueueSegment(const TxFrame& f, size_t i, uint16_t sport, const Peer& to) {
+  if (m_ == kMaxMsgs) Send();  // the segment's header goes in the buffer of the message it becomes
+  uint8_t* h = &seg_hdrs_[static_cast<size_t>(m_) * kMaxSegHeader];
+  WriteSegmentHeader(f.buf, f.tso, i, h);
+  const iovec head{h, f.tso.hdr_len};
+  const iovec tail{f.buf + f.tso.hdr_len + i * f.tso.mss, SegmentPayload(f.tso, i)};
+  Queue(head, tail, Sum16(static_cast<uint8_t*>(tail.iov_base), tail.iov_len, Sum16(h, head.iov_len)), sport, to);
+}
+
+GsoSender::GsoSender(FlowSockets& sockets, std::atomic<bool>& on, uint32_t vni, const Addr& local, uint16_t port,
+                     Counters& counters, BatchTally& tally)
+    : sockets_(sockets),
+      on_(on),
+      local_(local),
+      port_(port),
+      counters_(counters),
+      tally_(tally),
+      vxlan_hdr_{kVxlanFlagI, 0, 0, 0, static_cast<uint8_t>(vni >> 16), static_cast<uint8_t>(vni >> 8),
+                 static_cast<uint8_t>(vni), 0},
+      seg_hdrs_(static_cast<size_t>(kMaxGsoSegments) * kMaxSegHeader) {}
+
+size_t GsoSender::SegmentsPerSend(const TxFrame& f) {
+  return std::min<size_t>(kMaxGsoSegments, kMaxBytes / (kVxlanHeaderLen + f.tso.hdr_len + f.tso.mss));
+}
+
+bool GsoSender::Send(const TxFrame& f, size_t from, size_t to, uint16_t sport, const Peer& peer) {
+  const int fd = sockets_.Get(local_, sport);
+  if (fd < 0) return false;
+  int n = 0;
+  for (size_t i = from; i < to; i++) {
+    uint8_t* h = &seg_hdrs_[(i - from) * kMaxSegHeader];
+    WriteSegmentHeader(f.buf, f.tso, i, h);
+    iov_[n++] = {vxlan_hdr_, kVxlanHeaderLen};
+    iov_[n++] = {h, f.tso.hdr_len};
+    iov_[n++] = {f.buf + f.tso.hdr_len + i * f.tso.mss, SegmentPayload(f.tso, i)};
+  }
+  sockaddr_storage dst = peer.sa;
+  if (dst.ss_family == AF_INET)
+    reinterpret_cast<sockaddr_in&>(dst).sin_port = htons(port_);
+  else
+    reinterpret_cast<sockaddr_in6&>(dst).sin6_port = htons(port_);
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(uint16_t))] = {};
+  msghdr h{};
+  h.msg_name = &dst;
+  h.msg_namelen = peer.salen;
+  h.msg_iov = iov_.data();
+  h.msg_iovlen = static_cast<size_t>(n);
+  h.msg_control = control;
+  h.msg_controllen = sizeof(control);
+  cmsghdr* c = CMSG_FIRSTHDR(&h);
+  c->cmsg_level = IPPROTO_UDP;
+  c->cmsg_type = UDP_SEGMENT;
+  c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+  const uint16_t seg = static_cast<uint16_t>(kVxlanHeaderLen + f.tso.hdr_len + f.tso.mss);
+  memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+  ssize_t r;
+  do r = sendmsg(fd, &h, 0);
+  while (r < 0 && errno == EINTR);
+  if (r < 0 && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT || errno == EOPNOTSUPP)) {
+    on_.store(false, std::memory_order_relaxed);  // no UDP GSO on this path: the raw socket from now on
+    return false;
+  }
+  if (r < 0) {
+    counters_.drop(Drop::kTxSendError, to - from);
+  } else {
+    counters_.add(Traffic::kTxDatagrams, to - from);
+    counters_.add(Traffic::kTxGsoSends);
+    tally_.Peer(peer.addr, to - from, static_cast<uint64_t>(r) - (to - from) * kVxlanHeaderLen);
+  }
+  return true;
+}
+
+namespace {
+
+// Every segment of a TSO frame to one peer: GSO sends when possible, else one raw message per segment.
+void SendSegments(const TxFrame& f, uint16_t sport, const Peer& peer, TxQueue& raw, GsoSender& gso) {
+  const size_t per_send = GsoSender::SegmentsPerSend(f);
+  size_t i = 0;
+  if (gso.on() && per_send > 1) {
+    raw.Send();  // what is queued on the raw socket goes first: no reordering within a flow
+    for (; i < f.tso.segments; i += per_send)
+      if (!gso.Send(f, i, std::min(f.tso.segments, i + per_send), sport, peer)) break;
+  }
+  for (; i < f.tso.segments; i++) raw.QueueSegment(f, i, sport, peer);
+}
+
+// Read stage: up to `limit` frames from the (non-blocking) TAP into `frames`, until EAGAIN. With virtio headers
+// (`vnet` bytes of them), TSO super-frames are parsed and partial checksums finished; a header that cannot be
+// honoured marks the frame bad_offload. Returns how many frames were read.
+int ReadBurst(int tap, size_t vnet, int limit, TxFrame* frames, Counters& counters) {
+  int n = 0;
+  while (n < limit) {
+    TxFrame& f = frames[n];
+    const ssize_t got = read(tap, f.slot, kSlot);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      break;  // EAGAIN: the burst is over
+    }
+    f.tso.segments = 0;
+    f.bad_offload = false;
+    f.buf = f.slot + vnet;
+    f.len = static_cast<size_t>(got) > vnet ? static_cast<size_t>(got) - vnet : 0;
+    n++;
+    if (vnet == 0 || f.len == 0) continue;
+    const VnetHdr vh = ReadVnetHdr(f.slot);
+    if (vh.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
+      f.bad_offload = !ParseTso(f.buf, f.len, vh, &f.tso);
+      if (!f.bad_offload) counters.add(Traffic::kTxTsoFrames);
+    } else if (vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+      f.bad_offload = !FinishChecksum(f.buf, f.len, vh);
+    }
+  }
+  return n;
+}
+
+// The address a frame from the bridge speaks for (IPv4 first, then IPv6); len 0 when it names none.
+// Twins: senderIpv4 in src/packet/neighbor.ts, senderIpv6 in src/packet/nd.ts.
+Addr SenderIp(const uint8_t* f, size_t len) {
+  Addr a;
+  uint32_t v4;
+  if (SenderIpv4(f, len, &v4)) {
+    a.len = 4;
+    for (int i = 0; i < 4; i++) a.bytes[i] = static_cast<uint8_t>(v4 >> (24 - 8 * i));
+  } else if (SenderIpv6(f, len, a.bytes)) {
+    a.len = 16;
+  } else {
+    a = Addr{};
+  }
+  return a;
+}
+
+// This host's MACs (unicast sources of the frames read) and the addresses they use, reported to the LocalMacTable
+// at most once a second each: a few recent ones are remembered here, and a batch's fresh ones go in with one lock.
+class LocalMacReporter {
+ public:
+  void Report(const TxFrame* frames, int n, uint32_t vni, int64_t now_ms, LocalMacTable& table) {
+    int nf = 0;
+    for (int i = 0; i < n; i++) {
+      const TxFrame& f = frames[i];
+      if (f.len < kEthHeaderLen || (f.buf[6] & 1)) continue;
+      const uint64_t src = MacKey(f.buf + 6);
+      const Addr ip = SenderIp(f.buf, f.len);
+      Recent& slot = recent_[(src ^ AddrHash()(ip)) % kRecent];
+      if (slot.mac == src && slot.ip == ip && now_ms - slot.at_ms < 1000) continue;
+      slot = {src, ip, now_ms};
+      fresh_[nf++] = {src, ip};
+    }
+    if (nf > 0) table.SeenBatch(vni, fresh_.data(), nf, now_ms);
+  }
+
+ private:
+  static constexpr int kRecent = 16;
+  struct Recent {
+    uint64_t mac;
+    Addr ip;
+    int64_t at_ms;
+  };
+  std::array<Recent, kRecent> recent_{};
+  std::array<LocalMacTable::Sighting, kBatch> fresh_{};
+};
+
+}  // namespace
+
+// TX thread of one TAP: the stages of tx.h, one batch at a time. Twins: flowPort and encapsulate in src/packet (byte
+// layout); forwarding rules as in src/dataplane/js-engine.ts; segmentation pinned by test/native/offload.test.ts.
+void Engine::TxLoop(Network* net) {
+  std::vector<uint8_t> slots(static_cast<size_t>(kBatch) * kSlot);
+  std::array<TxFrame, kBatch> frames{};
+  for (int i = 0; i < kBatch; i++) frames[i].slot = &slots[static_cast<size_t>(i) * kSlot];
+  BatchTally tally(traffic_, TrafficStats::Dir::kTx);  // this batch's datagrams per peer and frames of the VNI
+  TxQueue raw(tx_sock_.get(), net->vni, cfg_.local, cfg_.port, counters_, tally);
+  GsoSender gso(flow_socks_, gso_ok_, net->vni, cfg_.local, cfg_.port, counters_, tally);
+  LocalMacReporter local_macs;
+  const size_t ip_header = cfg_.local.len == 4 ? 20 : 40;
+  const size_t max_frame_out = static_cast<size_t>(cfg_.underlay_mtu) - ip_header - kEncapHeaderLen;
+  const size_t vnet = net->vnet_hdr ? kVnetHdrLen : 0;
+  pollfd pfd[2] = {{net->tap.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
+  uint8_t arp_reply[kMinFrame];
+  uint8_t nd_advert[kNaFrameLen];
+
+  for (;;) {
+    // What was queued while the last batch was being sent is read at once; only an empty queue puts the thread to
+    // sleep. After a sleep the first frame goes out alone, before the read that would find the queue empty: a lone
+    // packet (a ping, a request) does not wait for that system call.
+    int pr = poll(pfd, 2, 0);
+    const bool woke = pr == 0;
+    if (woke) pr = poll(pfd, 2, -1);
+    if (pr < 0 && errno != EINTR) break;
+    if (pfd[1].revents) break;
+    if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL)) break;  // TAP gone
+
+    const int n = ReadBurst(net->tap.get(), vnet, woke ? 1 : kBatch, frames.data(), counters_);
+    if (n == 0) continue;
+
+    local_macs.Report(frames.data(), n, net->vni, NowMs(), local_);
+
+    // Resolve stage: one table snapshot and at most one learned-table lock for the whole batch.
+    const std::shared_ptr<const Table> table = std::atomic_load(&table_);
+    const auto vt = table->vnis.find(net->vni);
+    const bool has_peers = vt != table->vnis.end() && !vt->second.flood.empty();
+    bool need_learned = false;
+    for (int i = 0; i < n; i++) {
+      TxFrame& f = frames[i];
+      f.dest = TxFrame::Dest::kDrop;
+      if (f.bad_offload) {
+        counters_.drop(Drop::kTxBadOffload);
+      } else if (f.len < kEthHeaderLen) {
+        counters_.drop(Drop::kTxShortFrame);
+      } else if (f.tso.segments > 0 ? f.tso.hdr_len + f.tso.mss > max_frame_out : f.len > max_frame_out) {
+        counters_.drop(Drop::kTxTooBig);
+      } else if (!has_peers) {
+        counters_.drop(Drop::kTxNoDestination);
+      } else if (f.buf[0] & 1) {
+        // Broadcast / multicast floods, except an ARP request or a Neighbor Solicitation for a known remote
+        // address: answered here.
+        uint32_t target;
+        Addr target6;
+        target6.len = 16;
+        const VniTable& v = vt->second;
+        const auto known = cfg_.arp_suppression && ArpRequestTarget(f.buf, f.len, &target) ? v.arp.find(target) : v.arp.end();
+        const auto known6 = cfg_.arp_suppression && !v.nd.empty() && NdSolicitTarget(f.buf, f.len, target6.bytes) ? v.nd.find(target6) : v.nd.end();
+        if (known != v.arp.end()) {
+          WriteArpReply(f.buf, known->second, arp_reply);
+          if (WriteTap(*net, arp_reply, kMinFrame)) counters_.add(Traffic::kArpSuppressed);
+          else counters_.drop(Drop::kRxTapWriteError);
+        } else if (known6 != v.nd.end()) {
+          WriteNdAdvert(f.buf, known6->second, nd_advert);
+          if (WriteTap(*net, nd_advert, kNaFrameLen)) counters_.add(Traffic::kNdSuppressed);
+          else counters_.drop(Drop::kRxTapWriteError);
+        } else {
+          f.dest = TxFrame::Dest::kFlood;
+        }
+      } else if (const auto st = vt->second.macs.find(MacKey(f.buf)); st != vt->second.macs.end()) {
+        f.dest = TxFrame::Dest::kUnicast;  // static entries win over learned ones
+        f.to = &table->peers[static_cast<size_t>(st->second)];
+      } else {
+        f.dest = cfg_.learning ? TxFrame::Dest::kLookupLearned : TxFrame::Dest::kFlood;
+        need_learned |= cfg_.learning;
+      }
+    }
+    if (need_learned) {
+      const int64_t now = NowMs();
+      const LearnTable::Reader reader(learned_);
+      for (int i = 0; i < n; i++) {
+        TxFrame& f = frames[i];
+        if (f.dest != TxFrame::Dest::kLookupLearned) continue;
+        const bool known = reader.Lookup(net->vni, MacKey(f.buf), now, &f.learned);
+        f.dest = known ? TxFrame::Dest::kUnicast : TxFrame::Dest::kFlood;  // unknown unicast floods
+        f.to = &f.learned;
+      }
+    }
+
+    // Encapsulate stage (TSO frames: segment, and send each destination's segments together).
+    for (int i = 0; i < n; i++) {
+      const TxFrame& f = frames[i];
+      if (f.dest == TxFrame::Dest::kDrop) continue;
+      const uint16_t sport = FlowPort(f.buf, f.len);
+      if (f.tso.segments > 0) {
+        if (f.dest == TxFrame::Dest::kUnicast) {
+          SendSegments(f, sport, *f.to, raw, gso);
+        } else {
+          for (const int p : vt->second.flood) SendSegments(f, sport, table->peers[static_cast<size_t>(p)], raw, gso);
+        }
+      } else {
+        const uint64_t sum = Sum16(f.buf, f.len);  // once per frame, shared by every copy of a flood
+        if (f.dest == TxFrame::Dest::kUnicast) {
+          raw.QueueFrame(f, sum, sport, *f.to);
+        } else {
+          for (const int p : vt->second.flood) raw.QueueFrame(f, sum, sport, table->peers[static_cast<size_t>(p)]);
+        }
+      }
+      if (f.dest == TxFrame::Dest::kFlood) counters_.add(Traffic::kTxFlooded);
+      counters_.add(Traffic::kTxFrames);
+      counters_.add(Traffic::kTxBytes, f.len);
+      tally.Vni(net->vni, 1, f.len);
+    }
+
+    // Send stage: frames point into the slots, so send before the next read reuses them.
+    raw.Send();
+    tally.Flush();
+  }
+}
+
+}  // namespace vxr
