@@ -5,6 +5,7 @@
  */
 import { Packr } from 'msgpackr';
 import { z } from 'zod';
+import { NO_RANGE_REASONS } from '../control/index.js';
 import { tableSchema } from '../fdb/index.js';
 
 export { MAX_VNI } from '../packet/index.js';
@@ -68,6 +69,8 @@ export const statusSchema = z.strictObject({
       range: z.string().nullable(),
       gateway: z.string().nullable(),
       rangeNote: z.string().nullable(),
+      /** Why there is no range, for code to branch on (control/ip-ranges.ts); absent from routers that predate it. */
+      rangeReason: z.enum(NO_RANGE_REASONS).nullable().optional(),
     }),
   ),
   offloads: z.strictObject({ tapVnetHdr: z.boolean(), udpGso: z.boolean(), udpGro: z.boolean() }),

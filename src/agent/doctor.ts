@@ -166,7 +166,7 @@ export function routerChecks(s: Status, now = Date.now()): Check[] {
     if (n.name === null || cp.state !== 'connected') continue;
     if (n.range !== null) {
       checks.push({ check: 'address-range', status: 'ok', detail: `network ${n.name}: this host's range ${n.range} (gateway ${n.gateway}) for Docker's IPAM` });
-    } else if (n.rangeNote !== null && /are leased/.test(n.rangeNote)) {
+    } else if (n.rangeReason === 'exhausted') {
       checks.push({
         check: 'address-range',
         status: 'warn',

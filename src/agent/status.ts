@@ -3,7 +3,7 @@
  * and peers, built from the router at the moment of asking.
  */
 import type { RouterConfig } from '../config/index.js';
-import type { HostRange, HostRow, NoRange } from '../control/index.js';
+import type { HostRange, HostRow, NoRange, NoRangeReason } from '../control/index.js';
 import type { PeerTraffic } from '../dataplane/index.js';
 import { innerMtuLimit } from '../packet/index.js';
 import type { Status } from './control-protocol.js';
@@ -99,8 +99,8 @@ export function controlSource(router: DaemonView, config: RouterConfig, startedA
   };
 }
 
-function rangeFields(r: HostRange | NoRange): { range: string | null; gateway: string | null; rangeNote: string | null } {
-  return 'none' in r ? { range: null, gateway: null, rangeNote: r.none } : { range: r.range, gateway: r.gateway, rangeNote: null };
+function rangeFields(r: HostRange | NoRange): { range: string | null; gateway: string | null; rangeNote: string | null; rangeReason: NoRangeReason | null } {
+  return 'none' in r ? { range: null, gateway: null, rangeNote: r.none, rangeReason: r.reason } : { range: r.range, gateway: r.gateway, rangeNote: null, rangeReason: null };
 }
 
 function controlPlane(router: DaemonView, config: RouterConfig): Status['controlPlane'] {

@@ -7,7 +7,8 @@ import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors.js';
-import { formatIp, parseIp } from '../packet/index.js';
+import { checkClientCertPair, type EtcdConnection } from '../etcd-connection.js';
+import { canonicalIp } from '../packet/index.js';
 import { CONFIG_KEYS, configSchema, type ConfigKey, type NetworkJoin, type RouterConfig } from './schema.js';
 
 export type RawConfig = Partial<Record<ConfigKey, unknown>>;
@@ -45,12 +46,8 @@ const FLAG_OF: Record<ConfigKey, string> = {
 /** The environment variable that can carry the etcd password (kept out of argv and config files). */
 export const ETCD_PASSWORD_ENV = 'VXLAN_ROUTER_ETCD_PASSWORD';
 
-/** How to reach etcd, checked: the same shape as the control plane's EtcdConnection. */
-export interface EtcdClientConfig {
-  readonly endpoints: readonly string[];
-  readonly tls?: { readonly caFile?: string; readonly certFile?: string; readonly keyFile?: string };
-  readonly auth?: { readonly username: string; readonly password: string };
-}
+/** How to reach etcd, checked: the shape the control plane connects with (src/etcd-connection.ts). */
+export type EtcdClientConfig = EtcdConnection;
 
 export interface EtcdOptionValues {
   readonly etcd?: readonly string[] | undefined;
@@ -81,9 +78,7 @@ export function etcdClientConfig(v: EtcdOptionValues): EtcdClientConfig | undefi
     if (tlsGiven || v.etcdUser !== undefined) throw new ConfigError('--etcd-ca/--etcd-cert/--etcd-key/--etcd-user need --etcd');
     return undefined;
   }
-  if ((v.etcdCert === undefined) !== (v.etcdKey === undefined)) {
-    throw new ConfigError(`${v.etcdCert === undefined ? '--etcd-key' : '--etcd-cert'} needs ${v.etcdCert === undefined ? '--etcd-cert' : '--etcd-key'} too (a client certificate and its key)`);
-  }
+  checkClientCertPair({ certFile: v.etcdCert, keyFile: v.etcdKey });
   if (v.etcdCa !== undefined) checkReadable(v.etcdCa, 'etcdCa');
   if (v.etcdCert !== undefined) checkReadable(v.etcdCert, 'etcdCert');
   if (v.etcdKey !== undefined) checkReadable(v.etcdKey, 'etcdKey');
@@ -121,11 +116,6 @@ export function readConfigFile(path: string): RawConfig {
     }
   }
   return raw as RawConfig;
-}
-
-/** Canonical text (RFC 5952 for IPv6) so addresses compare equal to what the kernel reports as a datagram's source. */
-function canonicalIp(s: string): string {
-  return isIP(s) ? formatIp(parseIp(s)) : s;
 }
 
 /** Flags win over the environment (only VXLAN_ROUTER_ETCD_PASSWORD), which wins over the file. */

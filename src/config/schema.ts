@@ -5,7 +5,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { LOG_LEVELS } from '../log.js';
-import { MAX_VNI, VXLAN_PORT } from '../packet/index.js';
+import { MAX_VNI, NETWORK_NAME_PATTERN, NETWORK_NAME_RULE, VXLAN_PORT } from '../packet/index.js';
 
 export const ENGINES = ['native', 'js'] as const;
 /** Native engine offloads: TAP virtio header (TSO in, merged super-frames out), UDP GSO sends, UDP GRO receives. */
@@ -27,7 +27,7 @@ const ifname = z
   .string()
   .regex(/^[^\s/:]{1,15}$/, { message: 'is not a valid interface name (1-15 characters, no "/", ":" or spaces)' });
 
-const networkName = z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, { message: 'is not a network name (a-z, 0-9, . _ -)' });
+const networkName = z.string().regex(NETWORK_NAME_PATTERN, { message: NETWORK_NAME_RULE });
 const mtu = intIn(68, 65535);
 
 export const configSchema = z.strictObject({

@@ -9,8 +9,11 @@
 import type { EventEmitter } from 'node:events';
 import type { VxlanRouterError } from '../errors.js';
 import type { TableSnapshot } from '../fdb/index.js';
-import type { ControlPlaneState, HostRecord } from './registry-view.js';
-import type { HostRange } from './ip-ranges.js';
+import type { ControlPlaneState } from './control-plane-state.js';
+import type { HostRange, NoRange } from './ip-ranges.js';
+import type { HostRecord } from './records.js';
+
+export type { NoRange } from './ip-ranges.js';
 
 /** What a control plane serves, as it found out in `open`. */
 export interface PlaneNetwork {
@@ -50,11 +53,6 @@ export interface MacConflict {
   readonly vni: number;
   readonly mac: string;
   readonly hostIds: string[];
-}
-
-/** A network without an address range for Docker, and why. */
-export interface NoRange {
-  readonly none: string;
 }
 
 export interface ControlPlaneEvents {

@@ -14,7 +14,8 @@ import type { AdvertisedMac, ControlPlane, ControlPlaneEvents, HostRow, MacConfl
 import type { EtcdConnection, EtcdRegistry } from './etcd-registry.js';
 import type { HostRange } from './ip-ranges.js';
 import { openRegistry } from './open-registry.js';
-import type { ControlPlaneState, NetworkDefinition } from './registry-view.js';
+import type { ControlPlaneState } from './control-plane-state.js';
+import type { NetworkDefinition } from './records.js';
 import { readSnapshot, SnapshotWriter, snapshotPath, type RegistrySnapshot } from './snapshot.js';
 
 /** With a snapshot to fall back on, how long the first etcd call may take before the router starts from it. */
@@ -104,7 +105,7 @@ export class EtcdPlane extends EventEmitter<ControlPlaneEvents> implements Contr
       writer.save({ savedAt: new Date().toISOString(), hostId, revision: registry.controlPlane().revision, network: definition, table: t, ...('range' in range ? { range: range.range } : {}) });
       this.emit('table', t);
     });
-    registry.on('warning', (err) => this.emit('warning', err instanceof VxlanRouterError ? err : new VxlanRouterError('E_ETCD', err.message, { cause: err, recoverable: true })));
+    registry.on('warning', (err) => this.emit('warning', err));
     registry.on('state', (st) => this.emit('state', st));
     const record = {
       version: 1 as const,
@@ -121,7 +122,7 @@ export class EtcdPlane extends EventEmitter<ControlPlaneEvents> implements Contr
       await registry.join(definition, record);
       return;
     }
-    registry.assumeSnapshot(snap.revision, snap.table.vnis.reduce((n, v) => n + v.peers.length, 1), snap.range);
+    registry.assumeSnapshot(definition, snap.revision, snap.table.vnis.reduce((n, v) => n + v.peers.length, 1), snap.range);
     void registry.joinInBackground(definition, record);
   }
 
@@ -134,7 +135,7 @@ export class EtcdPlane extends EventEmitter<ControlPlaneEvents> implements Contr
   }
 
   range(): HostRange | NoRange {
-    return this.registry?.range() ?? { none: 'not joined yet' };
+    return this.registry?.range() ?? { none: 'not joined yet', reason: 'not-leased' };
   }
 
   hosts(): HostRow[] {

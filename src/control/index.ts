@@ -1,17 +1,25 @@
 // Types only: the registry itself (and the etcd client with it) is loaded by openRegistry when a host uses etcd.
-export type { EtcdConnection, EtcdRegistry, RegistryCounters, RegistryOptions } from './etcd-registry.js';
+export type { EtcdConnection, EtcdRegistry, RegistryCounters, RegistryEvents, RegistryOptions } from './etcd-registry.js';
 export { openRegistry } from './open-registry.js';
 export {
-  ControlPlaneTracker,
-  HostView,
   hostRecordSchema,
+  keys,
+  MAX_IPS_PER_MAC,
+  macRecordSchema,
   networkDefinitionSchema,
+  rangeRecordSchema,
+  REGISTRY_PREFIX,
   RejectedRecord,
-  type ControlPlaneState,
-  type ControlPlaneStatus,
   type HostRecord,
+  type MacRecord,
   type NetworkDefinition,
-} from './registry-view.js';
+  type RangeRecord,
+  type RecordKind,
+} from './records.js';
+export { HostView } from './host-view.js';
+export { MacView } from './mac-view.js';
+export { ControlPlaneTracker, retryDelay, type ControlPlaneState, type ControlPlaneStatus, type Problem } from './control-plane-state.js';
+export { REGISTRY_WARNING_KINDS, RegistryWarning, type RegistryWarningKind } from './registry-warnings.js';
 export {
   DEFAULT_STATE_DIR,
   decodeSnapshot,
@@ -24,7 +32,7 @@ export {
   type RegistrySnapshot,
   type SnapshotRead,
 } from './snapshot.js';
-export { defaultHostPrefix, rangeRecordSchema, Slices, type HostRange, type RangeRecord } from './ip-ranges.js';
+export { defaultHostPrefix, NO_RANGE_REASONS, Slices, type HostRange, type NoRange, type NoRangeReason } from './ip-ranges.js';
 export { StaticPeers, staticTable } from './static-peers.js';
-export { combineStates, type AdvertisedMac, type ControlPlane, type ControlPlaneEvents, type HostRow, type MacConflict, type NoRange, type PlaneNetwork, type SelfRecord } from './control-plane.js';
+export { combineStates, type AdvertisedMac, type ControlPlane, type ControlPlaneEvents, type HostRow, type MacConflict, type PlaneNetwork, type SelfRecord } from './control-plane.js';
 export { EtcdPlane, type EtcdPlaneOptions } from './etcd-plane.js';

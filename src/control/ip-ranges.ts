@@ -1,27 +1,36 @@
 /**
  * Per-host address ranges for Docker's IPAM (like flannel's subnet leases): a network's IPv4 overlay subnet is cut
  * into equal slices, and each host leases one, so Docker networks on different hosts never hand out the same address.
- * This module is the pure part: the slicing, the record kept under ranges/<cidr> and the choice of a slice. The
- * leasing (compare-and-swap in etcd, renewal, reclaiming one's own slice after a restart) is in etcd-registry.ts.
+ * This module is the pure part: the slicing, the choice of a slice, and what "no range" means. The leasing
+ * (compare-and-swap in etcd, renewal, reclaiming one's own slice after a restart) is in range-lease.ts; the record
+ * kept under ranges/<cidr> is in records.ts.
  */
 import { isIPv4 } from 'node:net';
-import { z } from 'zod';
 import { ConfigError } from '../errors.js';
-
-/** What ranges/<cidr> holds: which host has the slice, since when. */
-export const rangeRecordSchema = z.object({
-  version: z.literal(1),
-  hostId: z.string().min(1),
-  range: z.string(),
-  leasedAt: z.string(),
-});
-export type RangeRecord = z.infer<typeof rangeRecordSchema>;
 
 /** A host's slice: the CIDR, the gateway Docker puts on the bridge (its first address) and its size. */
 export interface HostRange {
   readonly range: string;
   readonly gateway: string;
   readonly addresses: number;
+}
+
+/**
+ * Why a network has no address range on this host, for callers to branch on (`none` says it for people):
+ * - 'not-leased': not yet (etcd has not answered since the router started, and no snapshot named one);
+ * - 'unsliceable': the subnet cannot be cut into per-host slices (IPv6, narrower than /30, or a host prefix that
+ *   does not fit): nothing to lease, nothing to fix on this host;
+ * - 'exhausted': every slice is leased by another host (free the slices of hosts gone for good, or a longer
+ *   --host-prefix);
+ * - 'no-registry': static peers, no etcd to lease from.
+ */
+export const NO_RANGE_REASONS = ['not-leased', 'unsliceable', 'exhausted', 'no-registry'] as const;
+export type NoRangeReason = (typeof NO_RANGE_REASONS)[number];
+
+/** A network without an address range for Docker: why, for people (`none`) and for code (`reason`). */
+export interface NoRange {
+  readonly none: string;
+  readonly reason: NoRangeReason;
 }
 
 const toInt = (ip: string): number => ip.split('.').reduce((n, b) => n * 256 + Number(b), 0);
@@ -45,10 +54,10 @@ export class Slices {
     const m = /^(.+)\/(\d+)$/.exec(subnet);
     if (m === null || !isIPv4(m[1]!)) throw new ConfigError(`per-host ranges need an IPv4 subnet; ${subnet} is not one`);
     this.subnetPrefix = Number(m[2]);
-    if (this.subnetPrefix > 30) throw new ConfigError(`subnet ${subnet} is too small to share between hosts`);
+    if (this.subnetPrefix > 30) throw new ConfigError(`subnet ${subnet} is too small to share between hosts`, { hint: 'per-host slices need a /29 or wider subnet' });
     this.prefix = hostPrefix ?? defaultHostPrefix(this.subnetPrefix);
     if (this.prefix <= this.subnetPrefix || this.prefix > 30) {
-      throw new ConfigError(`host prefix /${this.prefix} does not cut ${subnet} into slices: use one between /${this.subnetPrefix + 1} and /30`);
+      throw new ConfigError(`host prefix /${this.prefix} does not cut ${subnet} into slices`, { hint: `use one between /${this.subnetPrefix + 1} and /30` });
     }
     const size = 2 ** (32 - this.subnetPrefix);
     this.base = toInt(m[1]!) - (toInt(m[1]!) % size); // 198.18.1.0/15 means 198.18.0.0/15

@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { Packr } from 'msgpackr';
 import { z } from 'zod';
 import { tableSchema, type TableSnapshot } from '../fdb/index.js';
-import { networkDefinitionSchema, type NetworkDefinition } from './registry-view.js';
+import { networkDefinitionSchema, type NetworkDefinition } from './records.js';
 
 /** Bumped on any incompatible change; an older or newer file is ignored with a message. */
 export const SNAPSHOT_FORMAT = 1;

@@ -36,7 +36,7 @@ export class StaticPeers extends EventEmitter<ControlPlaneEvents> implements Con
   }
 
   range(): NoRange {
-    return { none: 'static peers: no etcd to lease a range from' };
+    return { none: 'static peers: no etcd to lease a range from', reason: 'no-registry' };
   }
 
   hosts(): HostRow[] {

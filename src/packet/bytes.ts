@@ -53,6 +53,15 @@ export function parseIp(text: string): Uint8Array {
   return out;
 }
 
+/**
+ * One spelling per address, whoever wrote it (config, another host's etcd record): the text `formatIp` gives, so
+ * addresses compare equal to what the kernel reports as a datagram's source. Throws a PacketError on text that is
+ * not an address (callers validate first).
+ */
+export function canonicalIp(text: string): string {
+  return formatIp(parseIp(text));
+}
+
 /** Canonical text: dotted quad, or RFC 5952 for IPv6 (what the kernel reports as a datagram's source). */
 export function formatIp(b: Uint8Array): string {
   if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;

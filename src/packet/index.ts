@@ -8,3 +8,4 @@ export * from './udp.js';
 export * from './vxlan.js';
 export * from './neighbor.js';
 export * from './nd.js';
+export * from './network-name.js';

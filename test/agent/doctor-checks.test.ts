@@ -6,7 +6,7 @@ const NOW = Date.parse('2026-01-01T00:01:00Z');
 const base: Status = {
   software: 'vxlan-router test', pid: 1, startedAt: '2026-01-01T00:00:00Z', uptimeSeconds: 60, engine: 'native', network: 'lab', vni: 42,
   tap: 'vxr42', bridge: 'br0', local: '198.51.100.1', port: 4789, underlay: { device: 'eth0', mtu: 1500 }, mtu: { tap: 1450, configured: null, underlayLimit: 1450 },
-  networks: [{ name: 'lab', vni: 42, tap: 'vxr42', bridge: 'br0', mtu: 1450, configuredMtu: null, state: 'connected', revision: 7, hosts: 3, range: '198.18.7.0/24', gateway: '198.18.7.1', rangeNote: null }],
+  networks: [{ name: 'lab', vni: 42, tap: 'vxr42', bridge: 'br0', mtu: 1450, configuredMtu: null, state: 'connected', revision: 7, hosts: 3, range: '198.18.7.0/24', gateway: '198.18.7.1', rangeNote: null, rangeReason: null }],
   offloads: { tapVnetHdr: true, udpGso: true, udpGro: true },
   controlPlane: { mode: 'etcd', endpoints: ['http://198.51.100.254:2379'], state: 'connected', since: '2026-01-01T00:00:00Z', revision: 7, hosts: 3, leaseTtlSeconds: 15 },
   peers: [{ vni: 42, address: '198.51.100.2', hostId: 'b', lastSeenAgoMs: 500, rxFrames: 5, rxBytes: 500, txFrames: 5, txBytes: 500 }],
@@ -39,9 +39,9 @@ t.test('MAC claimed by two hosts, refused source, silent peer', async (t) => {
 
 t.test("address range: this host's slice, or none because the subnet is full", async (t) => {
   t.match(one(base, 'address-range'), { status: 'ok', detail: /network lab: this host's range 198\.18\.7\.0\/24 \(gateway 198\.18\.7\.1\)/ });
-  const full = { ...base.networks[0]!, range: null, gateway: null, rangeNote: 'all 16 /28 slices of 198.18.0.0/24 are leased' };
+  const full = { ...base.networks[0]!, range: null, gateway: null, rangeNote: 'all 16 /28 slices of 198.18.0.0/24 are leased', rangeReason: 'exhausted' as const };
   t.match(one({ ...base, networks: [full] }, 'address-range'), { status: 'warn', detail: /no address range for this host \(all 16/, fix: /etcdctl get --prefix \/vxlan-router\/v1\/networks\/lab\/ranges\// });
-  const six = { ...full, rangeNote: 'per-host ranges need an IPv4 subnet; fd00::/64 is not one' };
+  const six = { ...full, rangeNote: 'per-host ranges need an IPv4 subnet; fd00::/64 is not one', rangeReason: 'unsliceable' as const };
   t.notOk(one({ ...base, networks: [six] }, 'address-range'), 'an IPv6 network has no ranges: nothing to check');
   t.notOk(one({ ...base, controlPlane: { ...base.controlPlane, state: 'degraded' } }, 'address-range'), 'not while etcd is away');
 });

@@ -34,7 +34,8 @@ t.test('etcd with users and passwords', { skip: etcdSkipReason() ?? false }, asy
   await t.rejects(open({ username: 'root', password: 'wrong' }).getNetwork('default'), {
     code: 'E_ETCD',
     recoverable: false,
-    message: /refused us: .*(authentication failed|invalid user ID or password).*check --etcd-user and --etcd-password/,
+    message: /refused us: .*(authentication failed|invalid user ID or password)/,
+    hint: /check --etcd-user and --etcd-password/,
   }, 'a wrong password is a clear error, not retried');
   await t.rejects(open().getNetwork('default'), { code: 'E_ETCD', recoverable: false }, 'no user at all is refused');
 

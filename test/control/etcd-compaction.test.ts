@@ -9,7 +9,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
-import type { ControlPlaneState, HostRecord, NetworkDefinition } from '../../src/control/index.js';
+import { REGISTRY_WARNING_KINDS, type ControlPlaneState, type HostRecord, type NetworkDefinition } from '../../src/control/index.js';
 import type { TableSnapshot } from '../../src/fdb/index.js';
 import { EtcdServer, etcdSkipReason } from '../../src/lab/etcd.js';
 import { registryOpener } from '../helpers/registries.js';
@@ -44,8 +44,12 @@ t.test('compaction while a watcher is cut off', { skip: etcdSkipReason() ?? fals
   const a = open(proxy.endpoint, 2);
   const states: ControlPlaneState[] = [];
   const warnings: string[] = [];
+  const kinds = new Map<string, string>(); // kind → code
   a.on('state', (s) => states.push(s));
-  a.on('warning', (e) => warnings.push(e.message));
+  a.on('warning', (e) => {
+    warnings.push(e.message);
+    kinds.set(e.kind, e.code);
+  });
   t.equal(a.controlPlane().state, 'starting', 'starting before the first join');
   const b = open(etcd.endpoint);
   await b.join(network, record('b', '198.51.100.2'));
@@ -59,6 +63,7 @@ t.test('compaction while a watcher is cut off', { skip: etcdSkipReason() ?? fals
   await waitFor(() => a.counters().rejectedRecords === 2, { timeoutMs: 3000, what: 'two rejected records' });
   t.ok(warnings.some((w) => /ignoring the host record of junk: not JSON/.test(w)), 'a record that is not JSON is reported');
   t.ok(warnings.some((w) => /ignoring the host record of liar: its hostId is "someone-else"/.test(w)), 'a record under another host\'s key is reported');
+  t.equal(kinds.get('record-rejected'), 'E_RECORD', 'bad records are warnings of kind record-rejected, code E_RECORD');
 
   // Cut A off; etcd runs on.
   proxy.cut();
@@ -95,6 +100,8 @@ t.test('compaction while a watcher is cut off', { skip: etcdSkipReason() ?? fals
   t.ok(counters.rejectedRecords >= 3, `the record still malformed in etcd is counted again by each listing (${counters.rejectedRecords} in all)`);
   t.notOk(a.hosts().some((h) => h.hostId === 'someone-else'), 'and never enters the table');
   t.ok(warnings.some((w) => /etcd watch ended .*listing again/.test(w)), 'the watch ending was reported');
+  t.equal(kinds.get('watch-ended'), 'E_ETCD', 'as a warning of kind watch-ended');
+  t.ok([...kinds.keys()].every((k) => (REGISTRY_WARNING_KINDS as readonly string[]).includes(k)), `every warning has a known kind (${[...kinds.keys()].join(', ')})`);
   const cp = a.controlPlane();
   t.match(cp, { state: 'connected', hosts: 3 }, 'a, c, d');
   t.ok(cp.revision > rev, `revision ${cp.revision} is past the compaction at ${rev}`);

@@ -62,15 +62,16 @@ t.test('address ranges in etcd', { skip: etcdSkipReason() ?? false }, async (t) 
   // The ninth host finds none: it still joins and forwards, and says why it has no range.
   const h8 = open();
   const warnings: string[] = [];
-  h8.on('warning', (e) => warnings.push(e.message));
+  h8.on('warning', (e) => warnings.push(`${e.kind}: ${e.message}`));
   await h8.join(network, record('h8', '198.51.100.9'));
-  t.match(h8.range(), { none: /all 8 \/27 slices of 198\.18\.0\.0\/24 are leased/ });
+  t.match(h8.range(), { none: /all 8 \/27 slices of 198\.18\.0\.0\/24 are leased/, reason: 'exhausted' });
   t.match(warnings.join('\n'), /no address range for this host/);
+  t.match(warnings.join('\n'), /^ranges-exhausted: no address range/m, 'a warning of kind ranges-exhausted');
   t.equal(h8.controlPlane().state, 'connected', 'joined all the same');
 
   // An IPv6 network has no slices, and says so.
   await admin.createNetwork({ version: 1, name: 'six', vni: 8, subnet: 'fd00:198:18::/64' });
   const six = open();
   await six.join((await admin.getNetwork('six'))!, { ...record('s', '198.51.100.10'), networks: ['six'] });
-  t.match(six.range(), { none: /IPv4 subnet/ });
+  t.match(six.range(), { none: /IPv4 subnet/, reason: 'unsliceable' });
 });

@@ -3,9 +3,11 @@
  * other through list + watch, a graceful leave, and a crashed host dropping out when its lease expires.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import type { HostRecord, NetworkDefinition } from '../../src/control/etcd-registry.js';
+import type { RegistryWarning } from '../../src/control/index.js';
 import type { TableSnapshot } from '../../src/fdb/index.js';
 import { EtcdServer, etcdSkipReason } from '../../src/lab/etcd.js';
 import { registryOpener } from '../helpers/registries.js';
@@ -24,7 +26,7 @@ t.test('etcd registry', { skip: etcdSkipReason() ?? false }, async (t) => {
   const def = { version: 1 as const, name: 'default', vni: 42, subnet: '198.18.0.0/15' };
   t.equal(await admin.createNetwork(def), 'created');
   t.equal(await admin.createNetwork(def), 'unchanged', 'the same definition again is fine');
-  await t.rejects(admin.createNetwork({ ...def, vni: 43 }), { code: 'E_CONFIG', message: /already exists with another definition.*--force/ });
+  await t.rejects(admin.createNetwork({ ...def, vni: 43 }), { code: 'E_CONFIG', message: /already exists with another definition/, hint: /--force/ });
   t.equal(await admin.createNetwork({ ...def, vni: 43 }, true), 'replaced');
   t.equal((await admin.getNetwork('default'))?.vni, 43);
   await admin.createNetwork(def, true);
@@ -100,4 +102,37 @@ t.test('a MAC that moved: the old host withdraws it, and claims it again when it
   t.match(macsOfA(), X);
   await waitFor(() => vtepOf(b) === '198.51.100.1', { timeoutMs: 3000, what: 'b to see X back at a' });
   t.pass('X moved back to a');
+});
+
+/** A loopback port nothing listens on (it was free a moment ago). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+t.test("a snapshot's address range is reported before etcd answers", async (t) => {
+  const open = registryOpener(t, `http://127.0.0.1:${await closedPort()}`, { callTimeoutMs: 300, retry: { initialMs: 50, maxMs: 100 } }, () => undefined);
+  const network: NetworkDefinition = { version: 1, name: 'default', vni: 42, subnet: '198.18.0.0/15', port: 4789 };
+  const slice = { range: '198.18.7.0/24', gateway: '198.18.7.1', addresses: 256 };
+
+  const r = open();
+  t.match(r.range(), { none: /not leased yet/, reason: 'not-leased' }, 'no range before the snapshot');
+  r.assumeSnapshot(network, 17, 3, slice.range);
+  t.same(r.range(), slice, "the snapshot's range, with etcd unreachable");
+  t.match(r.controlPlane(), { revision: 17, hosts: 3 }, "the snapshot's revision and host count");
+
+  const warnings: RegistryWarning[] = [];
+  r.on('warning', (w) => warnings.push(w));
+  void r.joinInBackground(network, record('a', '198.51.100.1'));
+  await waitFor(() => warnings.length >= 2, { timeoutMs: 5000, what: 'two failed attempts to join' });
+  t.same(r.range(), slice, 'kept while the join keeps failing');
+  t.match(r.controlPlane(), { state: 'degraded', revision: 17, hosts: 3 });
+  t.match(warnings[0], { code: 'E_ETCD', kind: 'retry', recoverable: true, message: /^joining etcd failed \(etcd at http:\/\/127\.0\.0\.1:\d+.*\): retrying in 50 ms$/, hint: /check that it runs/ });
+
+  const other = open();
+  other.assumeSnapshot(network, 17, 3, '10.1.0.0/24');
+  t.match(other.range(), { reason: 'not-leased' }, 'a range that is no slice of the subnet is ignored');
 });

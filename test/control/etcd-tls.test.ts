@@ -51,6 +51,6 @@ t.test('etcd over TLS with client certificates', { skip: etcdSkipReason() ?? ope
 
   await t.rejects(open({ caFile: pki.ca }).getNetwork('default'), { code: 'E_ETCD' }, 'no client certificate: refused');
   await t.rejects(open({ caFile: other.ca, certFile: client.cert, keyFile: client.key }).getNetwork('default'), { code: 'E_ETCD' }, 'etcd\'s certificate from an untrusted CA: refused');
-  t.throws(() => open({ caFile: join(dir, 'missing.pem') }), { code: 'E_CONFIG', message: /cannot read the etcd CA certificate .*missing\.pem/ }, 'a missing file is a ConfigError');
-  t.throws(() => open({ caFile: pki.ca, certFile: client.cert }), { code: 'E_CONFIG', message: /--etcd-cert and --etcd-key go together/ });
+  t.throws(() => open({ caFile: join(dir, 'missing.pem') }), { code: 'E_CONFIG', message: /cannot read the etcd CA certificate .*missing\.pem/, hint: /--etcd-ca/ }, 'a missing file is a ConfigError');
+  t.throws(() => open({ caFile: pki.ca, certFile: client.cert }), { code: 'E_CONFIG', message: /--etcd-cert needs --etcd-key too/, hint: /go together: pass both or neither/ });
 });

@@ -29,9 +29,9 @@ t.test('slices of a subnet', async (t) => {
 
 t.test('what cannot be sliced is refused with the fix', async (t) => {
   t.throws(() => new Slices('fd00::/64'), { code: 'E_CONFIG', message: /IPv4 subnet/ });
-  t.throws(() => new Slices('198.18.0.0/24', 24), { code: 'E_CONFIG', message: /between \/25 and \/30/ });
+  t.throws(() => new Slices('198.18.0.0/24', 24), { code: 'E_CONFIG', message: /host prefix \/24 does not cut 198\.18\.0\.0\/24 into slices/, hint: /between \/25 and \/30/ });
   t.throws(() => new Slices('198.18.0.0/24', 31), { code: 'E_CONFIG', message: /does not cut/ });
-  t.throws(() => new Slices('198.18.0.0/31'), { code: 'E_CONFIG', message: /too small/ });
+  t.throws(() => new Slices('198.18.0.0/31'), { code: 'E_CONFIG', message: /too small/, hint: /\/29 or wider/ });
 });
 
 t.test('choosing a slice', async (t) => {

@@ -1,0 +1,129 @@
+/**
+ * What the registry keeps in etcd: where each record lives (the keys) and what it holds (one zod schema per record),
+ * and how a record another host wrote is parsed, or rejected with a reason. One definition each: the registry, the
+ * views, the snapshot and `network create` all read these. Values are JSON, readable with `etcdctl get`.
+ *
+ * Keys, all under REGISTRY_PREFIX:
+ *   networks/<name>/config            NetworkDefinition
+ *   networks/<name>/hosts/<hostId>    HostRecord, attached to the host's lease
+ *   networks/<name>/macs/<hostId>     MacRecord: the MACs on that host's bridge, under the same lease
+ *   networks/<name>/ranges/<cidr>     RangeRecord: the slice of the subnet a host leased for Docker's IPAM, under a
+ *                                     long lease of its own, so a restart keeps the host's addresses
+ *
+ * Everything another host wrote is hostile until parsed: a record that is not JSON, does not match its schema or
+ * names another host than its key is a RejectedRecord (code E_RECORD), reported and ignored, never a throw.
+ */
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { MAX_VNI, NETWORK_NAME_PATTERN, NETWORK_NAME_RULE, VXLAN_PORT } from '../packet/index.js';
+import { RegistryWarning } from './registry-warnings.js';
+
+export const REGISTRY_PREFIX = '/vxlan-router/v1';
+
+/** The key of each record, and the prefixes that are listed and watched. */
+export const keys = {
+  network: (name: string): string => `${REGISTRY_PREFIX}/networks/${name}/config`,
+  /** Everything of one network: listed and watched as one (hosts and MACs at one revision). */
+  networkPrefix: (name: string): string => `${REGISTRY_PREFIX}/networks/${name}/`,
+  host: (name: string, hostId: string): string => `${REGISTRY_PREFIX}/networks/${name}/hosts/${hostId}`,
+  macs: (name: string, hostId: string): string => `${REGISTRY_PREFIX}/networks/${name}/macs/${hostId}`,
+  rangesPrefix: (name: string): string => `${REGISTRY_PREFIX}/networks/${name}/ranges/`,
+} as const;
+
+/** How many addresses a MAC's record may carry (ARP / ND suppression); the advertiser keeps the first this many. */
+export const MAX_IPS_PER_MAC = 16;
+
+const ip = z.string().refine((s) => isIP(s) !== 0, { message: 'is not an IP address' });
+
+export const networkDefinitionSchema = z.strictObject({
+  version: z.literal(1),
+  name: z.string().regex(NETWORK_NAME_PATTERN, { message: NETWORK_NAME_RULE }),
+  vni: z.number().int().min(1).max(MAX_VNI),
+  subnet: z.string().regex(/^[0-9a-f.:]+\/\d{1,3}$/i, { message: 'is not a CIDR subnet' }),
+  mtu: z.number().int().min(68).max(65535).optional(),
+  port: z.number().int().min(1).max(65535).default(VXLAN_PORT),
+  /** Prefix length of each host's slice of the subnet (Docker IPAM ranges); default from the subnet's size. */
+  hostPrefix: z.number().int().min(1).max(30).optional(),
+});
+export type NetworkDefinition = z.infer<typeof networkDefinitionSchema>;
+
+export const hostRecordSchema = z.object({
+  version: z.literal(1),
+  hostId: z.string().min(1),
+  underlay: z.array(ip).min(1),
+  port: z.number().int().min(1).max(65535),
+  networks: z.array(z.string()),
+  mtu: z.number().int(),
+  software: z.string(),
+  startedAt: z.string(),
+});
+export type HostRecord = z.infer<typeof hostRecordSchema>;
+
+/** The MACs one host has seen on its bridge side (its containers), advertised under its lease. */
+export const macRecordSchema = z.strictObject({
+  version: z.literal(1),
+  hostId: z.string().min(1),
+  vtep: ip,
+  macs: z.array(
+    z.strictObject({
+      vni: z.number().int().min(1).max(MAX_VNI),
+      mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/),
+      /**
+       * IPv4 and IPv6 addresses the MAC used, sorted (older routers wrote IPv4 only, most recent first: parsed as
+       * before), for ARP / ND suppression and gratuitous ARP / unsolicited NA elsewhere.
+       */
+      ips: z.array(ip).max(MAX_IPS_PER_MAC).optional(),
+    }),
+  ),
+});
+export type MacRecord = z.infer<typeof macRecordSchema>;
+
+/** What ranges/<cidr> holds: which host has the slice, since when. */
+export const rangeRecordSchema = z.object({
+  version: z.literal(1),
+  hostId: z.string().min(1),
+  range: z.string(),
+  leasedAt: z.string(),
+});
+export type RangeRecord = z.infer<typeof rangeRecordSchema>;
+
+/** Which record a RejectedRecord was. */
+export type RecordKind = 'host' | 'MAC';
+
+/**
+ * Another host's record under hosts/<id> or macs/<id> that was not accepted: code E_RECORD, kind 'record-rejected'
+ * (the registry reports it as a warning and carries on without it).
+ */
+export class RejectedRecord extends RegistryWarning {
+  constructor(
+    readonly id: string,
+    readonly reason: string,
+    readonly record: RecordKind = 'host',
+  ) {
+    super('E_RECORD', 'record-rejected', `ignoring the ${record} record of ${id}: ${reason}`, {
+      hint: `host ${id} wrote it: fix or upgrade the router there, or delete the key with etcdctl`,
+    });
+  }
+}
+
+/** `text` as JSON, or undefined when it is not JSON. */
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A record under hosts/<id> or macs/<id>: JSON matching `schema` and naming `id` as its host; or why not. */
+export function parseRecord<T extends { hostId: string }>(schema: z.ZodType<T>, id: string, value: string): { record: T } | { reason: string } {
+  const json = parseJson(value);
+  if (json === undefined) return { reason: 'not JSON' };
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    return { reason: `${issue.path.join('.') || 'record'} ${issue.message}` };
+  }
+  if (parsed.data.hostId !== id) return { reason: `its hostId is ${JSON.stringify(parsed.data.hostId)}` };
+  return { record: parsed.data };
+}
