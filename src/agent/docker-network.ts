@@ -9,7 +9,7 @@
  */
 import { request } from 'node:http';
 import { isIPv6 } from 'node:net';
-import { openRegistry, type EtcdConnection, type HostRange, type NetworkDefinition } from '../control/index.js';
+import { openRegistry, undefinedNetwork, type EtcdConnection, type HostRange, type NetworkDefinition, type NoRange } from '../control/index.js';
 import { loadNative } from '../dataplane/index.js';
 import { ConfigError, VxlanRouterError } from '../errors.js';
 import { innerMtuLimit } from '../packet/index.js';
@@ -124,19 +124,17 @@ export async function createDockerNetwork(connection: EtcdConnection, input: Doc
   const hostId = input.hostId ?? defaultHostId(input.local);
   const registry = await openRegistry(connection);
   let network: NetworkDefinition | undefined;
-  let range: HostRange | { none: string };
+  let range: HostRange | NoRange;
   try {
     network = await registry.getNetwork(input.network);
     if (network === undefined) {
-      throw new ConfigError(`network ${input.network} is not defined in etcd`, {
-        hint: `create it once with \`vxlan-router network create ${input.network} --vni <N> --subnet <CIDR> --etcd <url>\``,
-      });
+      throw undefinedNetwork(input.network);
     }
     range = await registry.reserveRange(network, hostId);
   } finally {
     await registry.close();
   }
-  if ('none' in range) throw new ConfigError(`no address range for this host in network ${network.name}: ${range.none}`);
+  if ('none' in range) throw new ConfigError(`no address range for this host in network ${network.name}: ${range.none}`, { kind: `range-${range.reason}` });
   const spec: DockerNetworkSpec = {
     name: input.dockerName ?? `vxr-${network.name}`, // Docker reserves some names (default, bridge, host, none)
     bridge: input.bridge ?? defaultDockerBridge(network.name),

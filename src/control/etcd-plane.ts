@@ -8,14 +8,14 @@
  * start: joins (or, from a snapshot, keeps joining in the background); every new table is emitted and saved.
  */
 import { EventEmitter } from 'node:events';
-import { ConfigError, VxlanRouterError } from '../errors.js';
+import { VxlanRouterError } from '../errors.js';
 import { EMPTY_TABLE, type TableSnapshot } from '../fdb/index.js';
 import type { AdvertisedMac, ControlPlane, ControlPlaneEvents, HostRow, MacConflict, NoRange, PlaneNetwork, SelfRecord } from './control-plane.js';
 import type { EtcdConnection, EtcdRegistry } from './etcd-registry.js';
 import type { HostRange } from './ip-ranges.js';
 import { openRegistry } from './open-registry.js';
 import type { ControlPlaneState } from './control-plane-state.js';
-import type { NetworkDefinition } from './records.js';
+import { undefinedNetwork, type NetworkDefinition } from './records.js';
 import { readSnapshot, SnapshotWriter, snapshotPath, type RegistrySnapshot } from './snapshot.js';
 
 /** With a snapshot to fall back on, how long the first etcd call may take before the router starts from it. */
@@ -63,7 +63,7 @@ export class EtcdPlane extends EventEmitter<ControlPlaneEvents> implements Contr
     const { network: name, hostId } = this.opts;
     const registry = (this.registry = await openRegistry({ ...this.opts.connection, ttlSeconds: this.opts.leaseTtl }));
     const read = readSnapshot(this.statePath, { hostId, network: name });
-    if (!read.ok && !read.missing) this.warn('snapshot-unusable', `ignoring the snapshot ${this.statePath}: ${read.reason}`);
+    if (!read.ok && !read.missing) this.warn('snapshot-unusable', `ignoring the snapshot ${this.statePath}: ${read.reason}`, undefined, 'E_SYSTEM');
     let definition: NetworkDefinition | undefined;
     try {
       definition = await registry.getNetwork(name, read.ok ? SNAPSHOT_PROBE_MS : undefined);
@@ -80,10 +80,7 @@ export class EtcdPlane extends EventEmitter<ControlPlaneEvents> implements Contr
       );
     }
     if (definition === undefined) {
-      throw new ConfigError(`network ${name} is not defined in etcd`, {
-        hint: `create it once with \`vxlan-router network create ${name} --vni <N> --subnet <CIDR> --etcd <url>\``,
-        kind: 'network-undefined',
-      });
+      throw undefinedNetwork(name);
     }
     this.definition = definition;
     return { name, vni: definition.vni, mtu: definition.mtu, startedFrom: this.snapshot === undefined ? 'etcd' : 'snapshot' };
@@ -97,7 +94,7 @@ export class EtcdPlane extends EventEmitter<ControlPlaneEvents> implements Contr
     const writer = (this.writer = new SnapshotWriter({
       path: this.statePath,
       ...(this.opts.snapshotDebounceMs !== undefined ? { debounceMs: this.opts.snapshotDebounceMs } : {}),
-      onError: (err) => this.warn('snapshot-write', `cannot write the snapshot ${this.statePath}: ${err.message}`),
+      onError: (err) => this.warn('snapshot-write', `cannot write the snapshot ${this.statePath}: ${err.message}`, err, 'E_SYSTEM'),
     }));
     registry.on('table', (t) => {
       this.latest = t;
@@ -160,7 +157,8 @@ export class EtcdPlane extends EventEmitter<ControlPlaneEvents> implements Contr
     this.writer?.close();
   }
 
-  private warn(kind: string, message: string, cause?: unknown): void {
-    this.emit('warning', new VxlanRouterError('E_ETCD', message, { kind, recoverable: true, ...(cause !== undefined ? { cause } : {}) }));
+  /** A problem this plane works around (E_ETCD unless the file system is the trouble: E_SYSTEM). */
+  private warn(kind: string, message: string, cause?: unknown, code: 'E_ETCD' | 'E_SYSTEM' = 'E_ETCD'): void {
+    this.emit('warning', new VxlanRouterError(code, message, { kind, recoverable: true, ...(cause !== undefined ? { cause } : {}) }));
   }
 }

@@ -10,6 +10,7 @@ export {
   rangeRecordSchema,
   REGISTRY_PREFIX,
   RejectedRecord,
+  undefinedNetwork,
   type HostRecord,
   type MacRecord,
   type NetworkDefinition,

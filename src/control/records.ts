@@ -16,6 +16,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { MAX_VNI, NETWORK_NAME_PATTERN, NETWORK_NAME_RULE, VXLAN_PORT } from '../packet/index.js';
+import { ConfigError } from '../errors.js';
 import { RegistryWarning } from './registry-warnings.js';
 
 export const REGISTRY_PREFIX = '/vxlan-router/v1';
@@ -126,4 +127,12 @@ export function parseRecord<T extends { hostId: string }>(schema: z.ZodType<T>, 
   }
   if (parsed.data.hostId !== id) return { reason: `its hostId is ${JSON.stringify(parsed.data.hostId)}` };
   return { record: parsed.data };
+}
+
+/** The network a command or a router asked for is not in etcd: what to run to define it. */
+export function undefinedNetwork(name: string): ConfigError {
+  return new ConfigError(`network ${name} is not defined in etcd`, {
+    hint: `create it once with \`vxlan-router network create ${name} --vni <N> --subnet <CIDR> --etcd <url>\``,
+    kind: 'network-undefined',
+  });
 }
