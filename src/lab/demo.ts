@@ -19,8 +19,11 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { DROP_REASONS } from '../dataplane/engine.js';
 import { etcdSkipReason, startSwitchEtcd, type EtcdServer } from './etcd.js';
-import { CLI_PATH, Lab, labSkipReason, removeLab, VNI, waitFor, type Container, type EngineName, type Host, type LabRecord, type RouterOutput, type RouterProcess } from './netns.js';
+import { CLI_PATH, Lab, labSkipReason, VNI, type Container, type Host } from './lab.js';
+import type { EngineName, RouterOutput, RouterProcess } from './router-process.js';
+import { removeLab, type LabRecord } from './teardown.js';
 import { hashedTransfer, iperf3 } from './transfers.js';
+import { waitFor } from './wait.js';
 
 /** Where a kept lab is recorded (namespaces, router PIDs, etcd's data dir) and its routers log. */
 const STATE_DIR = '/run/vxlan-router-demo';

@@ -11,7 +11,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { etcdSkipReason } from '../../src/lab/etcd.js';
-import { labSkipReason, removeLab, type LabRecord } from '../../src/lab/netns.js';
+import { labSkipReason } from '../../src/lab/lab.js';
+import { removeLab, type LabRecord } from '../../src/lab/teardown.js';
 
 const DEMO = fileURLToPath(new URL('../../dist/lab/demo.js', import.meta.url));
 const STATE_DIR = '/run/vxlan-router-demo';

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { EtcdServer, etcdSkipReason } from '../../src/lab/etcd.js';
-import { Lab, labSkipReason, twoHosts } from '../../src/lab/netns.js';
+import { Lab, labSkipReason, twoHosts } from '../../src/lab/lab.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 

@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import t from 'tap';
 import { readSnapshot } from '../../src/control/index.js';
 import { etcdLab, etcdSkipReason } from '../../src/lab/etcd.js';
-import { labSkipReason, VNI, waitFor } from '../../src/lab/netns.js';
+import { labSkipReason, VNI } from '../../src/lab/lab.js';
+import { waitFor } from '../../src/lab/wait.js';
 
 const ETCD_IP = '198.51.100.254';
 const skip = labSkipReason() ?? etcdSkipReason();

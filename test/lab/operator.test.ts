@@ -10,7 +10,7 @@ import t from 'tap';
 import parsePrometheus from 'parse-prometheus-text-format';
 import { fdbSchema, peersSchema, statusSchema } from '../../src/agent/index.js';
 import { DROP_REASONS } from '../../src/dataplane/index.js';
-import { Lab, labSkipReason, twoHosts } from '../../src/lab/netns.js';
+import { Lab, labSkipReason, twoHosts } from '../../src/lab/lab.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 const cli = (args: string[]): { code: number | null; out: string; err: string } => {
