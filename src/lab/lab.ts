@@ -227,8 +227,9 @@ export class Lab {
     for (const p of opts.peers) args.push('--peer', p);
     // Hosts of one lab share a filesystem: each keeps its etcd snapshot in a state dir of its own, removed with the lab.
     if (opts.args?.includes('--etcd') === true && !opts.args.includes('--state-dir')) args.push('--state-dir', this.stateDir(host));
-    const child = this.spawn(host.ns, process.execPath, [...args, ...(opts.args ?? [])], opts.output);
-    const router = new RouterProcess(child, opts.output);
+    args.push(...(opts.args ?? []));
+    const child = this.spawn(host.ns, process.execPath, args, opts.output);
+    const router = new RouterProcess(child, args[args.lastIndexOf('--socket') + 1]!, opts.output);
     await router.nextLine((l) => l.startsWith('vxlan-router: ready'), 15_000, true);
     return router;
   }

@@ -1,12 +1,16 @@
 /**
- * One running `vxlan-router up`, as a lab sees it: its stdout lines (the ready line and what SIGUSR1 makes it
- * print), its structured logs (stderr). Started by `Lab.startRouter`.
+ * One running `vxlan-router up`, as a lab sees it: its stdout lines (the ready line), its structured logs (stderr),
+ * and what it forwards with, asked over its control socket the way an operator's `status` asks it. Started by
+ * `Lab.startRouter`, which gives it a socket of its own.
  */
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { StringDecoder } from 'node:string_decoder';
+import type { Status } from '../agent/index.js';
+// The CLI's own client: the lab reads the router through the same door, and the same schema checks, as `status`.
+import { ask } from '../cli/control-client.js';
 import { waitFor } from './wait.js';
 
 export type EngineName = 'native' | 'js';
@@ -72,8 +76,11 @@ export class RouterProcess {
     return this.child.pid ?? -1;
   }
 
-  /** Reads the router's output from its pipes, or from `output` when it writes to files. */
-  constructor(readonly child: ChildProcess, readonly output?: RouterOutput) {
+  /**
+   * Reads the router's output from its pipes, or from `output` when it writes to files; asks it over `socket` (the
+   * `--socket` it was started with).
+   */
+  constructor(readonly child: ChildProcess, readonly socket: string, readonly output?: RouterOutput) {
     if (output === undefined) {
       createInterface({ input: child.stdout! }).on('line', (line) => this.onLine(line));
       child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
@@ -141,32 +148,26 @@ export class RouterProcess {
     return found!;
   }
 
-  /** SIGUSR1 makes the router print `counters {json}`, `table {json}` and `offloads {json}`: the one with `prefix`. */
-  private async report<T>(prefix: 'counters' | 'table' | 'offloads'): Promise<T> {
-    const line = this.nextLine((l) => l.startsWith(`${prefix} `), 5000);
-    this.child.kill('SIGUSR1');
-    return JSON.parse((await line).slice(prefix.length + 1)) as T;
-  }
-
-  /** The peers of each VNI in the table the router forwards with now. */
-  async peers(): Promise<Record<number, string[]>> {
-    const t = await this.report<{ vnis: { vni: number; peers: string[] }[] }>('table');
-    return Object.fromEntries(t.vnis.map((v) => [v.vni, [...v.peers].sort()]));
-  }
-
+  /** Every data-path counter by name (traffic and each drop reason). */
   async counters(): Promise<Record<string, number>> {
-    return this.report('counters');
+    return ask(this.socket, 'counters');
+  }
+
+  /** The peers of each VNI in the table the router forwards with now, sorted. */
+  async peers(): Promise<Record<number, string[]>> {
+    const t = await ask(this.socket, 'table');
+    return Object.fromEntries(t.vnis.map((v) => [v.vni, [...v.peers].sort()]));
   }
 
   /** The remote addresses (IPv4 and IPv6 → MAC) of each VNI in the table the router forwards with now. */
   async neighbors(): Promise<Record<number, { ip: string; mac: string }[]>> {
-    const t = await this.report<{ vnis: { vni: number; neighbors?: { ip: string; mac: string }[] }[] }>('table');
+    const t = await ask(this.socket, 'table');
     return Object.fromEntries(t.vnis.map((v) => [v.vni, v.neighbors ?? []]));
   }
 
-  /** The offloads in use now ({ tapVnetHdr, udpGso, udpGro }). */
-  async offloads(): Promise<Record<string, boolean>> {
-    return this.report('offloads');
+  /** The offloads in use now. */
+  async offloads(): Promise<Status['offloads']> {
+    return (await ask(this.socket, 'status')).offloads;
   }
 
   /** SIGTERM, then SIGKILL if it has not exited in 5 s. Resolves with the exit code. */

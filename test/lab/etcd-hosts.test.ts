@@ -64,7 +64,7 @@ t.test('three hosts join through etcd', { skip: skip ?? false }, async (t) => {
   const killed = Date.now();
   routers[2]!.child.kill('SIGKILL');
   // The lease expires 1.3-2 s after the last keepalive, etcd looks for expired leases every 500 ms, then the watch
-  // and this polling (a SIGUSR1 round trip each) on a loaded 2-core box: 2 × TTL + 1.5 s.
+  // and this polling (a control-socket round trip each) on a loaded 2-core box: 2 × TTL + 1.5 s.
   await waitFor(async () => !(await routers[0]!.peers())[VNI]?.includes(ips[2]!), { timeoutMs: 8000, intervalMs: 100, what: 'h3 to leave h1' });
   const goneMs = Date.now() - killed;
   t.ok(goneMs <= 5500, `h3 gone from h1's table ${goneMs} ms after kill -9 (TTL 2 s)`);
