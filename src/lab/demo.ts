@@ -181,7 +181,10 @@ function keepUp(lab: Lab, routers: readonly RouterProcess[], etcd: EtcdServer | 
   out(`    node dist/lab/demo.js --down ${lab.id}      # tear it down`);
 }
 
-/** Tears down one kept lab (or all of them): its routers by recorded PID, whatever runs in its namespaces, the namespaces. */
+/**
+ * Tears down one kept lab (or all of them): its routers by recorded PID, whatever runs in its namespaces, the
+ * namespaces and the lab's directory (removeLab), then etcd's data, the record and the routers' logs.
+ */
 async function down(id: string | undefined): Promise<number> {
   if (id !== undefined && !LAB_ID.test(id)) {
     out(`demo --down: '${id}' is not a lab id (like 12345-0; see ${STATE_DIR})`);
@@ -202,7 +205,6 @@ async function down(id: string | undefined): Promise<number> {
     rmSync(state, { force: true });
     rmSync(join(STATE_DIR, labId), { recursive: true, force: true });
     if (record?.etcdDataDir?.startsWith('/tmp/vxr-etcd-') === true) rmSync(record.etcdDataDir, { recursive: true, force: true });
-    if (record?.stateRoot?.startsWith('/tmp/vxr-state-') === true) rmSync(record.stateRoot, { recursive: true, force: true });
     if (removed.length === 0 && record === undefined) out(`    (nothing was left of lab ${labId})`);
   }
   return 0;

@@ -1,8 +1,8 @@
 /**
  * A network lab in namespaces, for the tests, `npm run demo` and the benchmarks. Everything it creates lives in
- * namespaces named `vxr<id>-<name>` (id = PID + counter), so nothing touches the root namespace, two labs never
- * collide, and `destroy()` removes all of it (teardown.ts: deleting a namespace removes its links) and kills what it
- * started.
+ * namespaces named `vxr<id>-<name>` (id = PID + counter) and in one directory `<tmp>/vxr-lab-<id>-…` (its routers'
+ * control sockets and state), so nothing touches the root namespace or the product's default places, two labs never
+ * collide, and `destroy()` removes all of it (teardown.ts) and kills what it started.
  *
  *   [c1] eth0 ─veth─ c1 ┐                                   ┌ c2 ─veth─ eth0 [c2]
  *                       br0 ── TAP (vxlan-router) or vx0     br0 ── ...
@@ -13,14 +13,14 @@
  */
 import { execFile, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { innerMtuLimit } from '../packet/index.js';
 import { RouterProcess, type EngineName, type RouterOutput } from './router-process.js';
-import { cmdline, teardown, type LabRecord } from './teardown.js';
+import { cmdline, labDirPrefix, teardown, type LabRecord } from './teardown.js';
 import { waitFor } from './wait.js';
 
 const execFileP = promisify(execFile);
@@ -68,7 +68,8 @@ export class Lab {
   private readonly processes: ChildProcess[] = [];
   private switchNs: Promise<string> | undefined;
   private destroyed = false;
-  private stateRoot: string | undefined;
+  /** Made on first use (see `dir`). */
+  private ownDir: string | undefined;
 
   constructor(id = `${process.pid}-${labCounter++}`) {
     this.id = id;
@@ -106,14 +107,14 @@ export class Lab {
     }
   }
 
-  /** What `removeLab` needs to find this lab again from another process: its id, namespaces and the PIDs it started. */
+  /** What `removeLab` needs to find this lab again from another process: its id, namespaces, the PIDs it started, its directory. */
   record(): LabRecord {
     const live = this.processes.filter((p) => p.pid !== undefined && p.exitCode === null && p.signalCode === null);
     return {
       id: this.id,
       namespaces: [...this.namespaces],
       processes: live.map((p) => ({ pid: p.pid!, cmdline: cmdline(p.pid!) })),
-      ...(this.stateRoot !== undefined ? { stateRoot: this.stateRoot } : {}),
+      ...(this.ownDir !== undefined ? { dir: this.ownDir } : {}),
     };
   }
 
@@ -220,14 +221,15 @@ export class Lab {
     host: Host,
     opts: { peers: readonly string[]; engine: EngineName; vni?: number | null; args?: string[]; output?: RouterOutput },
   ): Promise<RouterProcess> {
+    const extra = opts.args ?? [];
     const vni = opts.vni === null ? [] : ['--vni', String(opts.vni ?? VNI)];
-    // Every lab router has its own control socket: /run is shared by all namespaces.
-    const socket = opts.args?.includes('--socket') ? [] : ['--socket', this.controlSocket(host)];
-    const args = [CLI_PATH, 'up', '--local', host.underlayIp, ...vni, '--bridge', 'br0', '--engine', opts.engine, ...socket];
+    // Namespaces share the filesystem: the default socket dir and state dir are the machine's (a real router's, or
+    // another lab's), so each lab router gets its own, removed with the lab. Metrics only where a test scrapes them.
+    const unlessGiven = (flag: string, value: string): string[] => (extra.includes(flag) ? [] : [flag, value]);
+    const args = [CLI_PATH, 'up', '--local', host.underlayIp, ...vni, '--bridge', 'br0', '--engine', opts.engine];
+    args.push(...unlessGiven('--socket', this.controlSocket(host)), ...unlessGiven('--state-dir', this.stateDir(host)), ...unlessGiven('--metrics', 'off'));
     for (const p of opts.peers) args.push('--peer', p);
-    // Hosts of one lab share a filesystem: each keeps its etcd snapshot in a state dir of its own, removed with the lab.
-    if (opts.args?.includes('--etcd') === true && !opts.args.includes('--state-dir')) args.push('--state-dir', this.stateDir(host));
-    args.push(...(opts.args ?? []));
+    args.push(...extra);
     const child = this.spawn(host.ns, process.execPath, args, opts.output);
     const router = new RouterProcess(child, args[args.lastIndexOf('--socket') + 1]!, opts.output);
     await router.nextLine((l) => l.startsWith('vxlan-router: ready'), 15_000, true);
@@ -236,13 +238,18 @@ export class Lab {
 
   /** The control socket of the router `startRouter` runs in `host` (unless its args name another). */
   controlSocket(host: Pick<Host, 'name'>): string {
-    return `/tmp/vxr${this.id}-${host.name}.sock`;
+    return join(this.dir(), `${host.name}.sock`);
   }
 
   /** The state dir (etcd snapshot) of a host's router, the same across restarts within this lab. */
-  stateDir(host: Host): string {
-    this.stateRoot ??= mkdtempSync(join(tmpdir(), `vxr-state-${this.id}-`));
-    return join(this.stateRoot, host.name);
+  stateDir(host: Pick<Host, 'name'>): string {
+    return join(this.dir(), `${host.name}-state`);
+  }
+
+  /** The lab's directory in the temp dir, made on first use: everything its routers write, removed with the lab. */
+  private dir(): string {
+    this.ownDir ??= mkdtempSync(join(tmpdir(), labDirPrefix(this.id)));
+    return this.ownDir;
   }
 
   /**
@@ -306,16 +313,14 @@ export class Lab {
 
   /**
    * Kills what the lab started and whatever still runs inside its namespaces (by PID: SIGTERM, SIGKILL after 5 s),
-   * then deletes the namespaces, newest first (which removes their links). Safe to call twice.
+   * deletes the namespaces, newest first (which removes their links), then its directory (with the control socket
+   * of a router a test killed with SIGKILL, which could not remove it). Safe to call twice.
    */
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
-    const own = this.processes.filter((p) => p.exitCode === null && p.signalCode === null).map((p) => p.pid!);
-    await teardown([...this.namespaces].reverse(), own);
-    // A router that exits cleanly removes its control socket; one a test killed with SIGKILL cannot.
-    for (const host of this.hosts.values()) rmSync(this.controlSocket(host), { force: true });
-    if (this.stateRoot !== undefined) rmSync(this.stateRoot, { recursive: true, force: true });
+    const pids = this.processes.filter((p) => p.exitCode === null && p.signalCode === null).map((p) => p.pid!);
+    await teardown({ namespaces: [...this.namespaces].reverse(), pids, dir: this.ownDir });
   }
 }
 
@@ -341,7 +346,7 @@ export async function twoHosts(
   return { h1, h2, c1: await lab.addContainer(h1, 'c1', '198.18.0.1', mtu), c2: await lab.addContainer(h2, 'c2', '198.18.0.2', mtu) };
 }
 
-/** Why a lab cannot run here, or undefined when it can (root, /dev/net/tun, the built CLI). */
+/** Why a lab cannot run here (it needs root), or undefined when it can. */
 export function labSkipReason(): string | undefined {
   if (process.getuid?.() !== 0) return 'lab tests need root (network namespaces, TAP devices); run as root, e.g. in CI';
   return undefined;
