@@ -205,7 +205,7 @@ export class Lab {
     const vni = opts.vni ?? VNI;
     const ip = (...a: string[]): Promise<ExecResult> => this.exec('', 'ip', ['-n', host.ns, ...a]);
     await ip('link', 'add', 'vx0', 'type', 'vxlan', 'id', String(vni), 'dstport', '4789', 'local', host.underlayIp, 'nolearning');
-        await ip('link', 'set', 'vx0', 'master', 'br0', 'mtu', String(innerMtuLimit(host.underlayMtu, host.underlayIp)), 'up');
+    await ip('link', 'set', 'vx0', 'master', 'br0', 'mtu', String(innerMtuLimit(host.underlayMtu, host.underlayIp)), 'up');
     for (const p of peers) await this.exec(host.ns, 'bridge', ['fdb', 'append', '00:00:00:00:00:00', 'dev', 'vx0', 'dst', p]);
     if (opts.offloads === true) return;
     await this.exec(host.ns, 'ethtool', ['-K', 'vx0', 'tx', 'off']);
