@@ -21,8 +21,10 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadNative } from '../src/dataplane/native.js';
-import { Lab, labSkipReason, twoHosts, waitFor, type Container, type EngineName } from '../src/lab/netns.js';
+import { Lab, labSkipReason, twoHosts, type Container } from '../src/lab/lab.js';
+import type { EngineName } from '../src/lab/router-process.js';
 import { iperf3, lossFreeRate, sockperfLatency } from '../src/lab/transfers.js';
+import { waitFor } from '../src/lab/wait.js';
 import { processRssMiB, sampleCpu } from './procstat.js';
 import { chartSvg } from './chart.js';
 

@@ -19,8 +19,11 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { DROP_REASONS } from '../dataplane/engine.js';
 import { etcdSkipReason, startSwitchEtcd, type EtcdServer } from './etcd.js';
-import { CLI_PATH, Lab, labSkipReason, removeLab, VNI, waitFor, type Container, type EngineName, type Host, type LabRecord, type RouterOutput, type RouterProcess } from './netns.js';
+import { CLI_PATH, Lab, labSkipReason, VNI, type Container, type Host } from './lab.js';
+import type { EngineName, RouterOutput, RouterProcess } from './router-process.js';
+import { removeLab, type LabRecord } from './teardown.js';
 import { hashedTransfer, iperf3 } from './transfers.js';
+import { waitFor } from './wait.js';
 
 /** Where a kept lab is recorded (namespaces, router PIDs, etcd's data dir) and its routers log. */
 const STATE_DIR = '/run/vxlan-router-demo';
@@ -178,7 +181,10 @@ function keepUp(lab: Lab, routers: readonly RouterProcess[], etcd: EtcdServer | 
   out(`    node dist/lab/demo.js --down ${lab.id}      # tear it down`);
 }
 
-/** Tears down one kept lab (or all of them): its routers by recorded PID, whatever runs in its namespaces, the namespaces. */
+/**
+ * Tears down one kept lab (or all of them): its routers by recorded PID, whatever runs in its namespaces, the
+ * namespaces and the lab's directory (removeLab), then etcd's data, the record and the routers' logs.
+ */
 async function down(id: string | undefined): Promise<number> {
   if (id !== undefined && !LAB_ID.test(id)) {
     out(`demo --down: '${id}' is not a lab id (like 12345-0; see ${STATE_DIR})`);
@@ -199,7 +205,6 @@ async function down(id: string | undefined): Promise<number> {
     rmSync(state, { force: true });
     rmSync(join(STATE_DIR, labId), { recursive: true, force: true });
     if (record?.etcdDataDir?.startsWith('/tmp/vxr-etcd-') === true) rmSync(record.etcdDataDir, { recursive: true, force: true });
-    if (record?.stateRoot?.startsWith('/tmp/vxr-state-') === true) rmSync(record.stateRoot, { recursive: true, force: true });
     if (removed.length === 0 && record === undefined) out(`    (nothing was left of lab ${labId})`);
   }
   return 0;

@@ -8,7 +8,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI_PATH, Lab, VNI, waitFor, type Host } from './netns.js';
+import { CLI_PATH, Lab, VNI, type Host } from './lab.js';
+import { waitFor } from './wait.js';
 
 async function freePort(): Promise<number> {
   const s = createServer();

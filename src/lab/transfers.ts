@@ -5,7 +5,8 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createReadStream, rmSync } from 'node:fs';
-import { Lab, waitFor, type Container } from './netns.js';
+import { Lab, type Container } from './lab.js';
+import { waitFor } from './wait.js';
 
 export interface TransferResult {
   readonly bytes: number;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { loadNative } from '../../src/dataplane/native.js';
-import { labSkipReason } from '../../src/lab/netns.js';
+import { labSkipReason } from '../../src/lab/lab.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 

@@ -6,12 +6,21 @@
  * The privileged cases run in a namespace of their own (root only; they skip with a reason otherwise).
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 const isRoot = process.getuid?.() === 0;
+
+// Every `up` here names its own control socket and state dir, and no metrics: the defaults (/run/vxlan-router,
+// /var/lib/vxlan-router, 127.0.0.1:9477) are the machine's, and a snapshot there would let a router start from it
+// where these cases expect a failed start.
+const own = mkdtempSync(join(tmpdir(), 'vxr-cli-'));
+t.teardown(() => rmSync(own, { recursive: true, force: true }));
+const up = (...args: string[]): string[] => ['up', ...args, '--socket', join(own, 'vxr.sock'), '--state-dir', own, '--metrics', 'off'];
 
 interface Run {
   status: number | null;
@@ -31,19 +40,19 @@ function run(args: string[], prefix: string[] = [], timeoutMs = 20_000): Promise
 }
 
 t.test('usage errors (no privileges needed)', async (t) => {
-  const bad = await run(['up', '--local', '198.51.100.1', '--vni', '99999999', '--bridge', 'br0']);
+  const bad = await run(up('--local', '198.51.100.1', '--vni', '99999999', '--bridge', 'br0'));
   t.equal(bad.status, 2);
   t.match(bad.stderr, /^vxlan-router: error \[E_CONFIG\]: --vni: 99999999 .*\n$/);
 
-  const ip = await run(['up', '--local', 'not-an-ip', '--vni', '42', '--bridge', 'br0']);
+  const ip = await run(up('--local', 'not-an-ip', '--vni', '42', '--bridge', 'br0'));
   t.equal(ip.status, 2);
   t.match(ip.stderr, /--local: "not-an-ip" is not an IPv4 or IPv6 address/);
 
-  const cfg = await run(['up', '--config', fileURLToPath(new URL('./fixtures/unknown-key.yaml', import.meta.url))]);
+  const cfg = await run(up('--config', fileURLToPath(new URL('./fixtures/unknown-key.yaml', import.meta.url))));
   t.equal(cfg.status, 2);
   t.match(cfg.stderr, /unknown-key\.yaml: unknown key 'peer'/);
 
-  const engine = await run(['up', '--engine', 'kernel']);
+  const engine = await run(up('--engine', 'kernel'));
   t.equal(engine.status, 2);
   t.match(engine.stderr, /--engine <kind>' argument 'kernel' is invalid/);
 
@@ -67,13 +76,13 @@ t.test('environment errors', { skip: isRoot ? false : 'needs root to build a net
   ip('link', 'add', 'br0', 'type', 'bridge');
   ip('link', 'set', 'br0', 'up');
   const inNs = ['ip', 'netns', 'exec', ns];
-  const args = ['up', '--local', '198.51.100.1', '--vni', '42', '--peer', '198.51.100.2'];
+  const args = up('--local', '198.51.100.1', '--vni', '42', '--peer', '198.51.100.2');
   const noTap = (): boolean => !ip('-o', 'link').includes('vxr42');
 
   const cases = (engine: string) => ({
     noBridge: run([...args, '--bridge', 'br9', '--engine', engine], inNs),
     notBridge: run([...args, '--bridge', 'dummy0', '--engine', engine], inNs),
-    notLocal: run(['up', '--local', '198.51.100.7', '--vni', '42', '--bridge', 'br0', '--engine', engine], inNs),
+    notLocal: run(up('--local', '198.51.100.7', '--vni', '42', '--bridge', 'br0', '--engine', engine), inNs),
     tapTaken: run([...args, '--bridge', 'br0', '--tap', 'dummy0', '--engine', engine], inNs),
     nobody: run([...args, '--bridge', 'br0', '--engine', engine], [...inNs, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']),
     // /dev/net/tun hidden by a private mount: the router names the missing device.
@@ -82,7 +91,7 @@ t.test('environment errors', { skip: isRoot ? false : 'needs root to build a net
   // The cases that need no port blocker run side by side, none of them gets as far as binding the port, so TAP checks
   // come once all have ended. First the one that waits: etcd named but not there (an address of this namespace's own
   // subnet that nobody holds): a clear error in bounded time, and no TAP left.
-  const noEtcdRun = run(['up', '--local', '198.51.100.1', '--bridge', 'br0', '--etcd', 'http://198.51.100.250:2379'], inNs, 40_000);
+  const noEtcdRun = run(up('--local', '198.51.100.1', '--bridge', 'br0', '--etcd', 'http://198.51.100.250:2379'), inNs, 40_000);
 
   const started = { native: cases('native'), js: cases('js') };
   for (const engine of ['native', 'js'] as const) {

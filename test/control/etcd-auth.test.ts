@@ -9,7 +9,7 @@ import t from 'tap';
 import type { HostRecord, NetworkDefinition } from '../../src/control/index.js';
 import { EtcdServer, etcdSkipReason } from '../../src/lab/etcd.js';
 import { registryOpener } from '../helpers/registries.js';
-import { CLI_PATH } from '../../src/lab/netns.js';
+import { CLI_PATH } from '../../src/lab/lab.js';
 
 const execFileP = promisify(execFile);
 const record = (hostId: string, ip: string): HostRecord => ({

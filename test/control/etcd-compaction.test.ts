@@ -13,8 +13,8 @@ import { REGISTRY_WARNING_KINDS, type ControlPlaneState, type HostRecord, type N
 import type { TableSnapshot } from '../../src/fdb/index.js';
 import { EtcdServer, etcdSkipReason } from '../../src/lab/etcd.js';
 import { registryOpener } from '../helpers/registries.js';
-import { waitFor } from '../../src/lab/netns.js';
 import { TcpProxy } from '../../src/lab/tcp-proxy.js';
+import { waitFor } from '../../src/lab/wait.js';
 
 const record = (hostId: string, ip: string): HostRecord => ({
   version: 1, hostId, underlay: [ip], port: 4789, networks: ['default'], mtu: 1450, software: 'test', startedAt: new Date().toISOString(),

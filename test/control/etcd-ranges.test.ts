@@ -5,7 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
-import { CLI_PATH } from '../../src/lab/netns.js';
+import { CLI_PATH } from '../../src/lab/lab.js';
 import type { HostRecord, NetworkDefinition } from '../../src/control/etcd-registry.js';
 import { EtcdServer, etcdSkipReason } from '../../src/lab/etcd.js';
 import { registryOpener } from '../helpers/registries.js';

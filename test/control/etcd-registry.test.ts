@@ -11,7 +11,7 @@ import type { RegistryWarning } from '../../src/control/index.js';
 import type { TableSnapshot } from '../../src/fdb/index.js';
 import { EtcdServer, etcdSkipReason } from '../../src/lab/etcd.js';
 import { registryOpener } from '../helpers/registries.js';
-import { waitFor } from '../../src/lab/netns.js';
+import { waitFor } from '../../src/lab/wait.js';
 
 const record = (hostId: string, ip: string): HostRecord => ({
   version: 1, hostId, underlay: [ip], port: 4789, networks: ['default'], mtu: 1450, software: 'test', startedAt: new Date().toISOString(),

@@ -7,11 +7,13 @@
  *   [c5 c6] ── br0 ── router [h3] ══╝
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { etcdSkipReason } from '../../src/lab/etcd.js';
-import { labSkipReason, removeLab, type LabRecord } from '../../src/lab/netns.js';
+import { labSkipReason } from '../../src/lab/lab.js';
+import { removeLab, type LabRecord } from '../../src/lab/teardown.js';
 
 const DEMO = fileURLToPath(new URL('../../dist/lab/demo.js', import.meta.url));
 const STATE_DIR = '/run/vxlan-router-demo';
@@ -47,6 +49,7 @@ t.test('demo --quick', { skip: labSkipReason() ?? etcdSkipReason() ?? false }, a
   t.match(r.stdout, /h1: .*tx_frames=\d+.*\n +drops: none/);
   t.match(r.stdout, /demo: every check passed/);
   t.same(namespacesWith(`vxr${r.pid}-`), [], 'no namespace left behind'); // the demo's labs are vxr<its pid>-<n>
+  t.same(readdirSync(tmpdir()).filter((n) => n.startsWith(`vxr-lab-${r.pid}-`)), [], "nor the routers' sockets and state");
 });
 
 t.test('demo --keep, then --down', { skip: labSkipReason() ?? etcdSkipReason() ?? false }, async (t) => {
@@ -61,6 +64,7 @@ t.test('demo --keep, then --down', { skip: labSkipReason() ?? etcdSkipReason() ?
   const record = JSON.parse(readFileSync(`${STATE_DIR}/${id}.json`, 'utf8')) as LabRecord & { etcdDataDir?: string };
   t.equal(record.processes.length, 3, 'the three routers recorded');
   t.match(record, { etcdDataDir: /^\/tmp\/vxr-etcd-/ }, "and etcd's data dir");
+  t.ok(record.dir !== undefined && existsSync(record.dir), "and the lab's directory (the routers' sockets and state)");
   t.ok(record.processes.every((p) => running(p.pid) && p.cmdline.includes('dist/cli.js up')), 'and still running after the demo exited');
   const ping = spawnSync('ip', ['netns', 'exec', `vxr${id}-c1`, 'ping', '-c', '2', '-i', '0.2', '-W', '2', '198.18.0.6'], { encoding: 'utf8', timeout: 10_000 });
   t.match(ping.stdout, / 0% packet loss/, 'the kept overlay still forwards');
@@ -72,4 +76,5 @@ t.test('demo --keep, then --down', { skip: labSkipReason() ?? etcdSkipReason() ?
   t.ok(record.processes.every((p) => !running(p.pid)), 'its routers are gone');
   t.notOk(existsSync(`${STATE_DIR}/${id}.json`) || existsSync(`${STATE_DIR}/${id}`), 'and so are its state file and logs');
   t.notOk(existsSync(record.etcdDataDir!), "and etcd's data dir");
+  t.notOk(existsSync(record.dir!), "and the lab's directory");
 });

@@ -3,11 +3,12 @@
  * the underlay cannot carry, a healthy host (with and without a running router), a refused outer source, a port
  * held by a kernel VXLAN device, and etcd (unreachable, network missing, defined) when no router runs.
  */
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { SOCKET_DIR } from '../../src/agent/index.js';
 import { EtcdServer, etcdSkipReason } from '../../src/lab/etcd.js';
-import { Lab, labSkipReason, twoHosts } from '../../src/lab/netns.js';
+import { Lab, labSkipReason, twoHosts } from '../../src/lab/lab.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
@@ -19,39 +20,52 @@ interface Check {
 }
 const byName = (checks: Check[], name: string): Check | undefined => checks.find((c) => c.check === name);
 
+/**
+ * `vxlan-router doctor` in namespace `ns` ('' for this one), as on a machine where no other router runs: without
+ * --socket it reads the settings of a router it finds in SOCKET_DIR, the machine's, so that directory is an empty
+ * tmpfs for it, in a mount namespace of its own (unshare -m: the mount does not propagate back). Not root, it could
+ * not mount, and needs not: the sockets there are root's (0600) and do not answer it.
+ */
+function doctor(ns: string, args: string[]): SpawnSyncReturns<string> {
+  const emptyDir = 'if [ -d "$1" ]; then mount -t tmpfs vxr-no-router "$1" || exit 1; fi; shift; exec "$@"';
+  const hide = process.getuid?.() === 0 ? ['unshare', '-m', 'sh', '-c', emptyDir, 'sh', SOCKET_DIR] : [];
+  const argv = [...hide, ...(ns === '' ? [] : ['ip', 'netns', 'exec', ns]), process.execPath, CLI, 'doctor', ...args];
+  return spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 30_000 });
+}
+
 t.test('doctor finds what is wrong and names the fix', { skip: labSkipReason() ?? false }, async (t) => {
   const lab = new Lab();
   t.teardown(() => lab.destroy());
   const { h1, h2 } = await twoHosts(lab);
 
   // No router runs at that socket: doctor says so, since it was asked for that one.
-  const noRouter = spawnSync('ip', ['netns', 'exec', h1.ns, process.execPath, CLI, 'doctor', '--socket', `/tmp/vxr${lab.id}-none.sock`], { encoding: 'utf8' });
+  const noRouter = doctor(h1.ns, ['--socket', `/tmp/vxr${lab.id}-none.sock`]);
   t.match(noRouter.stderr, /\[E_CONTROL\].*no router answers there/, 'an explicit socket that does not answer is an error');
 
-  const healthy = spawnSync('ip', ['netns', 'exec', h1.ns, process.execPath, CLI, 'doctor', '--local', h1.underlayIp, '--bridge', 'br0', '--json'], { encoding: 'utf8' });
+  const healthy = doctor(h1.ns, ['--local', h1.underlayIp, '--bridge', 'br0', '--json']);
   t.equal(healthy.status, 0, `a healthy host passes: ${healthy.stdout}${healthy.stderr}`);
   const ok = JSON.parse(healthy.stdout) as Check[];
   t.same(ok.filter((c) => c.status === 'fail'), []);
   t.match(ok.map((c) => c.check), ['privileges', 'tun', 'bridge', 'underlay', 'mtu', 'bridge-mtu', 'port']);
 
-  const missing = spawnSync('ip', ['netns', 'exec', h1.ns, process.execPath, CLI, 'doctor', '--local', h1.underlayIp, '--bridge', 'br9'], { encoding: 'utf8' });
+  const missing = doctor(h1.ns, ['--local', h1.underlayIp, '--bridge', 'br9']);
   t.equal(missing.status, 1, 'a missing bridge fails');
   t.match(missing.stdout, /FAIL {2}bridge: bridge br9 does not exist\n {6}fix: create it \(ip link add br9 type bridge/);
 
   // A container plugged into br0 with MTU 1500: its full-size frames cannot cross a 1450 overlay.
   await lab.addContainer(h1, 'big', '198.18.0.9', 1500);
-  const big = spawnSync('ip', ['netns', 'exec', h1.ns, process.execPath, CLI, 'doctor', '--local', h1.underlayIp, '--bridge', 'br0', '--json'], { encoding: 'utf8' });
+  const big = doctor(h1.ns, ['--local', h1.underlayIp, '--bridge', 'br0', '--json']);
   t.equal(big.status, 1, 'a bridge member above the overlay MTU fails');
   const bm = (JSON.parse(big.stdout) as Check[]).find((c) => c.check === 'bridge-mtu');
   t.match(bm, { status: 'fail', detail: /big \(MTU 1500\) on br0 send frames larger than the overlay's 1450/, fix: /mtu 1450.*com\.docker\.network\.driver\.mtu=1450/ });
 
-  const tooBig = spawnSync('ip', ['netns', 'exec', h1.ns, process.execPath, CLI, 'doctor', '--local', h1.underlayIp, '--mtu', '1480', '--json'], { encoding: 'utf8' });
+  const tooBig = doctor(h1.ns, ['--local', h1.underlayIp, '--mtu', '1480', '--json']);
   t.equal(tooBig.status, 1);
   t.match(byName(JSON.parse(tooBig.stdout) as Check[], 'mtu'), { status: 'fail', detail: /TAP MTU 1480 is above what eth0 \(MTU 1500\) carries in VXLAN: 1450/, fix: /--mtu 1450/ });
 
   // With a router running, doctor reads its settings from the control socket.
   await lab.startRouter(h2, { peers: [h1.underlayIp], engine: 'native' });
-  const withRouter = spawnSync('ip', ['netns', 'exec', h2.ns, process.execPath, CLI, 'doctor', '--socket', lab.controlSocket(h2), '--json'], { encoding: 'utf8' });
+  const withRouter = doctor(h2.ns, ['--socket', lab.controlSocket(h2), '--json']);
   t.equal(withRouter.status, 0, withRouter.stdout + withRouter.stderr);
   const rc = JSON.parse(withRouter.stdout) as Check[];
   t.match(byName(rc, 'router'), { status: 'ok', detail: /native engine on vxr42 is running .*offloads: tap, gso, gro/ });
@@ -63,7 +77,7 @@ t.test('doctor finds what is wrong and names the fix', { skip: labSkipReason() ?
   const send = `const s = require('node:dgram').createSocket('udp4'); s.bind(0, '198.51.100.9', () => s.send(Buffer.from([8,0,0,0,0,0,42,0, ...new Array(60).fill(2)]), 4789, '${h2.underlayIp}', () => s.close()));`;
   await lab.exec(h1.ns, process.execPath, ['-e', send]);
   await lab.exec(h1.ns, process.execPath, ['-e', send]);
-  const refused = spawnSync('ip', ['netns', 'exec', h2.ns, process.execPath, CLI, 'doctor', '--socket', lab.controlSocket(h2), '--json'], { encoding: 'utf8' });
+  const refused = doctor(h2.ns, ['--socket', lab.controlSocket(h2), '--json']);
   t.equal(refused.status, 1, 'a refused outer source fails');
   t.match(byName(JSON.parse(refused.stdout) as Check[], 'outer-source'), {
     status: 'fail',
@@ -74,7 +88,7 @@ t.test('doctor finds what is wrong and names the fix', { skip: labSkipReason() ?
   // A kernel VXLAN device holds the port (without a process that ss could name).
   await lab.exec(h1.ns, 'ip', ['link', 'add', 'vxk', 'type', 'vxlan', 'id', '9', 'dstport', '4789', 'local', h1.underlayIp, 'nolearning']);
   await lab.exec(h1.ns, 'ip', ['link', 'set', 'vxk', 'up']);
-  const taken = spawnSync('ip', ['netns', 'exec', h1.ns, process.execPath, CLI, 'doctor', '--local', h1.underlayIp, '--json'], { encoding: 'utf8' });
+  const taken = doctor(h1.ns, ['--local', h1.underlayIp, '--json']);
   t.equal(taken.status, 1);
   t.match(byName(JSON.parse(taken.stdout) as Check[], 'port'), { status: 'fail', detail: /taken by the kernel VXLAN device vxk/, fix: /ip link del vxk/ });
 });
@@ -82,18 +96,18 @@ t.test('doctor finds what is wrong and names the fix', { skip: labSkipReason() ?
 t.test('doctor --etcd without a router: etcd unreachable, network missing, network defined', { skip: etcdSkipReason() ?? false }, async (t) => {
   const etcd = await EtcdServer.start();
   t.teardown(() => etcd.destroy());
-  const doctor = (...args: string[]) => {
-    const r = spawnSync(process.execPath, [CLI, 'doctor', '--etcd', etcd.endpoint, '--json', ...args], { encoding: 'utf8', timeout: 30_000 });
+  const doctorEtcd = (...args: string[]) => {
+    const r = doctor('', ['--etcd', etcd.endpoint, '--json', ...args]);
     return { code: r.status, check: byName(JSON.parse(r.stdout || '[]') as Check[], 'etcd'), err: r.stderr };
   };
-  const missing = doctor('--network', 'lab');
+  const missing = doctorEtcd('--network', 'lab');
   t.equal(missing.code, 1, missing.err);
   t.match(missing.check, { status: 'fail', detail: /answers, but network lab is not defined/, fix: /vxlan-router network create lab/ });
   const created = spawnSync(process.execPath, [CLI, 'network', 'create', 'lab', '--vni', '42', '--subnet', '198.18.0.0/15', '--etcd', etcd.endpoint], { encoding: 'utf8' });
   t.equal(created.status, 0, created.stderr);
-  t.match(doctor('--network', 'lab').check, { status: 'ok', detail: /network lab is VNI 42, subnet 198\.18\.0\.0\/15/ });
+  t.match(doctorEtcd('--network', 'lab').check, { status: 'ok', detail: /network lab is VNI 42, subnet 198\.18\.0\.0\/15/ });
   await etcd.stop();
-  const away = doctor('--network', 'lab');
+  const away = doctorEtcd('--network', 'lab');
   t.equal(away.code, 1);
   t.match(away.check, { status: 'fail', detail: /etcd http:\/\/127\.0\.0\.1:\d+: /, fix: /endpoint health/ });
 });

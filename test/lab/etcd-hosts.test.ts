@@ -11,7 +11,9 @@
 import t from 'tap';
 import { peersSchema, statusSchema } from '../../src/agent/index.js';
 import { etcdLab, etcdSkipReason } from '../../src/lab/etcd.js';
-import { CLI_PATH, labSkipReason, VNI, waitFor, type Container, type Host, type RouterProcess } from '../../src/lab/netns.js';
+import { CLI_PATH, labSkipReason, VNI, type Container, type Host } from '../../src/lab/lab.js';
+import type { RouterProcess } from '../../src/lab/router-process.js';
+import { waitFor } from '../../src/lab/wait.js';
 
 const ETCD_IP = '198.51.100.254';
 const skip = labSkipReason() ?? etcdSkipReason();
@@ -62,7 +64,7 @@ t.test('three hosts join through etcd', { skip: skip ?? false }, async (t) => {
   const killed = Date.now();
   routers[2]!.child.kill('SIGKILL');
   // The lease expires 1.3-2 s after the last keepalive, etcd looks for expired leases every 500 ms, then the watch
-  // and this polling (a SIGUSR1 round trip each) on a loaded 2-core box: 2 × TTL + 1.5 s.
+  // and this polling (a control-socket round trip each) on a loaded 2-core box: 2 × TTL + 1.5 s.
   await waitFor(async () => !(await routers[0]!.peers())[VNI]?.includes(ips[2]!), { timeoutMs: 8000, intervalMs: 100, what: 'h3 to leave h1' });
   const goneMs = Date.now() - killed;
   t.ok(goneMs <= 5500, `h3 gone from h1's table ${goneMs} ms after kill -9 (TTL 2 s)`);

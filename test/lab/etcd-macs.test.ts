@@ -18,7 +18,9 @@ import t from 'tap';
 import type { FdbRows } from '../../src/agent/index.js';
 import { ask } from '../../src/cli/control-client.js';
 import { etcdLab, etcdSkipReason } from '../../src/lab/etcd.js';
-import { CLI_PATH, labSkipReason, VNI, waitFor, type Container, type Host, type RouterProcess } from '../../src/lab/netns.js';
+import { CLI_PATH, labSkipReason, VNI, type Container, type Host } from '../../src/lab/lab.js';
+import type { RouterProcess } from '../../src/lab/router-process.js';
+import { waitFor } from '../../src/lab/wait.js';
 
 const ETCD_IP = '198.51.100.254';
 const skip = labSkipReason() ?? etcdSkipReason();

@@ -15,7 +15,9 @@
  */
 import t from 'tap';
 import { etcdLab, etcdSkipReason } from '../../src/lab/etcd.js';
-import { labSkipReason, VNI, waitFor, type Container, type EngineName, type Host, type RouterProcess } from '../../src/lab/netns.js';
+import { labSkipReason, VNI, type Container, type Host } from '../../src/lab/lab.js';
+import type { EngineName, RouterProcess } from '../../src/lab/router-process.js';
+import { waitFor } from '../../src/lab/wait.js';
 
 const ETCD_IP = '198.51.100.254';
 const skip = labSkipReason() ?? etcdSkipReason();

@@ -10,7 +10,8 @@
 import t from 'tap';
 import { peersSchema, statusSchema } from '../../src/agent/index.js';
 import { etcdLab, etcdSkipReason } from '../../src/lab/etcd.js';
-import { CLI_PATH, labSkipReason, waitFor } from '../../src/lab/netns.js';
+import { CLI_PATH, labSkipReason } from '../../src/lab/lab.js';
+import { waitFor } from '../../src/lab/wait.js';
 
 const skip = labSkipReason() ?? etcdSkipReason();
 

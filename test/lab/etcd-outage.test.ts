@@ -11,7 +11,8 @@
 import t from 'tap';
 import { statusSchema, type Status } from '../../src/agent/index.js';
 import { etcdLab, etcdSkipReason } from '../../src/lab/etcd.js';
-import { CLI_PATH, labSkipReason, VNI, waitFor } from '../../src/lab/netns.js';
+import { CLI_PATH, labSkipReason, VNI } from '../../src/lab/lab.js';
+import { waitFor } from '../../src/lab/wait.js';
 
 const ETCD_IP = '198.51.100.254';
 const OUTAGE_S = 30;

@@ -13,7 +13,7 @@
  */
 import { rmSync } from 'node:fs';
 import t from 'tap';
-import { Lab, labSkipReason, twoHosts, VNI } from '../../src/lab/netns.js';
+import { Lab, labSkipReason, twoHosts, VNI } from '../../src/lab/lab.js';
 import { hashedTransfer } from '../../src/lab/transfers.js';
 
 const variants = [

@@ -10,7 +10,7 @@
  * from c1 reaches c2 and c3 exactly once each (the same capture logic the router's three-host test relies on).
  */
 import t from 'tap';
-import { Lab, labSkipReason, twoHosts, type Container } from '../../src/lab/netns.js';
+import { Lab, labSkipReason, twoHosts, type Container } from '../../src/lab/lab.js';
 import { hashedTransfer } from '../../src/lab/transfers.js';
 
 const skip = labSkipReason();

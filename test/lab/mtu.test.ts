@@ -6,7 +6,7 @@
  *   [c1 mtu 1500] ── br0 ── TAP mtu 1500 (router) [h1] ══ underlay mtu 1500 ══ [h2] router ── br0 ── [c2]
  */
 import t from 'tap';
-import { Lab, labSkipReason, twoHosts } from '../../src/lab/netns.js';
+import { Lab, labSkipReason, twoHosts } from '../../src/lab/lab.js';
 
 for (const engine of ['native', 'js'] as const) {
   t.test(`frames too big for the underlay, ${engine} engine`, { skip: labSkipReason() ?? false }, async (t) => {

@@ -8,7 +8,7 @@
  */
 import { rmSync } from 'node:fs';
 import t from 'tap';
-import { Lab, labSkipReason, twoHosts, UNDERLAY_MTU } from '../../src/lab/netns.js';
+import { Lab, labSkipReason, twoHosts, UNDERLAY_MTU } from '../../src/lab/lab.js';
 import { hashedTransfer } from '../../src/lab/transfers.js';
 
 const skip = labSkipReason();

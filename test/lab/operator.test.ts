@@ -4,13 +4,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import parsePrometheus from 'parse-prometheus-text-format';
 import { countersSchema, fdbSchema, peersSchema, statusSchema, tableSchema } from '../../src/agent/index.js';
 import { DROP_REASONS, TRAFFIC_COUNTERS } from '../../src/dataplane/index.js';
-import { Lab, labSkipReason, twoHosts } from '../../src/lab/netns.js';
+import { Lab, labSkipReason, twoHosts } from '../../src/lab/lab.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 const cli = (args: string[]): { code: number | null; out: string; err: string } => {
@@ -22,7 +21,9 @@ t.test('status, fdb and peers of two running routers', { skip: labSkipReason() ?
   const lab = new Lab();
   t.teardown(() => lab.destroy());
   const { h1, h2, c1, c2 } = await twoHosts(lab);
-  await lab.startRouter(h1, { peers: [h2.underlayIp], engine: 'native' });
+  // h1 serves metrics on its namespace's own loopback, at an address named here (the lab turns them off otherwise).
+  const metrics = '127.0.0.1:9101';
+  await lab.startRouter(h1, { peers: [h2.underlayIp], engine: 'native', args: ['--metrics', metrics] });
   await lab.startRouter(h2, { peers: [h1.underlayIp], engine: 'js' });
   t.equal((await lab.ping(c1.ns, c2.ip, 3)).loss, 0, 'c1 → c2 ping');
   const sock = lab.controlSocket(h1);
@@ -71,9 +72,9 @@ t.test('status, fdb and peers of two running routers', { skip: labSkipReason() ?
   t.ok(peers[0]!.rxFrames >= 3 && peers[0]!.txFrames >= 3, 'peer traffic in `peers`');
   t.match(cli(['peers', '--socket', sock]).out, /^ADDRESS +PORT +VNIS +ORIGIN +HOST +MTU +UPDATED +LAST HEARD +RX +TX\n198\.51\.100\.2 +4789 +42 +static +- +- +- +[\d.]+ m?s ago +[\d.]+ K?i?B +[\d.]+ K?i?B\n$/);
 
-  // Metrics: scraped inside h1 (the default address is the namespace's loopback), parsed as Prometheus text.
+  // Metrics: scraped inside h1, parsed as Prometheus text.
   const scrape = async (): Promise<Map<string, number>> => {
-    const text = (await lab.exec(h1.ns, process.execPath, ['-e', "fetch('http://127.0.0.1:9477/metrics').then((r) => r.text()).then((s) => process.stdout.write(s))"])).stdout;
+    const text = (await lab.exec(h1.ns, process.execPath, ['-e', `fetch('http://${metrics}/metrics').then((r) => r.text()).then((s) => process.stdout.write(s))`])).stdout;
     const values = new Map<string, number>();
     for (const family of parsePrometheus(text)) {
       for (const m of family.metrics) values.set(`${family.name}${JSON.stringify(m.labels ?? {})}`, Number(m.value));
@@ -111,11 +112,11 @@ t.test('socket errors name the fix', { skip: labSkipReason() ?? false }, async (
   t.match(missing.err, /\[E_CONTROL\].*cannot reach .*no router answers there/);
 
   const { h1, h2 } = await twoHosts(lab);
-  // A stale socket file (a router killed with -9) is replaced.
+  // A stale socket file (a router killed with -9) is replaced. Made by a process that exits while listening: closing
+  // a server in this one would remove the file.
   const stale = lab.controlSocket(h1);
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(stale, r));
-  server.close(); // the file stays, nobody answers
+  spawnSync(process.execPath, ['-e', "require('node:net').createServer().listen(process.argv[1], () => process.exit(0))", stale]);
+  t.ok(statSync(stale).isSocket(), 'a stale socket file is there');
   await lab.startRouter(h1, { peers: [h2.underlayIp], engine: 'native' });
   t.equal(cli(['status', '--socket', stale, '--json']).code, 0, 'a stale socket file is taken over');
 

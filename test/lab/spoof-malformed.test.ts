@@ -9,7 +9,8 @@
  * under their reason, and traffic keeps flowing afterwards.
  */
 import t from 'tap';
-import { Lab, labSkipReason, twoHosts, waitFor, type Host } from '../../src/lab/netns.js';
+import { Lab, labSkipReason, twoHosts, type Host } from '../../src/lab/lab.js';
+import { waitFor } from '../../src/lab/wait.js';
 import { encodeEthernet, encodeIpv4, encodeUdp, encodeVxlanHeader, ETHERTYPE_IPV4, parseIp, parseMac, PROTO_UDP } from '../../src/packet/index.js';
 
 const MARK_PORT = 7777;

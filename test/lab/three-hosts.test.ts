@@ -7,7 +7,7 @@
  *              └── [h3 198.51.100.3] router ── br0 ── [c3 198.18.0.3]
  */
 import t from 'tap';
-import { Lab, labSkipReason, type Container } from '../../src/lab/netns.js';
+import { Lab, labSkipReason, type Container } from '../../src/lab/lab.js';
 
 const BROADCAST = '198.19.255.255'; // of 198.18.0.0/15
 const PORT = 9999;

@@ -6,7 +6,7 @@
  * Ping both ways, ARP resolved across the overlay, 100 MB over TCP with the SHA-256 matching on arrival.
  */
 import t from 'tap';
-import { Lab, labSkipReason, twoHosts } from '../../src/lab/netns.js';
+import { Lab, labSkipReason, twoHosts } from '../../src/lab/lab.js';
 import { hashedTransfer } from '../../src/lab/transfers.js';
 
 const skip = labSkipReason();

@@ -12,7 +12,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { Lab, labSkipReason } from '../../src/lab/netns.js';
+import { Lab, labSkipReason } from '../../src/lab/lab.js';
 import { DROP_REASONS } from '../../src/dataplane/engine.js';
 
 const NATIVE = fileURLToPath(new URL('../../src/dataplane/native.ts', import.meta.url));

@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { Lab, labSkipReason } from '../../src/lab/netns.js';
+import { Lab, labSkipReason } from '../../src/lab/lab.js';
 
 // The child loads the TypeScript loader module straight from src/ through tsx, so no `npm run build:ts` is needed.
 const NATIVE = fileURLToPath(new URL('../../src/dataplane/native.ts', import.meta.url));

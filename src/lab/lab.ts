@@ -1,7 +1,8 @@
 /**
  * A network lab in namespaces, for the tests, `npm run demo` and the benchmarks. Everything it creates lives in
- * namespaces named `vxr<id>-<name>` (id = PID + counter), so nothing touches the root namespace, two labs never
- * collide, and `destroy()` removes all of it (deleting a namespace removes its links) and kills what it started.
+ * namespaces named `vxr<id>-<name>` (id = PID + counter) and in one directory `<tmp>/vxr-lab-<id>-…` (its routers'
+ * control sockets and state), so nothing touches the root namespace or the product's default places, two labs never
+ * collide, and `destroy()` removes all of it (teardown.ts) and kills what it started.
  *
  *   [c1] eth0 ─veth─ c1 ┐                                   ┌ c2 ─veth─ eth0 [c2]
  *                       br0 ── TAP (vxlan-router) or vx0     br0 ── ...
@@ -12,14 +13,15 @@
  */
 import { execFile, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { innerMtuLimit } from '../packet/index.js';
+import { RouterProcess, type EngineName, type RouterOutput } from './router-process.js';
+import { cmdline, labDirPrefix, teardown, type LabRecord } from './teardown.js';
+import { waitFor } from './wait.js';
 
 const execFileP = promisify(execFile);
 
@@ -59,177 +61,6 @@ export interface ExecResult {
   readonly stderr: string;
 }
 
-export type EngineName = 'native' | 'js';
-
-/** Files a router writes its stdout and stderr to, so that it can outlive this process (demo --keep). */
-export interface RouterOutput {
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Follows files another process appends to (polled: they are small and this is a lab). */
-class FileTail {
-  private readonly offsets: [number, number] = [0, 0];
-  private readonly decoders: [StringDecoder, StringDecoder] = [new StringDecoder('utf8'), new StringDecoder('utf8')];
-  private readonly timer: NodeJS.Timeout;
-
-  constructor(
-    private readonly paths: readonly [string, string],
-    private readonly sinks: readonly [(chunk: string) => void, (chunk: string) => void],
-  ) {
-    this.timer = setInterval(() => this.poll(), 50);
-  }
-
-  /** Hands on whatever was appended since the last poll. */
-  poll(): void {
-    for (const i of [0, 1] as const) {
-      let fd: number;
-      try {
-        fd = openSync(this.paths[i], 'r');
-      } catch {
-        continue; // removed under us (the lab was torn down): nothing more to read
-      }
-      const buf = Buffer.alloc(64 * 1024);
-      try {
-        let n = readSync(fd, buf, 0, buf.length, this.offsets[i]);
-        while (n > 0) {
-          this.offsets[i] += n;
-          this.sinks[i](this.decoders[i].write(buf.subarray(0, n)));
-          n = readSync(fd, buf, 0, buf.length, this.offsets[i]);
-        }
-      } finally {
-        closeSync(fd);
-      }
-    }
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
-    this.poll();
-  }
-}
-
-export class RouterProcess {
-  private readonly lines: string[] = [];
-  private readonly waiters: { match: (l: string) => boolean; resolve: (l: string) => void }[] = [];
-  private readonly tail: FileTail | undefined;
-  private partial = '';
-  readonly exited: Promise<number | null>;
-  stderr = '';
-
-  /** PID of the router itself (`ip netns exec` execs it, so this is the node process). */
-  get pid(): number {
-    return this.child.pid ?? -1;
-  }
-
-  /** Reads the router's output from its pipes, or from `output` when it writes to files. */
-  constructor(readonly child: ChildProcess, readonly output?: RouterOutput) {
-    if (output === undefined) {
-      createInterface({ input: child.stdout! }).on('line', (line) => this.onLine(line));
-      child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    } else {
-      this.tail = new FileTail([output.stdout, output.stderr], [(c) => this.onStdout(c), (c) => (this.stderr += c)]);
-    }
-    // 'close' (not 'exit'): by then all of its output has been read, so a rejection can quote its stderr.
-    this.exited = once(child, 'close').then(([code]) => {
-      this.tail?.stop();
-      return code as number | null;
-    });
-  }
-
-  private onStdout(chunk: string): void {
-    const parts = (this.partial + chunk).split('\n');
-    this.partial = parts.pop() ?? '';
-    for (const line of parts) this.onLine(line);
-  }
-
-  private onLine(line: string): void {
-    this.lines.push(line);
-    const i = this.waiters.findIndex((w) => w.match(line));
-    if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(line);
-  }
-
-  /** Stops following the router and lets this process exit while it runs on (only for one started with `output`). */
-  release(): void {
-    this.tail?.stop();
-    this.child.unref();
-  }
-
-  /** Resolves with the first (future or past, if `past`) stdout line that matches, or rejects on exit/timeout. */
-  nextLine(match: (l: string) => boolean, timeoutMs: number, past = false): Promise<string> {
-    const seen = past ? this.lines.find(match) : undefined;
-    if (seen !== undefined) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`router: no matching line in ${timeoutMs} ms; stderr: ${this.stderr}`)), timeoutMs);
-      void this.exited.then((code) => {
-        clearTimeout(timer);
-        reject(new Error(`router exited (${code}): ${this.stderr.trim()}`));
-      });
-      this.waiters.push({ match, resolve: (l) => (clearTimeout(timer), resolve(l)) });
-    });
-  }
-
-  /** The messages of the router's structured log lines (pino JSON on stderr) so far. */
-  logs(): string[] {
-    const msgs: string[] = [];
-    for (const line of this.stderr.split('\n')) {
-      try {
-        const m = (JSON.parse(line) as { msg?: unknown }).msg;
-        if (typeof m === 'string') msgs.push(m);
-      } catch {
-        /* not a log line (e.g. the one-line error of a failed start) */
-      }
-    }
-    return msgs;
-  }
-
-  /** Resolves with the first log message (future, or past too if `past`) that matches; rejects on timeout. */
-  async nextLog(match: (msg: string) => boolean, timeoutMs: number, past = false): Promise<string> {
-    const skip = past ? 0 : this.logs().length;
-    let found: string | undefined;
-    await waitFor(() => (found = this.logs().slice(skip).find(match)) !== undefined, { timeoutMs, what: `a router log line (stderr so far: ${this.stderr.slice(-500)})` });
-    return found!;
-  }
-
-  /** SIGUSR1 makes the router print `counters {json}`, `table {json}` and `offloads {json}`: the one with `prefix`. */
-  private async report<T>(prefix: 'counters' | 'table' | 'offloads'): Promise<T> {
-    const line = this.nextLine((l) => l.startsWith(`${prefix} `), 5000);
-    this.child.kill('SIGUSR1');
-    return JSON.parse((await line).slice(prefix.length + 1)) as T;
-  }
-
-  /** The peers of each VNI in the table the router forwards with now. */
-  async peers(): Promise<Record<number, string[]>> {
-    const t = await this.report<{ vnis: { vni: number; peers: string[] }[] }>('table');
-    return Object.fromEntries(t.vnis.map((v) => [v.vni, [...v.peers].sort()]));
-  }
-
-  async counters(): Promise<Record<string, number>> {
-    return this.report('counters');
-  }
-
-  /** The remote addresses (IPv4 and IPv6 → MAC) of each VNI in the table the router forwards with now. */
-  async neighbors(): Promise<Record<number, { ip: string; mac: string }[]>> {
-    const t = await this.report<{ vnis: { vni: number; neighbors?: { ip: string; mac: string }[] }[] }>('table');
-    return Object.fromEntries(t.vnis.map((v) => [v.vni, v.neighbors ?? []]));
-  }
-
-  /** The offloads in use now ({ tapVnetHdr, udpGso, udpGro }). */
-  async offloads(): Promise<Record<string, boolean>> {
-    return this.report('offloads');
-  }
-
-  /** SIGTERM, then SIGKILL if it has not exited in 5 s. Resolves with the exit code. */
-  async stop(): Promise<number | null> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
-    const code = await this.exited;
-    clearTimeout(timer);
-    return code;
-  }
-}
-
 export class Lab {
   readonly id: string;
   readonly hosts = new Map<string, Host>();
@@ -237,7 +68,8 @@ export class Lab {
   private readonly processes: ChildProcess[] = [];
   private switchNs: Promise<string> | undefined;
   private destroyed = false;
-  private stateRoot: string | undefined;
+  /** Made on first use (see `dir`). */
+  private ownDir: string | undefined;
 
   constructor(id = `${process.pid}-${labCounter++}`) {
     this.id = id;
@@ -275,14 +107,14 @@ export class Lab {
     }
   }
 
-  /** What `removeLab` needs to find this lab again from another process: its id, namespaces and the PIDs it started. */
+  /** What `removeLab` needs to find this lab again from another process: its id, namespaces, the PIDs it started, its directory. */
   record(): LabRecord {
     const live = this.processes.filter((p) => p.pid !== undefined && p.exitCode === null && p.signalCode === null);
     return {
       id: this.id,
       namespaces: [...this.namespaces],
       processes: live.map((p) => ({ pid: p.pid!, cmdline: cmdline(p.pid!) })),
-      ...(this.stateRoot !== undefined ? { stateRoot: this.stateRoot } : {}),
+      ...(this.ownDir !== undefined ? { dir: this.ownDir } : {}),
     };
   }
 
@@ -373,7 +205,7 @@ export class Lab {
     const vni = opts.vni ?? VNI;
     const ip = (...a: string[]): Promise<ExecResult> => this.exec('', 'ip', ['-n', host.ns, ...a]);
     await ip('link', 'add', 'vx0', 'type', 'vxlan', 'id', String(vni), 'dstport', '4789', 'local', host.underlayIp, 'nolearning');
-        await ip('link', 'set', 'vx0', 'master', 'br0', 'mtu', String(innerMtuLimit(host.underlayMtu, host.underlayIp)), 'up');
+    await ip('link', 'set', 'vx0', 'master', 'br0', 'mtu', String(innerMtuLimit(host.underlayMtu, host.underlayIp)), 'up');
     for (const p of peers) await this.exec(host.ns, 'bridge', ['fdb', 'append', '00:00:00:00:00:00', 'dev', 'vx0', 'dst', p]);
     if (opts.offloads === true) return;
     await this.exec(host.ns, 'ethtool', ['-K', 'vx0', 'tx', 'off']);
@@ -389,28 +221,35 @@ export class Lab {
     host: Host,
     opts: { peers: readonly string[]; engine: EngineName; vni?: number | null; args?: string[]; output?: RouterOutput },
   ): Promise<RouterProcess> {
+    const extra = opts.args ?? [];
     const vni = opts.vni === null ? [] : ['--vni', String(opts.vni ?? VNI)];
-    // Every lab router has its own control socket: /run is shared by all namespaces.
-    const socket = opts.args?.includes('--socket') ? [] : ['--socket', this.controlSocket(host)];
-    const args = [CLI_PATH, 'up', '--local', host.underlayIp, ...vni, '--bridge', 'br0', '--engine', opts.engine, ...socket];
+    // Namespaces share the filesystem: the default socket dir and state dir are the machine's (a real router's, or
+    // another lab's), so each lab router gets its own, removed with the lab. Metrics only where a test scrapes them.
+    const unlessGiven = (flag: string, value: string): string[] => (extra.includes(flag) ? [] : [flag, value]);
+    const args = [CLI_PATH, 'up', '--local', host.underlayIp, ...vni, '--bridge', 'br0', '--engine', opts.engine];
+    args.push(...unlessGiven('--socket', this.controlSocket(host)), ...unlessGiven('--state-dir', this.stateDir(host)), ...unlessGiven('--metrics', 'off'));
     for (const p of opts.peers) args.push('--peer', p);
-    // Hosts of one lab share a filesystem: each keeps its etcd snapshot in a state dir of its own, removed with the lab.
-    if (opts.args?.includes('--etcd') === true && !opts.args.includes('--state-dir')) args.push('--state-dir', this.stateDir(host));
-    const child = this.spawn(host.ns, process.execPath, [...args, ...(opts.args ?? [])], opts.output);
-    const router = new RouterProcess(child, opts.output);
+    args.push(...extra);
+    const child = this.spawn(host.ns, process.execPath, args, opts.output);
+    const router = new RouterProcess(child, args[args.lastIndexOf('--socket') + 1]!, opts.output);
     await router.nextLine((l) => l.startsWith('vxlan-router: ready'), 15_000, true);
     return router;
   }
 
   /** The control socket of the router `startRouter` runs in `host` (unless its args name another). */
   controlSocket(host: Pick<Host, 'name'>): string {
-    return `/tmp/vxr${this.id}-${host.name}.sock`;
+    return join(this.dir(), `${host.name}.sock`);
   }
 
   /** The state dir (etcd snapshot) of a host's router, the same across restarts within this lab. */
-  stateDir(host: Host): string {
-    this.stateRoot ??= mkdtempSync(join(tmpdir(), `vxr-state-${this.id}-`));
-    return join(this.stateRoot, host.name);
+  stateDir(host: Pick<Host, 'name'>): string {
+    return join(this.dir(), `${host.name}-state`);
+  }
+
+  /** The lab's directory in the temp dir, made on first use: everything its routers write, removed with the lab. */
+  private dir(): string {
+    this.ownDir ??= mkdtempSync(join(tmpdir(), labDirPrefix(this.id)));
+    return this.ownDir;
   }
 
   /**
@@ -474,16 +313,14 @@ export class Lab {
 
   /**
    * Kills what the lab started and whatever still runs inside its namespaces (by PID: SIGTERM, SIGKILL after 5 s),
-   * then deletes the namespaces, newest first (which removes their links). Safe to call twice.
+   * deletes the namespaces, newest first (which removes their links), then its directory (with the control socket
+   * of a router a test killed with SIGKILL, which could not remove it). Safe to call twice.
    */
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
-    const own = this.processes.filter((p) => p.exitCode === null && p.signalCode === null).map((p) => p.pid!);
-    await teardown([...this.namespaces].reverse(), own);
-    // A router that exits cleanly removes its control socket; one a test killed with SIGKILL cannot.
-    for (const host of this.hosts.values()) rmSync(this.controlSocket(host), { force: true });
-    if (this.stateRoot !== undefined) rmSync(this.stateRoot, { recursive: true, force: true });
+    const pids = this.processes.filter((p) => p.exitCode === null && p.signalCode === null).map((p) => p.pid!);
+    await teardown({ namespaces: [...this.namespaces].reverse(), pids, dir: this.ownDir });
   }
 }
 
@@ -509,82 +346,8 @@ export async function twoHosts(
   return { h1, h2, c1: await lab.addContainer(h1, 'c1', '198.18.0.1', mtu), c2: await lab.addContainer(h2, 'c2', '198.18.0.2', mtu) };
 }
 
-/** Polls `cond` until it holds (instead of sleeping a guessed time). */
-export async function waitFor(cond: () => boolean | Promise<boolean>, opts: { timeoutMs: number; intervalMs?: number; what?: string }): Promise<void> {
-  const end = Date.now() + opts.timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out after ${opts.timeoutMs} ms waiting for ${opts.what ?? 'a condition'}`);
-    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 50));
-  }
-}
-
-/** Why a lab cannot run here, or undefined when it can (root, /dev/net/tun, the built CLI). */
+/** Why a lab cannot run here (it needs root), or undefined when it can. */
 export function labSkipReason(): string | undefined {
   if (process.getuid?.() !== 0) return 'lab tests need root (network namespaces, TAP devices); run as root, e.g. in CI';
   return undefined;
-}
-
-/** A lab as another process sees it: enough to tear it down later (`removeLab`). */
-export interface LabRecord {
-  readonly id: string;
-  readonly namespaces: readonly string[];
-  readonly processes: readonly { readonly pid: number; readonly cmdline: string }[];
-  /** The routers' state directories (snapshots), under the system's temp dir. */
-  readonly stateRoot?: string;
-}
-
-/**
- * Tears down a lab this process did not build (demo --down): the namespaces named `vxr<id>-…`, the recorded processes
- * (only while their command line is still the recorded one: a PID may have been reused) and anything else running in
- * those namespaces. Returns the namespaces removed.
- */
-export async function removeLab(id: string, record?: LabRecord): Promise<string[]> {
-  const { stdout } = await execFileP('ip', ['-j', 'netns', 'list'], { timeout: 10_000 });
-  const listed = stdout.trim() === '' ? [] : (JSON.parse(stdout) as { name: string }[]).map((n) => n.name);
-  const namespaces = listed.filter((n) => n.startsWith(`vxr${id}-`));
-  const pids = (record?.processes ?? []).filter((p) => cmdline(p.pid) === p.cmdline).map((p) => p.pid);
-  await teardown(namespaces, pids);
-  return namespaces;
-}
-
-/** Stops `pids` and every process inside `namespaces`, then deletes the namespaces in the order given. */
-async function teardown(namespaces: readonly string[], pids: readonly number[]): Promise<void> {
-  const inside = await Promise.all(namespaces.map((ns) => namespacePids(ns)));
-  const all = [...new Set([...pids, ...inside.flat()])];
-  signal(all, 'SIGTERM');
-  await waitFor(() => !all.some(alive), { timeoutMs: 5000, what: 'lab processes to exit' }).catch(() => signal(all.filter(alive), 'SIGKILL'));
-  for (const ns of namespaces) await execFileP('ip', ['netns', 'del', ns], { timeout: 10_000 }).catch(() => undefined);
-}
-
-async function namespacePids(ns: string): Promise<number[]> {
-  const r = await execFileP('ip', ['netns', 'pids', ns], { timeout: 10_000 }).catch(() => ({ stdout: '' }));
-  return r.stdout.split('\n').filter((l) => /^\d+$/.test(l)).map(Number);
-}
-
-function signal(pids: readonly number[], sig: NodeJS.Signals): void {
-  for (const pid of pids) {
-    try {
-      process.kill(pid, sig);
-    } catch {
-      // already gone
-    }
-  }
-}
-
-/** Running (a zombie, dead but not yet reaped by its parent, counts as gone). */
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
-/** The command line of a process ('' when it is gone), to recognise it again later. */
-function cmdline(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
-  } catch {
-    return '';
-  }
 }
