@@ -19,7 +19,6 @@ export const MAX_REQUEST = 4096;
 /** Name and version, as `--version`, `status` and the registry's host records give it. */
 export const VERSION = '0.1.0';
 export const SOFTWARE = `vxlan-router ${VERSION}`;
-export const SOCKET_DIR = '/run/vxlan-router';
 /** dockerd's API socket (`docker-network create --docker-socket`). */
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
 

@@ -12,7 +12,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { etcdClientConfig, joinsOf, type RouterConfig } from '../config/index.js';
+import { defaultRunDir, etcdClientConfig, joinsOf, type RouterConfig } from '../config/index.js';
 import {
   combineStates,
   EtcdPlane,
@@ -45,7 +45,7 @@ import { ConfigError, describeError, VxlanRouterError } from '../errors.js';
 import { mergeTables } from '../fdb/index.js';
 import { RateLimited, silentLogger, type Logger } from '../log.js';
 import { innerMtuLimit } from '../packet/index.js';
-import { offloadNames, SOCKET_DIR, SOFTWARE } from './control-protocol.js';
+import { offloadNames, SOFTWARE } from './control-protocol.js';
 import { serveControl } from './control-socket.js';
 import { routerMetrics, serveMetrics } from './metrics.js';
 import { checkBridge, checkFreeLinkName, checkPrivileges, checkTun, findUnderlay, type Underlay } from './preflight.js';
@@ -251,7 +251,7 @@ export class Daemon implements DaemonView {
       owned.push({ close: () => clearInterval(advertiser) });
 
       const serverError = (what: string) => (err: Error) => warn.warn(what, `${what}: ${describeError(err)}`);
-      owned.push(await serveControl(config.socket ?? join(SOCKET_DIR, `${networks[0]!.tap}.sock`), controlSource(daemon, config, daemon.startedAt), serverError('control socket')));
+      owned.push(await serveControl(config.socket ?? join(defaultRunDir(), `${networks[0]!.tap}.sock`), controlSource(daemon, config, daemon.startedAt), serverError('control socket')));
       if (config.metrics !== 'off') owned.push(await serveMetrics(config.metrics, routerMetrics(daemon, daemon.startedAt), serverError('metrics server')));
       log.info({ ...info, offloads: engine.offloads(), socket: config.socket, metrics: config.metrics }, 'router ready');
       return daemon;

@@ -8,14 +8,17 @@ import {
   PROTOCOL_VERSION,
   responseSchema,
   RESULT_SCHEMAS,
-  SOCKET_DIR,
   type Method,
   type Result,
 } from '../agent/control-protocol.js';
+import { defaultRunDir } from '../config/index.js';
 import { VxlanRouterError } from '../errors.js';
 
-/** `explicit`, or the only socket in SOCKET_DIR; an error that says what to do when there is none or several. */
-export function findSocket(explicit: string | undefined, dir = SOCKET_DIR): string {
+/**
+ * `explicit`, or the only socket in this network namespace's run dir (config/paths.ts); an error that says what to
+ * do when there is none or several.
+ */
+export function findSocket(explicit: string | undefined, dir = defaultRunDir()): string {
   if (explicit !== undefined) return explicit;
   let names: string[] = [];
   try {

@@ -5,8 +5,8 @@
 import { Command, CommanderError, Option } from 'commander';
 // Only the light parts of the agent at start (`status` and friends must answer quickly); the rest (etcd client,
 // engines, metrics: ~0.5 s of module loading) is imported by the commands that use it.
-import { DEFAULT_DOCKER_SOCKET, MAX_VNI, SOCKET_DIR, VERSION, type Method, type Result } from '../agent/control-protocol.js';
-import { buildConfig, ENGINES, ETCD_PASSWORD_ENV, etcdClientConfig, OFFLOADS, type EtcdClientConfig, type EtcdOptionValues, type RawConfig } from '../config/index.js';
+import { DEFAULT_DOCKER_SOCKET, MAX_VNI, VERSION, type Method, type Result } from '../agent/control-protocol.js';
+import { RUN_DIR, STATE_DIR, buildConfig, ENGINES, ETCD_PASSWORD_ENV, etcdClientConfig, OFFLOADS, type EtcdClientConfig, type EtcdOptionValues, type RawConfig } from '../config/index.js';
 import { ConfigError, VxlanRouterError } from '../errors.js';
 
 const agent = (): Promise<typeof import('../agent/index.js')> => import('../agent/index.js');
@@ -150,10 +150,10 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--network <name[:bridge]>', 'overlay network to join in etcd (default: default); repeat with name:bridge to serve several', collect)
     .option('--host-id <id>', 'this host in the registry (default: machine id + local address)')
     .option('--lease-ttl <seconds>', 'how long a crashed host stays in the others\' tables (default: 15)', integerOrRaw)
-    .option('--socket <path>', `control socket for status/fdb/peers/counters/table (default: ${SOCKET_DIR}/<tap>.sock)`)
+    .option('--socket <path>', `control socket for status/fdb/peers/counters/table (default: ${RUN_DIR}/<tap>.sock; in a named network namespace ${RUN_DIR}/netns/<name>/<tap>.sock)`)
     .option('--log-level <level>', 'structured logs on stderr: fatal, error, warn, info (default), debug, trace, silent')
     .option('--metrics <host:port>', 'Prometheus metrics at http://<host:port>/metrics, or off (default: 127.0.0.1:9477)')
-    .option('--state-dir <dir>', 'where the etcd table snapshot is kept, for starting while etcd is down (default: /var/lib/vxlan-router)');
+    .option('--state-dir <dir>', `where the etcd table snapshot is kept, for starting while etcd is down (default: ${STATE_DIR}; in a named network namespace ${STATE_DIR}/netns/<name>)`);
   addEtcdConnectionOptions(up)
     .action(async (flags: UpFlags, cmd: Command) => {
       const raw: RawConfig = {
@@ -196,7 +196,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     const cmd = program
       .command(method)
       .description(description)
-      .option('--socket <path>', `the router's control socket (default: the only one in ${SOCKET_DIR})`)
+      .option('--socket <path>', `the router's control socket (default: the only one in ${RUN_DIR}, or ${RUN_DIR}/netns/<name> in a named network namespace)`)
       .option('--json', 'machine-readable output (the schema in src/agent/control-protocol.ts)');
     if (method === 'fdb' || method === 'peers' || method === 'table') cmd.option('--vni <n>', 'only this VNI', integerOrRaw);
     cmd.action(async (f: ShowFlags) => {
@@ -222,7 +222,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--mtu <n>', 'the TAP MTU it would use (default: underlay MTU - 50 / - 70)', integerOrRaw)
     .option('--port <n>', 'UDP port (default: 4789)', integerOrRaw)
     .addOption(new Option('--engine <kind>', 'data path it would use').choices(ENGINES))
-    .option('--socket <path>', `a running router's control socket (default: the only one in ${SOCKET_DIR}, if any)`)
+    .option('--socket <path>', `a running router's control socket (default: the only one of this network namespace, if any)`)
     .option('--etcd <urls>', 'without a running router: check that etcd answers and defines --network (comma-separated)')
     .option('--network <name>', 'the etcd network (default: default)')
     .option('--json', 'machine-readable output')

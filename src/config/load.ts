@@ -9,6 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { checkClientCertPair, type EtcdConnection } from '../etcd-connection.js';
 import { canonicalIp } from '../packet/index.js';
+import { defaultStateDir } from './paths.js';
 import { CONFIG_KEYS, configSchema, type ConfigKey, type NetworkJoin, type RouterConfig } from './schema.js';
 
 export type RawConfig = Partial<Record<ConfigKey, unknown>>;
@@ -156,7 +157,7 @@ export function buildConfig(sources: { file?: string; fileValues?: RawConfig; fl
     if (p === local) throw new ConfigError(`${FLAG_OF.peers} ${p}: is the local address itself`);
   }
   etcdClientConfig(c);
-  const frozen = Object.freeze({ ...c, local, peers: Object.freeze(peers) as string[] });
+  const frozen = Object.freeze({ ...c, local, peers: Object.freeze(peers) as string[], stateDir: c.stateDir ?? defaultStateDir(sources.env ?? process.env) });
   joinsOf(frozen);
   return frozen;
 }

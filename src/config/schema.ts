@@ -64,12 +64,12 @@ export const configSchema = z.strictObject({
     .string()
     .regex(/^(off|(\[[0-9a-fA-F:.]+\]|[^:\s\[\]]+):\d{1,5})$/, { message: 'is not host:port (e.g. 127.0.0.1:9477) or off' })
     .default('127.0.0.1:9477'),
-  /** The control socket (`status`, `fdb`, `peers`); default /run/vxlan-router/<tap>.sock. */
+  /** The control socket (`status`, `fdb`, `peers`, `counters`, `table`); default <run dir>/<tap>.sock (paths.ts). */
   socket: z.string().regex(/^\/\S+$/, { message: 'is not an absolute path' }).optional(),
   /** Seconds a crashed host stays in the others' tables (its records' lease TTL). */
   leaseTtl: intIn(2, 3600).default(15),
   /** Where the registry's snapshot (<network>.snapshot) is kept, so a restart while etcd is away forwards as before. */
-  stateDir: z.string().min(1, { message: 'is empty' }).default('/var/lib/vxlan-router'),
+  stateDir: z.string().min(1, { message: 'is empty' }).optional(),
   /** TLS to etcd (PEM files): the CA that signed etcd's certificate, and this client's certificate and key. */
   etcdCa: z.string().min(1, { message: 'is empty' }).optional(),
   etcdCert: z.string().min(1, { message: 'is empty' }).optional(),
@@ -79,7 +79,8 @@ export const configSchema = z.strictObject({
   etcdPassword: z.string().min(1, { message: 'is empty' }).optional(),
 });
 
-export type RouterConfig = Readonly<z.infer<typeof configSchema>>;
+/** A checked config; `stateDir` is filled in (paths.ts: the namespace's default unless given). */
+export type RouterConfig = Readonly<z.infer<typeof configSchema> & { stateDir: string }>;
 export type ConfigKey = keyof z.input<typeof configSchema>;
 export const CONFIG_KEYS = Object.keys(configSchema.shape) as ConfigKey[];
 

@@ -22,7 +22,6 @@ export { MacView } from './mac-view.js';
 export { ControlPlaneTracker, retryDelay, type ControlPlaneState, type ControlPlaneStatus, type Problem } from './control-plane-state.js';
 export { REGISTRY_WARNING_KINDS, RegistryWarning, type RegistryWarningKind } from './registry-warnings.js';
 export {
-  DEFAULT_STATE_DIR,
   decodeSnapshot,
   encodeSnapshot,
   readSnapshot,

@@ -20,7 +20,6 @@ import { networkDefinitionSchema, type NetworkDefinition } from './records.js';
 /** Bumped on any incompatible change; an older or newer file is ignored with a message. */
 export const SNAPSHOT_FORMAT = 1;
 const MAGIC = 'vxlan-router-snapshot';
-export const DEFAULT_STATE_DIR = '/var/lib/vxlan-router';
 
 export interface RegistrySnapshot {
   /** ISO time the snapshot was taken. */

@@ -10,8 +10,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { SOCKET_DIR } from '../../src/agent/control-protocol.js';
-import { DEFAULT_STATE_DIR } from '../../src/control/snapshot.js';
+import { RUN_DIR, STATE_DIR } from '../../src/config/index.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const unit = readFileSync(join(root, 'config/vxlan-router.service'), 'utf8');
@@ -22,8 +21,8 @@ const key = (k: string): string => {
 };
 
 t.test('the unit names the directories the router writes', async (t) => {
-  t.equal(`/run/${key('RuntimeDirectory')}`, SOCKET_DIR, 'RuntimeDirectory holds the control sockets');
-  t.equal(`/var/lib/${key('StateDirectory')}`, DEFAULT_STATE_DIR, 'StateDirectory holds the etcd snapshots');
+  t.equal(`/run/${key('RuntimeDirectory')}`, RUN_DIR, 'RuntimeDirectory holds the control sockets (the machine\'s namespace: the unit runs there)');
+  t.equal(`/var/lib/${key('StateDirectory')}`, STATE_DIR, 'StateDirectory holds the etcd snapshots');
   t.equal(key('ProtectSystem'), 'strict', 'everything else read-only');
   t.match(key('CapabilityBoundingSet'), /CAP_NET_ADMIN/);
   t.equal(basename(key('ExecStart').split(' ')[1]!), 'cli.js');

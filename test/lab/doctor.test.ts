@@ -4,9 +4,12 @@
  * held by a kernel VXLAN device, and etcd (unreachable, network missing, defined) when no router runs.
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { SOCKET_DIR } from '../../src/agent/index.js';
+import { RUN_DIR_ENV } from '../../src/config/index.js';
 import { EtcdServer, etcdSkipReason } from '../../src/lab/etcd.js';
 import { Lab, labSkipReason, twoHosts } from '../../src/lab/lab.js';
 
@@ -20,17 +23,18 @@ interface Check {
 }
 const byName = (checks: Check[], name: string): Check | undefined => checks.find((c) => c.check === name);
 
+/** An empty run dir: no router of the machine's is found by a doctor run without --socket. */
+const noRouters = mkdtempSync(join(tmpdir(), 'vxr-doctor-run-'));
+t.teardown(() => rmSync(noRouters, { recursive: true, force: true }));
+
 /**
  * `vxlan-router doctor` in namespace `ns` ('' for this one), as on a machine where no other router runs: without
- * --socket it reads the settings of a router it finds in SOCKET_DIR, the machine's, so that directory is an empty
- * tmpfs for it, in a mount namespace of its own (unshare -m: the mount does not propagate back). Not root, it could
- * not mount, and needs not: the sockets there are root's (0600) and do not answer it.
+ * --socket it reads the settings of a router it finds in its namespace's run dir, so that is an empty one here
+ * (VXLAN_ROUTER_RUN_DIR), never the machine's.
  */
 function doctor(ns: string, args: string[]): SpawnSyncReturns<string> {
-  const emptyDir = 'if [ -d "$1" ]; then mount -t tmpfs vxr-no-router "$1" || exit 1; fi; shift; exec "$@"';
-  const hide = process.getuid?.() === 0 ? ['unshare', '-m', 'sh', '-c', emptyDir, 'sh', SOCKET_DIR] : [];
-  const argv = [...hide, ...(ns === '' ? [] : ['ip', 'netns', 'exec', ns]), process.execPath, CLI, 'doctor', ...args];
-  return spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 30_000 });
+  const argv = [...(ns === '' ? [] : ['ip', 'netns', 'exec', ns]), process.execPath, CLI, 'doctor', ...args];
+  return spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 30_000, env: { ...process.env, [RUN_DIR_ENV]: noRouters } });
 }
 
 t.test('doctor finds what is wrong and names the fix', { skip: labSkipReason() ?? false }, async (t) => {
