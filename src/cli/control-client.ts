@@ -27,8 +27,8 @@ export function findSocket(explicit: string | undefined, dir = defaultRunDir()):
     /* no directory: no router has run */
   }
   if (names.length === 1) return join(dir, names[0]!);
-  if (names.length === 0) throw new VxlanRouterError('E_CONTROL', `no running vxlan-router (no socket in ${dir})`, { hint: 'start one with `vxlan-router up`, or pass --socket <path>' });
-  throw new VxlanRouterError('E_CONTROL', `several routers run here (${names.join(', ')} in ${dir})`, { hint: 'pick one with --socket <path>' });
+  if (names.length === 0) throw new VxlanRouterError('E_CONTROL', `no running vxlan-router (no socket in ${dir})`, { hint: 'start one with `vxlan-router up`, or pass --socket <path>', kind: 'no-router' });
+  throw new VxlanRouterError('E_CONTROL', `several routers run here (${names.join(', ')} in ${dir})`, { hint: 'pick one with --socket <path>', kind: 'several-routers' });
 }
 
 export function ask<M extends Method>(path: string, method: M, timeoutMs = 5000): Promise<Result<M>> {

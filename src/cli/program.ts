@@ -229,7 +229,9 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .action(async (f: DoctorFlags) => {
       // A running router, if one answers: its settings fill in what was not given.
       const status = await (async () => ask(findSocket(f.socket), 'status', 3000))().catch((err: unknown) => {
-        if (f.socket !== undefined) throw err; // asked for that one: say why it does not answer
+        // Asked for that one, or several run here and doctor cannot know which: say so. None, or one that does not
+        // answer: check this host without a router.
+        if (f.socket !== undefined || (err instanceof VxlanRouterError && err.kind === 'several-routers')) throw err;
         return undefined;
       });
       const num = (v: unknown, key: string): number | undefined => {
