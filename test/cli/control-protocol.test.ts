@@ -35,11 +35,11 @@ t.test('what is refused', async (t) => {
 t.test('findSocket: the only one, or a message saying what to do', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'vxr-sock-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  t.throws(() => findSocket(undefined, dir), { code: 'E_CONTROL', message: /^no running vxlan-router \(no socket in .*\)$/, hint: 'start one with `vxlan-router up`, or pass --socket <path>' });
+  t.throws(() => findSocket(undefined, dir), { code: 'E_CONTROL', message: /^no running vxlan-router \(no socket in .*\)$/, hint: 'start one with `vxlan-router up`, or pass --socket <path>', kind: 'no-router' });
   writeFileSync(join(dir, 'vxr42.sock'), '');
   t.equal(findSocket(undefined, dir), join(dir, 'vxr42.sock'));
   writeFileSync(join(dir, 'vxr7.sock'), '');
-  t.throws(() => findSocket(undefined, dir), { message: /^several routers run here \((vxr42\.sock, vxr7\.sock|vxr7\.sock, vxr42\.sock) in .*\)$/, hint: 'pick one with --socket <path>' });
+  t.throws(() => findSocket(undefined, dir), { message: /^several routers run here \((vxr42\.sock, vxr7\.sock|vxr7\.sock, vxr42\.sock) in .*\)$/, hint: 'pick one with --socket <path>', kind: 'several-routers' });
   t.equal(findSocket('/x.sock', dir), '/x.sock', 'an explicit path wins');
 });
 

@@ -4,7 +4,7 @@
  * held by a kernel VXLAN device, and etcd (unreachable, network missing, defined) when no router runs.
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,6 +41,14 @@ t.test('doctor finds what is wrong and names the fix', { skip: labSkipReason() ?
   const lab = new Lab();
   t.teardown(() => lab.destroy());
   const { h1, h2 } = await twoHosts(lab);
+
+  // Several routers here: doctor cannot know whose settings to check, and says so instead of checking none.
+  const several = mkdtempSync(join(tmpdir(), 'vxr-doctor-several-'));
+  t.teardown(() => rmSync(several, { recursive: true, force: true }));
+  for (const n of ['vxr1.sock', 'vxr2.sock']) writeFileSync(join(several, n), '');
+  const two = spawnSync(process.execPath, [CLI, 'doctor'], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, [RUN_DIR_ENV]: several } });
+  t.equal(two.status, 1);
+  t.match(two.stderr, /\[E_CONTROL\]: several routers run here \(vxr1\.sock, vxr2\.sock in .*\): pick one with --socket/, 'several routers: pick one');
 
   // No router runs at that socket: doctor says so, since it was asked for that one.
   const noRouter = doctor(h1.ns, ['--socket', `/tmp/vxr${lab.id}-none.sock`]);
