@@ -5,7 +5,7 @@
  * - a host with more MACs than MAX_MACS_PER_RECORD advertises that many (the ones it advertised already first),
  *   counts the rest and reports it once.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Etcd3 } from 'etcd3';
 import { MAX_MACS_PER_RECORD, type RegistryWarning } from '../../src/control/index.js';
 import type { HostRecord, NetworkDefinition } from '../../src/control/etcd-registry.js';
@@ -24,7 +24,8 @@ const record = (hostId: string, ip: string): HostRecord => ({
   version: 1, hostId, underlay: [ip], port: 4789, networks: ['scale'], mtu: 1450, software: 'test', startedAt: new Date().toISOString(),
 });
 
-t.test('1 000 hosts × 100 MACs: listed in pages, every host and MAC in the table', { skip: etcdSkipReason() ?? false }, async (t) => {
+/** A real etcd with the network `scale` defined; a plain etcd3 client on it (`raw`); registries closed at the end. */
+async function scaleNetwork(t: Test): Promise<{ raw: Etcd3; open: ReturnType<typeof registryOpener>; network: NetworkDefinition }> {
   const etcd = await EtcdServer.start();
   const raw = new Etcd3({ hosts: [etcd.endpoint] });
   const open = registryOpener(t, etcd.endpoint, {}, async () => {
@@ -33,7 +34,11 @@ t.test('1 000 hosts × 100 MACs: listed in pages, every host and MAC in the tabl
   });
   const admin = open();
   await admin.createNetwork({ version: 1, name: 'scale', vni: 42, subnet: '198.18.0.0/15' });
-  const network = (await admin.getNetwork('scale')) as NetworkDefinition;
+  return { raw, open, network: (await admin.getNetwork('scale')) as NetworkDefinition };
+}
+
+t.test('1 000 hosts × 100 MACs: listed in pages, every host and MAC in the table', { skip: etcdSkipReason() ?? false }, async (t) => {
+  const { raw, open, network } = await scaleNetwork(t);
 
   // Written as another host's routers would, 50 hosts (100 keys, under etcd's 128 operations) per transaction.
   const written = Date.now();
@@ -64,15 +69,8 @@ t.test('1 000 hosts × 100 MACs: listed in pages, every host and MAC in the tabl
 });
 
 t.test('more MACs than a record may carry: the first ones stay, the rest are counted and reported once', { skip: etcdSkipReason() ?? false }, async (t) => {
-  const etcd = await EtcdServer.start();
-  const raw = new Etcd3({ hosts: [etcd.endpoint] });
-  const open = registryOpener(t, etcd.endpoint, {}, async () => {
-    raw.close();
-    await etcd.destroy();
-  });
+  const { raw, open, network } = await scaleNetwork(t);
   const a = open();
-  await a.createNetwork({ version: 1, name: 'scale', vni: 42, subnet: '198.18.0.0/15' });
-  const network = (await a.getNetwork('scale')) as NetworkDefinition;
   const warnings: RegistryWarning[] = [];
   a.on('warning', (w) => warnings.push(w));
   await a.join(network, record('a', '198.51.100.1'));
