@@ -30,7 +30,9 @@ function readPem(file: string, what: keyof typeof PEM_FLAG): Buffer {
 /**
  * Client tuning measured against a real etcd (LAB.md): short watch backoff (at most 1 s between retries), quick
  * half-open, gRPC keepalive (a silent cut is noticed), and a short gRPC reconnect backoff (grpc-js backs off up to
- * 120 s by default, which delays recovery long after etcd is back). Throws a ConfigError for TLS files that are
+ * 120 s by default, which delays recovery long after etcd is back). The receive limit holds a page of a listing
+ * (LIST_PAGE_KEYS values of at most etcd's 1.5 MiB request limit each: 48 MiB) and a watch response carrying a large
+ * transaction's events, where gRPC's default of 4 MiB is reached by ~700 hosts with 100 MACs each. Throws a ConfigError for TLS files that are
  * missing or a client certificate without its key.
  */
 function clientOptions(c: EtcdConnection): IOptions {
@@ -42,6 +44,7 @@ function clientOptions(c: EtcdConnection): IOptions {
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 1000,
+      'grpc.max_receive_message_length': 64 * 1024 * 1024,
     },
     faultHandling: {
       host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) }),

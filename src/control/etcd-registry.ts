@@ -30,6 +30,7 @@ import {
   hostRecordSchema,
   keys,
   MAX_IPS_PER_MAC,
+  MAX_MACS_PER_RECORD,
   networkDefinitionSchema,
   parseJson,
   type HostRecord,
@@ -49,6 +50,8 @@ export interface RegistryCounters {
   readonly rejectedRecords: number;
   /** Leases granted again after one was lost. */
   readonly leaseRegrants: number;
+  /** This host's MACs left out of its record now, over MAX_MACS_PER_RECORD (0 when all fit). */
+  readonly unadvertisedMacs: number;
 }
 
 export interface RegistryEvents {
@@ -99,6 +102,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   private closed = false;
   private publishPending = false;
   private leaseRegrants = 0;
+  private unadvertisedMacs = 0;
 
   /** Throws a ConfigError when the TLS options are wrong (unreadable PEM file, certificate without key). */
   constructor(opts: RegistryOptions) {
@@ -110,7 +114,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     this.tracker = new ControlPlaneTracker(this.now);
     const hooks = { warn: (w: RegistryWarning) => this.emit('warning', w), retry: (what: string, fn: () => Promise<void>) => this.retry(what, fn) };
     this.ranges = new RangeLease(this.client, opts.rangeTtlSeconds ?? 86_400, hooks);
-    this.macView = new MacView((err) => this.emit('warning', err), this.now);
+    this.macView = new MacView((err) => this.emit('warning', err), this.now, (id) => this.hostView?.addressOf(id));
   }
 
   /**
@@ -238,6 +242,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
       relists: this.joined?.watch.relists ?? 0,
       rejectedRecords: (this.hostView?.rejected ?? 0) + this.macView.rejected,
       leaseRegrants: this.leaseRegrants,
+      unadvertisedMacs: this.unadvertisedMacs,
     };
   }
 
@@ -246,7 +251,9 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
    * it with the whole current set whenever convenient: it writes only when the set changed (or the last write
    * failed), and writes again by itself under a new lease. Rejects with E_ETCD when etcd is away (try again later).
    * A MAC that another host claimed after this one last saw it (`ageMs` ago) has moved there: it is withdrawn, and
-   * advertised again (a new claim) if it speaks here again. A MAC keeps its first MAX_IPS_PER_MAC addresses.
+   * advertised again (a new claim) if it speaks here again. A MAC keeps its first MAX_IPS_PER_MAC addresses. At most
+   * MAX_MACS_PER_RECORD MACs are advertised: those already in the record first (a container spraying new MACs cannot
+   * push the others out), the rest counted (`unadvertisedMacs`) and reported once per episode (mac-record-full).
    */
   async advertise(macs: readonly AdvertisedMac[]): Promise<void> {
     const selfId = this.joined?.record.hostId;
@@ -255,13 +262,33 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
       const claim = this.macView.claimOf(m.vni, m.mac.toLowerCase());
       return claim !== undefined && claim.id !== selfId && m.ageMs !== undefined && now - m.ageMs < claim.seenAt;
     };
-    this.advertised = macs
+    const wanted = macs
       .filter((m) => !movedAway(m))
       // Addresses sorted: which one a MAC used last (IPv4 or IPv6, link-local or global) changes all the time, and
       // must not rewrite the record each time.
       .map((m) => ({ vni: m.vni, mac: m.mac.toLowerCase(), ...(m.ips?.length ? { ips: [...m.ips].slice(0, MAX_IPS_PER_MAC).sort() } : {}) }))
       .sort((a, b) => a.vni - b.vni || a.mac.localeCompare(b.mac));
+    this.advertised = this.capped(wanted);
     if (this.lease !== undefined && this.joined !== undefined) await this.putAdvertised(this.lease);
+  }
+
+  /** `wanted` cut to MAX_MACS_PER_RECORD, keeping the MACs already advertised first; counts and reports what is left out. */
+  private capped(wanted: MacRecord['macs']): MacRecord['macs'] {
+    const over = Math.max(0, wanted.length - MAX_MACS_PER_RECORD);
+    if (over > 0 && this.unadvertisedMacs === 0) {
+      this.emit(
+        'warning',
+        new RegistryWarning('E_SYSTEM', 'mac-record-full', `this host has ${wanted.length} MACs, more than the ${MAX_MACS_PER_RECORD} its record may carry: ${over} not advertised (traffic to them is flooded)`, {
+          hint: 'find the container using that many MACs (`vxlan-router fdb`) and stop it',
+        }),
+      );
+    }
+    this.unadvertisedMacs = over;
+    if (over === 0) return wanted;
+    const key = (m: { vni: number; mac: string }): string => `${m.vni}/${m.mac}`;
+    const had = new Set(this.advertised.map(key));
+    const kept = new Set([...wanted.filter((m) => had.has(key(m))), ...wanted.filter((m) => !had.has(key(m)))].slice(0, MAX_MACS_PER_RECORD));
+    return wanted.filter((m) => kept.has(m));
   }
 
   /** Withdraws this host (revokes its lease, bounded in time) and stops watching. Safe to call twice. */
@@ -277,7 +304,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
 
   private prepare(network: NetworkDefinition, input: HostRecord): Joined {
     const record = hostRecordSchema.parse(input);
-    const hosts = (this.hostView ??= new HostView(network.vni, record.hostId, (err) => this.emit('warning', err)));
+    const hosts = (this.hostView ??= new HostView(network.vni, { id: record.hostId, underlay: record.underlay[0]! }, (err) => this.emit('warning', err)));
     const watch =
       this.joined?.watch ??
       new NetworkWatch(this.client, network.name, { hosts, macs: this.macView }, {
@@ -367,7 +394,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   private publish(now = false): void {
     if (now) {
       this.publishPending = false;
-      this.emit('table', this.table());
+      this.emitTable();
       return;
     }
     if (this.publishPending) return;
@@ -375,7 +402,13 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     setImmediate(() => {
       if (!this.publishPending || this.closed) return;
       this.publishPending = false;
-      this.emit('table', this.table());
+      this.emitTable();
     });
+  }
+
+  /** Reports MAC records that make no claim (MacView.audit), then sends the table. */
+  private emitTable(): void {
+    this.macView.audit();
+    this.emit('table', this.table());
   }
 }

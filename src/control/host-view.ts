@@ -3,22 +3,30 @@
  * pure (no etcd), so it is tested on its own. It makes the data path's flood list and source allow-list.
  */
 import type { TableSnapshot } from '../fdb/index.js';
-import { hostRecordSchema, parseRecord, RejectedRecord, type HostRecord } from './records.js';
+import { familyOf, hostRecordSchema, parseRecord, RejectedRecord, type HostRecord } from './records.js';
+
+/** This host, as the view checks the others against it: its id and its underlay address (canonical spelling). */
+export interface SelfHost {
+  readonly id: string;
+  readonly underlay: string;
+}
 
 /**
  * The hosts of one network, keyed by the id in their key. A value that is not JSON, does not match the schema or
  * names another host than its key is rejected: counted, reported, and it removes whatever that key held before (the
- * key no longer holds a valid record). Never throws.
+ * key no longer holds a valid record). So is a record this host could not use: one without an underlay address of
+ * this host's family (it could never be reached), or another host's record naming this host's own address (we would
+ * flood to and accept ourselves). A host's address is the first underlay address of this host's family. Never throws.
  */
 export class HostView {
-  private readonly byId = new Map<string, HostRecord>();
+  private readonly byId = new Map<string, { record: HostRecord; address: string }>();
   /** When each record was last put (the peers command's "last update"). */
   private readonly updated = new Map<string, number>();
   rejected = 0;
 
   constructor(
     private readonly vni: number,
-    private readonly selfId: string,
+    private readonly self: SelfHost,
     private readonly onReject: (err: RejectedRecord) => void = () => undefined,
     private readonly now: () => number = Date.now,
   ) {}
@@ -33,7 +41,11 @@ export class HostView {
   put(id: string, value: string): boolean {
     const r = parseRecord(hostRecordSchema, id, value);
     if ('reason' in r) return this.reject(id, r.reason);
-    this.byId.set(id, r.record);
+    const family = familyOf(this.self.underlay);
+    const address = r.record.underlay.find((a) => familyOf(a) === family);
+    if (address === undefined) return this.reject(id, `it has no IPv${family} underlay address (${r.record.underlay.join(', ')}), and this host's underlay is IPv${family}`);
+    if (id !== this.self.id && address === this.self.underlay) return this.reject(id, `its underlay address ${address} is this host's own`);
+    this.byId.set(id, { record: r.record, address });
     this.updated.set(id, this.now());
     return true;
   }
@@ -45,7 +57,7 @@ export class HostView {
 
   /** Each host's record and when it was last put (ms since the epoch). */
   rows(): { record: HostRecord; updatedAt: number }[] {
-    return [...this.byId].map(([id, record]) => ({ record, updatedAt: this.updated.get(id)! }));
+    return [...this.byId].map(([id, { record }]) => ({ record, updatedAt: this.updated.get(id)! }));
   }
 
   get size(): number {
@@ -53,15 +65,19 @@ export class HostView {
   }
 
   hosts(): HostRecord[] {
-    return [...this.byId.values()];
+    return [...this.byId.values()].map((h) => h.record);
   }
 
-  /** The data path's view: every other host of the network is a peer (flood list and source allow-list). */
+  /** The underlay address host `id` registered (the one this host reaches it at), or undefined when it has none. */
+  addressOf(id: string): string | undefined {
+    return this.byId.get(id)?.address;
+  }
+
+  /** The data path's view: every other host of the network is a peer (flood list and source allow-list), once each. */
   table(): TableSnapshot {
-    const peers = this.hosts()
-      .filter((h) => h.hostId !== this.selfId)
-      .map((h) => h.underlay[0]!);
-    return { vnis: [{ vni: this.vni, peers, macs: [] }] };
+    const peers = new Set<string>();
+    for (const [id, h] of this.byId) if (id !== this.self.id) peers.add(h.address);
+    return { vnis: [{ vni: this.vni, peers: [...peers], macs: [] }] };
   }
 
   private reject(id: string, reason: string): false {

@@ -5,6 +5,7 @@ export {
   hostRecordSchema,
   keys,
   MAX_IPS_PER_MAC,
+  MAX_MACS_PER_RECORD,
   macRecordSchema,
   networkDefinitionSchema,
   rangeRecordSchema,

@@ -3,7 +3,6 @@
  * (no etcd), so it is tested on its own. It gives the data path its unicast entries and ARP / ND answers, and the
  * advertiser whether a MAC moved to another host.
  */
-import { canonicalIp } from '../packet/index.js';
 import { macRecordSchema, parseRecord, RejectedRecord, type MacRecord } from './records.js';
 
 /** Who holds a claim (a MAC, or an address at a MAC) and since when: the etcd revision and local time it appeared. */
@@ -21,16 +20,53 @@ interface Claim {
  * record for another reason (another container, an address added) does not change. So a host that moved a container
  * away cannot take it back by rewriting its record, and the advertiser can tell it to withdraw (`claimOf`). After a
  * listing the history is gone: claims date from their record's revision. Bad records are rejected as in HostView.
- * Never throws.
+ *
+ * A record counts only for the underlay of a registered host with its id: its `vtep` must be the address that host
+ * registered (`addressOf`, from the HostView). Any other record (no such host, or another address) is kept but makes
+ * no claim, so it cannot point anyone's traffic elsewhere; `audit` reports each once (an E_RECORD warning, counted in
+ * `rejected`) and it counts again as soon as the host record matches. Never throws.
  */
 export class MacView {
   private readonly byId = new Map<string, { record: MacRecord; since: Map<string, number>; seenAt: Map<string, number> }>();
+  /** Records `audit` reported as making no claim: id → why (reported again only when the reason changes). */
+  private readonly ignored = new Map<string, string>();
   rejected = 0;
 
+  /** `addressOf`: the underlay address host `id` registered; without it (tests of claims alone) every record counts. */
   constructor(
     private readonly onReject: (err: RejectedRecord) => void = () => undefined,
     private readonly now: () => number = Date.now,
+    private readonly addressOf?: (id: string) => string | undefined,
   ) {}
+
+  /** Why host `id`'s record makes no claim (see the class comment), or undefined when it counts. */
+  private unbacked(id: string, record: MacRecord): string | undefined {
+    if (this.addressOf === undefined) return undefined;
+    const address = this.addressOf(id);
+    if (address === undefined) return `no host ${id} is registered (or its host record was rejected)`;
+    if (address !== record.vtep) return `its vtep ${record.vtep} is not ${address}, the underlay address host ${id} registered`;
+    return undefined;
+  }
+
+  /** Reports each record that newly makes no claim (or for a new reason); call before building a table. */
+  audit(): void {
+    for (const id of this.ignored.keys()) if (!this.byId.has(id)) this.ignored.delete(id);
+    for (const [id, { record }] of this.byId) {
+      const why = this.unbacked(id, record);
+      if (why === undefined) {
+        this.ignored.delete(id);
+      } else if (this.ignored.get(id) !== why) {
+        this.ignored.set(id, why);
+        this.rejected++;
+        this.onReject(new RejectedRecord(id, why, 'MAC'));
+      }
+    }
+  }
+
+  /** The records that make no claim now, and why (status and doctor). */
+  ignoredRecords(): { id: string; reason: string }[] {
+    return [...this.ignored].map(([id, reason]) => ({ id, reason }));
+  }
 
   reset(entries: Iterable<{ readonly id: string; readonly value: string; readonly revision: number }>): void {
     this.byId.clear();
@@ -49,7 +85,7 @@ export class MacView {
     };
     for (const m of r.record.macs) {
       keep(macKey(m.vni, m.mac));
-      for (const text of m.ips ?? []) keep(ipKey(m.vni, canonicalIp(text), m.mac));
+      for (const ip of m.ips ?? []) keep(ipKey(m.vni, ip, m.mac));
     }
     this.byId.set(id, { record: r.record, since, seenAt });
     return true;
@@ -87,6 +123,7 @@ export class MacView {
   conflicts(): { vni: number; mac: string; hostIds: string[] }[] {
     const claims = new Map<string, { vni: number; mac: string; by: { id: string; since: number }[] }>();
     for (const [id, { record, since }] of this.byId) {
+      if (this.unbacked(id, record) !== undefined) continue;
       for (const m of record.macs) {
         const key = macKey(m.vni, m.mac);
         const c = claims.get(key) ?? { vni: m.vni, mac: m.mac, by: [] };
@@ -113,13 +150,13 @@ export class MacView {
     const ips = new Map<string, Claim & { mac: string }>();
     const later = (a: Claim | undefined, b: Claim): boolean => a === undefined || b.since > a.since || (b.since === a.since && b.id < a.id);
     for (const [id, { record, since, seenAt }] of this.byId) {
+      if (this.unbacked(id, record) !== undefined) continue;
       for (const m of record.macs) {
         if (m.vni !== vni) continue;
         const k = macKey(vni, m.mac);
         const c = { id, vtep: record.vtep, since: since.get(k)!, seenAt: seenAt.get(k)! };
         if (later(macs.get(m.mac), c)) macs.set(m.mac, c);
-        for (const text of m.ips ?? []) {
-          const ip = canonicalIp(text);
+        for (const ip of m.ips ?? []) {
           const ki = ipKey(vni, ip, m.mac);
           const ci = { id, vtep: record.vtep, since: since.get(ki)!, seenAt: seenAt.get(ki)!, mac: m.mac };
           if (later(ips.get(ip), ci)) ips.set(ip, ci);

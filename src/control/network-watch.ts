@@ -5,7 +5,7 @@
  * revision, retrying in the background until that works. Each listing is a generation: events of an older watcher
  * are ignored. What it lists and hears goes into the HostView and MacView it is given; the registry publishes.
  */
-import type { Watcher } from 'etcd3';
+import { Range, type IKeyValue, type Watcher } from 'etcd3';
 import { reasonOf, type EtcdClient } from './etcd-client.js';
 import type { HostView } from './host-view.js';
 import type { MacView } from './mac-view.js';
@@ -18,6 +18,33 @@ export function recordKeyOf(key: string, name: string): { kind: 'hosts' | 'macs'
   if (!key.startsWith(prefix)) return undefined;
   const m = /^(hosts|macs)\/(.+)$/.exec(key.slice(prefix.length));
   return m === null ? undefined : { kind: m[1] as 'hosts' | 'macs', id: m[2]! };
+}
+
+/**
+ * Keys per page of a listing. A network of 1 000 hosts with 100 MACs each is ~6 MB, over gRPC's default 4 MiB
+ * message limit, so the prefix is listed in pages at one revision: each page at most LIST_PAGE_KEYS values of at most
+ * etcd's request limit (1.5 MiB by default) each, which the client's receive limit (etcd-client.ts) must hold.
+ */
+export const LIST_PAGE_KEYS = 32;
+
+/** Every key under `prefix` at one revision, LIST_PAGE_KEYS at a time; and that revision. Throws E_ETCD. */
+export async function listPrefix(client: EtcdClient, prefix: string): Promise<{ kvs: IKeyValue[]; revision: number }> {
+  const { etcd } = client;
+  const end = Range.prefix(prefix).end;
+  const kvs: IKeyValue[] = [];
+  let start: Buffer = Buffer.from(prefix);
+  let revision: string | undefined;
+  for (;;) {
+    const from = start;
+    const page = await client.call(() => {
+      const b = etcd.getAll().inRange(new Range(from, end)).limit(LIST_PAGE_KEYS);
+      return (revision === undefined ? b : b.revision(revision)).exec();
+    });
+    revision ??= String(page.header.revision);
+    kvs.push(...page.kvs);
+    if (!page.more || page.kvs.length === 0) return { kvs, revision: Number(revision) };
+    start = Buffer.concat([page.kvs.at(-1)!.key, Buffer.from([0])]); // the next key after the last one
+  }
 }
 
 /** What the watch needs from the registry that owns it. */
@@ -60,7 +87,7 @@ export class NetworkWatch {
     const { name, views, hooks } = this;
     const { etcd } = this.client;
     const prefix = keys.networkPrefix(name);
-    const listing = await this.client.call(() => etcd.getAll().prefix(prefix).exec());
+    const listing = await listPrefix(this.client, prefix);
     if (again) this.relists++; // before the table it brings is published
     const gen = ++this.generation;
     const entries = listing.kvs.flatMap((kv) => {
@@ -69,7 +96,7 @@ export class NetworkWatch {
     });
     views.hosts.reset(entries.filter((e) => e.kind === 'hosts'));
     views.macs.reset(entries.filter((e) => e.kind === 'macs'));
-    const revision = Number(listing.header.revision);
+    const revision = listing.revision;
     hooks.changed(revision, true);
     const watcher = await this.client.call(() => etcd.watch().prefix(prefix).startRevision(String(revision + 1)).create());
     const current = (): boolean => gen === this.generation && !this.closed;

@@ -15,7 +15,7 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { MAX_VNI, NETWORK_NAME_PATTERN, NETWORK_NAME_RULE, VXLAN_PORT } from '../packet/index.js';
+import { canonicalIp, MAX_VNI, NETWORK_NAME_PATTERN, NETWORK_NAME_RULE, VXLAN_PORT } from '../packet/index.js';
 import { ConfigError } from '../errors.js';
 import { RegistryWarning } from './registry-warnings.js';
 
@@ -34,7 +34,26 @@ export const keys = {
 /** How many addresses a MAC's record may carry (ARP / ND suppression); the advertiser keeps the first this many. */
 export const MAX_IPS_PER_MAC = 16;
 
-const ip = z.string().refine((s) => isIP(s) !== 0, { message: 'is not an IP address' });
+/**
+ * How many MACs one host's record may carry. The advertiser keeps this many (the ones already advertised first, so a
+ * container spraying random MACs cannot push the others out; the rest counted and reported), and a record of another
+ * host with more is rejected. 1024 MACs with MAX_IPS_PER_MAC long IPv6 addresses each is about 0.8 MiB, under etcd's
+ * default request limit of 1.5 MiB (--max-request-bytes).
+ */
+export const MAX_MACS_PER_RECORD = 1024;
+
+/**
+ * An address in a record, in the one spelling the engines compare (canonicalIp): node's isIP() also accepts a zone id
+ * (`fe80::1%eth0`), which names an interface of the writer's host, means nothing here, and the native table refuses.
+ */
+const ip = z
+  .string()
+  .refine((s) => isIP(s) !== 0, { message: 'is not an IP address' })
+  .refine((s) => !s.includes('%'), { message: 'has a zone id (an address in a record names no interface)' })
+  .transform(canonicalIp);
+
+/** 4 or 6: the family of a valid address. */
+export const familyOf = (address: string): 4 | 6 => (isIP(address) === 4 ? 4 : 6);
 
 export const networkDefinitionSchema = z.strictObject({
   version: z.literal(1),
@@ -65,17 +84,19 @@ export const macRecordSchema = z.strictObject({
   version: z.literal(1),
   hostId: z.string().min(1),
   vtep: ip,
-  macs: z.array(
-    z.strictObject({
-      vni: z.number().int().min(1).max(MAX_VNI),
-      mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/),
-      /**
-       * IPv4 and IPv6 addresses the MAC used, sorted (older routers wrote IPv4 only, most recent first: parsed as
-       * before), for ARP / ND suppression and gratuitous ARP / unsolicited NA elsewhere.
-       */
-      ips: z.array(ip).max(MAX_IPS_PER_MAC).optional(),
-    }),
-  ),
+  macs: z
+    .array(
+      z.strictObject({
+        vni: z.number().int().min(1).max(MAX_VNI),
+        mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/),
+        /**
+         * IPv4 and IPv6 addresses the MAC used, sorted (older routers wrote IPv4 only, most recent first: parsed as
+         * before), for ARP / ND suppression and gratuitous ARP / unsolicited NA elsewhere.
+         */
+        ips: z.array(ip).max(MAX_IPS_PER_MAC).optional(),
+      }),
+    )
+    .max(MAX_MACS_PER_RECORD, { message: `has more than ${MAX_MACS_PER_RECORD} MACs (the cap of one host's record)` }),
 });
 export type MacRecord = z.infer<typeof macRecordSchema>;
 
@@ -117,7 +138,7 @@ export function parseJson(text: string): unknown {
 }
 
 /** A record under hosts/<id> or macs/<id>: JSON matching `schema` and naming `id` as its host; or why not. */
-export function parseRecord<T extends { hostId: string }>(schema: z.ZodType<T>, id: string, value: string): { record: T } | { reason: string } {
+export function parseRecord<T extends { hostId: string }>(schema: z.ZodType<T, unknown>, id: string, value: string): { record: T } | { reason: string } {
   const json = parseJson(value);
   if (json === undefined) return { reason: 'not JSON' };
   const parsed = schema.safeParse(json);

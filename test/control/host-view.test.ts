@@ -11,10 +11,11 @@ const record = (hostId: string, ip: string): HostRecord => ({
   version: 1, hostId, underlay: [ip], port: 4789, networks: ['default'], mtu: 1450, software: 'test', startedAt: '2025-01-01T00:00:00Z',
 });
 const json = (r: unknown): string => JSON.stringify(r);
+const SELF = { id: 'self', underlay: '198.51.100.1' };
 
 t.test('host records: valid ones make the table, bad ones are ignored and counted', async (t) => {
   const rejected: RejectedRecord[] = [];
-  const v = new HostView(42, 'self', (e) => rejected.push(e));
+  const v = new HostView(42, SELF, (e) => rejected.push(e));
   v.reset([
     { id: 'self', value: json(record('self', '198.51.100.1')) },
     { id: 'b', value: json(record('b', '198.51.100.2')) },
@@ -54,9 +55,41 @@ t.test('host records: valid ones make the table, bad ones are ignored and counte
   t.same(v.hosts().map((h) => h.hostId), ['self']);
 });
 
+t.test('addresses: no zone id, this host\'s family, one spelling; never our own address under another id', async (t) => {
+  const rejected: RejectedRecord[] = [];
+  const v = new HostView(42, SELF, (e) => rejected.push(e));
+  const cases: [string, string[], RegExp][] = [
+    ['zone', ['fe80::1%eth0'], /underlay\.0 has a zone id/],
+    ['zone4', ['198.51.100.9%eth0'], /underlay\.0 (is not an IP address|has a zone id)/],
+    ['v6only', ['2001:db8::2'], /no IPv4 underlay address \(2001:db8::2\), and this host's underlay is IPv4/],
+    ['me', ['198.51.100.1'], /its underlay address 198\.51\.100\.1 is this host's own/],
+  ];
+  for (const [id, underlay, why] of cases) {
+    t.notOk(v.put(id, json({ ...record(id, '198.51.100.9'), underlay })), `${id} is rejected`);
+    t.match(rejected.at(-1), { code: 'E_RECORD', kind: 'record-rejected', message: why });
+  }
+  t.equal(v.rejected, cases.length);
+  t.same(v.table().vnis[0]?.peers, [], 'none reached the table');
+  t.ok(v.put('both', json({ ...record('both', '198.51.100.9'), underlay: ['2001:db8::2', '198.51.100.2'] })), 'a host with both families');
+  t.equal(v.addressOf('both'), '198.51.100.2', 'is reached at its address of our family');
+  t.ok(v.put('self', json(record('self', '198.51.100.1'))), 'our own record with our address is fine');
+  t.same(v.table().vnis[0]?.peers, ['198.51.100.2']);
+
+  const v6 = new HostView(42, { id: 'self', underlay: 'fd00::1' });
+  t.ok(v6.put('b', json(record('b', 'FD00:0:0:0:0:0:0:0002'))), 'an IPv6 address in another spelling');
+  t.same(v6.table().vnis[0]?.peers, ['fd00::2'], 'reaches the table in the canonical one');
+  t.equal(v6.hosts()[0]?.underlay[0], 'fd00::2');
+  t.notOk(v6.put('c', json(record('c', 'fd00::0001'))), 'our own IPv6 address, spelled otherwise');
+  t.notOk(v6.put('d', json(record('d', '198.51.100.4'))), 'an IPv4 peer of an IPv6 host');
+  t.ok(v6.put('e', json(record('e', '::ffff:198.51.100.5'))), 'an IPv4-mapped address is IPv6 text');
+  t.equal(v6.addressOf('e'), '::ffff:198.51.100.5');
+  t.ok(v6.put('f', json(record('f', 'fd00::2'))), 'two hosts with one address ...');
+  t.same(v6.table().vnis[0]?.peers, ['fd00::2', '::ffff:198.51.100.5'], '... are one peer');
+});
+
 t.test('host rows: when each record was last put, on a fake clock', async (t) => {
   let now = 1000;
-  const v = new HostView(42, 'self', () => undefined, () => now);
+  const v = new HostView(42, { id: 'self', underlay: '198.51.100.254' }, () => undefined, () => now);
   v.put('a', json(record('a', '198.51.100.1')));
   now = 2000;
   v.put('b', json(record('b', '198.51.100.2')));
@@ -69,7 +102,7 @@ t.test('host rows: when each record was last put, on a fake clock', async (t) =>
 
 t.test('random bytes never throw', async (t) => {
   const rnd = mulberry32(3);
-  const v = new HostView(42, 'self');
+  const v = new HostView(42, SELF);
   const good = json(record('x', '198.51.100.7'));
   let accepted = 0;
   for (let i = 0; i < 2000; i++) {

@@ -3,7 +3,7 @@
  * two hosts hold at once are conflicts, IPv6 addresses have one spelling, bad records are counted.
  */
 import t from 'tap';
-import { MacView } from '../../src/control/index.js';
+import { MAX_MACS_PER_RECORD, MacView, type RejectedRecord } from '../../src/control/index.js';
 
 t.test('MacView: other hosts MACs per VNI, the newest claim wins, bad records are counted', async (t) => {
   const rejected: string[] = [];
@@ -69,4 +69,52 @@ t.test('MacView: IPv6 addresses in ips, next to IPv4 ones; records without IPv6 
   t.equal(v.neighbors(42, 'x').filter((n) => n.ip.startsWith('fd00')).length, 1);
   t.notOk(v.put('d', rec('d', ['fd00::zz']), 4), 'an address that is not one is refused');
   t.match(rejected, [/ignoring the MAC record of d: macs.0.ips.0 is not an IP address/]);
+});
+
+t.test('MacView: addresses without zone ids, one spelling; at most MAX_MACS_PER_RECORD MACs', async (t) => {
+  const rejected: string[] = [];
+  const v = new MacView((e) => rejected.push(e.message));
+  const rec = (hostId: string, vtep: string, macs: unknown[]): string => JSON.stringify({ version: 1, hostId, vtep, macs });
+  const mac = (i: number): string => `02:00:00:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
+  t.notOk(v.put('z', rec('z', 'fe80::1%eth0', []), 1), 'a vtep with a zone id');
+  t.notOk(v.put('z', rec('z', '198.51.100.2', [{ vni: 42, mac: mac(1), ips: ['fe80::b%br0'] }]), 2), 'an address with a zone id');
+  t.match(rejected, [/vtep has a zone id/, /macs\.0\.ips\.0 has a zone id/]);
+  t.ok(v.put('b', rec('b', 'FD00::0:2', [{ vni: 42, mac: mac(1) }]), 3));
+  t.same(v.macs(42, 'x')[0]?.vtep, 'fd00::2', 'the vtep in its canonical spelling');
+  const many = Array.from({ length: MAX_MACS_PER_RECORD + 1 }, (_, i) => ({ vni: 42, mac: mac(i) }));
+  t.ok(v.put('c', rec('c', '198.51.100.3', many.slice(0, MAX_MACS_PER_RECORD)), 4), `${MAX_MACS_PER_RECORD} MACs fit`);
+  t.notOk(v.put('c', rec('c', '198.51.100.3', many), 5), 'one more does not: the record is rejected, not truncated');
+  t.match(rejected.at(-1), new RegExp(`macs has more than ${MAX_MACS_PER_RECORD} MACs`));
+  t.same(v.macs(42, 'x').length, 1, 'and what the key held before is gone');
+});
+
+t.test('MacView: a record counts only for the underlay address its host registered; audit reports the others once', async (t) => {
+  const rejected: RejectedRecord[] = [];
+  const hosts = new Map<string, string>([['b', '198.51.100.2']]);
+  const v = new MacView((e) => rejected.push(e), Date.now, (id) => hosts.get(id));
+  const rec = (hostId: string, vtep: string, mac: string): string => JSON.stringify({ version: 1, hostId, vtep, macs: [{ vni: 42, mac, ips: ['198.18.0.9'] }] });
+  t.ok(v.put('b', rec('b', '198.51.100.2', '02:00:00:00:00:0b'), 1));
+  t.ok(v.put('ghost', rec('ghost', '198.51.100.66', '02:00:00:00:00:0c'), 2), 'a record of no registered host parses ...');
+  t.ok(v.put('liar', rec('liar', '198.51.100.2', '02:00:00:00:00:0b'), 3), "... and so does one naming b's address");
+  hosts.set('liar', '198.51.100.77');
+  v.audit();
+  t.same(v.macs(42, 'x').map((m) => [m.mac, m.vtep]), [['02:00:00:00:00:0b', '198.51.100.2']], '... but only b makes claims');
+  t.same(v.neighbors(42, 'x'), [{ ip: '198.18.0.9', mac: '02:00:00:00:00:0b' }], 'of addresses too');
+  t.equal(v.claimOf(42, '02:00:00:00:00:0c'), undefined);
+  t.same(v.conflicts(), [], 'a record that makes no claim makes no conflict');
+  t.match(rejected, [
+    { code: 'E_RECORD', kind: 'record-rejected', record: 'MAC', id: 'ghost', message: /no host ghost is registered/ },
+    { id: 'liar', message: /its vtep 198\.51\.100\.2 is not 198\.51\.100\.77, the underlay address host liar registered/ },
+  ]);
+  t.equal(v.rejected, 2);
+  v.audit();
+  t.equal(v.rejected, 2, 'reported once, not at every table');
+  t.same(v.ignoredRecords().map((r) => r.id), ['ghost', 'liar']);
+  hosts.set('ghost', '198.51.100.66');
+  v.audit();
+  t.same(v.macs(42, 'x').map((m) => m.vtep).sort(), ['198.51.100.2', '198.51.100.66'], 'once its host registers, the record counts');
+  t.same(v.ignoredRecords().map((r) => r.id), ['liar']);
+  v.delete('liar');
+  v.audit();
+  t.same(v.ignoredRecords(), []);
 });
