@@ -85,6 +85,14 @@ export const statusSchema = z.strictObject({
     startedFrom: z.enum(['etcd', 'snapshot']).optional(),
     /** Seconds this host's records outlive it: away from etcd longer than this, the others drop it. */
     leaseTtlSeconds: z.number().int().optional(),
+    /** etcd only: listings after a watch ended, other hosts' records refused (E_RECORD), leases granted again, this
+     * host's MACs left out of its record (over the cap). */
+    relists: z.number().int().optional(),
+    rejectedRecords: z.number().int().optional(),
+    leaseRegrants: z.number().int().optional(),
+    unadvertisedMacs: z.number().int().optional(),
+    /** Tables the data path refused (the last good one stayed): 0 unless something is very wrong. */
+    tablesRefused: z.number().int().optional(),
   }),
   /** Per peer: the registry's host id (null: static), when it was last heard (null: never), inner frames/bytes. */
   peers: z.array(

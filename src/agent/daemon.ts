@@ -25,6 +25,7 @@ import {
   type MacConflict,
   type NoRange,
   type PlaneNetwork,
+  type RegistryCounters,
 } from '../control/index.js';
 import {
   JsEngine,
@@ -96,6 +97,9 @@ export interface DaemonView {
   hosts(): HostRow[];
   /** MACs that several hosts advertise at once. */
   macConflicts(): MacConflict[];
+  /** The registries' counters summed (null with static peers only), and tables the data path refused. */
+  registryCounters(): RegistryCounters | null;
+  refusedTables(): number;
 }
 
 export interface DaemonOptions {
@@ -340,6 +344,13 @@ export class Daemon implements DaemonView {
 
   macConflicts(): MacConflict[] {
     return this.planes.flatMap((p) => p.macConflicts());
+  }
+
+  registryCounters(): RegistryCounters | null {
+    const all = this.planes.map((p) => p.counters()).filter((c): c is RegistryCounters => c !== null);
+    if (all.length === 0) return null;
+    const sum = (k: keyof RegistryCounters): number => all.reduce((n, c) => n + c[k], 0);
+    return { relists: sum('relists'), rejectedRecords: sum('rejectedRecords'), leaseRegrants: sum('leaseRegrants'), unadvertisedMacs: sum('unadvertisedMacs') };
   }
 
   /** The union of every plane's table, with the static peers (--peer) on every VNI. */

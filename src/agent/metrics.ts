@@ -121,6 +121,23 @@ export function routerMetrics(router: DaemonView, startedAt: Date): Registry {
       this.set(router.controlPlane()?.revision ?? 0);
     },
   });
+  mirror(registry, 'vxlan_router_registry_events_total', 'What the etcd registry recovered from or refused: relists after a watch ended, other hosts\' records rejected, leases granted again', ['event'], () => {
+    const r = router.registryCounters();
+    return [
+      [{ event: 'relist' }, r?.relists ?? 0],
+      [{ event: 'record_rejected' }, r?.rejectedRecords ?? 0],
+      [{ event: 'lease_regrant' }, r?.leaseRegrants ?? 0],
+    ];
+  });
+  new Gauge({
+    name: 'vxlan_router_unadvertised_macs',
+    help: "This host's MACs left out of its etcd record now (over the per-record cap)",
+    registers: [registry],
+    collect() {
+      this.set(router.registryCounters()?.unadvertisedMacs ?? 0);
+    },
+  });
+  mirror(registry, 'vxlan_router_tables_refused_total', 'Tables the data path refused (the last good one stayed)', [], () => [[{}, router.refusedTables()]]);
   new Gauge({
     name: 'vxlan_router_mac_conflicts',
     help: 'MACs that several hosts advertise at once',

@@ -106,7 +106,15 @@ function rangeFields(r: HostRange | NoRange): { range: string | null; gateway: s
 function controlPlane(router: DaemonView, config: RouterConfig): Status['controlPlane'] {
   const endpoints = [...(config.etcd ?? [])];
   const s = router.controlPlane();
-  if (s === null) return { mode: 'static', endpoints };
+  if (s === null) return { mode: 'static', endpoints, tablesRefused: router.refusedTables() };
   const startedFrom = router.info.networks[0]!.startedFrom;
-  return { mode: 'etcd', endpoints, ...s, leaseTtlSeconds: config.leaseTtl, ...(startedFrom !== 'config' ? { startedFrom } : {}) };
+  return {
+    mode: 'etcd',
+    endpoints,
+    ...s,
+    leaseTtlSeconds: config.leaseTtl,
+    ...(startedFrom !== 'config' ? { startedFrom } : {}),
+    ...(router.registryCounters() ?? {}),
+    tablesRefused: router.refusedTables(),
+  };
 }

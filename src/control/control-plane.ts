@@ -10,6 +10,7 @@ import type { EventEmitter } from 'node:events';
 import type { VxlanRouterError } from '../errors.js';
 import type { TableSnapshot } from '../fdb/index.js';
 import type { ControlPlaneState } from './control-plane-state.js';
+import type { RegistryCounters } from './etcd-registry.js';
 import type { HostRange, NoRange } from './ip-ranges.js';
 import type { HostRecord } from './records.js';
 
@@ -79,6 +80,8 @@ export interface ControlPlane extends EventEmitter<ControlPlaneEvents> {
   /** The registry's hosts (this one included); [] for static peers. */
   hosts(): HostRow[];
   macConflicts(): MacConflict[];
+  /** What the registry recovered from or refused (relists, rejected records, lease re-grants, MACs left out); null for static peers. */
+  counters(): RegistryCounters | null;
   /** This host's MACs of this network, the whole current set; written out only when it changed. Never throws. */
   advertise(macs: readonly AdvertisedMac[]): void;
   /** Withdraws this host and stops. Safe to call twice. */

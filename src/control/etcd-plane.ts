@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import { VxlanRouterError } from '../errors.js';
 import { EMPTY_TABLE, type TableSnapshot } from '../fdb/index.js';
 import type { AdvertisedMac, ControlPlane, ControlPlaneEvents, HostRow, MacConflict, NoRange, PlaneNetwork, SelfRecord } from './control-plane.js';
-import type { EtcdConnection, EtcdRegistry } from './etcd-registry.js';
+import type { EtcdConnection, EtcdRegistry, RegistryCounters } from './etcd-registry.js';
 import type { HostRange } from './ip-ranges.js';
 import { openRegistry } from './open-registry.js';
 import type { ControlPlaneState } from './control-plane-state.js';
@@ -137,6 +137,10 @@ export class EtcdPlane extends EventEmitter<ControlPlaneEvents> implements Contr
 
   hosts(): HostRow[] {
     return this.registry?.hostRows() ?? [];
+  }
+
+  counters(): RegistryCounters | null {
+    return this.registry?.counters() ?? null;
   }
 
   macConflicts(): MacConflict[] {

@@ -47,6 +47,10 @@ export class StaticPeers extends EventEmitter<ControlPlaneEvents> implements Con
     return [];
   }
 
+  counters(): null {
+    return null;
+  }
+
   advertise(): void {}
 
   async close(): Promise<void> {}

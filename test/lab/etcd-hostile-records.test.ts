@@ -10,7 +10,7 @@
  * reported as an E_RECORD warning; a router restarted with those records in etcd starts and forwards.
  */
 import t from 'tap';
-import type { FdbRows } from '../../src/agent/index.js';
+import { statusSchema, type FdbRows } from '../../src/agent/index.js';
 import { ask } from '../../src/cli/control-client.js';
 import { etcdLab, etcdSkipReason } from '../../src/lab/etcd.js';
 import { labSkipReason, VNI, type Host } from '../../src/lab/lab.js';
@@ -64,6 +64,9 @@ t.test('hostile records in etcd: both routers stay up, none reaches a table, eac
   t.equal((await lab.ping(c2.ns, c1.ip, 2)).loss, 0, 'c2 → c1 after');
   const logs = [...r1.logs(), ...r2.logs()].join('\n');
   t.match(logs, /ignoring the (host|MAC) record of/, 'the rejections are logged');
+  const cp = statusSchema.parse(await ask(lab.controlSocket(h1), 'status')).controlPlane;
+  t.ok(cp.rejectedRecords! >= 4, `and counted in status (${cp.rejectedRecords} records rejected)`);
+  t.equal(cp.tablesRefused, 0, 'no table reached the data path that it had to refuse');
 
   // A host registered as ghost, but at another address than its MAC record names: still not installed.
   await put('hosts/ghost', hostRecord('ghost', ['198.51.100.77']));
