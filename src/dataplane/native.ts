@@ -22,6 +22,8 @@ export interface NativeEngineHandle {
   stop(): void;
   counters(): { drops: number[]; traffic: number[] };
   learned(): { vni: number; mac: string; vtep: string; ageMs: number }[];
+  /** Learned entries held (what the bounds count), O(1): metrics read this, never learned(). */
+  learnedCount(): number;
   features(): Offloads;
   /** Sources of frames read from the TAPs (this host's own MACs), within the aging time. */
   localMacs(): LocalMac[];
@@ -43,6 +45,8 @@ export interface NativeLimits {
   readonly maxPeers: number;
   readonly maxIps: number;
   readonly maxVni: number;
+  /** Largest learnMax / learnMaxPerPeer (kMaxLearned in learn.h; MAX_LEARNED in src/fdb/fdb.ts). */
+  readonly maxLearned: number;
 }
 
 /** The addon's production surface (native/src/addon.cc). */
@@ -68,6 +72,9 @@ export interface NativeSurface {
     underlayMtu: number;
     learning: boolean;
     agingMs: number;
+    learnMaxPerPeer: number;
+    learnMax: number;
+    sourceCheck?: boolean;
     /** Try UDP GSO sends and GRO receives (each default true). */
     udpGso?: boolean;
     udpGro?: boolean;
