@@ -84,7 +84,7 @@ bool LearnTable::Reader::Lookup(uint32_t vni, uint64_t mac, int64_t now_ms, Peer
   return true;
 }
 
-void LearnTable::Expire(int64_t now_ms) {
+bool LearnTable::Expire(int64_t now_ms) {
   std::unique_lock<std::shared_mutex> lock(mu_);
   const size_t buckets = map_.bucket_count();
   if (cursor_ >= buckets) cursor_ = 0;
@@ -96,6 +96,7 @@ void LearnTable::Expire(int64_t now_ms) {
       if (!Live(*cur, now_ms)) Erase(map_.find(cur->first));
     }
   }
+  return cursor_ >= buckets;
 }
 
 void LearnTable::RetainPeers(const Table& t) {

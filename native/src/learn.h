@@ -72,8 +72,8 @@ class LearnTable {
   };
   // Forgets aged entries and those of departed VTEPs in one slice of kExpireBuckets buckets, resuming where the
   // last call stopped: the exclusive lock is held for a bounded time, and a full sweep takes
-  // bucket_count / kExpireBuckets calls (twin: ForwardingTable.expire).
-  void Expire(int64_t now_ms);
+  // bucket_count / kExpireBuckets calls (twin: ForwardingTable.expire). True when this call ended a sweep.
+  bool Expire(int64_t now_ms);
   // Marks the (VNI, VTEP) pairs that are no longer peers as departed: O(pairs), never a walk of the entries. Their
   // entries stop answering lookups at once and are erased by Expire's sweep.
   void RetainPeers(const Table& t);

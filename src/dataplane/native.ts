@@ -106,7 +106,19 @@ export interface NativeTwins {
   /** Twins of src/packet/nd.ts: the sender's IPv6 address; the engine's answer to a Neighbor Solicitation. */
   senderIpv6(frame: Uint8Array): string | null;
   ndAnswer(frame: Uint8Array, mac: string): { target: string; reply: Buffer } | null;
+  /** The learned-MAC table (LearnTable) run through `steps`, one result each. Twin of ForwardingTable in src/fdb/fdb.ts. */
+  learnScript(options: { agingMs: number; maxPerPeer: number; maxTotal: number }, steps: readonly LearnStep[]): (string | number | null)[];
 }
+
+/**
+ * One step of learnScript: a table (→ null), a sighting at a time (→ 'known' | 'learned' | 'full'), a lookup (→ the
+ * VTEP or null), a whole expiry sweep (→ entries held).
+ */
+export type LearnStep =
+  | readonly ['table', readonly { vni: number; peers: readonly string[] }[]]
+  | readonly ['learn', number, string, string, number]
+  | readonly ['lookup', number, string, number]
+  | readonly ['sweep', number];
 
 /** The benchmark hook (native/src/bench.cc). */
 export interface NativeBench {
