@@ -47,6 +47,7 @@ void Engine::RxLoop() {
     Addr from;
     uint32_t vni;
     int sighting;  // index into sightings, or -1 (not learned: learning off, multicast or control-plane source)
+    bool vouched;  // the control plane places its source MAC on this sender: no local check (a genuine move)
     bool drop;
   };
   const size_t most = static_cast<size_t>(kBatch) * kMaxGsoSegments;
@@ -113,14 +114,16 @@ void Engine::RxLoop() {
         counters_.drop(Drop::kRxOversize);
         return;
       }
-      Accepted a{inner, inner_len, net, from, c.vni, -1, false};
+      Accepted a{inner, inner_len, net, from, c.vni, -1, false, false};
       if ((inner[6] & 1) == 0) {
         const uint64_t src = MacKey(inner + 6);
         const auto vt = table->vnis.find(c.vni);  // present: Classify accepted the VNI
         const auto known = vt->second.macs.find(src);
         if (known != vt->second.macs.end()) {
           // A MAC the control plane places: never learned, and only its own VTEP may send from it.
-          if (cfg_.source_check && table->peers[static_cast<size_t>(known->second)].addr != from) {
+          // Its word outranks our own sighting: a container that moved away still looks local here for a while.
+          a.vouched = table->peers[static_cast<size_t>(known->second)].addr == from;
+          if (cfg_.source_check && !a.vouched) {
             counters_.drop(Drop::kRxSpoofedSource);
             return;
           }
@@ -163,7 +166,7 @@ void Engine::RxLoop() {
       uint32_t last_vni = 0;
       bool last_local = false;
       for (Accepted& a : accepted) {
-        if (a.inner[6] & 1) continue;
+        if ((a.inner[6] & 1) || a.vouched) continue;
         const uint64_t src = MacKey(a.inner + 6);
         if (src != last_mac || a.vni != last_vni) {
           last_mac = src;

@@ -290,7 +290,7 @@ export class JsEngine implements Engine {
   private spoofed(vni: number, src: Uint8Array, from: string): boolean {
     if (src[0]! & 1) return false;
     const home = this.fdbTable.homeOf(vni, src);
-    if (home !== undefined) return home !== from;
+    if (home !== undefined) return home !== from; // the control plane's word outranks our sighting (a container that moved)
     const local = this.local.get(`${vni}/${formatMac(src)}`);
     return local !== undefined && Date.now() - local.seen < this.opts.agingMs; // the clock noteLocal stamps with
   }
