@@ -130,7 +130,8 @@ class LocalMacTable {
   explicit LocalMacTable(int64_t aging_ms) : aging_ms_(aging_ms) {}
   void SeenBatch(uint32_t vni, const Sighting* s, int n, int64_t now_ms);
   // Holds the lock for one RX batch's source checks (a datagram whose inner source is one of our own MACs is a
-  // spoof: rx_spoofed_source). Twin: the source check in JsEngine.receive (src/dataplane/js-engine.ts).
+  // spoof: rx_spoofed_source). Twin: JsEngine.spoofed (src/dataplane/js-engine.ts); pinned end to end by
+  // test/lab/hostile-rx.test.ts.
   class Reader {
    public:
     explicit Reader(LocalMacTable& t) : t_(t), lock_(t.mu_) {}

@@ -181,6 +181,7 @@ void Engine::RxLoop() {
     int learn_n = 0;
     for (const Accepted& a : accepted)
       if (!a.drop && a.sighting >= 0) sightings[static_cast<size_t>(learn_n++)] = sightings[static_cast<size_t>(a.sighting)];
+    if (static_cast<size_t>(learn_n) > verdicts.size()) verdicts.resize(static_cast<size_t>(learn_n));  // never: GRO caps segments
     if (learn_n > 0) {
       const int learned = learned_.LearnBatch(sightings.data(), learn_n, now, verdicts.data());
       if (learned > 0) counters_.add(Traffic::kLearned, static_cast<uint64_t>(learned));
