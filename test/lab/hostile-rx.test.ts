@@ -17,7 +17,8 @@ import { DEFAULT_LEARN_MAX_PER_PEER } from '../../src/fdb/index.js';
 import { Lab, labSkipReason, twoHosts, type Host } from '../../src/lab/lab.js';
 import { waitFor } from '../../src/lab/wait.js';
 
-const FLOOD = 12_000;
+/** Datagrams in the flood; VXR_FLOOD=N for a longer run by hand. */
+const FLOOD = Number(process.env.VXR_FLOOD ?? 12_000);
 
 /** Sends `count` VXLAN datagrams (VNI 42) from `host` to dst:4789, each inner frame from a new random unicast MAC to `dstMac`. */
 async function flood(lab: Lab, host: Host, dst: string, dstMac: string, count: number): Promise<void> {
@@ -36,7 +37,7 @@ s.bind(0, '${host.underlayIp}', async () => {
   }
   s.close();
 });`;
-  await lab.exec(host.ns, process.execPath, ['-e', code], 20_000);
+  await lab.exec(host.ns, process.execPath, ['-e', code], 20_000 + count);
 }
 
 /** One VXLAN datagram (VNI 42) from `host`: srcMac → dstMac, EtherType 0x88b5. */
@@ -85,7 +86,7 @@ for (const engine of ['native', 'js'] as const) {
       const settled = n === last;
       last = n;
       return n >= FLOOD || (settled && n > 0); // some may be lost in the socket buffer (counted below)
-    }, { timeoutMs: 15_000, intervalMs: 500, what: 'the flood to be read' });
+    }, { timeoutMs: 15_000 + FLOOD / 10, intervalMs: 500, what: 'the flood to be read' });
     const after = await r1.counters();
     const status = await ask(socket, 'status');
     t.ok(status, `the router answers status right after ${FLOOD} datagrams (${Date.now() - started} ms)`);
