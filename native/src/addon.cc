@@ -43,6 +43,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                        {InstanceMethod("setTable", &EngineWrap::SetTable), InstanceMethod("start", &EngineWrap::Start),
                         InstanceMethod("stop", &EngineWrap::Stop), InstanceMethod("counters", &EngineWrap::GetCounters),
                         InstanceMethod("learned", &EngineWrap::Learned),
+                        InstanceMethod("learnedCount", &EngineWrap::LearnedCount),
                         InstanceMethod("features", &EngineWrap::GetFeatures),
                         InstanceMethod("localMacs", &EngineWrap::LocalMacs),
                         InstanceMethod("injectFrame", &EngineWrap::InjectFrame),
@@ -200,6 +201,12 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return a;
   }
 
+  // learnedCount() → learned entries held (what the bounds count): O(1), so that a metrics scrape never copies the
+  // table. Twin: ForwardingTable.learnedCount in src/fdb/fdb.ts; pinned by test/native/learn.test.ts.
+  Napi::Value LearnedCount(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), engine_ ? static_cast<double>(engine_->LearnedCount()) : 0.0);
+  }
+
   std::unique_ptr<Engine> engine_;
 };
 
@@ -246,8 +253,8 @@ Napi::Value CloseFdJs(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// createEngine({ local, port, underlayMtu, learning, agingMs, udpGso?, udpGro?, arpSuppression?,
-//                networks: [{ vni, tapFd, mtu, vnetHdr? }] }).
+// createEngine({ local, port, underlayMtu, learning, agingMs, learnMaxPerPeer, learnMax, udpGso?, udpGro?,
+//                arpSuppression?, sourceCheck?, networks: [{ vni, tapFd, mtu, vnetHdr? }] }).
 // Takes ownership of every tapFd, also when it throws. Pinned by test/native/engine.test.ts (the TS face is
 // NativeEngine in src/dataplane/native-engine.ts).
 Napi::Value CreateEngineJs(const Napi::CallbackInfo& info) {
@@ -272,15 +279,18 @@ Napi::Value CreateEngineJs(const Napi::CallbackInfo& info) {
       cfg.networks.push_back(NetworkConfig{vni, static_cast<int>(fd), static_cast<int>(mtu), vnet_hdr});
     }
   }
-  uint32_t port, umtu, aging;
+  uint32_t port, umtu, aging, per_peer, learn_max;
   if (!GetAddr(o.Get("local"), &cfg.local)) return ThrowType(env, "createEngine: local must be an IP address");
   if (!GetUint(o.Get("port"), 65535, &port) || port == 0) return ThrowType(env, "createEngine: port must be 1-65535");
   if (!GetUint(o.Get("underlayMtu"), 65535, &umtu) || umtu < 68) return ThrowType(env, "createEngine: underlayMtu must be 68-65535");
   if (!GetUint(o.Get("agingMs"), 0xffffffffu, &aging)) return ThrowType(env, "createEngine: agingMs must be a non-negative integer");
+  // Bounded here too (config validates them with the key's name): the table reserves learnMax buckets up front.
+  if (!GetUint(o.Get("learnMaxPerPeer"), kMaxLearned, &per_peer)) return ThrowType(env, "createEngine: learnMaxPerPeer must be an integer 0-" + std::to_string(kMaxLearned));
+  if (!GetUint(o.Get("learnMax"), kMaxLearned, &learn_max)) return ThrowType(env, "createEngine: learnMax must be an integer 0-" + std::to_string(kMaxLearned));
   if (!o.Get("learning").IsBoolean()) return ThrowType(env, "createEngine: learning must be a boolean");
   if (cfg.networks.empty()) return ThrowType(env, "createEngine: networks must hold at least one { vni, tapFd, mtu }");
   for (const auto& [key, field] : {std::pair{"udpGso", &cfg.udp_gso}, std::pair{"udpGro", &cfg.udp_gro},
-                                   std::pair{"arpSuppression", &cfg.arp_suppression}}) {
+                                   std::pair{"arpSuppression", &cfg.arp_suppression}, std::pair{"sourceCheck", &cfg.source_check}}) {
     const Napi::Value v = o.Get(key);
     if (!v.IsUndefined() && !v.IsBoolean()) return ThrowType(env, std::string("createEngine: ") + key + " must be a boolean");
     *field = !v.IsBoolean() || v.As<Napi::Boolean>().Value();
@@ -288,6 +298,8 @@ Napi::Value CreateEngineJs(const Napi::CallbackInfo& info) {
   cfg.port = static_cast<uint16_t>(port);
   cfg.underlay_mtu = static_cast<int>(umtu);
   cfg.aging_ms = aging;
+  cfg.learn_max_per_peer = static_cast<int>(per_peer);
+  cfg.learn_max = static_cast<int>(learn_max);
   cfg.learning = o.Get("learning").As<Napi::Boolean>().Value();
   for (auto& t : taps) t.release();  // Engine::Create owns them now
   std::unique_ptr<Engine> engine;
@@ -324,6 +336,7 @@ Napi::Object Limits(Napi::Env env) {
   o.Set("maxPeers", static_cast<double>(TrafficStats::kMaxPeers));        // MAX_PEERS, src/dataplane/traffic.ts
   o.Set("maxIps", static_cast<double>(LocalMacTable::kMaxIps));           // MAX_IPS, src/dataplane/engine.ts
   o.Set("maxVni", static_cast<double>(kMaxVni));                          // MAX_VNI, src/packet/vxlan.ts
+  o.Set("maxLearned", static_cast<double>(kMaxLearned));                  // MAX_LEARNED, src/fdb/fdb.ts
   o.Freeze();
   return o;
 }

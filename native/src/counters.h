@@ -21,13 +21,16 @@ enum class Drop : int {
   kTxNoDestination,
   kTxSendError,
   kTxBadOffload,
+  kRxLearnFull,
+  kRxSpoofedSource,
   kCount
 };
 
 inline constexpr std::array<const char*, static_cast<int>(Drop::kCount)> kDropNames = {
     "rx_short",           "rx_bad_flags", "rx_unknown_vni",   "rx_unknown_source",
     "rx_truncated_inner", "rx_oversize",  "rx_tap_write_error", "tx_short_frame",
-    "tx_too_big",         "tx_no_destination", "tx_send_error",      "tx_bad_offload"};
+    "tx_too_big",         "tx_no_destination", "tx_send_error",      "tx_bad_offload",
+    "rx_learn_full",      "rx_spoofed_source"};
 
 enum class Traffic : int {
   kRxDatagrams,

@@ -26,7 +26,7 @@ int64_t NowMs() {
 }
 
 Engine::Engine(const EngineConfig& cfg)
-    : cfg_(cfg), table_(std::make_shared<Table>()), learned_(cfg.aging_ms), local_(cfg.aging_ms) {
+    : cfg_(cfg), table_(std::make_shared<Table>()), learned_(cfg.aging_ms, cfg.learn_max_per_peer, cfg.learn_max), local_(cfg.aging_ms) {
   for (const auto& n : cfg.networks) {
     const size_t max_frame = static_cast<size_t>(n.mtu) + kEthHeaderLen + 4;
     nets_.push_back(Network{n.vni, UniqueFd(n.tap_fd), n.mtu, max_frame, n.vnet_hdr});

@@ -49,6 +49,9 @@ struct EngineConfig {
   int underlay_mtu = 1500;
   bool learning = true;
   int64_t aging_ms = 300000;
+  int learn_max_per_peer = 4096;  // learned MACs per (VNI, VTEP) (config learnMaxPerPeer)
+  int learn_max = 65536;          // learned MACs in all (config learnMax)
+  bool source_check = true;       // drop datagrams whose inner source is ours or another VTEP's (config sourceCheck)
   bool udp_gso = true;  // try UDP_SEGMENT sends
   bool udp_gro = true;  // try UDP_GRO receives
   bool arp_suppression = true;  // answer ARP requests for known remote addresses on the bridge
@@ -73,6 +76,7 @@ class Engine {
   void Stop();  // idempotent; closes sockets and TAPs
   const Counters& counters() const { return counters_; }
   std::vector<LearnRow> Learned() const;
+  size_t LearnedCount() const { return learned_.Size(); }
   std::vector<LocalMacRow> LocalMacs();
   // Writes a frame onto the bridge of `vni` (gratuitous ARP from the control side). Any thread.
   SysError InjectFrame(uint32_t vni, const uint8_t* frame, size_t len);

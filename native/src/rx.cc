@@ -1,8 +1,10 @@
 // Receive path: the RX thread (Engine::RxLoop), one for the whole engine. Per batch: recvmmsg (kBatch slots of
 // kSlot bytes; with UDP_GRO a slot may hold several datagrams of one sender, cut by the segment size the kernel
 // reports) → classify (contract order; twin: classifyDatagram in src/dataplane/classify.ts) → per-network size
-// check → TAP write (consecutive TCP segments of one flow merged into one super-frame with a virtio header by a
-// TapWriteMerger, when the TAP takes virtio headers) → learn (one LearnBatch call per batch).
+// check → source check (inner source MAC one of ours, or a control-plane MAC of another VTEP: rx_spoofed_source;
+// one LocalMacTable lock per batch) → learn (one LearnBatch call per batch, before any write: a new MAC over the
+// table's bounds is dropped as rx_learn_full) → TAP write (consecutive TCP segments of one flow merged into one
+// super-frame with a virtio header by a TapWriteMerger, when the TAP takes virtio headers).
 //
 // Threading: the only thread that reads the UDP socket and writes the LearnTable (LearnBatch, Expire); it shares the
 // engine's Counters (relaxed atomics), its TrafficStats (a BatchTally, one lock per batch or when it fills, and
@@ -12,7 +14,7 @@
 //
 // Buffer ownership: the datagram buffers, message headers, addresses and control buffers are allocated once when
 // the thread starts and reused for every batch; nothing is allocated per packet (sightings has room reserved for a
-// full batch of GRO slots: kBatch × kMaxGsoSegments). The mergers hold pointers into this batch's buffers, so
+// full batch of GRO slots: kBatch × kMaxGsoSegments, as have the accepted datagrams and the verdicts). The mergers hold pointers into this batch's buffers, so
 // everything is written to the TAPs before the next recvmmsg. The table snapshot is held for exactly one batch.
 #include <errno.h>
 #include <netinet/in.h>
@@ -37,8 +39,23 @@ void Engine::RxLoop() {
   std::array<sockaddr_storage, kBatch> names{};
   constexpr size_t kControl = CMSG_SPACE(sizeof(int));
   std::vector<char> controls(kBatch * kControl);
+  // A datagram that passed classification, waiting for the source check and learning before its TAP write.
+  struct Accepted {
+    const uint8_t* inner;
+    size_t len;
+    const Network* net;
+    Addr from;
+    uint32_t vni;
+    int sighting;  // index into sightings, or -1 (not learned: learning off, multicast or control-plane source)
+    bool vouched;  // the control plane places its source MAC on this sender: no local check (a genuine move)
+    bool drop;
+  };
+  const size_t most = static_cast<size_t>(kBatch) * kMaxGsoSegments;
+  std::vector<Accepted> accepted;
+  accepted.reserve(most);
   std::vector<LearnTable::Sighting> sightings;
-  sightings.reserve(static_cast<size_t>(kBatch) * kMaxGsoSegments);
+  sightings.reserve(most);
+  std::vector<LearnTable::Verdict> verdicts(most);
   std::vector<TapWriteMerger> mergers;
   mergers.reserve(nets_.size());
   for (const auto& n : nets_) mergers.emplace_back(n.vnet_hdr);
@@ -77,8 +94,9 @@ void Engine::RxLoop() {
     sightings.clear();
     BatchTally tally(traffic_, TrafficStats::Dir::kRx, now);  // this batch's datagrams per peer and per VNI
 
-    // One datagram: classify, then hand its inner frame to its TAP's merger.
-    auto deliver = [&](const uint8_t* p, size_t len, const Addr& from) {
+    accepted.clear();
+    // One datagram: classify, check its inner source against the control plane's MACs, queue it.
+    auto classify = [&](const uint8_t* p, size_t len, const Addr& from) {
       const ClassifyResult c = Classify(p, len, max_frame_, [&](uint32_t vni) { return table->PeerState(vni, from); });
       if (!c.ok) {
         counters_.drop(c.reason);
@@ -96,16 +114,25 @@ void Engine::RxLoop() {
         counters_.drop(Drop::kRxOversize);
         return;
       }
-      if (cfg_.learning && (inner[6] & 1) == 0) {
+      Accepted a{inner, inner_len, net, from, c.vni, -1, false, false};
+      if ((inner[6] & 1) == 0) {
         const uint64_t src = MacKey(inner + 6);
         const auto vt = table->vnis.find(c.vni);  // present: Classify accepted the VNI
-        if (vt != table->vnis.end() && !vt->second.macs.count(src)) sightings.push_back({c.vni, src, from});
+        const auto known = vt->second.macs.find(src);
+        if (known != vt->second.macs.end()) {
+          // A MAC the control plane places: never learned, and only its own VTEP may send from it.
+          // Its word outranks our own sighting: a container that moved away still looks local here for a while.
+          a.vouched = table->peers[static_cast<size_t>(known->second)].addr == from;
+          if (cfg_.source_check && !a.vouched) {
+            counters_.drop(Drop::kRxSpoofedSource);
+            return;
+          }
+        } else if (cfg_.learning) {
+          a.sighting = static_cast<int>(sightings.size());
+          sightings.push_back({c.vni, src, from});
+        }
       }
-      mergers[static_cast<size_t>(net - nets_.data())].Add(inner, inner_len, writer(net->tap.get()));
-      counters_.add(Traffic::kRxDatagrams);
-      counters_.add(Traffic::kRxBytes, inner_len);
-      tally.Peer(from, 1, inner_len);
-      tally.Vni(c.vni, 1, inner_len);
+      accepted.push_back(a);
     };
 
     for (int i = 0; i < r; i++) {
@@ -128,15 +155,57 @@ void Engine::RxLoop() {
           if (gso > 0) seg = static_cast<size_t>(gso);
         }
       }
-      for (size_t off = 0; off < len; off += seg) deliver(p + off, std::min(seg, len - off), from);
+      for (size_t off = 0; off < len; off += seg) classify(p + off, std::min(seg, len - off), from);
+    }
+
+    // Our own MACs (seen on our TAPs) coming back from a peer: a spoof that would move them to the TAP port on the
+    // bridge. One lock for the batch; a run of one source (a TCP flow) is looked up once.
+    if (cfg_.source_check && !accepted.empty()) {
+      const LocalMacTable::Reader local(local_);
+      uint64_t last_mac = ~0ull;
+      uint32_t last_vni = 0;
+      bool last_local = false;
+      for (Accepted& a : accepted) {
+        if ((a.inner[6] & 1) || a.vouched) continue;
+        const uint64_t src = MacKey(a.inner + 6);
+        if (src != last_mac || a.vni != last_vni) {
+          last_mac = src;
+          last_vni = a.vni;
+          last_local = local.IsLocal(a.vni, src, now);
+        }
+        a.drop = last_local;
+      }
+    }
+    // Learning, before any write: a source the table has no room for is not delivered either. The sightings of the
+    // datagrams still accepted are compacted in place (in order), so verdicts[k] belongs to the k-th of them.
+    int learn_n = 0;
+    for (const Accepted& a : accepted)
+      if (!a.drop && a.sighting >= 0) sightings[static_cast<size_t>(learn_n++)] = sightings[static_cast<size_t>(a.sighting)];
+    if (static_cast<size_t>(learn_n) > verdicts.size()) verdicts.resize(static_cast<size_t>(learn_n));  // never: GRO caps segments
+    if (learn_n > 0) {
+      const int learned = learned_.LearnBatch(sightings.data(), learn_n, now, verdicts.data());
+      if (learned > 0) counters_.add(Traffic::kLearned, static_cast<uint64_t>(learned));
+    }
+
+    int k = 0;
+    for (const Accepted& a : accepted) {
+      if (a.drop) {
+        counters_.drop(Drop::kRxSpoofedSource);
+        continue;
+      }
+      if (a.sighting >= 0 && verdicts[static_cast<size_t>(k++)] == LearnTable::kFull) {
+        counters_.drop(Drop::kRxLearnFull);
+        continue;
+      }
+      mergers[static_cast<size_t>(a.net - nets_.data())].Add(a.inner, a.len, writer(a.net->tap.get()));
+      counters_.add(Traffic::kRxDatagrams);
+      counters_.add(Traffic::kRxBytes, a.len);
+      tally.Peer(a.from, 1, a.len);
+      tally.Vni(a.vni, 1, a.len);
     }
     // The mergers hold pointers into this batch's buffers: write everything before the next recvmmsg.
     for (size_t k = 0; k < mergers.size(); k++) mergers[k].Flush(writer(nets_[k].tap.get()));
     tally.Flush();
-    if (!sightings.empty()) {
-      const int learned = learned_.LearnBatch(sightings.data(), static_cast<int>(sightings.size()), now);
-      if (learned > 0) counters_.add(Traffic::kLearned, static_cast<uint64_t>(learned));
-    }
   }
 }
 

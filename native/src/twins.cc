@@ -15,6 +15,7 @@
 #include "counters.h"
 #include "js-args.h"
 #include "js-error.h"
+#include "learn.h"
 #include "nd.h"
 #include "offload.h"
 #include "table.h"
@@ -210,6 +211,67 @@ Napi::Value NdAnswerJs(const Napi::CallbackInfo& info) {
   return AnswerJs(info, "ndAnswer", NdSolicitTarget, kNaFrameLen, WriteNdAdvert);
 }
 
+// learnScript({ agingMs, maxPerPeer, maxTotal }, steps) → one result per step, run through a LearnTable (learn.h).
+// Steps: ['table', [{ vni, peers }]] (RetainPeers) → null; ['learn', vni, mac, vtep, nowMs] → 'known' | 'learned' |
+// 'full'; ['lookup', vni, mac, nowMs] → vtep or null; ['sweep', nowMs] (Expire until a sweep ends) → entries held.
+// Twin: ForwardingTable (load, learn, lookup, expire, learnedCount) in src/fdb/fdb.ts; pinned by
+// test/native/learn.test.ts.
+Napi::Value LearnScriptJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t aging, per_peer, total;
+  if (!info[0].IsObject() || !info[1].IsArray()) return ThrowType(env, "learnScript: (options, steps[])");
+  const Napi::Object o = info[0].As<Napi::Object>();
+  if (!GetUint(o.Get("agingMs"), 0x7fffffffu, &aging) || !GetUint(o.Get("maxPerPeer"), kMaxLearned, &per_peer) ||
+      !GetUint(o.Get("maxTotal"), kMaxLearned, &total))
+    return ThrowType(env, "learnScript: options must be { agingMs, maxPerPeer, maxTotal }");
+  LearnTable table(aging, static_cast<int>(per_peer), static_cast<int>(total));
+  const Napi::Array steps = info[1].As<Napi::Array>();
+  Napi::Array out = Napi::Array::New(env, steps.Length());
+  for (uint32_t i = 0; i < steps.Length(); i++) {
+    if (!steps.Get(i).IsArray()) return ThrowType(env, "learnScript: each step must be an array");
+    const Napi::Array st = steps.Get(i).As<Napi::Array>();
+    const std::string op = st.Get(0u).IsString() ? st.Get(0u).As<Napi::String>().Utf8Value() : "";
+    uint32_t vni = 0, now = 0;
+    uint64_t mac = 0;
+    Addr vtep;
+    if (op == "table" && st.Get(1u).IsArray()) {
+      Table t;
+      const Napi::Array vnis = st.Get(1u).As<Napi::Array>();
+      for (uint32_t k = 0; k < vnis.Length(); k++) {
+        const Napi::Object v = vnis.Get(k).As<Napi::Object>();
+        if (!GetUint(v.Get("vni"), kMaxVni, &vni) || !v.Get("peers").IsArray()) return ThrowType(env, "learnScript: table entries are { vni, peers }");
+        VniTable& vt = t.vnis[vni];
+        const Napi::Array peers = v.Get("peers").As<Napi::Array>();
+        for (uint32_t j = 0; j < peers.Length(); j++) {
+          if (!GetAddr(peers.Get(j), &vtep)) return ThrowType(env, "learnScript: peers must be IP addresses");
+          vt.sources.insert(vtep);
+        }
+      }
+      table.RetainPeers(t);
+      out.Set(i, env.Null());
+    } else if (op == "learn" && GetUint(st.Get(1u), kMaxVni, &vni) && st.Get(2u).IsString() &&
+               ParseMac(st.Get(2u).As<Napi::String>().Utf8Value().c_str(), &mac) && GetAddr(st.Get(3u), &vtep) &&
+               GetUint(st.Get(4u), 0x7fffffffu, &now)) {
+      const LearnTable::Sighting s{vni, mac, vtep};
+      LearnTable::Verdict v = LearnTable::kKnown;
+      table.LearnBatch(&s, 1, now, &v);
+      out.Set(i, v == LearnTable::kKnown ? "known" : v == LearnTable::kLearned ? "learned" : "full");
+    } else if (op == "lookup" && GetUint(st.Get(1u), kMaxVni, &vni) && st.Get(2u).IsString() &&
+               ParseMac(st.Get(2u).As<Napi::String>().Utf8Value().c_str(), &mac) && GetUint(st.Get(3u), 0x7fffffffu, &now)) {
+      Peer p;
+      const bool found = LearnTable::Reader(table).Lookup(vni, mac, now, &p);
+      out.Set(i, found ? Napi::Value(Napi::String::New(env, AddrText(p.addr))) : env.Null());
+    } else if (op == "sweep" && GetUint(st.Get(1u), 0x7fffffffu, &now)) {
+      while (!table.Expire(now)) {
+      }
+      out.Set(i, static_cast<double>(table.Size()));
+    } else {
+      return ThrowType(env, "learnScript: unknown or malformed step " + std::to_string(i));
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 void RegisterTwins(Napi::Env env, Napi::Object exports) {
@@ -217,6 +279,7 @@ void RegisterTwins(Napi::Env env, Napi::Object exports) {
       {"encapsulate", EncapsulateJs}, {"flowPort", FlowPortJs},           {"classifyDatagram", ClassifyDatagramJs},
       {"segmentTso", SegmentTsoJs},   {"mergeSegments", MergeSegmentsJs}, {"senderIpv4", SenderIpv4Js},
       {"arpAnswer", ArpAnswerJs},     {"senderIpv6", SenderIpv6Js},       {"ndAnswer", NdAnswerJs},
+      {"learnScript", LearnScriptJs},
   };
   for (const auto& [name, fn] : twins) exports.Set(name, Napi::Function::New(env, fn, name));
 }

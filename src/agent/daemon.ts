@@ -36,6 +36,7 @@ import {
   type Engine,
   type EngineKind,
   type FdbEntry,
+  type FdbCounts,
   type NativeAddon,
   type Offloads,
   type TableSnapshot,
@@ -81,6 +82,8 @@ export interface DaemonView {
   readonly info: DaemonInfo;
   counters(): Counters;
   fdb(): FdbEntry[];
+  /** Forwarding entries by origin, O(1) (metrics). */
+  fdbCounts(): FdbCounts;
   /** Offloads in use now (GSO turns itself off if the kernel refuses it). */
   offloads(): Offloads;
   /** The table the data path forwards with now (static peers merged with every control plane's). */
@@ -221,6 +224,9 @@ export class Daemon implements DaemonView {
         underlayMtu: underlay.mtu,
         learning: config.learning,
         agingMs: config.agingSeconds * 1000,
+        learnMaxPerPeer: config.learnMaxPerPeer,
+        learnMax: config.learnMax,
+        sourceCheck: config.sourceCheck,
         udpGso: config.offloads.includes('gso'),
         udpGro: config.offloads.includes('gro'),
         arpSuppression: config.arpSuppression,
@@ -312,6 +318,10 @@ export class Daemon implements DaemonView {
 
   fdb(): FdbEntry[] {
     return this.engine.fdb();
+  }
+
+  fdbCounts(): FdbCounts {
+    return this.engine.fdbCounts();
   }
 
   offloads(): Offloads {

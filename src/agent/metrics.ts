@@ -152,9 +152,9 @@ export function routerMetrics(router: DaemonView, startedAt: Date): Registry {
     labelNames: ['origin'],
     registers: [registry],
     collect() {
+      // Counts from the engine: a scrape never copies the (up to learnMax) learned entries.
       this.reset();
-      const rows = router.fdb();
-      for (const origin of ['static', 'etcd', 'learned'] as const) this.set({ origin }, rows.filter((r) => r.origin === origin).length);
+      for (const [origin, n] of Object.entries(router.fdbCounts())) this.set({ origin }, n);
     },
   });
   new Gauge({

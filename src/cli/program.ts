@@ -58,6 +58,9 @@ interface UpFlags {
   arpSuppression: boolean;
   offloads?: string | false;
   aging?: number | string;
+  learnMaxPerPeer?: number | string;
+  learnMax?: number | string;
+  sourceCheck: boolean;
   config?: string;
   etcd?: string;
   network?: string[];
@@ -145,6 +148,9 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--offloads <list>', 'native engine offloads: all (default), none, or a list of tap,gso,gro')
     .option('--no-offloads', 'the same as --offloads none')
     .option('--aging <seconds>', 'seconds a learned MAC lives without traffic (default: 300)', integerOrRaw)
+    .option('--learn-max-per-peer <n>', 'learned MACs per network and peer; more new sources are dropped (default: 4096)', integerOrRaw)
+    .option('--learn-max <n>', 'learned MACs in all (default: 65536)', integerOrRaw)
+    .option('--no-source-check', "accept inbound frames whose source MAC is this host's or another host's (etcd/static)")
     .option('--config <file>', 'YAML config file with the same keys (flags override it)')
     .option('--etcd <urls>', 'etcd endpoints, comma-separated: peers (and the VNI) come from the registry')
     .option('--network <name[:bridge]>', 'overlay network to join in etcd (default: default); repeat with name:bridge to serve several', collect)
@@ -169,6 +175,9 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
         arpSuppression: cmd.getOptionValueSource('arpSuppression') === 'cli' ? flags.arpSuppression : undefined,
         offloads: offloadList(flags.offloads),
         agingSeconds: flags.aging,
+        learnMaxPerPeer: flags.learnMaxPerPeer,
+        learnMax: flags.learnMax,
+        sourceCheck: cmd.getOptionValueSource('sourceCheck') === 'cli' ? flags.sourceCheck : undefined,
         etcd: endpoints(flags.etcd),
         ...networkFlags(flags.network),
         hostId: flags.hostId,

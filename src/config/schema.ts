@@ -49,6 +49,17 @@ export const configSchema = z.strictObject({
   offloads: z.array(z.enum(OFFLOADS)).default([...OFFLOADS]),
   /** Seconds a learned MAC stays without being seen again. */
   agingSeconds: intIn(1, 86400).default(300),
+  /**
+   * Learned MACs per (network, peer) and in all, like a switch port's MAC limit: a frame from a new source MAC over
+   * either is dropped (rx_learn_full). Defaults pinned to the engines' by test/fdb/fdb.test.ts.
+   */
+  learnMaxPerPeer: intIn(1, 1048576).default(4096),
+  learnMax: intIn(1, 1048576).default(65536),
+  /**
+   * Drop inbound frames whose source MAC is one of this host's containers, or lives on another host per etcd/static
+   * config (rx_spoofed_source). Off only for unusual set-ups (a MAC legitimately behind several hosts).
+   */
+  sourceCheck: z.boolean().default(true),
   /** etcd endpoints (e.g. http://198.51.100.254:2379): peers then come from the registry. */
   etcd: z.array(z.string().regex(/^https?:\/\/[^\s/]+$/, { message: 'is not an etcd endpoint (http://host:port)' })).optional(),
   /** The overlay network to join, as defined in etcd by `vxlan-router network create`. */

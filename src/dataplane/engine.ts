@@ -23,6 +23,8 @@ export const DROP_REASONS = [
   'tx_no_destination', // no peer for the VNI: nowhere to send
   'tx_send_error', // the kernel refused the datagram
   'tx_bad_offload', // the TAP's virtio header asked for something we cannot do (malformed super-frame, bad offsets)
+  'rx_learn_full', // a new inner source MAC from a peer over the learned-MAC bounds (learnMaxPerPeer, learnMax)
+  'rx_spoofed_source', // inner source MAC is one of ours (seen on our TAP) or placed on another VTEP by the control plane
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
@@ -97,6 +99,14 @@ export interface EngineOptions {
   readonly networks: readonly VniTap[];
   readonly learning: boolean;
   readonly agingMs: number;
+  /** Learned MACs per (VNI, peer) and in all; a new source over either is dropped as rx_learn_full (default 4096, 65536). */
+  readonly learnMaxPerPeer?: number;
+  readonly learnMax?: number;
+  /**
+   * Drop a datagram whose inner source MAC is one of this host's (seen on its TAPs) or one the table places on
+   * another VTEP, as rx_spoofed_source (default true).
+   */
+  readonly sourceCheck?: boolean;
   /** Native engine: try UDP GSO sends / GRO receives (default true). */
   readonly udpGso?: boolean;
   readonly udpGro?: boolean;
@@ -109,10 +119,20 @@ export interface EngineOptions {
 
 /** What the control side knows (per VNI: peers = flood list and source allow-list, static MACs), and a table row. */
 export type { TableSnapshot, FdbEntry } from '../fdb/index.js';
-import type { TableSnapshot, FdbEntry } from '../fdb/index.js';
+import type { TableSnapshot, FdbEntry, FdbOrigin } from '../fdb/index.js';
 import type { Traffic } from './traffic.js';
 
 export type EngineKind = 'native' | 'js';
+
+/** Forwarding entries per origin; `learned` counts what the bounds count (entries waiting for the sweep too). */
+export type FdbCounts = Record<FdbOrigin, number>;
+
+/** Static and etcd entries of a table, counted once when it is applied. */
+export function controlCounts(table: TableSnapshot): Omit<FdbCounts, 'learned'> {
+  const c = { static: 0, etcd: 0 };
+  for (const v of table.vnis) for (const m of v.macs) c[m.origin ?? 'static']++;
+  return c;
+}
 
 export interface Engine {
   readonly kind: EngineKind;
@@ -122,6 +142,8 @@ export interface Engine {
   applyTable(table: TableSnapshot): void;
   counters(): Counters;
   fdb(): FdbEntry[];
+  /** Forwarding entries by origin, without copying the table (metrics): O(1) per call. */
+  fdbCounts(): FdbCounts;
   offloads(): Offloads;
   /** This host's own MACs: sources of frames read from the TAPs, seen within the aging time (to advertise). */
   localMacs(): LocalMac[];

@@ -32,7 +32,9 @@ import {
   type VniTap,
   type EngineOptions,
   type FdbEntry,
+  type FdbCounts,
   type TableSnapshot,
+  controlCounts,
 } from './engine.js';
 
 const readAsync = promisify(read);
@@ -61,6 +63,7 @@ export class JsEngine implements Engine {
   private sourcePool: Socket[] = [];
   private agingTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private statics = controlCounts({ vnis: [] });
 
   /**
    * `removeTap` deletes a TAP by name: the only way to wake the `fs.read` that is blocked on it in the thread pool
@@ -73,7 +76,8 @@ export class JsEngine implements Engine {
   ) {
     this.family = isIPv6(opts.local) ? 'udp6' : 'udp4';
     this.ipHeaderLen = this.family === 'udp6' ? 40 : 20;
-    this.fdbTable = new ForwardingTable({ agingMs: opts.agingMs, now });
+    this.fdbTable = new ForwardingTable({ agingMs: opts.agingMs, maxPerPeer: opts.learnMaxPerPeer, maxTotal: opts.learnMax, now });
+
     this.stats = new TrafficStats(now);
     for (const n of opts.networks) {
       this.taps.set(n.vni, n);
@@ -101,6 +105,7 @@ export class JsEngine implements Engine {
     const rebound = reboundAddresses(this.table, table);
     this.table = table;
     this.fdbTable.load(table);
+    this.statics = controlCounts(table);
     this.vniPeers = buildVniPeers(table.vnis);
     this.stats.retain(new Set(table.vnis.flatMap((v) => v.peers)));
     this.neighbors = new Map(table.vnis.map((v) => [v.vni, new Map((v.neighbors ?? []).map((n) => [n.ip, n.mac]))]));
@@ -113,6 +118,10 @@ export class JsEngine implements Engine {
 
   fdb(): FdbEntry[] {
     return this.fdbTable.entries();
+  }
+
+  fdbCounts(): FdbCounts {
+    return { ...this.statics, learned: this.fdbTable.learnedCount() };
   }
 
   localMacs(): LocalMac[] {
@@ -250,7 +259,19 @@ export class JsEngine implements Engine {
       return;
     }
     const inner = verdict.inner;
-    if (this.opts.learning && this.fdbTable.learn(verdict.vni, inner.subarray(6, 12), from)) this.counts.learned++;
+    const src = inner.subarray(6, 12);
+    if (this.opts.sourceCheck !== false && this.spoofed(verdict.vni, src, from)) {
+      this.counts.rx_spoofed_source++;
+      return;
+    }
+    if (this.opts.learning) {
+      const learned = this.fdbTable.learn(verdict.vni, src, from);
+      if (learned === 'full') {
+        this.counts.rx_learn_full++;
+        return;
+      }
+      if (learned === 'learned') this.counts.learned++;
+    }
     try {
       writeSync(tap.tapFd, inner);
     } catch {
@@ -260,6 +281,18 @@ export class JsEngine implements Engine {
     this.counts.rx_datagrams++;
     this.counts.rx_bytes += inner.length;
     this.stats.received(from, verdict.vni, inner.length);
+  }
+
+  /**
+   * A unicast inner source that is one of this host's MACs (seen on our TAP), or that the table places on another VTEP:
+   * delivering it would move that MAC to our TAP port on the bridge. Twin: the source check in native/src/rx.cc.
+   */
+  private spoofed(vni: number, src: Uint8Array, from: string): boolean {
+    if (src[0]! & 1) return false;
+    const home = this.fdbTable.homeOf(vni, src);
+    if (home !== undefined) return home !== from; // the control plane's word outranks our sighting (a container that moved)
+    const local = this.local.get(`${vni}/${formatMac(src)}`);
+    return local !== undefined && Date.now() - local.seen < this.opts.agingMs; // the clock noteLocal stamps with
   }
 
   private maxFrame(): number {

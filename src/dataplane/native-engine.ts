@@ -4,6 +4,7 @@
  * per packet.
  */
 import { VxlanRouterError } from '../errors.js';
+import { DEFAULT_LEARN_MAX, DEFAULT_LEARN_MAX_PER_PEER } from '../fdb/index.js';
 import {
   DROP_REASONS,
   NO_OFFLOADS,
@@ -13,6 +14,8 @@ import {
   type Engine,
   type EngineOptions,
   type FdbEntry,
+  type FdbCounts,
+  controlCounts,
   type LocalMac,
   type Offloads,
   type TableSnapshot,
@@ -26,6 +29,7 @@ export class NativeEngine implements Engine {
   private handle: NativeEngineHandle | undefined;
   private table: TableSnapshot = { vnis: [] };
   private closed = false;
+  private statics = controlCounts({ vnis: [] });
 
   constructor(
     private readonly opts: EngineOptions,
@@ -41,6 +45,9 @@ export class NativeEngine implements Engine {
         underlayMtu: this.opts.underlayMtu,
         learning: this.opts.learning,
         agingMs: this.opts.agingMs,
+        learnMaxPerPeer: this.opts.learnMaxPerPeer ?? DEFAULT_LEARN_MAX_PER_PEER,
+        learnMax: this.opts.learnMax ?? DEFAULT_LEARN_MAX,
+        sourceCheck: this.opts.sourceCheck ?? true,
         udpGso: this.opts.udpGso ?? true,
         udpGro: this.opts.udpGro ?? true,
         arpSuppression: this.opts.arpSuppression ?? true,
@@ -57,6 +64,7 @@ export class NativeEngine implements Engine {
   applyTable(table: TableSnapshot): void {
     const rebound = reboundAddresses(this.table, table);
     this.table = table;
+    this.statics = controlCounts(table);
     this.handle?.setTable(toNativeTable(table));
     for (const r of rebound) {
       try {
@@ -95,6 +103,10 @@ export class NativeEngine implements Engine {
     }
     for (const l of this.handle?.learned() ?? []) entries.push({ ...l, origin: 'learned' });
     return entries;
+  }
+
+  fdbCounts(): FdbCounts {
+    return { ...this.statics, learned: this.handle?.learnedCount() ?? 0 };
   }
 
   async close(): Promise<void> {

@@ -22,6 +22,8 @@ export interface NativeEngineHandle {
   stop(): void;
   counters(): { drops: number[]; traffic: number[] };
   learned(): { vni: number; mac: string; vtep: string; ageMs: number }[];
+  /** Learned entries held (what the bounds count), O(1): metrics read this, never learned(). */
+  learnedCount(): number;
   features(): Offloads;
   /** Sources of frames read from the TAPs (this host's own MACs), within the aging time. */
   localMacs(): LocalMac[];
@@ -43,6 +45,8 @@ export interface NativeLimits {
   readonly maxPeers: number;
   readonly maxIps: number;
   readonly maxVni: number;
+  /** Largest learnMax / learnMaxPerPeer (kMaxLearned in learn.h; MAX_LEARNED in src/fdb/fdb.ts). */
+  readonly maxLearned: number;
 }
 
 /** The addon's production surface (native/src/addon.cc). */
@@ -68,6 +72,9 @@ export interface NativeSurface {
     underlayMtu: number;
     learning: boolean;
     agingMs: number;
+    learnMaxPerPeer: number;
+    learnMax: number;
+    sourceCheck?: boolean;
     /** Try UDP GSO sends and GRO receives (each default true). */
     udpGso?: boolean;
     udpGro?: boolean;
@@ -99,7 +106,19 @@ export interface NativeTwins {
   /** Twins of src/packet/nd.ts: the sender's IPv6 address; the engine's answer to a Neighbor Solicitation. */
   senderIpv6(frame: Uint8Array): string | null;
   ndAnswer(frame: Uint8Array, mac: string): { target: string; reply: Buffer } | null;
+  /** The learned-MAC table (LearnTable) run through `steps`, one result each. Twin of ForwardingTable in src/fdb/fdb.ts. */
+  learnScript(options: { agingMs: number; maxPerPeer: number; maxTotal: number }, steps: readonly LearnStep[]): (string | number | null)[];
 }
+
+/**
+ * One step of learnScript: a table (→ null), a sighting at a time (→ 'known' | 'learned' | 'full'), a lookup (→ the
+ * VTEP or null), a whole expiry sweep (→ entries held).
+ */
+export type LearnStep =
+  | readonly ['table', readonly { vni: number; peers: readonly string[] }[]]
+  | readonly ['learn', number, string, string, number]
+  | readonly ['lookup', number, string, number]
+  | readonly ['sweep', number];
 
 /** The benchmark hook (native/src/bench.cc). */
 export interface NativeBench {

@@ -17,7 +17,7 @@ const base = { local: '198.51.100.1', vni: 42, bridge: 'br0' };
 
 t.test('flags alone give a frozen config with defaults', async (t) => {
   const c = buildConfig({ flags: { ...base, peers: ['198.51.100.2'] } });
-  t.same(c, { ...base, peers: ['198.51.100.2'], port: 4789, engine: 'native', learning: true, arpSuppression: true, offloads: ['tap', 'gso', 'gro'], agingSeconds: 300, network: 'default', leaseTtl: 15, metrics: '127.0.0.1:9477', logLevel: 'info', stateDir: '/var/lib/vxlan-router' });
+  t.same(c, { ...base, peers: ['198.51.100.2'], port: 4789, engine: 'native', learning: true, arpSuppression: true, offloads: ['tap', 'gso', 'gro'], agingSeconds: 300, learnMaxPerPeer: 4096, learnMax: 65536, sourceCheck: true, network: 'default', leaseTtl: 15, metrics: '127.0.0.1:9477', logLevel: 'info', stateDir: '/var/lib/vxlan-router' });
   t.ok(Object.isFrozen(c));
 });
 
@@ -43,6 +43,8 @@ t.test('errors name the key and where it came from', async (t) => {
   t.throws(() => buildConfig({ flags: { ...base, vni: 16777216 } }), { message: /^--vni: 16777216/ });
   t.throws(() => buildConfig({ flags: { ...base, vni: 0 } }), { message: /^--vni/ });
   t.throws(() => buildConfig({ flags: { ...base, vni: 'abc' } }), { message: /^--vni/ });
+  t.throws(() => buildConfig({ flags: { ...base, learnMax: 0 } }), { message: /^--learn-max/ });
+  t.throws(() => buildConfig({ flags: { ...base, learnMaxPerPeer: 2 ** 20 + 1 } }), { message: /^--learn-max-per-peer/ });
   t.throws(() => buildConfig({ flags: { ...base, local: '198.51.100.300' } }), { message: /^--local: "198\.51\.100\.300" is not an IPv4 or IPv6 address/ });
   t.throws(() => buildConfig({ flags: { ...base, peers: ['198.51.100.2', 'nope'] } }), { message: /^--peer \(item 1\)/ });
   t.throws(() => buildConfig({ flags: { ...base, mtu: 40 } }), { message: /^--mtu/ });

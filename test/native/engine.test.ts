@@ -25,7 +25,8 @@ const { execFileSync } = await import('node:child_process');
 const { existsSync } = await import('node:fs');
 const n = loadNative();
 const out = {};
-const opts = (tapFd, local = '198.51.100.1') => ({ local, port: 4789, underlayMtu: 1500, learning: true, agingMs: 300000, networks: [{ vni: 42, tapFd, mtu: 1450 }] });
+// sourceCheck off: peered with itself, the engine receives its own c1's frames back (a spoof, had another host sent them).
+const opts = (tapFd, local = '198.51.100.1') => ({ local, port: 4789, underlayMtu: 1500, learning: true, agingMs: 300000, learnMaxPerPeer: 4096, learnMax: 65536, sourceCheck: false, networks: [{ vni: 42, tapFd, mtu: 1450 }] });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const named = (e) => { const c = e.counters(); const o = {}; n.dropReasons.forEach((k, i) => (o[k] = c.drops[i])); n.trafficCounters.forEach((k, i) => (o[k] = c.traffic[i])); return o; };
 const until = async (cond) => { for (let i = 0; i < 100 && !cond(); i++) await sleep(20); };
