@@ -133,7 +133,7 @@ async function sendAll(lab: Lab, ns: string, bin: string, file: string, items: I
   const chunk: Uint8Array[] = [];
   const flush = async (): Promise<void> => {
     writeFileSync(file, encodeStream(chunk));
-    const out = (await lab.exec(ns, bin, [args[0]!, file, ...args.slice(1)], 60_000 + (chunk.length / pps) * 2000)).stdout;
+    const out = (await lab.exec(ns, bin, [args[0]!, file, ...args.slice(1)], 60_000 + Math.ceil((chunk.length / pps) * 2000))).stdout;
     const m = /sent (\d+) failed (\d+)/.exec(out);
     if (!m) throw new Error(`fuzz-send: ${out}`);
     total.sent += Number(m[1]);
