@@ -72,7 +72,9 @@ export interface FuzzSummary {
   readonly phases: readonly DatagramPhase[];
   readonly frames: FramePhase;
   readonly rssBeforeMiB: number;
+  /** After the fuzz, before the transfer. */
   readonly rssAfterMiB: number;
+  readonly rssAfterTransferMiB: number;
   readonly alive: boolean;
   readonly transfer: { readonly ok: boolean; readonly mbitPerS: number };
   readonly seconds: number;
@@ -162,11 +164,17 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzSummary> {
     await lab.startRouter(h2, { peers: [h1.underlayIp], engine: o.engine });
     if ((await lab.ping(c2.ns, c1.ip)).loss !== 0) throw new Error('overlay not up before the fuzz');
     await lab.exec(c1.ns, 'ping', ['-c', '1', '-W', '2', c2.ip]); // c1 knows c2's MAC: bridge frames can aim at it
-    const rssBeforeMiB = rssMiB(r1.pid);
-    log(`router ${o.engine} pid ${r1.pid}, RSS ${rssBeforeMiB.toFixed(1)} MiB`);
-
     const maxInner = innerMtuLimit(h1.underlayMtu, h1.underlayIp) + 18;
     const toC1: Targets = { dstMac: parseMac(c1.mac), dstIp: parseIp(c1.ip), srcMacs: macPool(o.seed, 1000), srcIp: parseIp('198.18.0.200') };
+    // Warm-up (not counted): the same mix once at a tenth of the size, so that RSS before is the router's working size
+    // (a JS heap grows to its working size on first load) and the growth measured is what the run itself leaves.
+    const warmup = Math.min(10_000, Math.ceil(o.datagramsPerSender / 10));
+    const rssStartMiB = rssMiB(r1.pid);
+    await sendAll(lab, h2.ns, sender, join(dir, 'warmup'), [...datagrams(o.seed + 100, warmup, toC1, { vni: 42, maxInner, maxDatagram: 65_507 })].map((d) => d.bytes), ['udp', String(o.pps), h2.underlayIp, h1.underlayIp, '4789'], o.pps);
+    await settled(r1);
+    const rssBeforeMiB = rssMiB(r1.pid);
+    log(`router ${o.engine} pid ${r1.pid}, RSS ${rssStartMiB.toFixed(1)} MiB at start, ${rssBeforeMiB.toFixed(1)} MiB after a warm-up of ${warmup} datagrams`);
+
     const phases: DatagramPhase[] = [];
     for (const [i, from, label] of [[1, x, 'non-peer'], [2, h2, 'peer']] as const) {
       phases.push(await datagramPhase(lab, r1, h1, from, label, sender, dir, o, datagrams(o.seed + i, o.datagramsPerSender, toC1, { vni: 42, maxInner, maxDatagram: 65_507 })));
@@ -185,15 +193,18 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzSummary> {
     const frames: FramePhase = { ...res, counted: delta(after, before, names), seconds: (Date.now() - t0) / 1000 };
     log(`frames: sent ${frames.sent} (kernel refused ${frames.failed}) in ${frames.seconds.toFixed(1)} s; ${fmt(frames.counted)}`);
 
+    // RSS is read before the transfer: what the fuzz left behind. The transfer's own buffers (a JS engine's young
+    // generation grows under 8 MiB of frames) are reported apart.
+    const rssAfterMiB = rssMiB(r1.pid);
     const alive = (await r1.counters().then(() => true, () => false)) && r1.child.exitCode === null;
     let transfer = { ok: false, mbitPerS: 0 };
     if (alive) {
       const tr = await hashedTransfer(lab, c1, c2, 8);
       transfer = { ok: tr.sentSha256 === tr.receivedSha256, mbitPerS: tr.mbitPerS };
     }
-    const rssAfterMiB = rssMiB(r1.pid);
-    log(`after: alive ${alive}, transfer ${transfer.ok ? 'ok' : 'FAILED'} (${transfer.mbitPerS.toFixed(0)} Mbit/s), RSS ${rssBeforeMiB.toFixed(1)} → ${rssAfterMiB.toFixed(1)} MiB`);
-    return { engine: o.engine, seed: o.seed, phases, frames, rssBeforeMiB, rssAfterMiB, alive, transfer, seconds: (Date.now() - started) / 1000 };
+    const rssAfterTransferMiB = rssMiB(r1.pid);
+    log(`after: alive ${alive}, transfer ${transfer.ok ? 'ok' : 'FAILED'} (${transfer.mbitPerS.toFixed(0)} Mbit/s), RSS ${rssBeforeMiB.toFixed(1)} → ${rssAfterMiB.toFixed(1)} MiB (${rssAfterTransferMiB.toFixed(1)} after the transfer)`);
+    return { engine: o.engine, seed: o.seed, phases, frames, rssBeforeMiB, rssAfterMiB, rssAfterTransferMiB, alive, transfer, seconds: (Date.now() - started) / 1000 };
   } finally {
     await lab.destroy();
     rmSync(dir, { recursive: true, force: true });
