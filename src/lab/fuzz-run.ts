@@ -163,7 +163,11 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzSummary> {
     const r1 = await lab.startRouter(h1, { peers: [h2.underlayIp], engine: o.engine });
     await lab.startRouter(h2, { peers: [h1.underlayIp], engine: o.engine });
     if ((await lab.ping(c2.ns, c1.ip)).loss !== 0) throw new Error('overlay not up before the fuzz');
-    await lab.exec(c1.ns, 'ping', ['-c', '1', '-W', '2', c2.ip]); // c1 knows c2's MAC: bridge frames can aim at it
+    // c1 and c2 know each other's MAC for good: the fuzz sends ARP, and a mutated sender address can become c2's (one
+    // byte from 198.18.0.200), which would re-point c1's neighbour entry (the kernel's doing, not the router's) and
+    // make the transfer afterwards test the neighbour cache.
+    await lab.exec(c1.ns, 'ip', ['neigh', 'replace', c2.ip, 'lladdr', c2.mac, 'dev', 'eth0', 'nud', 'permanent']);
+    await lab.exec(c2.ns, 'ip', ['neigh', 'replace', c1.ip, 'lladdr', c1.mac, 'dev', 'eth0', 'nud', 'permanent']);
     const maxInner = innerMtuLimit(h1.underlayMtu, h1.underlayIp) + 18;
     const toC1: Targets = { dstMac: parseMac(c1.mac), dstIp: parseIp(c1.ip), srcMacs: macPool(o.seed, 1000), srcIp: parseIp('198.18.0.200') };
     // Warm-up (not counted): the same mix once at a tenth of the size, so that RSS before is the router's working size
@@ -199,8 +203,18 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzSummary> {
     const alive = (await r1.counters().then(() => true, () => false)) && r1.child.exitCode === null;
     let transfer = { ok: false, mbitPerS: 0 };
     if (alive) {
-      const tr = await hashedTransfer(lab, c1, c2, 8);
-      transfer = { ok: tr.sentSha256 === tr.receivedSha256, mbitPerS: tr.mbitPerS };
+      try {
+        const tr = await hashedTransfer(lab, c1, c2, 8);
+        transfer = { ok: tr.sentSha256 === tr.receivedSha256, mbitPerS: tr.mbitPerS };
+      } catch (err) {
+        log(`transfer failed: ${(err as Error).message}`);
+        // Where c1's and c2's MACs are now, on both bridges and in both routers' tables: what a report needs.
+        for (const [h, r] of [[h1, r1], [h2, undefined]] as const) {
+          const fdb = (await lab.exec(h.ns, 'bridge', ['fdb', 'show', 'br', 'br0'])).stdout.split('\n').filter((l) => l.includes(c1.mac) || l.includes(c2.mac));
+          log(`${h.name} bridge fdb: ${fdb.join(' / ')}`);
+          if (r !== undefined) log(`${h.name} router counters: ${JSON.stringify(await r.counters())}`);
+        }
+      }
     }
     const rssAfterTransferMiB = rssMiB(r1.pid);
     log(`after: alive ${alive}, transfer ${transfer.ok ? 'ok' : 'FAILED'} (${transfer.mbitPerS.toFixed(0)} Mbit/s), RSS ${rssBeforeMiB.toFixed(1)} → ${rssAfterMiB.toFixed(1)} MiB (${rssAfterTransferMiB.toFixed(1)} after the transfer)`);
