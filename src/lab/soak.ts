@@ -13,7 +13,8 @@
  * - peers joining and leaving: every `churnSeconds` h3's router starts (joins etcd) or stops (leaves);
  * - every `sampleSeconds` the RSS and open fds of the routers on h1 and h2 are printed.
  *
- * It fails when, after `warmupSeconds`, a router's RSS grows by more than 5 MiB or its fd count by more than 4, when a
+ * It fails when, after `warmupSeconds`, a router's RSS grows by more than 5 MiB or its fd count by more than 4 (not
+ * counting the native engine's per-flow GSO send sockets: one per new flow, kept, bounded at 1024), when a
  * router dies, when a drop counter moves that is not expected, or when a SHA-256-checked transfer at the end fails.
  *
  * Expected to move under churn, and why (every other drop counter must stay put after warm-up):
@@ -23,7 +24,7 @@
  * Nothing else: with h1 and h2 always up there is always a destination (tx_no_destination), the MTUs fit
  * (tx_too_big, rx_oversize), and nobody sends malformed input.
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { etcdLab } from './etcd.js';
 import { rssMiB } from './fuzz-run.js';
 import type { Container, Host, Lab } from './lab.js';
@@ -50,6 +51,14 @@ export interface Sample {
   readonly t: number;
   readonly rss: readonly number[];
   readonly fds: readonly number[];
+  /** Of those fds, the native engine's per-flow GSO send sockets (FlowSockets: one per outer source port, kept, at most 1024). */
+  readonly flowSockets: readonly number[];
+}
+
+/** UDP sockets of `pid` in `ns` bound to a port other than 4789: the native engine's per-flow GSO send sockets. */
+async function flowSocketCount(lab: Lab, ns: string, pid: number): Promise<number> {
+  const lines = (await lab.exec(ns, 'ss', ['-Huanp'])).stdout.split('\n');
+  return lines.filter((l) => l.includes(`pid=${pid},`) && !/:4789\s/.test(l)).length;
 }
 
 export interface SoakResult {
@@ -63,6 +72,25 @@ export interface SoakResult {
   readonly udpLostPercent: number;
   readonly transferOk: boolean;
   readonly problems: readonly string[];
+}
+
+/** What a process's fds point at, counted by kind ("socket ×12, anon_inode:[eventpoll] ×2, …"): for a leak report. */
+export function fdTargets(pid: number): string {
+  const kinds = new Map<string, number>();
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      let target: string;
+      try {
+        target = readlinkSync(`/proc/${pid}/fd/${fd}`).replace(/\[\d+\]$/, '');
+      } catch {
+        continue;
+      }
+      kinds.set(target, (kinds.get(target) ?? 0) + 1);
+    }
+  } catch {
+    return 'gone';
+  }
+  return [...kinds].map(([k, n]) => `${k} ×${n}`).join(', ');
 }
 
 export function fdCount(pid: number): number {
@@ -113,10 +141,11 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     let tcpSeconds = 0;
     const udp = { packets: 0, lost: 0 };
 
-    const sample = (): void => {
-      const s = { t: Math.round((Date.now() - t0) / 1000), rss: routers.map((r) => rssMiB(r.pid)), fds: routers.map((r) => fdCount(r.pid)) };
+    const sample = async (): Promise<void> => {
+      const flowSockets = await Promise.all(routers.map((r, i) => flowSocketCount(lab, hosts[i]!.ns, r.pid)));
+      const s = { t: Math.round((Date.now() - t0) / 1000), rss: routers.map((r) => rssMiB(r.pid)), fds: routers.map((r) => fdCount(r.pid)), flowSockets };
       samples.push(s);
-      log(`t=${s.t}s ${s.rss.map((m, i) => `h${i + 1} RSS ${m.toFixed(1)} MiB fds ${s.fds[i]}`).join(' | ')}${warm === undefined ? ' (warm-up)' : ''}`);
+      log(`t=${s.t}s ${s.rss.map((m, i) => `h${i + 1} RSS ${m.toFixed(1)} MiB fds ${s.fds[i]} (flow sockets ${flowSockets[i]})`).join(' | ')}${warm === undefined ? ' (warm-up)' : ''}`);
     };
 
     const tcpLoop = async (): Promise<void> => {
@@ -156,15 +185,15 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       }
     };
     const monitor = async (): Promise<void> => {
-      sample();
+      await sample();
       while (left() > 0) {
         const next = Math.min(o.sampleSeconds * 1000, left() * 1000);
         await sleep(next);
         if (warm === undefined && Date.now() - t0 >= o.warmupSeconds * 1000) {
           warm = await Promise.all(routers.map(async (r) => dropCounters(await r.counters())));
-          sample();
+          await sample();
           samples.push({ ...samples.at(-1)!, t: -1 }); // marks the warm-up sample (t = -1: see `baseline`)
-        } else sample();
+        } else await sample();
       }
     };
 
@@ -192,10 +221,14 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       const last = kept.at(-1)!;
       for (let i = 0; i < routers.length; i++) {
         const grew = last.rss[i]! - base.rss[i]!;
-        const fds = last.fds[i]! - base.fds[i]!;
-        log(`h${i + 1}: after warm-up RSS ${base.rss[i]!.toFixed(1)} → ${last.rss[i]!.toFixed(1)} MiB (${grew >= 0 ? '+' : ''}${grew.toFixed(1)}), fds ${base.fds[i]} → ${last.fds[i]}`);
+        // Flow sockets are bounded by design (one per outer source port a GSO flow used, at most 1024): each new TCP
+        // connection through the router may add one. Only the other fds must stay put.
+        const fds = last.fds[i]! - last.flowSockets[i]! - (base.fds[i]! - base.flowSockets[i]!);
+        if (last.flowSockets[i]! > 1024) problems.push(`h${i + 1}: ${last.flowSockets[i]} flow sockets (bound: 1024)`);
+        log(`h${i + 1}: after warm-up RSS ${base.rss[i]!.toFixed(1)} → ${last.rss[i]!.toFixed(1)} MiB (${grew >= 0 ? '+' : ''}${grew.toFixed(1)}), fds ${base.fds[i]} → ${last.fds[i]} (flow sockets ${base.flowSockets[i]} → ${last.flowSockets[i]})`);
+        if (fds > 0) log(`h${i + 1}: open fds now: ${fdTargets(routers[i]!.pid)}`);
         if (grew > RSS_GROWTH_MAX_MIB) problems.push(`h${i + 1}: RSS grew ${grew.toFixed(1)} MiB after warm-up`);
-        if (fds > FD_GROWTH_MAX) problems.push(`h${i + 1}: ${fds} more open fds after warm-up`);
+        if (fds > FD_GROWTH_MAX) problems.push(`h${i + 1}: ${fds} more open fds after warm-up (now: ${fdTargets(routers[i]!.pid)})`);
       }
     } else problems.push('the run ended before warm-up did');
 
