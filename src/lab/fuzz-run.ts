@@ -16,7 +16,8 @@
  * only as rx_tap_write_error: `delivered` takes that into account.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { processRssMiB as rssMiB } from './proc.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { innerMtuLimit, parseIp, parseMac } from '../packet/index.js';
@@ -86,16 +87,6 @@ export function buildSender(dir: string): string {
   const src = new URL('../../benchmarks/fuzz-send.cc', import.meta.url).pathname;
   execFileSync('g++', ['-O2', '-std=c++17', '-pthread', src, '-o', out], { stdio: 'inherit' });
   return out;
-}
-
-/** VmRSS of a process in MiB (0 when it is gone). */
-export function rssMiB(pid: number): number {
-  try {
-    const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : 0;
-  } catch {
-    return 0;
-  }
 }
 
 /** The kernel's UDP receive errors in a namespace (Udp InErrors of /proc/net/snmp, which includes RcvbufErrors). */

@@ -26,7 +26,7 @@
  */
 import { readdirSync, readlinkSync } from 'node:fs';
 import { etcdLab } from './etcd.js';
-import { rssMiB } from './fuzz-run.js';
+import { fdCount, processRssMiB as rssMiB } from './proc.js';
 import type { Container, Host, Lab } from './lab.js';
 import type { EngineName, RouterProcess } from './router-process.js';
 import { hashedTransfer, iperf3 } from './transfers.js';
@@ -91,14 +91,6 @@ export function fdTargets(pid: number): string {
     return 'gone';
   }
   return [...kinds].map(([k, n]) => `${k} ×${n}`).join(', ');
-}
-
-export function fdCount(pid: number): number {
-  try {
-    return readdirSync(`/proc/${pid}/fd`).length;
-  } catch {
-    return 0;
-  }
 }
 
 function dropCounters(c: Record<string, number>): Record<string, number> {
