@@ -1,5 +1,6 @@
 /** CPU and memory readings from /proc, for the benchmark's CPU-per-GB and RSS figures. */
 import { readFileSync } from 'node:fs';
+export { processRssMiB } from '../src/lab/proc.js';
 
 const CLK_TCK = 100; // USER_HZ on Linux
 
@@ -9,15 +10,6 @@ export function processCpuSeconds(pid: number): number {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // after "pid (comm) ": field 3 is state
     return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime (fields 14, 15 of the line)
-  } catch {
-    return 0;
-  }
-}
-
-export function processRssMiB(pid: number): number {
-  try {
-    const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : 0;
   } catch {
     return 0;
   }

@@ -1,0 +1,47 @@
+/**
+ * `npm run fuzz`: the fuzz of test/lab/fuzz.test.ts at any size (src/lab/fuzz-run.ts draws the lab).
+ *
+ *   npm run fuzz -- [--count 1000000] [--frames N (default count/2)] [--engine native|js] [--seed 14] [--pps 40000]
+ *
+ * `count` datagrams in all, half from a non-peer and half from a peer, then `frames` frames into the bridge. Prints
+ * each phase (expected and counted per drop reason, kernel drops), the router's RSS before and after and the time;
+ * exits 1 when the router died, the transfer failed, RSS grew by 20 MiB or more, or a datagram is unaccounted for.
+ */
+import { parseArgs } from 'node:util';
+import { labSkipReason } from '../src/lab/lab.js';
+import { runFuzz } from '../src/lab/fuzz-run.js';
+
+const { values: opt } = parseArgs({
+  options: {
+    count: { type: 'string', default: '1000000' },
+    frames: { type: 'string' },
+    engine: { type: 'string', default: 'native' },
+    seed: { type: 'string', default: '14' },
+    pps: { type: 'string', default: '40000' },
+  },
+});
+const skip = labSkipReason();
+if (skip !== undefined) {
+  console.error(`fuzz: ${skip}`);
+  process.exit(2);
+}
+const count = Number(opt.count);
+const engine = opt.engine === 'js' ? 'js' : 'native';
+const s = await runFuzz({
+  engine,
+  datagramsPerSender: Math.ceil(count / 2),
+  frames: Number(opt.frames ?? Math.ceil(count / 2)),
+  seed: Number(opt.seed),
+  pps: Number(opt.pps),
+  log: (l) => console.log(l),
+});
+const problems: string[] = [];
+if (!s.alive) problems.push('router not alive');
+if (!s.transfer.ok) problems.push('transfer failed');
+if (s.rssAfterMiB - s.rssBeforeMiB >= 20) problems.push(`RSS grew ${(s.rssAfterMiB - s.rssBeforeMiB).toFixed(1)} MiB`);
+for (const p of s.phases) {
+  const missing = p.sent - p.accounted - p.kernelDrops;
+  if (missing !== 0) problems.push(`${p.sender}: ${missing} datagrams in no counter (${p.empty} had an empty payload)`);
+}
+console.log(`summary: engine ${engine}, seed ${s.seed}, ${s.phases.reduce((n, p) => n + p.sent, 0)} datagrams + ${s.frames.sent} frames, RSS ${s.rssBeforeMiB.toFixed(1)} → ${s.rssAfterMiB.toFixed(1)} MiB, ${s.seconds.toFixed(0)} s: ${problems.length === 0 ? 'ok' : problems.join('; ')}`);
+process.exit(problems.length === 0 ? 0 : 1);
