@@ -147,6 +147,10 @@ void Engine::RxLoop() {
         counters_.drop(Drop::kRxUnknownSource);
         continue;
       }
+      if (len == 0) {  // an empty datagram is one too (rx_short): the segment loop below would never see it
+        classify(p, 0, from);
+        continue;
+      }
       size_t seg = len;  // without GRO (or a lone datagram): the whole slot is one datagram
       for (cmsghdr* c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c != nullptr; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
         if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {

@@ -29,31 +29,20 @@ for (const engine of ['native', 'js'] as const) {
     for (const p of s.phases) {
       t.comment(phaseLine(p));
       t.equal(p.sent + p.failed, SIZES[engine].datagramsPerSender, `${p.sender}: every datagram was handed to the kernel`);
-      // Native engine, today: a UDP datagram with an empty payload is dropped without a counter (rx.cc: the
-      // per-segment loop `for (off = 0; off < len; ...)` never runs for len 0, so Classify never sees it).
-      const uncounted = engine === 'native' ? p.empty : 0;
-      const todo = uncounted > 0 ? 'native rx: a zero-length datagram is dropped uncounted (rx.cc deliver loop skips len 0); fix on the RX side' : false;
+      // Both engines count an empty datagram as rx_short (the native engine once skipped it uncounted: its
+      // per-segment loop never ran for a zero length).
       const drops = RX_DROPS.reduce((n, r) => n + p.counted[r]!, 0);
       if (p.sender === 'non-peer') {
         // Nothing from a non-peer may be delivered: all of it is in a drop counter (rx_datagrams may move by the
         // overlay's own chatter from h2 meanwhile, so it is not the measure).
-        t.equal(drops + p.kernelDrops + uncounted, p.sent, 'non-peer: every datagram but the empty ones is in a drop counter or a kernel drop');
-        t.equal(drops + p.kernelDrops, p.sent, 'non-peer: every datagram is in a drop counter or a kernel drop', { todo });
+        t.equal(drops + p.kernelDrops, p.sent, 'non-peer: every datagram is in a drop counter or a kernel drop');
       } else {
         // The overlay's own chatter (c2 re-checking its neighbour entry for c1) can add a few rx_datagrams.
-        const extra = p.accounted + p.kernelDrops + uncounted - p.sent;
-        t.ok(extra >= 0 && extra <= 20, `peer: every datagram but the empty ones is in a counter or a kernel drop (${extra} more counted: chatter)`);
-        t.ok(p.accounted + p.kernelDrops >= p.sent, 'peer: every datagram is in a counter or a kernel drop', { todo });
+        const extra = p.accounted + p.kernelDrops - p.sent;
+        t.ok(extra >= 0 && extra <= 20, `peer: every datagram is in a counter or a kernel drop (${extra} more counted: chatter)`);
       }
       if (p.kernelDrops !== 0) continue; // which ones the kernel dropped is unknown: only the sum is exact then
-      for (const reason of RX_DROPS) {
-        const want = p.expected[reason] ?? 0;
-        const got = p.counted[reason]!;
-        if (reason === 'rx_short' && engine === 'native') {
-          t.equal(got, want - p.empty, `${p.sender}: rx_short counts the non-empty short ones`);
-          t.equal(got, want, `${p.sender}: rx_short ${want}`, { todo: 'native rx: zero-length datagrams are not counted as rx_short' });
-        } else t.equal(got, want, `${p.sender}: ${reason} ${want}`);
-      }
+      for (const reason of RX_DROPS) t.equal(p.counted[reason]!, p.expected[reason] ?? 0, `${p.sender}: ${reason} ${p.expected[reason] ?? 0}`);
     }
   });
 }
