@@ -73,35 +73,4 @@ class LearnTable {
   std::unordered_map<LearnKey, Entry, LearnKeyHash> map_;
 };
 
-// MACs seen as the source of frames read from a TAP: this host's own containers, which the control plane advertises
-// to the other hosts (so they never have to flood to find them). Written by the TX threads (one lock per batch, and
-// only for MACs not refreshed in the last second), read by JS (Dump).
-struct LocalMacRow {
-  uint32_t vni;
-  uint64_t mac;
-  int64_t age_ms;
-  std::vector<Addr> ips;  // IPv4 and IPv6 addresses it used, most recent first
-};
-
-class LocalMacTable {
- public:
-  static constexpr int kMaxIps = 8;  // per MAC: an IPv4 address, an IPv6 link-local one, a global or two
-  struct Sighting {
-    uint64_t mac;
-    Addr ip;  // len 0: the frame said nothing about an address
-  };
-  explicit LocalMacTable(int64_t aging_ms) : aging_ms_(aging_ms) {}
-  void SeenBatch(uint32_t vni, const Sighting* s, int n, int64_t now_ms);
-  std::vector<LocalMacRow> Dump(int64_t now_ms);  // fresh entries; forgets aged ones
-
- private:
-  struct Entry {
-    int64_t seen_ms = 0;
-    std::vector<Addr> ips;
-  };
-  const int64_t aging_ms_;
-  std::mutex mu_;
-  std::unordered_map<LearnKey, Entry, LearnKeyHash> seen_;
-};
-
 }  // namespace vxr

@@ -58,6 +58,7 @@ interface UpFlags {
   arpSuppression: boolean;
   offloads?: string | false;
   aging?: number | string;
+  maxLocalMacs?: number | string;
   config?: string;
   etcd?: string;
   network?: string[];
@@ -145,6 +146,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--offloads <list>', 'native engine offloads: all (default), none, or a list of tap,gso,gro')
     .option('--no-offloads', 'the same as --offloads none')
     .option('--aging <seconds>', 'seconds a learned MAC lives without traffic (default: 300)', integerOrRaw)
+    .option('--max-local-macs <n>', 'local MACs (bridge sources) kept and advertised per network; more are counted as local_mac_refused (default: 1024)', integerOrRaw)
     .option('--config <file>', 'YAML config file with the same keys (flags override it)')
     .option('--etcd <urls>', 'etcd endpoints, comma-separated: peers (and the VNI) come from the registry')
     .option('--network <name[:bridge]>', 'overlay network to join in etcd (default: default); repeat with name:bridge to serve several', collect)
@@ -169,6 +171,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
         arpSuppression: cmd.getOptionValueSource('arpSuppression') === 'cli' ? flags.arpSuppression : undefined,
         offloads: offloadList(flags.offloads),
         agingSeconds: flags.aging,
+        maxLocalMacs: flags.maxLocalMacs,
         etcd: endpoints(flags.etcd),
         ...networkFlags(flags.network),
         hostId: flags.hostId,

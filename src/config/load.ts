@@ -27,6 +27,7 @@ const FLAG_OF: Record<ConfigKey, string> = {
   arpSuppression: '--no-arp-suppression',
   offloads: '--offloads',
   agingSeconds: '--aging',
+  maxLocalMacs: '--max-local-macs',
   etcd: '--etcd',
   network: '--network',
   networks: '--network <name>:<bridge>',

@@ -40,14 +40,18 @@ export const TRAFFIC_COUNTERS = [
   'rx_merged', // received TCP segments merged into super-frames for the TAP (GRO)
   'arp_suppressed', // ARP requests from the bridge answered by the router (the address is a known remote container's)
   'nd_suppressed', // IPv6 Neighbor Solicitations from the bridge answered by the router (likewise)
+  'local_mac_refused', // a new source MAC on the bridge not recorded as local (nor advertised): its VNI holds maxLocalMacs (the frame is still sent)
 ] as const;
 export type TrafficCounter = (typeof TRAFFIC_COUNTERS)[number];
 
 export type CounterName = DropReason | TrafficCounter;
 export type Counters = Record<CounterName, number>;
 
-/** Addresses an engine keeps per local MAC (LocalMac.ips), as LocalMacTable::kMaxIps in native/src/learn.h (pinned by test/native/limits.test.ts). */
+/** Addresses an engine keeps per local MAC (LocalMac.ips), as LocalMacTable::kMaxIps in native/src/local-macs.h (pinned by test/native/limits.test.ts). */
 export const MAX_IPS = 8;
+
+/** Local MACs an engine keeps per VNI unless told otherwise (EngineOptions.maxLocalMacs; config maxLocalMacs). */
+export const DEFAULT_MAX_LOCAL_MACS = 1024;
 
 /** A MAC of this host's bridge side, as the engine last saw it. */
 export interface LocalMac {
@@ -96,7 +100,13 @@ export interface EngineOptions {
   readonly underlayMtu: number;
   readonly networks: readonly VniTap[];
   readonly learning: boolean;
+  /** Also the time a local MAC (LocalMac) stays without being seen. */
   readonly agingMs: number;
+  /**
+   * Local MACs kept per VNI (default DEFAULT_MAX_LOCAL_MACS): a new source MAC beyond it is not recorded nor
+   * advertised (counted as local_mac_refused); its frames are still sent.
+   */
+  readonly maxLocalMacs?: number;
   /** Native engine: try UDP GSO sends / GRO receives (default true). */
   readonly udpGso?: boolean;
   readonly udpGro?: boolean;
@@ -111,6 +121,16 @@ export interface EngineOptions {
 export type { TableSnapshot, FdbEntry } from '../fdb/index.js';
 import type { TableSnapshot, FdbEntry } from '../fdb/index.js';
 import type { Traffic } from './traffic.js';
+import { VxlanRouterError } from '../errors.js';
+
+/** Engine.fault()'s error, one shape for both engines: E_SYSTEM, kind 'data-path-stopped', `why` in the message. */
+export function dataPathStopped(why: string, cause?: unknown): VxlanRouterError {
+  return new VxlanRouterError('E_SYSTEM', `data path stopped: ${why}`, {
+    cause,
+    kind: 'data-path-stopped',
+    hint: 'the router exits non-zero so that its supervisor restarts it',
+  });
+}
 
 export type EngineKind = 'native' | 'js';
 
@@ -127,6 +147,11 @@ export interface Engine {
   localMacs(): LocalMac[];
   /** Frames and bytes per peer and per VNI, when each peer was last heard, and refused sources. */
   traffic(): Traffic;
+  /**
+   * Why the data path stopped on its own (a TAP deleted under it, a thread's poll failing), or undefined while it
+   * runs. Cheap: the daemon polls it and exits non-zero so that a supervisor restarts the router.
+   */
+  fault(): VxlanRouterError | undefined;
   /** Stop forwarding, close sockets and TAPs. Safe to call twice. */
   close(): Promise<void>;
 }

@@ -5,6 +5,8 @@
  */
 import { VxlanRouterError } from '../errors.js';
 import {
+  dataPathStopped,
+  DEFAULT_MAX_LOCAL_MACS,
   DROP_REASONS,
   NO_OFFLOADS,
   TRAFFIC_COUNTERS,
@@ -26,6 +28,7 @@ export class NativeEngine implements Engine {
   private handle: NativeEngineHandle | undefined;
   private table: TableSnapshot = { vnis: [] };
   private closed = false;
+  private faulted: VxlanRouterError | undefined;
 
   constructor(
     private readonly opts: EngineOptions,
@@ -41,6 +44,7 @@ export class NativeEngine implements Engine {
         underlayMtu: this.opts.underlayMtu,
         learning: this.opts.learning,
         agingMs: this.opts.agingMs,
+        maxLocalMacs: this.opts.maxLocalMacs ?? DEFAULT_MAX_LOCAL_MACS,
         udpGso: this.opts.udpGso ?? true,
         udpGro: this.opts.udpGro ?? true,
         arpSuppression: this.opts.arpSuppression ?? true,
@@ -86,6 +90,13 @@ export class NativeEngine implements Engine {
 
   traffic(): Traffic {
     return this.handle?.traffic() ?? { peers: [], vnis: [], rejected: [] };
+  }
+
+  fault(): VxlanRouterError | undefined {
+    const f = this.closed ? null : (this.handle?.fault() ?? null);
+    if (f === null) return undefined;
+    this.faulted ??= dataPathStopped(f.message, f);
+    return this.faulted;
   }
 
   fdb(): FdbEntry[] {
