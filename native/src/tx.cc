@@ -187,8 +187,11 @@ int ReadBurst(int tap, size_t vnet, int limit, TxFrame* frames, Counters& counte
       if (errno == EINTR) continue;
       break;  // EAGAIN: the burst is over
     }
-    if (static_cast<size_t>(got) > kSlot) {
-      // The tun driver returns the packet's whole length even when it cut the copy short: only kSlot bytes are ours.
+    if (static_cast<size_t>(got) >= kSlot) {
+      // A read that fills the slot may have been cut short: the tun driver copies what fits and returns
+      // min(length, kSlot) through read() (more than kSlot through other paths). Never parsed nor sent: the frame's
+      // header would promise bytes that are not in the slot. Linux's own TSO frames stay well below this
+      // (gso_max_size 64 KiB less TCP's header room); only a crafted virtio header reaches it.
       counters.drop(Drop::kTxTooBig);
       continue;
     }

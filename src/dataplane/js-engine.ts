@@ -169,17 +169,19 @@ export class JsEngine implements Engine {
   private async readTap(net: VniTap): Promise<void> {
     const size = net.mtu + L2_ALLOWANCE;
     while (!this.closed) {
-      const buf = Buffer.allocUnsafe(size);
+      // One byte more than a frame may have: a read that fills the buffer was cut short by the kernel (it copies what
+      // fits and says so only by filling it).
+      const buf = Buffer.allocUnsafe(size + 1);
       let n: number;
       try {
-        ({ bytesRead: n } = await readAsync(net.tapFd, buf, 0, size, null));
+        ({ bytesRead: n } = await readAsync(net.tapFd, buf, 0, size + 1, null));
       } catch (err) {
         // EBADF after close(); a TAP that fails otherwise has been deleted under us: reported (fault), not silent.
         if (!this.closed) this.faulted ??= dataPathStopped(`TAP ${net.tapName} of VNI ${net.vni}: ${(err as Error).message}`, err);
         return;
       }
       if (this.closed) return;
-      if (n > size) this.counts.tx_too_big++; // larger than the TAP's MTU allows: the read was cut short
+      if (n > size) this.counts.tx_too_big++; // larger than the TAP's MTU allows, and perhaps cut short: dropped whole
       else this.transmit(net.vni, buf.subarray(0, n));
     }
   }
