@@ -19,7 +19,7 @@ export const DROP_REASONS = [
   'rx_oversize', // inner frame larger than the TAP can carry, or the datagram did not fit the receive buffer
   'rx_tap_write_error', // the kernel refused the frame on the TAP
   'tx_short_frame', // frame read from the TAP shorter than an Ethernet header
-  'tx_too_big', // encapsulated datagram would exceed the underlay MTU (VXLAN is never fragmented)
+  'tx_too_big', // encapsulated datagram would exceed the underlay MTU (VXLAN is never fragmented), or a TAP read filled its buffer (perhaps cut short)
   'tx_no_destination', // no peer for the VNI: nowhere to send
   'tx_send_error', // the kernel refused the datagram
   'tx_bad_offload', // the TAP's virtio header asked for something we cannot do (malformed super-frame, bad offsets)
