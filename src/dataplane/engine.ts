@@ -40,7 +40,7 @@ export const TRAFFIC_COUNTERS = [
   'rx_merged', // received TCP segments merged into super-frames for the TAP (GRO)
   'arp_suppressed', // ARP requests from the bridge answered by the router (the address is a known remote container's)
   'nd_suppressed', // IPv6 Neighbor Solicitations from the bridge answered by the router (likewise)
-  'local_mac_refused', // a new source MAC on the bridge not recorded as local (nor advertised): its VNI holds maxLocalMacs (the frame is still sent)
+  'local_mac_refused', // sightings of a new bridge source MAC not recorded (nor advertised): its VNI holds maxLocalMacs; the frame is still sent (JS: per frame; native: at most once a second per MAC)
 ] as const;
 export type TrafficCounter = (typeof TRAFFIC_COUNTERS)[number];
 
