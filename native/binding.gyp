@@ -10,6 +10,7 @@
         "src/js-args.cc",
         "src/js-error.cc",
         "src/learn.cc",
+        "src/local-macs.cc",
         "src/nd.cc",
         "src/offload.cc",
         "src/rx.cc",

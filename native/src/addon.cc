@@ -20,6 +20,7 @@
 #include "js-args.h"
 #include "js-error.h"
 #include "learn.h"
+#include "local-macs.h"
 #include "stats.h"
 #include "tap.h"
 #include "twins.h"
@@ -47,7 +48,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("features", &EngineWrap::GetFeatures),
                         InstanceMethod("localMacs", &EngineWrap::LocalMacs),
                         InstanceMethod("injectFrame", &EngineWrap::InjectFrame),
-                        InstanceMethod("traffic", &EngineWrap::Traffic)});
+                        InstanceMethod("traffic", &EngineWrap::Traffic),
+                        InstanceMethod("fault", &EngineWrap::GetFault)});
   }
 
   // Constructed only by createEngine, with a ready engine passed through an External.
@@ -102,6 +104,12 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o.Set("udpGso", f.udp_gso);
     o.Set("udpGro", f.udp_gro);
     return o;
+  }
+  // fault() → null, or the Error (code = errno name, syscall) of the first data-path thread that stopped on its own.
+  // Cheap: one lock. Twin: Engine.fault in src/dataplane/engine.ts; pinned by test/lab/tap-lost.test.ts.
+  Napi::Value GetFault(const Napi::CallbackInfo& info) {
+    const SysError f = engine_ ? engine_->Fault() : SysError{};
+    return f.ok() ? info.Env().Null() : Napi::Value(SysErrorValue(info.Env(), f).Value());
   }
   // injectFrame(vni, frame): writes a frame onto that VNI's bridge (gratuitous ARP). Pinned by
   // test/lab/etcd-macs.test.ts (an address re-bound to another MAC).
@@ -253,8 +261,8 @@ Napi::Value CloseFdJs(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// createEngine({ local, port, underlayMtu, learning, agingMs, learnMaxPerPeer, learnMax, udpGso?, udpGro?,
-//                arpSuppression?, sourceCheck?, networks: [{ vni, tapFd, mtu, vnetHdr? }] }).
+// createEngine({ local, port, underlayMtu, learning, agingMs, learnMaxPerPeer, learnMax, maxLocalMacs?, udpGso?,
+//                udpGro?, arpSuppression?, sourceCheck?, networks: [{ vni, tapFd, mtu, vnetHdr? }] }).
 // Takes ownership of every tapFd, also when it throws. Pinned by test/native/engine.test.ts (the TS face is
 // NativeEngine in src/dataplane/native-engine.ts).
 Napi::Value CreateEngineJs(const Napi::CallbackInfo& info) {
@@ -279,7 +287,7 @@ Napi::Value CreateEngineJs(const Napi::CallbackInfo& info) {
       cfg.networks.push_back(NetworkConfig{vni, static_cast<int>(fd), static_cast<int>(mtu), vnet_hdr});
     }
   }
-  uint32_t port, umtu, aging, per_peer, learn_max;
+  uint32_t port, umtu, aging, per_peer, learn_max, max_local = 1024;
   if (!GetAddr(o.Get("local"), &cfg.local)) return ThrowType(env, "createEngine: local must be an IP address");
   if (!GetUint(o.Get("port"), 65535, &port) || port == 0) return ThrowType(env, "createEngine: port must be 1-65535");
   if (!GetUint(o.Get("underlayMtu"), 65535, &umtu) || umtu < 68) return ThrowType(env, "createEngine: underlayMtu must be 68-65535");
@@ -287,6 +295,8 @@ Napi::Value CreateEngineJs(const Napi::CallbackInfo& info) {
   // Bounded here too (config validates them with the key's name): the table reserves learnMax buckets up front.
   if (!GetUint(o.Get("learnMaxPerPeer"), kMaxLearned, &per_peer)) return ThrowType(env, "createEngine: learnMaxPerPeer must be an integer 0-" + std::to_string(kMaxLearned));
   if (!GetUint(o.Get("learnMax"), kMaxLearned, &learn_max)) return ThrowType(env, "createEngine: learnMax must be an integer 0-" + std::to_string(kMaxLearned));
+  if (!o.Get("maxLocalMacs").IsUndefined() && (!GetUint(o.Get("maxLocalMacs"), 1u << 20, &max_local) || max_local == 0))
+    return ThrowType(env, "createEngine: maxLocalMacs must be 1-1048576");
   if (!o.Get("learning").IsBoolean()) return ThrowType(env, "createEngine: learning must be a boolean");
   if (cfg.networks.empty()) return ThrowType(env, "createEngine: networks must hold at least one { vni, tapFd, mtu }");
   for (const auto& [key, field] : {std::pair{"udpGso", &cfg.udp_gso}, std::pair{"udpGro", &cfg.udp_gro},
@@ -300,6 +310,7 @@ Napi::Value CreateEngineJs(const Napi::CallbackInfo& info) {
   cfg.aging_ms = aging;
   cfg.learn_max_per_peer = static_cast<int>(per_peer);
   cfg.learn_max = static_cast<int>(learn_max);
+  cfg.max_local_macs = max_local;
   cfg.learning = o.Get("learning").As<Napi::Boolean>().Value();
   for (auto& t : taps) t.release();  // Engine::Create owns them now
   std::unique_ptr<Engine> engine;

@@ -45,13 +45,14 @@ enum class Traffic : int {
   kRxMerged,
   kArpSuppressed,
   kNdSuppressed,
+  kLocalMacRefused,
   kCount
 };
 
 inline constexpr std::array<const char*, static_cast<int>(Traffic::kCount)> kTrafficNames = {
     "rx_datagrams", "rx_bytes",       "tx_frames",     "tx_bytes", "tx_datagrams",
     "tx_flooded",   "learned",        "tx_tso_frames", "tx_gso_sends", "rx_merged",
-    "arp_suppressed", "nd_suppressed"};
+    "arp_suppressed", "nd_suppressed", "local_mac_refused"};
 
 struct Counters {
   std::array<std::atomic<uint64_t>, static_cast<int>(Drop::kCount)> drops{};

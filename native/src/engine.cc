@@ -26,7 +26,10 @@ int64_t NowMs() {
 }
 
 Engine::Engine(const EngineConfig& cfg)
-    : cfg_(cfg), table_(std::make_shared<Table>()), learned_(cfg.aging_ms, cfg.learn_max_per_peer, cfg.learn_max), local_(cfg.aging_ms) {
+    : cfg_(cfg),
+      table_(std::make_shared<Table>()),
+      learned_(cfg.aging_ms, cfg.learn_max_per_peer, cfg.learn_max),
+      local_(cfg.aging_ms, cfg.max_local_macs) {
   for (const auto& n : cfg.networks) {
     const size_t max_frame = static_cast<size_t>(n.mtu) + kEthHeaderLen + 4;
     nets_.push_back(Network{n.vni, UniqueFd(n.tap_fd), n.mtu, max_frame, n.vnet_hdr});
@@ -90,6 +93,16 @@ void Engine::Stop() {
   tx_sock_.reset();
   for (auto& n : nets_) n.tap.reset();  // removes the TAPs
   stop_fd_.reset();
+}
+
+void Engine::ReportFault(SysError err) {
+  std::lock_guard<std::mutex> lock(fault_mu_);
+  if (fault_.ok()) fault_ = std::move(err);
+}
+
+SysError Engine::Fault() const {
+  std::lock_guard<std::mutex> lock(fault_mu_);
+  return fault_;
 }
 
 std::vector<LearnRow> Engine::Learned() const { return learned_.Dump(NowMs()); }

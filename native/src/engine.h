@@ -4,7 +4,8 @@
 // nothing is allocated per packet: each thread owns its batch buffers for its whole life (the opening comments of
 // tx.h and rx.cc state each thread's ownership rules).
 //
-// Threading: the JS thread calls Create/SetTable/Start/Stop/Learned/LocalMacs/InjectFrame/counters/traffic.
+// Threading: the JS thread calls Create/SetTable/Start/Stop/Learned/LocalMacs/InjectFrame/Fault/counters/
+// traffic.
 // SetTable swaps an immutable snapshot (std::atomic_store on shared_ptr); each thread loads it once per batch.
 // Stop() sets stopping_, shuts the UDP socket down (the RX thread sleeps in a blocking recvmmsg) and signals an
 // eventfd the TX threads poll, then joins them; only then are the sockets and TAPs closed. Counters are relaxed
@@ -25,6 +26,7 @@
 #include "sys-error.h"
 #include "fd.h"
 #include "learn.h"
+#include "local-macs.h"
 #include "stats.h"
 #include "table.h"
 #include "udp-socket.h"
@@ -52,6 +54,7 @@ struct EngineConfig {
   int learn_max_per_peer = 4096;  // learned MACs per (VNI, VTEP) (config learnMaxPerPeer)
   int learn_max = 65536;          // learned MACs in all (config learnMax)
   bool source_check = true;       // drop datagrams whose inner source is ours or another VTEP's (config sourceCheck)
+  size_t max_local_macs = 1024;  // per VNI (LocalMacTable)
   bool udp_gso = true;  // try UDP_SEGMENT sends
   bool udp_gro = true;  // try UDP_GRO receives
   bool arp_suppression = true;  // answer ARP requests for known remote addresses on the bridge
@@ -82,6 +85,10 @@ class Engine {
   SysError InjectFrame(uint32_t vni, const uint8_t* frame, size_t len);
   Features features() const;
   const TrafficStats& traffic() const { return traffic_; }
+  // Why a data-path thread stopped on its own (its TAP deleted, poll failing): the first such error, or ok() while
+  // every thread runs. Any thread reports (ReportFault); JS polls (NativeEngineHandle.fault in
+  // src/dataplane/native.ts; Engine.fault in engine.ts). Pinned by test/lab/tap-lost.test.ts.
+  SysError Fault() const;
 
  private:
   struct Network {
@@ -96,6 +103,7 @@ class Engine {
   void RxLoop();              // rx.cc
   const Network* NetworkFor(uint32_t vni) const;
   static bool WriteTap(const Network& net, const uint8_t* frame, size_t len);
+  void ReportFault(SysError err);  // the first one is kept
 
   EngineConfig cfg_;
   std::vector<Network> nets_;
@@ -113,6 +121,8 @@ class Engine {
   bool started_ = false;
   bool stopped_ = false;
   std::atomic<bool> stopping_{false};  // set by Stop() before it wakes the threads
+  mutable std::mutex fault_mu_;
+  SysError fault_;
 };
 
 int64_t NowMs();

@@ -5,13 +5,17 @@
 
 namespace vxr {
 
-Napi::Value ThrowSys(Napi::Env env, const SysError& e) {
+Napi::Error SysErrorValue(Napi::Env env, const SysError& e) {
   const char* name = strerrorname_np(e.err);
   Napi::Error error = Napi::Error::New(env, e.what + ": " + strerror(e.err));
   error.Set("code", Napi::String::New(env, name ? name : "EUNKNOWN"));
   error.Set("errno", Napi::Number::New(env, e.err));
   error.Set("syscall", Napi::String::New(env, e.what));
-  error.ThrowAsJavaScriptException();
+  return error;
+}
+
+Napi::Value ThrowSys(Napi::Env env, const SysError& e) {
+  SysErrorValue(env, e).ThrowAsJavaScriptException();
   return env.Undefined();
 }
 

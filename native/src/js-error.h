@@ -12,6 +12,8 @@ namespace vxr {
 
 // Throws a JS Error with .code = errno name (e.g. "EADDRINUSE"), .errno and .syscall, and returns undefined.
 Napi::Value ThrowSys(Napi::Env env, const SysError& e);
+// The same Error as a value, not thrown (a fault reported rather than a call that failed).
+Napi::Error SysErrorValue(Napi::Env env, const SysError& e);
 Napi::Value ThrowType(Napi::Env env, const std::string& message);
 
 }  // namespace vxr

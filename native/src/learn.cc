@@ -125,36 +125,4 @@ std::vector<LearnRow> LearnTable::Dump(int64_t now_ms) const {
   return rows;
 }
 
-void LocalMacTable::SeenBatch(uint32_t vni, const Sighting* s, int n, int64_t now_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (int i = 0; i < n; i++) {
-    Entry& e = seen_[LearnKey{vni, s[i].mac}];
-    e.seen_ms = now_ms;
-    if (s[i].ip.len == 0 || (!e.ips.empty() && e.ips.front() == s[i].ip)) continue;
-    for (auto it = e.ips.begin(); it != e.ips.end(); ++it) {
-      if (*it == s[i].ip) {
-        e.ips.erase(it);
-        break;
-      }
-    }
-    e.ips.insert(e.ips.begin(), s[i].ip);
-    if (e.ips.size() > kMaxIps) e.ips.pop_back();
-  }
-}
-
-std::vector<LocalMacRow> LocalMacTable::Dump(int64_t now_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::vector<LocalMacRow> rows;
-  for (auto it = seen_.begin(); it != seen_.end();) {
-    const int64_t age = now_ms - it->second.seen_ms;
-    if (age >= aging_ms_) {
-      it = seen_.erase(it);
-      continue;
-    }
-    rows.push_back(LocalMacRow{it->first.vni, it->first.mac, age, it->second.ips});
-    ++it;
-  }
-  return rows;
-}
-
 }  // namespace vxr

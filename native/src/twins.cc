@@ -19,6 +19,7 @@
 #include "nd.h"
 #include "offload.h"
 #include "table.h"
+#include "tx.h"
 #include "wire.h"
 
 namespace vxr {
@@ -122,6 +123,37 @@ Napi::Value SegmentTsoJs(const Napi::CallbackInfo& info) {
     out.Set(static_cast<uint32_t>(i), seg);
   }
   return out;
+}
+
+// gsoPolicy(refusals, probes) → { actedOn: boolean[], allowed: boolean[], on: boolean }: a fresh GsoPolicy (GSO on)
+// is told of each refusal ([address, errno]) in turn (actedOn: Refused's answer), then asked about each probe
+// address. No TypeScript twin (the JS engine has no GSO); pinned by test/native/gso-policy.test.ts.
+Napi::Value GsoPolicyJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray() || !info[1].IsArray())
+    return ThrowType(env, "gsoPolicy: refusals must be [address, errno][] and probes an address[]");
+  std::atomic<bool> on{true};
+  GsoPolicy policy(on);
+  Napi::Array refusals = info[0].As<Napi::Array>(), probes = info[1].As<Napi::Array>();
+  Napi::Array acted = Napi::Array::New(env, refusals.Length()), allowed = Napi::Array::New(env, probes.Length());
+  for (uint32_t i = 0; i < refusals.Length(); i++) {
+    const Napi::Value r = refusals.Get(i);
+    Addr a;
+    uint32_t err;
+    if (!r.IsArray() || !GetAddr(r.As<Napi::Array>().Get(0u), &a) || !GetUint(r.As<Napi::Array>().Get(1u), 4095, &err))
+      return ThrowType(env, "gsoPolicy: refusals[] must be [address, errno]");
+    acted.Set(i, policy.Refused(a, static_cast<int>(err)));
+  }
+  for (uint32_t i = 0; i < probes.Length(); i++) {
+    Addr a;
+    if (!GetAddr(probes.Get(i), &a)) return ThrowType(env, "gsoPolicy: probes[] must be addresses");
+    allowed.Set(i, policy.Allowed(a));
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("actedOn", acted);
+  o.Set("allowed", allowed);
+  o.Set("on", on.load());
+  return o;
 }
 
 // mergeSegments(frames): the TAP writes the RX thread makes of these inner frames, in order, each as one Buffer
@@ -280,6 +312,7 @@ void RegisterTwins(Napi::Env env, Napi::Object exports) {
       {"segmentTso", SegmentTsoJs},   {"mergeSegments", MergeSegmentsJs}, {"senderIpv4", SenderIpv4Js},
       {"arpAnswer", ArpAnswerJs},     {"senderIpv6", SenderIpv6Js},       {"ndAnswer", NdAnswerJs},
       {"learnScript", LearnScriptJs},
+      {"gsoPolicy", GsoPolicyJs},
   };
   for (const auto& [name, fn] : twins) exports.Set(name, Napi::Function::New(env, fn, name));
 }

@@ -4,8 +4,8 @@
 
 namespace vxr {
 
-// Adds encapsulate, flowPort, classifyDatagram, segmentTso, mergeSegments, senderIpv4, arpAnswer, senderIpv6 and
-// ndAnswer to the addon's exports (NativeTwins in src/dataplane/native.ts).
+// Adds encapsulate, flowPort, classifyDatagram, segmentTso, mergeSegments, senderIpv4, arpAnswer, senderIpv6,
+// ndAnswer and gsoPolicy to the addon's exports (NativeTwins in src/dataplane/native.ts).
 void RegisterTwins(Napi::Env env, Napi::Object exports);
 
 }  // namespace vxr

@@ -78,10 +78,33 @@ void TxQueue::QueueSegment(const TxFrame& f, size_t i, uint16_t sport, const Pee
   Queue(head, tail, Sum16(static_cast<uint8_t*>(tail.iov_base), tail.iov_len, Sum16(h, head.iov_len)), sport, to);
 }
 
+bool GsoPolicy::Allowed(const Addr& to) const {
+  if (!on_.load(std::memory_order_relaxed)) return false;
+  for (size_t i = 0; i < n_; i++)
+    if (refused_[i] == to) return false;
+  return true;
+}
+
+bool GsoPolicy::Refused(const Addr& to, int err) {
+  if (err == ENOPROTOOPT || err == EOPNOTSUPP) {
+    on_.store(false, std::memory_order_relaxed);
+    return true;
+  }
+  if (err != EIO && err != EINVAL) return false;
+  if (n_ == kMaxRefused) {
+    on_.store(false, std::memory_order_relaxed);
+    return true;
+  }
+  for (size_t i = 0; i < n_; i++)
+    if (refused_[i] == to) return true;
+  refused_[n_++] = to;
+  return true;
+}
+
 GsoSender::GsoSender(FlowSockets& sockets, std::atomic<bool>& on, uint32_t vni, const Addr& local, uint16_t port,
                      Counters& counters, BatchTally& tally)
     : sockets_(sockets),
-      on_(on),
+      policy_(on),
       local_(local),
       port_(port),
       counters_(counters),
@@ -127,10 +150,7 @@ bool GsoSender::Send(const TxFrame& f, size_t from, size_t to, uint16_t sport, c
   ssize_t r;
   do r = sendmsg(fd, &h, 0);
   while (r < 0 && errno == EINTR);
-  if (r < 0 && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT || errno == EOPNOTSUPP)) {
-    on_.store(false, std::memory_order_relaxed);  // no UDP GSO on this path: the raw socket from now on
-    return false;
-  }
+  if (r < 0 && policy_.Refused(peer.addr, errno)) return false;  // no UDP GSO on this path: the raw socket
   if (r < 0) {
     counters_.drop(Drop::kTxSendError, to - from);
   } else {
@@ -147,7 +167,7 @@ namespace {
 void SendSegments(const TxFrame& f, uint16_t sport, const Peer& peer, TxQueue& raw, GsoSender& gso) {
   const size_t per_send = GsoSender::SegmentsPerSend(f);
   size_t i = 0;
-  if (gso.on() && per_send > 1) {
+  if (per_send > 1 && gso.on(peer)) {
     raw.Send();  // what is queued on the raw socket goes first: no reordering within a flow
     for (; i < f.tso.segments; i += per_send)
       if (!gso.Send(f, i, std::min(f.tso.segments, i + per_send), sport, peer)) break;
@@ -166,6 +186,14 @@ int ReadBurst(int tap, size_t vnet, int limit, TxFrame* frames, Counters& counte
     if (got < 0) {
       if (errno == EINTR) continue;
       break;  // EAGAIN: the burst is over
+    }
+    if (static_cast<size_t>(got) >= kSlot) {
+      // A read that fills the slot may have been cut short: the tun driver copies what fits and returns
+      // min(length, kSlot) through read() (more than kSlot through other paths). Never parsed nor sent: the frame's
+      // header would promise bytes that are not in the slot. Linux's own TSO frames stay well below this
+      // (gso_max_size 64 KiB less TCP's header room); only a crafted virtio header reaches it.
+      counters.drop(Drop::kTxTooBig);
+      continue;
     }
     f.tso.segments = 0;
     f.bad_offload = false;
@@ -204,7 +232,7 @@ Addr SenderIp(const uint8_t* f, size_t len) {
 // at most once a second each: a few recent ones are remembered here, and a batch's fresh ones go in with one lock.
 class LocalMacReporter {
  public:
-  void Report(const TxFrame* frames, int n, uint32_t vni, int64_t now_ms, LocalMacTable& table) {
+  void Report(const TxFrame* frames, int n, uint32_t vni, int64_t now_ms, LocalMacTable& table, Counters& counters) {
     int nf = 0;
     for (int i = 0; i < n; i++) {
       const TxFrame& f = frames[i];
@@ -216,7 +244,9 @@ class LocalMacReporter {
       slot = {src, ip, now_ms};
       fresh_[nf++] = {src, ip};
     }
-    if (nf > 0) table.SeenBatch(vni, fresh_.data(), nf, now_ms);
+    if (nf == 0) return;
+    const int refused = table.SeenBatch(vni, fresh_.data(), nf, now_ms);
+    if (refused > 0) counters.add(Traffic::kLocalMacRefused, static_cast<uint64_t>(refused));
   }
 
  private:
@@ -256,14 +286,23 @@ void Engine::TxLoop(Network* net) {
     int pr = poll(pfd, 2, 0);
     const bool woke = pr == 0;
     if (woke) pr = poll(pfd, 2, -1);
-    if (pr < 0 && errno != EINTR) break;
+    if (pr < 0 && errno != EINTR) {
+      ReportFault(Errno("poll on the TAP of VNI " + std::to_string(net->vni)));
+      break;
+    }
     if (pfd[1].revents) break;
-    if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL)) break;  // TAP gone
+    if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+      // The TAP is gone (deleted under us): this VNI no longer forwards. Reported so that the process can exit
+      // non-zero and be restarted, never a silent end.
+      ReportFault(SysError{ENODEV, "TAP of VNI " + std::to_string(net->vni) + " (transmit thread: poll says " +
+                                       (pfd[0].revents & POLLNVAL ? "POLLNVAL" : pfd[0].revents & POLLHUP ? "POLLHUP" : "POLLERR") + ")"});
+      break;
+    }
 
     const int n = ReadBurst(net->tap.get(), vnet, woke ? 1 : kBatch, frames.data(), counters_);
     if (n == 0) continue;
 
-    local_macs.Report(frames.data(), n, net->vni, NowMs(), local_);
+    local_macs.Report(frames.data(), n, net->vni, NowMs(), local_, counters_);
 
     // Resolve stage: one table snapshot and at most one learned-table lock for the whole batch.
     const std::shared_ptr<const Table> table = std::atomic_load(&table_);

@@ -79,17 +79,36 @@ class TxQueue {
   std::vector<uint8_t> seg_hdrs_;  // headers of the TSO segments queued (one per message at most)
 };
 
+// Where UDP GSO may be used. A GSO send refused with EINVAL or EIO speaks for its path only (a segment larger than
+// the route's MTU, a device without checksum offload): that destination goes to the raw socket from then on, the
+// others keep GSO. ENOPROTOOPT or EOPNOTSUPP mean the kernel has no UDP GSO at all: off for the whole engine (`on`,
+// shared by the TX threads). Bounded: the kMaxRefused-th refused destination turns it off everywhere too.
+// One per TX thread (inside its GsoSender). Pinned by test/native/gso-policy.test.ts (the gsoPolicy twin).
+class GsoPolicy {
+ public:
+  static constexpr size_t kMaxRefused = 64;
+  explicit GsoPolicy(std::atomic<bool>& on) : on_(on) {}
+  bool Allowed(const Addr& to) const;
+  // The kernel refused a GSO send to `to` with `err`; true when the error is one GSO policy acts on (the caller
+  // falls back to the raw socket), false for an ordinary send error.
+  bool Refused(const Addr& to, int err);
+
+ private:
+  std::atomic<bool>& on_;
+  std::array<Addr, kMaxRefused> refused_{};
+  size_t n_ = 0;
+};
+
 // A TSO frame's segments to one peer in UDP_SEGMENT sends from the flow's own UDP socket (FlowSockets: bound to the
-// flow's source port, so the outer port is the one the raw path would write). The first send the kernel refuses
-// with EIO, EINVAL, ENOPROTOOPT or EOPNOTSUPP turns GSO off for the whole engine (`on`): the raw socket from then
-// on. Segmentation pinned by test/native/offload.test.ts (segmentTso).
+// flow's source port, so the outer port is the one the raw path would write). Where GSO may be used: GsoPolicy.
+// Segmentation pinned by test/native/offload.test.ts (segmentTso).
 class GsoSender {
  public:
   static constexpr size_t kMaxBytes = 65507;  // one GSO send is one UDP datagram's worth of payload (IPv4 limit)
 
   GsoSender(FlowSockets& sockets, std::atomic<bool>& on, uint32_t vni, const Addr& local, uint16_t port,
             Counters& counters, BatchTally& tally);
-  bool on() const { return on_.load(std::memory_order_relaxed); }
+  bool on(const Peer& to) const { return policy_.Allowed(to.addr); }
   // Segments per send for frames like `f` (bounded by kMaxGsoSegments and kMaxBytes).
   static size_t SegmentsPerSend(const TxFrame& f);
   // Segments [from, to) of `f` to `peer` in one send. False when GSO is not available (the caller falls back to the
@@ -98,7 +117,7 @@ class GsoSender {
 
  private:
   FlowSockets& sockets_;
-  std::atomic<bool>& on_;
+  GsoPolicy policy_;
   const Addr local_;
   const uint16_t port_;
   Counters& counters_;

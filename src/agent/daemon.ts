@@ -129,6 +129,9 @@ export function defaultHostId(local: string): string {
   return `${machine}-${local}`;
 }
 
+/** How often the engine is asked whether its data path stopped on its own (Engine.fault). */
+const FAULT_POLL_MS = 250;
+
 /** How often this host's MAC set is compared with what it advertised (a write only when it changed). */
 const ADVERTISE_MS = 250;
 
@@ -227,6 +230,7 @@ export class Daemon implements DaemonView {
         learnMaxPerPeer: config.learnMaxPerPeer,
         learnMax: config.learnMax,
         sourceCheck: config.sourceCheck,
+        maxLocalMacs: config.maxLocalMacs,
         udpGso: config.offloads.includes('gso'),
         udpGro: config.offloads.includes('gro'),
         arpSuppression: config.arpSuppression,
@@ -250,12 +254,17 @@ export class Daemon implements DaemonView {
       }
       daemon.apply();
 
+      let refusedMacs = 0;
       const advertiser = setInterval(() => {
         // This host's MACs (frame sources seen on its TAPs) go to every control plane (etcd: under this host's lease),
         // so the other hosts forward to them without flooding; a quarter second keeps a moved MAC's home known
         // everywhere well within a second.
         const macs = engine.localMacs();
         for (const p of planes) p.advertise(macs);
+        const refused = engine.counters().local_mac_refused;
+        if (refused > refusedMacs)
+          warn.warn('local-macs-full', `a bridge holds more than ${config.maxLocalMacs} source MACs per network: new ones are not advertised (local_mac_refused ${refused})`, { localMacRefused: refused });
+        refusedMacs = refused;
       }, ADVERTISE_MS);
       advertiser.unref();
       owned.push({ close: () => clearInterval(advertiser) });
@@ -278,16 +287,26 @@ export class Daemon implements DaemonView {
   run(out: (line: string) => void): Promise<void> {
     const { info } = this;
     const all = <K extends keyof ServedNetwork>(k: K): string => info.networks.map((n) => n[k]).join(',');
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       // The native engine's threads are invisible to the event loop: hold it open until a signal says stop.
       const keepAlive = setInterval(() => undefined, 1 << 30);
+      // A data-path thread that stopped on its own (its TAP deleted under it) ends the process non-zero, logged,
+      // so that a supervisor restarts the router.
+      const watch = setInterval(() => {
+        const fault = this.engine.fault();
+        if (fault === undefined) return;
+        clearInterval(watch);
+        this.log.error({ code: fault.code, kind: fault.kind }, describeError(fault));
+        stop(fault);
+      }, FAULT_POLL_MS);
       // Node's default for SIGUSR1 opens the inspector on a TCP port: a daemon must not. Everything the router can
       // tell is on its control socket.
       const usr1 = (): void => this.log.info('SIGUSR1 ignored: ask the control socket (vxlan-router status | counters | table)');
-      const stop = (): void => {
+      const stop = (fault?: unknown): void => {
         clearInterval(keepAlive);
+        clearInterval(watch);
         process.off('SIGINT', stop).off('SIGTERM', stop).off('SIGUSR1', usr1);
-        void this.close().then(resolve);
+        void this.close().then(() => (fault instanceof VxlanRouterError ? reject(fault) : resolve()));
       };
       process.on('SIGINT', stop).on('SIGTERM', stop).on('SIGUSR1', usr1);
       const names = info.networks.some((n) => n.name !== null) ? ` network=${all('name')}` : '';

@@ -61,6 +61,7 @@ interface UpFlags {
   learnMaxPerPeer?: number | string;
   learnMax?: number | string;
   sourceCheck: boolean;
+  maxLocalMacs?: number | string;
   config?: string;
   etcd?: string;
   network?: string[];
@@ -151,6 +152,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--learn-max-per-peer <n>', 'learned MACs per network and peer; more new sources are dropped (default: 4096)', integerOrRaw)
     .option('--learn-max <n>', 'learned MACs in all (default: 65536)', integerOrRaw)
     .option('--no-source-check', "accept inbound frames whose source MAC is this host's or another host's (etcd/static)")
+    .option('--max-local-macs <n>', 'local MACs (bridge sources) kept and advertised per network; more are counted as local_mac_refused (default: 1024)', integerOrRaw)
     .option('--config <file>', 'YAML config file with the same keys (flags override it)')
     .option('--etcd <urls>', 'etcd endpoints, comma-separated: peers (and the VNI) come from the registry')
     .option('--network <name[:bridge]>', 'overlay network to join in etcd (default: default); repeat with name:bridge to serve several', collect)
@@ -178,6 +180,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
         learnMaxPerPeer: flags.learnMaxPerPeer,
         learnMax: flags.learnMax,
         sourceCheck: cmd.getOptionValueSource('sourceCheck') === 'cli' ? flags.sourceCheck : undefined,
+        maxLocalMacs: flags.maxLocalMacs,
         etcd: endpoints(flags.etcd),
         ...networkFlags(flags.network),
         hostId: flags.hostId,

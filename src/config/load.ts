@@ -31,6 +31,7 @@ const FLAG_OF: Record<ConfigKey, string> = {
   learnMaxPerPeer: '--learn-max-per-peer',
   learnMax: '--learn-max',
   sourceCheck: '--no-source-check',
+  maxLocalMacs: '--max-local-macs',
   etcd: '--etcd',
   network: '--network',
   networks: '--network <name>:<bridge>',

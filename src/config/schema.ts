@@ -60,6 +60,11 @@ export const configSchema = z.strictObject({
    * config (rx_spoofed_source). Off only for unusual set-ups (a MAC legitimately behind several hosts).
    */
   sourceCheck: z.boolean().default(true),
+  /**
+   * This host's own MACs (sources seen on a bridge, advertised to the other hosts) kept per network: a new one beyond
+   * it is not recorded nor advertised (local_mac_refused); they age out after agingSeconds.
+   */
+  maxLocalMacs: intIn(1, 65536).default(1024),
   /** etcd endpoints (e.g. http://198.51.100.254:2379): peers then come from the registry. */
   etcd: z.array(z.string().regex(/^https?:\/\/[^\s/]+$/, { message: 'is not an etcd endpoint (http://host:port)' })).optional(),
   /** The overlay network to join, as defined in etcd by `vxlan-router network create`. */

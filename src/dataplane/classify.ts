@@ -3,14 +3,18 @@
  * native/src/wire.h, exported to tests as classifyDatagram by native/src/twins.cc): the first failing check names the
  * drop reason. Pure.
  */
-import { ETH_HEADER_LEN, VXLAN_FLAG_I, VXLAN_HEADER_LEN } from '../packet/index.js';
+import { canonicalIp, ETH_HEADER_LEN, VXLAN_FLAG_I, VXLAN_HEADER_LEN } from '../packet/index.js';
 import type { DropReason } from './engine.js';
 
 /** VNI → canonical addresses of its peers (the source allow-list). */
 export type VniPeers = ReadonlyMap<number, ReadonlySet<string>>;
 
+/**
+ * Peers are canonicalised here, once per table (`FD00::0001` → `fd00::1`), because `from` is compared as the kernel
+ * spells a datagram's source (canonical already). Throws a PacketError on text that is not an address.
+ */
 export function buildVniPeers(vnis: readonly { readonly vni: number; readonly peers: readonly string[] }[]): VniPeers {
-  return new Map(vnis.map((v) => [v.vni, new Set(v.peers)]));
+  return new Map(vnis.map((v) => [v.vni, new Set(v.peers.map(canonicalIp))]));
 }
 
 export type Verdict =

@@ -19,7 +19,7 @@ export const DROP_REASONS = [
   'rx_oversize', // inner frame larger than the TAP can carry, or the datagram did not fit the receive buffer
   'rx_tap_write_error', // the kernel refused the frame on the TAP
   'tx_short_frame', // frame read from the TAP shorter than an Ethernet header
-  'tx_too_big', // encapsulated datagram would exceed the underlay MTU (VXLAN is never fragmented)
+  'tx_too_big', // encapsulated datagram would exceed the underlay MTU (VXLAN is never fragmented), or a TAP read filled its buffer (perhaps cut short)
   'tx_no_destination', // no peer for the VNI: nowhere to send
   'tx_send_error', // the kernel refused the datagram
   'tx_bad_offload', // the TAP's virtio header asked for something we cannot do (malformed super-frame, bad offsets)
@@ -42,14 +42,18 @@ export const TRAFFIC_COUNTERS = [
   'rx_merged', // received TCP segments merged into super-frames for the TAP (GRO)
   'arp_suppressed', // ARP requests from the bridge answered by the router (the address is a known remote container's)
   'nd_suppressed', // IPv6 Neighbor Solicitations from the bridge answered by the router (likewise)
+  'local_mac_refused', // sightings of a new bridge source MAC not recorded (nor advertised): its VNI holds maxLocalMacs; the frame is still sent (JS: per frame; native: at most once a second per MAC)
 ] as const;
 export type TrafficCounter = (typeof TRAFFIC_COUNTERS)[number];
 
 export type CounterName = DropReason | TrafficCounter;
 export type Counters = Record<CounterName, number>;
 
-/** Addresses an engine keeps per local MAC (LocalMac.ips), as LocalMacTable::kMaxIps in native/src/learn.h (pinned by test/native/limits.test.ts). */
+/** Addresses an engine keeps per local MAC (LocalMac.ips), as LocalMacTable::kMaxIps in native/src/local-macs.h (pinned by test/native/limits.test.ts). */
 export const MAX_IPS = 8;
+
+/** Local MACs an engine keeps per VNI unless told otherwise (EngineOptions.maxLocalMacs; config maxLocalMacs). */
+export const DEFAULT_MAX_LOCAL_MACS = 1024;
 
 /** A MAC of this host's bridge side, as the engine last saw it. */
 export interface LocalMac {
@@ -98,6 +102,7 @@ export interface EngineOptions {
   readonly underlayMtu: number;
   readonly networks: readonly VniTap[];
   readonly learning: boolean;
+  /** Also the time a local MAC (LocalMac) stays without being seen. */
   readonly agingMs: number;
   /** Learned MACs per (VNI, peer) and in all; a new source over either is dropped as rx_learn_full (default 4096, 65536). */
   readonly learnMaxPerPeer?: number;
@@ -107,6 +112,11 @@ export interface EngineOptions {
    * another VTEP, as rx_spoofed_source (default true).
    */
   readonly sourceCheck?: boolean;
+  /**
+   * Local MACs kept per VNI (default DEFAULT_MAX_LOCAL_MACS): a new source MAC beyond it is not recorded nor
+   * advertised (counted as local_mac_refused); its frames are still sent.
+   */
+  readonly maxLocalMacs?: number;
   /** Native engine: try UDP GSO sends / GRO receives (default true). */
   readonly udpGso?: boolean;
   readonly udpGro?: boolean;
@@ -121,6 +131,16 @@ export interface EngineOptions {
 export type { TableSnapshot, FdbEntry } from '../fdb/index.js';
 import type { TableSnapshot, FdbEntry, FdbOrigin } from '../fdb/index.js';
 import type { Traffic } from './traffic.js';
+import { VxlanRouterError } from '../errors.js';
+
+/** Engine.fault()'s error, one shape for both engines: E_SYSTEM, kind 'data-path-stopped', `why` in the message. */
+export function dataPathStopped(why: string, cause?: unknown): VxlanRouterError {
+  return new VxlanRouterError('E_SYSTEM', `data path stopped: ${why}`, {
+    cause,
+    kind: 'data-path-stopped',
+    hint: 'the router exits non-zero so that its supervisor restarts it',
+  });
+}
 
 export type EngineKind = 'native' | 'js';
 
@@ -149,6 +169,11 @@ export interface Engine {
   localMacs(): LocalMac[];
   /** Frames and bytes per peer and per VNI, when each peer was last heard, and refused sources. */
   traffic(): Traffic;
+  /**
+   * Why the data path stopped on its own (a TAP deleted under it, a thread's poll failing), or undefined while it
+   * runs. Cheap: the daemon polls it and exits non-zero so that a supervisor restarts the router.
+   */
+  fault(): VxlanRouterError | undefined;
   /** Stop forwarding, close sockets and TAPs. Safe to call twice. */
   close(): Promise<void>;
 }

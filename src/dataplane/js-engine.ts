@@ -17,11 +17,13 @@ import { isIPv6 } from 'node:net';
 import { promisify } from 'node:util';
 import { VxlanRouterError } from '../errors.js';
 import { ForwardingTable } from '../fdb/index.js';
-import { arpReply, arpRequestTarget, encodeVxlanHeader, flowPort, formatMac, ndAdvertReply, ndSolicitTarget, VXLAN_HEADER_LEN } from '../packet/index.js';
+import { arpReply, arpRequestTarget, canonicalIp, encodeVxlanHeader, flowPort, formatMac, ndAdvertReply, ndSolicitTarget, VXLAN_HEADER_LEN } from '../packet/index.js';
 import { buildVniPeers, classifyDatagram } from './classify.js';
 import { announcement, reboundAddresses, senderIp } from './neighbors.js';
 import { TrafficStats, type Traffic } from './traffic.js';
 import {
+  dataPathStopped,
+  DEFAULT_MAX_LOCAL_MACS,
   MAX_IPS,
   NO_OFFLOADS,
   zeroCounters,
@@ -47,8 +49,13 @@ const EPHEMERAL_LOW = 49152;
 export class JsEngine implements Engine {
   readonly kind = 'js' as const;
   private readonly counts: Counters = zeroCounters();
-  /** This host's own MACs (frame sources from the TAPs), keyed vni/mac, for advertisement. */
-  private readonly local = new Map<string, { vni: number; mac: string; seen: number; ips: string[] }>();
+  /**
+   * This host's own MACs (frame sources from the TAPs), per VNI then MAC, for advertisement. At most maxLocalMacs per
+   * VNI; aged out after agingMs (swept every second). Twin: LocalMacTable in native/src/local-macs.h.
+   */
+  private readonly local = new Map<number, Map<string, { seen: number; ips: string[] }>>();
+  private readonly maxLocalMacs: number;
+  private faulted: VxlanRouterError | undefined;
   private table: TableSnapshot = { vnis: [] };
   /** Per VNI: remote containers' addresses (IPv4 and IPv6) → MAC, for ARP and ND suppression. */
   private neighbors = new Map<number, Map<string, string>>();
@@ -72,8 +79,9 @@ export class JsEngine implements Engine {
   constructor(
     private readonly opts: EngineOptions,
     private readonly removeTap: (name: string) => void,
-    now: () => number = Date.now,
+    private readonly now: () => number = Date.now,
   ) {
+    this.maxLocalMacs = opts.maxLocalMacs ?? DEFAULT_MAX_LOCAL_MACS;
     this.family = isIPv6(opts.local) ? 'udp6' : 'udp4';
     this.ipHeaderLen = this.family === 'udp6' ? 40 : 20;
     this.fdbTable = new ForwardingTable({ agingMs: opts.agingMs, maxPerPeer: opts.learnMaxPerPeer, maxTotal: opts.learnMax, now });
@@ -97,11 +105,17 @@ export class JsEngine implements Engine {
     // Errors on a bound UDP socket are per-datagram ICMP reports (e.g. port unreachable): not fatal.
     this.rxSocket.on('error', () => undefined);
     for (const s of this.sourcePool) s.on('error', () => this.counts.tx_send_error++);
-    this.agingTimer = setInterval(() => this.fdbTable.expire(), 1000).unref();
+    this.agingTimer = setInterval(() => {
+      this.fdbTable.expire();
+      this.expireLocal();
+    }, 1000).unref();
     for (const n of this.opts.networks) void this.readTap(n);
   }
 
-  applyTable(table: TableSnapshot): void {
+  applyTable(given: TableSnapshot): void {
+    // Addresses compared as text (sources, flood lists, neighbours) in one spelling: FD00::0001 is fd00::1. Done before
+    // any state changes, so a table with an address that does not parse is refused whole (PacketError).
+    const table = canonicalTable(given);
     const rebound = reboundAddresses(this.table, table);
     this.table = table;
     this.fdbTable.load(table);
@@ -125,13 +139,15 @@ export class JsEngine implements Engine {
   }
 
   localMacs(): LocalMac[] {
-    const now = Date.now();
+    this.expireLocal();
+    const now = this.now();
     const rows: LocalMac[] = [];
-    for (const [key, e] of this.local) {
-      if (now - e.seen >= this.opts.agingMs) this.local.delete(key);
-      else rows.push({ vni: e.vni, mac: e.mac, ageMs: now - e.seen, ips: [...e.ips] });
-    }
+    for (const [vni, macs] of this.local) for (const [mac, e] of macs) rows.push({ vni, mac, ageMs: now - e.seen, ips: [...e.ips] });
     return rows;
+  }
+
+  fault(): VxlanRouterError | undefined {
+    return this.closed ? undefined : this.faulted;
   }
 
   traffic(): Traffic {
@@ -162,15 +178,19 @@ export class JsEngine implements Engine {
   private async readTap(net: VniTap): Promise<void> {
     const size = net.mtu + L2_ALLOWANCE;
     while (!this.closed) {
-      const buf = Buffer.allocUnsafe(size);
+      // One byte more than a frame may have: a read that fills the buffer was cut short by the kernel (it copies what
+      // fits and says so only by filling it).
+      const buf = Buffer.allocUnsafe(size + 1);
       let n: number;
       try {
-        ({ bytesRead: n } = await readAsync(net.tapFd, buf, 0, size, null));
-      } catch {
-        return; // EBADF after close(); a TAP that fails otherwise has been deleted under us
+        ({ bytesRead: n } = await readAsync(net.tapFd, buf, 0, size + 1, null));
+      } catch (err) {
+        // EBADF after close(); a TAP that fails otherwise has been deleted under us: reported (fault), not silent.
+        if (!this.closed) this.faulted ??= dataPathStopped(`TAP ${net.tapName} of VNI ${net.vni}: ${(err as Error).message}`, err);
+        return;
       }
       if (this.closed) return;
-      if (n > size) this.counts.tx_too_big++; // larger than the TAP's MTU allows: the read was cut short
+      if (n > size) this.counts.tx_too_big++; // larger than the TAP's MTU allows, and perhaps cut short: dropped whole
       else this.transmit(net.vni, buf.subarray(0, n));
     }
   }
@@ -224,12 +244,25 @@ export class JsEngine implements Engine {
   /** Records a frame's source MAC (and the IPv4 or IPv6 address it used) as one of this host's own. */
   private noteLocal(vni: number, frame: Buffer): void {
     const mac = formatMac(frame, 6);
-    const key = `${vni}/${mac}`;
-    const e = this.local.get(key) ?? { vni, mac, seen: 0, ips: [] };
-    e.seen = Date.now();
+    let macs = this.local.get(vni);
+    if (macs === undefined) this.local.set(vni, (macs = new Map()));
+    let e = macs.get(mac);
+    if (e === undefined) {
+      if (macs.size >= this.maxLocalMacs) {
+        this.counts.local_mac_refused++; // not recorded nor advertised; the frame still goes out
+        return;
+      }
+      macs.set(mac, (e = { seen: 0, ips: [] }));
+    }
+    e.seen = this.now();
     const ip = senderIp(frame);
     if (ip !== undefined && e.ips[0] !== ip) e.ips = [ip, ...e.ips.filter((x) => x !== ip)].slice(0, MAX_IPS);
-    this.local.set(key, e);
+  }
+
+  /** Forgets local MACs not seen for agingMs. */
+  private expireLocal(): void {
+    const now = this.now();
+    for (const macs of this.local.values()) for (const [mac, e] of macs) if (now - e.seen >= this.opts.agingMs) macs.delete(mac);
   }
 
   /** A frame of our own onto a VNI's bridge (ARP / ND answers and announcements); false when the TAP refused it. */
@@ -291,8 +324,8 @@ export class JsEngine implements Engine {
     if (src[0]! & 1) return false;
     const home = this.fdbTable.homeOf(vni, src);
     if (home !== undefined) return home !== from; // the control plane's word outranks our sighting (a container that moved)
-    const local = this.local.get(`${vni}/${formatMac(src)}`);
-    return local !== undefined && Date.now() - local.seen < this.opts.agingMs; // the clock noteLocal stamps with
+    const local = this.local.get(vni)?.get(formatMac(src));
+    return local !== undefined && this.now() - local.seen < this.opts.agingMs; // the clock noteLocal stamps with
   }
 
   private maxFrame(): number {
@@ -300,6 +333,18 @@ export class JsEngine implements Engine {
     for (const n of this.opts.networks) mtu = Math.max(mtu, n.mtu);
     return mtu + L2_ALLOWANCE;
   }
+}
+
+/** The table with every address (peers, MAC homes, neighbour addresses) in canonical text (canonicalIp). */
+function canonicalTable(t: TableSnapshot): TableSnapshot {
+  return {
+    vnis: t.vnis.map((v) => ({
+      vni: v.vni,
+      peers: [...new Set(v.peers.map(canonicalIp))],
+      macs: v.macs.map((m) => ({ ...m, vtep: canonicalIp(m.vtep) })),
+      ...(v.neighbors === undefined ? {} : { neighbors: v.neighbors.map((n) => ({ ...n, ip: canonicalIp(n.ip) })) }),
+    })),
+  };
 }
 
 function bindSocket(type: 'udp4' | 'udp6', address: string, port: number): Promise<Socket> {

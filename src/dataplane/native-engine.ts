@@ -6,6 +6,8 @@
 import { VxlanRouterError } from '../errors.js';
 import { DEFAULT_LEARN_MAX, DEFAULT_LEARN_MAX_PER_PEER } from '../fdb/index.js';
 import {
+  dataPathStopped,
+  DEFAULT_MAX_LOCAL_MACS,
   DROP_REASONS,
   NO_OFFLOADS,
   TRAFFIC_COUNTERS,
@@ -30,6 +32,7 @@ export class NativeEngine implements Engine {
   private table: TableSnapshot = { vnis: [] };
   private closed = false;
   private statics = controlCounts({ vnis: [] });
+  private faulted: VxlanRouterError | undefined;
 
   constructor(
     private readonly opts: EngineOptions,
@@ -48,6 +51,7 @@ export class NativeEngine implements Engine {
         learnMaxPerPeer: this.opts.learnMaxPerPeer ?? DEFAULT_LEARN_MAX_PER_PEER,
         learnMax: this.opts.learnMax ?? DEFAULT_LEARN_MAX,
         sourceCheck: this.opts.sourceCheck ?? true,
+        maxLocalMacs: this.opts.maxLocalMacs ?? DEFAULT_MAX_LOCAL_MACS,
         udpGso: this.opts.udpGso ?? true,
         udpGro: this.opts.udpGro ?? true,
         arpSuppression: this.opts.arpSuppression ?? true,
@@ -94,6 +98,13 @@ export class NativeEngine implements Engine {
 
   traffic(): Traffic {
     return this.handle?.traffic() ?? { peers: [], vnis: [], rejected: [] };
+  }
+
+  fault(): VxlanRouterError | undefined {
+    const f = this.closed ? null : (this.handle?.fault() ?? null);
+    if (f === null) return undefined;
+    this.faulted ??= dataPathStopped(f.message, f);
+    return this.faulted;
   }
 
   fdb(): FdbEntry[] {

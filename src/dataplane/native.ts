@@ -31,13 +31,15 @@ export interface NativeEngineHandle {
   injectFrame(vni: number, frame: Uint8Array): void;
   /** Per-peer and per-VNI counts and refused sources (native/src/stats.h). */
   traffic(): Traffic;
+  /** Why a data-path thread stopped on its own (e.g. its TAP was deleted), or null while all run (Engine::Fault). */
+  fault(): Error | null;
 }
 
 export type TapOffload = 'csum' | 'tso4' | 'tso6';
 
 /**
  * Bounds of the engine's tables that TypeScript shares (native/src: TrafficStats::kMaxRejected and kMaxPeers in
- * stats.h, LocalMacTable::kMaxIps in learn.h, kMaxVni in wire.h). Frozen. Pinned by test/native/limits.test.ts to
+ * stats.h, LocalMacTable::kMaxIps in local-macs.h, kMaxVni in wire.h). Frozen. Pinned by test/native/limits.test.ts to
  * MAX_REJECTED, MAX_PEERS (traffic.ts), MAX_IPS (engine.ts) and MAX_VNI (src/packet/vxlan.ts).
  */
 export interface NativeLimits {
@@ -75,6 +77,8 @@ export interface NativeSurface {
     learnMaxPerPeer: number;
     learnMax: number;
     sourceCheck?: boolean;
+    /** Local MACs kept per VNI (default 1024). */
+    maxLocalMacs?: number;
     /** Try UDP GSO sends and GRO receives (each default true). */
     udpGso?: boolean;
     udpGro?: boolean;
@@ -108,6 +112,8 @@ export interface NativeTwins {
   ndAnswer(frame: Uint8Array, mac: string): { target: string; reply: Buffer } | null;
   /** The learned-MAC table (LearnTable) run through `steps`, one result each. Twin of ForwardingTable in src/fdb/fdb.ts. */
   learnScript(options: { agingMs: number; maxPerPeer: number; maxTotal: number }, steps: readonly LearnStep[]): (string | number | null)[];
+  /** A fresh GsoPolicy (native/src/tx.h) told of each refused GSO send ([address, errno]), then asked about each probe. */
+  gsoPolicy(refusals: [address: string, errno: number][], probes: string[]): { actedOn: boolean[]; allowed: boolean[]; on: boolean };
 }
 
 /**
