@@ -28,7 +28,11 @@ import { hashedTransfer } from './transfers.js';
 import { waitFor } from './wait.js';
 
 /** The receive drop reasons a datagram can land in (rx_tap_write_error is counted on top of delivery, see above). */
-export const RX_DROPS = ['rx_short', 'rx_bad_flags', 'rx_unknown_vni', 'rx_unknown_source', 'rx_truncated_inner', 'rx_oversize'] as const;
+/**
+ * Every receive-side drop a fuzzed datagram can land in: the six the generator labels, plus the two that depend on
+ * the router's state rather than the bytes (a full learned-MAC table, an inner source that is one of ours).
+ */
+export const RX_DROPS = ['rx_short', 'rx_bad_flags', 'rx_unknown_vni', 'rx_unknown_source', 'rx_truncated_inner', 'rx_oversize', 'rx_learn_full', 'rx_spoofed_source'] as const;
 
 export interface FuzzOptions {
   readonly engine: EngineName;
