@@ -70,6 +70,8 @@ export class JsEngine implements Engine {
   private sourcePool: Socket[] = [];
   private agingTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** VNIs whose TAP was deleted under us: their reader has ended (lostTaps, replaceTap). */
+  private readonly lost = new Set<number>();
   private statics = controlCounts({ vnis: [] });
 
   /**
@@ -150,6 +152,22 @@ export class JsEngine implements Engine {
     return this.closed ? undefined : this.faulted;
   }
 
+  lostTaps(): number[] {
+    return [...this.lost];
+  }
+
+  replaceTap(tap: VniTap): void {
+    const old = this.taps.get(tap.vni);
+    if (this.closed || old === undefined || !this.lost.has(tap.vni)) {
+      closeSync(tap.tapFd);
+      throw new VxlanRouterError('E_SYSTEM', `replace the TAP of VNI ${tap.vni}: ${this.closed ? 'engine closed' : old === undefined ? 'not served' : 'the current one still forwards'}`);
+    }
+    closeSync(old.tapFd);
+    this.taps.set(tap.vni, tap);
+    this.lost.delete(tap.vni);
+    void this.readTap(tap);
+  }
+
   traffic(): Traffic {
     return this.stats.snapshot();
   }
@@ -164,7 +182,7 @@ export class JsEngine implements Engine {
     this.closed = true;
     clearInterval(this.agingTimer);
     for (const s of [this.rxSocket, ...this.sourcePool]) s?.close();
-    for (const n of this.opts.networks) {
+    for (const n of this.taps.values()) {
       try {
         this.removeTap(n.tapName);
       } catch {
@@ -184,9 +202,10 @@ export class JsEngine implements Engine {
       let n: number;
       try {
         ({ bytesRead: n } = await readAsync(net.tapFd, buf, 0, size + 1, null));
-      } catch (err) {
-        // EBADF after close(); a TAP that fails otherwise has been deleted under us: reported (fault), not silent.
-        if (!this.closed) this.faulted ??= dataPathStopped(`TAP ${net.tapName} of VNI ${net.vni}: ${(err as Error).message}`, err);
+      } catch {
+        // EBADF after close(); a TAP that fails otherwise has been deleted under us: this VNI waits for replaceTap
+        // (the agent recreates the TAP), reported through lostTaps, never a silent end.
+        if (!this.closed && this.taps.get(net.vni) === net) this.lost.add(net.vni);
         return;
       }
       if (this.closed) return;
