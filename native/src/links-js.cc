@@ -46,6 +46,7 @@ class LinkWatchWrap : public Napi::ObjectWrap<LinkWatchWrap> {
   explicit LinkWatchWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<LinkWatchWrap>(info) {
     Napi::Env env = info.Env();
     if (!info[0].IsFunction()) {
+      released_ = true;  // no ThreadSafeFunction to release
       ThrowType(env, "watchLinks: callback must be a function");
       return;
     }
