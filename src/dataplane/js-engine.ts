@@ -22,7 +22,6 @@ import { buildVniPeers, classifyDatagram } from './classify.js';
 import { announcement, reboundAddresses, senderIp } from './neighbors.js';
 import { TrafficStats, type Traffic } from './traffic.js';
 import {
-  dataPathStopped,
   DEFAULT_MAX_LOCAL_MACS,
   MAX_IPS,
   NO_OFFLOADS,
@@ -55,7 +54,6 @@ export class JsEngine implements Engine {
    */
   private readonly local = new Map<number, Map<string, { seen: number; ips: string[] }>>();
   private readonly maxLocalMacs: number;
-  private faulted: VxlanRouterError | undefined;
   private table: TableSnapshot = { vnis: [] };
   /** Per VNI: remote containers' addresses (IPv4 and IPv6) → MAC, for ARP and ND suppression. */
   private neighbors = new Map<number, Map<string, string>>();
@@ -148,8 +146,9 @@ export class JsEngine implements Engine {
     return rows;
   }
 
+  /** Never: a TAP that fails is reported through lostTaps (and recreated by the agent); nothing else stops this engine. */
   fault(): VxlanRouterError | undefined {
-    return this.closed ? undefined : this.faulted;
+    return undefined;
   }
 
   lostTaps(): number[] {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `vxlan-router docker-network create` against a real dockerd (issue #4, "Plain Docker hosts"); run by hand, not in
-# CI by default (it starts a Docker engine; test/docker/docker-network.test.ts runs it where dockerd is installed,
-# and installs nothing). Two hosts in network namespaces of this script's own:
+# `vxlan-router docker-network create` against a real dockerd (issue #4, "Plain Docker hosts"); run by hand, or
+# under tap by test/docker/docker-network.test.ts where dockerd is already installed (that one installs nothing;
+# run alone, this script installs docker.io). Two hosts in network namespaces of its own:
 #   h1: etcd, dockerd, the Docker network made by `docker-network create`, a Docker container on it, a router on its bridge
 #   h2: no Docker: a plain bridge with a namespace "container" and a router
 # It asserts that the Docker network has the overlay's subnet, h1's leased range, gateway, bridge and MTU, that a

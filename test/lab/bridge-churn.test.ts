@@ -35,7 +35,11 @@ for (const engine of ['native', 'js'] as const) {
     const lab = new Lab();
     t.teardown(() => lab.destroy());
     const { h1, h2, c1, c2 } = await twoHosts(lab);
-    const r1 = await lab.startRouter(h1, { peers: [h2.underlayIp], engine });
+    const metrics = '127.0.0.1:9103'; // on h1's own loopback
+    const r1 = await lab.startRouter(h1, { peers: [h2.underlayIp], engine, args: ['--metrics', metrics] });
+    const scrape = async (): Promise<string> =>
+      (await lab.exec(h1.ns, process.execPath, ['-e', `fetch('http://${metrics}/metrics').then((r) => r.text()).then((s) => process.stdout.write(s))`])).stdout;
+    const metric = (text: string, name: string): number => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1]);
     await lab.startRouter(h2, { peers: [h1.underlayIp], engine });
     t.equal((await lab.ping(c1.ns, c2.ip)).loss, 0, 'c1 → c2 before');
 
@@ -52,6 +56,7 @@ for (const engine of ['native', 'js'] as const) {
     t.match(doctor.stdout, /bridge: bridge br0 missing since/, 'doctor says so');
     t.equal(r1.child.exitCode, null, 'the router stays up');
     t.match((await lab.exec(h1.ns, 'ip', ['-o', 'link', 'show', 'vxr42'])).stdout, /vxr42/, 'and keeps its TAP');
+    t.equal(metric(await scrape(), 'vxlan_router_bridge_missing_since_seconds'), since / 1000, 'metrics: bridge missing since that time');
 
     // ... and comes back: c1 reaches c2 again within 1 s.
     const pings = timedPings(lab, c1, c2.ip, 4);
@@ -88,6 +93,10 @@ for (const engine of ['native', 'js'] as const) {
     t.ok(r1.logs().some((m) => /TAP vxr42 was deleted under the router: recreated on bridge br0/.test(m)), 'a log line says what happened');
     t.equal((await lab.ping(c1.ns, c2.ip)).loss, 0, 'c1 → c2 after');
     t.equal((await lab.ping(c2.ns, c1.ip)).loss, 0, 'c2 → c1 after');
+    const text = await scrape();
+    t.equal(metric(text, 'vxlan_router_bridge_missing_since_seconds'), 0, 'metrics: bridge present');
+    t.equal(metric(text, 'vxlan_router_bridge_rejoins_total'), 1, 'metrics: one rejoin');
+    t.equal(metric(text, 'vxlan_router_taps_recreated_total'), 1, 'metrics: one TAP recreated');
     t.equal(await r1.stop(), 0, 'and it stops cleanly (exit 0)');
   });
 }
