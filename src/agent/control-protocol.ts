@@ -70,6 +70,11 @@ export const statusSchema = z.strictObject({
       rangeNote: z.string().nullable(),
       /** Why there is no range, for code to branch on (control/ip-ranges.ts); absent from routers that predate it. */
       rangeReason: z.enum(NO_RANGE_REASONS).nullable().optional(),
+      /** When the bridge was found gone (null: present, the TAP on it); the TAP is kept and rejoins it when it returns.
+       * Times the TAP rejoined a returning bridge, and was recreated after being deleted. Absent from older routers. */
+      bridgeMissingSince: z.string().nullable().optional(),
+      bridgeRejoins: z.number().int().optional(),
+      tapsRecreated: z.number().int().optional(),
     }),
   ),
   offloads: z.strictObject({ tapVnetHdr: z.boolean(), udpGso: z.boolean(), udpGro: z.boolean() }),

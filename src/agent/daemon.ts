@@ -52,6 +52,7 @@ import { serveControl } from './control-socket.js';
 import { routerMetrics, serveMetrics } from './metrics.js';
 import { checkBridge, checkFreeLinkName, checkPrivileges, checkTun, findUnderlay, type Underlay } from './preflight.js';
 import { controlSource } from './status.js';
+import { LinkKeeper, type LinkState } from './links.js';
 
 /** One network this router serves: its VNI, TAP, bridge and MTU, and where its definition came from. */
 export interface ServedNetwork {
@@ -103,6 +104,8 @@ export interface DaemonView {
   /** The registries' counters summed (null with static peers only), and tables the data path refused. */
   registryCounters(): RegistryCounters | null;
   refusedTables(): number;
+  /** Each network's bridge and TAP as the router follows them (bridge missing since…), in the order of info.networks. */
+  links(): LinkState[];
 }
 
 export interface DaemonOptions {
@@ -146,6 +149,7 @@ export class Daemon implements DaemonView {
   private tablesRefused = 0;
   private readonly refusedWarn: RateLimited;
   private closing: Promise<void> | undefined;
+  private keeper: LinkKeeper | undefined;
 
   private constructor(
     readonly info: DaemonInfo,
@@ -253,6 +257,13 @@ export class Daemon implements DaemonView {
         await p.start({ mtu: networks[i]!.mtu, networks: names });
       }
       daemon.apply();
+
+      // The bridge and TAP followed through rtnetlink: rejoined, recreated (src/agent/links.ts). Closed before the engine.
+      const tapOffloads = config.engine === 'native' && config.offloads.includes('tap');
+      const keeper = new LinkKeeper(networks.map((n) => ({ vni: n.vni, tap: n.tap, bridge: n.bridge, mtu: n.mtu, offloads: tapOffloads })), engine, native, log);
+      daemon.keeper = keeper;
+      keeper.start();
+      owned.push(keeper);
 
       let refusedMacs = 0;
       const advertiser = setInterval(() => {
@@ -401,6 +412,10 @@ export class Daemon implements DaemonView {
       this.tablesRefused++;
       this.refusedWarn.warn('table-refused', `the data path refused a new table (${describeError(err)}); forwarding with the last good one`, { tablesRefused: this.tablesRefused });
     }
+  }
+
+  links(): LinkState[] {
+    return this.keeper?.state() ?? this.info.networks.map(() => ({ bridgeMissingSince: null, tapLostSince: null, bridgeRejoins: 0, tapsRecreated: 0 }));
   }
 
   /** Tables the engine refused since start (each logged, rate-limited). */
