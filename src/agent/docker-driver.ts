@@ -1,0 +1,194 @@
+/**
+ * Docker's network-driver calls (issue 16): a Docker network of driver `vxlan-router` is one overlay network
+ * (one VNI) served by this router; each container endpoint is a veth pair whose host end sits on the network's
+ * bridge, so the router's TAP on that bridge carries its frames to other hosts.
+ *
+ * Join gives no gateway on purpose: dockerd then adds the container to docker_gwbridge, a plain bridge network of
+ * its own, for outbound NAT and `-p` publishing (libnetwork's remote.md), which keep working even while the router
+ * is down. The overlay subnet is on-link through the container's interface on our network.
+ *
+ * What a network is (its VNI, bridge, MTU; defined in etcd or adopted from there) is the daemon's business, asked
+ * through `OverlayNetworks`; links are made through `EndpointLinks`. Neither ever calls dockerd (dockerd waits on
+ * our answer while holding its own locks).
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import { PluginCallError, type CreateEndpointRequest, type CreateEndpointResponse, type CreateNetworkRequest, type EndpointRequest, type JoinRequest, type JoinResponse, type NetworkDriver, type NetworkRequest } from './docker-plugin.js';
+
+const run = promisify(execFile);
+
+/** The overlay network a Docker network is, once the daemon has defined or adopted it and serves it. */
+export interface OverlayAttachment {
+  readonly name: string;
+  readonly vni: number;
+  readonly bridge: string;
+  readonly mtu: number;
+}
+
+/** What dockerd's `docker network create -o key=value …` asked for, decoded. */
+export interface DockerNetworkRequest {
+  readonly dockerId: string;
+  readonly subnet: string;
+  /** From `-o vni=N`; absent: adopt the etcd network with this subnet. */
+  readonly vni?: number;
+  /** From `-o network=NAME` (the overlay's name in etcd); absent: the daemon finds it by subnet or VNI. */
+  readonly network?: string;
+}
+
+export interface OverlayNetworks {
+  /** Defines (or adopts) the overlay network and makes sure this router serves it; rejects with a PluginCallError. */
+  attach(req: DockerNetworkRequest): Promise<OverlayAttachment>;
+  /** dockerd removed its network here: the router may stop serving it (the definition in etcd stays). */
+  detach(dockerId: string): Promise<void>;
+}
+
+export interface EndpointLinks {
+  /** A veth pair: `host` on `bridge` and up, `peer` with `mac`, both with `mtu`. */
+  createVeth(host: string, peer: string, bridge: string, mtu: number, mac: string): Promise<void>;
+  /** Deletes a link (and a veth's peer with it); no error when it is already gone. */
+  deleteLink(name: string): Promise<void>;
+}
+
+/** Endpoints (containers) on this host's vxlan-router networks at once; more is a refused call, not growth. */
+export const MAX_ENDPOINTS = 4096;
+/** Docker networks of this driver at once. */
+export const MAX_DOCKER_NETWORKS = 256;
+
+interface Endpoint {
+  readonly networkId: string;
+  readonly host: string;
+  readonly peer: string;
+}
+
+/** Interface names from an endpoint id: Linux allows 15 bytes; ten hex digits keep a clash out of reach. */
+export function endpointLinkNames(endpointId: string): { host: string; peer: string } {
+  const tag = endpointId.replace(/[^0-9a-f]/gi, '').slice(0, 10).toLowerCase().padEnd(10, '0');
+  return { host: `vxh${tag}`, peer: `vxc${tag}` };
+}
+
+/** A random locally administered unicast MAC (as Docker makes when nobody asked for one). */
+export function randomMac(): string {
+  const b = randomBytes(6);
+  b[0] = (b[0]! & 0xfe) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+/** `-o vni=N` and `-o network=NAME`, from CreateNetwork's options. */
+export function dockerNetworkRequest(req: CreateNetworkRequest): DockerNetworkRequest {
+  const v4 = req.IPv4Data ?? [];
+  if (v4.length !== 1) throw new PluginCallError(`a vxlan-router network has one IPv4 subnet, not ${v4.length}`, 'docker network create -d vxlan-router --ipam-driver vxlan-router --subnet 198.18.0.0/16 …');
+  if ((req.IPv6Data ?? []).length > 0) throw new PluginCallError('vxlan-router networks carry IPv6 inside, but Docker hands out IPv4 only here', 'leave out --ipv6');
+  const generic = req.Options?.['com.docker.network.generic'];
+  const opts: Record<string, unknown> = typeof generic === 'object' && generic !== null ? (generic as Record<string, unknown>) : {};
+  const known = new Set(['vni', 'network']);
+  const unknown = Object.keys(opts).filter((k) => !known.has(k));
+  if (unknown.length > 0) throw new PluginCallError(`unknown option ${unknown.map((k) => `-o ${k}`).join(', ')}`, 'vxlan-router takes -o vni=N and -o network=NAME');
+  const out: { -readonly [K in keyof DockerNetworkRequest]: DockerNetworkRequest[K] } = { dockerId: req.NetworkID, subnet: v4[0]!.Pool };
+  if (opts.vni !== undefined) {
+    const vni = Number(opts.vni);
+    if (!/^\d+$/.test(String(opts.vni)) || vni < 1 || vni > 0xffffff) throw new PluginCallError(`-o vni=${String(opts.vni)} is not a VNI`, 'give a number from 1 to 16777215');
+    out.vni = vni;
+  }
+  if (opts.network !== undefined) out.network = String(opts.network);
+  return out;
+}
+
+export class OverlayNetworkDriver implements NetworkDriver {
+  private readonly networks = new Map<string, OverlayAttachment>();
+  private readonly endpoints = new Map<string, Endpoint>();
+
+  constructor(
+    private readonly overlays: OverlayNetworks,
+    private readonly links: EndpointLinks,
+  ) {}
+
+  async createNetwork(req: CreateNetworkRequest): Promise<void> {
+    if (this.networks.has(req.NetworkID)) return; // dockerd replays its networks after a restart
+    if (this.networks.size >= MAX_DOCKER_NETWORKS) throw new PluginCallError(`this host already has ${MAX_DOCKER_NETWORKS} vxlan-router networks`);
+    this.networks.set(req.NetworkID, await this.overlays.attach(dockerNetworkRequest(req)));
+  }
+
+  async deleteNetwork(req: NetworkRequest): Promise<void> {
+    for (const [id, ep] of this.endpoints) if (ep.networkId === req.NetworkID) await this.deleteEndpoint({ NetworkID: req.NetworkID, EndpointID: id });
+    if (this.networks.delete(req.NetworkID)) await this.overlays.detach(req.NetworkID);
+  }
+
+  async createEndpoint(req: CreateEndpointRequest): Promise<CreateEndpointResponse> {
+    const net = this.network(req.NetworkID);
+    if (this.endpoints.has(req.EndpointID)) throw new PluginCallError(`endpoint ${req.EndpointID.slice(0, 12)} exists already`);
+    if (this.endpoints.size >= MAX_ENDPOINTS) throw new PluginCallError(`this host already has ${MAX_ENDPOINTS} containers on vxlan-router networks`);
+    const given = req.Interface?.MacAddress ?? '';
+    const mac = given === '' ? randomMac() : given;
+    const { host, peer } = endpointLinkNames(req.EndpointID);
+    await this.links.createVeth(host, peer, net.bridge, net.mtu, mac);
+    this.endpoints.set(req.EndpointID, { networkId: req.NetworkID, host, peer });
+    // dockerd set the addresses (from our IPAM); it takes a MAC back only when it gave none.
+    return given === '' ? { Interface: { MacAddress: mac } } : {};
+  }
+
+  async deleteEndpoint(req: EndpointRequest): Promise<void> {
+    const ep = this.endpoints.get(req.EndpointID);
+    const { host } = ep ?? endpointLinkNames(req.EndpointID);
+    await this.links.deleteLink(host);
+    this.endpoints.delete(req.EndpointID);
+  }
+
+  async join(req: JoinRequest): Promise<JoinResponse> {
+    this.network(req.NetworkID);
+    const ep = this.endpoints.get(req.EndpointID);
+    if (ep === undefined) throw new PluginCallError(`endpoint ${req.EndpointID.slice(0, 12)} is unknown to vxlan-router`, 'restart the container: its endpoint was made before the router restarted');
+    return { InterfaceName: { SrcName: ep.peer, DstPrefix: 'eth' } };
+  }
+
+  async leave(req: EndpointRequest): Promise<void> {
+    this.network(req.NetworkID);
+  }
+
+  /** The overlay network a Docker network id is (for `status`). */
+  attachment(dockerId: string): OverlayAttachment | undefined {
+    return this.networks.get(dockerId);
+  }
+
+  private network(id: string): OverlayAttachment {
+    const net = this.networks.get(id);
+    if (net === undefined) throw new PluginCallError(`network ${id.slice(0, 12)} is unknown to vxlan-router`, 'restart dockerd so it replays its networks, or recreate the network');
+    return net;
+  }
+}
+
+/**
+ * Links through iproute2's `ip` (on every Docker host): a veth pair is two commands, and the kernel's own error
+ * text is what a user needs to see. `netns` runs them in a named network namespace (the lab's hosts).
+ */
+export class IpCommandLinks implements EndpointLinks {
+  constructor(private readonly netns?: string) {}
+
+  async createVeth(host: string, peer: string, bridge: string, mtu: number, mac: string): Promise<void> {
+    await this.ip('link', 'add', host, 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', peer, 'mtu', String(mtu), 'address', mac);
+    try {
+      await this.ip('link', 'set', host, 'master', bridge, 'up');
+    } catch (err) {
+      await this.deleteLink(host);
+      throw err;
+    }
+  }
+
+  async deleteLink(name: string): Promise<void> {
+    try {
+      await this.ip('link', 'del', name);
+    } catch (err) {
+      if (!(err instanceof PluginCallError && /Cannot find device|does not exist/.test(err.message))) throw err;
+    }
+  }
+
+  private async ip(...args: string[]): Promise<void> {
+    const argv = this.netns === undefined ? args : ['-n', this.netns, ...args];
+    try {
+      await run('ip', argv, { timeout: 5000 });
+    } catch (err) {
+      const stderr = (err as { stderr?: string }).stderr?.trim();
+      throw new PluginCallError(`ip ${args.join(' ')}: ${stderr || (err instanceof Error ? err.message : String(err))}`);
+    }
+  }
+}
