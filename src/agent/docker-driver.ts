@@ -17,6 +17,13 @@ import { promisify } from 'node:util';
 import { PluginCallError, type CreateEndpointRequest, type CreateEndpointResponse, type CreateNetworkRequest, type EndpointRequest, type JoinRequest, type JoinResponse, type NetworkDriver, type NetworkRequest } from './docker-plugin.js';
 
 const run = promisify(execFile);
+/** Both families: a dual-stack container's IPv6 crosses the bridge too. */
+const IPTABLES = ['iptables', 'ip6tables'] as const;
+const MISSING_TOOL = 'not installed';
+/** No iptables on the host: no firewall that could drop bridged frames either. */
+const ignoreMissingTool = (err: unknown): void => {
+  if (!(err instanceof PluginCallError && err.hint === MISSING_TOOL)) throw err;
+};
 
 /** The overlay network a Docker network is, once the daemon has defined or adopted it and serves it. */
 export interface OverlayAttachment {
@@ -48,6 +55,13 @@ export interface EndpointLinks {
   createVeth(host: string, peer: string, bridge: string, mtu: number, mac: string): Promise<void>;
   /** Deletes a link (and a veth's peer with it); no error when it is already gone. */
   deleteLink(name: string): Promise<void>;
+  /**
+   * Lets frames cross `bridge` past the firewall: on Docker hosts br_netfilter sends bridged frames through the
+   * FORWARD chain, whose policy dockerd sets to DROP (its own networks get their own ACCEPT rules; ours would not).
+   */
+  allowBridged(bridge: string): Promise<void>;
+  /** Takes that rule away again. */
+  disallowBridged(bridge: string): Promise<void>;
 }
 
 /** Endpoints (containers) on this host's vxlan-router networks at once; more is a refused call, not growth. */
@@ -106,12 +120,18 @@ export class OverlayNetworkDriver implements NetworkDriver {
   async createNetwork(req: CreateNetworkRequest): Promise<void> {
     if (this.networks.has(req.NetworkID)) return; // dockerd replays its networks after a restart
     if (this.networks.size >= MAX_DOCKER_NETWORKS) throw new PluginCallError(`this host already has ${MAX_DOCKER_NETWORKS} vxlan-router networks`);
-    this.networks.set(req.NetworkID, await this.overlays.attach(dockerNetworkRequest(req)));
+    const net = await this.overlays.attach(dockerNetworkRequest(req));
+    await this.links.allowBridged(net.bridge);
+    this.networks.set(req.NetworkID, net);
   }
 
   async deleteNetwork(req: NetworkRequest): Promise<void> {
     for (const [id, ep] of this.endpoints) if (ep.networkId === req.NetworkID) await this.deleteEndpoint({ NetworkID: req.NetworkID, EndpointID: id });
-    if (this.networks.delete(req.NetworkID)) await this.overlays.detach(req.NetworkID);
+    const net = this.networks.get(req.NetworkID);
+    if (net === undefined) return;
+    this.networks.delete(req.NetworkID);
+    if (![...this.networks.values()].some((n) => n.bridge === net.bridge)) await this.links.disallowBridged(net.bridge);
+    await this.overlays.detach(req.NetworkID);
   }
 
   async createEndpoint(req: CreateEndpointRequest): Promise<CreateEndpointResponse> {
@@ -182,13 +202,29 @@ export class IpCommandLinks implements EndpointLinks {
     }
   }
 
-  private async ip(...args: string[]): Promise<void> {
-    const argv = this.netns === undefined ? args : ['-n', this.netns, ...args];
+  async allowBridged(bridge: string): Promise<void> {
+    for (const cmd of IPTABLES) {
+      const rule = ['FORWARD', '-i', bridge, '-o', bridge, '-j', 'ACCEPT'];
+      if (!(await this.tool(cmd, ['-w', '5', '-C', ...rule]).then(() => true, () => false))) await this.tool(cmd, ['-w', '5', '-I', ...rule]).catch(ignoreMissingTool);
+    }
+  }
+
+  async disallowBridged(bridge: string): Promise<void> {
+    for (const cmd of IPTABLES) await this.tool(cmd, ['-w', '5', '-D', 'FORWARD', '-i', bridge, '-o', bridge, '-j', 'ACCEPT']).catch(() => undefined);
+  }
+
+  private ip(...args: string[]): Promise<void> {
+    return this.tool('ip', args);
+  }
+
+  /** Runs `cmd` (in `netns` when given); a failure is a PluginCallError with the tool's own words. */
+  private async tool(cmd: string, args: string[]): Promise<void> {
+    const [file, argv] = this.netns === undefined ? [cmd, args] : ['ip', ['netns', 'exec', this.netns, cmd, ...args]];
     try {
-      await run('ip', argv, { timeout: 5000 });
+      await run(file, argv, { timeout: 10_000 });
     } catch (err) {
-      const stderr = (err as { stderr?: string }).stderr?.trim();
-      throw new PluginCallError(`ip ${args.join(' ')}: ${stderr || (err instanceof Error ? err.message : String(err))}`);
+      const e = err as { stderr?: string; code?: unknown };
+      throw new PluginCallError(`${cmd} ${args.join(' ')}: ${e.stderr?.trim() || (err instanceof Error ? err.message : String(err))}`, e.code === 'ENOENT' ? MISSING_TOOL : undefined);
     }
   }
 }

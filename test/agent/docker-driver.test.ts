@@ -24,7 +24,13 @@ function fakes(): { overlays: OverlayNetworks & { asked: DockerNetworkRequest[];
   const log: string[] = [];
   return {
     overlays: { asked, detached, attach: async (r) => (asked.push(r), { name: 'blue', vni: r.vni ?? 7, bridge: 'vxr-blue', mtu: 1450 }), detach: async (id) => void detached.push(id) },
-    links: { log, createVeth: async (h, p, b, m, mac) => void log.push(`add ${h} ${p} ${b} ${m} ${mac}`), deleteLink: async (n) => void log.push(`del ${n}`) },
+    links: {
+      log,
+      createVeth: async (h, p, b, m, mac) => void log.push(`add ${h} ${p} ${b} ${m} ${mac}`),
+      deleteLink: async (n) => void log.push(`del ${n}`),
+      allowBridged: async (b) => void log.push(`allow ${b}`),
+      disallowBridged: async (b) => void log.push(`disallow ${b}`),
+    },
   };
 }
 
@@ -52,7 +58,7 @@ t.test('a container on the network: veth on the bridge, MAC, Join without gatewa
   const mac = r.Interface?.MacAddress ?? '';
   t.match(mac, /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
   t.equal(parseInt(mac.slice(0, 2), 16) & 0x03, 0x02, 'locally administered, unicast');
-  t.same(links.log, [`add ${host} ${peer} vxr-blue 1450 ${mac}`], "the host end on the overlay's bridge, the overlay's MTU");
+  t.same(links.log, ['allow vxr-blue', `add ${host} ${peer} vxr-blue 1450 ${mac}`], "frames may cross the bridge; the host end on it, with the overlay's MTU");
   await t.rejects(d.createEndpoint({ NetworkID: NET, EndpointID: EP }), { message: /exists already/ });
 
   const given = await d.createEndpoint({ NetworkID: NET, EndpointID: 'c'.repeat(64), Interface: { Address: '198.18.3.3/16', MacAddress: '02:42:c6:12:03:03' } });
@@ -65,13 +71,13 @@ t.test('a container on the network: veth on the bridge, MAC, Join without gatewa
 
   links.log.length = 0;
   await d.deleteNetwork({ NetworkID: NET });
-  t.same(links.log.sort(), [`del ${host}`, `del vxhcccccccccc`], 'its endpoints go with the network');
+  t.same(links.log, [`del ${host}`, `del vxhcccccccccc`, 'disallow vxr-blue'], 'its endpoints go with the network, then the firewall rule');
   t.same(overlays.detached, [NET]);
 });
 
 t.test('a failing link is a refusal with the kernel\'s words', async (t) => {
   const { overlays } = fakes();
-  const d = new OverlayNetworkDriver(overlays, { createVeth: () => Promise.reject(new PluginCallError('ip link add: RTNETLINK answers: File exists')), deleteLink: async () => undefined });
+  const d = new OverlayNetworkDriver(overlays, { ...fakes().links, createVeth: () => Promise.reject(new PluginCallError('ip link add: RTNETLINK answers: File exists')) });
   await d.createNetwork(create());
   await t.rejects(d.createEndpoint({ NetworkID: NET, EndpointID: EP }), { message: /File exists/ });
   await t.rejects(d.join({ NetworkID: NET, EndpointID: EP, SandboxKey: 'x' }), { message: /unknown/ }, 'nothing half-made is kept');
@@ -94,8 +100,16 @@ t.test('veth pairs for real, in a namespace of the test', { skip: process.getuid
   t.match(p, { mtu: 1450, address: '02:11:22:33:44:55' });
   await t.rejects(links.createVeth(host, peer, 'vxr-blue', 1450, '02:11:22:33:44:56'), { message: /File exists/ });
   await t.rejects(links.createVeth('vxhother', 'vxcother', 'no-such-br', 1450, '02:11:22:33:44:57'), { message: /ip link set vxhother master no-such-br/ });
-  t.throws(() => ip('link', 'show', 'vxhother'), undefined, 'a veth whose bridge is missing is not left behind');
+  t.throws(() => ip('link', 'show', 'vxhother'), 'a veth whose bridge is missing is not left behind');
   await links.deleteLink(host);
   await links.deleteLink(host); // gone already: fine
-  t.throws(() => ip('link', 'show', peer), undefined, 'the peer goes with it');
+  t.throws(() => ip('link', 'show', peer), 'the peer goes with it');
+
+  // The firewall rule that lets frames cross the bridge when dockerd's FORWARD policy is DROP.
+  const rules = () => execFileSync('ip', ['netns', 'exec', ns, 'iptables', '-S', 'FORWARD'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes('vxr-blue'));
+  await links.allowBridged('vxr-blue');
+  await links.allowBridged('vxr-blue');
+  t.same(rules(), ['-A FORWARD -i vxr-blue -o vxr-blue -j ACCEPT'], 'one rule, however often asked');
+  await links.disallowBridged('vxr-blue');
+  t.same(rules(), [], 'and gone again');
 });

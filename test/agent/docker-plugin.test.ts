@@ -13,22 +13,44 @@ import { OverlayIpam, type OverlaySlices } from '../../src/agent/docker-ipam.js'
 import { answerPluginCall, MAX_PLUGIN_BODY, PLUGIN_MEDIA_TYPE, PluginCallError, pluginRoutes, pluginServer, type NetworkDriver } from '../../src/agent/docker-plugin.js';
 import { Slices } from '../../src/control/index.js';
 
-const NETWORK_ID = '5f6c0ab2a6f3f5b1c7d3a7d1d8e0c2b4a1f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5';
-const ENDPOINT_ID = '9a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9';
+const NETWORK_ID = '629d427fa11f5a2d993de22d6886b7f7cb64857f2631408217af0af4b3b49b2e';
+const ENDPOINT_ID = '446abc7c43af587acd5b85fcd16fcd35f64e3c7a9c954d3461942724890b1e1d';
 
-/** What dockerd POSTs, in order, for `docker network create -d vxlan-router --ipam-driver vxlan-router --subnet 198.18.0.0/16 -o vni=42 blue` and a `docker run --network blue`. */
+/**
+ * What dockerd 20.10 (Debian's docker.io) POSTed, in this order, for `docker network create -d vxlan-router
+ * --ipam-driver vxlan-router --subnet 198.18.0.0/16 -o vni=42 blue` and `docker run --network blue -p 8080:80 …`,
+ * recorded from a real dockerd (after Plugin.Activate and the capability calls, whose bodies are empty).
+ */
 const recorded = {
   requestPool: { AddressSpace: 'vxlan-router', Pool: '198.18.0.0/16', SubPool: '', Options: {}, V6: false },
   requestGateway: { PoolID: 'vxlan-router/198.18.0.0/16', Address: '', Options: { RequestAddressType: 'com.docker.network.gateway' } },
   createNetwork: {
     NetworkID: NETWORK_ID,
-    Options: { 'com.docker.network.enable_ipv4': true, 'com.docker.network.enable_ipv6': false, 'com.docker.network.generic': { vni: '42' } },
+    Options: { 'com.docker.network.enable_ipv6': false, 'com.docker.network.generic': { vni: '42' } },
     IPv4Data: [{ AddressSpace: 'vxlan-router', Gateway: '198.18.0.1/16', Pool: '198.18.0.0/16' }],
     IPv6Data: [],
   },
-  requestAddress: { PoolID: 'vxlan-router/198.18.0.0/16', Address: '', Options: { 'com.docker.network.endpoint.macaddress': '' } },
-  createEndpoint: { NetworkID: NETWORK_ID, EndpointID: ENDPOINT_ID, Interface: { Address: '198.18.3.2/16', AddressIPv6: '', MacAddress: '' }, Options: { 'com.docker.network.endpoint.exposedports': [], 'com.docker.network.portmap': [] } },
-  join: { NetworkID: NETWORK_ID, EndpointID: ENDPOINT_ID, SandboxKey: '/var/run/docker/netns/8a5f1c2d3e4f', Options: { 'com.docker.network.endpoint.exposedports': [] } },
+  requestAddress: { PoolID: 'vxlan-router/198.18.0.0/16', Address: '', Options: null },
+  createEndpoint: {
+    NetworkID: NETWORK_ID,
+    EndpointID: ENDPOINT_ID,
+    Interface: { Address: '198.18.3.2/16', AddressIPv6: '', MacAddress: '' },
+    Options: {
+      'com.docker.network.endpoint.exposedports': [{ Proto: 6, Port: 80 }],
+      'com.docker.network.portmap': [{ Proto: 6, IP: '', Port: 80, HostIP: '', HostPort: 8080, HostPortEnd: 8080 }],
+    },
+  },
+  join: {
+    NetworkID: NETWORK_ID,
+    EndpointID: ENDPOINT_ID,
+    SandboxKey: '/tmp/vxr-rec.VARQAt/exec/netns/6eac6e0b3e3c',
+    Options: {
+      'com.docker.network.endpoint.exposedports': [{ Proto: 6, Port: 80 }],
+      'com.docker.network.portmap': [{ Proto: 6, IP: '', Port: 80, HostIP: '', HostPort: 8080, HostPortEnd: 8080 }],
+    },
+  },
+  replayedAddress: { PoolID: 'vxlan-router/198.18.0.0/16', Address: '198.18.3.77', Options: null },
+  releaseAddress: { PoolID: 'vxlan-router/198.18.0.0/16', Address: '198.18.3.77' },
 };
 
 /** A network driver that records its calls and refuses what the test asks it to. */
@@ -120,6 +142,9 @@ t.test('the recorded network create and container start', async (t) => {
   t.same((await call(routes, '/NetworkDriver.Join', recorded.join)).body, { InterfaceName: { SrcName: 'vxr-ep1a2b3c', DstPrefix: 'eth' } });
   t.same(driver.calls, ['createNetwork', 'createEndpoint', 'join']);
   t.same((await call(routes, '/IpamDriver.RequestAddress', recorded.requestAddress)).body, { Address: '198.18.3.3/16', Data: {} });
+  t.same((await call(routes, '/IpamDriver.RequestAddress', recorded.replayedAddress)).body, { Address: '198.18.3.77/16', Data: {} }, '`docker run --ip` (and a replay) gets the address asked for');
+  t.same((await call(routes, '/IpamDriver.ReleaseAddress', recorded.releaseAddress)).body, {});
+  t.same((await call(routes, '/IpamDriver.RequestAddress', recorded.replayedAddress)).body, { Address: '198.18.3.77/16', Data: {} }, 'released: free again');
   t.equal(s.asked, 1, 'the slice is asked for once');
 });
 
