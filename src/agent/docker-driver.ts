@@ -13,6 +13,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { isIPv4 } from 'node:net';
 import { promisify } from 'node:util';
 import { PluginCallError, type CreateEndpointRequest, type CreateEndpointResponse, type CreateNetworkRequest, type EndpointRequest, type JoinRequest, type JoinResponse, type NetworkDriver, type NetworkRequest } from './docker-plugin.js';
 
@@ -81,9 +82,14 @@ export function endpointLinkNames(endpointId: string): { host: string; peer: str
   return { host: `vxh${tag}`, peer: `vxc${tag}` };
 }
 
-/** A random locally administered unicast MAC (as Docker makes when nobody asked for one). */
-export function randomMac(): string {
-  const b = randomBytes(6);
+/**
+ * The MAC of an endpoint dockerd gave none: 02:42 and the IPv4 address, as Docker's bridge driver makes it, so a
+ * container that comes back with its address (a dockerd restart replays it) comes back with its MAC too and its
+ * peers' ARP caches stay right; random (locally administered, unicast) when there is no IPv4 address.
+ */
+export function endpointMac(address: string | undefined): string {
+  const ip = address?.split('/')[0] ?? '';
+  const b = isIPv4(ip) ? Buffer.from([0x02, 0x42, ...ip.split('.').map(Number)]) : randomBytes(6);
   b[0] = (b[0]! & 0xfe) | 0x02;
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
@@ -139,7 +145,7 @@ export class OverlayNetworkDriver implements NetworkDriver {
     if (this.endpoints.has(req.EndpointID)) throw new PluginCallError(`endpoint ${req.EndpointID.slice(0, 12)} exists already`);
     if (this.endpoints.size >= MAX_ENDPOINTS) throw new PluginCallError(`this host already has ${MAX_ENDPOINTS} containers on vxlan-router networks`);
     const given = req.Interface?.MacAddress ?? '';
-    const mac = given === '' ? randomMac() : given;
+    const mac = given === '' ? endpointMac(req.Interface?.Address) : given;
     const { host, peer } = endpointLinkNames(req.EndpointID);
     await this.links.createVeth(host, peer, net.bridge, net.mtu, mac);
     this.endpoints.set(req.EndpointID, { networkId: req.NetworkID, host, peer });

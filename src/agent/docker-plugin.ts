@@ -18,7 +18,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { z } from 'zod';
 import { VxlanRouterError } from '../errors.js';
 
-export const DEFAULT_PLUGIN_SOCKET = '/run/docker/plugins/vxlan-router.sock';
+export { DEFAULT_PLUGIN_SOCKET } from './control-protocol.js';
+
 /** The media type Docker's plugin client sends and expects. */
 export const PLUGIN_MEDIA_TYPE = 'application/vnd.docker.plugins.v1.2+json';
 /** dockerd's bodies are a few hundred bytes; a larger one is refused before it is buffered whole. */
@@ -193,7 +194,8 @@ export async function answerPluginCall(routes: ReadonlyMap<string, Route>, path:
       const first = err.issues[0];
       return { status: 400, body: { Err: `${path}: ${first?.path.join('.') || 'body'}: ${first?.message ?? 'does not decode'}` } };
     }
-    onError?.(path, err);
+    // A refusal is an answer for the user (dockerd prints it); anything else is a bug, for the router's log too.
+    if (!(err instanceof VxlanRouterError)) onError?.(path, err);
     const message = err instanceof VxlanRouterError ? err.describe() : `internal error in vxlan-router (${err instanceof Error ? err.message : String(err)})`;
     return { status: 200, body: { [r.errorField]: message } };
   }
