@@ -21,6 +21,8 @@ export const VERSION = '0.1.0';
 export const SOFTWARE = `vxlan-router ${VERSION}`;
 /** dockerd's API socket (`docker-network create --docker-socket`). */
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
+/** Where dockerd looks for plugins' sockets (`up --docker-plugin` with no path). */
+export const DEFAULT_PLUGIN_SOCKET = '/run/docker/plugins/vxlan-router.sock';
 
 /**
  * status: the router at a glance; fdb: the forwarding table with origins and ages; peers: remote VTEPs; counters:

@@ -49,6 +49,7 @@ import { RateLimited, silentLogger, type Logger } from '../log.js';
 import { innerMtuLimit } from '../packet/index.js';
 import { offloadNames, SOFTWARE } from './control-protocol.js';
 import { serveControl } from './control-socket.js';
+import { serveDockerPlugin } from './docker-serve.js';
 import { routerMetrics, serveMetrics } from './metrics.js';
 import { checkBridge, checkFreeLinkName, checkPrivileges, checkTun, findUnderlay, type Underlay } from './preflight.js';
 import { controlSource } from './status.js';
@@ -65,6 +66,8 @@ export interface ServedNetwork {
   readonly mtu: number;
   readonly configuredMtu: number | null;
   readonly startedFrom: PlaneNetwork['startedFrom'];
+  /** The etcd network's subnet (Docker's IPAM pool); null with static peers. */
+  readonly subnet: string | null;
 }
 
 export interface DaemonInfo {
@@ -223,7 +226,7 @@ export class Daemon implements DaemonView {
           throw toRouterError(err);
         }
         taps.push({ vni: s.vni, tapFd: tap.fd, tapName: tap.name, mtu, vnetHdr: tap.vnetHdr });
-        networks.push({ name: s.name, vni: s.vni, tap: tap.name, bridge: j.bridge, mtu, configuredMtu, startedFrom: s.startedFrom });
+        networks.push({ name: s.name, vni: s.vni, tap: tap.name, bridge: j.bridge, mtu, configuredMtu, startedFrom: s.startedFrom, subnet: s.subnet ?? null });
       });
       const engineOptions = {
         local: config.local,
@@ -282,6 +285,7 @@ export class Daemon implements DaemonView {
 
       const serverError = (what: string) => (err: Error) => warn.warn(what, `${what}: ${describeError(err)}`);
       owned.push(await serveControl(config.socket ?? join(defaultRunDir(), `${networks[0]!.tap}.sock`), controlSource(daemon, config, daemon.startedAt), serverError('control socket')));
+      if (config.dockerPlugin !== 'off') owned.push(await serveDockerPlugin(config.dockerPlugin, daemon, serverError('docker plugin')));
       if (config.metrics !== 'off') owned.push(await serveMetrics(config.metrics, routerMetrics(daemon, daemon.startedAt), serverError('metrics server')));
       log.info({ ...info, offloads: engine.offloads(), socket: config.socket, metrics: config.metrics }, 'router ready');
       return daemon;
