@@ -46,7 +46,7 @@ import {
 import { ConfigError, describeError, VxlanRouterError } from '../errors.js';
 import { mergeTables } from '../fdb/index.js';
 import { RateLimited, silentLogger, type Logger } from '../log.js';
-import { innerMtuLimit } from '../packet/index.js';
+import { DEFAULT_TAP_MTU, innerMtuLimit } from '../packet/index.js';
 import { offloadNames, SOFTWARE } from './control-protocol.js';
 import { serveControl } from './control-socket.js';
 import { routerMetrics, serveMetrics } from './metrics.js';
@@ -60,7 +60,7 @@ export interface ServedNetwork {
   readonly vni: number;
   readonly tap: string;
   readonly bridge: string;
-  /** The TAP's MTU, and the one asked for (--mtu, or the network's definition; null: derived from the underlay). */
+  /** The TAP's MTU, and the one asked for (--mtu, or the network's definition; null: DEFAULT_TAP_MTU). */
   readonly mtu: number;
   readonly configuredMtu: number | null;
   readonly startedFrom: PlaneNetwork['startedFrom'];
@@ -210,7 +210,7 @@ export class Daemon implements DaemonView {
         const tapName = j.tap ?? defaultTapName(s.vni);
         checkFreeLinkName(tapName);
         const configuredMtu = j.mtu ?? s.mtu ?? null;
-        const mtu = configuredMtu ?? innerMtuLimit(underlay.mtu, config.local);
+        const mtu = configuredMtu ?? DEFAULT_TAP_MTU;
         let tap: { fd: number; name: string; vnetHdr: boolean };
         try {
           // Offloads need the native engine: the JS engine reads and writes plain frames.
@@ -250,7 +250,8 @@ export class Daemon implements DaemonView {
       const names = networks.flatMap((n) => (n.name !== null ? [n.name] : []));
       for (const [i, p] of planes.entries()) {
         p.on('table', () => daemon.apply());
-        await p.start({ mtu: networks[i]!.mtu, networks: names });
+        // The MTU a host advertises is what its containers should use: the configured one, else what the path fits.
+        await p.start({ mtu: networks[i]!.configuredMtu ?? innerMtuLimit(underlay.mtu, config.local), networks: names });
       }
       daemon.apply();
 
@@ -311,7 +312,7 @@ export class Daemon implements DaemonView {
       process.on('SIGINT', stop).on('SIGTERM', stop).on('SIGUSR1', usr1);
       const names = info.networks.some((n) => n.name !== null) ? ` network=${all('name')}` : '';
       out(
-        `vxlan-router: ready engine=${info.engine} tap=${all('tap')} mtu=${all('mtu')} vni=${all('vni')} local=${info.local}:${info.port} ` +
+        `vxlan-router: ready engine=${info.engine} tap=${all('tap')} tap-mtu=${all('mtu')} path-mtu=${innerMtuLimit(info.underlay.mtu, info.local)} vni=${all('vni')} local=${info.local}:${info.port} ` +
           `underlay=${info.underlay.device}/${info.underlay.mtu} peers=${info.peers.join(',') || '(none)'}${names} offloads=${offloadNames(this.offloads()).join(',') || 'none'}`,
       );
     });
