@@ -37,6 +37,7 @@ import {
   type EngineKind,
   type FdbEntry,
   type FdbCounts,
+  type LocalMac,
   type NativeAddon,
   type Offloads,
   type TableSnapshot,
@@ -82,6 +83,8 @@ export interface DaemonView {
   readonly info: DaemonInfo;
   counters(): Counters;
   fdb(): FdbEntry[];
+  /** This host's MACs as the data path last saw them on its bridges (with their addresses). */
+  localMacs(): LocalMac[];
   /** Forwarding entries by origin, O(1) (metrics). */
   fdbCounts(): FdbCounts;
   /** Offloads in use now (GSO turns itself off if the kernel refuses it). */
@@ -338,6 +341,10 @@ export class Daemon implements DaemonView {
 
   fdb(): FdbEntry[] {
     return this.engine.fdb();
+  }
+
+  localMacs(): LocalMac[] {
+    return this.engine.localMacs();
   }
 
   fdbCounts(): FdbCounts {
