@@ -6,7 +6,8 @@
  *  - with DF (ping -M do, TCP): dropped and answered on the bridge with ICMP "fragmentation needed" carrying the MTU
  *    that fits, so the sender's path MTU discovery adapts: a 20 MB TCP transfer between the two 1500-MTU containers
  *    (TSO super-frames with the native engine: judged by their segment size) arrives intact.
- * No IP fragment ever appears on the underlay.
+ * No IP fragment ever appears on the underlay. Also: a kernel VTEP peer (still interoperates), and IPv6 inside the
+ * overlay (ICMPv6 Packet Too Big).
  *
  *   [c1 mtu 1500] ── br0 ── TAP (router) [h1] ══ underlay mtu 1500 ══ [h2] router ── br0 ── [c2 mtu 1500]
  */
@@ -93,5 +94,30 @@ for (const engine of ['native', 'js'] as const) {
     const k = await r1.counters();
     t.equal(k.tx_send_error, 0, 'no send errors');
     t.ok(k.icmp_too_big_sent! >= 1, `icmp_too_big_sent ${k.icmp_too_big_sent}`);
+  });
+}
+
+/** IPv6 inside the overlay: ICMPv6 Packet Too Big, which the sender's stack takes as its path MTU. */
+for (const engine of ['native', 'js'] as const) {
+  t.test(`IPv6 containers at MTU 1500, ${engine} engine`, { skip: labSkipReason() ?? false }, async (t) => {
+    const lab = new Lab();
+    t.teardown(() => lab.destroy());
+    const { h1, h2, c1, c2 } = await twoHosts(lab);
+    const r1 = await lab.startRouter(h1, { peers: [h2.underlayIp], engine });
+    await lab.startRouter(h2, { peers: [h1.underlayIp], engine });
+    await setMtu(lab, h1, c1, 1500);
+    await setMtu(lab, h2, c2, 1500);
+    await lab.addIpv6(c1, 'fd00:198:18::1');
+    await lab.addIpv6(c2, 'fd00:198:18::2');
+    const ping6 = async (size: number): Promise<string> =>
+      (await lab.exec(c1.ns, 'sh', ['-c', `ping -6 -c 2 -i 0.2 -W 2 -M do -s ${size} fd00:198:18::2 2>&1; true`], 15_000)).stdout;
+    t.match(await ping6(56), / 0% packet loss/, 'small IPv6 packets cross');
+    const big = await ping6(1452);
+    t.match(big, /From fd00:198:18::2 icmp_seq=1 Packet too big: mtu=1450/, 'a 1500-byte IPv6 packet: Packet too big, mtu=1450, from the address pinged');
+    t.comment(big.split('\n').slice(0, 3).join('\n'));
+    t.ok((await r1.counters()).icmp_too_big_sent! >= 1, 'counted');
+    const route = (await lab.exec(c1.ns, 'ip', ['-6', 'route', 'get', 'fd00:198:18::2'])).stdout;
+    t.match(route, /mtu 1450/, `c1's route cache holds it: ${route.trim()}`);
+    t.match(await ping6(1402), / 0% packet loss/, 'a 1450-byte IPv6 packet crosses');
   });
 }
