@@ -7,6 +7,7 @@
         "src/arp.cc",
         "src/bench.cc",
         "src/engine.cc",
+        "src/icmp.cc",
         "src/js-args.cc",
         "src/js-error.cc",
         "src/learn.cc",

@@ -26,12 +26,17 @@ export const DEFAULT_PLUGIN_SOCKET = '/run/docker/plugins/vxlan-router.sock';
 
 /**
  * status: the router at a glance; fdb: the forwarding table with origins and ages; peers: remote VTEPs; counters:
- * every data-path counter by name; table: what the control planes handed the data path (peers, MACs, neighbours).
+ * every data-path counter by name; table: what the control planes handed the data path (peers, MACs, neighbours);
+ * why: what happens to frames to a MAC or address (`target`, optionally in one `vni`), and to datagrams from it.
  */
-export const METHODS = ['status', 'fdb', 'peers', 'counters', 'table'] as const;
+export const METHODS = ['status', 'fdb', 'peers', 'counters', 'table', 'why'] as const;
 export type Method = (typeof METHODS)[number];
 
-export const requestSchema = z.strictObject({ v: z.literal(PROTOCOL_VERSION), method: z.enum(METHODS) });
+/** What `why` asks about: a MAC or an IP address (overlay or underlay), optionally in one VNI. */
+export const whyQuerySchema = z.strictObject({ target: z.string().min(1).max(64), vni: z.number().int().min(1).max(0xffffff).optional() });
+export type WhyQuery = z.infer<typeof whyQuerySchema>;
+
+export const requestSchema = z.strictObject({ v: z.literal(PROTOCOL_VERSION), method: z.enum(METHODS), query: whyQuerySchema.optional() });
 export type Request = z.infer<typeof requestSchema>;
 
 const counters = z.record(z.string(), z.number());
@@ -161,7 +166,45 @@ export type CounterRows = z.infer<typeof countersSchema>;
 export { tableSchema };
 export type TableRows = z.infer<typeof tableSchema>;
 
-export const RESULT_SCHEMAS = { status: statusSchema, fdb: fdbSchema, peers: peersSchema, counters: countersSchema, table: tableSchema } as const;
+export const whySchema = z.strictObject({
+  target: z.string(),
+  /** Frames to that MAC (or to the MAC the address resolves to), per VNI: where they go and why. */
+  frames: z.array(
+    z.strictObject({
+      vni: z.number().int(),
+      mac: z.string(),
+      /** The overlay address asked about, when the target was one. */
+      ip: z.string().nullable(),
+      /** remote: one VTEP; local: on this host's bridge (the router does not carry it); flood: unknown unicast, to every peer; none: no peer at all. */
+      verdict: z.enum(['remote', 'local', 'flood', 'none']),
+      origin: z.enum(['static', 'etcd', 'learned']).nullable(),
+      vtep: z.string().nullable(),
+      /** Learned entries: ms since the MAC was last seen from that VTEP; local MACs: since seen on the bridge. */
+      ageMs: z.number().nullable(),
+      /** ms since a datagram from the VTEP was last accepted (null: never, or no VTEP). */
+      lastHeardAgoMs: z.number().nullable(),
+      /** The largest IP packet the path to it carries (larger ones: tx_too_big, answered with ICMP too-big). */
+      pathMtu: z.number().int(),
+      detail: z.string(),
+    }),
+  ),
+  /** The target as a sender on the underlay (an IP address): whether its datagrams are accepted, and why. */
+  sender: z
+    .strictObject({
+      address: z.string(),
+      verdict: z.enum(['accepted', 'refused']),
+      vnis: z.array(z.number().int()),
+      refusedCount: z.number(),
+      lastRefusedAgoMs: z.number().nullable(),
+      detail: z.string(),
+    })
+    .nullable(),
+  /** The router-wide drop counters such frames and datagrams hit, with their values now. */
+  counters: counters,
+});
+export type WhyResult = z.infer<typeof whySchema>;
+
+export const RESULT_SCHEMAS = { status: statusSchema, fdb: fdbSchema, peers: peersSchema, counters: countersSchema, table: tableSchema, why: whySchema } as const;
 export type Result<M extends Method> = z.infer<(typeof RESULT_SCHEMAS)[M]>;
 
 export const responseSchema = z.union([

@@ -15,11 +15,14 @@ import {
   requestSchema,
   type Method,
   type Result,
+  type WhyQuery,
 } from './control-protocol.js';
 
 /** What the socket answers with. */
 /** What the socket answers with: one function per method, called at the moment of asking. */
-export type ControlSource = { readonly [M in Method]: () => DeepReadonly<Result<M>> };
+export type ControlSource = { readonly [M in Exclude<Method, 'why'>]: () => DeepReadonly<Result<M>> } & {
+  readonly why: (q: WhyQuery) => DeepReadonly<Result<'why'>>;
+};
 
 export interface ControlServer {
   readonly path: string;
@@ -107,7 +110,9 @@ function handle(conn: Socket, source: ControlSource): void {
       return;
     }
     try {
-      conn.end(encodeFrame({ ok: true, result: source[req.data.method]() }));
+      const { method, query } = req.data;
+      if (method === 'why' && query === undefined) throw new Error('needs a target (a MAC or an IP address)');
+      conn.end(encodeFrame({ ok: true, result: method === 'why' ? source.why(query!) : source[method]() }));
     } catch (err) {
       conn.end(encodeFrame({ ok: false, error: `${req.data.method} failed: ${describeError(err)}` }));
     }

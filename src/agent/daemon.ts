@@ -37,6 +37,7 @@ import {
   type EngineKind,
   type FdbEntry,
   type FdbCounts,
+  type LocalMac,
   type NativeAddon,
   type Offloads,
   type TableSnapshot,
@@ -46,7 +47,7 @@ import {
 import { ConfigError, describeError, VxlanRouterError } from '../errors.js';
 import { mergeTables } from '../fdb/index.js';
 import { RateLimited, silentLogger, type Logger } from '../log.js';
-import { innerMtuLimit } from '../packet/index.js';
+import { DEFAULT_TAP_MTU, innerMtuLimit } from '../packet/index.js';
 import { offloadNames, SOFTWARE } from './control-protocol.js';
 import { serveControl } from './control-socket.js';
 import { serveDockerPlugin } from './docker-serve.js';
@@ -62,7 +63,7 @@ export interface ServedNetwork {
   readonly vni: number;
   readonly tap: string;
   readonly bridge: string;
-  /** The TAP's MTU, and the one asked for (--mtu, or the network's definition; null: derived from the underlay). */
+  /** The TAP's MTU, and the one asked for (--mtu, or the network's definition; null: DEFAULT_TAP_MTU). */
   readonly mtu: number;
   readonly configuredMtu: number | null;
   readonly startedFrom: PlaneNetwork['startedFrom'];
@@ -86,6 +87,8 @@ export interface DaemonView {
   readonly info: DaemonInfo;
   counters(): Counters;
   fdb(): FdbEntry[];
+  /** This host's MACs as the data path last saw them on its bridges (with their addresses). */
+  localMacs(): LocalMac[];
   /** Forwarding entries by origin, O(1) (metrics). */
   fdbCounts(): FdbCounts;
   /** Offloads in use now (GSO turns itself off if the kernel refuses it). */
@@ -217,7 +220,7 @@ export class Daemon implements DaemonView {
         const tapName = j.tap ?? defaultTapName(s.vni);
         checkFreeLinkName(tapName);
         const configuredMtu = j.mtu ?? s.mtu ?? null;
-        const mtu = configuredMtu ?? innerMtuLimit(underlay.mtu, config.local);
+        const mtu = configuredMtu ?? DEFAULT_TAP_MTU;
         let tap: { fd: number; name: string; vnetHdr: boolean };
         try {
           // Offloads need the native engine: the JS engine reads and writes plain frames.
@@ -257,7 +260,8 @@ export class Daemon implements DaemonView {
       const names = networks.flatMap((n) => (n.name !== null ? [n.name] : []));
       for (const [i, p] of planes.entries()) {
         p.on('table', () => daemon.apply());
-        await p.start({ mtu: networks[i]!.mtu, networks: names });
+        // The MTU a host advertises is what its containers should use: the configured one, else what the path fits.
+        await p.start({ mtu: networks[i]!.configuredMtu ?? innerMtuLimit(underlay.mtu, config.local), networks: names });
       }
       daemon.apply();
 
@@ -326,7 +330,7 @@ export class Daemon implements DaemonView {
       process.on('SIGINT', stop).on('SIGTERM', stop).on('SIGUSR1', usr1);
       const names = info.networks.some((n) => n.name !== null) ? ` network=${all('name')}` : '';
       out(
-        `vxlan-router: ready engine=${info.engine} tap=${all('tap')} mtu=${all('mtu')} vni=${all('vni')} local=${info.local}:${info.port} ` +
+        `vxlan-router: ready engine=${info.engine} tap=${all('tap')} tap-mtu=${all('mtu')} path-mtu=${innerMtuLimit(info.underlay.mtu, info.local)} vni=${all('vni')} local=${info.local}:${info.port} ` +
           `underlay=${info.underlay.device}/${info.underlay.mtu} peers=${info.peers.join(',') || '(none)'}${names} offloads=${offloadNames(this.offloads()).join(',') || 'none'}`,
       );
     });
@@ -352,6 +356,10 @@ export class Daemon implements DaemonView {
 
   fdb(): FdbEntry[] {
     return this.engine.fdb();
+  }
+
+  localMacs(): LocalMac[] {
+    return this.engine.localMacs();
   }
 
   fdbCounts(): FdbCounts {

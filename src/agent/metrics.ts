@@ -52,6 +52,10 @@ export function routerMetrics(router: DaemonView, startedAt: Date): Registry {
   mirror(registry, 'vxlan_router_flooded_frames_total', 'Frames sent by head-end replication (broadcast, multicast, unknown unicast)', [], () => [[{}, c().tx_flooded]]);
   mirror(registry, 'vxlan_router_learned_total', '(VNI, MAC) entries learned or moved from inbound traffic', [], () => [[{}, c().learned]]);
   mirror(registry, 'vxlan_router_local_macs_refused_total', 'New source MACs on a bridge not recorded nor advertised: the network already has maxLocalMacs', [], () => [[{}, c().local_mac_refused]]);
+  mirror(registry, 'vxlan_router_icmp_too_big_total', 'Frames too big for the path answered on the bridge with ICMP too-big (sent), or not answered over the rate limit (limited)', ['result'], () => [
+    [{ result: 'sent' }, c().icmp_too_big_sent],
+    [{ result: 'limited' }, c().icmp_too_big_limited],
+  ]);
   mirror(registry, 'vxlan_router_drops_total', 'Frames or datagrams dropped, by reason', ['reason'], () => DROP_REASONS.map((r) => [{ reason: r }, c()[r]]));
   mirror(registry, 'vxlan_router_neighbor_suppressed_total', 'ARP requests and IPv6 Neighbor Solicitations from the bridge answered by the router', ['protocol'], () => [
     [{ protocol: 'arp' }, c().arp_suppressed],

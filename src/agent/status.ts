@@ -10,6 +10,7 @@ import type { Status } from './control-protocol.js';
 import type { ControlSource } from './control-socket.js';
 import { SOFTWARE } from './control-protocol.js';
 import type { DaemonView } from './daemon.js';
+import { explainWhy } from './why.js';
 
 /** What the router knows of each peer address: its registry record (if any) and its traffic. */
 function peerFacts(router: DaemonView): (address: string) => { host?: HostRow; traffic?: PeerTraffic } {
@@ -76,6 +77,7 @@ export function controlSource(router: DaemonView, config: RouterConfig, startedA
       counters: { ...router.counters() },
     }),
     counters: () => router.counters(),
+    why: (q) => explainWhy(router, config, q),
     table: () => router.table(),
     fdb: () => router.fdb().map((e) => ({ vni: e.vni, mac: e.mac, vtep: e.vtep, origin: e.origin, ageMs: e.ageMs })),
     peers: () => {

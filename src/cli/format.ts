@@ -1,6 +1,6 @@
 /** Text forms of the control socket's answers: one screen, aligned columns, only what is not zero. */
 import { offloadNames } from '../agent/control-protocol.js';
-import type { Check, CounterRows, FdbRows, Method, PeerRows, Result, Status, TableRows } from '../agent/index.js';
+import type { Check, CounterRows, FdbRows, Method, PeerRows, Result, Status, TableRows, WhyResult } from '../agent/index.js';
 
 export interface ShowFlags {
   socket?: string;
@@ -48,7 +48,8 @@ export function formatStatus(s: Status): string[] {
   const c = s.counters;
   const on = offloadNames(s.offloads).join(', ') || 'none';
   const drops = Object.entries(c).filter(([k, v]) => v > 0 && !/^(rx|tx)_(datagrams|bytes|frames|flooded|tso_frames|gso_sends|merged)$|^learned$|_suppressed$/.test(k));
-  const mtuNote = s.mtu.tap > s.mtu.underlayLimit ? `  (!) above the underlay's limit ${s.mtu.underlayLimit}: large frames are dropped` : '';
+  // A TAP MTU above the path's (the default) is not a fault: the router answers what does not fit with ICMP too-big.
+  const mtuLine = s.mtu.tap > s.mtu.underlayLimit ? `${s.mtu.underlayLimit} on the path (larger IP packets are answered with ICMP too-big); TAP ${s.mtu.tap}` : String(s.mtu.tap);
   const cp = s.controlPlane;
   const etcdState =
     cp.state === 'degraded'
@@ -65,7 +66,7 @@ export function formatStatus(s: Status): string[] {
       : []),
     ...s.networks.flatMap((n) => (n.bridgeMissingSince ? [`(!) bridge ${n.bridge} missing since ${n.bridgeMissingSince}: TAP ${n.tap} kept, it joins the bridge when one of that name appears`] : [])),
     `  local: ${s.local}:${s.port} via ${s.underlay.device} (mtu ${s.underlay.mtu})`,
-    `  mtu: ${s.mtu.tap}${mtuNote}`,
+    `  mtu: ${mtuLine}`,
     `  offloads: ${on}`,
     `  control plane: ${plane}`,
     ...(s.peers.length === 0
@@ -86,6 +87,22 @@ export function formatFdb(rows: FdbRows): string[] {
   const shown = [...rows].sort((a, b) => a.vni - b.vni || a.mac.localeCompare(b.mac));
   if (shown.length === 0) return ['(no entries)'];
   return table([['VNI', 'MAC', 'VTEP', 'ORIGIN', 'AGE'], ...shown.map((r) => [String(r.vni), r.mac, r.vtep, r.origin, r.origin === 'learned' ? `${Math.round(r.ageMs / 1000)}s` : '-'])]);
+}
+
+export function formatWhy(w: WhyResult): string[] {
+  const out: string[] = [];
+  const ms = (v: number | null): string => (v === null ? '-' : ago(v));
+  for (const f of w.frames) {
+    out.push(`frames to ${f.ip !== null ? `${f.ip} (${f.mac})` : f.mac} on VNI ${f.vni}: ${f.verdict}`);
+    if (f.origin !== null) out.push(`  entry: ${f.origin}${f.ageMs !== null ? `, seen ${ms(f.ageMs)}` : ''}`);
+    if (f.vtep !== null) out.push(`  vtep: ${f.vtep}, last heard ${ms(f.lastHeardAgoMs)}`);
+    out.push(`  path mtu: ${f.pathMtu}`, `  ${f.detail}`);
+  }
+  if (w.sender !== null) out.push(`datagrams from ${w.sender.address}: ${w.sender.verdict}`, `  ${w.sender.detail}`);
+  if (w.frames.length === 0 && w.sender === null) out.push(`${w.target}: no table entry, neighbour or local sighting names it`);
+  const c = Object.entries(w.counters);
+  if (c.length > 0) out.push(`counters: ${c.map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  return out;
 }
 
 export function formatPeers(rows: PeerRows): string[] {

@@ -2,6 +2,7 @@
  * The command line: argv in, text out, an exit code. Parsing is commander's; validation is the config schema's, so a
  * bad flag and a bad config key get the same kind of message.
  */
+import { isIP } from 'node:net';
 import { Command, CommanderError, Option } from 'commander';
 // Only the light parts of the agent at start (`status` and friends must answer quickly); the rest (etcd client,
 // engines, metrics: ~0.5 s of module loading) is imported by the commands that use it.
@@ -11,7 +12,7 @@ import { ConfigError, VxlanRouterError } from '../errors.js';
 
 const agent = (): Promise<typeof import('../agent/index.js')> => import('../agent/index.js');
 import { ask, findSocket } from './control-client.js';
-import { formatChecks, formatCounters, formatFdb, formatPeers, formatStatus, formatTable, onlyVni, type ShowFlags } from './format.js';
+import { formatChecks, formatCounters, formatFdb, formatPeers, formatStatus, formatTable, formatWhy, onlyVni, type ShowFlags } from './format.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -143,7 +144,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--peer <ip>', 'underlay address of a remote VTEP (repeat for each)', collect)
     .option('--tap <name>', 'TAP device name (default: vxr<VNI>)')
     .option('--port <n>', 'UDP port of every VTEP (default: 4789)', integerOrRaw)
-    .option('--mtu <n>', 'TAP MTU (default: underlay MTU - 50, or - 70 for IPv6)', integerOrRaw)
+    .option('--mtu <n>', 'TAP MTU (default: 65000; the path limit, underlay MTU - 50 or - 70 for IPv6, is enforced by the router with ICMP too-big answers)', integerOrRaw)
     .addOption(new Option('--engine <kind>', 'data path: native (default) or js (reference)').choices(ENGINES))
     .option('--no-learning', 'do not learn remote MACs from inbound traffic')
     .option('--no-arp-suppression', 'flood ARP requests and IPv6 Neighbor Solicitations even for addresses known from etcd')
@@ -230,11 +231,29 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
   show('table', 'what the control planes handed the data path, per VNI: peers, MACs (with origin) and neighbours', formatTable);
 
   program
+    .command('why <target>')
+    .description('what happens to frames to a MAC or overlay address (table entry, origin, age, VTEP, last heard, path MTU) and to datagrams from an underlay address (accepted or refused, and why), with the drop counters they hit')
+    .option('--vni <n>', 'only this VNI', integerOrRaw)
+    .option('--socket <path>', `the router's control socket (default: the only one in ${RUN_DIR})`)
+    .option('--json', 'machine-readable output (whySchema in src/agent/control-protocol.ts)')
+    .action(async (target: string, f: ShowFlags) => {
+      if (f.vni !== undefined && (typeof f.vni !== 'number' || f.vni < 1 || f.vni > MAX_VNI)) {
+        throw new ConfigError(`--vni: ${JSON.stringify(f.vni)} is not a VNI`, { hint: `pass an integer from 1 to ${MAX_VNI}` });
+      }
+      if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(target) && isIP(target) === 0) {
+        throw new ConfigError(`why: "${target}" is neither a MAC (aa:bb:cc:dd:ee:ff) nor an IP address`, { hint: 'pass a container MAC, an overlay address or a peer\'s underlay address' });
+      }
+      const result = await ask(findSocket(f.socket), 'why', 5000, { target, ...(typeof f.vni === 'number' ? { vni: f.vni } : {}) });
+      if (f.json === true) io.out(JSON.stringify(result, null, 2));
+      else for (const line of formatWhy(result)) io.out(line);
+    });
+
+  program
     .command('doctor')
     .description('check what a router needs here (privileges, /dev/net/tun, bridge, MTUs, UDP port, offload traps); exit 1 if a check fails')
     .option('--local <ip>', 'underlay address the router uses (default: the running router\'s)')
     .option('--bridge <name>', 'the bridge it joins (default: the running router\'s)')
-    .option('--mtu <n>', 'the TAP MTU it would use (default: underlay MTU - 50 / - 70)', integerOrRaw)
+    .option('--mtu <n>', 'the TAP MTU it would use (default: 65000)', integerOrRaw)
     .option('--port <n>', 'UDP port (default: 4789)', integerOrRaw)
     .addOption(new Option('--engine <kind>', 'data path it would use').choices(ENGINES))
     .option('--socket <path>', `a running router's control socket (default: the only one of this network namespace, if any)`)

@@ -39,7 +39,7 @@ export const configSchema = z.strictObject({
   peers: z.array(ip).default([]),
   tap: ifname.optional(),
   port: intIn(1, 65535).default(VXLAN_PORT),
-  /** TAP MTU; default: underlay device MTU − 50 (IPv4 underlay) or − 70 (IPv6). */
+  /** TAP MTU; default DEFAULT_TAP_MTU (65000): the path limit (underlay − 50 / − 70) is the router's to enforce. */
   mtu: mtu.optional(),
   engine: z.enum(ENGINES).default('native'),
   learning: z.boolean().default(true),

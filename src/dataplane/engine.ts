@@ -43,6 +43,8 @@ export const TRAFFIC_COUNTERS = [
   'arp_suppressed', // ARP requests from the bridge answered by the router (the address is a known remote container's)
   'nd_suppressed', // IPv6 Neighbor Solicitations from the bridge answered by the router (likewise)
   'local_mac_refused', // sightings of a new bridge source MAC not recorded (nor advertised): its VNI holds maxLocalMacs; the frame is still sent (JS: per frame; native: at most once a second per MAC)
+  'icmp_too_big_sent', // ICMP fragmentation-needed / ICMPv6 packet-too-big answers written to the bridge for frames too big for the path (each such frame is also a tx_too_big drop)
+  'icmp_too_big_limited', // such answers not sent: over the rate limit (1000/s, bursts of 50, per TAP)
 ] as const;
 export type TrafficCounter = (typeof TRAFFIC_COUNTERS)[number];
 

@@ -147,6 +147,10 @@ export interface NativeTwins {
   learnScript(options: { agingMs: number; maxPerPeer: number; maxTotal: number }, steps: readonly LearnStep[]): (string | number | null)[];
   /** A fresh GsoPolicy (native/src/tx.h) told of each refused GSO send ([address, errno]), then asked about each probe. */
   gsoPolicy(refusals: [address: string, errno: number][], probes: string[]): { actedOn: boolean[]; allowed: boolean[]; on: boolean };
+  /** Twin of tooBigReply in src/packet/icmp.ts: the ICMP / ICMPv6 "too big" answer to a frame, or null. */
+  tooBigReply(frame: Uint8Array, mtu: number): Buffer | null;
+  /** A fresh TooBigLimiter (native/src/icmp.h) asked at each time (ms); twin of TooBigLimiter in src/packet/icmp.ts. */
+  tooBigLimiter(rate: number, burst: number, times: readonly number[]): boolean[];
 }
 
 /**
