@@ -66,6 +66,8 @@ export interface ServedNetwork {
   /** The TAP's MTU, and the one asked for (--mtu, or the network's definition; null: DEFAULT_TAP_MTU). */
   readonly mtu: number;
   readonly configuredMtu: number | null;
+  /** The MTU its containers should use, which this host advertises: the configured one, else what the path fits. */
+  readonly containerMtu: number;
   readonly startedFrom: PlaneNetwork['startedFrom'];
   /** The etcd network's subnet (Docker's IPAM pool); null with static peers. */
   readonly subnet: string | null;
@@ -229,7 +231,7 @@ export class Daemon implements DaemonView {
           throw toRouterError(err);
         }
         taps.push({ vni: s.vni, tapFd: tap.fd, tapName: tap.name, mtu, vnetHdr: tap.vnetHdr });
-        networks.push({ name: s.name, vni: s.vni, tap: tap.name, bridge: j.bridge, mtu, configuredMtu, startedFrom: s.startedFrom, subnet: s.subnet ?? null });
+        networks.push({ name: s.name, vni: s.vni, tap: tap.name, bridge: j.bridge, mtu, configuredMtu, containerMtu: configuredMtu ?? innerMtuLimit(underlay.mtu, config.local), startedFrom: s.startedFrom, subnet: s.subnet ?? null });
       });
       const engineOptions = {
         local: config.local,
@@ -260,8 +262,7 @@ export class Daemon implements DaemonView {
       const names = networks.flatMap((n) => (n.name !== null ? [n.name] : []));
       for (const [i, p] of planes.entries()) {
         p.on('table', () => daemon.apply());
-        // The MTU a host advertises is what its containers should use: the configured one, else what the path fits.
-        await p.start({ mtu: networks[i]!.configuredMtu ?? innerMtuLimit(underlay.mtu, config.local), networks: names });
+        await p.start({ mtu: networks[i]!.containerMtu, networks: names });
       }
       daemon.apply();
 

@@ -34,7 +34,7 @@ function servedOverlays(view: DaemonView): OverlayNetworks {
   return {
     attach: (req): Promise<OverlayAttachment> => {
       const n = matchServed(view.info.networks, req);
-      return Promise.resolve({ name: n.name!, vni: n.vni, bridge: n.bridge, mtu: n.mtu });
+      return Promise.resolve({ name: n.name!, vni: n.vni, bridge: n.bridge, mtu: n.containerMtu });
     },
     detach: () => Promise.resolve(), // the router keeps serving it: other hosts and non-Docker members still use it
   };

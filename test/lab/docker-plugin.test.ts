@@ -55,6 +55,7 @@ t.test('docker network create -d vxlan-router, on two hosts', { skip: skip ?? fa
     t.equal(ip, `${base}.2`, `the first container of a host gets its slice's first free address (${r.range}: not .0, not the gateway .1)`);
   }
 
+  t.equal((await d1.docker(['exec', 'a1', 'cat', '/sys/class/net/eth0/mtu'])).stdout.trim(), '1450', "the container's interface has the overlay's MTU (the path's, not the TAP's)");
   const ping = async (d: LabDockerd, c: string, ip: string): Promise<string> => (await d.docker(['exec', c, 'ping', '-c', '3', '-W', '2', ip]).catch((e: Error) => ({ stdout: e.message }))).stdout;
   t.match(await ping(d1, 'a1', ip2), / 0% packet loss/, 'a1 (h1) reaches a2 (h2) over the overlay');
   t.match(await ping(d2, 'a2', ip1), / 0% packet loss/, 'and back');
