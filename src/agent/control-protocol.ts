@@ -109,6 +109,12 @@ export const statusSchema = z.strictObject({
   /** MACs several hosts advertise at once, claimants newest first (the first gets the traffic). */
   macConflicts: z.array(z.strictObject({ vni: z.number().int(), mac: z.string(), hostIds: z.array(z.string()) })),
   counters,
+  /** The router process's memory in bytes (process.memoryUsage()): resident set, and of it the V8 heap (used of
+   * total), memory held by JS objects outside the heap (external, of which arrayBuffers). RSS minus heapTotal is
+   * mostly native: the addon, libuv, malloc. Absent from routers that predate it. */
+  memory: z
+    .strictObject({ rss: z.number(), heapTotal: z.number(), heapUsed: z.number(), external: z.number(), arrayBuffers: z.number() })
+    .optional(),
 });
 export type Status = z.infer<typeof statusSchema>;
 

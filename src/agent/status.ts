@@ -70,6 +70,7 @@ export function controlSource(router: DaemonView, config: RouterConfig, startedA
       refusedSources: [...router.traffic().rejected],
       macConflicts: router.macConflicts(),
       counters: { ...router.counters() },
+      memory: (({ rss, heapTotal, heapUsed, external, arrayBuffers }) => ({ rss, heapTotal, heapUsed, external, arrayBuffers }))(process.memoryUsage()),
     }),
     counters: () => router.counters(),
     table: () => router.table(),

@@ -66,6 +66,7 @@ export function formatStatus(s: Status): string[] {
     `  local: ${s.local}:${s.port} via ${s.underlay.device} (mtu ${s.underlay.mtu})`,
     `  mtu: ${s.mtu.tap}${mtuNote}`,
     `  offloads: ${on}`,
+    ...(s.memory ? [`  memory: RSS ${bytes(s.memory.rss)}, JS heap ${bytes(s.memory.heapUsed)} used of ${bytes(s.memory.heapTotal)}, external ${bytes(s.memory.external)}`] : []),
     `  control plane: ${plane}`,
     ...(s.peers.length === 0
       ? ['peers: none']
