@@ -221,7 +221,7 @@ export class Lab {
    */
   async startRouter(
     host: Host,
-    opts: { peers: readonly string[]; engine: EngineName; vni?: number | null; args?: string[]; output?: RouterOutput },
+    opts: { peers: readonly string[]; engine: EngineName; vni?: number | null; args?: string[]; output?: RouterOutput; readyTimeoutMs?: number },
   ): Promise<RouterProcess> {
     const extra = opts.args ?? [];
     const vni = opts.vni === null ? [] : ['--vni', String(opts.vni ?? VNI)];
@@ -234,7 +234,7 @@ export class Lab {
     args.push(...extra);
     const child = this.spawn(host.ns, process.execPath, [...NODE_FLAGS, ...args], opts.output);
     const router = new RouterProcess(child, args[args.lastIndexOf('--socket') + 1]!, opts.output);
-    await router.nextLine((l) => l.startsWith('vxlan-router: ready'), 15_000, true);
+    await router.nextLine((l) => l.startsWith('vxlan-router: ready'), opts.readyTimeoutMs ?? 15_000, true);
     return router;
   }
 

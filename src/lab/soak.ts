@@ -129,7 +129,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     const m2 = await lab.addContainer(hosts[1]!, 'm2', '198.18.1.2');
     await defineNetwork(hosts[0]!);
     const args = ['--etcd', etcd.endpoint, '--lease-ttl', '5'];
-    const start = (h: Host): Promise<RouterProcess> => lab.startRouter(h, { peers: [], engine: o.engine, vni: null, args });
+    // A generous ready timeout: h3 starts again and again while the box is busy with the load (and, on a shared CI
+    // machine, with others' work); under a load average of 15 on two cores a start took longer than the default 15 s.
+    const start = (h: Host): Promise<RouterProcess> => lab.startRouter(h, { peers: [], engine: o.engine, vni: null, args, readyTimeoutMs: 60_000 });
     const routers = [await start(hosts[0]!), await start(hosts[1]!)];
     if ((await lab.ping(cs[0]!.ns, cs[1]!.ip)).loss === 100) throw new Error('overlay not up before the soak');
 
