@@ -19,6 +19,14 @@ export const MAX_REQUEST = 4096;
 /** Name and version, as `--version`, `status` and the registry's host records give it. */
 export const VERSION = '0.1.0';
 export const SOFTWARE = `vxlan-router ${VERSION}`;
+/**
+ * Node flags the router runs with (config/vxlan-router.service, the Dockerfile's wrapper, dist/cli.js's #! line, the
+ * lab), pinned by test/config/node-flags.test.ts. A V8 young generation of 1 MiB per semi-space: by default V8 grows
+ * it (to 16 MiB per semi-space, about 30 MiB resident) a step at a time as long as anything survives scavenges, so a
+ * router under load and churn gained RSS for many minutes; the router allocates a few hundred KiB/s at most, which
+ * a 1 MiB nursery takes in a scavenge of well under a millisecond every few seconds.
+ */
+export const NODE_FLAGS = ['--max-semi-space-size=1'] as const;
 /** dockerd's API socket (`docker-network create --docker-socket`). */
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
 /** Where dockerd looks for plugins' sockets (`up --docker-plugin` with no path). */
@@ -121,6 +129,12 @@ export const statusSchema = z.strictObject({
   /** MACs several hosts advertise at once, claimants newest first (the first gets the traffic). */
   macConflicts: z.array(z.strictObject({ vni: z.number().int(), mac: z.string(), hostIds: z.array(z.string()) })),
   counters,
+  /** The router process's memory in bytes (process.memoryUsage()): resident set, and of it the V8 heap (used of
+   * total), memory held by JS objects outside the heap (external, of which arrayBuffers). RSS minus heapTotal is
+   * mostly native: the addon, libuv, malloc. Absent from routers that predate it. */
+  memory: z
+    .strictObject({ rss: z.number(), heapTotal: z.number(), heapUsed: z.number(), external: z.number(), arrayBuffers: z.number() })
+    .optional(),
 });
 export type Status = z.infer<typeof statusSchema>;
 

@@ -75,6 +75,7 @@ export function controlSource(router: DaemonView, config: RouterConfig, startedA
       refusedSources: [...router.traffic().rejected],
       macConflicts: router.macConflicts(),
       counters: { ...router.counters() },
+      memory: (({ rss, heapTotal, heapUsed, external, arrayBuffers }) => ({ rss, heapTotal, heapUsed, external, arrayBuffers }))(process.memoryUsage()),
     }),
     counters: () => router.counters(),
     why: (q) => explainWhy(router, config, q),

@@ -80,6 +80,7 @@ export function formatStatus(s: Status): string[] {
     ...s.macConflicts.map((c) => `(!) MAC ${c.mac} (vni ${c.vni}) claimed by ${c.hostIds.join(' and ')}: traffic goes to ${c.hostIds[0]}`),
     `traffic: in ${c.rx_datagrams ?? 0} datagrams (${bytes(c.rx_bytes ?? 0)}), out ${c.tx_frames ?? 0} frames (${bytes(c.tx_bytes ?? 0)}) in ${c.tx_datagrams ?? 0} datagrams, ${c.tx_flooded ?? 0} flooded, ${c.learned ?? 0} learned, answered locally ${c.arp_suppressed ?? 0} ARP / ${c.nd_suppressed ?? 0} ND`,
     `drops: ${drops.length === 0 ? 'none' : drops.map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    ...(s.memory ? [`memory: RSS ${bytes(s.memory.rss)}, JS heap ${bytes(s.memory.heapUsed)} used of ${bytes(s.memory.heapTotal)}, external ${bytes(s.memory.external)}`] : []),
   ];
 }
 

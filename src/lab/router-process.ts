@@ -175,6 +175,13 @@ export class RouterProcess {
     return (await ask(this.socket, 'status')).offloads;
   }
 
+  /** Its process's memory as it tells it (process.memoryUsage(): V8 heap, external), in bytes. */
+  async memory(): Promise<NonNullable<Status['memory']>> {
+    const m = (await ask(this.socket, 'status')).memory;
+    if (m === undefined) throw new Error('router: its status has no memory section');
+    return m;
+  }
+
   /** SIGTERM, then SIGKILL if it has not exited in 5 s. Resolves with the exit code. */
   async stop(): Promise<number | null> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;
