@@ -69,6 +69,7 @@ export function controlSource(router: DaemonView, config: RouterConfig, startedA
       })(),
       refusedSources: [...router.traffic().rejected],
       macConflicts: router.macConflicts(),
+      addressConflicts: router.addressConflicts(),
       counters: { ...router.counters() },
     }),
     counters: () => router.counters(),
@@ -115,6 +116,7 @@ function controlPlane(router: DaemonView, config: RouterConfig): Status['control
     leaseTtlSeconds: config.leaseTtl,
     ...(startedFrom !== 'config' ? { startedFrom } : {}),
     ...(router.registryCounters() ?? {}),
+    ...(router.registryCounters() !== null ? { macsLeftBridge: router.macsLeftBridge() } : {}),
     tablesRefused: router.refusedTables(),
   };
 }
