@@ -26,6 +26,7 @@ import { EtcdClient, reasonOf, type EtcdConnection } from './etcd-client.js';
 import { HostView } from './host-view.js';
 import type { HostRange, NoRange } from './ip-ranges.js';
 import { MacView } from './mac-view.js';
+import { LocalClaims, localMacIps } from './local-claims.js';
 import { NetworkWatch } from './network-watch.js';
 import { RangeLease } from './range-lease.js';
 import {
@@ -102,9 +103,12 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   private advertised: MacRecord['macs'] = [];
   /** What advertise() was last given: composed again when the views change (an address's owner may have left). */
   private wantedMacs: readonly AdvertisedMac[] = [];
+  /** When advertise() was given them: their ageMs count from then. */
+  private wantedAt = 0;
   /** Local claims left out because another host's MAC owns the address: vni/mac/ip → the owner. */
   private refused = new Map<string, { vni: number; ip: string; mac: string; owner: { mac: string; hostId: string } }>();
   private refusedClaims = 0;
+  private readonly claims = new LocalClaims();
   private deferTimer: NodeJS.Timeout | undefined;
   private putMacs = '';
   private lease: Lease | undefined;
@@ -283,6 +287,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
    */
   async advertise(macs: readonly AdvertisedMac[]): Promise<void> {
     this.wantedMacs = macs;
+    this.wantedAt = this.now();
     this.compose();
     if (this.lease !== undefined && this.joined !== undefined) await this.putAdvertised(this.lease);
   }
@@ -295,41 +300,27 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
    */
   private compose(): void {
     const selfId = this.joined?.record.hostId;
-    const now = this.now();
+    const now = this.wantedAt;
     const movedAway = (m: AdvertisedMac): boolean => {
       const claim = this.macView.claimOf(m.vni, m.mac.toLowerCase());
       return claim !== undefined && claim.id !== selfId && m.ageMs !== undefined && now - m.ageMs < claim.seenAt;
     };
-    const refused = new Map<string, { vni: number; ip: string; mac: string; owner: { mac: string; hostId: string } }>();
-    const inScope = this.macView.inScope;
-    const ipsOf = (vni: number, mac: string, ips: readonly string[]): string[] => {
-      const owners = this.macView.addressOwners(vni);
-      const kept: string[] = [];
-      for (const raw of ips) {
-        let ip: string;
-        try {
-          ip = canonicalIp(raw);
-        } catch {
-          continue;
-        }
-        if (!inScope(ip)) continue;
-        const owner = owners.get(ip);
-        if (owner !== undefined && owner.mac !== mac && owner.hostId !== selfId) {
-          refused.set(`${vni}/${mac}/${ip}`, { vni, ip, mac, owner });
-          continue;
-        }
-        kept.push(ip);
+    const canonical = (ip: string): string | undefined => {
+      try {
+        return canonicalIp(ip);
+      } catch {
+        return undefined;
       }
-      return kept;
     };
-    const wanted = this.wantedMacs
-      .filter((m) => !movedAway(m))
+    const local = this.wantedMacs.filter((m) => !movedAway(m)).map((m) => localMacIps(m, now, canonical, this.macView.inScope));
+    const composed = this.claims.compose(local, (vni) => this.macView.addressOwners(vni), selfId, now);
+    const refused = new Map(composed.refused.map((r) => [`${r.vni}/${r.mac}/${r.ip}`, r]));
+    const wanted = local
       .map((m) => {
-        const mac = m.mac.toLowerCase();
         // Addresses sorted: which one a MAC used last (IPv4 or IPv6, link-local or global) changes all the time, and
         // must not rewrite the record each time.
-        const ips = ipsOf(m.vni, mac, m.ips ?? []).slice(0, MAX_IPS_PER_MAC).sort();
-        return { vni: m.vni, mac, ...(ips.length > 0 ? { ips } : {}) };
+        const ips = (composed.ips.get(`${m.vni}/${m.mac}`) ?? []).slice(0, MAX_IPS_PER_MAC).sort();
+        return { vni: m.vni, mac: m.mac, ...(ips.length > 0 ? { ips } : {}) };
       })
       .sort((a, b) => a.vni - b.vni || a.mac.localeCompare(b.mac));
     for (const [key, r] of refused) {
