@@ -110,6 +110,10 @@ for (const engine of ['native', 'js'] as const satisfies readonly EngineName[]) 
     t.ok(cacheMs <= 1500, `c11's neighbour cache has c32's MAC ${cacheMs} ms after (told by a gratuitous ARP)`);
     await used;
     t.equal((await lab.ping(c11.ns, c21.ip, 2)).loss, 0, 'c11 reaches 198.18.0.21 at c32 without flushing anything');
+    // The MAC etcd placed on the third host is forwarded there; the gone one is out of h1's table.
+    const fdb = await ask(lab.controlSocket(h1), 'fdb');
+    t.match(fdb.find((r) => r.mac === c32.mac), { vtep: h3.underlayIp, origin: 'etcd' }, "h1 forwards to c32's MAC at h3 (from etcd)");
+    t.notOk(fdb.some((r) => r.mac === c21.mac), "c21's MAC left h1's table with h2's withdrawal");
     t.comment(`move-follow (${engine}): table ${tableMs} ms, c11's neighbour cache ${cacheMs} ms`);
   });
 }
