@@ -281,9 +281,10 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
    * it with the whole current set whenever convenient: it writes only when the set changed (or the last write
    * failed), and writes again by itself under a new lease. Rejects with E_ETCD when etcd is away (try again later).
    * A MAC that another host claimed after this one last saw it (`ageMs` ago) has moved there: it is withdrawn, and
-   * advertised again (a new claim) if it speaks here again. A MAC keeps its first MAX_IPS_PER_MAC addresses. At most
-   * MAX_MACS_PER_RECORD MACs are advertised: those already in the record first (a container spraying new MACs cannot
-   * push the others out), the rest counted (`unadvertisedMacs`) and reported once per episode (mac-record-full).
+   * advertised again (a new claim) if it speaks here again. A MAC's addresses are composed by LocalClaims (in scope,
+   * none another MAC owns: see `compose`). At most MAX_MACS_PER_RECORD MACs are advertised: those already in the
+   * record first (a container spraying new MACs cannot push the others out), the rest counted (`unadvertisedMacs`)
+   * and reported once per episode (mac-record-full).
    */
   async advertise(macs: readonly AdvertisedMac[]): Promise<void> {
     this.wantedMacs = macs;
