@@ -292,10 +292,9 @@ void Engine::TxLoop(Network* net) {
     }
     if (pfd[1].revents) break;
     if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
-      // The TAP is gone (deleted under us): this VNI no longer forwards. Reported so that the process can exit
-      // non-zero and be restarted, never a silent end.
-      ReportFault(SysError{ENODEV, "TAP of VNI " + std::to_string(net->vni) + " (transmit thread: poll says " +
-                                       (pfd[0].revents & POLLNVAL ? "POLLNVAL" : pfd[0].revents & POLLHUP ? "POLLHUP" : "POLLERR") + ")"});
+      // The TAP is gone (deleted under us): this VNI no longer forwards until the agent hands the engine a new TAP
+      // (ReplaceTap, which joins this thread and starts another). Reported, never a silent end.
+      ReportTapLost(net);
       break;
     }
 

@@ -21,6 +21,8 @@ export const VERSION = '0.1.0';
 export const SOFTWARE = `vxlan-router ${VERSION}`;
 /** dockerd's API socket (`docker-network create --docker-socket`). */
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
+/** Where dockerd looks for plugins' sockets (`up --docker-plugin` with no path). */
+export const DEFAULT_PLUGIN_SOCKET = '/run/docker/plugins/vxlan-router.sock';
 
 /**
  * status: the router at a glance; fdb: the forwarding table with origins and ages; peers: remote VTEPs; counters:
@@ -70,6 +72,11 @@ export const statusSchema = z.strictObject({
       rangeNote: z.string().nullable(),
       /** Why there is no range, for code to branch on (control/ip-ranges.ts); absent from routers that predate it. */
       rangeReason: z.enum(NO_RANGE_REASONS).nullable().optional(),
+      /** When the bridge was found gone (null: present, the TAP on it); the TAP is kept and rejoins it when it returns.
+       * Times the TAP rejoined a returning bridge, and was recreated after being deleted. Absent from older routers. */
+      bridgeMissingSince: z.string().nullable().optional(),
+      bridgeRejoins: z.number().int().optional(),
+      tapsRecreated: z.number().int().optional(),
     }),
   ),
   offloads: z.strictObject({ tapVnetHdr: z.boolean(), udpGso: z.boolean(), udpGro: z.boolean() }),

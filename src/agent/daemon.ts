@@ -50,10 +50,12 @@ import { RateLimited, silentLogger, type Logger } from '../log.js';
 import { innerMtuLimit } from '../packet/index.js';
 import { offloadNames, SOFTWARE } from './control-protocol.js';
 import { serveControl } from './control-socket.js';
+import { serveDockerPlugin } from './docker-serve.js';
 import { routerMetrics, serveMetrics } from './metrics.js';
 import { checkBridge, checkFreeLinkName, checkPrivileges, checkTun, findUnderlay, type Underlay } from './preflight.js';
 import { controlSource } from './status.js';
 import { BridgePresence } from './bridge-presence.js';
+import { LinkKeeper, type LinkState } from './links.js';
 
 /** One network this router serves: its VNI, TAP, bridge and MTU, and where its definition came from. */
 export interface ServedNetwork {
@@ -66,6 +68,8 @@ export interface ServedNetwork {
   readonly mtu: number;
   readonly configuredMtu: number | null;
   readonly startedFrom: PlaneNetwork['startedFrom'];
+  /** The etcd network's subnet (Docker's IPAM pool); null with static peers. */
+  readonly subnet: string | null;
 }
 
 export interface DaemonInfo {
@@ -109,6 +113,8 @@ export interface DaemonView {
   /** The registries' counters summed (null with static peers only), and tables the data path refused. */
   registryCounters(): RegistryCounters | null;
   refusedTables(): number;
+  /** Each network's bridge and TAP as the router follows them (bridge missing since…), in the order of info.networks. */
+  links(): LinkState[];
 }
 
 export interface DaemonOptions {
@@ -153,6 +159,7 @@ export class Daemon implements DaemonView {
   private readonly refusedWarn: RateLimited;
   private closing: Promise<void> | undefined;
   private presence: BridgePresence | undefined;
+  private keeper: LinkKeeper | undefined;
 
   private constructor(
     readonly info: DaemonInfo,
@@ -226,7 +233,7 @@ export class Daemon implements DaemonView {
           throw toRouterError(err);
         }
         taps.push({ vni: s.vni, tapFd: tap.fd, tapName: tap.name, mtu, vnetHdr: tap.vnetHdr });
-        networks.push({ name: s.name, vni: s.vni, tap: tap.name, bridge: j.bridge, mtu, configuredMtu, startedFrom: s.startedFrom });
+        networks.push({ name: s.name, vni: s.vni, tap: tap.name, bridge: j.bridge, mtu, configuredMtu, startedFrom: s.startedFrom, subnet: s.subnet ?? null });
       });
       const engineOptions = {
         local: config.local,
@@ -261,6 +268,13 @@ export class Daemon implements DaemonView {
       }
       daemon.apply();
 
+      // The bridge and TAP followed through rtnetlink: rejoined, recreated (src/agent/links.ts). Closed before the engine.
+      const tapOffloads = config.engine === 'native' && config.offloads.includes('tap');
+      const keeper = new LinkKeeper(networks.map((n) => ({ vni: n.vni, tap: n.tap, bridge: n.bridge, mtu: n.mtu, offloads: tapOffloads })), engine, native, log);
+      daemon.keeper = keeper;
+      keeper.start();
+      owned.push(keeper);
+
       let refusedMacs = 0;
       const presence = (daemon.presence = new BridgePresence(networks.map((n) => ({ vni: n.vni, bridge: n.bridge, tap: n.tap }))));
       const advertiser = setInterval(() => {
@@ -280,6 +294,7 @@ export class Daemon implements DaemonView {
 
       const serverError = (what: string) => (err: Error) => warn.warn(what, `${what}: ${describeError(err)}`);
       owned.push(await serveControl(config.socket ?? join(defaultRunDir(), `${networks[0]!.tap}.sock`), controlSource(daemon, config, daemon.startedAt), serverError('control socket')));
+      if (config.dockerPlugin !== 'off') owned.push(await serveDockerPlugin(config.dockerPlugin, daemon, serverError('docker plugin')));
       if (config.metrics !== 'off') owned.push(await serveMetrics(config.metrics, routerMetrics(daemon, daemon.startedAt), serverError('metrics server')));
       log.info({ ...info, offloads: engine.offloads(), socket: config.socket, metrics: config.metrics }, 'router ready');
       return daemon;
@@ -425,6 +440,10 @@ export class Daemon implements DaemonView {
       this.tablesRefused++;
       this.refusedWarn.warn('table-refused', `the data path refused a new table (${describeError(err)}); forwarding with the last good one`, { tablesRefused: this.tablesRefused });
     }
+  }
+
+  links(): LinkState[] {
+    return this.keeper?.state() ?? this.info.networks.map(() => ({ bridgeMissingSince: null, tapLostSince: null, bridgeRejoins: 0, tapsRecreated: 0 }));
   }
 
   /** Tables the engine refused since start (each logged, rate-limited). */

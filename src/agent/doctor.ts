@@ -163,6 +163,16 @@ export function routerChecks(s: Status, now = Date.now()): Check[] {
     }
   }
   for (const n of s.networks) {
+    if (n.bridgeMissingSince) {
+      checks.push({
+        check: 'bridge',
+        status: 'fail',
+        detail: `bridge ${n.bridge} missing since ${n.bridgeMissingSince}: VNI ${n.vni} reaches no container here; TAP ${n.tap} is kept and joins the bridge when one of that name appears`,
+        fix: `create the bridge again (ip link add ${n.bridge} type bridge && ip link set ${n.bridge} up, or docker network create for a Docker network); the router needs no restart`,
+      });
+    }
+  }
+  for (const n of s.networks) {
     if (n.name === null || cp.state !== 'connected') continue;
     if (n.range !== null) {
       checks.push({ check: 'address-range', status: 'ok', detail: `network ${n.name}: this host's range ${n.range} (gateway ${n.gateway}) for Docker's IPAM` });

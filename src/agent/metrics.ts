@@ -180,6 +180,23 @@ export function routerMetrics(router: DaemonView, startedAt: Date): Registry {
     },
   });
   new Gauge({
+    name: 'vxlan_router_bridge_missing_since_seconds',
+    help: 'When each network\'s bridge was found gone (Unix time; 0: present, with the TAP on it)',
+    labelNames: ['vni', 'bridge'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const links = router.links();
+      router.info.networks.forEach((n, i) => this.set({ vni: String(n.vni), bridge: n.bridge }, (links[i]?.bridgeMissingSince?.getTime() ?? 0) / 1000));
+    },
+  });
+  mirror(registry, 'vxlan_router_bridge_rejoins_total', 'Times a TAP joined its bridge again after the bridge was deleted and created', ['vni'], () =>
+    router.links().map((l, i) => [{ vni: String(router.info.networks[i]!.vni) }, l.bridgeRejoins]),
+  );
+  mirror(registry, 'vxlan_router_taps_recreated_total', 'Times a TAP deleted under the router was recreated', ['vni'], () =>
+    router.links().map((l, i) => [{ vni: String(router.info.networks[i]!.vni) }, l.tapsRecreated]),
+  );
+  new Gauge({
     name: 'vxlan_router_offload_enabled',
     help: 'Whether each offload is in use (1) or not (0)',
     labelNames: ['offload'],

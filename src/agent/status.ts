@@ -43,6 +43,7 @@ export function controlSource(router: DaemonView, config: RouterConfig, startedA
       networks: (() => {
         const states = router.networkStates();
         const ranges = router.ranges();
+        const links = router.links();
         return info.networks.map((n, i) => ({
           name: n.name,
           vni: n.vni,
@@ -54,6 +55,9 @@ export function controlSource(router: DaemonView, config: RouterConfig, startedA
           revision: states[i]?.revision ?? null,
           hosts: states[i]?.hosts ?? null,
           ...rangeFields(ranges[i]!),
+          bridgeMissingSince: links[i]?.bridgeMissingSince?.toISOString() ?? null,
+          bridgeRejoins: links[i]?.bridgeRejoins ?? 0,
+          tapsRecreated: links[i]?.tapsRecreated ?? 0,
         }));
       })(),
       offloads: { ...router.offloads() },

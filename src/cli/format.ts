@@ -63,6 +63,7 @@ export function formatStatus(s: Status): string[] {
     ...(s.networks.length === 1 && s.networks[0]!.name !== null
       ? [`  address range: ${s.networks[0]!.range ? `${s.networks[0]!.range} (gateway ${s.networks[0]!.gateway}) for Docker's IPAM` : `none (${s.networks[0]!.rangeNote})`}`]
       : []),
+    ...s.networks.flatMap((n) => (n.bridgeMissingSince ? [`(!) bridge ${n.bridge} missing since ${n.bridgeMissingSince}: TAP ${n.tap} kept, it joins the bridge when one of that name appears`] : [])),
     `  local: ${s.local}:${s.port} via ${s.underlay.device} (mtu ${s.underlay.mtu})`,
     `  mtu: ${s.mtu.tap}${mtuNote}`,
     `  offloads: ${on}`,

@@ -5,7 +5,7 @@
 import { Command, CommanderError, Option } from 'commander';
 // Only the light parts of the agent at start (`status` and friends must answer quickly); the rest (etcd client,
 // engines, metrics: ~0.5 s of module loading) is imported by the commands that use it.
-import { DEFAULT_DOCKER_SOCKET, MAX_VNI, VERSION, type Method, type Result } from '../agent/control-protocol.js';
+import { DEFAULT_DOCKER_SOCKET, DEFAULT_PLUGIN_SOCKET, MAX_VNI, VERSION, type Method, type Result } from '../agent/control-protocol.js';
 import { RUN_DIR, STATE_DIR, buildConfig, ENGINES, ETCD_PASSWORD_ENV, etcdClientConfig, OFFLOADS, type EtcdClientConfig, type EtcdOptionValues, type RawConfig } from '../config/index.js';
 import { ConfigError, VxlanRouterError } from '../errors.js';
 
@@ -69,6 +69,7 @@ interface UpFlags {
   leaseTtl?: number | string;
   socket?: string;
   metrics?: string;
+  dockerPlugin?: string | true;
   logLevel?: string;
   stateDir?: string;
   etcdCa?: string;
@@ -161,6 +162,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--socket <path>', `control socket for status/fdb/peers/counters/table (default: ${RUN_DIR}/<tap>.sock; in a named network namespace ${RUN_DIR}/netns/<name>/<tap>.sock)`)
     .option('--log-level <level>', 'structured logs on stderr: fatal, error, warn, info (default), debug, trace, silent')
     .option('--metrics <host:port>', 'Prometheus metrics at http://<host:port>/metrics, or off (default: 127.0.0.1:9477)')
+    .option('--docker-plugin [socket]', `serve Docker's network and IPAM plugin (docker network create -d vxlan-router --ipam-driver vxlan-router) on this socket (default: ${DEFAULT_PLUGIN_SOCKET})`)
     .option('--state-dir <dir>', `where the etcd table snapshot is kept, for starting while etcd is down (default: ${STATE_DIR}; in a named network namespace ${STATE_DIR}/netns/<name>)`);
   addEtcdConnectionOptions(up)
     .action(async (flags: UpFlags, cmd: Command) => {
@@ -187,6 +189,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
         leaseTtl: flags.leaseTtl,
         socket: flags.socket,
         metrics: flags.metrics,
+        dockerPlugin: flags.dockerPlugin === true ? DEFAULT_PLUGIN_SOCKET : flags.dockerPlugin,
         logLevel: flags.logLevel,
         stateDir: flags.stateDir,
         etcdCa: flags.etcdCa,

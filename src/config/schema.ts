@@ -82,6 +82,11 @@ export const configSchema = z.strictObject({
     .default('127.0.0.1:9477'),
   /** The control socket (`status`, `fdb`, `peers`, `counters`, `table`); default <run dir>/<tap>.sock (paths.ts). */
   socket: z.string().regex(/^\/\S+$/, { message: 'is not an absolute path' }).optional(),
+  /**
+   * Docker's network and IPAM plugin (`docker network create -d vxlan-router --ipam-driver vxlan-router …`) on this
+   * socket, or off. Docker finds plugins in /run/docker/plugins (DEFAULT_PLUGIN_SOCKET).
+   */
+  dockerPlugin: z.union([z.literal('off'), z.string().regex(/^\/\S+$/, { message: 'is not an absolute path (or off)' })]).default('off'),
   /** Seconds a crashed host stays in the others' tables (its records' lease TTL). */
   leaseTtl: intIn(2, 3600).default(15),
   /** Where the registry's snapshot (<network>.snapshot) is kept, so a restart while etcd is away forwards as before. */

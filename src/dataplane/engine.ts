@@ -174,6 +174,16 @@ export interface Engine {
    * runs. Cheap: the daemon polls it and exits non-zero so that a supervisor restarts the router.
    */
   fault(): VxlanRouterError | undefined;
+  /**
+   * VNIs whose TAP was deleted under the engine (someone ran `ip link del` on it): they forward nothing until
+   * replaceTap. Cheap: the agent polls it (src/agent/links.ts).
+   */
+  lostTaps(): number[];
+  /**
+   * A fresh TAP (same VNI, and the same vnetHdr) in place of a lost one; the engine owns its fd from here on, also
+   * when this throws (a VxlanRouterError; E_SYSTEM while the old TAP still forwards).
+   */
+  replaceTap(tap: VniTap): void;
   /** Stop forwarding, close sockets and TAPs. Safe to call twice. */
   close(): Promise<void>;
 }

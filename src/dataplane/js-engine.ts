@@ -22,7 +22,6 @@ import { buildVniPeers, classifyDatagram } from './classify.js';
 import { announcement, ReboundTracker, senderIp } from './neighbors.js';
 import { TrafficStats, type Traffic } from './traffic.js';
 import {
-  dataPathStopped,
   DEFAULT_MAX_LOCAL_MACS,
   MAX_IPS,
   NO_OFFLOADS,
@@ -55,7 +54,6 @@ export class JsEngine implements Engine {
    */
   private readonly local = new Map<number, Map<string, { seen: number; ips: string[] }>>();
   private readonly maxLocalMacs: number;
-  private faulted: VxlanRouterError | undefined;
   private table: TableSnapshot = { vnis: [] };
   /** Which addresses changed MAC, across withdrawals (announced on the bridge). */
   private readonly rebound: ReboundTracker;
@@ -72,6 +70,8 @@ export class JsEngine implements Engine {
   private sourcePool: Socket[] = [];
   private agingTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** VNIs whose TAP was deleted under us: their reader has ended (lostTaps, replaceTap). */
+  private readonly lost = new Set<number>();
   private statics = controlCounts({ vnis: [] });
 
   /**
@@ -149,8 +149,25 @@ export class JsEngine implements Engine {
     return rows;
   }
 
+  /** Never: a TAP that fails is reported through lostTaps (and recreated by the agent); nothing else stops this engine. */
   fault(): VxlanRouterError | undefined {
-    return this.closed ? undefined : this.faulted;
+    return undefined;
+  }
+
+  lostTaps(): number[] {
+    return [...this.lost];
+  }
+
+  replaceTap(tap: VniTap): void {
+    const old = this.taps.get(tap.vni);
+    if (this.closed || old === undefined || !this.lost.has(tap.vni)) {
+      closeSync(tap.tapFd);
+      throw new VxlanRouterError('E_SYSTEM', `replace the TAP of VNI ${tap.vni}: ${this.closed ? 'engine closed' : old === undefined ? 'not served' : 'the current one still forwards'}`);
+    }
+    closeSync(old.tapFd);
+    this.taps.set(tap.vni, tap);
+    this.lost.delete(tap.vni);
+    void this.readTap(tap);
   }
 
   traffic(): Traffic {
@@ -167,7 +184,7 @@ export class JsEngine implements Engine {
     this.closed = true;
     clearInterval(this.agingTimer);
     for (const s of [this.rxSocket, ...this.sourcePool]) s?.close();
-    for (const n of this.opts.networks) {
+    for (const n of this.taps.values()) {
       try {
         this.removeTap(n.tapName);
       } catch {
@@ -187,9 +204,10 @@ export class JsEngine implements Engine {
       let n: number;
       try {
         ({ bytesRead: n } = await readAsync(net.tapFd, buf, 0, size + 1, null));
-      } catch (err) {
-        // EBADF after close(); a TAP that fails otherwise has been deleted under us: reported (fault), not silent.
-        if (!this.closed) this.faulted ??= dataPathStopped(`TAP ${net.tapName} of VNI ${net.vni}: ${(err as Error).message}`, err);
+      } catch {
+        // EBADF after close(); a TAP that fails otherwise has been deleted under us: this VNI waits for replaceTap
+        // (the agent recreates the TAP), reported through lostTaps, never a silent end.
+        if (!this.closed && this.taps.get(net.vni) === net) this.lost.add(net.vni);
         return;
       }
       if (this.closed) return;

@@ -31,8 +31,30 @@ export interface NativeEngineHandle {
   injectFrame(vni: number, frame: Uint8Array): void;
   /** Per-peer and per-VNI counts and refused sources (native/src/stats.h). */
   traffic(): Traffic;
-  /** Why a data-path thread stopped on its own (e.g. its TAP was deleted), or null while all run (Engine::Fault). */
+  /** Why a data-path thread stopped on its own (e.g. its poll failed), or null while all run (Engine::Fault). */
   fault(): Error | null;
+  /** VNIs whose TAP was deleted under the engine (their transmit thread ended), waiting for replaceTap. */
+  lostTaps(): number[];
+  /** A fresh TAP in place of a lost one (fd owned from here on, also when it throws; EBUSY while the old one forwards). */
+  replaceTap(vni: number, fd: number, vnetHdr: boolean): void;
+}
+
+/** A link as rtnetlink tells it (RTM_NEWLINK / RTM_DELLINK, or getLink). */
+export interface LinkInfo {
+  readonly type: 'new' | 'del';
+  readonly index: number;
+  readonly name: string;
+  /** ifindex of its bridge; 0: on none. */
+  readonly master: number;
+  readonly up: boolean;
+  readonly mtu: number;
+  /** 'bridge', 'tun', 'veth'… ('' when the kernel does not say). */
+  readonly kind: string;
+}
+
+/** Link events being delivered (watchLinks); close() stops them (idempotent). */
+export interface LinkWatch {
+  close(): void;
 }
 
 export type TapOffload = 'csum' | 'tso4' | 'tso6';
@@ -59,12 +81,23 @@ export interface NativeSurface {
   readonly limits: NativeLimits;
   /**
    * Opens a TAP (IFF_TAP | IFF_NO_PI), sets its MTU, enslaves it to `bridge`, brings it up. Closing fd removes it.
-   * With `offloads`, also IFF_VNET_HDR and the TUN_F_* offloads the kernel takes (`offloads` lists them).
+   * With `offloads`, also IFF_VNET_HDR and the TUN_F_* offloads the kernel takes (`offloads` lists them). An empty
+   * `bridge` puts it on none (attachLink does later).
    */
   openTap(name: string, mtu: number, bridge: string, offloads?: boolean): { fd: number; name: string; vnetHdr: boolean; offloads: TapOffload[] };
   closeFd(fd: number): void;
   /** Deletes a link (RTM_DELLINK); for a TAP this also wakes a read() blocked on it. */
   deleteLink(name: string): void;
+  /**
+   * Link events of this network namespace (rtnetlink RTMGRP_LINK, read on a native thread), in batches on the JS
+   * thread. `overflow`: some were lost (queue full), so look again with getLink. Does not hold the event loop open.
+   * `onEvents` must not throw.
+   */
+  watchLinks(onEvents: (events: LinkInfo[], overflow: boolean) => void): LinkWatch;
+  /** The link called `name` now, or null. */
+  getLink(name: string): LinkInfo | null;
+  /** Sets a link's MTU, makes it a port of `bridge` (when not already) and brings it up. */
+  attachLink(link: string, bridge: string, mtu: number): void;
   /** Name of the interface holding `address` (up or not), or null. */
   interfaceOf(address: string): string | null;
   /** Opens and binds the sockets; takes ownership of every tapFd, also when it throws. */

@@ -165,6 +165,11 @@ export class RouterProcess {
     return Object.fromEntries(t.vnis.map((v) => [v.vni, v.neighbors ?? []]));
   }
 
+  /** The whole status, as `vxlan-router status --json` gives it. */
+  async status(): Promise<Status> {
+    return ask(this.socket, 'status');
+  }
+
   /** The offloads in use now. */
   async offloads(): Promise<Status['offloads']> {
     return (await ask(this.socket, 'status')).offloads;
