@@ -96,7 +96,7 @@ for (const engine of ['native', 'js'] as const satisfies readonly EngineName[]) 
     await lab.exec(h2.ns, 'ip', ['link', 'del', 'c21']);
     const moved = Date.now();
     // It keeps talking (pings every 100 ms), as a container that owns an address does.
-    const used = lab.exec(c32.ns, 'ping', ['-c', '15', '-i', '0.1', '-W', '1', '-I', c21.ip, c11.ip]).catch(() => undefined);
+    const used = lab.exec(c32.ns, 'ping', ['-c', '25', '-i', '0.1', '-W', '1', '-I', c21.ip, c11.ip]).catch(() => undefined);
     await waitFor(async () => (await ownerOn(r1, c21.ip)) === c32.mac, { timeoutMs: 5000, intervalMs: 20, what: "h1 to follow 198.18.0.21 to c32" }).catch(async (err: unknown) => {
       const records = await lab.exec(h1.ns, 'etcdctl', ['--endpoints', etcd.endpoint, 'get', '--prefix', `${PREFIX}/macs/`, '--print-value-only']);
       t.comment(`c31 ${c31.mac}, c32 ${c32.mac}; MAC records: ${records.stdout}; h3: ${JSON.stringify((await status(h3)).addressConflicts)}`);

@@ -84,7 +84,7 @@ t.test('MACs advertised through etcd', { skip: skip ?? false }, async (t) => {
   await lab.exec(c4.ns, 'ip', ['addr', 'add', `${c5.ip}/15`, 'dev', 'eth0']);
   await lab.exec(c4.ns, 'ip', ['neigh', 'replace', c1.ip, 'lladdr', c1.mac, 'dev', 'eth0', 'nud', 'permanent']);
   const rebound = Date.now();
-  const used = lab.exec(c4.ns, 'ping', ['-c', '10', '-i', '0.1', '-W', '1', '-I', c5.ip, c1.ip]).catch(() => undefined); // c1 answers to the old MAC at first: lost
+  const used = lab.exec(c4.ns, 'ping', ['-c', '25', '-i', '0.1', '-W', '1', '-I', c5.ip, c1.ip]).catch(() => undefined); // c1 answers to the old MAC at first: lost
   await waitFor(async () => (await lab.exec(c1.ns, 'ip', ['neigh', 'show', c5.ip])).stdout.includes(c4.mac), { timeoutMs: 5000, intervalMs: 50, what: "c1's cache to learn 198.18.0.5's new MAC" });
   const garpMs = Date.now() - rebound;
   // 250 ms advertisement tick, etcd put and watch, the router's reaction, and this polling (an `ip netns exec` each).

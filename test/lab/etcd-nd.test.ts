@@ -87,7 +87,7 @@ for (const engine of ['native', 'js'] as const satisfies readonly EngineName[]) 
     await lab.exec(c4.ns, 'ip', ['-6', 'addr', 'add', `${v6(2)}/64`, 'dev', 'eth0', 'nodad']);
     await lab.exec(c4.ns, 'ip', ['-6', 'neigh', 'replace', v6(1), 'lladdr', c1.mac, 'dev', 'eth0', 'nud', 'permanent']);
     const rebound = Date.now();
-    const used = lab.exec(c4.ns, 'ping', ['-c', '10', '-i', '0.1', '-W', '1', '-I', v6(2), v6(1)]).catch(() => undefined); // c1 answers to the old MAC at first: lost
+    const used = lab.exec(c4.ns, 'ping', ['-c', '25', '-i', '0.1', '-W', '1', '-I', v6(2), v6(1)]).catch(() => undefined); // c1 answers to the old MAC at first: lost
     await waitFor(async () => (await lab.exec(c1.ns, 'ip', ['-6', 'neigh', 'show', v6(2)])).stdout.includes(c4.mac), { timeoutMs: 5000, intervalMs: 50, what: `c1's cache to learn ${v6(2)}'s new MAC` });
     const naMs = Date.now() - rebound;
     // 250 ms advertisement tick, etcd put and watch, the router's reaction, and this polling (an `ip netns exec` each).
