@@ -111,6 +111,12 @@ export const statusSchema = z.strictObject({
     rejectedRecords: z.number().int().optional(),
     leaseRegrants: z.number().int().optional(),
     unadvertisedMacs: z.number().int().optional(),
+    /** Addresses this host refused to advertise (a live MAC elsewhere owns them), ownership changes the rate limit
+     * held back (both since start). */
+    refusedClaims: z.number().int().optional(),
+    limitedOwnershipChanges: z.number().int().optional(),
+    /** Local MACs withdrawn at once because they left their bridge (container gone, or moved), since start. */
+    macsLeftBridge: z.number().int().optional(),
     /** Tables the data path refused (the last good one stayed): 0 unless something is very wrong. */
     tablesRefused: z.number().int().optional(),
   }),
@@ -128,6 +134,18 @@ export const statusSchema = z.strictObject({
   refusedSources: z.array(z.strictObject({ address: z.string(), vni: z.number().int(), count: z.number(), agoMs: z.number() })),
   /** MACs several hosts advertise at once, claimants newest first (the first gets the traffic). */
   macConflicts: z.array(z.strictObject({ vni: z.number().int(), mac: z.string(), hostIds: z.array(z.string()) })),
+  /** Addresses several MACs claim: the owner (ARP / ND answer with it) and the others; advertised false: a MAC of this
+   * host whose claim this host refused. Optional: a router from before it does not send it. */
+  addressConflicts: z
+    .array(
+      z.strictObject({
+        vni: z.number().int(),
+        ip: z.string(),
+        owner: z.strictObject({ mac: z.string(), hostId: z.string() }),
+        claimants: z.array(z.strictObject({ mac: z.string(), hostId: z.string(), advertised: z.boolean() })),
+      }),
+    )
+    .optional(),
   counters,
   /** The router process's memory in bytes (process.memoryUsage()): resident set, and of it the V8 heap (used of
    * total), memory held by JS objects outside the heap (external, of which arrayBuffers). RSS minus heapTotal is

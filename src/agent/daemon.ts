@@ -18,6 +18,7 @@ import {
   EtcdPlane,
   StaticPeers,
   staticTable,
+  type AddressConflict,
   type ControlPlane,
   type ControlPlaneState,
   type HostRange,
@@ -54,6 +55,7 @@ import { serveDockerPlugin } from './docker-serve.js';
 import { routerMetrics, serveMetrics } from './metrics.js';
 import { checkBridge, checkFreeLinkName, checkPrivileges, checkTun, findUnderlay, type Underlay } from './preflight.js';
 import { controlSource } from './status.js';
+import { BridgePresence } from './bridge-presence.js';
 import { LinkKeeper, type LinkState } from './links.js';
 
 /** One network this router serves: its VNI, TAP, bridge and MTU, and where its definition came from. */
@@ -109,6 +111,10 @@ export interface DaemonView {
   hosts(): HostRow[];
   /** MACs that several hosts advertise at once. */
   macConflicts(): MacConflict[];
+  /** Addresses several MACs claim (forged or duplicate), with the owner ARP / ND answer for. */
+  addressConflicts(): AddressConflict[];
+  /** Local MACs withdrawn from the advertisement since start because they left their bridge (container gone, or moved). */
+  macsLeftBridge(): number;
   /** The registries' counters summed (null with static peers only), and tables the data path refused. */
   registryCounters(): RegistryCounters | null;
   refusedTables(): number;
@@ -157,6 +163,7 @@ export class Daemon implements DaemonView {
   private tablesRefused = 0;
   private readonly refusedWarn: RateLimited;
   private closing: Promise<void> | undefined;
+  private presence: BridgePresence | undefined;
   private keeper: LinkKeeper | undefined;
 
   private constructor(
@@ -274,11 +281,13 @@ export class Daemon implements DaemonView {
       owned.push(keeper);
 
       let refusedMacs = 0;
+      const presence = (daemon.presence = new BridgePresence(networks.map((n) => ({ vni: n.vni, bridge: n.bridge, tap: n.tap }))));
       const advertiser = setInterval(() => {
         // This host's MACs (frame sources seen on its TAPs) go to every control plane (etcd: under this host's lease),
         // so the other hosts forward to them without flooding; a quarter second keeps a moved MAC's home known
-        // everywhere well within a second.
-        const macs = engine.localMacs();
+        // everywhere well within a second. A MAC whose container left the bridge is withdrawn at once (its address
+        // is then free for a container elsewhere).
+        const macs = presence.filter(engine.localMacs());
         for (const p of planes) p.advertise(macs);
         const refused = engine.counters().local_mac_refused;
         if (refused > refusedMacs)
@@ -399,11 +408,26 @@ export class Daemon implements DaemonView {
     return this.planes.flatMap((p) => p.macConflicts());
   }
 
+  addressConflicts(): AddressConflict[] {
+    return this.planes.flatMap((p) => p.addressConflicts());
+  }
+
+  macsLeftBridge(): number {
+    return this.presence?.withdrawn ?? 0;
+  }
+
   registryCounters(): RegistryCounters | null {
     const all = this.planes.map((p) => p.counters()).filter((c): c is RegistryCounters => c !== null);
     if (all.length === 0) return null;
     const sum = (k: keyof RegistryCounters): number => all.reduce((n, c) => n + c[k], 0);
-    return { relists: sum('relists'), rejectedRecords: sum('rejectedRecords'), leaseRegrants: sum('leaseRegrants'), unadvertisedMacs: sum('unadvertisedMacs') };
+    return {
+      relists: sum('relists'),
+      rejectedRecords: sum('rejectedRecords'),
+      leaseRegrants: sum('leaseRegrants'),
+      unadvertisedMacs: sum('unadvertisedMacs'),
+      refusedClaims: sum('refusedClaims'),
+      limitedOwnershipChanges: sum('limitedOwnershipChanges'),
+    };
   }
 
   /** The union of every plane's table, with the static peers (--peer) on every VNI. */

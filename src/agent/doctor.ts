@@ -204,6 +204,15 @@ export function routerChecks(s: Status, now = Date.now()): Check[] {
       fix: `give the containers distinct MACs (docker run --mac-address, or let Docker pick one), or remove the stale one on ${c.hostIds.slice(1).join(', ')}`,
     });
   }
+  for (const c of s.addressConflicts ?? []) {
+    const others = c.claimants.map((x) => `${x.mac} on ${x.hostId}${x.advertised ? '' : ' (refused by this host)'}`).join(', ');
+    checks.push({
+      check: 'address-conflict',
+      status: 'fail',
+      detail: `address ${c.ip} (VNI ${c.vni}) belongs to MAC ${c.owner.mac} on ${c.owner.hostId}, and is also claimed by ${others}; ARP / ND answer with ${c.owner.mac}`,
+      fix: `a container uses an address that is not its own (forged, or a duplicate): find ${c.claimants.map((x) => x.mac).join(', ')} with \`vxlan-router fdb\` on ${[...new Set(c.claimants.map((x) => x.hostId))].join(', ')} and stop it or give it its own address`,
+    });
+  }
   for (const r of s.refusedSources) {
     checks.push({
       check: 'outer-source',

@@ -132,6 +132,9 @@ export function routerMetrics(router: DaemonView, startedAt: Date): Registry {
       [{ event: 'relist' }, r?.relists ?? 0],
       [{ event: 'record_rejected' }, r?.rejectedRecords ?? 0],
       [{ event: 'lease_regrant' }, r?.leaseRegrants ?? 0],
+      [{ event: 'address_claim_refused' }, r?.refusedClaims ?? 0],
+      [{ event: 'ownership_change_limited' }, r?.limitedOwnershipChanges ?? 0],
+      [{ event: 'mac_left_bridge' }, r === null ? 0 : router.macsLeftBridge()],
     ];
   });
   new Gauge({
@@ -149,6 +152,14 @@ export function routerMetrics(router: DaemonView, startedAt: Date): Registry {
     registers: [registry],
     collect() {
       this.set(router.macConflicts().length);
+    },
+  });
+  new Gauge({
+    name: 'vxlan_router_address_conflicts',
+    help: 'Addresses several MACs claim at once (forged or duplicate; the oldest live claim keeps them)',
+    registers: [registry],
+    collect() {
+      this.set(router.addressConflicts().length);
     },
   });
   new Gauge({

@@ -74,6 +74,7 @@ export function controlSource(router: DaemonView, config: RouterConfig, startedA
       })(),
       refusedSources: [...router.traffic().rejected],
       macConflicts: router.macConflicts(),
+      addressConflicts: router.addressConflicts(),
       counters: { ...router.counters() },
       memory: (({ rss, heapTotal, heapUsed, external, arrayBuffers }) => ({ rss, heapTotal, heapUsed, external, arrayBuffers }))(process.memoryUsage()),
     }),
@@ -122,6 +123,7 @@ function controlPlane(router: DaemonView, config: RouterConfig): Status['control
     leaseTtlSeconds: config.leaseTtl,
     ...(startedFrom !== 'config' ? { startedFrom } : {}),
     ...(router.registryCounters() ?? {}),
+    ...(router.registryCounters() !== null ? { macsLeftBridge: router.macsLeftBridge() } : {}),
     tablesRefused: router.refusedTables(),
   };
 }

@@ -78,6 +78,11 @@ export function formatStatus(s: Status): string[] {
         )),
     ...s.refusedSources.map((r) => `(!) refused ${r.count} datagram(s) of vni ${r.vni} from ${r.address}, last ${ago(r.agoMs)}: not a VTEP of that VNI (run doctor)`),
     ...s.macConflicts.map((c) => `(!) MAC ${c.mac} (vni ${c.vni}) claimed by ${c.hostIds.join(' and ')}: traffic goes to ${c.hostIds[0]}`),
+    ...(s.addressConflicts ?? []).map(
+      (c) =>
+        `(!) address ${c.ip} (vni ${c.vni}) owned by ${c.owner.mac} on ${c.owner.hostId}, also claimed by ` +
+        `${c.claimants.map((x) => `${x.mac} on ${x.hostId}${x.advertised ? '' : ' (refused here)'}`).join(', ')}: ARP / ND answer with the owner`,
+    ),
     `traffic: in ${c.rx_datagrams ?? 0} datagrams (${bytes(c.rx_bytes ?? 0)}), out ${c.tx_frames ?? 0} frames (${bytes(c.tx_bytes ?? 0)}) in ${c.tx_datagrams ?? 0} datagrams, ${c.tx_flooded ?? 0} flooded, ${c.learned ?? 0} learned, answered locally ${c.arp_suppressed ?? 0} ARP / ${c.nd_suppressed ?? 0} ND`,
     `drops: ${drops.length === 0 ? 'none' : drops.map(([k, v]) => `${k} ${v}`).join(', ')}`,
     ...(s.memory ? [`memory: RSS ${bytes(s.memory.rss)}, JS heap ${bytes(s.memory.heapUsed)} used of ${bytes(s.memory.heapTotal)}, external ${bytes(s.memory.external)}`] : []),

@@ -58,6 +58,15 @@ export interface MacConflict {
   readonly hostIds: string[];
 }
 
+/** An address several MACs claim: the owner (ARP / ND answer with it) and the others; `advertised: false`: a MAC of
+ * this host whose claim this host refused to advertise. */
+export interface AddressConflict {
+  readonly vni: number;
+  readonly ip: string;
+  readonly owner: { readonly mac: string; readonly hostId: string };
+  readonly claimants: { readonly mac: string; readonly hostId: string; readonly advertised: boolean }[];
+}
+
 export interface ControlPlaneEvents {
   /** A new table for the data path (the whole of it: the daemon replaces, never patches). */
   table: [TableSnapshot];
@@ -82,6 +91,8 @@ export interface ControlPlane extends EventEmitter<ControlPlaneEvents> {
   /** The registry's hosts (this one included); [] for static peers. */
   hosts(): HostRow[];
   macConflicts(): MacConflict[];
+  /** Addresses several MACs claim (a forged or duplicate address); [] for static peers. */
+  addressConflicts(): AddressConflict[];
   /** What the registry recovered from or refused (relists, rejected records, lease re-grants, MACs left out); null for static peers. */
   counters(): RegistryCounters | null;
   /** This host's MACs of this network, the whole current set; written out only when it changed. Never throws. */

@@ -10,7 +10,7 @@
 import { EventEmitter } from 'node:events';
 import { VxlanRouterError } from '../errors.js';
 import { EMPTY_TABLE, type TableSnapshot } from '../fdb/index.js';
-import type { AdvertisedMac, ControlPlane, ControlPlaneEvents, HostRow, MacConflict, NoRange, PlaneNetwork, SelfRecord } from './control-plane.js';
+import type { AddressConflict, AdvertisedMac, ControlPlane, ControlPlaneEvents, HostRow, MacConflict, NoRange, PlaneNetwork, SelfRecord } from './control-plane.js';
 import type { EtcdConnection, EtcdRegistry, RegistryCounters } from './etcd-registry.js';
 import type { HostRange } from './ip-ranges.js';
 import { openRegistry } from './open-registry.js';
@@ -145,6 +145,10 @@ export class EtcdPlane extends EventEmitter<ControlPlaneEvents> implements Contr
 
   macConflicts(): MacConflict[] {
     return this.registry?.macConflicts() ?? [];
+  }
+
+  addressConflicts(): AddressConflict[] {
+    return this.registry?.addressConflicts() ?? [];
   }
 
   advertise(macs: readonly AdvertisedMac[]): void {

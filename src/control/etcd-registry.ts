@@ -18,12 +18,15 @@ import type { Lease } from 'etcd3';
 import type { z } from 'zod';
 import { ConfigError, VxlanRouterError } from '../errors.js';
 import type { TableSnapshot } from '../fdb/index.js';
-import type { AdvertisedMac, HostRow, MacConflict } from './control-plane.js';
+import { canonicalIp } from '../packet/index.js';
+import { addressScope } from './address-scope.js';
+import type { AddressConflict, AdvertisedMac, HostRow, MacConflict } from './control-plane.js';
 import { ControlPlaneTracker, retryDelay, type ControlPlaneState, type Problem } from './control-plane-state.js';
 import { EtcdClient, reasonOf, type EtcdConnection } from './etcd-client.js';
 import { HostView } from './host-view.js';
 import type { HostRange, NoRange } from './ip-ranges.js';
-import { MacView, type Claim as MacClaim } from './mac-view.js';
+import { MacView } from './mac-view.js';
+import { LocalClaims, localMacIps } from './local-claims.js';
 import { NetworkWatch } from './network-watch.js';
 import { RangeLease } from './range-lease.js';
 import {
@@ -52,6 +55,10 @@ export interface RegistryCounters {
   readonly leaseRegrants: number;
   /** This host's MACs left out of its record now, over MAX_MACS_PER_RECORD (0 when all fit). */
   readonly unadvertisedMacs: number;
+  /** Addresses this host refused to advertise for a local MAC because a live MAC on another host owns them (episodes). */
+  readonly refusedClaims: number;
+  /** Address ownership changes that waited for the rate limit (MacView, OWNERSHIP_*). */
+  readonly limitedOwnershipChanges: number;
 }
 
 export interface RegistryEvents {
@@ -94,6 +101,15 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   private readonly macView: MacView;
   /** What advertise() was last asked to publish, and what is in etcd under the current lease (JSON; '' = nothing). */
   private advertised: MacRecord['macs'] = [];
+  /** What advertise() was last given: composed again when the views change (an address's owner may have left). */
+  private wantedMacs: readonly AdvertisedMac[] = [];
+  /** When advertise() was given them: their ageMs count from then. */
+  private wantedAt = 0;
+  /** Local claims left out because another host's MAC owns the address: vni/mac/ip → the owner. */
+  private refused = new Map<string, { vni: number; ip: string; mac: string; owner: { mac: string; hostId: string } }>();
+  private refusedClaims = 0;
+  private readonly claims = new LocalClaims();
+  private deferTimer: NodeJS.Timeout | undefined;
   private putMacs = '';
   private lease: Lease | undefined;
   private joined: Joined | undefined;
@@ -208,6 +224,18 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     return this.macView.conflicts();
   }
 
+  /**
+   * Addresses several MACs claim: those in etcd (MacView.addressConflicts), and those this host refused to advertise
+   * for a local MAC (claimant `advertised: false`).
+   */
+  addressConflicts(): AddressConflict[] {
+    const selfId = this.joined?.record.hostId ?? '';
+    return [
+      ...this.macView.addressConflicts().map((c) => ({ ...c, claimants: c.claimants.map((x) => ({ ...x, advertised: true })) })),
+      ...[...this.refused.values()].map((r) => ({ vni: r.vni, ip: r.ip, owner: r.owner, claimants: [{ mac: r.mac, hostId: selfId, advertised: false }] })),
+    ];
+  }
+
   /** The data path's view: every other host of the network is a peer (flood list and source allow-list). */
   table(): TableSnapshot {
     const hosts = this.hostView?.table() ?? { vnis: [] };
@@ -243,6 +271,8 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
       rejectedRecords: (this.hostView?.rejected ?? 0) + this.macView.rejected,
       leaseRegrants: this.leaseRegrants,
       unadvertisedMacs: this.unadvertisedMacs,
+      refusedClaims: this.refusedClaims,
+      limitedOwnershipChanges: this.macView.limitedChanges,
     };
   }
 
@@ -251,33 +281,61 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
    * it with the whole current set whenever convenient: it writes only when the set changed (or the last write
    * failed), and writes again by itself under a new lease. Rejects with E_ETCD when etcd is away (try again later).
    * A MAC that another host claimed after this one last saw it (`ageMs` ago) has moved there: it is withdrawn, and
-   * advertised again (a new claim) if it speaks here again. A MAC keeps its first MAX_IPS_PER_MAC addresses. At most
-   * MAX_MACS_PER_RECORD MACs are advertised: those already in the record first (a container spraying new MACs cannot
-   * push the others out), the rest counted (`unadvertisedMacs`) and reported once per episode (mac-record-full).
+   * advertised again (a new claim) if it speaks here again. A MAC's addresses are composed by LocalClaims (in scope,
+   * none another MAC owns: see `compose`). At most MAX_MACS_PER_RECORD MACs are advertised: those already in the
+   * record first (a container spraying new MACs cannot push the others out), the rest counted (`unadvertisedMacs`)
+   * and reported once per episode (mac-record-full).
    */
   async advertise(macs: readonly AdvertisedMac[]): Promise<void> {
+    this.wantedMacs = macs;
+    this.wantedAt = this.now();
+    this.compose();
+    if (this.lease !== undefined && this.joined !== undefined) await this.putAdvertised(this.lease);
+  }
+
+  /**
+   * The record's MACs from what advertise() was given and the views now. A MAC's addresses are those inside the
+   * network's scope (address-scope.ts) that no other host's MAC owns (MacView): a container forging a neighbour's
+   * address does not get it advertised here (counted in refusedClaims, reported once per episode, shown as a
+   * conflict); once the owner withdraws, the next compose claims it.
+   */
+  private compose(): void {
     const selfId = this.joined?.record.hostId;
-    const now = this.now();
-    // Claims per VNI, worked out once per call: per MAC it would be a pass over every record for each local MAC,
-    // four times a second (quadratic work and garbage, which also grew V8's young generation under MAC churn).
-    const claims = new Map<number, ReadonlyMap<string, MacClaim>>();
-    const claimsOf = (vni: number): ReadonlyMap<string, MacClaim> => {
-      let c = claims.get(vni);
-      if (c === undefined) claims.set(vni, (c = this.macView.macClaims(vni)));
-      return c;
-    };
+    const now = this.wantedAt;
     const movedAway = (m: AdvertisedMac): boolean => {
-      const claim = claimsOf(m.vni).get(m.mac.toLowerCase());
+      const claim = this.macView.claimOf(m.vni, m.mac.toLowerCase());
       return claim !== undefined && claim.id !== selfId && m.ageMs !== undefined && now - m.ageMs < claim.seenAt;
     };
-    const wanted = macs
-      .filter((m) => !movedAway(m))
-      // Addresses sorted: which one a MAC used last (IPv4 or IPv6, link-local or global) changes all the time, and
-      // must not rewrite the record each time.
-      .map((m) => ({ vni: m.vni, mac: m.mac.toLowerCase(), ...(m.ips?.length ? { ips: [...m.ips].slice(0, MAX_IPS_PER_MAC).sort() } : {}) }))
+    const canonical = (ip: string): string | undefined => {
+      try {
+        return canonicalIp(ip);
+      } catch {
+        return undefined;
+      }
+    };
+    const local = this.wantedMacs.filter((m) => !movedAway(m)).map((m) => localMacIps(m, now, canonical, this.macView.inScope));
+    const composed = this.claims.compose(local, (vni) => this.macView.addressOwners(vni), selfId, now);
+    const refused = new Map(composed.refused.map((r) => [`${r.vni}/${r.mac}/${r.ip}`, r]));
+    const wanted = local
+      .map((m) => {
+        // Addresses sorted: which one a MAC used last (IPv4 or IPv6, link-local or global) changes all the time, and
+        // must not rewrite the record each time.
+        const ips = (composed.ips.get(`${m.vni}/${m.mac}`) ?? []).slice(0, MAX_IPS_PER_MAC).sort();
+        return { vni: m.vni, mac: m.mac, ...(ips.length > 0 ? { ips } : {}) };
+      })
       .sort((a, b) => a.vni - b.vni || a.mac.localeCompare(b.mac));
+    for (const [key, r] of refused) {
+      if (this.refused.has(key)) continue;
+      this.refusedClaims++;
+      this.emit(
+        'warning',
+        new RegistryWarning('E_SYSTEM', 'address-claim-refused', `not advertising ${r.ip} for local MAC ${r.mac} (VNI ${r.vni}): MAC ${r.owner.mac} on host ${r.owner.hostId} owns it`, {
+          hint: `a container here uses an address of a container on ${r.owner.hostId} (forged, or a duplicate address): find MAC ${r.mac} with \`vxlan-router fdb\` and stop it`,
+        }),
+      );
+    }
+    this.refused = refused;
     this.advertised = this.capped(wanted);
-    if (this.lease !== undefined && this.joined !== undefined) await this.putAdvertised(this.lease);
   }
 
   /** `wanted` cut to MAX_MACS_PER_RECORD, keeping the MACs already advertised first; counts and reports what is left out. */
@@ -306,18 +364,21 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     const bounded = (p: Promise<unknown> | undefined): Promise<unknown> => Promise.race([p?.catch(() => undefined), sleep(2000)]);
     await bounded(this.joined?.watch.close());
     await bounded(this.lease?.revoke());
+    clearTimeout(this.deferTimer);
     this.ranges.close(); // the slice outlives the router: a restart takes the same addresses again
     this.client.close();
   }
 
   private prepare(network: NetworkDefinition, input: HostRecord): Joined {
     const record = hostRecordSchema.parse(input);
+    this.macView.inScope = addressScope(network.subnet);
     const hosts = (this.hostView ??= new HostView(network.vni, { id: record.hostId, underlay: record.underlay[0]! }, (err) => this.emit('warning', err)));
     const watch =
       this.joined?.watch ??
       new NetworkWatch(this.client, network.name, { hosts, macs: this.macView }, {
         changed: (revision, listing) => {
           this.revision = revision;
+          this.macView.invalidate(); // a host record may have come or gone: claims backed by it with it
           this.publish(listing);
         },
         trouble: (active) => this.problem('watch', active),
@@ -414,9 +475,24 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     });
   }
 
-  /** Reports MAC records that make no claim (MacView.audit), then sends the table. */
+  /**
+   * Reports MAC records that make no claim (MacView.audit), then sends the table. An ownership change the rate limit
+   * held back gets another table when a token is there. This host's claims are composed again: an address it refused
+   * may be free now (its owner withdrew), and is claimed at once rather than at the advertiser's next tick.
+   */
   private emitTable(): void {
     this.macView.audit();
     this.emit('table', this.table());
+    if (this.macView.deferred && this.deferTimer === undefined) {
+      this.deferTimer = setTimeout(() => {
+        this.deferTimer = undefined;
+        this.publish();
+      }, Math.max(10, this.macView.retryInMs()));
+      this.deferTimer.unref();
+    }
+    if (this.wantedMacs.length > 0 && this.lease !== undefined && this.joined !== undefined) {
+      this.compose();
+      this.putAdvertised(this.lease).catch(() => undefined); // etcd away: the advertiser's next tick tries again
+    }
   }
 }

@@ -19,7 +19,9 @@ export {
   type RecordKind,
 } from './records.js';
 export { HostView } from './host-view.js';
-export { MacView } from './mac-view.js';
+export { MacView, OWNERSHIP_BURST, OWNERSHIP_PER_SECOND, type AddressClaimant } from './mac-view.js';
+export { addressScope } from './address-scope.js';
+export { TokenBucket } from './token-bucket.js';
 export { ControlPlaneTracker, retryDelay, type ControlPlaneState, type ControlPlaneStatus, type Problem } from './control-plane-state.js';
 export { REGISTRY_WARNING_KINDS, RegistryWarning, type RegistryWarningKind } from './registry-warnings.js';
 export {
@@ -35,5 +37,5 @@ export {
 } from './snapshot.js';
 export { defaultHostPrefix, Ipv4Subnet, NO_RANGE_REASONS, SliceAddresses, Slices, type HostRange, type NoRange, type NoRangeReason } from './ip-ranges.js';
 export { StaticPeers, staticTable } from './static-peers.js';
-export { combineStates, type AdvertisedMac, type ControlPlane, type ControlPlaneEvents, type HostRow, type MacConflict, type PlaneNetwork, type SelfRecord } from './control-plane.js';
+export { combineStates, type AddressConflict, type AdvertisedMac, type ControlPlane, type ControlPlaneEvents, type HostRow, type MacConflict, type PlaneNetwork, type SelfRecord } from './control-plane.js';
 export { EtcdPlane, type EtcdPlaneOptions } from './etcd-plane.js';

@@ -12,6 +12,7 @@ export const REGISTRY_WARNING_KINDS = [
   'retry', // background work (join, re-list, re-register, re-lease) failed: retrying after a backoff
   'ranges-exhausted', // every slice of the subnet is leased: this host has no address range for Docker
   'mac-record-full', // this host has more MACs than its record may carry (MAX_MACS_PER_RECORD): the newest are left out
+  'address-claim-refused', // a local MAC uses an address a live MAC on another host owns: not advertised
 ] as const;
 export type RegistryWarningKind = (typeof REGISTRY_WARNING_KINDS)[number];
 

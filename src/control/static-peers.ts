@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { TableSnapshot } from '../fdb/index.js';
-import type { ControlPlane, ControlPlaneEvents, HostRow, MacConflict, NoRange, PlaneNetwork } from './control-plane.js';
+import type { AddressConflict, ControlPlane, ControlPlaneEvents, HostRow, MacConflict, NoRange, PlaneNetwork } from './control-plane.js';
 
 /** Every VNI floods to every static peer (the source allow-list too). */
 export function staticTable(vnis: readonly number[], peers: readonly string[]): TableSnapshot {
@@ -44,6 +44,10 @@ export class StaticPeers extends EventEmitter<ControlPlaneEvents> implements Con
   }
 
   macConflicts(): MacConflict[] {
+    return [];
+  }
+
+  addressConflicts(): AddressConflict[] {
     return [];
   }
 

@@ -19,7 +19,7 @@ import { VxlanRouterError } from '../errors.js';
 import { ForwardingTable } from '../fdb/index.js';
 import { arpReply, arpRequestTarget, canonicalIp, encodeVxlanHeader, flowPort, formatMac, ndAdvertReply, ndSolicitTarget, TooBigLimiter, tooBigReply, VXLAN_HEADER_LEN } from '../packet/index.js';
 import { buildVniPeers, classifyDatagram } from './classify.js';
-import { announcement, reboundAddresses, senderIp } from './neighbors.js';
+import { announcement, ReboundTracker, senderIp } from './neighbors.js';
 import { TrafficStats, type Traffic } from './traffic.js';
 import {
   DEFAULT_MAX_LOCAL_MACS,
@@ -55,6 +55,8 @@ export class JsEngine implements Engine {
   private readonly local = new Map<number, Map<string, { seen: number; ips: string[] }>>();
   private readonly maxLocalMacs: number;
   private table: TableSnapshot = { vnis: [] };
+  /** Which addresses changed MAC, across withdrawals (announced on the bridge). */
+  private readonly rebound: ReboundTracker;
   /** Per VNI: remote containers' addresses (IPv4 and IPv6) → MAC, for ARP and ND suppression. */
   private neighbors = new Map<number, Map<string, string>>();
   private readonly fdbTable: ForwardingTable;
@@ -89,6 +91,7 @@ export class JsEngine implements Engine {
     this.fdbTable = new ForwardingTable({ agingMs: opts.agingMs, maxPerPeer: opts.learnMaxPerPeer, maxTotal: opts.learnMax, now });
 
     this.stats = new TrafficStats(now);
+    this.rebound = new ReboundTracker(now);
     for (const n of opts.networks) {
       this.taps.set(n.vni, n);
       this.headers.set(n.vni, encodeVxlanHeader(n.vni));
@@ -119,7 +122,7 @@ export class JsEngine implements Engine {
     // Addresses compared as text (sources, flood lists, neighbours) in one spelling: FD00::0001 is fd00::1. Done before
     // any state changes, so a table with an address that does not parse is refused whole (PacketError).
     const table = canonicalTable(given);
-    const rebound = reboundAddresses(this.table, table);
+    const rebound = this.rebound.next(table);
     this.table = table;
     this.fdbTable.load(table);
     this.statics = controlCounts(table);

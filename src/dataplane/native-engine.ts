@@ -23,7 +23,7 @@ import {
   type Offloads,
   type TableSnapshot,
 } from './engine.js';
-import { announcement, reboundAddresses } from './neighbors.js';
+import { announcement, ReboundTracker } from './neighbors.js';
 import type { Traffic } from './traffic.js';
 import { loadNative, toRouterError, type NativeAddon, type NativeEngineHandle, type NativeTable } from './native.js';
 
@@ -31,6 +31,8 @@ export class NativeEngine implements Engine {
   readonly kind = 'native' as const;
   private handle: NativeEngineHandle | undefined;
   private table: TableSnapshot = { vnis: [] };
+  /** Which addresses changed MAC, across withdrawals (announced on the bridge). */
+  private readonly rebound = new ReboundTracker();
   private closed = false;
   private statics = controlCounts({ vnis: [] });
   private faulted: VxlanRouterError | undefined;
@@ -67,10 +69,10 @@ export class NativeEngine implements Engine {
   }
 
   applyTable(table: TableSnapshot): void {
-    const rebound = reboundAddresses(this.table, table);
     this.table = table;
     this.statics = controlCounts(table);
     this.handle?.setTable(toNativeTable(table));
+    const rebound = this.rebound.next(table); // after the engine took the table: a refused one announces nothing
     for (const r of rebound) {
       try {
         this.handle?.injectFrame(r.vni, announcement(r.ip, r.mac));

@@ -30,3 +30,45 @@ export function reboundAddresses(before: TableSnapshot, after: TableSnapshot): {
   }
   return out;
 }
+
+/** How long an address that left the table remembers its MAC (a move is often a withdrawal, then a new claim). */
+export const REBOUND_MEMORY_MS = 60_000;
+/** Addresses remembered after leaving the table, at most (the oldest forgotten first). */
+export const REBOUND_MEMORY_MAX = 16_384;
+
+/**
+ * `reboundAddresses` across withdrawals: an address that left the table (its container gone, the old host withdrew it
+ * first) and comes back within REBOUND_MEMORY_MS at another MAC (the new container's host claimed it next) is a
+ * rebinding too, and must be announced: the bridge's hosts still hold the old MAC in their neighbour caches.
+ */
+export class ReboundTracker {
+  private readonly last = new Map<string, { mac: string; goneAt?: number }>();
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** The addresses of `table` whose MAC is not the one they had last (in a table, or before they left it). */
+  next(table: TableSnapshot): { vni: number; ip: string; mac: string }[] {
+    const t = this.now();
+    const present = new Set<string>();
+    const out: { vni: number; ip: string; mac: string }[] = [];
+    for (const v of table.vnis) {
+      for (const n of v.neighbors ?? []) {
+        const key = `${v.vni}/${n.ip}`;
+        present.add(key);
+        const was = this.last.get(key);
+        if (was !== undefined && was.mac !== n.mac && (was.goneAt === undefined || t - was.goneAt < REBOUND_MEMORY_MS)) out.push({ vni: v.vni, ip: n.ip, mac: n.mac });
+        if (was === undefined || was.mac !== n.mac || was.goneAt !== undefined) this.last.set(key, { mac: n.mac });
+      }
+    }
+    let excess = this.last.size - present.size - REBOUND_MEMORY_MAX;
+    for (const [key, e] of this.last) {
+      if (present.has(key)) continue;
+      if (e.goneAt === undefined) this.last.set(key, { mac: e.mac, goneAt: t });
+      else if (t - e.goneAt >= REBOUND_MEMORY_MS || excess > 0) {
+        this.last.delete(key);
+        excess--;
+      }
+    }
+    return out;
+  }
+}

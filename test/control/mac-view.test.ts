@@ -3,7 +3,7 @@
  * two hosts hold at once are conflicts, IPv6 addresses have one spelling, bad records are counted.
  */
 import t from 'tap';
-import { MAX_MACS_PER_RECORD, MacView, type RejectedRecord } from '../../src/control/index.js';
+import { addressScope, MAX_MACS_PER_RECORD, MacView, OWNERSHIP_BURST, OWNERSHIP_PER_SECOND, type RejectedRecord } from '../../src/control/index.js';
 
 t.test('MacView: other hosts MACs per VNI, the newest claim wins, bad records are counted', async (t) => {
   const rejected: string[] = [];
@@ -30,9 +30,7 @@ t.test('MacView: other hosts MACs per VNI, the newest claim wins, bad records ar
   t.match(v.claimOf(42, '02:00:00:00:00:0a'), { id: 'c', since: 9 }, 'the latest claim: c, since revision 9');
   t.match(v.claimOf(42, '02:00:00:00:00:0d'), { id: 'a', since: 11 });
   t.equal(v.claimOf(42, '02:00:00:00:00:ff'), undefined);
-  const all = v.macClaims(42);
-  t.same([...all.keys()].sort(), ['02:00:00:00:00:0a', '02:00:00:00:00:0b', '02:00:00:00:00:0d'], 'macClaims: every MAC of the VNI in one pass');
-  for (const [mac, c] of all) t.same(c, v.claimOf(42, mac), `macClaims agrees with claimOf for ${mac}`);
+  t.equal(v.claimOf(42, '02:00:00:00:00:0a'), v.claimOf(42, '02:00:00:00:00:0a'), 'claims are worked out once per change of the records (the same object until then)');
   // a withdraws 0a (it moved away), then 0a comes back to a: a new claim, which wins.
   v.put('a', rec('a', '198.51.100.1', [{ vni: 42, mac: '02:00:00:00:00:0d' }]), 12);
   v.put('a', rec('a', '198.51.100.1', [{ vni: 42, mac: '02:00:00:00:00:0a' }, { vni: 42, mac: '02:00:00:00:00:0d' }]), 13);
@@ -50,11 +48,14 @@ t.test('MacView: other hosts MACs per VNI, the newest claim wins, bad records ar
   t.match(rejected, [/ignoring the MAC record of d: not JSON/, /vtep/, /mac/, /hostId/]);
   t.same([...kinds], ['E_RECORD record-rejected MAC'], 'each a RejectedRecord of a MAC record: code E_RECORD, kind record-rejected');
 
-  // Addresses: the newest record claiming an address names its MAC (an address re-bound elsewhere).
+  // Addresses: the oldest live claim owns an address; a newer one by another MAC is a conflict until the owner goes.
   v.put('b', rec('b', '198.51.100.2', [{ vni: 42, mac: '02:00:00:00:00:0b' }]).replace('"mac":"02:00:00:00:00:0b"}', '"mac":"02:00:00:00:00:0b","ips":["198.18.0.2"]}'), 20);
   t.same(v.neighbors(42, 'x'), [{ ip: '198.18.0.2', mac: '02:00:00:00:00:0b' }]);
   v.put('c', JSON.stringify({ version: 1, hostId: 'c', vtep: '198.51.100.3', macs: [{ vni: 42, mac: '02:00:00:00:00:0f', ips: ['198.18.0.2'] }] }), 21);
-  t.same(v.neighbors(42, 'x'), [{ ip: '198.18.0.2', mac: '02:00:00:00:00:0f' }], 'the newer claim names the new MAC');
+  t.same(v.neighbors(42, 'x'), [{ ip: '198.18.0.2', mac: '02:00:00:00:00:0b' }], 'the newer claim does not take it');
+  t.same(v.neighbors(42, 'b'), [], 'b does not answer for its own address');
+  v.put('b', rec('b', '198.51.100.2', [{ vni: 42, mac: '02:00:00:00:00:0b' }]), 22);
+  t.same(v.neighbors(42, 'x'), [{ ip: '198.18.0.2', mac: '02:00:00:00:00:0f' }], 'once b withdraws it, the next claim owns it');
   t.same(v.neighbors(42, 'c'), [], 'c does not answer for its own address');
 });
 
@@ -66,9 +67,10 @@ t.test('MacView: IPv6 addresses in ips, next to IPv4 ones; records without IPv6 
   t.ok(v.put('old', rec('old', ['198.18.0.9']), 1), 'an IPv4-only record (as older routers write it)');
   t.ok(v.put('b', rec('b', ['198.18.0.2', 'fd00:198:18::2', 'fe80::b']), 2), 'IPv4, ULA and link-local together');
   t.same(v.neighbors(42, 'x').map((n) => n.ip).sort(), ['198.18.0.2', '198.18.0.9', 'fd00:198:18::2', 'fe80::b']);
-  // Another writer spells the address differently: one canonical key, so the newer claim still replaces the older.
+  // Another writer spells the address differently: one canonical key, so it is the same address (a conflict).
   t.ok(v.put('c', JSON.stringify({ version: 1, hostId: 'c', vtep: '198.51.100.3', macs: [{ vni: 42, mac: '02:00:00:00:00:0f', ips: ['FD00:198:18:0:0:0:0:2'] }] }), 3));
-  t.same(v.neighbors(42, 'x').find((n) => n.ip === 'fd00:198:18::2'), { ip: 'fd00:198:18::2', mac: '02:00:00:00:00:0f' }, 'the newer claim, under the canonical spelling');
+  t.same(v.neighbors(42, 'x').find((n) => n.ip === 'fd00:198:18::2'), { ip: 'fd00:198:18::2', mac: '02:00:00:00:00:0b' }, 'the older claim keeps it');
+  t.match(v.addressConflicts(), [{ vni: 42, ip: 'fd00:198:18::2', owner: { mac: '02:00:00:00:00:0b', hostId: 'b' }, claimants: [{ mac: '02:00:00:00:00:0f', hostId: 'c' }] }], 'under the canonical spelling');
   t.equal(v.neighbors(42, 'x').filter((n) => n.ip.startsWith('fd00')).length, 1);
   t.notOk(v.put('d', rec('d', ['fd00::zz']), 4), 'an address that is not one is refused');
   t.match(rejected, [/ignoring the MAC record of d: macs.0.ips.0 is not an IP address/]);
@@ -120,4 +122,81 @@ t.test('MacView: a record counts only for the underlay address its host register
   v.delete('liar');
   v.audit();
   t.same(v.ignoredRecords(), []);
+});
+
+t.test('MacView: an address belongs to its oldest live claim; a forged newer claim is a conflict, a genuine move follows', async (t) => {
+  const hosts = new Map([['h1', '198.51.100.1'], ['h2', '198.51.100.2'], ['h3', '198.51.100.3']]);
+  const v = new MacView(undefined, Date.now, (id) => hosts.get(id));
+  const rec = (hostId: string, macs: { mac: string; ips?: string[] }[]): string => JSON.stringify({ version: 1, hostId, vtep: hosts.get(hostId) ?? '198.51.100.9', macs: macs.map((m) => ({ vni: 42, ...m })) });
+  const c21 = '02:00:00:00:02:01';
+  const c31 = '02:00:00:00:03:01';
+  const c32 = '02:00:00:00:03:02';
+  v.put('h2', rec('h2', [{ mac: c21, ips: ['198.18.0.21'] }]), 10);
+  v.put('h3', rec('h3', [{ mac: c31, ips: ['198.18.0.31'] }]), 11);
+  t.same(v.addressOwners(42).get('198.18.0.21'), { mac: c21, hostId: 'h2' });
+  // c31 forges c21's address (an older router advertises whatever a container used): a conflict, c21 keeps it.
+  v.put('h3', rec('h3', [{ mac: c31, ips: ['198.18.0.21', '198.18.0.31'] }]), 12);
+  t.same(v.neighbors(42, 'h1').find((n) => n.ip === '198.18.0.21'), { ip: '198.18.0.21', mac: c21 }, 'ARP / ND still answer with the owner');
+  t.same(v.addressConflicts(), [{ vni: 42, ip: '198.18.0.21', owner: { mac: c21, hostId: 'h2' }, claimants: [{ mac: c31, hostId: 'h3' }] }], 'shown as a conflict: owner and claimant');
+  t.same(v.macs(42, 'h1').find((m) => m.mac === c31)?.ips, ['198.18.0.31'], 'the claimant MAC carries only what it owns');
+  // h2 rewrites its record for another reason (a new container): c21's claim keeps its date.
+  v.put('h2', rec('h2', [{ mac: c21, ips: ['198.18.0.21'] }, { mac: '02:00:00:00:02:02', ips: ['198.18.0.22'] }]), 13);
+  t.equal(v.addressOwners(42).get('198.18.0.21')?.mac, c21, 'a rewrite of the owner record is no new claim');
+  // The forger's host goes away and comes back (a relisting router): still not the owner while c21 is there.
+  v.delete('h3');
+  t.same(v.addressConflicts(), [], 'the conflict ends with the claimant');
+  // A genuine move: c21 goes (h2 withdraws it), c32 on h3 uses the address: it owns it.
+  v.put('h2', rec('h2', [{ mac: '02:00:00:00:02:02', ips: ['198.18.0.22'] }]), 14);
+  t.equal(v.neighbors(42, 'h1').find((n) => n.ip === '198.18.0.21'), undefined, 'withdrawn: nobody owns it');
+  v.put('h3', rec('h3', [{ mac: c32, ips: ['198.18.0.21'] }]), 15);
+  t.same(v.neighbors(42, 'h1').find((n) => n.ip === '198.18.0.21'), { ip: '198.18.0.21', mac: c32 }, 'the new container owns it');
+  // The owner's host lease runs out (host record gone): its claims are not live.
+  v.put('h2', rec('h2', [{ mac: c21, ips: ['198.18.0.23'] }]), 16);
+  v.put('h3', rec('h3', [{ mac: c32, ips: ['198.18.0.21', '198.18.0.23'] }]), 17);
+  t.equal(v.addressOwners(42).get('198.18.0.23')?.mac, c21);
+  hosts.delete('h2');
+  v.invalidate();
+  t.equal(v.addressOwners(42).get('198.18.0.23')?.mac, c32, 'a claim without its host record is not live');
+  // The same MAC on two hosts (it moved, the old host has not withdrawn it yet) is one claim, dated by its oldest.
+  hosts.set('h2', '198.51.100.2');
+  v.reset([
+    { id: 'h2', value: rec('h2', [{ mac: c21, ips: ['198.18.0.21'] }]), revision: 20 },
+    { id: 'h1', value: rec('h1', [{ mac: '02:00:00:00:01:01', ips: ['198.18.0.21'] }]), revision: 21 },
+  ]);
+  v.put('h3', rec('h3', [{ mac: c21, ips: ['198.18.0.21'] }]), 22);
+  t.equal(v.addressOwners(42).get('198.18.0.21')?.mac, c21, 'a MAC that moved keeps its address');
+  t.same(v.macs(42, 'x').find((m) => m.mac === c21)?.vtep, '198.51.100.3', 'and goes to its new host');
+});
+
+t.test('MacView: only addresses in scope are claims', async (t) => {
+  const v = new MacView();
+  v.inScope = addressScope('198.18.0.0/15');
+  v.put('b', JSON.stringify({ version: 1, hostId: 'b', vtep: '198.51.100.2', macs: [{ vni: 42, mac: '02:00:00:00:00:0b', ips: ['10.0.0.1', '169.254.1.1', '198.18.0.2', 'fd00::2', 'fe80::b'] }] }), 1);
+  t.same(v.neighbors(42, 'x').map((n) => n.ip).sort(), ['198.18.0.2', 'fd00::2', 'fe80::b'], 'IPv4 inside the subnet; IPv6 (no IPv6 subnet declared) under the ownership rule');
+});
+
+t.test('MacView: ownership changes are rate-limited per view, the last owner stays meanwhile', async (t) => {
+  let now = 1_000_000;
+  const v = new MacView(undefined, () => now);
+  const ip = (i: number): string => `198.18.${i >> 8}.${i & 0xff}`;
+  const n = OWNERSHIP_BURST + 5;
+  // n MACs on a, one address each; then all of them move to MACs on b at once.
+  const macA = (i: number): string => `02:00:00:00:0a:${i.toString(16).padStart(2, '0')}`;
+  const macB = (i: number): string => `02:00:00:00:0b:${i.toString(16).padStart(2, '0')}`;
+  const record = (hostId: string, vtep: string, mac: (i: number) => string): string =>
+    JSON.stringify({ version: 1, hostId, vtep, macs: Array.from({ length: n }, (_, i) => ({ vni: 42, mac: mac(i), ips: [ip(i + 1)] })) });
+  v.put('a', record('a', '198.51.100.1', macA), 1);
+  t.equal(v.neighbors(42, 'x').length, n, 'new addresses are no changes');
+  t.equal(v.limitedChanges, 0);
+  v.delete('a');
+  v.put('b', record('b', '198.51.100.2', macB), 2);
+  const first = v.remote(42, 'x').neighbors;
+  t.equal(first.filter((e) => e.mac.startsWith('02:00:00:00:0b')).length, OWNERSHIP_BURST, `a burst of ${OWNERSHIP_BURST} changes goes through`);
+  t.equal(first.length, OWNERSHIP_BURST, 'the others wait (their old owner is gone: left out meanwhile)');
+  t.ok(v.deferred, 'deferred: build the table again later');
+  t.equal(v.limitedChanges, 5, 'each counted');
+  t.ok(v.retryInMs() > 0 && v.retryInMs() <= 1000 / OWNERSHIP_PER_SECOND + 1, `a token in ${v.retryInMs()} ms`);
+  now += 1000;
+  t.equal(v.remote(42, 'x').neighbors.length, n, 'a second later, the rest');
+  t.notOk(v.deferred);
 });

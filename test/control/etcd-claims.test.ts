@@ -1,0 +1,66 @@
+/**
+ * Address claims through a real etcd on loopback: a registry does not advertise an address another host's MAC owns
+ * (counted, shown as a conflict), nor one outside the network's subnet; when the owner withdraws, the MAC the address
+ * moved to claims it as soon as it is seen using it.
+ */
+import { spawnSync } from 'node:child_process';
+import t from 'tap';
+import type { HostRecord, NetworkDefinition } from '../../src/control/etcd-registry.js';
+import { EtcdServer, etcdSkipReason } from '../../src/lab/etcd.js';
+import { waitFor } from '../../src/lab/wait.js';
+import { registryOpener } from '../helpers/registries.js';
+
+const record = (hostId: string, ip: string): HostRecord => ({
+  version: 1, hostId, underlay: [ip], port: 4789, networks: ['default'], mtu: 1450, software: 'test', startedAt: new Date().toISOString(),
+});
+
+t.test('a registry refuses to claim an address a live MAC elsewhere owns; a move is claimed', { skip: etcdSkipReason() ?? false }, async (t) => {
+  const etcd = await EtcdServer.start();
+  const open = registryOpener(t, etcd.endpoint, {}, () => etcd.destroy());
+  const admin = open();
+  await admin.createNetwork({ version: 1, name: 'default', vni: 42, subnet: '198.18.0.0/15' });
+  const network = (await admin.getNetwork('default')) as NetworkDefinition;
+  const [a, b] = [open(), open()];
+  await a.join(network, record('a', '198.51.100.1'));
+  await b.join(network, record('b', '198.51.100.2'));
+  const recordOf = (id: string): string => spawnSync('etcdctl', ['--endpoints', etcd.endpoint, 'get', `/vxlan-router/v1/networks/default/macs/${id}`, '--print-value-only'], { encoding: 'utf8' }).stdout;
+  const owner = (r: typeof a, ip: string): string | undefined => r.table().vnis[0]?.neighbors?.find((n) => n.ip === ip)?.mac;
+  const A = '02:00:00:00:00:0a';
+  const F = '02:00:00:00:00:0f';
+  const N = '02:00:00:00:00:0e';
+
+  await a.advertise([{ vni: 42, mac: A, ips: ['198.18.0.10', '10.1.2.3'], ageMs: 0 }]);
+  await waitFor(() => owner(b, '198.18.0.10') === A, { timeoutMs: 3000, what: "b to see a's address" });
+  t.notMatch(recordOf('a'), '10.1.2.3', 'an address outside the subnet is not advertised');
+  // F on b forges A's address.
+  await b.advertise([{ vni: 42, mac: F, ips: ['198.18.0.10', '198.18.0.15'], ageMs: 0 }]);
+  t.notMatch(recordOf('b'), '198.18.0.10', 'b does not advertise the forged address');
+  t.match(recordOf('b'), '198.18.0.15', 'only F own one');
+  t.equal(b.counters().refusedClaims, 1, 'counted');
+  t.match(b.addressConflicts(), [{ vni: 42, ip: '198.18.0.10', owner: { mac: A, hostId: 'a' }, claimants: [{ mac: F, hostId: 'b', advertised: false }] }], 'shown as a conflict on b');
+  const warned: string[] = [];
+  b.on('warning', (w) => warned.push(`${w.kind}`));
+  await b.advertise([{ vni: 42, mac: F, ips: ['198.18.0.10', '198.18.0.15'], ageMs: 0 }]);
+  t.equal(b.counters().refusedClaims, 1, 'once per episode');
+  t.same(warned, [], 'reported once');
+  // A goes from a; N on b, the address's new home, keeps using it: b claims it for N (not for the forger F).
+  await b.advertise([
+    { vni: 42, mac: F, ips: ['198.18.0.15', '198.18.0.10'], ageMs: 500 },
+    { vni: 42, mac: N, ips: ['198.18.0.10'], ageMs: 0 },
+  ]);
+  await a.advertise([]);
+  await waitFor(() => recordOf('b').includes('198.18.0.10') || false, { timeoutMs: 500, intervalMs: 20, what: 'b to claim it' }).catch(() => undefined);
+  // N speaks again after a's withdrawal reached b: claimed.
+  await b.advertise([
+    { vni: 42, mac: F, ips: ['198.18.0.15', '198.18.0.10'], ageMs: 700 },
+    { vni: 42, mac: N, ips: ['198.18.0.10'], ageMs: 0 },
+  ]);
+  await waitFor(() => owner(a, '198.18.0.10') === N, { timeoutMs: 3000, what: 'a to see the address at N' });
+  t.pass('the address moved to N');
+  await b.advertise([
+    { vni: 42, mac: F, ips: ['198.18.0.15', '198.18.0.10'], ageMs: 900 },
+    { vni: 42, mac: N, ips: ['198.18.0.10'], ageMs: 0 },
+  ]);
+  t.match(b.addressConflicts(), [{ ip: '198.18.0.10', owner: { mac: N, hostId: 'b' }, claimants: [{ mac: F, advertised: false }] }], 'F still wants it: a conflict with its new owner N');
+  t.notMatch(recordOf('b'), new RegExp(`"${F}","ips":\\["198.18.0.10"`), 'F never advertised it');
+});
