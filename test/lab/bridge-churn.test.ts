@@ -12,6 +12,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { CLI_PATH, Lab, labSkipReason, twoHosts, type Container, type Host } from '../../src/lab/lab.js';
+import { DEFAULT_TAP_MTU } from '../../src/packet/index.js';
 import { waitFor } from '../../src/lab/wait.js';
 
 const run = promisify(execFile);
@@ -72,7 +73,7 @@ for (const engine of ['native', 'js'] as const) {
     t.equal(after.networks[0]!.bridgeMissingSince, null, 'status: no longer missing');
     t.equal(after.networks[0]!.bridgeRejoins, 1, 'one rejoin counted');
     const tap = JSON.parse((await lab.exec(h1.ns, 'ip', ['-j', 'link', 'show', 'vxr42'])).stdout) as { master?: string; mtu: number; flags: string[] }[];
-    t.match(tap[0], { master: 'br0', mtu: 1450 }, 'TAP on the new br0 with its MTU');
+    t.match(tap[0], { master: 'br0', mtu: DEFAULT_TAP_MTU }, 'TAP on the new br0 with its MTU');
     t.ok(tap[0]!.flags.includes('UP'), 'and up');
 
     // 2. The TAP goes: recreated, traffic resumes, the router does not exit.
@@ -88,7 +89,7 @@ for (const engine of ['native', 'js'] as const) {
     for (let i = 1; i < all.length; i++) if (all[i]! >= deleted - 100) outage = Math.max(outage, all[i]! - all[i - 1]!);
     t.ok(outage < 1000, `longest gap between replies around the TAP's deletion: ${outage} ms (pings every 20 ms)`);
     const tap2 = JSON.parse((await lab.exec(h1.ns, 'ip', ['-j', 'link', 'show', 'vxr42'])).stdout) as { master?: string; mtu: number }[];
-    t.match(tap2[0], { master: 'br0', mtu: 1450 }, 'the new TAP is on br0 with its MTU');
+    t.match(tap2[0], { master: 'br0', mtu: DEFAULT_TAP_MTU }, 'the new TAP is on br0 with its MTU');
     t.equal(r1.child.exitCode, null, 'the router is still up');
     t.ok(r1.logs().some((m) => /TAP vxr42 was deleted under the router: recreated on bridge br0/.test(m)), 'a log line says what happened');
     t.equal((await lab.ping(c1.ns, c2.ip)).loss, 0, 'c1 → c2 after');

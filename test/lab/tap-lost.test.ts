@@ -8,6 +8,7 @@
  */
 import t from 'tap';
 import { Lab, labSkipReason, twoHosts } from '../../src/lab/lab.js';
+import { DEFAULT_TAP_MTU } from '../../src/packet/index.js';
 import { waitFor } from '../../src/lab/wait.js';
 
 const skip = labSkipReason();
@@ -30,7 +31,7 @@ for (const engine of ['native', 'js'] as const) {
     t.ok(ms < 2000, `TAP recreated ${ms} ms after it was deleted`);
     const tap = JSON.parse((await lab.exec(h1.ns, 'ip', ['-j', 'link', 'show', 'vxr42'])).stdout) as { master?: string; mtu: number; flags: string[] }[];
     t.equal(tap[0]!.master, undefined, 'on no bridge while br0 is gone');
-    t.equal(tap[0]!.mtu, 1450, 'with its MTU');
+    t.equal(tap[0]!.mtu, DEFAULT_TAP_MTU, 'with its MTU');
     t.equal(r.child.exitCode, null, 'the router stays up');
     t.notOk(r.logs().some((m) => /data path stopped/.test(m)), 'no data-path fault');
 
