@@ -67,6 +67,19 @@ SysError OpenRxSocket(const Addr& local, uint16_t port, int tick_ms, bool try_gr
   return {};
 }
 
+SysError AdoptRxSocket(UniqueFd fd, int tick_ms, bool try_gro, UniqueFd* out, bool* gro_on) {
+  int type = 0;
+  socklen_t len = sizeof(type);
+  if (getsockopt(fd.get(), SOL_SOCKET, SO_TYPE, &type, &len) < 0) return Errno("handed-over UDP socket: SO_TYPE");
+  if (type != SOCK_DGRAM) return SysError{ENOTSOCK, "handed-over UDP socket: not a datagram socket"};
+  const timeval tick{tick_ms / 1000, (tick_ms % 1000) * 1000};
+  if (setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof(tick)) < 0) return Errno("setsockopt(SO_RCVTIMEO)");
+  const int on = try_gro ? 1 : 0;
+  *gro_on = setsockopt(fd.get(), IPPROTO_UDP, UDP_GRO, &on, sizeof(on)) == 0 && try_gro;
+  *out = std::move(fd);
+  return {};
+}
+
 SysError OpenTxSocket(const Addr& local, UniqueFd* out) {
   const int family = FamilyOf(local);
   UniqueFd fd(socket(family, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_UDP));

@@ -34,6 +34,10 @@ inline constexpr int kMaxGsoSegments = 64;
 // (absent before 5.0): `*gro_on` says.
 SysError OpenRxSocket(const Addr& local, uint16_t port, int tick_ms, bool try_gro, UniqueFd* out, bool* gro_on);
 
+// The receiving socket handed over by another router (fd-passing.h): already bound, with its queue. Checked to be a
+// UDP socket; the receive timeout and UDP_GRO are set as OpenRxSocket sets them (GRO switched off when not wanted).
+SysError AdoptRxSocket(UniqueFd fd, int tick_ms, bool try_gro, UniqueFd* out, bool* gro_on);
+
 // The sending socket: raw IPPROTO_UDP bound to `local`, so that we pick the outer source port per flow and write the
 // UDP header ourselves (the kernel adds the IP header). DF always: VXLAN is never fragmented. Receives nothing.
 SysError OpenTxSocket(const Addr& local, UniqueFd* out);

@@ -21,6 +21,48 @@ import {
 /** What the socket answers with: one function per method, called at the moment of asking. */
 export type ControlSource = { readonly [M in Method]: () => DeepReadonly<Result<M>> };
 
+/**
+ * A takeover (handover.ts) is a conversation, not one request and one answer: the handler gets the request and the
+ * connection's frames in both directions; `end` writes the last frame and calls `after` once it is out (the old
+ * router shuts down only then, so the answer is never cut off).
+ */
+export interface TakeoverSession {
+  send(value: unknown): void;
+  /** The client's next frame, or undefined when it went away or stayed silent for `timeoutMs`. */
+  next(timeoutMs: number): Promise<unknown>;
+  end(value: unknown, after?: () => void): void;
+}
+export type TakeoverHandler = (request: unknown, session: TakeoverSession) => void;
+
+function takeoverSession(conn: Socket): { session: TakeoverSession; push: (frames: unknown[]) => void } {
+  const queued: unknown[] = [];
+  let waiting: ((v: unknown) => void) | undefined;
+  const push = (frames: unknown[]): void => {
+    queued.push(...frames);
+    if (waiting !== undefined && queued.length > 0) waiting(queued.shift());
+  };
+  conn.once('close', () => waiting?.(undefined));
+  return {
+    push,
+    session: {
+      send: (v) => conn.write(encodeFrame({ ok: true, result: v })),
+      next: (timeoutMs) =>
+        new Promise((resolve) => {
+          if (queued.length > 0) return resolve(queued.shift());
+          if (conn.destroyed) return resolve(undefined);
+          const timer = setTimeout(() => done(undefined), timeoutMs);
+          const done = (v: unknown): void => {
+            clearTimeout(timer);
+            waiting = undefined;
+            resolve(v);
+          };
+          waiting = done;
+        }),
+      end: (v, after) => conn.end(encodeFrame(v), after),
+    },
+  };
+}
+
 export interface ControlServer {
   readonly path: string;
   close(): Promise<void>;
@@ -51,8 +93,9 @@ async function claim(path: string): Promise<void> {
 }
 
 
-function handle(conn: Socket, source: ControlSource): void {
+function handle(conn: Socket, source: ControlSource, takeover: TakeoverHandler | undefined): void {
   const reader = new FrameReader(MAX_REQUEST);
+  let conversation: ((frames: unknown[]) => void) | undefined;
   conn.on('error', () => conn.destroy()); // a client that went away: nothing to do
   conn.setTimeout(10_000, () => conn.destroy());
   conn.on('data', (chunk: Buffer) => {
@@ -63,8 +106,17 @@ function handle(conn: Socket, source: ControlSource): void {
       conn.end(encodeFrame({ ok: false, error: (err as Error).message }));
       return;
     }
+    if (conversation !== undefined) return conversation(frames);
     if (frames.length === 0) return;
-    const req = requestSchema.safeParse(frames[0]);
+    const first = frames[0];
+    if (takeover !== undefined && typeof first === 'object' && first !== null && (first as { method?: unknown }).method === 'takeover') {
+      const { session, push } = takeoverSession(conn);
+      conversation = push;
+      push(frames.slice(1));
+      takeover(first, session);
+      return;
+    }
+    const req = requestSchema.safeParse(first);
     if (!req.success) {
       conn.end(encodeFrame({ ok: false, error: `bad request: ${req.error.issues.map((i) => i.message).join('; ')}` }));
       return;
@@ -82,13 +134,18 @@ function handle(conn: Socket, source: ControlSource): void {
  * it and carries on: the data path does not depend on this socket). `close` ends open connections at once, so a
  * client that keeps one open cannot hold up a stop.
  */
-export async function serveControl(path: string, source: ControlSource, onError: (err: Error) => void = () => undefined): Promise<ControlServer> {
+export async function serveControl(
+  path: string,
+  source: ControlSource,
+  onError: (err: Error) => void = () => undefined,
+  takeover?: TakeoverHandler,
+): Promise<ControlServer> {
   await claim(path);
   const open = new Set<Socket>();
   const server: Server = createServer((conn) => {
     open.add(conn);
     conn.once('close', () => open.delete(conn));
-    handle(conn, source);
+    handle(conn, source, takeover);
   });
   // Root only from the start: the socket is created under a umask that leaves no access to group or others.
   const mask = process.umask(0o077);

@@ -47,6 +47,7 @@ interface DoctorFlags {
 
 interface UpFlags {
   local?: string;
+  takeover?: boolean;
   vni?: number | string;
   bridge?: string;
   peer?: string[];
@@ -154,6 +155,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--no-source-check', "accept inbound frames whose source MAC is this host's or another host's (etcd/static)")
     .option('--max-local-macs <n>', 'local MACs (bridge sources) kept and advertised per network; more are counted as local_mac_refused (default: 1024)', integerOrRaw)
     .option('--config <file>', 'YAML config file with the same keys (flags override it)')
+    .option('--takeover', 'hitless restart/upgrade: take over the router running on the same --socket (its UDP socket, TAPs, table, learned MACs and etcd records) without losing frames; it then exits')
     .option('--etcd <urls>', 'etcd endpoints, comma-separated: peers (and the VNI) come from the registry')
     .option('--network <name[:bridge]>', 'overlay network to join in etcd (default: default); repeat with name:bridge to serve several', collect)
     .option('--host-id <id>', 'this host in the registry (default: machine id + local address)')
@@ -199,7 +201,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
       const config = buildConfig(flags.config === undefined ? { flags: raw, env } : { file: flags.config, flags: raw, env });
       const { createLogger } = await import('../log.js');
       const { Daemon } = await agent();
-      const daemon = await Daemon.start(config, { log: createLogger(config.logLevel) });
+      const daemon = await Daemon.start(config, { log: createLogger(config.logLevel), takeover: flags.takeover === true });
       await daemon.run(io.out);
     });
 

@@ -33,6 +33,18 @@ export interface NativeEngineHandle {
   traffic(): Traffic;
   /** Why a data-path thread stopped on its own (e.g. its TAP was deleted), or null while all run (Engine::Fault). */
   fault(): Error | null;
+  /** Stops the threads and keeps every fd open with its kernel queue (a handover); start() runs them again. */
+  quiesce(): void;
+  /** The fds a handover passes (still owned by this engine): the UDP socket and each VNI's TAP. */
+  handoverFds(): HandoverFds;
+  /** Learned MACs handed over by the engine this one replaces, each as old as it was there; returns how many were taken. */
+  seedLearned(rows: readonly { vni: number; mac: string; vtep: string; ageMs: number }[]): number;
+}
+
+/** A running engine's fds, as a handover passes them (native/src/engine-handover.cc). */
+export interface HandoverFds {
+  readonly rx: number;
+  readonly taps: readonly { readonly vni: number; readonly fd: number }[];
 }
 
 export type TapOffload = 'csum' | 'tso4' | 'tso6';
@@ -67,7 +79,17 @@ export interface NativeSurface {
   deleteLink(name: string): void;
   /** Name of the interface holding `address` (up or not), or null. */
   interfaceOf(address: string): string | null;
-  /** Opens and binds the sockets; takes ownership of every tapFd, also when it throws. */
+  /**
+   * Handover (native/src/fd-passing.h): a listening Unix socket at `path` for one connection (mode 0600); one message
+   * of `fds` and a short `header` (≤ 4096 bytes) to whoever listens at `path` (ours stay open); the fds and header of
+   * one such message within `timeoutMs` (the caller owns them; the peer must be root or our user).
+   */
+  listenHandover(path: string): number;
+  sendFds(path: string, fds: readonly number[], header: string): void;
+  acceptFds(listenFd: number, timeoutMs: number): { fds: number[]; header: string };
+  /** A TAP fd's interface name and whether it carries virtio-net headers (TUNGETIFF). */
+  inspectTap(fd: number): { name: string; vnetHdr: boolean };
+  /** Opens and binds the sockets; takes ownership of every tapFd (and rxFd), also when it throws. */
   createEngine(options: {
     local: string;
     port: number;
@@ -84,6 +106,8 @@ export interface NativeSurface {
     udpGro?: boolean;
     arpSuppression?: boolean;
     networks: { vni: number; tapFd: number; mtu: number; vnetHdr?: boolean }[];
+    /** The UDP socket handed over by the router this one replaces (already bound); absent: open and bind one. */
+    rxFd?: number;
   }): NativeEngineHandle;
 }
 
