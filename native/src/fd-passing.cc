@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <napi.h>
@@ -132,7 +134,34 @@ TapInfo InspectTap(int fd) {
   return t;
 }
 
+SysError NotifySystemd(const std::string& message, bool* sent) {
+  *sent = false;
+  const char* env = getenv("NOTIFY_SOCKET");
+  if (env == nullptr || env[0] == '\0') return {};
+  std::string path(env);
+  sockaddr_un sa;
+  if (!UnixAddress(path, &sa)) return {ENAMETOOLONG, "NOTIFY_SOCKET " + path};
+  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size());
+  if (path[0] == '@') sa.sun_path[0] = '\0';  // abstract: no trailing NUL counted
+  else len += 1;
+  UniqueFd s(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!s.valid()) return Errno("socket(AF_UNIX, SOCK_DGRAM)");
+  if (sendto(s.get(), message.data(), message.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&sa), len) < 0)
+    return Errno("sendto NOTIFY_SOCKET " + path);
+  *sent = true;
+  return {};
+}
+
 namespace {
+
+// notifySystemd(message) → true when sent, false when NOTIFY_SOCKET is unset. Pinned by test/native/fd-passing.test.ts.
+Napi::Value NotifySystemdJs(const Napi::CallbackInfo& info) {
+  if (!info[0].IsString()) return ThrowType(info.Env(), "notifySystemd: message must be a string");
+  bool sent = false;
+  const SysError e = NotifySystemd(info[0].As<Napi::String>().Utf8Value(), &sent);
+  if (!e.ok()) return ThrowSys(info.Env(), e);
+  return Napi::Boolean::New(info.Env(), sent);
+}
 
 bool GetPath(const Napi::Value& v, std::string* out) {
   if (!v.IsString()) return false;
@@ -209,6 +238,7 @@ void RegisterFdPassing(Napi::Env env, Napi::Object exports) {
   exports.Set("sendFds", Napi::Function::New(env, SendFdsJs, "sendFds"));
   exports.Set("acceptFds", Napi::Function::New(env, AcceptFdsJs, "acceptFds"));
   exports.Set("inspectTap", Napi::Function::New(env, InspectTapJs, "inspectTap"));
+  exports.Set("notifySystemd", Napi::Function::New(env, NotifySystemdJs, "notifySystemd"));
 }
 
 }  // namespace vxr

@@ -36,6 +36,10 @@ struct TapInfo {
 };
 TapInfo InspectTap(int fd);
 
+// One datagram to systemd's $NOTIFY_SOCKET (sd_notify(3): "READY=1", "MAINPID=<pid>"; a leading '@' is the abstract
+// namespace). False, and nothing sent, when the variable is unset (not run by systemd with Type=notify).
+SysError NotifySystemd(const std::string& message, bool* sent);
+
 }  // namespace vxr
 
 #include <napi.h>

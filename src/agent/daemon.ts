@@ -142,6 +142,15 @@ const FAULT_POLL_MS = 250;
 /** How often this host's MAC set is compared with what it advertised (a write only when it changed). */
 const ADVERTISE_MS = 250;
 
+/** sd_notify when run by systemd with Type=notify; a failure is logged, never fatal (the unit's timeout tells). */
+function notify(native: NativeAddon, message: string, log: Logger): void {
+  try {
+    native.notifySystemd(message);
+  } catch (err) {
+    log.warn(`cannot notify systemd (${message.replace('\n', ' ')}): ${describeError(toRouterError(err))}`);
+  }
+}
+
 /** How long the new router waits for the old one to exit after a handover before it takes the control socket. */
 const OLD_EXIT_MS = 10_000;
 
@@ -282,6 +291,9 @@ export class Daemon implements DaemonView {
       }
       const engineStarted = process.hrtime.bigint();
       await engine.start();
+      // Under systemd (Type=notify, NotifyAccess=all), this process is the service's main process from now on: the
+      // old one's exit must not end the service.
+      if (handed !== undefined) notify(native, `MAINPID=${process.pid}`, log);
       if (handed !== undefined) log.info({ oldPid: handed.state.pid, oldSoftware: handed.state.software, startUs: Number((process.hrtime.bigint() - engineStarted) / 1000n) }, 'took over the data path');
 
       // The planes move behind the engine in `owned`, so they are closed first: this host withdraws, then stops forwarding.
@@ -381,6 +393,7 @@ export class Daemon implements DaemonView {
         `vxlan-router: ready engine=${info.engine} tap=${all('tap')} mtu=${all('mtu')} vni=${all('vni')} local=${info.local}:${info.port} ` +
           `underlay=${info.underlay.device}/${info.underlay.mtu} peers=${info.peers.join(',') || '(none)'}${names} offloads=${offloadNames(this.offloads()).join(',') || 'none'}`,
       );
+      notify(this.native, `READY=1\nMAINPID=${process.pid}`, this.log);
     });
   }
 

@@ -199,10 +199,43 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
       };
       const env = process.env;
       const config = buildConfig(flags.config === undefined ? { flags: raw, env } : { file: flags.config, flags: raw, env });
+      // Whoever read the ready line may go away (`restart` does): a daemon never dies of a closed stdout.
+      process.stdout.on('error', () => undefined);
       const { createLogger } = await import('../log.js');
       const { Daemon } = await agent();
       const daemon = await Daemon.start(config, { log: createLogger(config.logLevel), takeover: flags.takeover === true });
       await daemon.run(io.out);
+    });
+
+  // `restart`: systemd's ExecReload (and an operator's upgrade) in one command. The new router is this build's, started
+  // beside the old one with --takeover; this command returns once it is ready (or with its error, the old one still
+  // running), and leaves it running.
+  program
+    .command('restart')
+    .description('hitless restart or upgrade: start this build\'s `up <options> --takeover` beside the running router and return once it has taken over (give the options `up` was given)')
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .helpOption(false)
+    .argument('[up-options...]')
+    .action(async (upOptions: string[]) => {
+      const { spawn } = await import('node:child_process');
+      const { fileURLToPath } = await import('node:url');
+      const cli = fileURLToPath(new URL('../cli.js', import.meta.url));
+      const child = spawn(process.execPath, [cli, 'up', ...upOptions, '--takeover'], { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+      const ready = await new Promise<string | null>((resolve) => {
+        let out = '';
+        child.stdout!.on('data', (d: Buffer) => {
+          out += d.toString();
+          const line = out.split('\n').find((l) => l.startsWith('vxlan-router: ready'));
+          if (line !== undefined) resolve(line);
+        });
+        child.once('exit', () => resolve(null));
+      });
+      if (ready === null) throw new VxlanRouterError('E_CONTROL', `the new router exited (status ${child.exitCode}) before taking over; the running one goes on`, { hint: 'its error is above' });
+      // The ready line is the new router's last word on stdout: it may outlive this command's end of the pipe.
+      child.stdout!.destroy();
+      child.unref();
+      io.out(`vxlan-router: restarted, pid ${child.pid}: ${ready.replace('vxlan-router: ', '')}`);
     });
 
   // The operator's commands: ask the running router over its control socket.

@@ -89,6 +89,8 @@ export interface NativeSurface {
   acceptFds(listenFd: number, timeoutMs: number): { fds: number[]; header: string };
   /** A TAP fd's interface name and whether it carries virtio-net headers (TUNGETIFF). */
   inspectTap(fd: number): { name: string; vnetHdr: boolean };
+  /** sd_notify(3) to $NOTIFY_SOCKET ("READY=1", "MAINPID=<pid>"); false when unset (not under systemd Type=notify). */
+  notifySystemd(message: string): boolean;
   /** Opens and binds the sockets; takes ownership of every tapFd (and rxFd), also when it throws. */
   createEngine(options: {
     local: string;

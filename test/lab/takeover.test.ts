@@ -18,6 +18,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { ask } from '../../src/cli/control-client.js';
+import { etcdLab, etcdSkipReason } from '../../src/lab/etcd.js';
+import { waitFor } from '../../src/lab/wait.js';
 import { Lab, labSkipReason, twoHosts, VNI, type Container, type Host, type TwoHosts } from '../../src/lab/lab.js';
 import type { RouterProcess } from '../../src/lab/router-process.js';
 
@@ -127,8 +129,16 @@ async function setUp(t: Test): Promise<{ lab: Lab; net: TwoHosts; r1: RouterProc
 }
 
 /** A takeover on h1; the window around the pause (from the old router's pause to the new one's start, ± 50 ms). */
-async function takeover(lab: Lab, h1: Host, h2: Host, old: RouterProcess, cli?: string): Promise<{ next: RouterProcess; window: [number, number] }> {
-  const next = await lab.startRouter(h1, { peers: [h2.underlayIp], engine: 'native', args: ['--takeover', '--log-level', 'info'], ...(cli !== undefined ? { cli } : {}) });
+async function takeover(
+  lab: Lab,
+  h1: Host,
+  h2: Host,
+  old: RouterProcess,
+  cli?: string,
+  etcdArgs?: string[],
+): Promise<{ next: RouterProcess; window: [number, number] }> {
+  const how = etcdArgs === undefined ? { peers: [h2.underlayIp] } : { peers: [], vni: null, args: etcdArgs };
+  const next = await lab.startRouter(h1, { ...how, engine: 'native', args: [...(how.args ?? []), '--takeover', '--log-level', 'info'], ...(cli !== undefined ? { cli } : {}) });
   await old.exited;
   const paused = logTimeUs(old.stderr, 'handed the data path over');
   const started = logTimeUs(next.stderr, 'took over the data path');
@@ -190,17 +200,67 @@ t.test('upgrade: a different copy of the build takes over without loss; another 
   t.same((await r2!.peers())[VNI], [net.h2.underlayIp], 'and still answers on its control socket');
 });
 
-t.test('kill -9 and a plain start: the gap', { skip: skip ?? false }, async (t) => {
+t.test('a plain restart (SIGTERM + start) and kill -9 + start: the gaps a takeover avoids', { skip: skip ?? false }, async (t) => {
   const { lab, net, r1 } = await setUp(t);
-  let readyMs = 0;
-  const res = await acrossFlood(t, lab, net, 'kill -9 + start', async () => {
-    const t0 = Date.now();
-    r1.child.kill('SIGKILL');
-    await r1.exited;
-    await lab.startRouter(net.h1, { peers: [net.h2.underlayIp], engine: 'native' });
-    readyMs = Date.now() - t0;
-    return [t0 * 1000, Date.now() * 1000 + 2_000_000];
+  let r = r1;
+  for (const [what, signal] of [['SIGTERM + start (plain restart)', 'SIGTERM'], ['kill -9 + start', 'SIGKILL']] as const) {
+    let readyMs = 0;
+    const res = await acrossFlood(t, lab, net, what, async () => {
+      const t0 = Date.now();
+      r.child.kill(signal);
+      await r.exited;
+      r = await lab.startRouter(net.h1, { peers: [net.h2.underlayIp], engine: 'native' });
+      readyMs = Date.now() - t0;
+      return undefined;
+    });
+    const gap = Math.max(res.txGapUs, res.rxGapUs);
+    t.comment(`${what}: ready ${readyMs} ms after the signal; ${res.sent - res.received} of ${res.sent} pings lost; largest gap ${gap} µs`);
+    t.ok(gap < 6_000_000, `${what}: forwarding again within 6 s (the target is 2 s: on this shared box Node alone may take longer to start): ${gap} µs`);
+  }
+});
+
+t.test('takeover with etcd: the lease is kept, h2 never sees h1 or its MACs vanish', { skip: skip ?? etcdSkipReason() ?? false }, async (t) => {
+  const { lab, etcd, defineNetwork, destroy } = await etcdLab('198.51.100.254');
+  t.teardown(destroy);
+  const [h1, h2] = [await lab.addHost('h1', '198.51.100.1'), await lab.addHost('h2', '198.51.100.2')];
+  const [c1, c2] = [await lab.addContainer(h1, 'c1', '198.18.0.1'), await lab.addContainer(h2, 'c2', '198.18.0.2')];
+  await defineNetwork(h1);
+  // A short lease: records left behind under the old router's lease would vanish within the test.
+  const args = ['--etcd', etcd.endpoint, '--lease-ttl', '3'];
+  const r1 = await lab.startRouter(h1, { peers: [], engine: 'native', vni: null, args });
+  const r2 = await lab.startRouter(h2, { peers: [], engine: 'native', vni: null, args });
+  await waitFor(async () => (await r2.peers())[VNI]?.length === 1, { timeoutMs: 5000, what: 'h2 to see h1' });
+  t.equal((await lab.ping(c1.ns, c2.ip, 2)).loss, 0, 'overlay up through etcd');
+  const h1Known = async (): Promise<{ peer: boolean; mac: boolean }> => {
+    const [peers, fdb] = await Promise.all([r2.peers(), ask(r2.socket, 'fdb')]);
+    return { peer: (peers[VNI] ?? []).includes(h1.underlayIp), mac: fdb.some((e) => e.mac === c1.mac && e.origin === 'etcd') };
+  };
+  await waitFor(async () => (await h1Known()).mac, { timeoutMs: 5000, what: "h2 to know c1's MAC from etcd" });
+
+  // h2's view, every 50 ms, from before the takeover until well past the old lease's TTL.
+  const missing: string[] = [];
+  let watching = true;
+  const watcher = (async () => {
+    while (watching) {
+      const k = await h1Known().catch(() => ({ peer: true, mac: true }));
+      if (!k.peer || !k.mac) missing.push(`${new Date().toISOString()} peer=${k.peer} mac=${k.mac}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  const net = { h1, h2, c1, c2 };
+  let next: RouterProcess | undefined;
+  const res = await acrossFlood(t, lab, net, 'takeover with etcd', async () => {
+    const done = await takeover(lab, h1, h2, r1, undefined, args);
+    next = done.next;
+    return done.window;
   });
-  t.comment(`kill -9 + start: ready ${readyMs} ms after the kill; ${res.sent - res.received} pings lost; gap transmit ${res.txAtUs} µs, receive ${res.rxAtUs} µs`);
-  t.ok(res.rxAtUs < 4_000_000, `forwarding again within 4 s of the kill (the target is 2 s; this box is shared): ${res.rxAtUs} µs`);
+  await new Promise((r) => setTimeout(r, 5000)); // past the old lease's 3 s
+  watching = false;
+  await watcher;
+  t.equal(res.sent - res.received, 0, `0 of ${res.sent} pings lost across the takeover`);
+  t.equal(await r1.exited, 0, 'the old router exited 0');
+  t.same(missing, [], "h2 never saw h1 or c1's MAC vanish (the records were replaced under the new lease, never deleted)");
+  t.same((await next!.peers())[VNI], [h2.underlayIp], 'the new router follows the registry');
+  const status = await ask(next!.socket, 'status');
+  t.equal(status.networks[0]!.state, 'connected', 'and is connected to etcd');
 });
