@@ -18,7 +18,7 @@
  * HANDOVER_VERSION changes whenever the request, the state or the fd message changes shape: a router refuses a peer
  * of another version with a message that says both, and keeps running.
  */
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { z } from 'zod';
 import { toRouterError, type EngineKind, type NativeAddon } from '../dataplane/index.js';
@@ -159,15 +159,27 @@ export function requestTakeover(socket: string, req: TakeoverRequest, timeoutMs 
   });
 }
 
-/** Resolves once `pid` is gone (or after `timeoutMs`: false). */
+/** True when `pid` has exited: no such process, or a zombie its parent has not reaped yet. */
+function exited(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state === 'Z' || state === 'X';
+  } catch {
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'ESRCH';
+    }
+  }
+}
+
+/** Resolves once `pid` has exited (or after `timeoutMs`: false). */
 export async function processGone(pid: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    try {
-      process.kill(pid, 0);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ESRCH') return true;
-    }
+    if (exited(pid)) return true;
     if (Date.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, 10));
   }

@@ -4,7 +4,8 @@
  * within TimeoutStopSec, exit status 0, TAP removed; the directories it lets the router write (RuntimeDirectory,
  * StateDirectory, under ProtectSystem=strict) are the ones the router uses by default.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -62,7 +63,8 @@ t.test("ExecStart starts a router; KillSignal stops it within TimeoutStopSec", {
 
   // ExecReload: a new router takes over (the old one exits 0, the TAP stays); stop that one as systemd would.
   const reload = key('ExecReload').replaceAll('/opt/vxlan-router/', root).replace('/etc/vxlan-router.yaml', config).split(' ');
-  const reloaded = execFileSync('ip', ['netns', 'exec', ns, process.execPath, ...reload.slice(1)], { encoding: 'utf8', timeout: 30_000 });
+  // Not execFileSync: this process must go on reaping the old router while the reload runs.
+  const reloaded = (await promisify(execFile)('ip', ['netns', 'exec', ns, process.execPath, ...reload.slice(1)], { encoding: 'utf8', timeout: 60_000 })).stdout;
   t.match(reloaded, /vxlan-router: restarted, pid \d+: ready engine=native tap=vxr42/, 'ExecReload: a new router took over');
   t.equal(await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000))]), 0, 'the old router exited 0');
   t.match(ip('-o', 'link'), /vxr42/, 'the TAP stayed');
