@@ -10,7 +10,8 @@
  * router run from another copy of the build (an upgrade); a copy of another handover version is refused and the old
  * router keeps forwarding; kill -9 and a plain start: the gap is measured. Each gap is the largest interval between
  * consecutive echo requests leaving h1 (captured on h2's underlay: h1's transmit path) and echo replies written to
- * h1's TAP (h1's receive path), printed in microseconds.
+ * h1's TAP (h1's receive path), printed in microseconds. With etcd, h2 never sees h1's records vanish. The JS engine
+ * cannot hand its sockets over: a takeover is refused and the router goes on.
  */
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -265,4 +266,21 @@ t.test('takeover with etcd: the lease is kept, h2 never sees h1 or its MACs vani
   t.same((await next!.peers())[VNI], [h2.underlayIp], 'the new router follows the registry');
   const status = await ask(next!.socket, 'status');
   t.equal(status.networks[0]!.state, 'connected', 'and is connected to etcd');
+});
+
+t.test('the js engine cannot hand over: a takeover is refused, the router goes on', { skip: skip ?? false }, async (t) => {
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const net = await twoHosts(lab);
+  const r1 = await lab.startRouter(net.h1, { peers: [net.h2.underlayIp], engine: 'js' });
+  await lab.startRouter(net.h2, { peers: [net.h1.underlayIp], engine: 'native' });
+  for (const engine of ['native', 'js'] as const) {
+    const err = await lab.startRouter(net.h1, { peers: [net.h2.underlayIp], engine, args: ['--takeover'] }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    t.match(err?.message ?? '', /refused the takeover: the js engine cannot take over sockets: restart the router instead/, `a ${engine} router is refused, with the reason`);
+  }
+  t.equal(r1.child.exitCode, null, 'the js router still runs');
+  t.equal((await lab.ping(net.c1.ns, net.c2.ip, 3)).loss, 0, 'and forwards');
 });
