@@ -43,7 +43,8 @@ SysError AdoptRxSocket(UniqueFd fd, int tick_ms, bool try_gro, UniqueFd* out, bo
 SysError OpenTxSocket(const Addr& local, UniqueFd* out);
 
 // UDP sockets bound to local:<flow source port> for GSO sends, opened on first use and kept (at most kMax; beyond
-// that, or when the port is taken, the flow uses the raw socket). Shared by the TX threads.
+// that, or when the port is taken, the flow uses the raw socket; a taken port is tried again every kRetryMs, so that
+// a router that took over gets its predecessor's ports once that one has exited). Shared by the TX threads.
 class FlowSockets {
  public:
   static constexpr size_t kMax = 1024;
@@ -51,7 +52,12 @@ class FlowSockets {
 
  private:
   std::mutex mu_;
-  std::unordered_map<uint16_t, UniqueFd> fds_;  // an invalid fd remembers a port that could not be bound
+  struct Slot {
+    UniqueFd fd;               // invalid: the port could not be bound
+    int64_t retry_at_ms = 0;   // when to try binding it again (a router that handed over may still hold it)
+  };
+  static constexpr int64_t kRetryMs = 2000;
+  std::unordered_map<uint16_t, Slot> fds_;
 };
 
 }  // namespace vxr
