@@ -40,6 +40,6 @@ RUN set -eu; missing=; \
 COPY --from=build /opt/vxlan-router /opt/vxlan-router
 COPY compose/host-entrypoint.sh /usr/local/bin/host-entrypoint.sh
 RUN ln -s /opt/vxlan-router/bin/node /usr/local/bin/node \
- && printf '#!/bin/sh\nexec /opt/vxlan-router/bin/node /opt/vxlan-router/dist/cli.js "$@"\n' > /usr/local/bin/vxlan-router \
+ && printf '#!/bin/sh\nexec /opt/vxlan-router/bin/node --max-semi-space-size=1 /opt/vxlan-router/dist/cli.js "$@"\n' > /usr/local/bin/vxlan-router \
  && chmod 755 /usr/local/bin/vxlan-router /usr/local/bin/host-entrypoint.sh
 CMD ["vxlan-router", "--help"]

@@ -9,8 +9,10 @@ say() { printf 'setup: %s\n' "$*"; }
 
 # Tools the lab, the tests, the demo and the benchmarks drive.
 # docker-compose: test/compose/compose-config.test.ts validates docker-compose.yml with it (no daemon needed; the
-# lab run itself, test/compose/run-lab.sh, installs docker.io and debootstrap on its own).
-APT_PACKAGES=(iproute2 ethtool iperf3 sockperf iputils-ping tcpdump tshark socat etcd-server etcd-client docker-compose)
+# lab run itself, test/compose/run-lab.sh, installs debootstrap on its own).
+# docker.io, busybox-static, iptables, curl: test/lab/docker-plugin.test.ts runs a dockerd of its own in each lab host
+# (src/lab/dockerd.ts) with an image made from busybox-static; the machine's own Docker service is not started.
+APT_PACKAGES=(iproute2 ethtool iperf3 sockperf iputils-ping tcpdump tshark socat etcd-server etcd-client docker-compose docker.io busybox-static iptables curl)
 
 install_apt() {
   local missing=()
@@ -26,7 +28,12 @@ install_apt() {
   export DEBIAN_FRONTEND=noninteractive
   echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Packages with services (docker.io) must not start them: the tests run their own daemons in namespaces.
+  local norc=/usr/sbin/policy-rc.d made=''
+  if [ ! -e "$norc" ]; then printf '#!/bin/sh\nexit 101\n' >"$norc" && chmod +x "$norc" && made=1; fi
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || { [ -n "$made" ] && rm -f "$norc"; return 1; }
+  [ -n "$made" ] && rm -f "$norc"
+  return 0
 }
 
 install_npm() {

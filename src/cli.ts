@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
 // Entry point (package.json bin). Everything lives in cli/program.ts; this file only runs it and sets the exit code.
 import { runCli } from './cli/program.js';
 

@@ -21,6 +21,7 @@
 #include "js-args.h"
 #include "js-error.h"
 #include "learn.h"
+#include "links-js.h"
 #include "local-macs.h"
 #include "stats.h"
 #include "tap.h"
@@ -53,7 +54,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("fault", &EngineWrap::GetFault),
                         InstanceMethod("quiesce", &EngineWrap::Quiesce),
                         InstanceMethod("handoverFds", &EngineWrap::HandoverFds),
-                        InstanceMethod("seedLearned", &EngineWrap::SeedLearned)});
+                        InstanceMethod("seedLearned", &EngineWrap::SeedLearned),
+                        InstanceMethod("lostTaps", &EngineWrap::LostTaps),
+                        InstanceMethod("replaceTap", &EngineWrap::ReplaceTap)});
   }
 
   // Constructed only by createEngine, with a ready engine passed through an External.
@@ -114,6 +117,25 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value GetFault(const Napi::CallbackInfo& info) {
     const SysError f = engine_ ? engine_->Fault() : SysError{};
     return f.ok() ? info.Env().Null() : Napi::Value(SysErrorValue(info.Env(), f).Value());
+  }
+  // lostTaps() → VNIs whose TAP was deleted under the engine; replaceTap(vni, fd, vnetHdr) hands it a fresh one (the
+  // fd is owned from here on, also when it throws). Pinned by test/lab/tap-lost.test.ts.
+  Napi::Value LostTaps(const Napi::CallbackInfo& info) {
+    const std::vector<uint32_t> lost = engine_ ? engine_->LostTaps() : std::vector<uint32_t>{};
+    Napi::Array a = Napi::Array::New(info.Env(), lost.size());
+    for (size_t i = 0; i < lost.size(); i++) a.Set(i, lost[i]);
+    return a;
+  }
+  Napi::Value ReplaceTap(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t vni, fd;
+    if (!GetUint(info[1], 1u << 30, &fd)) return ThrowType(env, "replaceTap: fd must be a non-negative integer");
+    UniqueFd owned(static_cast<int>(fd));
+    if (!GetUint(info[0], kMaxVni, &vni)) return ThrowType(env, "replaceTap: vni must be 0-16777215");
+    if (!info[2].IsBoolean()) return ThrowType(env, "replaceTap: vnetHdr must be a boolean");
+    if (!engine_) return ThrowType(env, "engine is not open");
+    const SysError e = engine_->ReplaceTap(vni, owned.release(), info[2].As<Napi::Boolean>().Value());
+    return e.ok() ? env.Undefined() : ThrowSys(env, e);
   }
   // injectFrame(vni, frame): writes a frame onto that VNI's bridge (gratuitous ARP). Pinned by
   // test/lab/etcd-macs.test.ts (an address re-bound to another MAC).
@@ -421,6 +443,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createEngine", Napi::Function::New(env, CreateEngineJs, "createEngine"));
   RegisterFdPassing(env, exports);
   RegisterTwins(env, exports);
+  RegisterLinks(env, exports);
   RegisterBench(env, exports);
   return exports;
 }

@@ -46,13 +46,15 @@ enum class Traffic : int {
   kArpSuppressed,
   kNdSuppressed,
   kLocalMacRefused,
+  kIcmpTooBigSent,
+  kIcmpTooBigLimited,
   kCount
 };
 
 inline constexpr std::array<const char*, static_cast<int>(Traffic::kCount)> kTrafficNames = {
     "rx_datagrams", "rx_bytes",       "tx_frames",     "tx_bytes", "tx_datagrams",
     "tx_flooded",   "learned",        "tx_tso_frames", "tx_gso_sends", "rx_merged",
-    "arp_suppressed", "nd_suppressed", "local_mac_refused"};
+    "arp_suppressed", "nd_suppressed", "local_mac_refused", "icmp_too_big_sent", "icmp_too_big_limited"};
 
 struct Counters {
   std::array<std::atomic<uint64_t>, static_cast<int>(Drop::kCount)> drops{};

@@ -92,6 +92,13 @@ class Engine {
   // every thread runs. Any thread reports (ReportFault); JS polls (NativeEngineHandle.fault in
   // src/dataplane/native.ts; Engine.fault in engine.ts). Pinned by test/lab/tap-lost.test.ts.
   SysError Fault() const;
+  // VNIs whose TAP was deleted under the engine (their TX thread has ended; RX counts rx_tap_write_error for them),
+  // waiting for ReplaceTap. JS thread; one lock. tap-swap.cc.
+  std::vector<uint32_t> LostTaps() const;
+  // Takes `fd` (a fresh TAP for `vni`, owned from here on, also on failure) in place of a lost one: the ended TX
+  // thread is joined, the new TAP is dup2()ed onto the old fd number (so the RX thread's writes go to the old or the
+  // new TAP, never to a closed fd), and a TX thread starts on it. EBUSY while the old TAP still forwards. JS thread.
+  SysError ReplaceTap(uint32_t vni, int fd, bool vnet_hdr);
 
   // Handover (engine-handover.cc). Quiesce stops the threads and keeps every fd open, with whatever the kernel has
   // queued on them: a frame is either forwarded by this engine before it returns, or left queued for the next one.
@@ -119,6 +126,7 @@ class Engine {
   const Network* NetworkFor(uint32_t vni) const;
   static bool WriteTap(const Network& net, const uint8_t* frame, size_t len);
   void ReportFault(SysError err);  // the first one is kept
+  void ReportTapLost(const Network* net);  // TX thread: its TAP went away (tap-swap.cc)
 
   EngineConfig cfg_;
   std::vector<Network> nets_;
@@ -139,6 +147,7 @@ class Engine {
   std::atomic<bool> stopping_{false};  // set by Stop() before it wakes the threads
   mutable std::mutex fault_mu_;
   SysError fault_;
+  std::vector<bool> tap_lost_;  // by index in nets_, guarded by fault_mu_ (sized on first use)
 };
 
 int64_t NowMs();

@@ -74,7 +74,8 @@ TapResult OpenTap(const std::string& name, int mtu, const std::string& bridge, b
   const unsigned tap_index = if_nametoindex(tap.c_str());
   SetName(&ifr, bridge);
   ifr.ifr_ifindex = static_cast<int>(tap_index);
-  if (ioctl(ctl.get(), SIOCBRADDIF, &ifr) < 0) {
+  // No bridge (""): a TAP recreated while its bridge is away; AttachLink puts it on the bridge when it returns.
+  if (!bridge.empty() && ioctl(ctl.get(), SIOCBRADDIF, &ifr) < 0) {
     r.error = {errno, "SIOCBRADDIF " + tap + " to bridge " + bridge};
     return r;
   }

@@ -17,6 +17,7 @@ struct TapResult {
 
 // On failure nothing is left behind: the fd is closed, which removes the TAP. With `offloads`, the TAP gets
 // IFF_VNET_HDR and as many of checksum, TSO4 and TSO6 offload as the kernel takes (probed: none is an error).
+// An empty `bridge` leaves the TAP on no bridge (AttachLink in links.h puts it on one later).
 TapResult OpenTap(const std::string& name, int mtu, const std::string& bridge, bool offloads);
 
 // Deletes a link by name (rtnetlink RTM_DELLINK). Deleting a TAP wakes a read() blocked on it (the tun driver shuts

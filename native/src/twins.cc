@@ -13,6 +13,7 @@
 
 #include "arp.h"
 #include "counters.h"
+#include "icmp.h"
 #include "js-args.h"
 #include "js-error.h"
 #include "learn.h"
@@ -243,6 +244,38 @@ Napi::Value NdAnswerJs(const Napi::CallbackInfo& info) {
   return AnswerJs(info, "ndAnswer", NdSolicitTarget, kNaFrameLen, WriteNdAdvert);
 }
 
+// tooBigReply(frame, mtu) → the ICMP fragmentation-needed / ICMPv6 packet-too-big frame the TX thread writes back
+// to the bridge for `frame` (WriteTooBig), or null when it answers none. Twin: tooBigReply in src/packet/icmp.ts;
+// pinned by test/native/icmp.test.ts.
+Napi::Value TooBigReplyJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t mtu;
+  if (!IsBytes(info[0])) return ThrowType(env, "tooBigReply: frame must be a Uint8Array");
+  if (!GetUint(info[1], 0xffffffffu, &mtu)) return ThrowType(env, "tooBigReply: mtu must be an unsigned integer");
+  Napi::Uint8Array f = info[0].As<Napi::Uint8Array>();
+  uint8_t out[kMaxTooBigFrame];
+  const size_t n = WriteTooBig(f.Data(), f.ByteLength(), mtu, out);
+  return n == 0 ? env.Null() : Napi::Buffer<uint8_t>::Copy(env, out, n).As<Napi::Value>();
+}
+
+// tooBigLimiter(rate, burst, times) → for each time (ms, non-decreasing), whether the TooBigLimiter lets an answer
+// go. Twin: TooBigLimiter in src/packet/icmp.ts; pinned by test/native/icmp.test.ts.
+Napi::Value TooBigLimiterJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t rate, burst;
+  if (!GetUint(info[0], 1000000, &rate) || !GetUint(info[1], 1000000, &burst) || !info[2].IsArray())
+    return ThrowType(env, "tooBigLimiter: (rate, burst, times[])");
+  TooBigLimiter l(rate, burst);
+  const Napi::Array times = info[2].As<Napi::Array>();
+  Napi::Array out = Napi::Array::New(env, times.Length());
+  for (uint32_t i = 0; i < times.Length(); i++) {
+    uint32_t t;
+    if (!GetUint(times.Get(i), 0x7fffffffu, &t)) return ThrowType(env, "tooBigLimiter: times must be integers (ms)");
+    out.Set(i, Napi::Boolean::New(env, l.Take(t)));
+  }
+  return out;
+}
+
 // learnScript({ agingMs, maxPerPeer, maxTotal }, steps) → one result per step, run through a LearnTable (learn.h).
 // Steps: ['table', [{ vni, peers }]] (RetainPeers) → null; ['learn', vni, mac, vtep, nowMs] → 'known' | 'learned' |
 // 'full'; ['lookup', vni, mac, nowMs] → vtep or null; ['sweep', nowMs] (Expire until a sweep ends) → entries held.
@@ -313,6 +346,7 @@ void RegisterTwins(Napi::Env env, Napi::Object exports) {
       {"arpAnswer", ArpAnswerJs},     {"senderIpv6", SenderIpv6Js},       {"ndAnswer", NdAnswerJs},
       {"learnScript", LearnScriptJs},
       {"gsoPolicy", GsoPolicyJs},
+      {"tooBigReply", TooBigReplyJs}, {"tooBigLimiter", TooBigLimiterJs},
   };
   for (const auto& [name, fn] : twins) exports.Set(name, Napi::Function::New(env, fn, name));
 }

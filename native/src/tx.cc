@@ -13,6 +13,7 @@
 
 #include "arp.h"
 #include "engine.h"
+#include "icmp.h"
 #include "nd.h"
 
 namespace vxr {
@@ -274,6 +275,9 @@ void Engine::TxLoop(Network* net) {
   LocalMacReporter local_macs;
   const size_t ip_header = cfg_.local.len == 4 ? 20 : 40;
   const size_t max_frame_out = static_cast<size_t>(cfg_.underlay_mtu) - ip_header - kEncapHeaderLen;
+  const size_t path_mtu = max_frame_out - kEthHeaderLen;  // what an IP packet may be: underlay MTU − 50 (IPv6: − 70)
+  std::vector<uint8_t> too_big(kMaxTooBigFrame);
+  TooBigLimiter too_big_limit(kTooBigRate, kTooBigBurst);
   const size_t vnet = net->vnet_hdr ? kVnetHdrLen : 0;
   pollfd pfd[2] = {{net->tap.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
   uint8_t arp_reply[kMinFrame];
@@ -292,10 +296,9 @@ void Engine::TxLoop(Network* net) {
     }
     if (pfd[1].revents) break;
     if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
-      // The TAP is gone (deleted under us): this VNI no longer forwards. Reported so that the process can exit
-      // non-zero and be restarted, never a silent end.
-      ReportFault(SysError{ENODEV, "TAP of VNI " + std::to_string(net->vni) + " (transmit thread: poll says " +
-                                       (pfd[0].revents & POLLNVAL ? "POLLNVAL" : pfd[0].revents & POLLHUP ? "POLLHUP" : "POLLERR") + ")"});
+      // The TAP is gone (deleted under us): this VNI no longer forwards until the agent hands the engine a new TAP
+      // (ReplaceTap, which joins this thread and starts another). Reported, never a silent end.
+      ReportTapLost(net);
       break;
     }
 
@@ -317,7 +320,17 @@ void Engine::TxLoop(Network* net) {
       } else if (f.len < kEthHeaderLen) {
         counters_.drop(Drop::kTxShortFrame);
       } else if (f.tso.segments > 0 ? f.tso.hdr_len + f.tso.mss > max_frame_out : f.len > max_frame_out) {
+        // Never fragmented: dropped, and (IPv4 with DF, IPv6) answered on the bridge with the MTU that fits, so the
+        // sender's path MTU discovery adapts instead of losing every large packet. A TSO frame is judged by its
+        // segments (gso_size), not by the super-frame.
         counters_.drop(Drop::kTxTooBig);
+        const size_t answer = WriteTooBig(f.buf, f.len, static_cast<uint32_t>(path_mtu), too_big.data());
+        if (answer > 0 && !too_big_limit.Take(NowMs()))
+          counters_.add(Traffic::kIcmpTooBigLimited);
+        else if (answer > 0 && WriteTap(*net, too_big.data(), answer))
+          counters_.add(Traffic::kIcmpTooBigSent);
+        else if (answer > 0)
+          counters_.drop(Drop::kRxTapWriteError);
       } else if (!has_peers) {
         counters_.drop(Drop::kTxNoDestination);
       } else if (f.buf[0] & 1) {

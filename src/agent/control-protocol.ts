@@ -19,17 +19,32 @@ export const MAX_REQUEST = 4096;
 /** Name and version, as `--version`, `status` and the registry's host records give it. */
 export const VERSION = '0.1.0';
 export const SOFTWARE = `vxlan-router ${VERSION}`;
+/**
+ * Node flags the router runs with (config/vxlan-router.service, the Dockerfile's wrapper, dist/cli.js's #! line, the
+ * lab), pinned by test/config/node-flags.test.ts. A V8 young generation of 1 MiB per semi-space: by default V8 grows
+ * it (to 16 MiB per semi-space, about 30 MiB resident) a step at a time as long as anything survives scavenges, so a
+ * router under load and churn gained RSS for many minutes; the router allocates a few hundred KiB/s at most, which
+ * a 1 MiB nursery takes in a scavenge of well under a millisecond every few seconds.
+ */
+export const NODE_FLAGS = ['--max-semi-space-size=1'] as const;
 /** dockerd's API socket (`docker-network create --docker-socket`). */
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
+/** Where dockerd looks for plugins' sockets (`up --docker-plugin` with no path). */
+export const DEFAULT_PLUGIN_SOCKET = '/run/docker/plugins/vxlan-router.sock';
 
 /**
  * status: the router at a glance; fdb: the forwarding table with origins and ages; peers: remote VTEPs; counters:
- * every data-path counter by name; table: what the control planes handed the data path (peers, MACs, neighbours).
+ * every data-path counter by name; table: what the control planes handed the data path (peers, MACs, neighbours);
+ * why: what happens to frames to a MAC or address (`target`, optionally in one `vni`), and to datagrams from it.
  */
-export const METHODS = ['status', 'fdb', 'peers', 'counters', 'table'] as const;
+export const METHODS = ['status', 'fdb', 'peers', 'counters', 'table', 'why'] as const;
 export type Method = (typeof METHODS)[number];
 
-export const requestSchema = z.strictObject({ v: z.literal(PROTOCOL_VERSION), method: z.enum(METHODS) });
+/** What `why` asks about: a MAC or an IP address (overlay or underlay), optionally in one VNI. */
+export const whyQuerySchema = z.strictObject({ target: z.string().min(1).max(64), vni: z.number().int().min(1).max(0xffffff).optional() });
+export type WhyQuery = z.infer<typeof whyQuerySchema>;
+
+export const requestSchema = z.strictObject({ v: z.literal(PROTOCOL_VERSION), method: z.enum(METHODS), query: whyQuerySchema.optional() });
 export type Request = z.infer<typeof requestSchema>;
 
 const counters = z.record(z.string(), z.number());
@@ -70,6 +85,11 @@ export const statusSchema = z.strictObject({
       rangeNote: z.string().nullable(),
       /** Why there is no range, for code to branch on (control/ip-ranges.ts); absent from routers that predate it. */
       rangeReason: z.enum(NO_RANGE_REASONS).nullable().optional(),
+      /** When the bridge was found gone (null: present, the TAP on it); the TAP is kept and rejoins it when it returns.
+       * Times the TAP rejoined a returning bridge, and was recreated after being deleted. Absent from older routers. */
+      bridgeMissingSince: z.string().nullable().optional(),
+      bridgeRejoins: z.number().int().optional(),
+      tapsRecreated: z.number().int().optional(),
     }),
   ),
   offloads: z.strictObject({ tapVnetHdr: z.boolean(), udpGso: z.boolean(), udpGro: z.boolean() }),
@@ -109,6 +129,12 @@ export const statusSchema = z.strictObject({
   /** MACs several hosts advertise at once, claimants newest first (the first gets the traffic). */
   macConflicts: z.array(z.strictObject({ vni: z.number().int(), mac: z.string(), hostIds: z.array(z.string()) })),
   counters,
+  /** The router process's memory in bytes (process.memoryUsage()): resident set, and of it the V8 heap (used of
+   * total), memory held by JS objects outside the heap (external, of which arrayBuffers). RSS minus heapTotal is
+   * mostly native: the addon, libuv, malloc. Absent from routers that predate it. */
+  memory: z
+    .strictObject({ rss: z.number(), heapTotal: z.number(), heapUsed: z.number(), external: z.number(), arrayBuffers: z.number() })
+    .optional(),
 });
 export type Status = z.infer<typeof statusSchema>;
 
@@ -154,7 +180,45 @@ export type CounterRows = z.infer<typeof countersSchema>;
 export { tableSchema };
 export type TableRows = z.infer<typeof tableSchema>;
 
-export const RESULT_SCHEMAS = { status: statusSchema, fdb: fdbSchema, peers: peersSchema, counters: countersSchema, table: tableSchema } as const;
+export const whySchema = z.strictObject({
+  target: z.string(),
+  /** Frames to that MAC (or to the MAC the address resolves to), per VNI: where they go and why. */
+  frames: z.array(
+    z.strictObject({
+      vni: z.number().int(),
+      mac: z.string(),
+      /** The overlay address asked about, when the target was one. */
+      ip: z.string().nullable(),
+      /** remote: one VTEP; local: on this host's bridge (the router does not carry it); flood: unknown unicast, to every peer; none: no peer at all. */
+      verdict: z.enum(['remote', 'local', 'flood', 'none']),
+      origin: z.enum(['static', 'etcd', 'learned']).nullable(),
+      vtep: z.string().nullable(),
+      /** Learned entries: ms since the MAC was last seen from that VTEP; local MACs: since seen on the bridge. */
+      ageMs: z.number().nullable(),
+      /** ms since a datagram from the VTEP was last accepted (null: never, or no VTEP). */
+      lastHeardAgoMs: z.number().nullable(),
+      /** The largest IP packet the path to it carries (larger ones: tx_too_big, answered with ICMP too-big). */
+      pathMtu: z.number().int(),
+      detail: z.string(),
+    }),
+  ),
+  /** The target as a sender on the underlay (an IP address): whether its datagrams are accepted, and why. */
+  sender: z
+    .strictObject({
+      address: z.string(),
+      verdict: z.enum(['accepted', 'refused']),
+      vnis: z.array(z.number().int()),
+      refusedCount: z.number(),
+      lastRefusedAgoMs: z.number().nullable(),
+      detail: z.string(),
+    })
+    .nullable(),
+  /** The router-wide drop counters such frames and datagrams hit, with their values now. */
+  counters: counters,
+});
+export type WhyResult = z.infer<typeof whySchema>;
+
+export const RESULT_SCHEMAS = { status: statusSchema, fdb: fdbSchema, peers: peersSchema, counters: countersSchema, table: tableSchema, why: whySchema } as const;
 export type Result<M extends Method> = z.infer<(typeof RESULT_SCHEMAS)[M]>;
 
 export const responseSchema = z.union([

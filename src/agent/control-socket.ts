@@ -15,11 +15,14 @@ import {
   requestSchema,
   type Method,
   type Result,
+  type WhyQuery,
 } from './control-protocol.js';
 
 /** What the socket answers with. */
 /** What the socket answers with: one function per method, called at the moment of asking. */
-export type ControlSource = { readonly [M in Method]: () => DeepReadonly<Result<M>> };
+export type ControlSource = { readonly [M in Exclude<Method, 'why'>]: () => DeepReadonly<Result<M>> } & {
+  readonly why: (q: WhyQuery) => DeepReadonly<Result<'why'>>;
+};
 
 /**
  * A takeover (handover.ts) is a conversation, not one request and one answer: the handler gets the request and the
@@ -77,7 +80,7 @@ function answers(path: string): Promise<boolean> {
   });
 }
 
-async function claim(path: string): Promise<void> {
+async function claim(path: string, flag: string): Promise<void> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
   let isSocket: boolean;
   try {
@@ -85,13 +88,50 @@ async function claim(path: string): Promise<void> {
   } catch {
     return; // nothing there
   }
-  if (!isSocket) throw new VxlanRouterError('E_CONTROL', `${path} exists and is not a socket`, { hint: 'remove it, or pass --socket <path>', kind: 'not-a-socket' });
+  if (!isSocket) throw new VxlanRouterError('E_CONTROL', `${path} exists and is not a socket`, { hint: `remove it, or pass ${flag} <path>`, kind: 'not-a-socket' });
   if (await answers(path)) {
-    throw new VxlanRouterError('E_CONTROL', `another vxlan-router answers on ${path}`, { hint: 'stop it, or give this one its own --socket <path>', kind: 'socket-taken' });
+    throw new VxlanRouterError('E_CONTROL', `another vxlan-router answers on ${path}`, { hint: `stop it, or give this one its own ${flag} <path>`, kind: 'socket-taken' });
   }
   rmSync(path, { force: true }); // left by a router that died without cleaning up
 }
 
+/**
+ * Listens with `server` on the Unix socket `path`, root only, replacing one left by a crashed router (`flag` is the
+ * option that names the path, for the error's fix). `onError` hears what goes wrong after it listens. `close` ends
+ * open connections at once, so a client that keeps one open cannot hold up a stop.
+ */
+export async function listenUnix(path: string, server: Server, flag: string, onError: (err: Error) => void): Promise<ControlServer> {
+  await claim(path, flag);
+  const open = new Set<Socket>();
+  server.on('connection', (conn: Socket) => {
+    open.add(conn);
+    conn.once('close', () => open.delete(conn));
+  });
+  // Root only from the start: the socket is created under a umask that leaves no access to group or others.
+  const mask = process.umask(0o077);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) => reject(new VxlanRouterError('E_CONTROL', `cannot serve ${path}: ${err.message}`, { cause: err })));
+      server.listen(path, resolve);
+    });
+  } finally {
+    process.umask(mask);
+  }
+  chmodSync(path, 0o600);
+  server.on('error', onError);
+  let closed = false;
+  return {
+    path,
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      const done = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const conn of open) conn.destroy();
+      await done;
+      rmSync(path, { force: true });
+    },
+  };
+}
 
 function handle(conn: Socket, source: ControlSource, takeover: TakeoverHandler | undefined): void {
   const reader = new FrameReader(MAX_REQUEST);
@@ -122,7 +162,9 @@ function handle(conn: Socket, source: ControlSource, takeover: TakeoverHandler |
       return;
     }
     try {
-      conn.end(encodeFrame({ ok: true, result: source[req.data.method]() }));
+      const { method, query } = req.data;
+      if (method === 'why' && query === undefined) throw new Error('needs a target (a MAC or an IP address)');
+      conn.end(encodeFrame({ ok: true, result: method === 'why' ? source.why(query!) : source[method]() }));
     } catch (err) {
       conn.end(encodeFrame({ ok: false, error: `${req.data.method} failed: ${describeError(err)}` }));
     }
@@ -134,43 +176,11 @@ function handle(conn: Socket, source: ControlSource, takeover: TakeoverHandler |
  * it and carries on: the data path does not depend on this socket). `close` ends open connections at once, so a
  * client that keeps one open cannot hold up a stop.
  */
-export async function serveControl(
+export function serveControl(
   path: string,
   source: ControlSource,
   onError: (err: Error) => void = () => undefined,
   takeover?: TakeoverHandler,
 ): Promise<ControlServer> {
-  await claim(path);
-  const open = new Set<Socket>();
-  const server: Server = createServer((conn) => {
-    open.add(conn);
-    conn.once('close', () => open.delete(conn));
-    handle(conn, source, takeover);
-  });
-  // Root only from the start: the socket is created under a umask that leaves no access to group or others.
-  const mask = process.umask(0o077);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) =>
-        reject(new VxlanRouterError('E_CONTROL', `cannot serve the control socket ${path}: ${err.message}`, { cause: err })),
-      );
-      server.listen(path, resolve);
-    });
-  } finally {
-    process.umask(mask);
-  }
-  chmodSync(path, 0o600);
-  server.on('error', onError);
-  let closed = false;
-  return {
-    path,
-    close: async () => {
-      if (closed) return;
-      closed = true;
-      const done = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const conn of open) conn.destroy();
-      await done;
-      rmSync(path, { force: true });
-    },
-  };
+  return listenUnix(path, createServer((conn) => handle(conn, source, takeover)), '--socket', onError);
 }

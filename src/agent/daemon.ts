@@ -47,13 +47,15 @@ import {
 import { ConfigError, describeError, VxlanRouterError } from '../errors.js';
 import { mergeTables } from '../fdb/index.js';
 import { RateLimited, silentLogger, type Logger } from '../log.js';
-import { innerMtuLimit } from '../packet/index.js';
+import { DEFAULT_TAP_MTU, innerMtuLimit } from '../packet/index.js';
 import { offloadNames, SOFTWARE } from './control-protocol.js';
 import { serveControl, type TakeoverSession } from './control-socket.js';
 import { goSchema, HANDOVER_VERSION, processGone, refusal, takeOver, takeoverRequestSchema, type HandoverState } from './handover.js';
+import { serveDockerPlugin } from './docker-serve.js';
 import { routerMetrics, serveMetrics } from './metrics.js';
 import { checkBridge, checkFreeLinkName, checkPrivileges, checkTun, findUnderlay, type Underlay } from './preflight.js';
 import { controlSource } from './status.js';
+import { LinkKeeper, type LinkState } from './links.js';
 
 /** One network this router serves: its VNI, TAP, bridge and MTU, and where its definition came from. */
 export interface ServedNetwork {
@@ -62,10 +64,14 @@ export interface ServedNetwork {
   readonly vni: number;
   readonly tap: string;
   readonly bridge: string;
-  /** The TAP's MTU, and the one asked for (--mtu, or the network's definition; null: derived from the underlay). */
+  /** The TAP's MTU, and the one asked for (--mtu, or the network's definition; null: DEFAULT_TAP_MTU). */
   readonly mtu: number;
   readonly configuredMtu: number | null;
+  /** The MTU its containers should use, which this host advertises: the configured one, else what the path fits. */
+  readonly containerMtu: number;
   readonly startedFrom: PlaneNetwork['startedFrom'];
+  /** The etcd network's subnet (Docker's IPAM pool); null with static peers. */
+  readonly subnet: string | null;
 }
 
 export interface DaemonInfo {
@@ -84,6 +90,8 @@ export interface DaemonView {
   readonly info: DaemonInfo;
   counters(): Counters;
   fdb(): FdbEntry[];
+  /** This host's MACs as the data path last saw them on its bridges (with their addresses). */
+  localMacs(): LocalMac[];
   /** Forwarding entries by origin, O(1) (metrics). */
   fdbCounts(): FdbCounts;
   /** Offloads in use now (GSO turns itself off if the kernel refuses it). */
@@ -105,6 +113,8 @@ export interface DaemonView {
   /** The registries' counters summed (null with static peers only), and tables the data path refused. */
   registryCounters(): RegistryCounters | null;
   refusedTables(): number;
+  /** Each network's bridge and TAP as the router follows them (bridge missing since…), in the order of info.networks. */
+  links(): LinkState[];
 }
 
 export interface DaemonOptions {
@@ -172,6 +182,7 @@ export class Daemon implements DaemonView {
   private handedOver = false;
   private handingOver = false;
   private stopRun: (() => void) | undefined;
+  private keeper: LinkKeeper | undefined;
 
   private constructor(
     readonly info: DaemonInfo,
@@ -247,7 +258,8 @@ export class Daemon implements DaemonView {
           const tap = got.taps.get(w.vni)!;
           const mtu = got.state.networks.find((n) => n.vni === w.vni)?.mtu ?? innerMtuLimit(underlay.mtu, config.local);
           taps.push({ vni: w.vni, tapFd: tap.fd, tapName: tap.name, mtu, vnetHdr: tap.vnetHdr });
-          networks.push({ name: s.name, vni: s.vni, tap: tap.name, bridge: joins[i]!.bridge, mtu, configuredMtu: joins[i]!.mtu ?? s.mtu ?? null, startedFrom: s.startedFrom });
+          const configuredMtu = joins[i]!.mtu ?? s.mtu ?? null;
+          networks.push({ name: s.name, vni: s.vni, tap: tap.name, bridge: joins[i]!.bridge, mtu, configuredMtu, containerMtu: configuredMtu ?? innerMtuLimit(underlay.mtu, config.local), startedFrom: s.startedFrom, subnet: s.subnet ?? null });
         });
       }
       if (handed === undefined) joins.forEach((j, i) => {
@@ -255,7 +267,7 @@ export class Daemon implements DaemonView {
         const tapName = j.tap ?? defaultTapName(s.vni);
         checkFreeLinkName(tapName);
         const configuredMtu = j.mtu ?? s.mtu ?? null;
-        const mtu = configuredMtu ?? innerMtuLimit(underlay.mtu, config.local);
+        const mtu = configuredMtu ?? DEFAULT_TAP_MTU;
         let tap: { fd: number; name: string; vnetHdr: boolean };
         try {
           // Offloads need the native engine: the JS engine reads and writes plain frames.
@@ -264,7 +276,7 @@ export class Daemon implements DaemonView {
           throw toRouterError(err);
         }
         taps.push({ vni: s.vni, tapFd: tap.fd, tapName: tap.name, mtu, vnetHdr: tap.vnetHdr });
-        networks.push({ name: s.name, vni: s.vni, tap: tap.name, bridge: j.bridge, mtu, configuredMtu, startedFrom: s.startedFrom });
+        networks.push({ name: s.name, vni: s.vni, tap: tap.name, bridge: j.bridge, mtu, configuredMtu, containerMtu: configuredMtu ?? innerMtuLimit(underlay.mtu, config.local), startedFrom: s.startedFrom, subnet: s.subnet ?? null });
       });
       const engineOptions = {
         local: config.local,
@@ -313,9 +325,16 @@ export class Daemon implements DaemonView {
           daemon.fresh.add(p);
           daemon.apply();
         });
-        await p.start({ mtu: networks[i]!.mtu, networks: names });
+        await p.start({ mtu: networks[i]!.containerMtu, networks: names });
       }
       daemon.apply();
+
+      // The bridge and TAP followed through rtnetlink: rejoined, recreated (src/agent/links.ts). Closed before the engine.
+      const tapOffloads = config.engine === 'native' && config.offloads.includes('tap');
+      const keeper = new LinkKeeper(networks.map((n) => ({ vni: n.vni, tap: n.tap, bridge: n.bridge, mtu: n.mtu, offloads: tapOffloads })), engine, native, log);
+      daemon.keeper = keeper;
+      keeper.start();
+      owned.push(keeper);
 
       // The old router's local MACs are advertised until they would have aged out there: a container that stays
       // silent across the handover keeps its record in etcd.
@@ -348,6 +367,7 @@ export class Daemon implements DaemonView {
         log.warn({ oldPid: handed.state.pid }, `the router that handed over (pid ${handed.state.pid}) has not exited after ${OLD_EXIT_MS} ms`);
       const takeoverHandler = (req: unknown, session: TakeoverSession): void => daemon.handOver(req, session);
       owned.push(await serveControl(socketPath, controlSource(daemon, config, daemon.startedAt), serverError('control socket'), takeoverHandler));
+      if (config.dockerPlugin !== 'off') owned.push(await serveDockerPlugin(config.dockerPlugin, daemon, serverError('docker plugin')));
       if (config.metrics !== 'off') owned.push(await serveMetrics(config.metrics, routerMetrics(daemon, daemon.startedAt), serverError('metrics server')));
       log.info({ ...info, offloads: engine.offloads(), socket: config.socket, metrics: config.metrics }, 'router ready');
       return daemon;
@@ -390,7 +410,7 @@ export class Daemon implements DaemonView {
       process.on('SIGINT', stop).on('SIGTERM', stop).on('SIGUSR1', usr1);
       const names = info.networks.some((n) => n.name !== null) ? ` network=${all('name')}` : '';
       out(
-        `vxlan-router: ready engine=${info.engine} tap=${all('tap')} mtu=${all('mtu')} vni=${all('vni')} local=${info.local}:${info.port} ` +
+        `vxlan-router: ready engine=${info.engine} tap=${all('tap')} tap-mtu=${all('mtu')} path-mtu=${innerMtuLimit(info.underlay.mtu, info.local)} vni=${all('vni')} local=${info.local}:${info.port} ` +
           `underlay=${info.underlay.device}/${info.underlay.mtu} peers=${info.peers.join(',') || '(none)'}${names} offloads=${offloadNames(this.offloads()).join(',') || 'none'}`,
       );
       notify(this.native, `READY=1\nMAINPID=${process.pid}`, this.log);
@@ -421,6 +441,10 @@ export class Daemon implements DaemonView {
 
   fdb(): FdbEntry[] {
     return this.engine.fdb();
+  }
+
+  localMacs(): LocalMac[] {
+    return this.engine.localMacs();
   }
 
   fdbCounts(): FdbCounts {
@@ -549,6 +573,10 @@ export class Daemon implements DaemonView {
       this.tablesRefused++;
       this.refusedWarn.warn('table-refused', `the data path refused a new table (${describeError(err)}); forwarding with the last good one`, { tablesRefused: this.tablesRefused });
     }
+  }
+
+  links(): LinkState[] {
+    return this.keeper?.state() ?? this.info.networks.map(() => ({ bridgeMissingSince: null, tapLostSince: null, bridgeRejoins: 0, tapsRecreated: 0 }));
   }
 
   /** Tables the engine refused since start (each logged, rate-limited). */

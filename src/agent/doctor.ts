@@ -9,7 +9,7 @@ import { isIPv6 } from 'node:net';
 import { openRegistry } from '../control/index.js';
 import { loadNative } from '../dataplane/index.js';
 import { describeError, VxlanRouterError } from '../errors.js';
-import { innerMtuLimit } from '../packet/index.js';
+import { DEFAULT_TAP_MTU, innerMtuLimit } from '../packet/index.js';
 import { offloadNames, type Status } from './control-protocol.js';
 import { checkBridge, checkPrivileges, checkTun, findUnderlay, type Underlay } from './preflight.js';
 
@@ -84,25 +84,36 @@ export async function runDoctor(input: DoctorInput): Promise<Check[]> {
   }
   if (underlay !== undefined) {
     const limit = innerMtuLimit(underlay.mtu, input.local!);
-    const tapMtu = input.status?.mtu.tap ?? input.mtu ?? limit;
+    const tapMtu = input.status?.mtu.tap ?? input.mtu ?? DEFAULT_TAP_MTU;
+    // A TAP MTU above the path's is the default: the router, not the bridge, refuses what does not fit, and tells
+    // the sender (ICMP too-big with the limit), so path MTU discovery works instead of a silent drop.
     checks.push(
       tapMtu > limit
-        ? { check: 'mtu', status: 'fail', detail: `TAP MTU ${tapMtu} is above what ${underlay.device} (MTU ${underlay.mtu}) carries in VXLAN: ${limit}`, fix: `use --mtu ${limit}, or raise the underlay MTU to ${tapMtu + underlay.mtu - limit}` }
+        ? { check: 'mtu', status: 'ok', detail: `${underlay.device} (MTU ${underlay.mtu}) carries IP packets up to ${limit} in VXLAN; larger ones from the bridge (TAP MTU ${tapMtu}) are answered with ICMP too-big (mtu ${limit})` }
         : { check: 'mtu', status: 'ok', detail: `TAP MTU ${tapMtu} fits the underlay (${underlay.device} MTU ${underlay.mtu}: up to ${limit})` },
     );
     const bridge = input.bridge;
     if (bridge !== undefined && checks.every((c) => c.check !== 'bridge' || c.status === 'ok')) {
       const members = readdirSync(`/sys/class/net/${bridge}/brif`).filter((m) => m !== input.tap);
       const big = members.filter((m) => mtuOf(m) > tapMtu);
+      const overPath = members.filter((m) => mtuOf(m) > limit && mtuOf(m) <= tapMtu);
+      const fit = Math.min(tapMtu, limit);
       checks.push(
         big.length > 0
           ? {
               check: 'bridge-mtu',
               status: 'fail',
-              detail: `${big.map((m) => `${m} (MTU ${mtuOf(m)})`).join(', ')} on ${bridge} send frames larger than the overlay's ${tapMtu}: they are dropped`,
-              fix: `set their MTU to ${tapMtu} (ip link set dev <name> mtu ${tapMtu}; for Docker: --opt com.docker.network.driver.mtu=${tapMtu})`,
+              detail: `${big.map((m) => `${m} (MTU ${mtuOf(m)})`).join(', ')} on ${bridge} send frames larger than the TAP's MTU ${tapMtu}: the bridge drops them, unanswered`,
+              fix: `set their MTU to ${fit} (ip link set dev <name> mtu ${fit}; for Docker: --opt com.docker.network.driver.mtu=${fit}), or leave the TAP MTU at its default (no --mtu)`,
             }
-          : { check: 'bridge-mtu', status: 'ok', detail: `${members.length} member(s) of ${bridge} within MTU ${tapMtu}` },
+          : overPath.length > 0
+            ? {
+                check: 'bridge-mtu',
+                status: 'warn',
+                detail: `${overPath.map((m) => `${m} (MTU ${mtuOf(m)})`).join(', ')} on ${bridge} above the path's ${limit}: TCP and DF traffic adapts (ICMP too-big), larger UDP without DF is dropped (tx_too_big)`,
+                fix: `for no extra round trip, set their MTU to ${limit} (for Docker: --opt com.docker.network.driver.mtu=${limit})`,
+              }
+            : { check: 'bridge-mtu', status: 'ok', detail: `${members.length} member(s) of ${bridge} within MTU ${fit}` },
       );
     }
     if (input.status === undefined) {
@@ -159,6 +170,16 @@ export function routerChecks(s: Status, now = Date.now()): Check[] {
             ? `${where} unreachable for ${awayS} s, longer than the lease TTL (${ttl} s): the other hosts have dropped this one and flood nothing to it; forwarding goes on with the last table`
             : `${where} unreachable for ${awayS} s: the lease (TTL ${ttl} s) expires in ${ttl - awayS} s, then the other hosts drop this one`,
         fix: `restore the path to etcd (etcdctl --endpoints ${cp.endpoints.join(',')} endpoint health); the router re-joins by itself`,
+      });
+    }
+  }
+  for (const n of s.networks) {
+    if (n.bridgeMissingSince) {
+      checks.push({
+        check: 'bridge',
+        status: 'fail',
+        detail: `bridge ${n.bridge} missing since ${n.bridgeMissingSince}: VNI ${n.vni} reaches no container here; TAP ${n.tap} is kept and joins the bridge when one of that name appears`,
+        fix: `create the bridge again (ip link add ${n.bridge} type bridge && ip link set ${n.bridge} up, or docker network create for a Docker network); the router needs no restart`,
       });
     }
   }

@@ -52,6 +52,10 @@ export function routerMetrics(router: DaemonView, startedAt: Date): Registry {
   mirror(registry, 'vxlan_router_flooded_frames_total', 'Frames sent by head-end replication (broadcast, multicast, unknown unicast)', [], () => [[{}, c().tx_flooded]]);
   mirror(registry, 'vxlan_router_learned_total', '(VNI, MAC) entries learned or moved from inbound traffic', [], () => [[{}, c().learned]]);
   mirror(registry, 'vxlan_router_local_macs_refused_total', 'New source MACs on a bridge not recorded nor advertised: the network already has maxLocalMacs', [], () => [[{}, c().local_mac_refused]]);
+  mirror(registry, 'vxlan_router_icmp_too_big_total', 'Frames too big for the path answered on the bridge with ICMP too-big (sent), or not answered over the rate limit (limited)', ['result'], () => [
+    [{ result: 'sent' }, c().icmp_too_big_sent],
+    [{ result: 'limited' }, c().icmp_too_big_limited],
+  ]);
   mirror(registry, 'vxlan_router_drops_total', 'Frames or datagrams dropped, by reason', ['reason'], () => DROP_REASONS.map((r) => [{ reason: r }, c()[r]]));
   mirror(registry, 'vxlan_router_neighbor_suppressed_total', 'ARP requests and IPv6 Neighbor Solicitations from the bridge answered by the router', ['protocol'], () => [
     [{ protocol: 'arp' }, c().arp_suppressed],
@@ -168,6 +172,23 @@ export function routerMetrics(router: DaemonView, startedAt: Date): Registry {
       for (const v of router.table().vnis) this.set({ vni: String(v.vni) }, v.peers.length);
     },
   });
+  new Gauge({
+    name: 'vxlan_router_bridge_missing_since_seconds',
+    help: 'When each network\'s bridge was found gone (Unix time; 0: present, with the TAP on it)',
+    labelNames: ['vni', 'bridge'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const links = router.links();
+      router.info.networks.forEach((n, i) => this.set({ vni: String(n.vni), bridge: n.bridge }, (links[i]?.bridgeMissingSince?.getTime() ?? 0) / 1000));
+    },
+  });
+  mirror(registry, 'vxlan_router_bridge_rejoins_total', 'Times a TAP joined its bridge again after the bridge was deleted and created', ['vni'], () =>
+    router.links().map((l, i) => [{ vni: String(router.info.networks[i]!.vni) }, l.bridgeRejoins]),
+  );
+  mirror(registry, 'vxlan_router_taps_recreated_total', 'Times a TAP deleted under the router was recreated', ['vni'], () =>
+    router.links().map((l, i) => [{ vni: String(router.info.networks[i]!.vni) }, l.tapsRecreated]),
+  );
   new Gauge({
     name: 'vxlan_router_offload_enabled',
     help: 'Whether each offload is in use (1) or not (0)',

@@ -10,6 +10,7 @@ import type { Status } from './control-protocol.js';
 import type { ControlSource } from './control-socket.js';
 import { SOFTWARE } from './control-protocol.js';
 import type { DaemonView } from './daemon.js';
+import { explainWhy } from './why.js';
 
 /** What the router knows of each peer address: its registry record (if any) and its traffic. */
 function peerFacts(router: DaemonView): (address: string) => { host?: HostRow; traffic?: PeerTraffic } {
@@ -43,6 +44,7 @@ export function controlSource(router: DaemonView, config: RouterConfig, startedA
       networks: (() => {
         const states = router.networkStates();
         const ranges = router.ranges();
+        const links = router.links();
         return info.networks.map((n, i) => ({
           name: n.name,
           vni: n.vni,
@@ -54,6 +56,9 @@ export function controlSource(router: DaemonView, config: RouterConfig, startedA
           revision: states[i]?.revision ?? null,
           hosts: states[i]?.hosts ?? null,
           ...rangeFields(ranges[i]!),
+          bridgeMissingSince: links[i]?.bridgeMissingSince?.toISOString() ?? null,
+          bridgeRejoins: links[i]?.bridgeRejoins ?? 0,
+          tapsRecreated: links[i]?.tapsRecreated ?? 0,
         }));
       })(),
       offloads: { ...router.offloads() },
@@ -70,8 +75,10 @@ export function controlSource(router: DaemonView, config: RouterConfig, startedA
       refusedSources: [...router.traffic().rejected],
       macConflicts: router.macConflicts(),
       counters: { ...router.counters() },
+      memory: (({ rss, heapTotal, heapUsed, external, arrayBuffers }) => ({ rss, heapTotal, heapUsed, external, arrayBuffers }))(process.memoryUsage()),
     }),
     counters: () => router.counters(),
+    why: (q) => explainWhy(router, config, q),
     table: () => router.table(),
     fdb: () => router.fdb().map((e) => ({ vni: e.vni, mac: e.mac, vtep: e.vtep, origin: e.origin, ageMs: e.ageMs })),
     peers: () => {

@@ -10,6 +10,7 @@ import {
   RESULT_SCHEMAS,
   type Method,
   type Result,
+  type WhyQuery,
 } from '../agent/control-protocol.js';
 import { defaultRunDir } from '../config/index.js';
 import { VxlanRouterError } from '../errors.js';
@@ -31,7 +32,7 @@ export function findSocket(explicit: string | undefined, dir = defaultRunDir()):
   throw new VxlanRouterError('E_CONTROL', `several routers run here (${names.join(', ')} in ${dir})`, { hint: 'pick one with --socket <path>', kind: 'several-routers' });
 }
 
-export function ask<M extends Method>(path: string, method: M, timeoutMs = 5000): Promise<Result<M>> {
+export function ask<M extends Method>(path: string, method: M, timeoutMs = 5000, query?: WhyQuery): Promise<Result<M>> {
   return new Promise((resolve, reject) => {
     const fail = (message: string, cause?: unknown): void => {
       sock.destroy();
@@ -40,7 +41,7 @@ export function ask<M extends Method>(path: string, method: M, timeoutMs = 5000)
     const reader = new FrameReader();
     const sock = connect(path);
     sock.setTimeout(timeoutMs, () => fail(`no answer from ${path} in ${timeoutMs} ms`));
-    sock.once('connect', () => sock.write(encodeFrame({ v: PROTOCOL_VERSION, method })));
+    sock.once('connect', () => sock.write(encodeFrame({ v: PROTOCOL_VERSION, method, ...(query === undefined ? {} : { query }) })));
     sock.on('error', (err: NodeJS.ErrnoException) => {
       const why = err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? 'no router answers there (not running?)' : err.message;
       fail(`cannot reach ${path}: ${why}`, err);

@@ -1,6 +1,6 @@
 /** Text forms of the control socket's answers: one screen, aligned columns, only what is not zero. */
 import { offloadNames } from '../agent/control-protocol.js';
-import type { Check, CounterRows, FdbRows, Method, PeerRows, Result, Status, TableRows } from '../agent/index.js';
+import type { Check, CounterRows, FdbRows, Method, PeerRows, Result, Status, TableRows, WhyResult } from '../agent/index.js';
 
 export interface ShowFlags {
   socket?: string;
@@ -48,7 +48,8 @@ export function formatStatus(s: Status): string[] {
   const c = s.counters;
   const on = offloadNames(s.offloads).join(', ') || 'none';
   const drops = Object.entries(c).filter(([k, v]) => v > 0 && !/^(rx|tx)_(datagrams|bytes|frames|flooded|tso_frames|gso_sends|merged)$|^learned$|_suppressed$/.test(k));
-  const mtuNote = s.mtu.tap > s.mtu.underlayLimit ? `  (!) above the underlay's limit ${s.mtu.underlayLimit}: large frames are dropped` : '';
+  // A TAP MTU above the path's (the default) is not a fault: the router answers what does not fit with ICMP too-big.
+  const mtuLine = s.mtu.tap > s.mtu.underlayLimit ? `${s.mtu.underlayLimit} on the path (larger IP packets are answered with ICMP too-big); TAP ${s.mtu.tap}` : String(s.mtu.tap);
   const cp = s.controlPlane;
   const etcdState =
     cp.state === 'degraded'
@@ -63,8 +64,9 @@ export function formatStatus(s: Status): string[] {
     ...(s.networks.length === 1 && s.networks[0]!.name !== null
       ? [`  address range: ${s.networks[0]!.range ? `${s.networks[0]!.range} (gateway ${s.networks[0]!.gateway}) for Docker's IPAM` : `none (${s.networks[0]!.rangeNote})`}`]
       : []),
+    ...s.networks.flatMap((n) => (n.bridgeMissingSince ? [`(!) bridge ${n.bridge} missing since ${n.bridgeMissingSince}: TAP ${n.tap} kept, it joins the bridge when one of that name appears`] : [])),
     `  local: ${s.local}:${s.port} via ${s.underlay.device} (mtu ${s.underlay.mtu})`,
-    `  mtu: ${s.mtu.tap}${mtuNote}`,
+    `  mtu: ${mtuLine}`,
     `  offloads: ${on}`,
     `  control plane: ${plane}`,
     ...(s.peers.length === 0
@@ -78,6 +80,7 @@ export function formatStatus(s: Status): string[] {
     ...s.macConflicts.map((c) => `(!) MAC ${c.mac} (vni ${c.vni}) claimed by ${c.hostIds.join(' and ')}: traffic goes to ${c.hostIds[0]}`),
     `traffic: in ${c.rx_datagrams ?? 0} datagrams (${bytes(c.rx_bytes ?? 0)}), out ${c.tx_frames ?? 0} frames (${bytes(c.tx_bytes ?? 0)}) in ${c.tx_datagrams ?? 0} datagrams, ${c.tx_flooded ?? 0} flooded, ${c.learned ?? 0} learned, answered locally ${c.arp_suppressed ?? 0} ARP / ${c.nd_suppressed ?? 0} ND`,
     `drops: ${drops.length === 0 ? 'none' : drops.map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    ...(s.memory ? [`memory: RSS ${bytes(s.memory.rss)}, JS heap ${bytes(s.memory.heapUsed)} used of ${bytes(s.memory.heapTotal)}, external ${bytes(s.memory.external)}`] : []),
   ];
 }
 
@@ -85,6 +88,22 @@ export function formatFdb(rows: FdbRows): string[] {
   const shown = [...rows].sort((a, b) => a.vni - b.vni || a.mac.localeCompare(b.mac));
   if (shown.length === 0) return ['(no entries)'];
   return table([['VNI', 'MAC', 'VTEP', 'ORIGIN', 'AGE'], ...shown.map((r) => [String(r.vni), r.mac, r.vtep, r.origin, r.origin === 'learned' ? `${Math.round(r.ageMs / 1000)}s` : '-'])]);
+}
+
+export function formatWhy(w: WhyResult): string[] {
+  const out: string[] = [];
+  const ms = (v: number | null): string => (v === null ? '-' : ago(v));
+  for (const f of w.frames) {
+    out.push(`frames to ${f.ip !== null ? `${f.ip} (${f.mac})` : f.mac} on VNI ${f.vni}: ${f.verdict}`);
+    if (f.origin !== null) out.push(`  entry: ${f.origin}${f.ageMs !== null ? `, seen ${ms(f.ageMs)}` : ''}`);
+    if (f.vtep !== null) out.push(`  vtep: ${f.vtep}, last heard ${ms(f.lastHeardAgoMs)}`);
+    out.push(`  path mtu: ${f.pathMtu}`, `  ${f.detail}`);
+  }
+  if (w.sender !== null) out.push(`datagrams from ${w.sender.address}: ${w.sender.verdict}`, `  ${w.sender.detail}`);
+  if (w.frames.length === 0 && w.sender === null) out.push(`${w.target}: no table entry, neighbour or local sighting names it`);
+  const c = Object.entries(w.counters);
+  if (c.length > 0) out.push(`counters: ${c.map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  return out;
 }
 
 export function formatPeers(rows: PeerRows): string[] {

@@ -2,16 +2,17 @@
  * The command line: argv in, text out, an exit code. Parsing is commander's; validation is the config schema's, so a
  * bad flag and a bad config key get the same kind of message.
  */
+import { isIP } from 'node:net';
 import { Command, CommanderError, Option } from 'commander';
 // Only the light parts of the agent at start (`status` and friends must answer quickly); the rest (etcd client,
 // engines, metrics: ~0.5 s of module loading) is imported by the commands that use it.
-import { DEFAULT_DOCKER_SOCKET, MAX_VNI, VERSION, type Method, type Result } from '../agent/control-protocol.js';
+import { DEFAULT_DOCKER_SOCKET, DEFAULT_PLUGIN_SOCKET, MAX_VNI, VERSION, type Method, type Result } from '../agent/control-protocol.js';
 import { RUN_DIR, STATE_DIR, buildConfig, ENGINES, ETCD_PASSWORD_ENV, etcdClientConfig, OFFLOADS, type EtcdClientConfig, type EtcdOptionValues, type RawConfig } from '../config/index.js';
 import { ConfigError, VxlanRouterError } from '../errors.js';
 
 const agent = (): Promise<typeof import('../agent/index.js')> => import('../agent/index.js');
 import { ask, findSocket } from './control-client.js';
-import { formatChecks, formatCounters, formatFdb, formatPeers, formatStatus, formatTable, onlyVni, type ShowFlags } from './format.js';
+import { formatChecks, formatCounters, formatFdb, formatPeers, formatStatus, formatTable, formatWhy, onlyVni, type ShowFlags } from './format.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -70,6 +71,7 @@ interface UpFlags {
   leaseTtl?: number | string;
   socket?: string;
   metrics?: string;
+  dockerPlugin?: string | true;
   logLevel?: string;
   stateDir?: string;
   etcdCa?: string;
@@ -143,7 +145,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--peer <ip>', 'underlay address of a remote VTEP (repeat for each)', collect)
     .option('--tap <name>', 'TAP device name (default: vxr<VNI>)')
     .option('--port <n>', 'UDP port of every VTEP (default: 4789)', integerOrRaw)
-    .option('--mtu <n>', 'TAP MTU (default: underlay MTU - 50, or - 70 for IPv6)', integerOrRaw)
+    .option('--mtu <n>', 'TAP MTU (default: 65000; the path limit, underlay MTU - 50 or - 70 for IPv6, is enforced by the router with ICMP too-big answers)', integerOrRaw)
     .addOption(new Option('--engine <kind>', 'data path: native (default) or js (reference)').choices(ENGINES))
     .option('--no-learning', 'do not learn remote MACs from inbound traffic')
     .option('--no-arp-suppression', 'flood ARP requests and IPv6 Neighbor Solicitations even for addresses known from etcd')
@@ -163,6 +165,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--socket <path>', `control socket for status/fdb/peers/counters/table (default: ${RUN_DIR}/<tap>.sock; in a named network namespace ${RUN_DIR}/netns/<name>/<tap>.sock)`)
     .option('--log-level <level>', 'structured logs on stderr: fatal, error, warn, info (default), debug, trace, silent')
     .option('--metrics <host:port>', 'Prometheus metrics at http://<host:port>/metrics, or off (default: 127.0.0.1:9477)')
+    .option('--docker-plugin [socket]', `serve Docker's network and IPAM plugin (docker network create -d vxlan-router --ipam-driver vxlan-router) on this socket (default: ${DEFAULT_PLUGIN_SOCKET})`)
     .option('--state-dir <dir>', `where the etcd table snapshot is kept, for starting while etcd is down (default: ${STATE_DIR}; in a named network namespace ${STATE_DIR}/netns/<name>)`);
   addEtcdConnectionOptions(up)
     .action(async (flags: UpFlags, cmd: Command) => {
@@ -189,6 +192,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
         leaseTtl: flags.leaseTtl,
         socket: flags.socket,
         metrics: flags.metrics,
+        dockerPlugin: flags.dockerPlugin === true ? DEFAULT_PLUGIN_SOCKET : flags.dockerPlugin,
         logLevel: flags.logLevel,
         stateDir: flags.stateDir,
         etcdCa: flags.etcdCa,
@@ -221,7 +225,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
       const { spawn } = await import('node:child_process');
       const { fileURLToPath } = await import('node:url');
       const cli = fileURLToPath(new URL('../cli.js', import.meta.url));
-      const child = spawn(process.execPath, [cli, 'up', ...upOptions, '--takeover'], { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+      const child = spawn(process.execPath, [...process.execArgv, cli, 'up', ...upOptions, '--takeover'], { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
       const ready = await new Promise<string | null>((resolve) => {
         let out = '';
         child.stdout!.on('data', (d: Buffer) => {
@@ -262,11 +266,29 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
   show('table', 'what the control planes handed the data path, per VNI: peers, MACs (with origin) and neighbours', formatTable);
 
   program
+    .command('why <target>')
+    .description('what happens to frames to a MAC or overlay address (table entry, origin, age, VTEP, last heard, path MTU) and to datagrams from an underlay address (accepted or refused, and why), with the drop counters they hit')
+    .option('--vni <n>', 'only this VNI', integerOrRaw)
+    .option('--socket <path>', `the router's control socket (default: the only one in ${RUN_DIR})`)
+    .option('--json', 'machine-readable output (whySchema in src/agent/control-protocol.ts)')
+    .action(async (target: string, f: ShowFlags) => {
+      if (f.vni !== undefined && (typeof f.vni !== 'number' || f.vni < 1 || f.vni > MAX_VNI)) {
+        throw new ConfigError(`--vni: ${JSON.stringify(f.vni)} is not a VNI`, { hint: `pass an integer from 1 to ${MAX_VNI}` });
+      }
+      if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(target) && isIP(target) === 0) {
+        throw new ConfigError(`why: "${target}" is neither a MAC (aa:bb:cc:dd:ee:ff) nor an IP address`, { hint: 'pass a container MAC, an overlay address or a peer\'s underlay address' });
+      }
+      const result = await ask(findSocket(f.socket), 'why', 5000, { target, ...(typeof f.vni === 'number' ? { vni: f.vni } : {}) });
+      if (f.json === true) io.out(JSON.stringify(result, null, 2));
+      else for (const line of formatWhy(result)) io.out(line);
+    });
+
+  program
     .command('doctor')
     .description('check what a router needs here (privileges, /dev/net/tun, bridge, MTUs, UDP port, offload traps); exit 1 if a check fails')
     .option('--local <ip>', 'underlay address the router uses (default: the running router\'s)')
     .option('--bridge <name>', 'the bridge it joins (default: the running router\'s)')
-    .option('--mtu <n>', 'the TAP MTU it would use (default: underlay MTU - 50 / - 70)', integerOrRaw)
+    .option('--mtu <n>', 'the TAP MTU it would use (default: 65000)', integerOrRaw)
     .option('--port <n>', 'UDP port (default: 4789)', integerOrRaw)
     .addOption(new Option('--engine <kind>', 'data path it would use').choices(ENGINES))
     .option('--socket <path>', `a running router's control socket (default: the only one of this network namespace, if any)`)

@@ -38,6 +38,7 @@ const FLAG_OF: Record<ConfigKey, string> = {
   hostId: '--host-id',
   leaseTtl: '--lease-ttl',
   socket: '--socket',
+  dockerPlugin: '--docker-plugin',
   metrics: '--metrics',
   logLevel: '--log-level',
   stateDir: '--state-dir',

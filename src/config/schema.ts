@@ -39,7 +39,7 @@ export const configSchema = z.strictObject({
   peers: z.array(ip).default([]),
   tap: ifname.optional(),
   port: intIn(1, 65535).default(VXLAN_PORT),
-  /** TAP MTU; default: underlay device MTU − 50 (IPv4 underlay) or − 70 (IPv6). */
+  /** TAP MTU; default DEFAULT_TAP_MTU (65000): the path limit (underlay − 50 / − 70) is the router's to enforce. */
   mtu: mtu.optional(),
   engine: z.enum(ENGINES).default('native'),
   learning: z.boolean().default(true),
@@ -82,6 +82,11 @@ export const configSchema = z.strictObject({
     .default('127.0.0.1:9477'),
   /** The control socket (`status`, `fdb`, `peers`, `counters`, `table`); default <run dir>/<tap>.sock (paths.ts). */
   socket: z.string().regex(/^\/\S+$/, { message: 'is not an absolute path' }).optional(),
+  /**
+   * Docker's network and IPAM plugin (`docker network create -d vxlan-router --ipam-driver vxlan-router …`) on this
+   * socket, or off. Docker finds plugins in /run/docker/plugins (DEFAULT_PLUGIN_SOCKET).
+   */
+  dockerPlugin: z.union([z.literal('off'), z.string().regex(/^\/\S+$/, { message: 'is not an absolute path (or off)' })]).default('off'),
   /** Seconds a crashed host stays in the others' tables (its records' lease TTL). */
   leaseTtl: intIn(2, 3600).default(15),
   /** Where the registry's snapshot (<network>.snapshot) is kept, so a restart while etcd is away forwards as before. */

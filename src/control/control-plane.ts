@@ -23,6 +23,8 @@ export interface PlaneNetwork {
   readonly vni: number;
   /** The MTU the network's definition asks for (undefined: derived from the underlay). */
   readonly mtu: number | undefined;
+  /** The network's subnet (etcd definitions have one; static peers do not). */
+  readonly subnet: string | undefined;
   /** Where the network and the first table came from: the config, etcd, or the on-disk snapshot (etcd away). */
   readonly startedFrom: 'config' | 'etcd' | 'snapshot';
 }

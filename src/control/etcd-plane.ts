@@ -83,7 +83,7 @@ export class EtcdPlane extends EventEmitter<ControlPlaneEvents> implements Contr
       throw undefinedNetwork(name);
     }
     this.definition = definition;
-    return { name, vni: definition.vni, mtu: definition.mtu, startedFrom: this.snapshot === undefined ? 'etcd' : 'snapshot' };
+    return { name, vni: definition.vni, mtu: definition.mtu, subnet: definition.subnet, startedFrom: this.snapshot === undefined ? 'etcd' : 'snapshot' };
   }
 
   async start(self: SelfRecord): Promise<void> {

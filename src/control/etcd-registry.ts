@@ -23,7 +23,7 @@ import { ControlPlaneTracker, retryDelay, type ControlPlaneState, type Problem }
 import { EtcdClient, reasonOf, type EtcdConnection } from './etcd-client.js';
 import { HostView } from './host-view.js';
 import type { HostRange, NoRange } from './ip-ranges.js';
-import { MacView } from './mac-view.js';
+import { MacView, type Claim as MacClaim } from './mac-view.js';
 import { NetworkWatch } from './network-watch.js';
 import { RangeLease } from './range-lease.js';
 import {
@@ -258,8 +258,16 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   async advertise(macs: readonly AdvertisedMac[]): Promise<void> {
     const selfId = this.joined?.record.hostId;
     const now = this.now();
+    // Claims per VNI, worked out once per call: per MAC it would be a pass over every record for each local MAC,
+    // four times a second (quadratic work and garbage, which also grew V8's young generation under MAC churn).
+    const claims = new Map<number, ReadonlyMap<string, MacClaim>>();
+    const claimsOf = (vni: number): ReadonlyMap<string, MacClaim> => {
+      let c = claims.get(vni);
+      if (c === undefined) claims.set(vni, (c = this.macView.macClaims(vni)));
+      return c;
+    };
     const movedAway = (m: AdvertisedMac): boolean => {
-      const claim = this.macView.claimOf(m.vni, m.mac.toLowerCase());
+      const claim = claimsOf(m.vni).get(m.mac.toLowerCase());
       return claim !== undefined && claim.id !== selfId && m.ageMs !== undefined && now - m.ageMs < claim.seenAt;
     };
     const wanted = macs

@@ -33,7 +33,7 @@ export {
   type RegistrySnapshot,
   type SnapshotRead,
 } from './snapshot.js';
-export { defaultHostPrefix, NO_RANGE_REASONS, Slices, type HostRange, type NoRange, type NoRangeReason } from './ip-ranges.js';
+export { defaultHostPrefix, Ipv4Subnet, NO_RANGE_REASONS, SliceAddresses, Slices, type HostRange, type NoRange, type NoRangeReason } from './ip-ranges.js';
 export { StaticPeers, staticTable } from './static-peers.js';
 export { combineStates, type AdvertisedMac, type ControlPlane, type ControlPlaneEvents, type HostRow, type MacConflict, type PlaneNetwork, type SelfRecord } from './control-plane.js';
 export { EtcdPlane, type EtcdPlaneOptions } from './etcd-plane.js';

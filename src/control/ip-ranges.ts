@@ -36,6 +36,41 @@ export interface NoRange {
 const toInt = (ip: string): number => ip.split('.').reduce((n, b) => n * 256 + Number(b), 0);
 const toIp = (n: number): string => [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
 
+/** An IPv4 subnet in canonical form (198.18.1.0/15 is 198.18.0.0/15), with the arithmetic the IPAM needs. */
+export class Ipv4Subnet {
+  private constructor(
+    readonly base: number,
+    readonly prefix: number,
+  ) {}
+
+  /** Undefined unless `cidr` is an IPv4 CIDR with a prefix in [minPrefix, maxPrefix]. */
+  static parse(cidr: string, minPrefix = 0, maxPrefix = 32): Ipv4Subnet | undefined {
+    const m = /^([0-9.]+)\/(\d{1,2})$/.exec(cidr);
+    if (m === null || !isIPv4(m[1]!)) return undefined;
+    const prefix = Number(m[2]);
+    if (prefix < minPrefix || prefix > maxPrefix) return undefined;
+    const size = 2 ** (32 - prefix);
+    return new Ipv4Subnet(toInt(m[1]!) - (toInt(m[1]!) % size), prefix);
+  }
+
+  get size(): number {
+    return 2 ** (32 - this.prefix);
+  }
+
+  toString(): string {
+    return `${toIp(this.base)}/${this.prefix}`;
+  }
+
+  /** The address `offset` places into the subnet (a negative offset counts from its end: -1 is the broadcast). */
+  at(offset: number): string {
+    return toIp(this.base + (offset < 0 ? this.size + offset : offset));
+  }
+
+  contains(ip: string): boolean {
+    return isIPv4(ip) && toInt(ip) >= this.base && toInt(ip) < this.base + this.size;
+  }
+}
+
 /**
  * Slices of /24 in a subnet of /20 or wider (256 addresses a host, flannel's default); in a narrower one, sixteen
  * slices (a /24 gives 16 hosts 16 addresses each), at least four addresses each.
@@ -51,16 +86,15 @@ export class Slices {
   readonly prefix: number;
 
   constructor(subnet: string, hostPrefix?: number) {
-    const m = /^(.+)\/(\d+)$/.exec(subnet);
-    if (m === null || !isIPv4(m[1]!)) throw new ConfigError(`per-host ranges need an IPv4 subnet; ${subnet} is not one`);
-    this.subnetPrefix = Number(m[2]);
+    const net = Ipv4Subnet.parse(subnet);
+    if (net === undefined) throw new ConfigError(`per-host ranges need an IPv4 subnet; ${subnet} is not one`);
+    this.subnetPrefix = net.prefix;
     if (this.subnetPrefix > 30) throw new ConfigError(`subnet ${subnet} is too small to share between hosts`, { hint: 'per-host slices need a /29 or wider subnet' });
     this.prefix = hostPrefix ?? defaultHostPrefix(this.subnetPrefix);
     if (this.prefix <= this.subnetPrefix || this.prefix > 30) {
       throw new ConfigError(`host prefix /${this.prefix} does not cut ${subnet} into slices`, { hint: `use one between /${this.subnetPrefix + 1} and /30` });
     }
-    const size = 2 ** (32 - this.subnetPrefix);
-    this.base = toInt(m[1]!) - (toInt(m[1]!) % size); // 198.18.1.0/15 means 198.18.0.0/15
+    this.base = net.base; // 198.18.1.0/15 means 198.18.0.0/15
   }
 
   get count(): number {
@@ -100,5 +134,59 @@ export class Slices {
       if (!leased.has(s.range)) return { slice: s, own: false };
     }
     return undefined;
+  }
+}
+
+/**
+ * The addresses a host hands out from its slice (Docker's IPAM plugin): never the slice's first address (a `.0`
+ * surprises people and some tools) nor its gateway (kept for the host's bridge), nor the subnet's broadcast
+ * address, nor any address the caller reserves. Bounded by the slice's size; in memory (dockerd replays its
+ * requests after a restart).
+ */
+export class SliceAddresses {
+  private readonly start: number;
+  private readonly size: number;
+  private readonly excluded: ReadonlySet<number>;
+  private readonly taken = new Set<number>();
+
+  constructor(subnet: string, slice: HostRange, reserved: readonly string[] = []) {
+    const own = Ipv4Subnet.parse(slice.range);
+    const net = Ipv4Subnet.parse(subnet);
+    if (own === undefined || net === undefined) throw new ConfigError(`slice ${slice.range} of ${subnet} is not an IPv4 range`);
+    this.start = own.base;
+    this.size = own.size;
+    this.excluded = new Set([this.start, toInt(slice.gateway), toInt(net.at(-1)), ...reserved.filter((a) => isIPv4(a)).map(toInt)]);
+  }
+
+  get inUse(): number {
+    return this.taken.size;
+  }
+
+  /** Whether `ip` is one this slice may hand out at all. */
+  owns(ip: string): boolean {
+    if (!isIPv4(ip)) return false;
+    const n = toInt(ip);
+    return n >= this.start && n < this.start + this.size && !this.excluded.has(n);
+  }
+
+  /** Takes `wanted` (a replay, or `--ip`) or the first free address; undefined when it is taken or not ours, or none is left. */
+  take(wanted?: string): string | undefined {
+    if (wanted !== undefined) {
+      if (!this.owns(wanted) || this.taken.has(toInt(wanted))) return undefined;
+      this.taken.add(toInt(wanted));
+      return wanted;
+    }
+    for (let n = this.start; n < this.start + this.size; n++) {
+      if (!this.excluded.has(n) && !this.taken.has(n)) {
+        this.taken.add(n);
+        return toIp(n);
+      }
+    }
+    return undefined;
+  }
+
+  /** Gives an address back; false when it was not taken. */
+  release(ip: string): boolean {
+    return isIPv4(ip) && this.taken.delete(toInt(ip));
   }
 }

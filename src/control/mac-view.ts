@@ -6,7 +6,7 @@
 import { macRecordSchema, parseRecord, RejectedRecord, type MacRecord } from './records.js';
 
 /** Who holds a claim (a MAC, or an address at a MAC) and since when: the etcd revision and local time it appeared. */
-interface Claim {
+export interface Claim {
   readonly id: string;
   readonly vtep: string;
   readonly since: number;
@@ -98,6 +98,14 @@ export class MacView {
   /** The latest claim of a MAC (this host's own included), or undefined when no host advertises it. */
   claimOf(vni: number, mac: string): Claim | undefined {
     return this.claims(vni).macs.get(mac);
+  }
+
+  /**
+   * The latest claim of every MAC of `vni` (MAC → claim): one pass over the records. For asking about many MACs at
+   * once (the advertiser, four times a second): claimOf per MAC would pass over every record for each.
+   */
+  macClaims(vni: number): ReadonlyMap<string, Claim> {
+    return this.claims(vni).macs;
   }
 
   /** Other hosts' MACs of `vni` → their VTEP (the latest claim wins); none that `selfId` holds the latest claim of. */

@@ -22,7 +22,7 @@ export class StaticPeers extends EventEmitter<ControlPlaneEvents> implements Con
   }
 
   async open(): Promise<PlaneNetwork> {
-    return { name: null, vni: this.vni, mtu: undefined, startedFrom: 'config' };
+    return { name: null, vni: this.vni, mtu: undefined, subnet: undefined, startedFrom: 'config' };
   }
 
   async start(): Promise<void> {}

@@ -43,6 +43,8 @@ export const TRAFFIC_COUNTERS = [
   'arp_suppressed', // ARP requests from the bridge answered by the router (the address is a known remote container's)
   'nd_suppressed', // IPv6 Neighbor Solicitations from the bridge answered by the router (likewise)
   'local_mac_refused', // sightings of a new bridge source MAC not recorded (nor advertised): its VNI holds maxLocalMacs; the frame is still sent (JS: per frame; native: at most once a second per MAC)
+  'icmp_too_big_sent', // ICMP fragmentation-needed / ICMPv6 packet-too-big answers written to the bridge for frames too big for the path (each such frame is also a tx_too_big drop)
+  'icmp_too_big_limited', // such answers not sent: over the rate limit (1000/s, bursts of 50, per TAP)
 ] as const;
 export type TrafficCounter = (typeof TRAFFIC_COUNTERS)[number];
 
@@ -72,7 +74,6 @@ export function zeroCounters(): Counters {
   return c;
 }
 
-/** One network (VNI) served by the engine: its TAP and the MTU the TAP was given. */
 /** A MAC learned from inbound traffic, as one engine hands it to the next. */
 export interface LearnedMac {
   readonly vni: number;
@@ -81,6 +82,7 @@ export interface LearnedMac {
   readonly ageMs: number;
 }
 
+/** One network (VNI) served by the engine: its TAP and the MTU the TAP was given. */
 export interface VniTap {
   readonly vni: number;
   /** fd of an open TAP (IFF_TAP | IFF_NO_PI); the engine owns it from `start()` on and closes it. */
@@ -184,6 +186,16 @@ export interface Engine {
    * runs. Cheap: the daemon polls it and exits non-zero so that a supervisor restarts the router.
    */
   fault(): VxlanRouterError | undefined;
+  /**
+   * VNIs whose TAP was deleted under the engine (someone ran `ip link del` on it): they forward nothing until
+   * replaceTap. Cheap: the agent polls it (src/agent/links.ts).
+   */
+  lostTaps(): number[];
+  /**
+   * A fresh TAP (same VNI, and the same vnetHdr) in place of a lost one; the engine owns its fd from here on, also
+   * when this throws (a VxlanRouterError; E_SYSTEM while the old TAP still forwards).
+   */
+  replaceTap(tap: VniTap): void;
   /**
    * Handover to a router process that takes over (absent: this engine cannot hand over its sockets, the JS engine).
    * `quiesce` stops forwarding and keeps every fd open with what the kernel queued on it, and names the fds to pass;

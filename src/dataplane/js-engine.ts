@@ -17,12 +17,11 @@ import { isIPv6 } from 'node:net';
 import { promisify } from 'node:util';
 import { VxlanRouterError } from '../errors.js';
 import { ForwardingTable } from '../fdb/index.js';
-import { arpReply, arpRequestTarget, canonicalIp, encodeVxlanHeader, flowPort, formatMac, ndAdvertReply, ndSolicitTarget, VXLAN_HEADER_LEN } from '../packet/index.js';
+import { arpReply, arpRequestTarget, canonicalIp, encodeVxlanHeader, flowPort, formatMac, ndAdvertReply, ndSolicitTarget, TooBigLimiter, tooBigReply, VXLAN_HEADER_LEN } from '../packet/index.js';
 import { buildVniPeers, classifyDatagram } from './classify.js';
 import { announcement, reboundAddresses, senderIp } from './neighbors.js';
 import { TrafficStats, type Traffic } from './traffic.js';
 import {
-  dataPathStopped,
   DEFAULT_MAX_LOCAL_MACS,
   MAX_IPS,
   NO_OFFLOADS,
@@ -55,7 +54,6 @@ export class JsEngine implements Engine {
    */
   private readonly local = new Map<number, Map<string, { seen: number; ips: string[] }>>();
   private readonly maxLocalMacs: number;
-  private faulted: VxlanRouterError | undefined;
   private table: TableSnapshot = { vnis: [] };
   /** Per VNI: remote containers' addresses (IPv4 and IPv6) → MAC, for ARP and ND suppression. */
   private neighbors = new Map<number, Map<string, string>>();
@@ -65,11 +63,15 @@ export class JsEngine implements Engine {
   private readonly family: 'udp4' | 'udp6';
   private readonly headers = new Map<number, Uint8Array>();
   private readonly taps = new Map<number, VniTap>();
+  /** Per VNI (TAP): the rate limit of "too big" answers. */
+  private readonly tooBigLimits = new Map<number, TooBigLimiter>();
   private vniPeers = buildVniPeers([]);
   private rxSocket: Socket | undefined;
   private sourcePool: Socket[] = [];
   private agingTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** VNIs whose TAP was deleted under us: their reader has ended (lostTaps, replaceTap). */
+  private readonly lost = new Set<number>();
   private statics = controlCounts({ vnis: [] });
 
   /**
@@ -90,6 +92,7 @@ export class JsEngine implements Engine {
     for (const n of opts.networks) {
       this.taps.set(n.vni, n);
       this.headers.set(n.vni, encodeVxlanHeader(n.vni));
+      this.tooBigLimits.set(n.vni, new TooBigLimiter());
     }
   }
 
@@ -146,8 +149,25 @@ export class JsEngine implements Engine {
     return rows;
   }
 
+  /** Never: a TAP that fails is reported through lostTaps (and recreated by the agent); nothing else stops this engine. */
   fault(): VxlanRouterError | undefined {
-    return this.closed ? undefined : this.faulted;
+    return undefined;
+  }
+
+  lostTaps(): number[] {
+    return [...this.lost];
+  }
+
+  replaceTap(tap: VniTap): void {
+    const old = this.taps.get(tap.vni);
+    if (this.closed || old === undefined || !this.lost.has(tap.vni)) {
+      closeSync(tap.tapFd);
+      throw new VxlanRouterError('E_SYSTEM', `replace the TAP of VNI ${tap.vni}: ${this.closed ? 'engine closed' : old === undefined ? 'not served' : 'the current one still forwards'}`);
+    }
+    closeSync(old.tapFd);
+    this.taps.set(tap.vni, tap);
+    this.lost.delete(tap.vni);
+    void this.readTap(tap);
   }
 
   traffic(): Traffic {
@@ -164,7 +184,7 @@ export class JsEngine implements Engine {
     this.closed = true;
     clearInterval(this.agingTimer);
     for (const s of [this.rxSocket, ...this.sourcePool]) s?.close();
-    for (const n of this.opts.networks) {
+    for (const n of this.taps.values()) {
       try {
         this.removeTap(n.tapName);
       } catch {
@@ -177,21 +197,23 @@ export class JsEngine implements Engine {
   /** TAP → VXLAN: one read outstanding per TAP, so frames leave in the order the bridge sent them. */
   private async readTap(net: VniTap): Promise<void> {
     const size = net.mtu + L2_ALLOWANCE;
+    // One byte more than a frame may have: a read that fills the buffer was cut short by the kernel (it copies what
+    // fits and says so only by filling it). One buffer per TAP (one read outstanding), each frame copied out of it:
+    // `socket.send` may still hold the previous one, and the TAP's MTU may be far above a frame's usual size.
+    const buf = Buffer.allocUnsafe(size + 1);
     while (!this.closed) {
-      // One byte more than a frame may have: a read that fills the buffer was cut short by the kernel (it copies what
-      // fits and says so only by filling it).
-      const buf = Buffer.allocUnsafe(size + 1);
       let n: number;
       try {
         ({ bytesRead: n } = await readAsync(net.tapFd, buf, 0, size + 1, null));
-      } catch (err) {
-        // EBADF after close(); a TAP that fails otherwise has been deleted under us: reported (fault), not silent.
-        if (!this.closed) this.faulted ??= dataPathStopped(`TAP ${net.tapName} of VNI ${net.vni}: ${(err as Error).message}`, err);
+      } catch {
+        // EBADF after close(); a TAP that fails otherwise has been deleted under us: this VNI waits for replaceTap
+        // (the agent recreates the TAP), reported through lostTaps, never a silent end.
+        if (!this.closed && this.taps.get(net.vni) === net) this.lost.add(net.vni);
         return;
       }
       if (this.closed) return;
       if (n > size) this.counts.tx_too_big++; // larger than the TAP's MTU allows, and perhaps cut short: dropped whole
-      else this.transmit(net.vni, buf.subarray(0, n));
+      else this.transmit(net.vni, Buffer.from(buf.subarray(0, n)));
     }
   }
 
@@ -200,8 +222,15 @@ export class JsEngine implements Engine {
       this.counts.tx_short_frame++;
       return;
     }
-    if (this.ipHeaderLen + 8 + VXLAN_HEADER_LEN + frame.length > this.opts.underlayMtu) {
+    const maxFrame = this.opts.underlayMtu - this.ipHeaderLen - 8 - VXLAN_HEADER_LEN;
+    if (frame.length > maxFrame) {
+      // Never fragmented: dropped, and (IPv4 with DF, IPv6) answered on the bridge with the MTU that fits, so that
+      // the sender's path MTU discovery adapts. Twin of the native TX thread's rule.
       this.counts.tx_too_big++;
+      const answer = tooBigReply(frame, maxFrame - ETH_HEADER_LEN);
+      if (answer === undefined) return;
+      if (!this.tooBigLimits.get(vni)!.take(this.now())) this.counts.icmp_too_big_limited++;
+      else if (this.writeTap(vni, answer)) this.counts.icmp_too_big_sent++;
       return;
     }
     if ((frame[6]! & 1) === 0) this.noteLocal(vni, frame);

@@ -17,6 +17,7 @@ import {
   type EngineOptions,
   type FdbEntry,
   type FdbCounts,
+  type VniTap,
   controlCounts,
   type LocalMac,
   type Offloads,
@@ -107,6 +108,22 @@ export class NativeEngine implements Engine {
     if (f === null) return undefined;
     this.faulted ??= dataPathStopped(f.message, f);
     return this.faulted;
+  }
+
+  lostTaps(): number[] {
+    return this.closed ? [] : (this.handle?.lostTaps() ?? []);
+  }
+
+  replaceTap(tap: VniTap): void {
+    if (this.handle === undefined || this.closed) {
+      this.addon.closeFd(tap.tapFd);
+      throw new VxlanRouterError('E_SYSTEM', `replace the TAP of VNI ${tap.vni}: engine not running`);
+    }
+    try {
+      this.handle.replaceTap(tap.vni, tap.tapFd, tap.vnetHdr ?? false);
+    } catch (err) {
+      throw toRouterError(err);
+    }
   }
 
   fdb(): FdbEntry[] {

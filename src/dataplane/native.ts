@@ -31,8 +31,12 @@ export interface NativeEngineHandle {
   injectFrame(vni: number, frame: Uint8Array): void;
   /** Per-peer and per-VNI counts and refused sources (native/src/stats.h). */
   traffic(): Traffic;
-  /** Why a data-path thread stopped on its own (e.g. its TAP was deleted), or null while all run (Engine::Fault). */
+  /** Why a data-path thread stopped on its own (e.g. its poll failed), or null while all run (Engine::Fault). */
   fault(): Error | null;
+  /** VNIs whose TAP was deleted under the engine (their transmit thread ended), waiting for replaceTap. */
+  lostTaps(): number[];
+  /** A fresh TAP in place of a lost one (fd owned from here on, also when it throws; EBUSY while the old one forwards). */
+  replaceTap(vni: number, fd: number, vnetHdr: boolean): void;
   /** Stops the threads and keeps every fd open with its kernel queue (a handover); start() runs them again. */
   quiesce(): void;
   /** The fds a handover passes (still owned by this engine): the UDP socket and each VNI's TAP. */
@@ -45,6 +49,24 @@ export interface NativeEngineHandle {
 export interface HandoverFds {
   readonly rx: number;
   readonly taps: readonly { readonly vni: number; readonly fd: number }[];
+}
+
+/** A link as rtnetlink tells it (RTM_NEWLINK / RTM_DELLINK, or getLink). */
+export interface LinkInfo {
+  readonly type: 'new' | 'del';
+  readonly index: number;
+  readonly name: string;
+  /** ifindex of its bridge; 0: on none. */
+  readonly master: number;
+  readonly up: boolean;
+  readonly mtu: number;
+  /** 'bridge', 'tun', 'veth'… ('' when the kernel does not say). */
+  readonly kind: string;
+}
+
+/** Link events being delivered (watchLinks); close() stops them (idempotent). */
+export interface LinkWatch {
+  close(): void;
 }
 
 export type TapOffload = 'csum' | 'tso4' | 'tso6';
@@ -71,12 +93,23 @@ export interface NativeSurface {
   readonly limits: NativeLimits;
   /**
    * Opens a TAP (IFF_TAP | IFF_NO_PI), sets its MTU, enslaves it to `bridge`, brings it up. Closing fd removes it.
-   * With `offloads`, also IFF_VNET_HDR and the TUN_F_* offloads the kernel takes (`offloads` lists them).
+   * With `offloads`, also IFF_VNET_HDR and the TUN_F_* offloads the kernel takes (`offloads` lists them). An empty
+   * `bridge` puts it on none (attachLink does later).
    */
   openTap(name: string, mtu: number, bridge: string, offloads?: boolean): { fd: number; name: string; vnetHdr: boolean; offloads: TapOffload[] };
   closeFd(fd: number): void;
   /** Deletes a link (RTM_DELLINK); for a TAP this also wakes a read() blocked on it. */
   deleteLink(name: string): void;
+  /**
+   * Link events of this network namespace (rtnetlink RTMGRP_LINK, read on a native thread), in batches on the JS
+   * thread. `overflow`: some were lost (queue full), so look again with getLink. Does not hold the event loop open.
+   * `onEvents` must not throw.
+   */
+  watchLinks(onEvents: (events: LinkInfo[], overflow: boolean) => void): LinkWatch;
+  /** The link called `name` now, or null. */
+  getLink(name: string): LinkInfo | null;
+  /** Sets a link's MTU, makes it a port of `bridge` (when not already) and brings it up. */
+  attachLink(link: string, bridge: string, mtu: number): void;
   /** Name of the interface holding `address` (up or not), or null. */
   interfaceOf(address: string): string | null;
   /**
@@ -140,6 +173,10 @@ export interface NativeTwins {
   learnScript(options: { agingMs: number; maxPerPeer: number; maxTotal: number }, steps: readonly LearnStep[]): (string | number | null)[];
   /** A fresh GsoPolicy (native/src/tx.h) told of each refused GSO send ([address, errno]), then asked about each probe. */
   gsoPolicy(refusals: [address: string, errno: number][], probes: string[]): { actedOn: boolean[]; allowed: boolean[]; on: boolean };
+  /** Twin of tooBigReply in src/packet/icmp.ts: the ICMP / ICMPv6 "too big" answer to a frame, or null. */
+  tooBigReply(frame: Uint8Array, mtu: number): Buffer | null;
+  /** A fresh TooBigLimiter (native/src/icmp.h) asked at each time (ms); twin of TooBigLimiter in src/packet/icmp.ts. */
+  tooBigLimiter(rate: number, burst: number, times: readonly number[]): boolean[];
 }
 
 /**

@@ -18,6 +18,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+// The flags alone, from the module the CLI loads fast (not the agent's index, which loads the product).
+import { NODE_FLAGS } from '../agent/control-protocol.js';
 import { innerMtuLimit } from '../packet/index.js';
 import { RouterProcess, type EngineName, type RouterOutput } from './router-process.js';
 import { cmdline, labDirPrefix, teardown, type LabRecord } from './teardown.js';
@@ -219,7 +221,7 @@ export class Lab {
    */
   async startRouter(
     host: Host,
-    opts: { peers: readonly string[]; engine: EngineName; vni?: number | null; args?: string[]; output?: RouterOutput; cli?: string },
+    opts: { peers: readonly string[]; engine: EngineName; vni?: number | null; args?: string[]; output?: RouterOutput; readyTimeoutMs?: number; cli?: string },
   ): Promise<RouterProcess> {
     const extra = opts.args ?? [];
     const vni = opts.vni === null ? [] : ['--vni', String(opts.vni ?? VNI)];
@@ -230,9 +232,9 @@ export class Lab {
     args.push(...unlessGiven('--socket', this.controlSocket(host)), ...unlessGiven('--state-dir', this.stateDir(host)), ...unlessGiven('--metrics', 'off'));
     for (const p of opts.peers) args.push('--peer', p);
     args.push(...extra);
-    const child = this.spawn(host.ns, process.execPath, args, opts.output);
+    const child = this.spawn(host.ns, process.execPath, [...NODE_FLAGS, ...args], opts.output);
     const router = new RouterProcess(child, args[args.lastIndexOf('--socket') + 1]!, opts.output);
-    await router.nextLine((l) => l.startsWith('vxlan-router: ready'), 15_000, true);
+    await router.nextLine((l) => l.startsWith('vxlan-router: ready'), opts.readyTimeoutMs ?? 15_000, true);
     return router;
   }
 

@@ -19,3 +19,14 @@ export function fdCount(pid: number): number {
     return 0;
   }
 }
+
+/** /proc/PID/smaps_rollup in MiB: resident in all, and of it anonymous (heap, stacks, malloc arenas, V8) (zeros when gone). */
+export function processSmapsMiB(pid: number): { rss: number; anonymous: number } {
+  try {
+    const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(text)?.[1] ?? 0);
+    return { rss: kb('Rss') / 1024, anonymous: kb('Anonymous') / 1024 };
+  } catch {
+    return { rss: 0, anonymous: 0 };
+  }
+}

@@ -165,9 +165,21 @@ export class RouterProcess {
     return Object.fromEntries(t.vnis.map((v) => [v.vni, v.neighbors ?? []]));
   }
 
+  /** The whole status, as `vxlan-router status --json` gives it. */
+  async status(): Promise<Status> {
+    return ask(this.socket, 'status');
+  }
+
   /** The offloads in use now. */
   async offloads(): Promise<Status['offloads']> {
     return (await ask(this.socket, 'status')).offloads;
+  }
+
+  /** Its process's memory as it tells it (process.memoryUsage(): V8 heap, external), in bytes. */
+  async memory(): Promise<NonNullable<Status['memory']>> {
+    const m = (await ask(this.socket, 'status')).memory;
+    if (m === undefined) throw new Error('router: its status has no memory section');
+    return m;
   }
 
   /** SIGTERM, then SIGKILL if it has not exited in 5 s. Resolves with the exit code. */

@@ -26,7 +26,7 @@
  */
 import { readdirSync, readlinkSync } from 'node:fs';
 import { etcdLab } from './etcd.js';
-import { fdCount, processRssMiB as rssMiB } from './proc.js';
+import { fdCount, processRssMiB as rssMiB, processSmapsMiB } from './proc.js';
 import type { Container, Host, Lab } from './lab.js';
 import type { EngineName, RouterProcess } from './router-process.js';
 import { hashedTransfer, iperf3 } from './transfers.js';
@@ -53,6 +53,16 @@ export interface Sample {
   readonly fds: readonly number[];
   /** Of those fds, the native engine's per-flow GSO send sockets (FlowSockets: one per outer source port, kept, at most 1024). */
   readonly flowSockets: readonly number[];
+  /** Where the RSS is, per router (MiB): the V8 heap (used, reserved), external (Buffers…), anonymous (all heap-like
+   * memory: V8's plus malloc's), so growth can be told apart: JS objects, Buffers, or native. */
+  readonly mem: readonly MemSplit[];
+}
+
+export interface MemSplit {
+  readonly heapUsed: number;
+  readonly heapTotal: number;
+  readonly external: number;
+  readonly anonymous: number;
 }
 
 /** UDP sockets of `pid` in `ns` bound to a port other than 4789: the native engine's per-flow GSO send sockets. */
@@ -119,7 +129,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     const m2 = await lab.addContainer(hosts[1]!, 'm2', '198.18.1.2');
     await defineNetwork(hosts[0]!);
     const args = ['--etcd', etcd.endpoint, '--lease-ttl', '5'];
-    const start = (h: Host): Promise<RouterProcess> => lab.startRouter(h, { peers: [], engine: o.engine, vni: null, args });
+    // A generous ready timeout: h3 starts again and again while the box is busy with the load (and, on a shared CI
+    // machine, with others' work); under a load average of 15 on two cores a start took longer than the default 15 s.
+    const start = (h: Host): Promise<RouterProcess> => lab.startRouter(h, { peers: [], engine: o.engine, vni: null, args, readyTimeoutMs: 60_000 });
     const routers = [await start(hosts[0]!), await start(hosts[1]!)];
     if ((await lab.ping(cs[0]!.ns, cs[1]!.ip)).loss === 100) throw new Error('overlay not up before the soak');
 
@@ -135,9 +147,17 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
 
     const sample = async (): Promise<void> => {
       const flowSockets = await Promise.all(routers.map((r, i) => flowSocketCount(lab, hosts[i]!.ns, r.pid)));
-      const s = { t: Math.round((Date.now() - t0) / 1000), rss: routers.map((r) => rssMiB(r.pid)), fds: routers.map((r) => fdCount(r.pid)), flowSockets };
+      const mib = (b: number): number => b / 1024 / 1024;
+      const mem = await Promise.all(
+        routers.map(async (r): Promise<MemSplit> => {
+          const m = await r.memory().catch(() => ({ heapUsed: 0, heapTotal: 0, external: 0 }));
+          return { heapUsed: mib(m.heapUsed), heapTotal: mib(m.heapTotal), external: mib(m.external), anonymous: processSmapsMiB(r.pid).anonymous };
+        }),
+      );
+      const s = { t: Math.round((Date.now() - t0) / 1000), rss: routers.map((r) => rssMiB(r.pid)), fds: routers.map((r) => fdCount(r.pid)), flowSockets, mem };
       samples.push(s);
-      log(`t=${s.t}s ${s.rss.map((m, i) => `h${i + 1} RSS ${m.toFixed(1)} MiB fds ${s.fds[i]} (flow sockets ${flowSockets[i]})`).join(' | ')}${warm === undefined ? ' (warm-up)' : ''}`);
+      const split = (m: MemSplit): string => `heap ${m.heapUsed.toFixed(1)}/${m.heapTotal.toFixed(1)} ext ${m.external.toFixed(1)} anon ${m.anonymous.toFixed(1)}`;
+      log(`t=${s.t}s ${s.rss.map((m, i) => `h${i + 1} RSS ${m.toFixed(1)} MiB (${split(mem[i]!)}) fds ${s.fds[i]} (flow sockets ${flowSockets[i]})`).join(' | ')}${warm === undefined ? ' (warm-up)' : ''}`);
     };
 
     const tcpLoop = async (): Promise<void> => {

@@ -8,4 +8,5 @@ export * from './udp.js';
 export * from './vxlan.js';
 export * from './neighbor.js';
 export * from './nd.js';
+export * from './icmp.js';
 export * from './network-name.js';

@@ -22,8 +22,16 @@ export function overheadFor(ipVersion: 4 | 6): number {
 
 /**
  * The largest inner MTU an underlay of `underlayMtu` carries without fragmenting, for a VTEP on `local` (IPv4: −50,
- * IPv6: −70). The one place that sum is made: the TAP's default MTU, Docker networks, status and doctor use it.
+ * IPv6: −70). The one place that sum is made: the MTU in too-big answers' sense, Docker networks, status and doctor use it.
  */
+/**
+ * The TAP's MTU unless one is configured: far above any container's, so that the bridge hands every frame to the
+ * router (a bridge silently drops frames larger than the egress port's MTU). The path limit (innerMtuLimit) is the
+ * router's to enforce: too-big frames are answered with ICMP fragmentation-needed / packet-too-big. Below 64 KiB
+ * with room for a virtio header and two VLAN tags, so that a whole frame always fits one read.
+ */
+export const DEFAULT_TAP_MTU = 65000;
+
 export function innerMtuLimit(underlayMtu: number, local: string): number {
   return underlayMtu - overheadFor(local.includes(':') ? 6 : 4);
 }

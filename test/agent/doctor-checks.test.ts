@@ -45,3 +45,13 @@ t.test("address range: this host's slice, or none because the subnet is full", a
   t.notOk(one({ ...base, networks: [six] }, 'address-range'), 'an IPv6 network has no ranges: nothing to check');
   t.notOk(one({ ...base, controlPlane: { ...base.controlPlane, state: 'degraded' } }, 'address-range'), 'not while etcd is away');
 });
+
+t.test('bridge: missing since a time, with the fix; nothing while it is there', async (t) => {
+  t.notOk(one(base, 'bridge'), 'no bridge check while it is there');
+  const gone = { ...base.networks[0]!, bridgeMissingSince: '2026-01-01T00:00:50Z' };
+  t.match(one({ ...base, networks: [gone] }, 'bridge'), {
+    status: 'fail',
+    detail: /bridge br0 missing since 2026-01-01T00:00:50Z: VNI 42 reaches no container here; TAP vxr42 is kept/,
+    fix: /ip link add br0 type bridge.*no restart/,
+  });
+});

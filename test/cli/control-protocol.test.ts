@@ -51,7 +51,7 @@ t.test('the server: answers, refuses oversized requests, and closes with clients
   const fail = (): never => {
     throw new Error('not asked in this test');
   };
-  const server = await serveControl(path, { status: fail, fdb: () => [], peers: fail, counters: () => ({ rx_datagrams: 3 }), table: () => table });
+  const server = await serveControl(path, { status: fail, fdb: () => [], peers: fail, counters: () => ({ rx_datagrams: 3 }), table: () => table, why: fail });
   t.same(await ask(path, 'table'), table, 'table');
   t.same(await ask(path, 'counters'), { rx_datagrams: 3 }, 'counters');
 

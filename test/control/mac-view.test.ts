@@ -30,6 +30,9 @@ t.test('MacView: other hosts MACs per VNI, the newest claim wins, bad records ar
   t.match(v.claimOf(42, '02:00:00:00:00:0a'), { id: 'c', since: 9 }, 'the latest claim: c, since revision 9');
   t.match(v.claimOf(42, '02:00:00:00:00:0d'), { id: 'a', since: 11 });
   t.equal(v.claimOf(42, '02:00:00:00:00:ff'), undefined);
+  const all = v.macClaims(42);
+  t.same([...all.keys()].sort(), ['02:00:00:00:00:0a', '02:00:00:00:00:0b', '02:00:00:00:00:0d'], 'macClaims: every MAC of the VNI in one pass');
+  for (const [mac, c] of all) t.same(c, v.claimOf(42, mac), `macClaims agrees with claimOf for ${mac}`);
   // a withdraws 0a (it moved away), then 0a comes back to a: a new claim, which wins.
   v.put('a', rec('a', '198.51.100.1', [{ vni: 42, mac: '02:00:00:00:00:0d' }]), 12);
   v.put('a', rec('a', '198.51.100.1', [{ vni: 42, mac: '02:00:00:00:00:0a' }, { vni: 42, mac: '02:00:00:00:00:0d' }]), 13);

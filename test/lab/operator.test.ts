@@ -33,8 +33,8 @@ t.test('status, fdb and peers of two running routers', { skip: labSkipReason() ?
   t.equal(json.code, 0, json.err);
   const status = statusSchema.parse(JSON.parse(json.out));
   t.match(status, { engine: 'native', vni: 42, tap: 'vxr42', bridge: 'br0', local: h1.underlayIp, port: 4789, network: null });
-  t.same(status.mtu, { tap: 1450, configured: null, underlayLimit: 1450 });
-  t.match(status.networks, [{ name: null, vni: 42, tap: "vxr42", bridge: "br0", mtu: 1450, configuredMtu: null, state: null }]);
+  t.same(status.mtu, { tap: 65000, configured: null, underlayLimit: 1450 });
+  t.match(status.networks, [{ name: null, vni: 42, tap: "vxr42", bridge: "br0", mtu: 65000, configuredMtu: null, state: null }]);
   t.match(status.peers, [{ vni: 42, address: h2.underlayIp, hostId: null, lastSeenAgoMs: Number }]);
   const peerRow = status.peers[0]!;
   t.ok(peerRow.lastSeenAgoMs! < 10_000 && peerRow.rxFrames >= 3 && peerRow.txFrames >= 3 && peerRow.rxBytes >= 3 * 98, 'the peer was heard, with the pings counted both ways');
@@ -46,7 +46,7 @@ t.test('status, fdb and peers of two running routers', { skip: labSkipReason() ?
 
   const text = cli(['status', '--socket', sock]);
   t.equal(text.code, 0, text.err);
-  t.match(text.out, /native engine.*\n.*vni: 42 {2}tap: vxr42 on bridge br0\n.*local: 198\.51\.100\.1:4789 via eth0 \(mtu 1500\)\n.*mtu: 1450\n.*offloads: tap, gso, gro\n.*control plane: static peers\npeer 198\.51\.100\.2 vni 42: last heard [\d.]+ m?s ago, received [\d.]+ K?i?B in \d+, sent [\d.]+ K?i?B in \d+\n/);
+  t.match(text.out, /native engine.*\n.*vni: 42 {2}tap: vxr42 on bridge br0\n.*local: 198\.51\.100\.1:4789 via eth0 \(mtu 1500\)\n.*mtu: 1450 on the path \(larger IP packets are answered with ICMP too-big\); TAP 65000\n.*offloads: tap, gso, gro\n.*control plane: static peers\npeer 198\.51\.100\.2 vni 42: last heard [\d.]+ m?s ago, received [\d.]+ K?i?B in \d+, sent [\d.]+ K?i?B in \d+\n/);
   t.match(text.out, /\ndrops: none\n/, 'only nonzero drops are listed');
 
   const fdb = fdbSchema.parse(JSON.parse(cli(['fdb', '--socket', sock, '--json']).out));

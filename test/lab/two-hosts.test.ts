@@ -63,7 +63,7 @@ for (const { engine, offloads, name } of variants) {
   });
 }
 
-/** The same overlay on an IPv6 underlay: the TAP MTU defaults to underlay − 70. */
+/** The same overlay on an IPv6 underlay: the path carries underlay − 70. */
 for (const engine of ['native', 'js'] as const) {
   t.test(`IPv6 underlay, ${engine} engine`, { skip: skip ?? false }, async (t) => {
     const lab = new Lab();
@@ -71,7 +71,7 @@ for (const engine of ['native', 'js'] as const) {
     const { h1, h2, c1, c2 } = await twoHosts(lab, ['2001:db8::1', '2001:db8::2']);
     const r1 = await lab.startRouter(h1, { peers: [h2.underlayIp], engine });
     await lab.startRouter(h2, { peers: [h1.underlayIp], engine });
-    t.match(await r1.nextLine((l) => l.startsWith('vxlan-router: ready'), 1000, true), /mtu=1430 .*local=2001:db8::1:4789/);
+    t.match(await r1.nextLine((l) => l.startsWith('vxlan-router: ready'), 1000, true), /tap-mtu=65000 path-mtu=1430 .*local=2001:db8::1:4789/);
     t.equal((await lab.ping(c1.ns, c2.ip)).loss, 0, 'c1 → c2 ping');
     t.equal((await lab.ping(c2.ns, c1.ip)).loss, 0, 'c2 → c1 ping');
     const x = await hashedTransfer(lab, c1, c2, 20);

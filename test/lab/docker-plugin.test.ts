@@ -1,0 +1,78 @@
+/**
+ * Docker's own commands on two hosts through the router's plugin (issue 16), with a real dockerd per host:
+ *
+ *   [h1] dockerd ── a1 (httpd, -p 8080:80) ┐                      ┌ a2 ── dockerd [h2]
+ *        br0 ── router --docker-plugin ════╪══ etcd on the switch ═╪═ router --docker-plugin ── br0
+ *
+ * `docker network create -d vxlan-router --ipam-driver vxlan-router` on each host makes a Docker network that is the
+ * overlay network blue; containers get addresses from their host's leased slice (never its .0), reach each other
+ * across hosts, reach the underlay outbound (docker_gwbridge's NAT) and publish ports with -p; a dockerd restart
+ * brings its container back on the overlay (dockerd replays its networks and addresses to the plugin).
+ */
+import t from 'tap';
+import { statusSchema } from '../../src/agent/index.js';
+import { BUSYBOX_IMAGE, dockerdSkipReason, LabDockerd } from '../../src/lab/dockerd.js';
+import { etcdLab, etcdSkipReason } from '../../src/lab/etcd.js';
+import { CLI_PATH, labSkipReason } from '../../src/lab/lab.js';
+import { waitFor } from '../../src/lab/wait.js';
+
+const skip = labSkipReason() ?? etcdSkipReason() ?? dockerdSkipReason();
+
+t.test('docker network create -d vxlan-router, on two hosts', { skip: skip ?? false, timeout: 600_000 }, async (t) => {
+  const { lab, etcd, defineNetwork, destroy } = await etcdLab();
+  const dockerds: LabDockerd[] = [];
+  t.teardown(async () => {
+    await Promise.all(dockerds.map((d) => d.stop()));
+    await destroy();
+  });
+  const h1 = await lab.addHost('h1', '198.51.100.1');
+  const h2 = await lab.addHost('h2', '198.51.100.2');
+  await defineNetwork(h1, 'blue');
+  dockerds.push(...(await Promise.all([LabDockerd.start(h1), LabDockerd.start(h2)])));
+  const [d1, d2] = dockerds as [LabDockerd, LabDockerd];
+
+  const routers = await Promise.all(
+    [h1, h2].map((h, i) => lab.startRouter(h, { peers: [], engine: 'native', vni: null, args: ['--etcd', etcd.endpoint, '--network', 'blue:br0', '--docker-plugin', dockerds[i]!.pluginSocket] })),
+  );
+  const ranges = await Promise.all(
+    [h1, h2].map(async (h) => statusSchema.parse(JSON.parse((await lab.exec(h.ns, process.execPath, [CLI_PATH, 'status', '--socket', lab.controlSocket(h), '--json'])).stdout)).networks[0]!),
+  );
+  t.ok(ranges.every((r) => r.range !== undefined), 'each host leased a slice');
+
+  for (const d of dockerds) {
+    const created = await d.docker(['network', 'create', '-d', 'vxlan-router', '--ipam-driver', 'vxlan-router', '--subnet', '198.18.0.0/15', '-o', 'network=blue', 'blue']);
+    t.match(created.stdout, /^[0-9a-f]{64}\n$/, `network blue created in ${d.host.name}'s dockerd`);
+  }
+  const wrong = await d1.docker(['network', 'create', '-d', 'vxlan-router', '--ipam-driver', 'vxlan-router', '--subnet', '198.18.0.0/15', '-o', 'network=green', 'green']).catch((e: Error) => e);
+  t.match(String(wrong), /this router does not serve network green \(it serves blue \(VNI 42, 198\.18\.0\.0\/15\)\)/, 'a network the router does not serve is refused with what it serves');
+
+  await d1.docker(['run', '-d', '--name', 'a1', '--network', 'blue', '-p', '8080:80', BUSYBOX_IMAGE, 'sh', '-c', 'echo hello-from-a1 >/index.html && exec httpd -f -p 80 -h /']);
+  await d2.docker(['run', '-d', '--name', 'a2', '--restart', 'always', '--network', 'blue', BUSYBOX_IMAGE, 'sleep', '3600']);
+  const ipOf = async (d: LabDockerd, c: string): Promise<string> => (await d.docker(['inspect', c, '--format', '{{(index .NetworkSettings.Networks "blue").IPAddress}}'])).stdout.trim();
+  const [ip1, ip2] = [await ipOf(d1, 'a1'), await ipOf(d2, 'a2')];
+  for (const [ip, r] of [[ip1, ranges[0]!], [ip2, ranges[1]!]] as const) {
+    const base = r.range!.split('/')[0]!.split('.').slice(0, 3).join('.');
+    t.equal(ip, `${base}.2`, `the first container of a host gets its slice's first free address (${r.range}: not .0, not the gateway .1)`);
+  }
+
+  t.equal((await d1.docker(['exec', 'a1', 'cat', '/sys/class/net/eth0/mtu'])).stdout.trim(), '1450', "the container's interface has the overlay's MTU (the path's, not the TAP's)");
+  const ping = async (d: LabDockerd, c: string, ip: string): Promise<string> => (await d.docker(['exec', c, 'ping', '-c', '3', '-W', '2', ip]).catch((e: Error) => ({ stdout: e.message }))).stdout;
+  t.match(await ping(d1, 'a1', ip2), / 0% packet loss/, 'a1 (h1) reaches a2 (h2) over the overlay');
+  t.match(await ping(d2, 'a2', ip1), / 0% packet loss/, 'and back');
+  t.match(await ping(d2, 'a2', '198.51.100.254'), / 0% packet loss/, 'outbound: a2 reaches the underlay (docker_gwbridge NAT)');
+  const page = await lab.exec(h2.ns, 'curl', ['-s', '--max-time', '5', 'http://198.51.100.1:8080/index.html']);
+  t.equal(page.stdout, 'hello-from-a1\n', '-p 8080:80 on h1 serves a1 to h2');
+  const r1 = await routers[0]!.peers();
+  t.ok(Object.values(r1).flat().length >= 1, 'h1 has h2 as a peer');
+
+  // dockerd restarts on h2: a2 (--restart always) comes back with its address and reaches a1 again.
+  await d2.restart();
+  await waitFor(async () => (await d2.docker(['inspect', 'a2', '--format', '{{.State.Running}}']).catch(() => ({ stdout: '' }))).stdout.trim() === 'true', { timeoutMs: 60_000, what: 'a2 to run again' });
+  t.equal(await ipOf(d2, 'a2'), ip2, 'a2 keeps its address across the dockerd restart (replayed to the plugin)');
+  t.match(await ping(d2, 'a2', ip1), / 0% packet loss/, 'and reaches a1 again');
+
+  await d1.docker(['rm', '-f', 'a1']);
+  await d1.docker(['network', 'rm', 'blue']);
+  t.match((await d1.docker(['network', 'ls', '--format', '{{.Name}}'])).stdout, /^(?![\s\S]*\bblue\b)/, 'network blue removed from h1');
+  t.match(await ping(d2, 'a2', '198.51.100.254'), / 0% packet loss/, "h2's container is untouched");
+});
