@@ -7,6 +7,8 @@
         "src/arp.cc",
         "src/bench.cc",
         "src/engine.cc",
+        "src/engine-handover.cc",
+        "src/fd-passing.cc",
         "src/icmp.cc",
         "src/js-args.cc",
         "src/js-error.cc",

@@ -17,6 +17,7 @@
 #include "bench.h"
 #include "counters.h"
 #include "engine.h"
+#include "fd-passing.h"
 #include "js-args.h"
 #include "js-error.h"
 #include "learn.h"
@@ -51,6 +52,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("injectFrame", &EngineWrap::InjectFrame),
                         InstanceMethod("traffic", &EngineWrap::Traffic),
                         InstanceMethod("fault", &EngineWrap::GetFault),
+                        InstanceMethod("quiesce", &EngineWrap::Quiesce),
+                        InstanceMethod("handoverFds", &EngineWrap::HandoverFds),
+                        InstanceMethod("seedLearned", &EngineWrap::SeedLearned),
                         InstanceMethod("lostTaps", &EngineWrap::LostTaps),
                         InstanceMethod("replaceTap", &EngineWrap::ReplaceTap)});
   }
@@ -231,6 +235,49 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return a;
   }
 
+  // quiesce(): the threads stop, every fd stays open with its queue (a handover); start() runs them again.
+  // handoverFds() → { rx, taps: [{ vni, fd }] }: the fds to pass (still ours). seedLearned(rows: [{ vni, mac, vtep,
+  // ageMs }]) → how many were taken. Pinned by test/native/fd-passing.test.ts and test/lab/takeover.test.ts.
+  Napi::Value Quiesce(const Napi::CallbackInfo& info) {
+    if (engine_) engine_->Quiesce();
+    return info.Env().Undefined();
+  }
+  Napi::Value HandoverFds(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!engine_) return ThrowType(env, "engine is not open");
+    const Engine::HandoverFdSet s = engine_->HandoverFds();
+    Napi::Array taps = Napi::Array::New(env, s.taps.size());
+    for (size_t i = 0; i < s.taps.size(); i++) {
+      Napi::Object t = Napi::Object::New(env);
+      t.Set("vni", s.taps[i].first);
+      t.Set("fd", s.taps[i].second);
+      taps.Set(i, t);
+    }
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("rx", s.rx);
+    o.Set("taps", taps);
+    return o;
+  }
+  Napi::Value SeedLearned(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!engine_) return ThrowType(env, "engine is not open");
+    if (!info[0].IsArray()) return ThrowType(env, "seedLearned: rows must be an array");
+    Napi::Array a = info[0].As<Napi::Array>();
+    std::vector<LearnRow> rows;
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Value v = a.Get(i);
+      LearnRow r{};
+      uint32_t age;
+      if (!v.IsObject() || !GetUint(v.As<Napi::Object>().Get("vni"), kMaxVni, &r.vni) ||
+          !GetMac(v.As<Napi::Object>().Get("mac"), &r.mac) || !GetAddr(v.As<Napi::Object>().Get("vtep"), &r.vtep) ||
+          !GetUint(v.As<Napi::Object>().Get("ageMs"), 0x7fffffffu, &age))
+        return ThrowType(env, "seedLearned: rows[" + std::to_string(i) + "] must be { vni, mac, vtep, ageMs }");
+      r.age_ms = age;
+      rows.push_back(r);
+    }
+    return Napi::Number::New(env, engine_->SeedLearned(rows));
+  }
+
   // learnedCount() → learned entries held (what the bounds count): O(1), so that a metrics scrape never copies the
   // table. Twin: ForwardingTable.learnedCount in src/fdb/fdb.ts; pinned by test/native/learn.test.ts.
   Napi::Value LearnedCount(const Napi::CallbackInfo& info) {
@@ -293,6 +340,11 @@ Napi::Value CreateEngineJs(const Napi::CallbackInfo& info) {
   Napi::Object o = info[0].As<Napi::Object>();
   EngineConfig cfg;
   std::vector<UniqueFd> taps;  // closes the fds if validation fails before the engine owns them
+  UniqueFd rx_owned;           // the handed-over UDP socket (rxFd), likewise
+  const Napi::Value rx = o.Get("rxFd");
+  uint32_t rx_fd = 0;
+  if (!rx.IsUndefined() && !GetUint(rx, 1u << 30, &rx_fd)) return ThrowType(env, "createEngine: rxFd must be a non-negative integer");
+  if (!rx.IsUndefined()) rx_owned.reset(static_cast<int>(rx_fd));
   if (o.Get("networks").IsArray()) {
     Napi::Array nets = o.Get("networks").As<Napi::Array>();
     for (uint32_t i = 0; i < nets.Length(); i++) {
@@ -335,6 +387,7 @@ Napi::Value CreateEngineJs(const Napi::CallbackInfo& info) {
   cfg.max_local_macs = max_local;
   cfg.learning = o.Get("learning").As<Napi::Boolean>().Value();
   for (auto& t : taps) t.release();  // Engine::Create owns them now
+  cfg.rx_fd = rx_owned.release();
   std::unique_ptr<Engine> engine;
   const SysError e = Engine::Create(cfg, &engine);
   if (!e.ok()) return ThrowSys(env, e);
@@ -388,6 +441,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("deleteLink", Napi::Function::New(env, DeleteLinkJs, "deleteLink"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFdJs, "closeFd"));
   exports.Set("createEngine", Napi::Function::New(env, CreateEngineJs, "createEngine"));
+  RegisterFdPassing(env, exports);
   RegisterTwins(env, exports);
   RegisterLinks(env, exports);
   RegisterBench(env, exports);

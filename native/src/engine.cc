@@ -41,7 +41,10 @@ Engine::~Engine() { Stop(); }
 
 SysError Engine::Create(const EngineConfig& cfg, std::unique_ptr<Engine>* out) {
   std::unique_ptr<Engine> e(new Engine(cfg));  // owns the TAP fds from here on
-  if (SysError err = OpenRxSocket(cfg.local, cfg.port, kPollMs, cfg.udp_gro, &e->rx_sock_, &e->gro_on_); !err.ok())
+  UniqueFd inherited(cfg.rx_fd);  // owned from here on, like the TAP fds
+  if (SysError err = inherited.valid() ? AdoptRxSocket(std::move(inherited), kPollMs, cfg.udp_gro, &e->rx_sock_, &e->gro_on_)
+                                       : OpenRxSocket(cfg.local, cfg.port, kPollMs, cfg.udp_gro, &e->rx_sock_, &e->gro_on_);
+      !err.ok())
     return err;
   e->gso_ok_ = cfg.udp_gso;  // turned off by the first GSO send the kernel refuses
   if (SysError err = OpenTxSocket(cfg.local, &e->tx_sock_); !err.ok()) return err;
@@ -65,6 +68,7 @@ void Engine::SetTable(std::shared_ptr<const Table> t) {
 SysError Engine::Start() {
   if (started_ || stopped_) return {};
   started_ = true;
+  quiesced_ = false;  // started again after a handover that failed: the socket is ours alone again
   // Named so that `top -H` / `ps -L` tell the data path's threads apart (15 characters at most). Named here, not by
   // the thread itself, so that the names are set when Start() returns.
   threads_.emplace_back([this] { RxLoop(); });
@@ -81,7 +85,8 @@ void Engine::Stop() {
   stopped_ = true;
   stopping_.store(true, std::memory_order_relaxed);
   // Wakes the RX thread out of recvmmsg (an unconnected UDP socket says ENOTCONN but still marks and wakes it).
-  if (rx_sock_.valid()) shutdown(rx_sock_.get(), SHUT_RD);
+  // Not after a handover: the socket is shared with the router that took over.
+  if (rx_sock_.valid() && !quiesced_) shutdown(rx_sock_.get(), SHUT_RD);
   if (stop_fd_.valid()) {
     const uint64_t one = 1;
     ssize_t ignored = write(stop_fd_.get(), &one, sizeof(one));

@@ -59,6 +59,9 @@ struct EngineConfig {
   bool udp_gro = true;  // try UDP_GRO receives
   bool arp_suppression = true;  // answer ARP requests for known remote addresses on the bridge
   std::vector<NetworkConfig> networks;
+  // The UDP socket handed over by the router this one takes over (fd-passing.h), or -1: open and bind a new one.
+  // Ownership passes to the engine in Create, like the TAP fds.
+  int rx_fd = -1;
 };
 
 // What is on right now (GSO can turn itself off after Start when the first GSO send fails).
@@ -97,6 +100,18 @@ class Engine {
   // new TAP, never to a closed fd), and a TX thread starts on it. EBUSY while the old TAP still forwards. JS thread.
   SysError ReplaceTap(uint32_t vni, int fd, bool vnet_hdr);
 
+  // Handover (engine-handover.cc). Quiesce stops the threads and keeps every fd open, with whatever the kernel has
+  // queued on them: a frame is either forwarded by this engine before it returns, or left queued for the next one.
+  // Start() runs the threads again (a handover that failed). HandoverFds: the UDP socket and the TAPs, in network
+  // order. SeedLearned: learned MACs handed over (each as old as it was there); call after SetTable.
+  void Quiesce();
+  struct HandoverFdSet {
+    int rx = -1;
+    std::vector<std::pair<uint32_t, int>> taps;  // (VNI, fd)
+  };
+  HandoverFdSet HandoverFds() const;
+  int SeedLearned(const std::vector<LearnRow>& rows);
+
  private:
   struct Network {
     uint32_t vni;
@@ -128,6 +143,7 @@ class Engine {
   size_t max_frame_ = 0;
   bool started_ = false;
   bool stopped_ = false;
+  bool quiesced_ = false;  // Stop() must not shut the UDP socket down: another process reads it now
   std::atomic<bool> stopping_{false};  // set by Stop() before it wakes the threads
   mutable std::mutex fault_mu_;
   SysError fault_;

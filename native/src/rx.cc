@@ -71,6 +71,9 @@ void Engine::RxLoop() {
   int64_t last_expire = NowMs();
 
   for (;;) {
+    // Checked before sleeping and after waking with nothing: a batch already received is always forwarded, so that
+    // a quiesce (handover) loses nothing it took off the socket.
+    if (stopping_.load(std::memory_order_relaxed)) break;
     for (int i = 0; i < kBatch; i++) {
       iov[i] = {&bufs[static_cast<size_t>(i) * kSlot], kSlot};
       msgs[i].msg_hdr = msghdr{};
@@ -83,7 +86,7 @@ void Engine::RxLoop() {
     }
     // Sleeps until the first datagram, then takes what else is queued without waiting.
     const int r = recvmmsg(rx_sock_.get(), msgs.data(), kBatch, MSG_WAITFORONE, nullptr);
-    if (stopping_.load(std::memory_order_relaxed)) break;
+    if (r <= 0 && stopping_.load(std::memory_order_relaxed)) break;
     const int64_t now = NowMs();
     if (now - last_expire >= kPollMs) {
       learned_.Expire(now);

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include <string>
 
@@ -67,6 +68,19 @@ SysError OpenRxSocket(const Addr& local, uint16_t port, int tick_ms, bool try_gr
   return {};
 }
 
+SysError AdoptRxSocket(UniqueFd fd, int tick_ms, bool try_gro, UniqueFd* out, bool* gro_on) {
+  int type = 0;
+  socklen_t len = sizeof(type);
+  if (getsockopt(fd.get(), SOL_SOCKET, SO_TYPE, &type, &len) < 0) return Errno("handed-over UDP socket: SO_TYPE");
+  if (type != SOCK_DGRAM) return SysError{ENOTSOCK, "handed-over UDP socket: not a datagram socket"};
+  const timeval tick{tick_ms / 1000, (tick_ms % 1000) * 1000};
+  if (setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof(tick)) < 0) return Errno("setsockopt(SO_RCVTIMEO)");
+  const int on = try_gro ? 1 : 0;
+  *gro_on = setsockopt(fd.get(), IPPROTO_UDP, UDP_GRO, &on, sizeof(on)) == 0 && try_gro;
+  *out = std::move(fd);
+  return {};
+}
+
 SysError OpenTxSocket(const Addr& local, UniqueFd* out) {
   const int family = FamilyOf(local);
   UniqueFd fd(socket(family, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_UDP));
@@ -87,18 +101,24 @@ SysError OpenTxSocket(const Addr& local, UniqueFd* out) {
 
 int FlowSockets::Get(const Addr& local, uint16_t port) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (const auto it = fds_.find(port); it != fds_.end()) return it->second.get();
-  if (fds_.size() >= kMax) return -1;
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  const int64_t now = static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+  const auto it = fds_.find(port);
+  if (it != fds_.end() && (it->second.fd.valid() || now < it->second.retry_at_ms)) return it->second.fd.get();
+  if (it == fds_.end() && fds_.size() >= kMax) return -1;
   const int family = FamilyOf(local);
   UniqueFd fd(socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   sockaddr_storage sa;
   const socklen_t salen = ToSockaddr(local, port, &sa);
   if (fd.valid() && (bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), salen) < 0 || !DontFragment(fd.get(), family) ||
                      !RejectAll(fd.get())))
-    fd.reset();  // port taken (or the socket unusable): this flow stays on the raw socket
+    fd.reset();  // port taken (or the socket unusable): this flow stays on the raw socket, and binding is tried again later
   if (fd.valid()) BigBuffer(fd.get(), SO_SNDBUFFORCE, SO_SNDBUF);
   const int got = fd.get();
-  fds_.emplace(port, std::move(fd));
+  Slot& slot = fds_[port];
+  slot.fd = std::move(fd);
+  slot.retry_at_ms = now + kRetryMs;
   return got;
 }
 

@@ -34,12 +34,17 @@ inline constexpr int kMaxGsoSegments = 64;
 // (absent before 5.0): `*gro_on` says.
 SysError OpenRxSocket(const Addr& local, uint16_t port, int tick_ms, bool try_gro, UniqueFd* out, bool* gro_on);
 
+// The receiving socket handed over by another router (fd-passing.h): already bound, with its queue. Checked to be a
+// UDP socket; the receive timeout and UDP_GRO are set as OpenRxSocket sets them (GRO switched off when not wanted).
+SysError AdoptRxSocket(UniqueFd fd, int tick_ms, bool try_gro, UniqueFd* out, bool* gro_on);
+
 // The sending socket: raw IPPROTO_UDP bound to `local`, so that we pick the outer source port per flow and write the
 // UDP header ourselves (the kernel adds the IP header). DF always: VXLAN is never fragmented. Receives nothing.
 SysError OpenTxSocket(const Addr& local, UniqueFd* out);
 
 // UDP sockets bound to local:<flow source port> for GSO sends, opened on first use and kept (at most kMax; beyond
-// that, or when the port is taken, the flow uses the raw socket). Shared by the TX threads.
+// that, or when the port is taken, the flow uses the raw socket; a taken port is tried again every kRetryMs, so that
+// a router that took over gets its predecessor's ports once that one has exited). Shared by the TX threads.
 class FlowSockets {
  public:
   static constexpr size_t kMax = 1024;
@@ -47,7 +52,12 @@ class FlowSockets {
 
  private:
   std::mutex mu_;
-  std::unordered_map<uint16_t, UniqueFd> fds_;  // an invalid fd remembers a port that could not be bound
+  struct Slot {
+    UniqueFd fd;               // invalid: the port could not be bound
+    int64_t retry_at_ms = 0;   // when to try binding it again (a router that handed over may still hold it)
+  };
+  static constexpr int64_t kRetryMs = 2000;
+  std::unordered_map<uint16_t, Slot> fds_;
 };
 
 }  // namespace vxr

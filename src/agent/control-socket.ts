@@ -24,6 +24,48 @@ export type ControlSource = { readonly [M in Exclude<Method, 'why'>]: () => Deep
   readonly why: (q: WhyQuery) => DeepReadonly<Result<'why'>>;
 };
 
+/**
+ * A takeover (handover.ts) is a conversation, not one request and one answer: the handler gets the request and the
+ * connection's frames in both directions; `end` writes the last frame and calls `after` once it is out (the old
+ * router shuts down only then, so the answer is never cut off).
+ */
+export interface TakeoverSession {
+  send(value: unknown): void;
+  /** The client's next frame, or undefined when it went away or stayed silent for `timeoutMs`. */
+  next(timeoutMs: number): Promise<unknown>;
+  end(value: unknown, after?: () => void): void;
+}
+export type TakeoverHandler = (request: unknown, session: TakeoverSession) => void;
+
+function takeoverSession(conn: Socket): { session: TakeoverSession; push: (frames: unknown[]) => void } {
+  const queued: unknown[] = [];
+  let waiting: ((v: unknown) => void) | undefined;
+  const push = (frames: unknown[]): void => {
+    queued.push(...frames);
+    if (waiting !== undefined && queued.length > 0) waiting(queued.shift());
+  };
+  conn.once('close', () => waiting?.(undefined));
+  return {
+    push,
+    session: {
+      send: (v) => conn.write(encodeFrame({ ok: true, result: v })),
+      next: (timeoutMs) =>
+        new Promise((resolve) => {
+          if (queued.length > 0) return resolve(queued.shift());
+          if (conn.destroyed) return resolve(undefined);
+          const timer = setTimeout(() => done(undefined), timeoutMs);
+          const done = (v: unknown): void => {
+            clearTimeout(timer);
+            waiting = undefined;
+            resolve(v);
+          };
+          waiting = done;
+        }),
+      end: (v, after) => conn.end(encodeFrame(v), after),
+    },
+  };
+}
+
 export interface ControlServer {
   readonly path: string;
   close(): Promise<void>;
@@ -91,8 +133,9 @@ export async function listenUnix(path: string, server: Server, flag: string, onE
   };
 }
 
-function handle(conn: Socket, source: ControlSource): void {
+function handle(conn: Socket, source: ControlSource, takeover: TakeoverHandler | undefined): void {
   const reader = new FrameReader(MAX_REQUEST);
+  let conversation: ((frames: unknown[]) => void) | undefined;
   conn.on('error', () => conn.destroy()); // a client that went away: nothing to do
   conn.setTimeout(10_000, () => conn.destroy());
   conn.on('data', (chunk: Buffer) => {
@@ -103,8 +146,17 @@ function handle(conn: Socket, source: ControlSource): void {
       conn.end(encodeFrame({ ok: false, error: (err as Error).message }));
       return;
     }
+    if (conversation !== undefined) return conversation(frames);
     if (frames.length === 0) return;
-    const req = requestSchema.safeParse(frames[0]);
+    const first = frames[0];
+    if (takeover !== undefined && typeof first === 'object' && first !== null && (first as { method?: unknown }).method === 'takeover') {
+      const { session, push } = takeoverSession(conn);
+      conversation = push;
+      push(frames.slice(1));
+      takeover(first, session);
+      return;
+    }
+    const req = requestSchema.safeParse(first);
     if (!req.success) {
       conn.end(encodeFrame({ ok: false, error: `bad request: ${req.error.issues.map((i) => i.message).join('; ')}` }));
       return;
@@ -124,6 +176,11 @@ function handle(conn: Socket, source: ControlSource): void {
  * it and carries on: the data path does not depend on this socket). `close` ends open connections at once, so a
  * client that keeps one open cannot hold up a stop.
  */
-export function serveControl(path: string, source: ControlSource, onError: (err: Error) => void = () => undefined): Promise<ControlServer> {
-  return listenUnix(path, createServer((conn) => handle(conn, source)), '--socket', onError);
+export function serveControl(
+  path: string,
+  source: ControlSource,
+  onError: (err: Error) => void = () => undefined,
+  takeover?: TakeoverHandler,
+): Promise<ControlServer> {
+  return listenUnix(path, createServer((conn) => handle(conn, source, takeover)), '--socket', onError);
 }

@@ -10,7 +10,7 @@
  *
  * The data path learns what changed only through `Engine.applyTable` with the union of the planes' tables.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultRunDir, etcdClientConfig, joinsOf, type RouterConfig } from '../config/index.js';
 import {
@@ -50,7 +50,8 @@ import { mergeTables } from '../fdb/index.js';
 import { RateLimited, silentLogger, type Logger } from '../log.js';
 import { DEFAULT_TAP_MTU, innerMtuLimit } from '../packet/index.js';
 import { offloadNames, SOFTWARE } from './control-protocol.js';
-import { serveControl } from './control-socket.js';
+import { serveControl, type TakeoverSession } from './control-socket.js';
+import { goSchema, HANDOVER_VERSION, processGone, refusal, takeOver, takeoverRequestSchema, type HandoverState } from './handover.js';
 import { serveDockerPlugin } from './docker-serve.js';
 import { routerMetrics, serveMetrics } from './metrics.js';
 import { checkBridge, checkFreeLinkName, checkPrivileges, checkTun, findUnderlay, type Underlay } from './preflight.js';
@@ -129,6 +130,11 @@ export interface DaemonOptions {
   readonly log?: Logger;
   /** Debounce of snapshot writes (default 500 ms). */
   readonly snapshotDebounceMs?: number;
+  /**
+   * Take over the router that answers on the control socket (`up --takeover`, handover.ts): its UDP socket, TAPs,
+   * table and MACs, instead of opening new ones. It must serve the same address, port, VNIs and TAP names.
+   */
+  readonly takeover?: boolean;
 }
 
 export function defaultTapName(vni: number): string {
@@ -152,9 +158,21 @@ const FAULT_POLL_MS = 250;
 /** How often this host's MAC set is compared with what it advertised (a write only when it changed). */
 const ADVERTISE_MS = 250;
 
-/** Something that must be closed on the way out. */
+/** sd_notify when run by systemd with Type=notify; a failure is logged, never fatal (the unit's timeout tells). */
+function notify(native: NativeAddon, message: string, log: Logger): void {
+  try {
+    native.notifySystemd(message);
+  } catch (err) {
+    log.warn(`cannot notify systemd (${message.replace('\n', ' ')}): ${describeError(toRouterError(err))}`);
+  }
+}
+
+/** How long the new router waits for the old one to exit after a handover before it takes the control socket. */
+const OLD_EXIT_MS = 10_000;
+
+/** Something that must be closed on the way out (`keepLease`: after a handover, see ControlPlane.close). */
 interface Closable {
-  close(): Promise<void> | void;
+  close(opts?: { keepLease?: boolean }): Promise<void> | void;
 }
 
 export class Daemon implements DaemonView {
@@ -164,6 +182,13 @@ export class Daemon implements DaemonView {
   private readonly refusedWarn: RateLimited;
   private closing: Promise<void> | undefined;
   private presence: BridgePresence | undefined;
+  /** The table handed over by the router this one took over, merged in until every plane has a table of its own. */
+  private inherited: TableSnapshot | undefined;
+  private readonly fresh = new Set<ControlPlane>();
+  /** Set once this router has handed its data path to another: it stops without withdrawing. */
+  private handedOver = false;
+  private handingOver = false;
+  private stopRun: (() => void) | undefined;
   private keeper: LinkKeeper | undefined;
 
   private constructor(
@@ -173,6 +198,7 @@ export class Daemon implements DaemonView {
     private readonly log: Logger,
     /** Closed in reverse order by close(): engine first in, last out. */
     private readonly owned: Closable[],
+    private readonly native: NativeAddon,
   ) {
     this.refusedWarn = new RateLimited(log);
   }
@@ -224,7 +250,26 @@ export class Daemon implements DaemonView {
       const networks: ServedNetwork[] = [];
       const tapFds: Closable = { close: () => taps.splice(0).forEach((t) => native.closeFd(t.tapFd)) };
       owned.push(tapFds);
-      joins.forEach((j, i) => {
+      const socketPath = config.socket ?? join(defaultRunDir(), `${joins[0]!.tap ?? defaultTapName(served[0]!.vni)}.sock`);
+      let handed: { state: HandoverState; rxFd: number } | undefined;
+      let rxClose: Closable | undefined;
+      if (opts.takeover === true) {
+        // Everything that can fail slowly (etcd, the network's definition) is done; the old router pauses only now.
+        const wanted = joins.map((j, i) => ({ vni: served[i]!.vni, tap: j.tap ?? defaultTapName(served[i]!.vni) }));
+        const got = await takeOver(native, socketPath, { engine: config.engine, local: config.local, port: config.port, networks: wanted }, log);
+        rxClose = { close: () => native.closeFd(got.rxFd) };
+        owned.push(rxClose);
+        handed = { state: got.state, rxFd: got.rxFd };
+        wanted.forEach((w, i) => {
+          const s = served[i]!;
+          const tap = got.taps.get(w.vni)!;
+          const mtu = got.state.networks.find((n) => n.vni === w.vni)?.mtu ?? innerMtuLimit(underlay.mtu, config.local);
+          taps.push({ vni: w.vni, tapFd: tap.fd, tapName: tap.name, mtu, vnetHdr: tap.vnetHdr });
+          const configuredMtu = joins[i]!.mtu ?? s.mtu ?? null;
+          networks.push({ name: s.name, vni: s.vni, tap: tap.name, bridge: joins[i]!.bridge, mtu, configuredMtu, containerMtu: configuredMtu ?? innerMtuLimit(underlay.mtu, config.local), startedFrom: s.startedFrom, subnet: s.subnet ?? null });
+        });
+      }
+      if (handed === undefined) joins.forEach((j, i) => {
         const s = served[i]!;
         const tapName = j.tap ?? defaultTapName(s.vni);
         checkFreeLinkName(tapName);
@@ -254,21 +299,39 @@ export class Daemon implements DaemonView {
         udpGro: config.offloads.includes('gro'),
         arpSuppression: config.arpSuppression,
         networks: [...taps],
+        ...(handed !== undefined ? { inherited: { rxFd: handed.rxFd, learned: handed.state.learned } } : {}),
       };
       const engine: Engine = config.engine === 'native' ? new NativeEngine(engineOptions, native) : new JsEngine(engineOptions, (name) => native.deleteLink(name));
       owned.splice(owned.indexOf(tapFds), 1, engine); // the engine owns the TAPs now (and closes them if start fails)
       taps.length = 0;
+      if (handed !== undefined) {
+        owned.splice(owned.indexOf(rxClose!), 1); // and the UDP socket
+        engine.applyTable(handed.state.table); // forwards with the old router's table from its first frame
+      }
+      const engineStarted = process.hrtime.bigint();
       await engine.start();
+      // Under systemd (Type=notify, NotifyAccess=all), this process is the service's main process from now on: the
+      // old one's exit must not end the service.
+      if (handed !== undefined) notify(native, `MAINPID=${process.pid}`, log);
+      if (handed !== undefined) log.info({ oldPid: handed.state.pid, oldSoftware: handed.state.software, startUs: Number((process.hrtime.bigint() - engineStarted) / 1000n) }, 'took over the data path');
 
       // The planes move behind the engine in `owned`, so they are closed first: this host withdraws, then stops forwarding.
       for (const p of planes) owned.splice(owned.indexOf(p), 1);
       owned.push(...planes);
 
       const info: DaemonInfo = { engine: engine.kind, local: config.local, port: config.port, underlay, peers: config.peers, networks };
-      const daemon = new Daemon(info, engine, planes, log, owned);
+      const daemon = new Daemon(info, engine, planes, log, owned, native);
+      if (handed !== undefined) {
+        daemon.inherited = handed.state.table;
+        daemon.current = handed.state.table;
+      }
       const names = networks.flatMap((n) => (n.name !== null ? [n.name] : []));
       for (const [i, p] of planes.entries()) {
-        p.on('table', () => daemon.apply());
+        if (p.kind === 'static') daemon.fresh.add(p);
+        p.on('table', () => {
+          daemon.fresh.add(p);
+          daemon.apply();
+        });
         await p.start({ mtu: networks[i]!.containerMtu, networks: names });
       }
       daemon.apply();
@@ -280,14 +343,26 @@ export class Daemon implements DaemonView {
       keeper.start();
       owned.push(keeper);
 
+      // The old router's local MACs are advertised until they would have aged out there: a container that stays
+      // silent across the handover keeps its record in etcd.
+      const inheritedUntil = Date.now() + config.agingSeconds * 1000;
+      let inheritedMacs: readonly LocalMac[] = handed?.state.localMacs ?? [];
+
       let refusedMacs = 0;
       const presence = (daemon.presence = new BridgePresence(networks.map((n) => ({ vni: n.vni, bridge: n.bridge, tap: n.tap }))));
       const advertiser = setInterval(() => {
         // This host's MACs (frame sources seen on its TAPs) go to every control plane (etcd: under this host's lease),
         // so the other hosts forward to them without flooding; a quarter second keeps a moved MAC's home known
-        // everywhere well within a second. A MAC whose container left the bridge is withdrawn at once (its address
-        // is then free for a container elsewhere).
-        const macs = presence.filter(engine.localMacs());
+        // everywhere well within a second. The old router's MACs (a takeover) are added until they would have aged
+        // out there. A MAC whose container left the bridge is withdrawn at once (its address is then free for a
+        // container elsewhere).
+        let macs = engine.localMacs();
+        if (inheritedMacs.length > 0) {
+          const seen = new Set(macs.map((m) => `${m.vni}/${m.mac}`));
+          inheritedMacs = Date.now() > inheritedUntil ? [] : inheritedMacs;
+          macs = [...macs, ...inheritedMacs.filter((m) => !seen.has(`${m.vni}/${m.mac}`))];
+        }
+        macs = presence.filter(macs);
         for (const p of planes) p.advertise(macs);
         const refused = engine.counters().local_mac_refused;
         if (refused > refusedMacs)
@@ -298,7 +373,11 @@ export class Daemon implements DaemonView {
       owned.push({ close: () => clearInterval(advertiser) });
 
       const serverError = (what: string) => (err: Error) => warn.warn(what, `${what}: ${describeError(err)}`);
-      owned.push(await serveControl(config.socket ?? join(defaultRunDir(), `${networks[0]!.tap}.sock`), controlSource(daemon, config, daemon.startedAt), serverError('control socket')));
+      // After a handover the old router still closes its control socket and metrics: wait until it has gone.
+      if (handed !== undefined && !(await processGone(handed.state.pid, OLD_EXIT_MS)))
+        log.warn({ oldPid: handed.state.pid }, `the router that handed over (pid ${handed.state.pid}) has not exited after ${OLD_EXIT_MS} ms`);
+      const takeoverHandler = (req: unknown, session: TakeoverSession): void => daemon.handOver(req, session);
+      owned.push(await serveControl(socketPath, controlSource(daemon, config, daemon.startedAt), serverError('control socket'), takeoverHandler));
       if (config.dockerPlugin !== 'off') owned.push(await serveDockerPlugin(config.dockerPlugin, daemon, serverError('docker plugin')));
       if (config.metrics !== 'off') owned.push(await serveMetrics(config.metrics, routerMetrics(daemon, daemon.startedAt), serverError('metrics server')));
       log.info({ ...info, offloads: engine.offloads(), socket: config.socket, metrics: config.metrics }, 'router ready');
@@ -334,24 +413,31 @@ export class Daemon implements DaemonView {
       const stop = (fault?: unknown): void => {
         clearInterval(keepAlive);
         clearInterval(watch);
+        this.stopRun = undefined;
         process.off('SIGINT', stop).off('SIGTERM', stop).off('SIGUSR1', usr1);
         void this.close().then(() => (fault instanceof VxlanRouterError ? reject(fault) : resolve()));
       };
+      this.stopRun = () => stop();
       process.on('SIGINT', stop).on('SIGTERM', stop).on('SIGUSR1', usr1);
       const names = info.networks.some((n) => n.name !== null) ? ` network=${all('name')}` : '';
       out(
         `vxlan-router: ready engine=${info.engine} tap=${all('tap')} tap-mtu=${all('mtu')} path-mtu=${innerMtuLimit(info.underlay.mtu, info.local)} vni=${all('vni')} local=${info.local}:${info.port} ` +
           `underlay=${info.underlay.device}/${info.underlay.mtu} peers=${info.peers.join(',') || '(none)'}${names} offloads=${offloadNames(this.offloads()).join(',') || 'none'}`,
       );
+      notify(this.native, `READY=1\nMAINPID=${process.pid}`, this.log);
     });
   }
 
-  /** Withdraws from the registries, stops forwarding, removes the TAPs and the control socket. Safe to call twice. */
+  /**
+   * Withdraws from the registries, stops forwarding, removes the TAPs and the control socket. Safe to call twice.
+   * After a handover: closes this process's copies only, and leaves the etcd lease to run out.
+   */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      const opts = { keepLease: this.handedOver };
       for (const c of this.owned.splice(0).reverse()) {
         try {
-          await c.close();
+          await c.close(opts);
         } catch (err) {
           this.log.warn({ code: err instanceof VxlanRouterError ? err.code : undefined }, `while stopping: ${describeError(err)}`);
         }
@@ -430,10 +516,74 @@ export class Daemon implements DaemonView {
     };
   }
 
-  /** The union of every plane's table, with the static peers (--peer) on every VNI. */
+  /**
+   * The old router's side of a takeover (handover.ts): checks the request (a refusal changes nothing), answers with
+   * its state while it still forwards, and on the new router's go pauses the data path, sends the fds, and stops
+   * without withdrawing once its last answer is out.
+   */
+  handOver(raw: unknown, session: TakeoverSession): void {
+    const refuse = (message: string): void => session.end({ ok: false, error: message });
+    const parsed = takeoverRequestSchema.safeParse(raw);
+    if (!parsed.success) {
+      const version = (raw as { handover?: unknown }).handover;
+      return refuse(typeof version === 'number' && version !== HANDOVER_VERSION
+        ? `handover version ${version} is not this router's ${HANDOVER_VERSION} (${SOFTWARE}): stop this router and start the new one instead (a plain restart)`
+        : `bad takeover request: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    }
+    const req = parsed.data;
+    const handover = this.engine.handover;
+    const why = refusal(req, { engine: this.info.engine, local: this.info.local, port: this.info.port, networks: this.info.networks, canHandOver: handover !== undefined });
+    if (why !== undefined || handover === undefined) {
+      this.log.warn({ newPid: req.pid, newSoftware: req.software }, `takeover refused: ${why}`);
+      return refuse(why ?? 'cannot hand over');
+    }
+    if (this.handingOver || this.closing !== undefined) return refuse('this router is already stopping or handing over');
+    this.handingOver = true;
+    const learned = this.engine.fdb().flatMap((e) => (e.origin === 'learned' ? [{ vni: e.vni, mac: e.mac, vtep: e.vtep, ageMs: Math.round(e.ageMs) }] : []));
+    const state: HandoverState = {
+      handover: HANDOVER_VERSION,
+      software: SOFTWARE,
+      pid: process.pid,
+      table: this.current as HandoverState['table'], // only serialized
+      learned,
+      localMacs: this.engine.localMacs().map((m) => ({ vni: m.vni, mac: m.mac, ageMs: m.ageMs, ips: [...m.ips] })),
+      networks: this.info.networks.map((n) => ({ vni: n.vni, tap: n.tap, mtu: n.mtu })),
+    };
+    session.send(state);
+    void session.next(10_000).then((go) => {
+      if (!goSchema.safeParse(go).success) {
+        this.handingOver = false;
+        this.log.warn({ newPid: req.pid }, 'takeover abandoned by the new router: forwarding on');
+        return refuse('takeover abandoned');
+      }
+      const t0 = process.hrtime.bigint();
+      const fds = handover.quiesce();
+      try {
+        const header = { handover: HANDOVER_VERSION, rx: 0, taps: fds.taps.map((t, i) => ({ vni: t.vni, index: i + 1 })) };
+        this.native.sendFds(req.path, [fds.rx, ...fds.taps.map((t) => t.fd)], JSON.stringify(header));
+      } catch (err) {
+        handover.resume();
+        this.handingOver = false;
+        const e = toRouterError(err);
+        this.log.warn({ code: e.code }, `takeover failed, forwarding again: ${describeError(e)}`);
+        return refuse(`cannot pass the fds: ${describeError(e)}`);
+      }
+      const pauseUs = Number((process.hrtime.bigint() - t0) / 1000n);
+      this.handedOver = true;
+      this.log.info({ newPid: req.pid, newSoftware: req.software, pauseUs }, 'handed the data path over; stopping without withdrawing');
+      session.end({ ok: true, result: { pauseUs } }, () => {
+        if (this.stopRun !== undefined) this.stopRun();
+        else void this.close();
+      });
+    });
+  }
+
+  /** The union of every plane's table, with the static peers (--peer) on every VNI (and, until every plane has its
+   * own, the table handed over by the router this one took over). */
   private merged(): TableSnapshot {
     const vnis = this.info.networks.map((n) => n.vni);
-    return mergeTables(staticTable(vnis, this.info.peers), ...this.planes.map((p) => p.table()));
+    if (this.inherited !== undefined && this.planes.every((p) => this.fresh.has(p))) this.inherited = undefined;
+    return mergeTables(staticTable(vnis, this.info.peers), ...this.planes.map((p) => p.table()), ...(this.inherited !== undefined ? [this.inherited] : []));
   }
 
   /**

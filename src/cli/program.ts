@@ -48,6 +48,7 @@ interface DoctorFlags {
 
 interface UpFlags {
   local?: string;
+  takeover?: boolean;
   vni?: number | string;
   bridge?: string;
   peer?: string[];
@@ -156,6 +157,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--no-source-check', "accept inbound frames whose source MAC is this host's or another host's (etcd/static)")
     .option('--max-local-macs <n>', 'local MACs (bridge sources) kept and advertised per network; more are counted as local_mac_refused (default: 1024)', integerOrRaw)
     .option('--config <file>', 'YAML config file with the same keys (flags override it)')
+    .option('--takeover', 'hitless restart/upgrade: take over the router running on the same --socket (its UDP socket, TAPs, table, learned MACs and etcd records) without losing frames; it then exits')
     .option('--etcd <urls>', 'etcd endpoints, comma-separated: peers (and the VNI) come from the registry')
     .option('--network <name[:bridge]>', 'overlay network to join in etcd (default: default); repeat with name:bridge to serve several', collect)
     .option('--host-id <id>', 'this host in the registry (default: machine id + local address)')
@@ -201,10 +203,43 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
       };
       const env = process.env;
       const config = buildConfig(flags.config === undefined ? { flags: raw, env } : { file: flags.config, flags: raw, env });
+      // Whoever read the ready line may go away (`restart` does): a daemon never dies of a closed stdout.
+      process.stdout.on('error', () => undefined);
       const { createLogger } = await import('../log.js');
       const { Daemon } = await agent();
-      const daemon = await Daemon.start(config, { log: createLogger(config.logLevel) });
+      const daemon = await Daemon.start(config, { log: createLogger(config.logLevel), takeover: flags.takeover === true });
       await daemon.run(io.out);
+    });
+
+  // `restart`: systemd's ExecReload (and an operator's upgrade) in one command. The new router is this build's, started
+  // beside the old one with --takeover; this command returns once it is ready (or with its error, the old one still
+  // running), and leaves it running.
+  program
+    .command('restart')
+    .description('hitless restart or upgrade: start this build\'s `up <options> --takeover` beside the running router and return once it has taken over (give the options `up` was given)')
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .helpOption(false)
+    .argument('[up-options...]')
+    .action(async (upOptions: string[]) => {
+      const { spawn } = await import('node:child_process');
+      const { fileURLToPath } = await import('node:url');
+      const cli = fileURLToPath(new URL('../cli.js', import.meta.url));
+      const child = spawn(process.execPath, [...process.execArgv, cli, 'up', ...upOptions, '--takeover'], { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+      const ready = await new Promise<string | null>((resolve) => {
+        let out = '';
+        child.stdout!.on('data', (d: Buffer) => {
+          out += d.toString();
+          const line = out.split('\n').find((l) => l.startsWith('vxlan-router: ready'));
+          if (line !== undefined) resolve(line);
+        });
+        child.once('exit', () => resolve(null));
+      });
+      if (ready === null) throw new VxlanRouterError('E_CONTROL', `the new router exited (status ${child.exitCode}) before taking over; the running one goes on`, { hint: 'its error is above' });
+      // The ready line is the new router's last word on stdout: it may outlive this command's end of the pipe.
+      child.stdout!.destroy();
+      child.unref();
+      io.out(`vxlan-router: restarted, pid ${child.pid}: ${ready.replace('vxlan-router: ', '')}`);
     });
 
   // The operator's commands: ask the running router over its control socket.

@@ -97,8 +97,11 @@ export interface ControlPlane extends EventEmitter<ControlPlaneEvents> {
   counters(): RegistryCounters | null;
   /** This host's MACs of this network, the whole current set; written out only when it changed. Never throws. */
   advertise(macs: readonly AdvertisedMac[]): void;
-  /** Withdraws this host and stops. Safe to call twice. */
-  close(): Promise<void>;
+  /**
+   * Withdraws this host and stops. Safe to call twice. `keepLease` (a handover to a router that took over): stops
+   * without withdrawing; the records stay under the lease until the new router's replace them or it runs out.
+   */
+  close(opts?: { keepLease?: boolean }): Promise<void>;
 }
 
 /** Several networks' states as one: the worst state (since when), the oldest revision, the most hosts; null if none. */

@@ -158,10 +158,10 @@ export class EtcdPlane extends EventEmitter<ControlPlaneEvents> implements Contr
     registry.advertise(macs.filter((m) => m.vni === vni)).catch((err: Error) => this.warn('advertise', `cannot advertise this host's MACs: ${err.message}`, err));
   }
 
-  async close(): Promise<void> {
+  async close(opts: { keepLease?: boolean } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.registry?.close();
+    await this.registry?.close(opts);
     this.writer?.close();
   }
 

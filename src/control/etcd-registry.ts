@@ -357,13 +357,17 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     return wanted.filter((m) => kept.has(m));
   }
 
-  /** Withdraws this host (revokes its lease, bounded in time) and stops watching. Safe to call twice. */
-  async close(): Promise<void> {
+  /**
+   * Withdraws this host (revokes its lease, bounded in time) and stops watching. Safe to call twice. `keepLease`:
+   * stops the keepalive without revoking (a handover: the new router's records replace these under its own lease).
+   */
+  async close(opts: { keepLease?: boolean } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     const bounded = (p: Promise<unknown> | undefined): Promise<unknown> => Promise.race([p?.catch(() => undefined), sleep(2000)]);
     await bounded(this.joined?.watch.close());
-    await bounded(this.lease?.revoke());
+    if (opts.keepLease === true) this.lease?.release();
+    else await bounded(this.lease?.revoke());
     clearTimeout(this.deferTimer);
     this.ranges.close(); // the slice outlives the router: a restart takes the same addresses again
     this.client.close();

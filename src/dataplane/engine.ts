@@ -74,6 +74,14 @@ export function zeroCounters(): Counters {
   return c;
 }
 
+/** A MAC learned from inbound traffic, as one engine hands it to the next. */
+export interface LearnedMac {
+  readonly vni: number;
+  readonly mac: string;
+  readonly vtep: string;
+  readonly ageMs: number;
+}
+
 /** One network (VNI) served by the engine: its TAP and the MTU the TAP was given. */
 export interface VniTap {
   readonly vni: number;
@@ -103,6 +111,8 @@ export interface EngineOptions {
   /** MTU of the underlay device: an encapsulated datagram larger than this is dropped as tx_too_big. */
   readonly underlayMtu: number;
   readonly networks: readonly VniTap[];
+  /** Handed over by the router this one takes over (native engine): its bound UDP socket, and the MACs it had learned. */
+  readonly inherited?: { readonly rxFd: number; readonly learned: readonly LearnedMac[] };
   readonly learning: boolean;
   /** Also the time a local MAC (LocalMac) stays without being seen. */
   readonly agingMs: number;
@@ -186,6 +196,16 @@ export interface Engine {
    * when this throws (a VxlanRouterError; E_SYSTEM while the old TAP still forwards).
    */
   replaceTap(tap: VniTap): void;
+  /**
+   * Handover to a router process that takes over (absent: this engine cannot hand over its sockets, the JS engine).
+   * `quiesce` stops forwarding and keeps every fd open with what the kernel queued on it, and names the fds to pass;
+   * `resume` forwards again after a handover that failed. After a handover `close` closes this process's copies
+   * only: the TAPs live on in the new router.
+   */
+  readonly handover?: {
+    quiesce(): { rx: number; taps: readonly { vni: number; fd: number }[] };
+    resume(): void;
+  };
   /** Stop forwarding, close sockets and TAPs. Safe to call twice. */
   close(): Promise<void>;
 }

@@ -59,8 +59,10 @@ export class NativeEngine implements Engine {
         udpGro: this.opts.udpGro ?? true,
         arpSuppression: this.opts.arpSuppression ?? true,
         networks: this.opts.networks.map((n) => ({ vni: n.vni, tapFd: n.tapFd, mtu: n.mtu, vnetHdr: n.vnetHdr ?? false })),
+        ...(this.opts.inherited !== undefined ? { rxFd: this.opts.inherited.rxFd } : {}),
       });
       this.handle.setTable(toNativeTable(this.table));
+      if (this.opts.inherited !== undefined) this.handle.seedLearned(this.opts.inherited.learned);
       this.handle.start();
     } catch (err) {
       await this.close();
@@ -138,6 +140,15 @@ export class NativeEngine implements Engine {
   fdbCounts(): FdbCounts {
     return { ...this.statics, learned: this.handle?.learnedCount() ?? 0 };
   }
+
+  readonly handover = {
+    quiesce: (): { rx: number; taps: readonly { vni: number; fd: number }[] } => {
+      if (this.handle === undefined || this.closed) throw new VxlanRouterError('E_SYSTEM', 'engine not running');
+      this.handle.quiesce();
+      return this.handle.handoverFds();
+    },
+    resume: (): void => this.handle?.start(),
+  };
 
   async close(): Promise<void> {
     if (this.closed) return;

@@ -37,6 +37,18 @@ export interface NativeEngineHandle {
   lostTaps(): number[];
   /** A fresh TAP in place of a lost one (fd owned from here on, also when it throws; EBUSY while the old one forwards). */
   replaceTap(vni: number, fd: number, vnetHdr: boolean): void;
+  /** Stops the threads and keeps every fd open with its kernel queue (a handover); start() runs them again. */
+  quiesce(): void;
+  /** The fds a handover passes (still owned by this engine): the UDP socket and each VNI's TAP. */
+  handoverFds(): HandoverFds;
+  /** Learned MACs handed over by the engine this one replaces, each as old as it was there; returns how many were taken. */
+  seedLearned(rows: readonly { vni: number; mac: string; vtep: string; ageMs: number }[]): number;
+}
+
+/** A running engine's fds, as a handover passes them (native/src/engine-handover.cc). */
+export interface HandoverFds {
+  readonly rx: number;
+  readonly taps: readonly { readonly vni: number; readonly fd: number }[];
 }
 
 /** A link as rtnetlink tells it (RTM_NEWLINK / RTM_DELLINK, or getLink). */
@@ -100,7 +112,19 @@ export interface NativeSurface {
   attachLink(link: string, bridge: string, mtu: number): void;
   /** Name of the interface holding `address` (up or not), or null. */
   interfaceOf(address: string): string | null;
-  /** Opens and binds the sockets; takes ownership of every tapFd, also when it throws. */
+  /**
+   * Handover (native/src/fd-passing.h): a listening Unix socket at `path` for one connection (mode 0600); one message
+   * of `fds` and a short `header` (≤ 4096 bytes) to whoever listens at `path` (ours stay open); the fds and header of
+   * one such message within `timeoutMs` (the caller owns them; the peer must be root or our user).
+   */
+  listenHandover(path: string): number;
+  sendFds(path: string, fds: readonly number[], header: string): void;
+  acceptFds(listenFd: number, timeoutMs: number): { fds: number[]; header: string };
+  /** A TAP fd's interface name and whether it carries virtio-net headers (TUNGETIFF). */
+  inspectTap(fd: number): { name: string; vnetHdr: boolean };
+  /** sd_notify(3) to $NOTIFY_SOCKET ("READY=1", "MAINPID=<pid>"); false when unset (not under systemd Type=notify). */
+  notifySystemd(message: string): boolean;
+  /** Opens and binds the sockets; takes ownership of every tapFd (and rxFd), also when it throws. */
   createEngine(options: {
     local: string;
     port: number;
@@ -117,6 +141,8 @@ export interface NativeSurface {
     udpGro?: boolean;
     arpSuppression?: boolean;
     networks: { vni: number; tapFd: number; mtu: number; vnetHdr?: boolean }[];
+    /** The UDP socket handed over by the router this one replaces (already bound); absent: open and bind one. */
+    rxFd?: number;
   }): NativeEngineHandle;
 }
 

@@ -217,18 +217,18 @@ export class Lab {
   /**
    * Runs `vxlan-router up` in the host; resolves once it prints its ready line, rejects with its stderr if it exits
    * first or stays silent for 15 s. `vni: null` leaves the VNI to the etcd network definition (pass --etcd in `args`);
-   * `output` sends its output to files (see `spawn`).
+   * `output` sends its output to files (see `spawn`); `cli` runs another build's dist/cli.js (an upgrade).
    */
   async startRouter(
     host: Host,
-    opts: { peers: readonly string[]; engine: EngineName; vni?: number | null; args?: string[]; output?: RouterOutput; readyTimeoutMs?: number },
+    opts: { peers: readonly string[]; engine: EngineName; vni?: number | null; args?: string[]; output?: RouterOutput; readyTimeoutMs?: number; cli?: string },
   ): Promise<RouterProcess> {
     const extra = opts.args ?? [];
     const vni = opts.vni === null ? [] : ['--vni', String(opts.vni ?? VNI)];
     // Namespaces share the filesystem: the default socket dir and state dir are the machine's (a real router's, or
     // another lab's), so each lab router gets its own, removed with the lab. Metrics only where a test scrapes them.
     const unlessGiven = (flag: string, value: string): string[] => (extra.includes(flag) ? [] : [flag, value]);
-    const args = [CLI_PATH, 'up', '--local', host.underlayIp, ...vni, '--bridge', 'br0', '--engine', opts.engine];
+    const args = [opts.cli ?? CLI_PATH, 'up', '--local', host.underlayIp, ...vni, '--bridge', 'br0', '--engine', opts.engine];
     args.push(...unlessGiven('--socket', this.controlSocket(host)), ...unlessGiven('--state-dir', this.stateDir(host)), ...unlessGiven('--metrics', 'off'));
     for (const p of opts.peers) args.push('--peer', p);
     args.push(...extra);

@@ -4,7 +4,8 @@
  * within TimeoutStopSec, exit status 0, TAP removed; the directories it lets the router write (RuntimeDirectory,
  * StateDirectory, under ProtectSystem=strict) are the ones the router uses by default.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -26,6 +27,9 @@ t.test('the unit names the directories the router writes', async (t) => {
   t.equal(key('ProtectSystem'), 'strict', 'everything else read-only');
   t.match(key('CapabilityBoundingSet'), /CAP_NET_ADMIN/);
   t.ok(key('ExecStart').split(' ').some((w) => basename(w) === 'cli.js'), 'runs dist/cli.js');
+  t.equal(key('Type'), 'notify', 'the router says READY=1 (and MAINPID= after a takeover)');
+  t.equal(key('NotifyAccess'), 'all', 'the router that takes over on reload is not the main process until it says so');
+  t.equal(key('ExecReload'), key('ExecStart').replace(' up ', ' restart '), 'reload: `restart` with the options of ExecStart (a hitless takeover)');
 });
 
 t.test("ExecStart starts a router; KillSignal stops it within TimeoutStopSec", { skip: process.getuid?.() === 0 ? false : 'needs root for a network namespace' }, async (t) => {
@@ -56,6 +60,45 @@ t.test("ExecStart starts a router; KillSignal stops it within TimeoutStopSec", {
   while (!out.includes('vxlan-router: ready') && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
   t.match(out, /vxlan-router: ready engine=native tap=vxr42/, 'ready');
   t.match(ip('-o', 'link'), /vxr42/, 'its TAP is up');
+
+  // ExecReload: a new router takes over (the old one exits 0, the TAP stays); stop that one as systemd would.
+  const reload = key('ExecReload').replaceAll('/opt/vxlan-router/', root).replace('/etc/vxlan-router.yaml', config).split(' ');
+  // Not execFileSync: this process must go on reaping the old router while the reload runs.
+  const reloaded = (await promisify(execFile)('ip', ['netns', 'exec', ns, process.execPath, ...reload.slice(1)], { encoding: 'utf8', timeout: 60_000 })).stdout;
+  t.match(reloaded, /vxlan-router: restarted, pid \d+: ready engine=native tap=vxr42/, 'ExecReload: a new router took over');
+  t.equal(await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000))]), 0, 'the old router exited 0');
+  t.match(ip('-o', 'link'), /vxr42/, 'the TAP stayed');
+  const newPid = Number(/pid (\d+)/.exec(reloaded)![1]);
+  process.kill(newPid, key('KillSignal') as NodeJS.Signals);
+  const gone = Date.now() + Number(key('TimeoutStopSec')) * 1000;
+  while (Date.now() < gone && (() => { try { process.kill(newPid, 0); return true; } catch { return false; } })()) await new Promise((r) => setTimeout(r, 100));
+  t.notMatch(ip('-o', 'link'), /vxr42/, 'the new router stopped by KillSignal: its TAP is gone');
+});
+
+t.test('the unit still stops a router that was never reloaded', { skip: process.getuid?.() === 0 ? false : 'needs root for a network namespace' }, async (t) => {
+  const ns = `vxr-unit2-${process.pid}`;
+  const dir = mkdtempSync(join(tmpdir(), 'vxr-unit-'));
+  const ip = (...args: string[]): string => execFileSync('ip', ['-n', ns, ...args], { encoding: 'utf8' });
+  execFileSync('ip', ['netns', 'add', ns]);
+  t.teardown(() => {
+    execFileSync('ip', ['netns', 'del', ns]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  ip('link', 'add', 'u0', 'type', 'veth', 'peer', 'name', 'u1');
+  ip('addr', 'add', '198.51.100.1/24', 'dev', 'u0');
+  ip('link', 'set', 'u0', 'up');
+  ip('link', 'add', 'br0', 'type', 'bridge');
+  ip('link', 'set', 'br0', 'up');
+  const config = join(dir, 'vxlan-router.yaml');
+  writeFileSync(config, `local: 198.51.100.1\nvni: 42\nbridge: br0\npeers: [198.51.100.2]\nsocket: ${dir}/vxr42.sock\nstateDir: ${dir}\nmetrics: off\n`);
+  const argv = key('ExecStart').replaceAll('/opt/vxlan-router/', root).replace('/etc/vxlan-router.yaml', config).split(' ');
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, ...argv.slice(1)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 15_000;
+  while (!out.includes('vxlan-router: ready') && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
+  t.match(out, /vxlan-router: ready engine=native tap=vxr42/, 'ready');
 
   const signal = key('KillSignal') as NodeJS.Signals;
   const stopS = Number(key('TimeoutStopSec'));
