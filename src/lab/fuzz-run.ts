@@ -155,15 +155,18 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzSummary> {
     const sender = buildSender(dir);
     const { h1, h2, c1, c2 } = await twoHosts(lab);
     const x = await lab.addHost('x', '198.51.100.99', { bridge: false });
-    const r1 = await lab.startRouter(h1, { peers: [h2.underlayIp], engine: o.engine });
-    await lab.startRouter(h2, { peers: [h1.underlayIp], engine: o.engine });
+    // TAPs at the path's MTU (not the 65000 default) so that inner frames too big for the TAP exist and are fuzzed
+    // (rx_oversize).
+    const tapMtu = innerMtuLimit(h1.underlayMtu, h1.underlayIp);
+    const r1 = await lab.startRouter(h1, { peers: [h2.underlayIp], engine: o.engine, args: ['--mtu', String(tapMtu)] });
+    await lab.startRouter(h2, { peers: [h1.underlayIp], engine: o.engine, args: ['--mtu', String(tapMtu)] });
     if ((await lab.ping(c2.ns, c1.ip)).loss !== 0) throw new Error('overlay not up before the fuzz');
     // c1 and c2 know each other's MAC for good: the fuzz sends ARP, and a mutated sender address can become c2's (one
     // byte from 198.18.0.200), which would re-point c1's neighbour entry (the kernel's doing, not the router's) and
     // make the transfer afterwards test the neighbour cache.
     await lab.exec(c1.ns, 'ip', ['neigh', 'replace', c2.ip, 'lladdr', c2.mac, 'dev', 'eth0', 'nud', 'permanent']);
     await lab.exec(c2.ns, 'ip', ['neigh', 'replace', c1.ip, 'lladdr', c1.mac, 'dev', 'eth0', 'nud', 'permanent']);
-    const maxInner = innerMtuLimit(h1.underlayMtu, h1.underlayIp) + 18;
+    const maxInner = tapMtu + 18;
     const toC1: Targets = { dstMac: parseMac(c1.mac), dstIp: parseIp(c1.ip), srcMacs: macPool(o.seed, 1000), srcIp: parseIp('198.18.0.200') };
     // Warm-up (not counted): the same mix once at a tenth of the size, so that RSS before is the router's working size
     // (a JS heap grows to its working size on first load) and the growth measured is what the run itself leaves.
