@@ -398,8 +398,8 @@ export class Daemon implements DaemonView {
     return new Promise((resolve, reject) => {
       // The native engine's threads are invisible to the event loop: hold it open until a signal says stop.
       const keepAlive = setInterval(() => undefined, 1 << 30);
-      // A data-path thread that stopped on its own (its TAP deleted under it) ends the process non-zero, logged,
-      // so that a supervisor restarts the router.
+      // A data-path thread that stopped on its own for a reason the link keeper cannot mend (a TAP deleted under it
+      // is recreated: links.ts) ends the process non-zero, logged, so that a supervisor restarts the router.
       const watch = setInterval(() => {
         const fault = this.engine.fault();
         if (fault === undefined) return;
