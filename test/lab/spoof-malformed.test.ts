@@ -47,8 +47,10 @@ for (const engine of ['native', 'js'] as const) {
     t.teardown(() => lab.destroy());
     const { h1, h2, c1, c2 } = await twoHosts(lab);
     const x = await lab.addHost('x', '198.51.100.99', { bridge: false });
-    const r1 = await lab.startRouter(h1, { peers: [h2.underlayIp], engine });
-    await lab.startRouter(h2, { peers: [h1.underlayIp], engine });
+    // TAPs at the path's MTU (not the 65000 default), so a 1500-byte inner frame is one the TAP cannot take.
+    const args = ['--mtu', '1450'];
+    const r1 = await lab.startRouter(h1, { peers: [h2.underlayIp], engine, args });
+    await lab.startRouter(h2, { peers: [h1.underlayIp], engine, args });
     t.equal((await lab.ping(c2.ns, c1.ip)).loss, 0, 'overlay up');
 
     const capture = await lab.capture(c1.ns, 'eth0', ['udp', 'port', String(MARK_PORT)], { seconds: 30, ascii: true });
