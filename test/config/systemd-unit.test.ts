@@ -4,8 +4,7 @@
  * within TimeoutStopSec, exit status 0, TAP removed; the directories it lets the router write (RuntimeDirectory,
  * StateDirectory, under ProtectSystem=strict) are the ones the router uses by default.
  */
-import { execFile, execFileSync, spawn } from 'node:child_process';
-import { promisify } from 'node:util';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -63,8 +62,16 @@ t.test("ExecStart starts a router; KillSignal stops it within TimeoutStopSec", {
 
   // ExecReload: a new router takes over (the old one exits 0, the TAP stays); stop that one as systemd would.
   const reload = key('ExecReload').replaceAll('/opt/vxlan-router/', root).replace('/etc/vxlan-router.yaml', config).split(' ');
-  // Not execFileSync: this process must go on reaping the old router while the reload runs.
-  const reloaded = (await promisify(execFile)('ip', ['netns', 'exec', ns, process.execPath, ...reload.slice(1)], { encoding: 'utf8', timeout: 60_000 })).stdout;
+  // Not execFileSync: this process must go on reaping the old router while the reload runs. Done when `restart`
+  // exits, not when its pipes close: the new router keeps the stderr it inherits (under systemd, the journal).
+  const reloaded = await new Promise<string>((resolve, reject) => {
+    const r = spawn('ip', ['netns', 'exec', ns, process.execPath, ...reload.slice(1)], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let text = '';
+    r.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+    const timer = setTimeout(() => (r.kill(), reject(new Error(`ExecReload did not end in 60 s: ${text}`))), 60_000);
+    // Its stdout is its own (the new router's goes to `restart`, which closes it): wait for that and the exit.
+    void Promise.all([new Promise((e) => r.once('exit', e)), new Promise((e) => r.stdout!.once('end', e))]).then(() => (clearTimeout(timer), resolve(text)));
+  });
   t.match(reloaded, /vxlan-router: restarted, pid \d+: ready engine=native tap=vxr42/, 'ExecReload: a new router took over');
   t.equal(await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000))]), 0, 'the old router exited 0');
   t.match(ip('-o', 'link'), /vxr42/, 'the TAP stayed');
