@@ -1,6 +1,6 @@
 // MACs seen as the source of frames read from a TAP: this host's own containers, which the control plane advertises
 // to the other hosts (so they never have to flood to find them). Written by the TX threads (one lock per batch, and
-// only for MACs not refreshed in the last second), read by JS (Dump).
+// only for (MAC, address) pairs not reported in the last 250 ms), read by JS (Dump).
 //
 // Bounded (DESIGN.md habit 13): at most `max_per_vni` MACs per VNI; a MAC not seen for the aging time is forgotten
 // (each VNI is swept at most once a second, from SeenBatch, so entries age out even when nobody calls Dump, as with

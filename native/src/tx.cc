@@ -230,7 +230,9 @@ Addr SenderIp(const uint8_t* f, size_t len) {
 }
 
 // This host's MACs (unicast sources of the frames read) and the addresses they use, reported to the LocalMacTable
-// at most once a second each: a few recent ones are remembered here, and a batch's fresh ones go in with one lock.
+// at most every kRefreshMs each: a few recent ones are remembered here, and a batch's fresh ones go in with one lock.
+// A quarter second, the advertiser's period: a container that takes over a freed address must be seen using it after
+// the owner left (local-claims.ts), and at once a second that alone could exceed the 1 s a move is followed in.
 class LocalMacReporter {
  public:
   void Report(const TxFrame* frames, int n, uint32_t vni, int64_t now_ms, LocalMacTable& table, Counters& counters) {
@@ -241,7 +243,7 @@ class LocalMacReporter {
       const uint64_t src = MacKey(f.buf + 6);
       const Addr ip = SenderIp(f.buf, f.len);
       Recent& slot = recent_[(src ^ AddrHash()(ip)) % kRecent];
-      if (slot.mac == src && slot.ip == ip && now_ms - slot.at_ms < 1000) continue;
+      if (slot.mac == src && slot.ip == ip && now_ms - slot.at_ms < kRefreshMs) continue;
       slot = {src, ip, now_ms};
       fresh_[nf++] = {src, ip};
     }
@@ -252,6 +254,7 @@ class LocalMacReporter {
 
  private:
   static constexpr int kRecent = 16;
+  static constexpr int64_t kRefreshMs = 250;
   struct Recent {
     uint64_t mac;
     Addr ip;
