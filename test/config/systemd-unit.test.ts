@@ -4,12 +4,12 @@
  * within TimeoutStopSec, exit status 0, TAP removed; the directories it lets the router write (RuntimeDirectory,
  * StateDirectory, under ProtectSystem=strict) are the ones the router uses by default.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { RUN_DIR, STATE_DIR } from '../../src/config/index.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -31,8 +31,12 @@ t.test('the unit names the directories the router writes', async (t) => {
   t.equal(key('ExecReload'), key('ExecStart').replace(' up ', ' restart '), 'reload: `restart` with the options of ExecStart (a hitless takeover)');
 });
 
-t.test("ExecStart starts a router; KillSignal stops it within TimeoutStopSec", { skip: process.getuid?.() === 0 ? false : 'needs root for a network namespace' }, async (t) => {
-  const ns = `vxr-unit-${process.pid}`;
+/**
+ * A namespace with an underlay address and br0, the example's keys in a config file of the test's own (socket and
+ * state in its directory), and ExecStart run inside it until its ready line (or 15 s). Removed at the test's end.
+ */
+async function startUnitRouter(t: Test, name: string): Promise<{ ns: string; dir: string; config: string; argv: string[]; ip: (...args: string[]) => string; child: ChildProcess; out: () => string; exited: Promise<number | null> }> {
+  const ns = `${name}-${process.pid}`;
   const dir = mkdtempSync(join(tmpdir(), 'vxr-unit-'));
   const ip = (...args: string[]): string => execFileSync('ip', ['-n', ns, ...args], { encoding: 'utf8' });
   execFileSync('ip', ['netns', 'add', ns]);
@@ -45,19 +49,22 @@ t.test("ExecStart starts a router; KillSignal stops it within TimeoutStopSec", {
   ip('link', 'set', 'u0', 'up');
   ip('link', 'add', 'br0', 'type', 'bridge');
   ip('link', 'set', 'br0', 'up');
-  // The example's keys (local, vni, bridge, peers), with the socket and state in this test's directory.
   const config = join(dir, 'vxlan-router.yaml');
   writeFileSync(config, `local: 198.51.100.1\nvni: 42\nbridge: br0\npeers: [198.51.100.2]\nsocket: ${dir}/vxr42.sock\nstateDir: ${dir}\nmetrics: off\n`);
   const argv = key('ExecStart').replaceAll('/opt/vxlan-router/', root).replace('/etc/vxlan-router.yaml', config).split(' ');
-  t.equal(argv[0], '/usr/bin/node', 'Debian\'s node, as the unit says');
-
   const child = spawn('ip', ['netns', 'exec', ns, process.execPath, ...argv.slice(1)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const deadline = Date.now() + 15_000;
   while (!out.includes('vxlan-router: ready') && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
-  t.match(out, /vxlan-router: ready engine=native tap=vxr42/, 'ready');
+  return { ns, dir, config, argv, ip, child, out: () => out, exited };
+}
+
+t.test("ExecStart starts a router; KillSignal stops it within TimeoutStopSec", { skip: process.getuid?.() === 0 ? false : 'needs root for a network namespace' }, async (t) => {
+  const { ns, config, argv, ip, out, exited } = await startUnitRouter(t, 'vxr-unit');
+  t.equal(argv[0], '/usr/bin/node', 'Debian\'s node, as the unit says');
+  t.match(out(), /vxlan-router: ready engine=native tap=vxr42/, 'ready');
   t.match(ip('-o', 'link'), /vxr42/, 'its TAP is up');
 
   // ExecReload: a new router takes over (the old one exits 0, the TAP stays); stop that one as systemd would.
@@ -83,29 +90,8 @@ t.test("ExecStart starts a router; KillSignal stops it within TimeoutStopSec", {
 });
 
 t.test('the unit still stops a router that was never reloaded', { skip: process.getuid?.() === 0 ? false : 'needs root for a network namespace' }, async (t) => {
-  const ns = `vxr-unit2-${process.pid}`;
-  const dir = mkdtempSync(join(tmpdir(), 'vxr-unit-'));
-  const ip = (...args: string[]): string => execFileSync('ip', ['-n', ns, ...args], { encoding: 'utf8' });
-  execFileSync('ip', ['netns', 'add', ns]);
-  t.teardown(() => {
-    execFileSync('ip', ['netns', 'del', ns]);
-    rmSync(dir, { recursive: true, force: true });
-  });
-  ip('link', 'add', 'u0', 'type', 'veth', 'peer', 'name', 'u1');
-  ip('addr', 'add', '198.51.100.1/24', 'dev', 'u0');
-  ip('link', 'set', 'u0', 'up');
-  ip('link', 'add', 'br0', 'type', 'bridge');
-  ip('link', 'set', 'br0', 'up');
-  const config = join(dir, 'vxlan-router.yaml');
-  writeFileSync(config, `local: 198.51.100.1\nvni: 42\nbridge: br0\npeers: [198.51.100.2]\nsocket: ${dir}/vxr42.sock\nstateDir: ${dir}\nmetrics: off\n`);
-  const argv = key('ExecStart').replaceAll('/opt/vxlan-router/', root).replace('/etc/vxlan-router.yaml', config).split(' ');
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, ...argv.slice(1)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const deadline = Date.now() + 15_000;
-  while (!out.includes('vxlan-router: ready') && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
-  t.match(out, /vxlan-router: ready engine=native tap=vxr42/, 'ready');
+  const { ip, child, out, exited } = await startUnitRouter(t, 'vxr-unit2');
+  t.match(out(), /vxlan-router: ready engine=native tap=vxr42/, 'ready');
 
   const signal = key('KillSignal') as NodeJS.Signals;
   const stopS = Number(key('TimeoutStopSec'));
