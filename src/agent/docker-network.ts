@@ -96,12 +96,23 @@ export async function ensureDockerNetwork(socketPath: string, spec: DockerNetwor
     Name: spec.name,
     Driver: 'bridge',
     CheckDuplicate: true,
-    IPAM: { Driver: 'default', Config: [{ Subnet: spec.subnet, IPRange: spec.ipRange, Gateway: spec.gateway }] },
+    IPAM: { Driver: 'default', Config: [{ Subnet: spec.subnet, IPRange: spec.ipRange, Gateway: spec.gateway, ...sliceBaseReserved(spec) }] },
     Options: { 'com.docker.network.bridge.name': spec.bridge, 'com.docker.network.driver.mtu': String(spec.mtu) },
     Labels: { 'vxlan-router.network': spec.overlay, 'vxlan-router.vni': String(spec.vni) },
   });
   if (created.status !== 201) throw new VxlanRouterError('E_DOCKER', `dockerd refused to create network ${spec.name} (${created.status}): ${messageOf(created)}`);
   return 'created';
+}
+
+/**
+ * Docker's default IPAM hands out an --ip-range's first address first: for a slice other than the subnet's first, that
+ * is the slice's `.0` (valid, but it surprises people and some tools). Reserving it as an auxiliary address makes the
+ * first container get the address after the gateway, as the plugin's IPAM does. The subnet's own first address is
+ * Docker's network address, reserved already.
+ */
+function sliceBaseReserved(spec: DockerNetworkSpec): { AuxiliaryAddresses?: Record<string, string> } {
+  const base = spec.ipRange.split('/')[0]!;
+  return base === spec.subnet.split('/')[0] ? {} : { AuxiliaryAddresses: { 'vxr-slice-base': base } };
 }
 
 /** Linux limits interface names to 15 bytes: `vxr-` and as much of the network's name as fits. */
