@@ -48,7 +48,7 @@ import {
 import { ConfigError, describeError, VxlanRouterError } from '../errors.js';
 import { mergeTables } from '../fdb/index.js';
 import { RateLimited, silentLogger, type Logger } from '../log.js';
-import { DEFAULT_TAP_MTU, innerMtuLimit } from '../packet/index.js';
+import { DEFAULT_TAP_MTU, innerMtuLimit, mssClampFor } from '../packet/index.js';
 import { offloadNames, SOFTWARE } from './control-protocol.js';
 import { serveControl, type TakeoverSession } from './control-socket.js';
 import { goSchema, HANDOVER_VERSION, processGone, refusal, takeOver, takeoverRequestSchema, type HandoverState } from './handover.js';
@@ -285,6 +285,7 @@ export class Daemon implements DaemonView {
         taps.push({ vni: s.vni, tapFd: tap.fd, tapName: tap.name, mtu, vnetHdr: tap.vnetHdr });
         networks.push({ name: s.name, vni: s.vni, tap: tap.name, bridge: j.bridge, mtu, configuredMtu, containerMtu: configuredMtu ?? innerMtuLimit(underlay.mtu, config.local), startedFrom: s.startedFrom, subnet: s.subnet ?? null });
       });
+      const clampMss = mssClampFor(config.clampMss, innerMtuLimit(underlay.mtu, config.local));
       const engineOptions = {
         local: config.local,
         port: config.port,
@@ -298,6 +299,7 @@ export class Daemon implements DaemonView {
         udpGso: config.offloads.includes('gso'),
         udpGro: config.offloads.includes('gro'),
         arpSuppression: config.arpSuppression,
+        ...(clampMss !== undefined ? { clampMss } : {}),
         networks: [...taps],
         ...(handed !== undefined ? { inherited: { rxFd: handed.rxFd, learned: handed.state.learned } } : {}),
       };

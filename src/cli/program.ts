@@ -58,6 +58,7 @@ interface UpFlags {
   engine?: string;
   learning: boolean;
   arpSuppression: boolean;
+  clampMss?: number | string | true;
   offloads?: string | false;
   aging?: number | string;
   learnMaxPerPeer?: number | string;
@@ -149,6 +150,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .addOption(new Option('--engine <kind>', 'data path: native (default) or js (reference)').choices(ENGINES))
     .option('--no-learning', 'do not learn remote MACs from inbound traffic')
     .option('--no-arp-suppression', 'flood ARP requests and IPv6 Neighbor Solicitations even for addresses known from etcd')
+    .option('--clamp-mss [mss]', 'lower the MSS of TCP SYNs crossing the overlay (both ways) to mss, or bare: to the path MTU - 40 (IPv4) / - 60 (IPv6) (default: off)', integerOrRaw)
     .option('--offloads <list>', 'native engine offloads: all (default), none, or a list of tap,gso,gro')
     .option('--no-offloads', 'the same as --offloads none')
     .option('--aging <seconds>', 'seconds a learned MAC lives without traffic (default: 300)', integerOrRaw)
@@ -180,6 +182,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
         engine: flags.engine,
         learning: cmd.getOptionValueSource('learning') === 'cli' ? flags.learning : undefined,
         arpSuppression: cmd.getOptionValueSource('arpSuppression') === 'cli' ? flags.arpSuppression : undefined,
+        clampMss: flags.clampMss,
         offloads: offloadList(flags.offloads),
         agingSeconds: flags.aging,
         learnMaxPerPeer: flags.learnMaxPerPeer,

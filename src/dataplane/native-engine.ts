@@ -58,6 +58,7 @@ export class NativeEngine implements Engine {
         udpGso: this.opts.udpGso ?? true,
         udpGro: this.opts.udpGro ?? true,
         arpSuppression: this.opts.arpSuppression ?? true,
+        ...(this.opts.clampMss !== undefined ? { clampMss: this.opts.clampMss } : {}),
         networks: this.opts.networks.map((n) => ({ vni: n.vni, tapFd: n.tapFd, mtu: n.mtu, vnetHdr: n.vnetHdr ?? false })),
         ...(this.opts.inherited !== undefined ? { rxFd: this.opts.inherited.rxFd } : {}),
       });
