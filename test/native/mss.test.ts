@@ -4,7 +4,7 @@
  * thousands of mutated ones; the checksum after the incremental update (RFC 1624) equals a full recomputation; a
  * malformed options field is left untouched; the clamp a setting resolves to.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { loadNative } from '../../src/dataplane/native.js';
 import {
   clampMss,
@@ -61,7 +61,7 @@ function tcpOk(f: Uint8Array): boolean {
 }
 
 /** Both twins on a copy each: same verdict, same bytes. */
-function both(t: Tap.Test, f: Uint8Array, clamp: MssClamp = CLAMP, what = ''): { result: string; frame: Uint8Array } {
+function both(t: Test, f: Uint8Array, clamp: MssClamp = CLAMP, what = ''): { result: string; frame: Uint8Array } {
   const mine = Uint8Array.from(f);
   const result = clampMss(mine, clamp);
   const n = native.clampMss(f, clamp.ipv4, clamp.ipv6);
