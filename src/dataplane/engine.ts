@@ -190,6 +190,12 @@ export interface Engine {
   /** Frames and bytes per peer and per VNI, when each peer was last heard, and refused sources. */
   traffic(): Traffic;
   /**
+   * The outer UDP source port this engine gives the datagrams of `frame` (`why`): the native engine writes the flow
+   * hash itself (flowPort, pinned to native/src/wire.cc by test/native/twin.test.ts); the JS engine sends from the
+   * pool socket the hash picks.
+   */
+  sourcePort(frame: Uint8Array): number;
+  /**
    * Why the data path stopped on its own (a TAP deleted under it, a thread's poll failing), or undefined while it
    * runs. Cheap: the daemon polls it and exits non-zero so that a supervisor restarts the router.
    */

@@ -173,6 +173,11 @@ export class JsEngine implements Engine {
     void this.readTap(tap);
   }
 
+  sourcePort(frame: Uint8Array): number {
+    const s = this.sourcePool[flowPort(frame) % SOURCE_POOL_SIZE];
+    return s === undefined ? 0 : s.address().port; // 0: not started
+  }
+
   traffic(): Traffic {
     return this.stats.snapshot();
   }

@@ -4,6 +4,7 @@
  * per packet.
  */
 import { VxlanRouterError } from '../errors.js';
+import { flowPort } from '../packet/index.js';
 import { DEFAULT_LEARN_MAX, DEFAULT_LEARN_MAX_PER_PEER } from '../fdb/index.js';
 import {
   dataPathStopped,
@@ -100,6 +101,10 @@ export class NativeEngine implements Engine {
 
   offloads(): Offloads {
     return this.handle?.features() ?? NO_OFFLOADS;
+  }
+
+  sourcePort(frame: Uint8Array): number {
+    return flowPort(frame);
   }
 
   traffic(): Traffic {
