@@ -71,7 +71,7 @@ for (const engine of ['native', 'js'] as const) {
     const viaArp = why(c2.mac, '--from', c1.mac).frames[0]!.sourcePort!;
     t.match(viaArp, { port: Number, flow: `non-IP frames (ARP) from ${c1.mac}` });
     const outer = await lab.capture(h1.ns, 'eth0', ['-e', 'udp', 'dst', 'port', '4789'], { seconds: 20 });
-    await lab.exec(c1.ns, 'busybox', ['arping', '-c', '3', '-w', '5', '-I', 'eth0', c2.ip], 10_000);
+    await lab.exec(c1.ns, 'busybox', ['arping', '-c', '2', '-w', '4', '-I', 'eth0', c2.ip], 10_000);
     const lines = (await outer.stop()).split('\n');
     const unicast = lines.findIndex((l) => l.includes(`${c1.mac} > ${c2.mac}`) && l.includes('ARP'));
     t.ok(unicast > 0, 'a unicast ARP request crossed the overlay');
