@@ -48,13 +48,16 @@ enum class Traffic : int {
   kLocalMacRefused,
   kIcmpTooBigSent,
   kIcmpTooBigLimited,
+  kTcpMssClamped,
+  kTcpMssBadOptions,
   kCount
 };
 
 inline constexpr std::array<const char*, static_cast<int>(Traffic::kCount)> kTrafficNames = {
     "rx_datagrams", "rx_bytes",       "tx_frames",     "tx_bytes", "tx_datagrams",
     "tx_flooded",   "learned",        "tx_tso_frames", "tx_gso_sends", "rx_merged",
-    "arp_suppressed", "nd_suppressed", "local_mac_refused", "icmp_too_big_sent", "icmp_too_big_limited"};
+    "arp_suppressed", "nd_suppressed", "local_mac_refused", "icmp_too_big_sent", "icmp_too_big_limited",
+    "tcp_mss_clamped", "tcp_mss_bad_options"};
 
 struct Counters {
   std::array<std::atomic<uint64_t>, static_cast<int>(Drop::kCount)> drops{};

@@ -380,6 +380,7 @@ void Engine::TxLoop(Network* net) {
     for (int i = 0; i < n; i++) {
       const TxFrame& f = frames[i];
       if (f.dest == TxFrame::Dest::kDrop) continue;
+      if (cfg_.clamp_mss.on() && f.tso.segments == 0) CountClamp(ClampMss(f.buf, f.len, cfg_.clamp_mss), counters_);
       const uint16_t sport = FlowPort(f.buf, f.len);
       if (f.tso.segments > 0) {
         if (f.dest == TxFrame::Dest::kUnicast) {

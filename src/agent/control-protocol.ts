@@ -40,8 +40,16 @@ export const DEFAULT_PLUGIN_SOCKET = '/run/docker/plugins/vxlan-router.sock';
 export const METHODS = ['status', 'fdb', 'peers', 'counters', 'table', 'why'] as const;
 export type Method = (typeof METHODS)[number];
 
-/** What `why` asks about: a MAC or an IP address (overlay or underlay), optionally in one VNI. */
-export const whyQuerySchema = z.strictObject({ target: z.string().min(1).max(64), vni: z.number().int().min(1).max(0xffffff).optional() });
+/**
+ * What `why` asks about: a MAC or an IP address (overlay or underlay), optionally in one VNI; `from` (a MAC or an
+ * address) and `flow` (TCP / UDP ports) pick the inner flow whose outer source port is shown.
+ */
+export const whyQuerySchema = z.strictObject({
+  target: z.string().min(1).max(64),
+  vni: z.number().int().min(1).max(0xffffff).optional(),
+  from: z.string().min(1).max(64).optional(),
+  flow: z.strictObject({ proto: z.enum(['tcp', 'udp']), sport: z.number().int().min(0).max(65535), dport: z.number().int().min(0).max(65535) }).optional(),
+});
 export type WhyQuery = z.infer<typeof whyQuerySchema>;
 
 export const requestSchema = z.strictObject({ v: z.literal(PROTOCOL_VERSION), method: z.enum(METHODS), query: whyQuerySchema.optional() });
@@ -217,6 +225,10 @@ export const whySchema = z.strictObject({
       lastHeardAgoMs: z.number().nullable(),
       /** The largest IP packet the path to it carries (larger ones: tx_too_big, answered with ICMP too-big). */
       pathMtu: z.number().int(),
+      /** etcd entries: the etcd revision where its host's record first claimed the MAC (null otherwise). */
+      revision: z.number().int().nullable(),
+      /** The outer UDP source port of the datagrams of one inner flow to it (`flow` says which), or null: no sender known to hash. */
+      sourcePort: z.strictObject({ port: z.number().int(), flow: z.string() }).nullable(),
       detail: z.string(),
     }),
   ),
@@ -228,9 +240,15 @@ export const whySchema = z.strictObject({
       vnis: z.array(z.number().int()),
       refusedCount: z.number(),
       lastRefusedAgoMs: z.number().nullable(),
+      /** Per VNI it is a peer of, where that comes from: static (--peer) or etcd (the host id of its record when known). */
+      peerOf: z.array(z.strictObject({ vni: z.number().int(), origin: z.enum(['static', 'etcd']), hostId: z.string().nullable() })),
+      /** The receive rule, as the engines apply it (classifyDatagram in src/dataplane/classify.ts, Classify in native/src/wire.h). */
+      rule: z.string(),
       detail: z.string(),
     })
     .nullable(),
+  /** TCP MSS clamping of SYNs both ways (--clamp-mss): the MSS per inner family, or null when off. */
+  clampMss: z.strictObject({ ipv4: z.number().int(), ipv6: z.number().int() }).nullable(),
   /** The router-wide drop counters such frames and datagrams hit, with their values now. */
   counters: counters,
 });

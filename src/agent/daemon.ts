@@ -48,7 +48,7 @@ import {
 import { ConfigError, describeError, VxlanRouterError } from '../errors.js';
 import { mergeTables } from '../fdb/index.js';
 import { RateLimited, silentLogger, type Logger } from '../log.js';
-import { DEFAULT_TAP_MTU, innerMtuLimit } from '../packet/index.js';
+import { DEFAULT_TAP_MTU, innerMtuLimit, mssClampFor, type MssClamp } from '../packet/index.js';
 import { offloadNames, SOFTWARE } from './control-protocol.js';
 import { serveControl, type TakeoverSession } from './control-socket.js';
 import { goSchema, HANDOVER_VERSION, processGone, refusal, takeOver, takeoverRequestSchema, type HandoverState } from './handover.js';
@@ -85,6 +85,8 @@ export interface DaemonInfo {
   readonly peers: readonly string[];
   /** Every network served, in the order of the config; at least one. */
   readonly networks: readonly ServedNetwork[];
+  /** --clamp-mss as resolved (MSS per inner family), or null when off. */
+  readonly clampMss: MssClamp | null;
 }
 
 /** What the control socket, metrics and doctor read from a running router. */
@@ -108,6 +110,8 @@ export interface DaemonView {
   ranges(): (HostRange | NoRange)[];
   /** Frames and bytes per peer and per VNI, when each peer was last heard, refused sources. */
   traffic(): Traffic;
+  /** The outer UDP source port the engine gives `frame`'s datagrams. */
+  sourcePort(frame: Uint8Array): number;
   /** The registries' hosts (this one included); [] with static peers. */
   hosts(): HostRow[];
   /** MACs that several hosts advertise at once. */
@@ -285,6 +289,7 @@ export class Daemon implements DaemonView {
         taps.push({ vni: s.vni, tapFd: tap.fd, tapName: tap.name, mtu, vnetHdr: tap.vnetHdr });
         networks.push({ name: s.name, vni: s.vni, tap: tap.name, bridge: j.bridge, mtu, configuredMtu, containerMtu: configuredMtu ?? innerMtuLimit(underlay.mtu, config.local), startedFrom: s.startedFrom, subnet: s.subnet ?? null });
       });
+      const clampMss = mssClampFor(config.clampMss, innerMtuLimit(underlay.mtu, config.local));
       const engineOptions = {
         local: config.local,
         port: config.port,
@@ -298,6 +303,7 @@ export class Daemon implements DaemonView {
         udpGso: config.offloads.includes('gso'),
         udpGro: config.offloads.includes('gro'),
         arpSuppression: config.arpSuppression,
+        ...(clampMss !== undefined ? { clampMss } : {}),
         networks: [...taps],
         ...(handed !== undefined ? { inherited: { rxFd: handed.rxFd, learned: handed.state.learned } } : {}),
       };
@@ -319,7 +325,7 @@ export class Daemon implements DaemonView {
       for (const p of planes) owned.splice(owned.indexOf(p), 1);
       owned.push(...planes);
 
-      const info: DaemonInfo = { engine: engine.kind, local: config.local, port: config.port, underlay, peers: config.peers, networks };
+      const info: DaemonInfo = { engine: engine.kind, local: config.local, port: config.port, underlay, peers: config.peers, networks, clampMss: clampMss ?? null };
       const daemon = new Daemon(info, engine, planes, log, owned, native);
       if (handed !== undefined) {
         daemon.inherited = handed.state.table;
@@ -484,6 +490,10 @@ export class Daemon implements DaemonView {
 
   traffic(): Traffic {
     return this.engine.traffic();
+  }
+
+  sourcePort(frame: Uint8Array): number {
+    return this.engine.sourcePort(frame);
   }
 
   hosts(): HostRow[] {

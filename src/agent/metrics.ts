@@ -56,6 +56,10 @@ export function routerMetrics(router: DaemonView, startedAt: Date): Registry {
     [{ result: 'sent' }, c().icmp_too_big_sent],
     [{ result: 'limited' }, c().icmp_too_big_limited],
   ]);
+  mirror(registry, 'vxlan_router_tcp_mss_total', 'TCP SYNs crossing the overlay whose MSS --clamp-mss lowered (clamped), or whose options did not parse and were left untouched (bad_options)', ['result'], () => [
+    [{ result: 'clamped' }, c().tcp_mss_clamped],
+    [{ result: 'bad_options' }, c().tcp_mss_bad_options],
+  ]);
   mirror(registry, 'vxlan_router_drops_total', 'Frames or datagrams dropped, by reason', ['reason'], () => DROP_REASONS.map((r) => [{ reason: r }, c()[r]]));
   mirror(registry, 'vxlan_router_neighbor_suppressed_total', 'ARP requests and IPv6 Neighbor Solicitations from the bridge answered by the router', ['protocol'], () => [
     [{ protocol: 'arp' }, c().arp_suppressed],

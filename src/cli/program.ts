@@ -58,6 +58,7 @@ interface UpFlags {
   engine?: string;
   learning: boolean;
   arpSuppression: boolean;
+  clampMss?: number | string | true;
   offloads?: string | false;
   aging?: number | string;
   learnMaxPerPeer?: number | string;
@@ -149,6 +150,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .addOption(new Option('--engine <kind>', 'data path: native (default) or js (reference)').choices(ENGINES))
     .option('--no-learning', 'do not learn remote MACs from inbound traffic')
     .option('--no-arp-suppression', 'flood ARP requests and IPv6 Neighbor Solicitations even for addresses known from etcd')
+    .option('--clamp-mss [mss]', 'lower the MSS of TCP SYNs crossing the overlay (both ways) to mss, or bare: to the path MTU - 40 (IPv4) / - 60 (IPv6) (default: off)', integerOrRaw)
     .option('--offloads <list>', 'native engine offloads: all (default), none, or a list of tap,gso,gro')
     .option('--no-offloads', 'the same as --offloads none')
     .option('--aging <seconds>', 'seconds a learned MAC lives without traffic (default: 300)', integerOrRaw)
@@ -180,6 +182,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
         engine: flags.engine,
         learning: cmd.getOptionValueSource('learning') === 'cli' ? flags.learning : undefined,
         arpSuppression: cmd.getOptionValueSource('arpSuppression') === 'cli' ? flags.arpSuppression : undefined,
+        clampMss: flags.clampMss,
         offloads: offloadList(flags.offloads),
         agingSeconds: flags.aging,
         learnMaxPerPeer: flags.learnMaxPerPeer,
@@ -270,15 +273,29 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .description('what happens to frames to a MAC or overlay address (table entry, origin, age, VTEP, last heard, path MTU) and to datagrams from an underlay address (accepted or refused, and why), with the drop counters they hit')
     .option('--vni <n>', 'only this VNI', integerOrRaw)
     .option('--socket <path>', `the router's control socket (default: the only one in ${RUN_DIR})`)
+    .option('--from <mac|ip>', 'the sender whose flow the outer source port is shown for (default: a container on this host\'s bridge)')
+    .option('--flow <proto:sport:dport>', 'that flow\'s TCP or UDP ports, e.g. tcp:40000:80 (default: ping)')
     .option('--json', 'machine-readable output (whySchema in src/agent/control-protocol.ts)')
-    .action(async (target: string, f: ShowFlags) => {
+    .action(async (target: string, f: ShowFlags & { from?: string; flow?: string }) => {
       if (f.vni !== undefined && (typeof f.vni !== 'number' || f.vni < 1 || f.vni > MAX_VNI)) {
         throw new ConfigError(`--vni: ${JSON.stringify(f.vni)} is not a VNI`, { hint: `pass an integer from 1 to ${MAX_VNI}` });
       }
       if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(target) && isIP(target) === 0) {
         throw new ConfigError(`why: "${target}" is neither a MAC (aa:bb:cc:dd:ee:ff) nor an IP address`, { hint: 'pass a container MAC, an overlay address or a peer\'s underlay address' });
       }
-      const result = await ask(findSocket(f.socket), 'why', 5000, { target, ...(typeof f.vni === 'number' ? { vni: f.vni } : {}) });
+      if (f.from !== undefined && !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(f.from) && isIP(f.from) === 0) {
+        throw new ConfigError(`--from: "${f.from}" is neither a MAC nor an IP address`, { hint: 'pass a container\'s MAC or address' });
+      }
+      const flow = f.flow === undefined ? undefined : /^(tcp|udp):(\d{1,5}):(\d{1,5})$/.exec(f.flow);
+      if (flow === null || (flow !== undefined && (Number(flow[2]) > 65535 || Number(flow[3]) > 65535))) {
+        throw new ConfigError(`--flow: "${f.flow}" is not proto:sport:dport`, { hint: 'e.g. --flow tcp:40000:80 (tcp or udp, ports 0-65535)' });
+      }
+      const result = await ask(findSocket(f.socket), 'why', 5000, {
+        target,
+        ...(typeof f.vni === 'number' ? { vni: f.vni } : {}),
+        ...(f.from !== undefined ? { from: f.from } : {}),
+        ...(flow !== undefined ? { flow: { proto: flow[1] as 'tcp' | 'udp', sport: Number(flow[2]), dport: Number(flow[3]) } } : {}),
+      });
       if (f.json === true) io.out(JSON.stringify(result, null, 2));
       else for (const line of formatWhy(result)) io.out(line);
     });

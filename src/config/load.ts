@@ -26,6 +26,7 @@ const FLAG_OF: Record<ConfigKey, string> = {
   engine: '--engine',
   learning: '--no-learning',
   arpSuppression: '--no-arp-suppression',
+  clampMss: '--clamp-mss',
   offloads: '--offloads',
   agingSeconds: '--aging',
   learnMaxPerPeer: '--learn-max-per-peer',

@@ -45,6 +45,11 @@ export const configSchema = z.strictObject({
   learning: z.boolean().default(true),
   /** Answer ARP requests for containers known from etcd on the bridge itself, instead of flooding them. */
   arpSuppression: z.boolean().default(true),
+  /**
+   * TCP MSS clamping of SYNs crossing the overlay, both ways: true = the path MTU − 40 (IPv4) / − 60 (IPv6), a number
+   * = that MSS for both, false = off. For paths where the ICMP too-big answers do not reach the sender.
+   */
+  clampMss: z.union([z.boolean({ message: 'is not true, false or an MSS (88-65495)' }), intIn(88, 65495)]).default(false),
   /** Native engine offloads to use, each probed at start (the kernel may refuse it); [] = one frame per datagram. */
   offloads: z.array(z.enum(OFFLOADS)).default([...OFFLOADS]),
   /** Seconds a learned MAC stays without being seen again. */

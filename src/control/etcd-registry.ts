@@ -243,7 +243,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     return {
       vnis: hosts.vnis.map((v) => {
         const remote = this.macView.remote(v.vni, selfId);
-        return { ...v, macs: [...v.macs, ...remote.macs.map(({ mac, vtep, origin }) => ({ mac, vtep, origin }))], neighbors: remote.neighbors };
+        return { ...v, macs: [...v.macs, ...remote.macs.map(({ mac, vtep, origin, revision }) => ({ mac, vtep, origin, revision }))], neighbors: remote.neighbors };
       }),
     };
   }

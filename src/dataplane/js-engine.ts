@@ -17,7 +17,7 @@ import { isIPv6 } from 'node:net';
 import { promisify } from 'node:util';
 import { VxlanRouterError } from '../errors.js';
 import { ForwardingTable } from '../fdb/index.js';
-import { arpReply, arpRequestTarget, canonicalIp, encodeVxlanHeader, flowPort, formatMac, ndAdvertReply, ndSolicitTarget, TooBigLimiter, tooBigReply, VXLAN_HEADER_LEN } from '../packet/index.js';
+import { arpReply, arpRequestTarget, canonicalIp, clampMss, encodeVxlanHeader, flowPort, formatMac, ndAdvertReply, ndSolicitTarget, TooBigLimiter, tooBigReply, VXLAN_HEADER_LEN } from '../packet/index.js';
 import { buildVniPeers, classifyDatagram } from './classify.js';
 import { announcement, ReboundTracker, senderIp } from './neighbors.js';
 import { TrafficStats, type Traffic } from './traffic.js';
@@ -173,6 +173,11 @@ export class JsEngine implements Engine {
     void this.readTap(tap);
   }
 
+  sourcePort(frame: Uint8Array): number {
+    const s = this.sourcePool[flowPort(frame) % SOURCE_POOL_SIZE];
+    return s === undefined ? 0 : s.address().port; // 0: not started
+  }
+
   traffic(): Traffic {
     return this.stats.snapshot();
   }
@@ -258,6 +263,7 @@ export class JsEngine implements Engine {
       this.counts.tx_no_destination++;
       return;
     }
+    this.clamp(frame);
     const socket = this.sourcePool[flowPort(frame) % this.sourcePool.length]!;
     const header = this.headers.get(vni)!;
     for (const vtep of vteps) {
@@ -271,6 +277,15 @@ export class JsEngine implements Engine {
     this.counts.tx_bytes += frame.length;
     this.counts.tx_datagrams += vteps.length;
     if (route.kind === 'flood') this.counts.tx_flooded++;
+  }
+
+  /** --clamp-mss: lowers a TCP SYN's MSS option in place (either way across the overlay), counted. */
+  private clamp(frame: Uint8Array): void {
+    const c = this.opts.clampMss;
+    if (c === undefined || (c.ipv4 === 0 && c.ipv6 === 0)) return;
+    const r = clampMss(frame, c);
+    if (r === 'clamped') this.counts.tcp_mss_clamped++;
+    else if (r === 'malformed') this.counts.tcp_mss_bad_options++;
   }
 
   /** Records a frame's source MAC (and the IPv4 or IPv6 address it used) as one of this host's own. */
@@ -337,6 +352,7 @@ export class JsEngine implements Engine {
       }
       if (learned === 'learned') this.counts.learned++;
     }
+    this.clamp(inner);
     try {
       writeSync(tap.tapFd, inner);
     } catch {
