@@ -49,10 +49,11 @@ import { ConfigError, describeError, VxlanRouterError } from '../errors.js';
 import { mergeTables } from '../fdb/index.js';
 import { RateLimited, silentLogger, type Logger } from '../log.js';
 import { DEFAULT_TAP_MTU, innerMtuLimit } from '../packet/index.js';
-import { offloadNames, SOFTWARE } from './control-protocol.js';
+import { DEFAULT_DOCKER_SOCKET, offloadNames, SOFTWARE } from './control-protocol.js';
 import { serveControl, type TakeoverSession } from './control-socket.js';
 import { goSchema, HANDOVER_VERSION, processGone, refusal, takeOver, takeoverRequestSchema, type HandoverState } from './handover.js';
 import { serveDockerPlugin } from './docker-serve.js';
+import { serveNames } from './names-service.js';
 import { routerMetrics, serveMetrics } from './metrics.js';
 import { checkBridge, checkFreeLinkName, checkPrivileges, checkTun, findUnderlay, type Underlay } from './preflight.js';
 import { controlSource } from './status.js';
@@ -379,6 +380,10 @@ export class Daemon implements DaemonView {
       const takeoverHandler = (req: unknown, session: TakeoverSession): void => daemon.handOver(req, session);
       owned.push(await serveControl(socketPath, controlSource(daemon, config, daemon.startedAt), serverError('control socket'), takeoverHandler));
       if (config.dockerPlugin !== 'off') owned.push(await serveDockerPlugin(config.dockerPlugin, daemon, serverError('docker plugin')));
+      if (config.dns !== undefined && config.dns !== 'off') {
+        const onError = (what: string, err: Error): void => warn.warn(what, `${what}: ${describeError(err)}`);
+        owned.push(await serveNames({ address: config.dns, dockerSocket: config.dockerSocket ?? DEFAULT_DOCKER_SOCKET, networks, planes, onError }));
+      }
       if (config.metrics !== 'off') owned.push(await serveMetrics(config.metrics, routerMetrics(daemon, daemon.startedAt), serverError('metrics server')));
       log.info({ ...info, offloads: engine.offloads(), socket: config.socket, metrics: config.metrics }, 'router ready');
       return daemon;
@@ -513,6 +518,7 @@ export class Daemon implements DaemonView {
       unadvertisedMacs: sum('unadvertisedMacs'),
       refusedClaims: sum('refusedClaims'),
       limitedOwnershipChanges: sum('limitedOwnershipChanges'),
+      unadvertisedNames: sum('unadvertisedNames'),
     };
   }
 
