@@ -17,6 +17,7 @@ import { execFile } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { isIP, isIPv4 } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { promisify } from 'node:util';
 import { ConfigError } from '../errors.js';
 import { buildDnsAnswer, buildDnsError, DnsQueryError, dnsResponseId, parseDnsQuery, parseIp, QCLASS_IN, QTYPE_A, QTYPE_AAAA, RCODE, type DnsQuery } from '../packet/index.js';
@@ -158,15 +159,18 @@ export class DnsServer {
     private readonly added: string | undefined,
   ) {}
 
-  static async start(address: string, lookup: NameLookup, onError: (err: Error) => void, port = 53): Promise<DnsServer> {
+  static async start(address: string, lookup: NameLookup, onError: (err: Error) => void, port = 53, upstream?: Upstream): Promise<DnsServer> {
     let added: string | undefined;
     const prefix = isIPv4(address) ? 32 : 128;
-    try {
-      await run('ip', ['addr', 'add', `${address}/${prefix}`, 'dev', 'lo'], { timeout: 10_000 });
-      added = `${address}/${prefix}`;
-    } catch (err) {
-      const stderr = (err as { stderr?: string }).stderr ?? '';
-      if (!/File exists/.test(stderr)) throw new ConfigError(`--dns ${address}: cannot put the address on lo: ${stderr.trim() || (err as Error).message}`, { hint: 'run as root, or give another --dns address' });
+    const local = Object.values(networkInterfaces()).some((list) => list?.some((a) => a.address === address));
+    if (!local) {
+      try {
+        await run('ip', ['addr', 'add', `${address}/${prefix}`, 'dev', 'lo'], { timeout: 10_000 });
+        added = `${address}/${prefix}`;
+      } catch (err) {
+        const stderr = (err as { stderr?: string }).stderr ?? '';
+        if (!/File exists/.test(stderr)) throw new ConfigError(`--dns ${address}: cannot put the address on lo: ${stderr.trim() || (err as Error).message}`, { hint: 'run as root, or give another --dns address' });
+      }
     }
     let upstreams: { at: number; list: string[] } = { at: 0, list: [] };
     const currentUpstreams = (): string[] => {
@@ -182,7 +186,7 @@ export class DnsServer {
       }
       return upstreams.list;
     };
-    const responder = new DnsResponder(lookup, currentUpstreams);
+    const responder = new DnsResponder(lookup, currentUpstreams, upstream);
     const socket = createSocket({ type: isIPv4(address) ? 'udp4' : 'udp6', reuseAddr: false });
     try {
       await new Promise<void>((resolve, reject) => {
@@ -208,6 +212,11 @@ export class DnsServer {
 
   get counters(): DnsCounters {
     return this.responder.counters;
+  }
+
+  /** The UDP port it answers on (the one given, or the kernel's pick for 0). */
+  get port(): number {
+    return this.socket.address().port;
   }
 
   async close(): Promise<void> {
