@@ -55,7 +55,7 @@ export interface DnsCounters {
 export type NameLookup = (name: string) => readonly string[] | undefined;
 
 /** Sends a query to one upstream server and resolves with its answer (or rejects: timeout, unreachable). */
-export type Upstream = (server: string, query: Uint8Array, timeoutMs: number) => Promise<Uint8Array>;
+export type Upstream = (server: string, query: Uint8Array, timeoutMs: number, port?: number) => Promise<Uint8Array>;
 
 /** The nameservers of a resolv.conf text, without `self` (no loops), at most MAX_UPSTREAMS. */
 export function upstreamsOf(resolvConf: string, self: string): string[] {
@@ -68,14 +68,24 @@ export function upstreamsOf(resolvConf: string, self: string): string[] {
   return out.slice(0, MAX_UPSTREAMS);
 }
 
-/** One query to `server` on a socket of its own (a fresh random port per query), its answer matched by id. */
-export const udpUpstream: Upstream = (server, query, timeoutMs) =>
+/**
+ * One query to `server` on a socket of its own (a fresh random port per query), its answer matched by id. Every
+ * failure (no route, refused, timeout) is a rejection: an error in a socket callback would otherwise end the process.
+ */
+export const udpUpstream: Upstream = (server, query, timeoutMs, port = 53) =>
   new Promise((resolve, reject) => {
     const sock = createSocket(isIPv4(server) ? 'udp4' : 'udp6');
     const id = (query[0]! << 8) | query[1]!;
+    let finished = false;
     const done = (err?: Error, answer?: Uint8Array): void => {
+      if (finished) return;
+      finished = true;
       clearTimeout(timer);
-      sock.close();
+      try {
+        sock.close();
+      } catch {
+        /* never bound */
+      }
       if (answer !== undefined) resolve(answer);
       else reject(err ?? new Error('no answer'));
     };
@@ -84,7 +94,18 @@ export const udpUpstream: Upstream = (server, query, timeoutMs) =>
     sock.on('message', (msg) => {
       if (dnsResponseId(msg) === id) done(undefined, new Uint8Array(msg));
     });
-    sock.connect(53, server, () => sock.send(query, (err) => err && done(err)));
+    try {
+      sock.connect(port, server, (err?: Error) => {
+        if (err) return done(err);
+        try {
+          sock.send(query, (e) => e && done(e));
+        } catch (e) {
+          done(e as Error);
+        }
+      });
+    } catch (err) {
+      done(err as Error);
+    }
   });
 
 /** Answers queries (`handle`): the part of the server without sockets, tested on its own. */
@@ -203,9 +224,12 @@ export class DnsServer {
     }
     socket.on('error', onError);
     socket.on('message', (msg, rinfo) => {
-      void responder.handle(new Uint8Array(msg)).then((answer) => {
-        if (answer !== undefined) socket.send(answer, rinfo.port, rinfo.address, (err) => err && onError(err));
-      });
+      responder
+        .handle(new Uint8Array(msg))
+        .then((answer) => {
+          if (answer !== undefined) socket.send(answer, rinfo.port, rinfo.address, (err) => err && onError(err));
+        })
+        .catch((err: unknown) => onError(err instanceof Error ? err : new Error(String(err)))); // a send after close
     });
     return new DnsServer(socket, responder, added);
   }

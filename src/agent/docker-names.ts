@@ -15,8 +15,11 @@ import { CONTAINER_NAME_PATTERN, MAX_NAME_ENTRIES, MAX_NAMES_PER_ENTRY, type Nam
 import type { ServedNetwork } from './daemon.js';
 import { matchServed } from './docker-serve.js';
 
-/** How often dockerd is asked for the containers of our networks. */
-export const POLL_MS = 300;
+/**
+ * How often dockerd is asked for the containers of our networks when it says nothing: its network events (`watchDockerEvents`) make it asked at once, so this is only the backstop (a missed event, a stream that
+ * broke).
+ */
+export const POLL_MS = 2000;
 /** The largest dockerd answer read (a network of thousands of containers is well under it). */
 const MAX_ANSWER_BYTES = 16 << 20;
 
@@ -50,6 +53,50 @@ export function unixDockerGet(socketPath: string, timeoutMs = 3000): DockerGet {
       req.on('error', reject);
       req.end();
     });
+}
+
+/**
+ * Follows dockerd's network events (GET /events, a stream of JSON lines) and calls `onEvent` for each
+ * (what it was does not matter: the caller asks again); the stream is opened again RETRY_MS after it ends. Never
+ * throws; `close` stops it.
+ */
+export function watchDockerEvents(socketPath: string, onEvent: () => void, onError: (err: Error) => void, retryMs = 1000): { close(): void } {
+  let closed = false;
+  let current: ReturnType<typeof request> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  // A container joining or leaving a network (run, start, stop, rm, network connect / disconnect); a rename is seen
+  // by the backstop poll.
+  const filters = encodeURIComponent(JSON.stringify({ type: ['network'], event: ['connect', 'disconnect'] }));
+  const open = (): void => {
+    if (closed) return;
+    const again = (err?: Error): void => {
+      if (closed || current !== req) return;
+      current = undefined;
+      if (err !== undefined) onError(err);
+      timer = setTimeout(open, retryMs).unref();
+    };
+    const req = request({ socketPath, path: `/events?filters=${filters}`, method: 'GET', headers: { host: 'docker' } }, (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        return again(new Error(`dockerd answered ${res.statusCode} to GET /events`));
+      }
+      onEvent(); // (re)connected: whatever happened meanwhile is read now
+      res.on('data', () => onEvent());
+      res.on('end', () => again());
+      res.on('error', (err) => again(err));
+    });
+    req.on('error', (err) => again(err));
+    req.end();
+    current = req;
+  };
+  open();
+  return {
+    close: () => {
+      closed = true;
+      clearTimeout(timer);
+      current?.destroy();
+    },
+  };
 }
 
 const stringMap = z.record(z.string(), z.unknown()).nullish();

@@ -8,7 +8,7 @@ import { createSocket } from 'node:dgram';
 import t from 'tap';
 import type { ServedNetwork } from '../../src/agent/daemon.js';
 import { DockerNames, resolveName, servedIndexOf, type DockerGet } from '../../src/agent/docker-names.js';
-import { DnsResponder, DnsServer, MAX_FORWARDS, upstreamsOf, type Upstream } from '../../src/agent/dns-server.js';
+import { DnsResponder, DnsServer, MAX_FORWARDS, udpUpstream, upstreamsOf, type Upstream } from '../../src/agent/dns-server.js';
 import { buildDnsQuery, parseDnsAnswer, QTYPE_A, QTYPE_AAAA } from '../../src/packet/index.js';
 import { mulberry32 } from '../helpers/prng.js';
 
@@ -161,4 +161,34 @@ t.test('the server on a real socket (127.0.0.1, an ephemeral port)', async (t) =
   t.same(parseDnsAnswer((await ask(buildDnsQuery(6, 'web')))!)?.addresses, ['198.18.28.2'], 'still serving');
   t.equal(server.counters.malformed, 1);
   t.same(errors, []);
+});
+
+t.test('forwarding over UDP: an answer relayed by id; a refused or silent upstream is a rejection, never a throw', async (t) => {
+  const up = createSocket('udp4');
+  t.teardown(() => up.close());
+  up.on('message', (m, r) => {
+    const a = Buffer.from(m);
+    a[2]! |= 0x80;
+    up.send(Buffer.from([0xff, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0]), r.port, r.address); // another id first: ignored
+    up.send(a, r.port, r.address);
+  });
+  await new Promise<void>((r) => up.bind(0, '127.0.0.1', () => r()));
+  const port = up.address().port;
+  const answer = await udpUpstream('127.0.0.1', buildDnsQuery(0x1111, 'example.org'), 1000, port);
+  t.equal(answer[0]! * 256 + answer[1]!, 0x1111, "the upstream's answer with the query's id");
+  const closed = createSocket('udp4');
+  await new Promise<void>((r) => closed.bind(0, '127.0.0.1', () => r()));
+  const closedPort = closed.address().port;
+  closed.close();
+  await t.rejects(udpUpstream('127.0.0.1', buildDnsQuery(1, 'x'), 1000, closedPort), 'nothing listening: rejected (ECONNREFUSED or the timeout)');
+  const silent = createSocket('udp4');
+  t.teardown(() => silent.close());
+  await new Promise<void>((r) => silent.bind(0, '127.0.0.1', () => r()));
+  await t.rejects(udpUpstream('127.0.0.1', buildDnsQuery(1, 'x'), 200, silent.address().port), { message: /did not answer in 200 ms/ });
+  await t.rejects(udpUpstream('not-an-address', buildDnsQuery(1, 'x'), 200), 'not an address: rejected');
+
+  const server = await DnsServer.start('127.0.0.1', lookup, () => undefined, 0, (_server, q, ms) => udpUpstream('127.0.0.1', q, ms, port)); // never the machine's resolvers
+  t.teardown(() => server.close());
+  const r = await server.responder.handle(buildDnsQuery(0x2222, 'example.org'));
+  t.equal(r![0]! * 256 + r![1]!, 0x2222, 'the server relays the forwarded answer');
 });
