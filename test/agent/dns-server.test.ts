@@ -5,9 +5,13 @@
  * them); `name` and `name.<network>`. Then the server for real on 127.0.0.1 (an ephemeral port).
  */
 import { createSocket } from 'node:dgram';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import type { ServedNetwork } from '../../src/agent/daemon.js';
-import { DockerNames, resolveName, servedIndexOf, type DockerGet } from '../../src/agent/docker-names.js';
+import { DockerNames, resolveName, servedIndexOf, unixDockerGet, watchDockerEvents, type DockerGet } from '../../src/agent/docker-names.js';
 import { DnsResponder, DnsServer, MAX_FORWARDS, udpUpstream, upstreamsOf, type Upstream } from '../../src/agent/dns-server.js';
 import { buildDnsQuery, parseDnsAnswer, QTYPE_A, QTYPE_AAAA } from '../../src/packet/index.js';
 import { mulberry32 } from '../helpers/prng.js';
@@ -192,3 +196,58 @@ t.test('forwarding over UDP: an answer relayed by id; a refused or silent upstre
   const r = await server.responder.handle(buildDnsQuery(0x2222, 'example.org'));
   t.equal(r![0]! * 256 + r![1]!, 0x2222, 'the server relays the forwarded answer');
 });
+
+t.test("dockerd's API over its unix socket: GETs bounded, events followed and the stream opened again", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vxr-dockerd-api-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const socket = join(dir, 'docker.sock');
+  const streams: ServerResponse[] = [];
+  const paths: string[] = [];
+  const server = createServer((req, res) => {
+    paths.push(req.url ?? '');
+    if (req.url === '/networks') return void res.end('[]');
+    if (req.url === '/broken') return void res.end('{');
+    if (req.url === '/missing') return void res.writeHead(404).end('{"message":"no such network"}');
+    if (req.url?.startsWith('/events')) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('');
+      streams.push(res);
+    }
+  });
+  await new Promise<void>((r) => server.listen(socket, () => r()));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const get = unixDockerGet(socket, 1000);
+  t.same(await get('/networks'), []);
+  await t.rejects(get('/broken'), { message: /not JSON/ });
+  await t.rejects(get('/missing'), { message: /dockerd answered 404 to GET \/missing: .*no such network/ });
+  await t.rejects(unixDockerGet(join(dir, 'nothing.sock'))('/networks'), { code: 'ENOENT' }, 'no dockerd: a rejection');
+
+  let events = 0;
+  const errors: Error[] = [];
+  const w = watchDockerEvents(socket, () => events++, (e) => errors.push(e), 50);
+  t.teardown(() => w.close());
+  await waitUntil(() => streams.length === 1);
+  t.match(paths.at(-1), /^\/events\?filters=/, 'network events asked for');
+  t.match(decodeURIComponent(paths.at(-1)!), /"type":\["network"\],"event":\["connect","disconnect"\]/);
+  await waitUntil(() => events === 1);
+  t.pass('connecting counts as an event (what happened before is read then)');
+  streams[0]!.write('{"Type":"network","Action":"disconnect"}\n');
+  await waitUntil(() => events === 2);
+  t.pass('an event');
+  streams[0]!.end();
+  await waitUntil(() => streams.length === 2);
+  t.pass('the stream ended: opened again');
+  w.close();
+  streams[1]!.write('{"Type":"network","Action":"connect"}\n');
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(events, 3, 'closed: nothing more (the reconnect itself was one)');
+  t.same(errors, []);
+});
+
+async function waitUntil(cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
