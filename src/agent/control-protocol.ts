@@ -29,6 +29,8 @@ export const SOFTWARE = `vxlan-router ${VERSION}`;
 export const NODE_FLAGS = ['--max-semi-space-size=1'] as const;
 /** dockerd's API socket (`docker-network create --docker-socket`). */
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
+/** Where `up --dns` serves container names when no address is given (agent/dns-server.ts says why this one). */
+export const DEFAULT_DNS_ADDRESS = '169.254.53.53';
 /** Where dockerd looks for plugins' sockets (`up --docker-plugin` with no path). */
 export const DEFAULT_PLUGIN_SOCKET = '/run/docker/plugins/vxlan-router.sock';
 
@@ -123,6 +125,8 @@ export const statusSchema = z.strictObject({
      * held back (both since start). */
     refusedClaims: z.number().int().optional(),
     limitedOwnershipChanges: z.number().int().optional(),
+    /** This host's container names left out of its names record now (invalid, or over the cap): `up --dns`. */
+    unadvertisedNames: z.number().int().optional(),
     /** Local MACs withdrawn at once because they left their bridge (container gone, or moved), since start. */
     macsLeftBridge: z.number().int().optional(),
     /** Tables the data path refused (the last good one stayed): 0 unless something is very wrong. */

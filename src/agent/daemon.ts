@@ -49,10 +49,12 @@ import { ConfigError, describeError, VxlanRouterError } from '../errors.js';
 import { mergeTables } from '../fdb/index.js';
 import { RateLimited, silentLogger, type Logger } from '../log.js';
 import { DEFAULT_TAP_MTU, innerMtuLimit, mssClampFor, type MssClamp } from '../packet/index.js';
-import { offloadNames, SOFTWARE } from './control-protocol.js';
+import { DEFAULT_DOCKER_SOCKET, offloadNames, SOFTWARE } from './control-protocol.js';
 import { serveControl, type TakeoverSession } from './control-socket.js';
 import { goSchema, HANDOVER_VERSION, processGone, refusal, takeOver, takeoverRequestSchema, type HandoverState } from './handover.js';
 import { serveDockerPlugin } from './docker-serve.js';
+import { serveNames, type NamesService } from './names-service.js';
+import type { DnsCounters } from './dns-server.js';
 import { routerMetrics, serveMetrics } from './metrics.js';
 import { checkBridge, checkFreeLinkName, checkPrivileges, checkTun, findUnderlay, type Underlay } from './preflight.js';
 import { controlSource } from './status.js';
@@ -125,6 +127,8 @@ export interface DaemonView {
   refusedTables(): number;
   /** Each network's bridge and TAP as the router follows them (bridge missing since…), in the order of info.networks. */
   links(): LinkState[];
+  /** The name server's counters (`up --dns`); null (or absent) when it is off. */
+  dnsCounters?(): DnsCounters | null;
 }
 
 export interface DaemonOptions {
@@ -194,6 +198,7 @@ export class Daemon implements DaemonView {
   private handingOver = false;
   private stopRun: (() => void) | undefined;
   private keeper: LinkKeeper | undefined;
+  private names: NamesService | undefined;
 
   private constructor(
     readonly info: DaemonInfo,
@@ -385,6 +390,10 @@ export class Daemon implements DaemonView {
       const takeoverHandler = (req: unknown, session: TakeoverSession): void => daemon.handOver(req, session);
       owned.push(await serveControl(socketPath, controlSource(daemon, config, daemon.startedAt), serverError('control socket'), takeoverHandler));
       if (config.dockerPlugin !== 'off') owned.push(await serveDockerPlugin(config.dockerPlugin, daemon, serverError('docker plugin')));
+      if (config.dns !== undefined && config.dns !== 'off') {
+        const onError = (what: string, err: Error): void => warn.warn(what, `${what}: ${describeError(err)}`);
+        owned.push((daemon.names = await serveNames({ address: config.dns, dockerSocket: config.dockerSocket ?? DEFAULT_DOCKER_SOCKET, networks, planes, onError })));
+      }
       if (config.metrics !== 'off') owned.push(await serveMetrics(config.metrics, routerMetrics(daemon, daemon.startedAt), serverError('metrics server')));
       log.info({ ...info, offloads: engine.offloads(), socket: config.socket, metrics: config.metrics }, 'router ready');
       return daemon;
@@ -523,6 +532,7 @@ export class Daemon implements DaemonView {
       unadvertisedMacs: sum('unadvertisedMacs'),
       refusedClaims: sum('refusedClaims'),
       limitedOwnershipChanges: sum('limitedOwnershipChanges'),
+      unadvertisedNames: sum('unadvertisedNames'),
     };
   }
 
@@ -613,6 +623,10 @@ export class Daemon implements DaemonView {
 
   links(): LinkState[] {
     return this.keeper?.state() ?? this.info.networks.map(() => ({ bridgeMissingSince: null, tapLostSince: null, bridgeRejoins: 0, tapsRecreated: 0 }));
+  }
+
+  dnsCounters(): DnsCounters | null {
+    return this.names?.counters() ?? null;
   }
 
   /** Tables the engine refused since start (each logged, rate-limited). */

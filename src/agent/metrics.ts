@@ -141,6 +141,17 @@ export function routerMetrics(router: DaemonView, startedAt: Date): Registry {
       [{ event: 'mac_left_bridge' }, r === null ? 0 : router.macsLeftBridge()],
     ];
   });
+  mirror(registry, 'vxlan_router_dns_queries_total', "The name server's queries (up --dns), by result: answered from container names, forwarded, forward failed, malformed, busy (forwards at their cap)", ['result'], () => {
+    const d = router.dnsCounters?.() ?? null;
+    if (d === null) return [];
+    return [
+      [{ result: 'answered' }, d.answered],
+      [{ result: 'forwarded' }, d.forwarded],
+      [{ result: 'forward_failed' }, d.forwardFailed],
+      [{ result: 'malformed' }, d.malformed],
+      [{ result: 'busy' }, d.busy],
+    ];
+  });
   new Gauge({
     name: 'vxlan_router_unadvertised_macs',
     help: "This host's MACs left out of its etcd record now (over the per-record cap)",

@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import { Command, CommanderError, Option } from 'commander';
 // Only the light parts of the agent at start (`status` and friends must answer quickly); the rest (etcd client,
 // engines, metrics: ~0.5 s of module loading) is imported by the commands that use it.
-import { DEFAULT_DOCKER_SOCKET, DEFAULT_PLUGIN_SOCKET, MAX_VNI, VERSION, type Method, type Result } from '../agent/control-protocol.js';
+import { DEFAULT_DNS_ADDRESS, DEFAULT_DOCKER_SOCKET, DEFAULT_PLUGIN_SOCKET, MAX_VNI, VERSION, type Method, type Result } from '../agent/control-protocol.js';
 import { RUN_DIR, STATE_DIR, buildConfig, ENGINES, ETCD_PASSWORD_ENV, etcdClientConfig, OFFLOADS, type EtcdClientConfig, type EtcdOptionValues, type RawConfig } from '../config/index.js';
 import { ConfigError, VxlanRouterError } from '../errors.js';
 
@@ -73,6 +73,8 @@ interface UpFlags {
   socket?: string;
   metrics?: string;
   dockerPlugin?: string | true;
+  dns?: string | true;
+  dockerSocket?: string;
   logLevel?: string;
   stateDir?: string;
   etcdCa?: string;
@@ -168,6 +170,8 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--log-level <level>', 'structured logs on stderr: fatal, error, warn, info (default), debug, trace, silent')
     .option('--metrics <host:port>', 'Prometheus metrics at http://<host:port>/metrics, or off (default: 127.0.0.1:9477)')
     .option('--docker-plugin [socket]', `serve Docker's network and IPAM plugin (docker network create -d vxlan-router --ipam-driver vxlan-router) on this socket (default: ${DEFAULT_PLUGIN_SOCKET})`)
+    .option('--dns [address]', `answer container names of every host (name, name.<network>) on this address, for docker run --dns / compose dns: (default: ${DEFAULT_DNS_ADDRESS})`)
+    .option('--docker-socket <path>', `dockerd's API socket, asked for container names with --dns (default: ${DEFAULT_DOCKER_SOCKET})`)
     .option('--state-dir <dir>', `where the etcd table snapshot is kept, for starting while etcd is down (default: ${STATE_DIR}; in a named network namespace ${STATE_DIR}/netns/<name>)`);
   addEtcdConnectionOptions(up)
     .action(async (flags: UpFlags, cmd: Command) => {
@@ -196,6 +200,8 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
         socket: flags.socket,
         metrics: flags.metrics,
         dockerPlugin: flags.dockerPlugin === true ? DEFAULT_PLUGIN_SOCKET : flags.dockerPlugin,
+        dns: flags.dns === true ? DEFAULT_DNS_ADDRESS : flags.dns,
+        dockerSocket: flags.dockerSocket,
         logLevel: flags.logLevel,
         stateDir: flags.stateDir,
         etcdCa: flags.etcdCa,

@@ -40,6 +40,8 @@ const FLAG_OF: Record<ConfigKey, string> = {
   leaseTtl: '--lease-ttl',
   socket: '--socket',
   dockerPlugin: '--docker-plugin',
+  dns: '--dns',
+  dockerSocket: '--docker-socket',
   metrics: '--metrics',
   logLevel: '--log-level',
   stateDir: '--state-dir',

@@ -92,6 +92,13 @@ export const configSchema = z.strictObject({
    * socket, or off. Docker finds plugins in /run/docker/plugins (DEFAULT_PLUGIN_SOCKET).
    */
   dockerPlugin: z.union([z.literal('off'), z.string().regex(/^\/\S+$/, { message: 'is not an absolute path (or off)' })]).default('off'),
+  /**
+   * Serve container names across hosts (DNS) on this address (up --dns; agent/dns-server.ts), learned from the
+   * dockerd at `dockerSocket`; absent: off.
+   */
+  dns: z.union([z.literal('off'), ip]).optional(),
+  /** dockerd's API socket, asked for container names (default /var/run/docker.sock). */
+  dockerSocket: z.string().regex(/^\/\S+$/, { message: 'is not an absolute path' }).optional(),
   /** Seconds a crashed host stays in the others' tables (its records' lease TTL). */
   leaseTtl: intIn(2, 3600).default(15),
   /** Where the registry's snapshot (<network>.snapshot) is kept, so a restart while etcd is away forwards as before. */

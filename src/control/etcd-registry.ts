@@ -26,6 +26,7 @@ import { EtcdClient, reasonOf, type EtcdConnection } from './etcd-client.js';
 import { HostView } from './host-view.js';
 import type { HostRange, NoRange } from './ip-ranges.js';
 import { MacView } from './mac-view.js';
+import { NameView, type NameAddress } from './name-view.js';
 import { LocalClaims, localMacIps } from './local-claims.js';
 import { NetworkWatch } from './network-watch.js';
 import { RangeLease } from './range-lease.js';
@@ -34,10 +35,14 @@ import {
   keys,
   MAX_IPS_PER_MAC,
   MAX_MACS_PER_RECORD,
+  MAX_NAME_ENTRIES,
+  nameRecordSchema,
   networkDefinitionSchema,
   parseJson,
   type HostRecord,
   type MacRecord,
+  type NameEntry,
+  type NameRecord,
   type NetworkDefinition,
 } from './records.js';
 import { RegistryWarning } from './registry-warnings.js';
@@ -59,6 +64,8 @@ export interface RegistryCounters {
   readonly refusedClaims: number;
   /** Address ownership changes that waited for the rate limit (MacView, OWNERSHIP_*). */
   readonly limitedOwnershipChanges: number;
+  /** This host's container names left out of its names record now: invalid, or over MAX_NAME_ENTRIES. */
+  readonly unadvertisedNames: number;
 }
 
 export interface RegistryEvents {
@@ -99,6 +106,11 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   private readonly ranges: RangeLease;
   private hostView: HostView | undefined;
   private readonly macView: MacView;
+  private readonly nameView: NameView;
+  /** This host's container names as advertiseNames() last gave them (valid ones, capped), and what is in etcd. */
+  private ownNames: NameEntry[] = [];
+  private putNamesValue = '';
+  private unadvertisedNames = 0;
   /** What advertise() was last asked to publish, and what is in etcd under the current lease (JSON; '' = nothing). */
   private advertised: MacRecord['macs'] = [];
   /** What advertise() was last given: composed again when the views change (an address's owner may have left). */
@@ -131,6 +143,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     const hooks = { warn: (w: RegistryWarning) => this.emit('warning', w), retry: (what: string, fn: () => Promise<void>) => this.retry(what, fn) };
     this.ranges = new RangeLease(this.client, opts.rangeTtlSeconds ?? 86_400, hooks);
     this.macView = new MacView((err) => this.emit('warning', err), this.now, (id) => this.hostView?.addressOf(id));
+    this.nameView = new NameView((err) => this.emit('warning', err));
   }
 
   /**
@@ -268,11 +281,12 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   counters(): RegistryCounters {
     return {
       relists: this.joined?.watch.relists ?? 0,
-      rejectedRecords: (this.hostView?.rejected ?? 0) + this.macView.rejected,
+      rejectedRecords: (this.hostView?.rejected ?? 0) + this.macView.rejected + this.nameView.rejected,
       leaseRegrants: this.leaseRegrants,
       unadvertisedMacs: this.unadvertisedMacs,
       refusedClaims: this.refusedClaims,
       limitedOwnershipChanges: this.macView.limitedChanges,
+      unadvertisedNames: this.unadvertisedNames,
     };
   }
 
@@ -291,6 +305,41 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     this.wantedAt = this.now();
     this.compose();
     if (this.lease !== undefined && this.joined !== undefined) await this.putAdvertised(this.lease);
+  }
+
+  /**
+   * Publishes the names of this host's containers on this network (names/<hostId>, under the same lease as its MACs),
+   * the whole current set; writes only when it changed (or the last write failed). Entries that break the record's
+   * schema are left out, and past MAX_NAME_ENTRIES the rest (both counted in unadvertisedNames). Rejects with E_ETCD
+   * when etcd is away (the caller's next call tries again).
+   */
+  async advertiseNames(entries: readonly NameEntry[]): Promise<void> {
+    const entry = nameRecordSchema.shape.names.element;
+    const valid = entries.flatMap((e) => {
+      const p = entry.safeParse(e);
+      return p.success ? [p.data] : [];
+    });
+    valid.sort((a, b) => a.mac.localeCompare(b.mac) || a.ips.join().localeCompare(b.ips.join()));
+    this.ownNames = valid.slice(0, MAX_NAME_ENTRIES);
+    this.unadvertisedNames = entries.length - this.ownNames.length;
+    if (this.lease !== undefined && this.joined !== undefined) await this.putNames(this.lease);
+  }
+
+  /**
+   * The addresses `name` (lowercase) has on this network: this host's containers (as advertiseNames last gave them)
+   * and every other host's (their records). Only addresses inside the network's subnet, and not owned by a MAC of
+   * another host than the one naming them (a host cannot point a name at a neighbour's container).
+   */
+  lookupName(name: string): NameAddress[] {
+    const selfId = this.joined?.record.hostId ?? '';
+    const vni = this.joined?.network.vni;
+    const own = this.ownNames.flatMap((e) => (e.names.includes(name) ? e.ips.map((ip) => ({ ip, mac: e.mac, hostId: selfId })) : []));
+    const owners = vni === undefined ? undefined : this.macView.addressOwners(vni);
+    return [...own, ...this.nameView.lookup(name, selfId)].filter((a) => {
+      if (!this.macView.inScope(a.ip)) return false;
+      const owner = owners?.get(a.ip);
+      return owner === undefined || owner.hostId === a.hostId;
+    });
   }
 
   /**
@@ -379,7 +428,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     const hosts = (this.hostView ??= new HostView(network.vni, { id: record.hostId, underlay: record.underlay[0]! }, (err) => this.emit('warning', err)));
     const watch =
       this.joined?.watch ??
-      new NetworkWatch(this.client, network.name, { hosts, macs: this.macView }, {
+      new NetworkWatch(this.client, network.name, { hosts, macs: this.macView, names: this.nameView }, {
         changed: (revision, listing) => {
           this.revision = revision;
           this.macView.invalidate(); // a host record may have come or gone: claims backed by it with it
@@ -399,6 +448,18 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     if (value === this.putMacs && lease === this.lease) return;
     await this.client.call(() => lease.put(keys.macs(network.name, record.hostId)).value(value).exec());
     this.putMacs = value;
+  }
+
+  private async putNames(lease: Lease): Promise<void> {
+    const { network, record } = this.joined!;
+    const value = JSON.stringify({ version: 1, hostId: record.hostId, names: this.ownNames } satisfies NameRecord);
+    if (value === this.putNamesValue && lease === this.lease) return;
+    const key = keys.names(network.name, record.hostId);
+    // No names (and none written before): no key at all, so a host without containers adds nothing to etcd.
+    if (this.ownNames.length === 0 && this.putNamesValue === '') return;
+    if (this.ownNames.length === 0) await this.client.call(() => this.client.etcd.delete().key(key).exec());
+    else await this.client.call(() => lease.put(key).value(value).exec());
+    this.putNamesValue = this.ownNames.length === 0 ? '' : value;
   }
 
   private setJoined(): void {
@@ -456,7 +517,9 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     this.lease = lease;
     old?.release();
     this.putMacs = ''; // the MAC record went with the old lease (if any): write it under this one
+    this.putNamesValue = '';
     if (this.advertised.length > 0) await this.putAdvertised(lease);
+    if (this.ownNames.length > 0) await this.putNames(lease);
   }
 
   /**

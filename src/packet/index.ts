@@ -11,3 +11,4 @@ export * from './nd.js';
 export * from './icmp.js';
 export * from './network-name.js';
 export * from './tcp-mss.js';
+export * from './dns.js';

@@ -129,3 +129,10 @@ t.test('several networks: clear configuration errors', async (t) => {
     'a network without a bridge takes --bridge',
   );
 });
+
+t.test('dns and dockerSocket (names across hosts): an address or off, an absolute path', async (t) => {
+  t.equal(buildConfig({ flags: { ...base, dns: '169.254.53.53', dockerSocket: '/run/docker.sock' } }).dns, '169.254.53.53');
+  t.equal(buildConfig({ flags: { ...base } }).dns, undefined, 'off unless given');
+  t.throws(() => buildConfig({ flags: { ...base, dns: 'resolver' } }), { message: /--dns/ });
+  t.throws(() => buildConfig({ flags: { ...base, dockerSocket: 'docker.sock' } }), { message: /--docker-socket.*absolute path/ });
+});

@@ -8,6 +8,10 @@
  * overlay network blue; containers get addresses from their host's leased slice (never its .0), reach each other
  * across hosts, reach the underlay outbound (docker_gwbridge's NAT) and publish ports with -p; a dockerd restart
  * brings its container back on the overlay (dockerd replays its networks and addresses to the plugin).
+ *
+ * Names across hosts (`up --dns`, containers run with `--dns 169.254.53.53`): a1 and a2 ping each other by name and
+ * by name.network, a2 is found again after its dockerd restarted, and a1's name is gone within about a second of
+ * `docker rm`, asked of h2's name server directly.
  */
 import t from 'tap';
 import { statusSchema } from '../../src/agent/index.js';
@@ -15,6 +19,9 @@ import { BUSYBOX_IMAGE, dockerdSkipReason, LabDockerd } from '../../src/lab/dock
 import { etcdLab, etcdSkipReason } from '../../src/lab/etcd.js';
 import { CLI_PATH, labSkipReason } from '../../src/lab/lab.js';
 import { waitFor } from '../../src/lab/wait.js';
+import { buildDnsQuery, parseDnsAnswer } from '../../src/packet/index.js';
+
+const DNS = '169.254.53.53';
 
 const skip = labSkipReason() ?? etcdSkipReason() ?? dockerdSkipReason();
 
@@ -32,7 +39,7 @@ t.test('docker network create -d vxlan-router, on two hosts', { skip: skip ?? fa
   const [d1, d2] = dockerds as [LabDockerd, LabDockerd];
 
   const routers = await Promise.all(
-    [h1, h2].map((h, i) => lab.startRouter(h, { peers: [], engine: 'native', vni: null, args: ['--etcd', etcd.endpoint, '--network', 'blue:br0', '--docker-plugin', dockerds[i]!.pluginSocket] })),
+    [h1, h2].map((h, i) => lab.startRouter(h, { peers: [], engine: 'native', vni: null, args: ['--etcd', etcd.endpoint, '--network', 'blue:br0', '--docker-plugin', dockerds[i]!.pluginSocket, '--dns', '--docker-socket', dockerds[i]!.socket], readyTimeoutMs: 60_000 })),
   );
   const ranges = await Promise.all(
     [h1, h2].map(async (h) => statusSchema.parse(JSON.parse((await lab.exec(h.ns, process.execPath, [CLI_PATH, 'status', '--socket', lab.controlSocket(h), '--json'])).stdout)).networks[0]!),
@@ -46,8 +53,8 @@ t.test('docker network create -d vxlan-router, on two hosts', { skip: skip ?? fa
   const wrong = await d1.docker(['network', 'create', '-d', 'vxlan-router', '--ipam-driver', 'vxlan-router', '--subnet', '198.18.0.0/15', '-o', 'network=green', 'green']).catch((e: Error) => e);
   t.match(String(wrong), /this router does not serve network green \(it serves blue \(VNI 42, 198\.18\.0\.0\/15\)\)/, 'a network the router does not serve is refused with what it serves');
 
-  await d1.docker(['run', '-d', '--name', 'a1', '--network', 'blue', '-p', '8080:80', BUSYBOX_IMAGE, 'sh', '-c', 'echo hello-from-a1 >/index.html && exec httpd -f -p 80 -h /']);
-  await d2.docker(['run', '-d', '--name', 'a2', '--restart', 'always', '--network', 'blue', BUSYBOX_IMAGE, 'sleep', '3600']);
+  await d1.docker(['run', '-d', '--name', 'a1', '--network', 'blue', '--dns', DNS, '-p', '8080:80', BUSYBOX_IMAGE, 'sh', '-c', 'echo hello-from-a1 >/index.html && exec httpd -f -p 80 -h /']);
+  await d2.docker(['run', '-d', '--name', 'a2', '--restart', 'always', '--network', 'blue', '--dns', DNS, BUSYBOX_IMAGE, 'sleep', '3600']);
   const ipOf = async (d: LabDockerd, c: string): Promise<string> => (await d.docker(['inspect', c, '--format', '{{(index .NetworkSettings.Networks "blue").IPAddress}}'])).stdout.trim();
   const [ip1, ip2] = [await ipOf(d1, 'a1'), await ipOf(d2, 'a2')];
   for (const [ip, r] of [[ip1, ranges[0]!], [ip2, ranges[1]!]] as const) {
@@ -62,6 +69,15 @@ t.test('docker network create -d vxlan-router, on two hosts', { skip: skip ?? fa
   t.match(await ping(d2, 'a2', '198.51.100.254'), / 0% packet loss/, 'outbound: a2 reaches the underlay (docker_gwbridge NAT)');
   const page = await lab.exec(h2.ns, 'curl', ['-s', '--max-time', '5', 'http://198.51.100.1:8080/index.html']);
   t.equal(page.stdout, 'hello-from-a1\n', '-p 8080:80 on h1 serves a1 to h2');
+  // Names across hosts: Docker's embedded DNS knows only its own host's containers and forwards the rest to --dns.
+  const byName = async (d: LabDockerd, c: string, name: string): Promise<string> =>
+    (await d.docker(['exec', c, 'ping', '-c', '1', '-W', '2', name]).catch((e: Error) => ({ stdout: e.message }))).stdout;
+  await waitFor(async () => / 0% packet loss/.test(await byName(d1, 'a1', 'a2')), { timeoutMs: 10_000, intervalMs: 300, what: 'a2 to resolve in a1' });
+  t.match(await byName(d1, 'a1', 'a2'), new RegExp(`PING a2 \\(${ip2.replaceAll('.', '\\.')}\\)[\\s\\S]* 0% packet loss`), 'a1 (h1) pings a2 (h2) by its name');
+  t.match(await byName(d2, 'a2', 'a1.blue'), new RegExp(`PING a1.blue \\(${ip1.replaceAll('.', '\\.')}\\)[\\s\\S]* 0% packet loss`), 'a2 (h2) pings a1 (h1) by name.network');
+  t.match(await byName(d1, 'a1', 'a2.blue'), / 0% packet loss/, 'and a1 pings a2.blue');
+  t.match(await byName(d2, 'a2', 'a1'), / 0% packet loss/, 'and a2 pings a1');
+
   const r1 = await routers[0]!.peers();
   t.ok(Object.values(r1).flat().length >= 1, 'h1 has h2 as a peer');
 
@@ -70,8 +86,42 @@ t.test('docker network create -d vxlan-router, on two hosts', { skip: skip ?? fa
   await waitFor(async () => (await d2.docker(['inspect', 'a2', '--format', '{{.State.Running}}']).catch(() => ({ stdout: '' }))).stdout.trim() === 'true', { timeoutMs: 60_000, what: 'a2 to run again' });
   t.equal(await ipOf(d2, 'a2'), ip2, 'a2 keeps its address across the dockerd restart (replayed to the plugin)');
   t.match(await ping(d2, 'a2', ip1), / 0% packet loss/, 'and reaches a1 again');
+  await waitFor(async () => / 0% packet loss/.test(await byName(d1, 'a1', 'a2')), { timeoutMs: 10_000, intervalMs: 300, what: 'a2 to resolve in a1 after its restart' });
+  t.pass('a1 pings the restarted a2 by name');
 
+  // h2's name server, asked directly from h2 every 50 ms by a probe of its own (each answer printed with its time):
+  // a1's address leaves once a1 is removed on h1.
+  const hex = Buffer.from(buildDnsQuery(0x4242, 'a1.blue')).toString('hex');
+  const script =
+    `const s=require('dgram').createSocket('udp4');s.on('message',(m)=>console.log(Date.now()+' '+m.toString('hex')));` +
+    `setInterval(()=>s.send(Buffer.from('${hex}','hex'),53,'${DNS}'),50)`;
+  const probe = lab.spawn(h2.ns, process.execPath, ['-e', script]);
+  t.teardown(() => probe.kill('SIGKILL'));
+  const answers: { at: number; addresses: string[] }[] = [];
+  let rest = '';
+  probe.stdout!.on('data', (b: Buffer) => {
+    const lines = (rest + String(b)).split('\n');
+    rest = lines.pop()!;
+    for (const l of lines) {
+      const [at, answer] = l.split(' ');
+      answers.push({ at: Number(at), addresses: parseDnsAnswer(Buffer.from(answer ?? '', 'hex'))?.addresses ?? [] });
+    }
+  });
+  await waitFor(() => answers.length > 0, { timeoutMs: 10_000, what: "the probe's first answer" });
+  t.same(answers[0]!.addresses, [ip1], "h2's name server answers a1.blue with a1's address");
+
+
+  const began = Date.now();
   await d1.docker(['rm', '-f', 'a1']);
+  const removed = Date.now();
+  await waitFor(() => answers.filter((a) => a.at > removed).length >= 5 && answers.slice(-5).every((a) => !a.addresses.includes(ip1)), { timeoutMs: 10_000, intervalMs: 50, what: "a1's name to leave h2's name server" }).catch((err: Error) => {
+    const tail = answers.slice(-5).map((a) => `${a.at - removed} ms: ${a.addresses.join(',') || '-'}`);
+    throw new Error(`${err.message}; ${answers.length} answers, the last: ${tail.join('; ')}; h1's router: ${routers[0]!.stderr.slice(-3000)}`);
+  });
+  const lastSeen = Math.max(...answers.filter((a) => a.addresses.includes(ip1)).map((a) => a.at));
+  const goneMs = Math.max(0, lastSeen - removed);
+  probe.kill('SIGKILL');
+  t.ok(goneMs < 1000, `a1's name left h2's name server ${goneMs} ms after docker rm returned (${lastSeen - began} ms after it began; dockerd's disconnect event, one etcd write and watch)`);
   await d1.docker(['network', 'rm', 'blue']);
   t.match((await d1.docker(['network', 'ls', '--format', '{{.Name}}'])).stdout, /^(?![\s\S]*\bblue\b)/, 'network blue removed from h1');
   t.match(await ping(d2, 'a2', '198.51.100.254'), / 0% packet loss/, "h2's container is untouched");
