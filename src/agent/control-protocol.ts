@@ -76,6 +76,9 @@ export const statusSchema = z.strictObject({
       bridge: z.string(),
       mtu: z.number().int(),
       configuredMtu: z.number().int().nullable(),
+      /** The MTU containers get, and the etcd network's subnet (cni-config). Absent from older routers. */
+      containerMtu: z.number().int().optional(),
+      subnet: z.string().nullable().optional(),
       state: z.enum(['starting', 'connected', 'degraded']).nullable(),
       revision: z.number().nullable(),
       hosts: z.number().int().nullable(),

@@ -11,7 +11,7 @@
  * The data path learns what changed only through `Engine.applyTable` with the union of the planes' tables.
  */
 import { readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { defaultRunDir, etcdClientConfig, joinsOf, type RouterConfig } from '../config/index.js';
 import {
   combineStates,
@@ -58,6 +58,7 @@ import { checkBridge, checkFreeLinkName, checkPrivileges, checkTun, findUnderlay
 import { controlSource } from './status.js';
 import { BridgePresence } from './bridge-presence.js';
 import { LinkKeeper, type LinkState } from './links.js';
+import { EnvFiles, type HostSlice } from './runtime-files.js';
 
 /** One network this router serves: its VNI, TAP, bridge and MTU, and where its definition came from. */
 export interface ServedNetwork {
@@ -157,6 +158,9 @@ const FAULT_POLL_MS = 250;
 
 /** How often this host's MAC set is compared with what it advertised (a write only when it changed). */
 const ADVERTISE_MS = 250;
+
+/** How often the .env files are compared with this host's slices (a write only when one changed). */
+const ENV_FILES_MS = 1000;
 
 /** sd_notify when run by systemd with Type=notify; a failure is logged, never fatal (the unit's timeout tells). */
 function notify(native: NativeAddon, message: string, log: Logger): void {
@@ -371,6 +375,19 @@ export class Daemon implements DaemonView {
       }, ADVERTISE_MS);
       advertiser.unref();
       owned.push({ close: () => clearInterval(advertiser) });
+
+      // <run dir>/<network>.env for scripts (flannel's subnet.env): kept as this host's slices are (runtime-files.ts).
+      const envFiles = new EnvFiles(dirname(socketPath));
+      const keepEnv = (): void => {
+        try {
+          envFiles.update(daemon.slices());
+        } catch (err) {
+          warn.warn('env-file', `cannot write the networks' .env files in ${dirname(socketPath)}: ${describeError(err)}`);
+        }
+      };
+      const envTimer = setInterval(keepEnv, ENV_FILES_MS);
+      envTimer.unref();
+      owned.push({ close: () => clearInterval(envTimer) });
 
       const serverError = (what: string) => (err: Error) => warn.warn(what, `${what}: ${describeError(err)}`);
       // After a handover the old router still closes its control socket and metrics: wait until it has gone.
@@ -599,6 +616,16 @@ export class Daemon implements DaemonView {
       this.tablesRefused++;
       this.refusedWarn.warn('table-refused', `the data path refused a new table (${describeError(err)}); forwarding with the last good one`, { tablesRefused: this.tablesRefused });
     }
+  }
+
+  /** Each served network that has a slice on this host, as runtimes see it (runtime-files.ts). */
+  slices(): HostSlice[] {
+    const ranges = this.ranges();
+    return this.info.networks.flatMap((n, i): HostSlice[] => {
+      const r = ranges[i];
+      if (n.name === null || n.subnet === null || r === undefined || 'none' in r) return [];
+      return [{ network: n.name, vni: n.vni, bridge: n.bridge, subnet: n.subnet, slice: r, mtu: n.containerMtu }];
+    });
   }
 
   links(): LinkState[] {

@@ -52,6 +52,8 @@ export function controlSource(router: DaemonView, config: RouterConfig, startedA
           bridge: n.bridge,
           mtu: n.mtu,
           configuredMtu: n.configuredMtu,
+          containerMtu: n.containerMtu,
+          subnet: n.subnet,
           state: states[i]?.state ?? null,
           revision: states[i]?.revision ?? null,
           hosts: states[i]?.hosts ?? null,

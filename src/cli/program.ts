@@ -342,6 +342,20 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
       io.out(`network ${name} ${outcome} (VNI ${n.vni}, ${n.subnet})`);
     });
 
+  program
+    .command('cni-config <network>')
+    .description("print a CNI conflist (bridge + host-local on this host's slice, its gateway and MTU, portmap) for nerdctl/containerd, from the running router")
+    .option('--socket <path>', `the router's control socket (default: the only one in ${RUN_DIR})`)
+    .action(async (name: string, f: { socket?: string }) => {
+      const status = await ask(findSocket(f.socket), 'status');
+      const { cniConflist } = await import('../agent/runtime-files.js');
+      const n = status.networks.find((x) => x.name === name);
+      if (n === undefined) throw new ConfigError(`the router does not serve network ${name} (it serves ${status.networks.map((x) => x.name ?? x.vni).join(', ')})`, { hint: `serve it: vxlan-router up … --network ${name}:BRIDGE, or --docker` });
+      if (n.subnet == null || n.range === null || n.gateway === null) throw new ConfigError(`network ${name} has no address range on this host yet${n.rangeNote ? ` (${n.rangeNote})` : ''}`, { hint: 'try again once the router has leased one (vxlan-router status)' });
+      const slice = { range: n.range, gateway: n.gateway, addresses: 0 };
+      io.out(JSON.stringify(cniConflist({ network: name, vni: n.vni, bridge: n.bridge, subnet: n.subnet, slice, mtu: n.containerMtu ?? n.mtu }), null, 2));
+    });
+
   const docker = program.command('docker-network').description("Docker bridge networks that are this host's part of an overlay network");
   const dockerCreate = docker
     .command('create <network>')
