@@ -1,4 +1,4 @@
-export { createNetwork } from './network.js';
+export { createNetwork, removeNetwork } from './network.js';
 export { createDockerNetwork, defaultDockerBridge, type DockerNetworkSpec } from './docker-network.js';
 export { Daemon, defaultHostId, defaultTapName, type DaemonInfo, type DaemonOptions, type DaemonView, type ServedNetwork } from './daemon.js';
 /** The shape of Router.controlPlane(), for `status` (the cli may not import control/ directly). */

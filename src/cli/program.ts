@@ -342,6 +342,16 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
       io.out(`network ${name} ${outcome} (VNI ${n.vni}, ${n.subnet})`);
     });
 
+  const remove = network
+    .command('rm <name>')
+    .description('remove a network everywhere (its definition and every record in etcd); refused while any host has containers on it')
+    .requiredOption('--etcd <urls>', 'etcd endpoints, comma-separated');
+  addEtcdConnectionOptions(remove).action(async (name: string, f: { etcd: string } & Omit<EtcdOptionValues, 'etcd'>) => {
+    const { removeNetwork } = await agent();
+    await removeNetwork(connectionOf(f), name);
+    io.out(`network ${name} removed`);
+  });
+
   program
     .command('cni-config <network>')
     .description("print a CNI conflist (bridge + host-local on this host's slice, its gateway and MTU, portmap) for nerdctl/containerd, from the running router")

@@ -36,6 +36,7 @@ import {
   MAX_MACS_PER_RECORD,
   networkDefinitionSchema,
   parseJson,
+  REGISTRY_PREFIX,
   type HostRecord,
   type MacRecord,
   type NetworkDefinition,
@@ -151,6 +152,43 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     }
     await this.client.call(() => etcd.put(key).value(value).exec());
     return 'replaced';
+  }
+
+  /** Every network defined in etcd (a definition that does not parse is left out), by name. Throws E_ETCD. */
+  async listNetworks(): Promise<NetworkDefinition[]> {
+    const prefix = `${REGISTRY_PREFIX}/networks/`;
+    // Keys only: the MAC records under the same prefix may be large.
+    const names = (await this.client.call(() => this.client.etcd.getAll().prefix(prefix).keys()))
+      .flatMap((k) => /^([^/]+)\/config$/.exec(k.slice(prefix.length))?.[1] ?? [])
+      .sort();
+    const out: NetworkDefinition[] = [];
+    for (const name of names) {
+      const def = await this.getNetwork(name).catch((err: unknown) => {
+        if (err instanceof ConfigError) return undefined;
+        throw err;
+      });
+      if (def !== undefined) out.push(def);
+    }
+    return out;
+  }
+
+  /** The hosts that advertise MACs (containers, VMs) on a network now, with how many. Throws E_ETCD. */
+  async networkUse(name: string): Promise<{ hostId: string; macs: number }[]> {
+    const prefix = `${keys.networkPrefix(name)}macs/`;
+    const all = await this.client.call(() => this.client.etcd.getAll().prefix(prefix).strings());
+    return Object.entries(all).flatMap(([key, value]) => {
+      const macs = (parseJson(value) as { macs?: unknown } | undefined)?.macs;
+      const n = Array.isArray(macs) ? macs.length : 0;
+      return n > 0 ? [{ hostId: key.slice(prefix.length), macs: n }] : [];
+    });
+  }
+
+  /** Removes a network's definition and every record under it (hosts, MACs, slices). Throws E_ETCD. */
+  async deleteNetwork(name: string): Promise<boolean> {
+    const { etcd } = this.client;
+    const had = (await this.client.call(() => etcd.get(keys.network(name)).string())) !== null;
+    await this.client.call(() => etcd.delete().prefix(keys.networkPrefix(name)).exec());
+    return had;
   }
 
   /** The network's definition, or undefined when there is none. `timeoutMs` bounds this one call (default: callTimeoutMs). */
