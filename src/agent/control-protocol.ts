@@ -95,6 +95,8 @@ export const statusSchema = z.strictObject({
       tapsRecreated: z.number().int().optional(),
     }),
   ),
+  /** up --docker: what keeps the Docker networks from being as etcd says (a name taken by another driver…). Absent from older routers. */
+  dockerProblems: z.array(z.string()).optional(),
   offloads: z.strictObject({ tapVnetHdr: z.boolean(), udpGso: z.boolean(), udpGro: z.boolean() }),
   controlPlane: z.strictObject({
     mode: z.enum(['static', 'etcd']),

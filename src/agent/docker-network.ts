@@ -31,13 +31,13 @@ export interface DockerNetworkSpec {
   readonly vni: number;
 }
 
-interface DockerReply {
+export interface DockerReply {
   readonly status: number;
   readonly body: unknown;
 }
 
 /** One call to the Docker Engine API on a Unix socket; rejects with E_DOCKER when dockerd is not there. */
-function dockerCall(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<DockerReply> {
+export function dockerCall(socketPath: string, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<DockerReply> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const req = request({ socketPath, method, path, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}, timeout: 10_000 }, (res) => {
@@ -60,7 +60,7 @@ function dockerCall(socketPath: string, method: 'GET' | 'POST', path: string, bo
   });
 }
 
-const messageOf = (r: DockerReply): string => (typeof r.body === 'object' && r.body !== null && 'message' in r.body ? String(r.body.message) : JSON.stringify(r.body));
+export const messageOf = (r: DockerReply): string => (typeof r.body === 'object' && r.body !== null && 'message' in r.body ? String(r.body.message) : JSON.stringify(r.body));
 
 /** Docker's view of a network, reduced to the fields we set. */
 function specOf(net: Record<string, unknown>): Omit<DockerNetworkSpec, 'overlay' | 'vni'> | undefined {

@@ -5,7 +5,7 @@
  * it, so no two hosts hand out one), its gateway (the slice's .1, on this host's bridge: one per host, never clashing)
  * and the MTU containers need.
  */
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ipv4Subnet, writeFileAtomic, type HostRange } from '../control/index.js';
 import { ConfigError } from '../errors.js';
@@ -85,7 +85,19 @@ export const envPath = (runDir: string, network: string): string => join(runDir,
 export class EnvFiles {
   private readonly written = new Map<string, string>();
 
-  constructor(private readonly runDir: string) {}
+  /** `owner`: this router is the run dir's only one that writes them (up --docker): .env files of networks it no
+   * longer serves (removed while another process served them) are removed too. */
+  constructor(
+    private readonly runDir: string,
+    owner = false,
+  ) {
+    if (!owner) return;
+    try {
+      for (const f of readdirSync(runDir)) if (f.endsWith('.env')) this.written.set(f.slice(0, -4), '');
+    } catch {
+      /* no run dir yet */
+    }
+  }
 
   /** `slices`: every network served now that has a slice on this host. */
   update(slices: readonly HostSlice[]): void {

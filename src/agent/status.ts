@@ -63,6 +63,7 @@ export function controlSource(router: DaemonView, config: RouterConfig, startedA
           tapsRecreated: links[i]?.tapsRecreated ?? 0,
         }));
       })(),
+      dockerProblems: router.dockerProblems?.() ?? [],
       offloads: { ...router.offloads() },
       controlPlane: controlPlane(router, config),
       peers: (() => {

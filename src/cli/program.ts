@@ -2,6 +2,7 @@
  * The command line: argv in, text out, an exit code. Parsing is commander's; validation is the config schema's, so a
  * bad flag and a bad config key get the same kind of message.
  */
+import type { ChildProcess } from 'node:child_process';
 import { isIP } from 'node:net';
 import { Command, CommanderError, Option } from 'commander';
 // Only the light parts of the agent at start (`status` and friends must answer quickly); the rest (etcd client,
@@ -72,6 +73,8 @@ interface UpFlags {
   socket?: string;
   metrics?: string;
   dockerPlugin?: string | true;
+  docker?: boolean;
+  dockerSocket?: string;
   logLevel?: string;
   stateDir?: string;
   etcdCa?: string;
@@ -166,6 +169,8 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--log-level <level>', 'structured logs on stderr: fatal, error, warn, info (default), debug, trace, silent')
     .option('--metrics <host:port>', 'Prometheus metrics at http://<host:port>/metrics, or off (default: 127.0.0.1:9477)')
     .option('--docker-plugin [socket]', `serve Docker's network and IPAM plugin (docker network create -d vxlan-router --ipam-driver vxlan-router) on this socket (default: ${DEFAULT_PLUGIN_SOCKET})`)
+    .option('--docker', `one step per Docker host (with --etcd): serve every network defined in etcd (bridge vxr-<name> unless --network names one), the plugin, and a Docker network of each name on dockerd`)
+    .option('--docker-socket <path>', `dockerd's API socket, for --docker (default: ${DEFAULT_DOCKER_SOCKET})`)
     .option('--state-dir <dir>', `where the etcd table snapshot is kept, for starting while etcd is down (default: ${STATE_DIR}; in a named network namespace ${STATE_DIR}/netns/<name>)`);
   addEtcdConnectionOptions(up)
     .action(async (flags: UpFlags, cmd: Command) => {
@@ -192,7 +197,9 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
         leaseTtl: flags.leaseTtl,
         socket: flags.socket,
         metrics: flags.metrics,
-        dockerPlugin: flags.dockerPlugin === true ? DEFAULT_PLUGIN_SOCKET : flags.dockerPlugin,
+        dockerPlugin: flags.dockerPlugin === true || (flags.dockerPlugin === undefined && flags.docker === true) ? DEFAULT_PLUGIN_SOCKET : flags.dockerPlugin,
+        docker: flags.docker,
+        dockerSocket: flags.dockerSocket,
         logLevel: flags.logLevel,
         stateDir: flags.stateDir,
         etcdCa: flags.etcdCa,
@@ -207,7 +214,14 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
       process.stdout.on('error', () => undefined);
       const { createLogger } = await import('../log.js');
       const { Daemon } = await agent();
-      const daemon = await Daemon.start(config, { log: createLogger(config.logLevel), takeover: flags.takeover === true });
+      const { spawn } = await import('node:child_process');
+      // `up --docker` serves networks defined later through a new process with these options (daemon.ts: respawn).
+      const respawn = (): ChildProcess => {
+        const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...process.argv.slice(2).filter((a) => a !== '--takeover'), '--takeover'], { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+        child.unref();
+        return child;
+      };
+      const daemon = await Daemon.start(config, { log: createLogger(config.logLevel), takeover: flags.takeover === true, respawn });
       await daemon.run(io.out);
     });
 

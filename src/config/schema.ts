@@ -87,6 +87,14 @@ export const configSchema = z.strictObject({
    * socket, or off. Docker finds plugins in /run/docker/plugins (DEFAULT_PLUGIN_SOCKET).
    */
   dockerPlugin: z.union([z.literal('off'), z.string().regex(/^\/\S+$/, { message: 'is not an absolute path (or off)' })]).default('off'),
+  /**
+   * One step per Docker host (needs etcd): serve every network defined in etcd (those not named in `networks` on a
+   * bridge `vxr-<name>` the router makes), serve the plugin (dockerPlugin's default socket unless given), and keep a
+   * Docker network of each name on dockerd (`dockerSocket`).
+   */
+  docker: z.boolean().default(false),
+  /** dockerd's API socket (docker: the Docker networks are made and removed through it). */
+  dockerSocket: z.string().regex(/^\/\S+$/, { message: 'is not an absolute path' }).default('/var/run/docker.sock'),
   /** Seconds a crashed host stays in the others' tables (its records' lease TTL). */
   leaseTtl: intIn(2, 3600).default(15),
   /** Where the registry's snapshot (<network>.snapshot) is kept, so a restart while etcd is away forwards as before. */
