@@ -49,7 +49,7 @@ export interface OverlayNetworks {
    * Defines (or adopts) the overlay network and makes sure this router serves it; rejects with a PluginCallError.
    * Undefined: accepted, but served only later (a network defined by this call: `up --docker`).
    */
-  attach(req: DockerNetworkRequest): Promise<OverlayAttachment | undefined>;
+  attach(req: DockerNetworkRequest, opts?: { readonly define?: boolean }): Promise<OverlayAttachment | undefined>;
   /** dockerd removed its network here: the router may stop serving it (the definition in etcd stays). */
   detach(dockerId: string): Promise<void>;
 }
@@ -142,7 +142,8 @@ export class OverlayNetworkDriver implements NetworkDriver {
    */
   async adopt(req: DockerNetworkRequest, endpointIds: readonly string[]): Promise<void> {
     if (this.networks.has(req.dockerId)) return;
-    const net = await this.overlays.attach(req);
+    // Never defined from here: a Docker network whose definition was removed would bring it back.
+    const net = await this.overlays.attach(req, { define: false });
     if (net === undefined) return;
     await this.links.allowBridged(net.bridge);
     this.networks.set(req.dockerId, net);

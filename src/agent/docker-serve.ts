@@ -49,14 +49,14 @@ export class PendingDefinitions {
 
 function servedOverlays(view: DaemonView, pending: PendingDefinitions | undefined): OverlayNetworks {
   return {
-    attach: (req): Promise<OverlayAttachment | undefined> => {
+    attach: (req, opts): Promise<OverlayAttachment | undefined> => {
       let n: ServedNetwork;
       try {
         n = matchServed(view.info.networks, req);
       } catch (err) {
         // --docker: a VNI no network has yet (nor this subnet) is a new network, defined in etcd in the background.
         const fresh = req.vni !== undefined && !view.info.networks.some((s) => s.vni === req.vni || (s.subnet !== null && sameSubnet(s.subnet, req.subnet)) || (req.network !== undefined && s.name === req.network));
-        if (pending === undefined || !fresh || Ipv4Subnet.parse(req.subnet, 8, 29) === undefined) throw err;
+        if (pending === undefined || opts?.define === false || !fresh || Ipv4Subnet.parse(req.subnet, 8, 29) === undefined) throw err;
         pending.add({ dockerId: req.dockerId, request: req });
         return Promise.resolve(undefined);
       }

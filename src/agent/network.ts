@@ -33,8 +33,9 @@ export async function createNetwork(
 export async function removeNetwork(connection: EtcdConnection, name: string): Promise<void> {
   const registry = await openRegistry(connection);
   try {
-    if ((await registry.getNetwork(name)) === undefined) throw new ConfigError(`network ${name} is not defined in etcd`, { hint: "see the names with `etcdctl get --prefix --keys-only /vxlan-router/v1/networks/`" });
-    const use = await registry.networkUse(name);
+    const def = await registry.getNetwork(name);
+    if (def === undefined) throw new ConfigError(`network ${name} is not defined in etcd`, { hint: "see the names with `etcdctl get --prefix --keys-only /vxlan-router/v1/networks/`" });
+    const use = await registry.networkUse(name, def.subnet);
     if (use.length > 0) {
       const who = use.map((u) => `${u.hostId} (${u.macs} MAC${u.macs === 1 ? '' : 's'})`).join(', ');
       throw new ConfigError(`network ${name} is in use: ${who} advertise${use.length === 1 ? 's' : ''} containers on it`, {

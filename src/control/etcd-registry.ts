@@ -24,7 +24,7 @@ import type { AddressConflict, AdvertisedMac, HostRow, MacConflict } from './con
 import { ControlPlaneTracker, retryDelay, type ControlPlaneState, type Problem } from './control-plane-state.js';
 import { EtcdClient, reasonOf, type EtcdConnection } from './etcd-client.js';
 import { HostView } from './host-view.js';
-import type { HostRange, NoRange } from './ip-ranges.js';
+import { Ipv4Subnet, type HostRange, type NoRange } from './ip-ranges.js';
 import { MacView } from './mac-view.js';
 import { LocalClaims, localMacIps } from './local-claims.js';
 import { NetworkWatch } from './network-watch.js';
@@ -172,14 +172,18 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     return out;
   }
 
-  /** The hosts that advertise MACs (containers, VMs) on a network now, with how many. Throws E_ETCD. */
-  async networkUse(name: string): Promise<{ hostId: string; macs: number }[]> {
+  /**
+   * The hosts that advertise MACs (containers, VMs) on a network now, with how many. With an IPv4 subnet only MACs
+   * with an address in it count: a host's bridge (IPv6 link-local chatter) is not a container. Throws E_ETCD.
+   */
+  async networkUse(name: string, subnet?: string): Promise<{ hostId: string; macs: number }[]> {
     const prefix = `${keys.networkPrefix(name)}macs/`;
+    const net = subnet === undefined ? undefined : Ipv4Subnet.parse(subnet);
     const all = await this.client.call(() => this.client.etcd.getAll().prefix(prefix).strings());
     return Object.entries(all).flatMap(([key, value]) => {
       const macs = (parseJson(value) as { macs?: unknown } | undefined)?.macs;
-      const n = Array.isArray(macs) ? macs.length : 0;
-      return n > 0 ? [{ hostId: key.slice(prefix.length), macs: n }] : [];
+      const used = (Array.isArray(macs) ? macs : []).filter((m: { ips?: unknown }) => net === undefined || (Array.isArray(m?.ips) && m.ips.some((ip) => typeof ip === 'string' && net.contains(ip))));
+      return used.length > 0 ? [{ hostId: key.slice(prefix.length), macs: used.length }] : [];
     });
   }
 
