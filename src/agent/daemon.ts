@@ -421,6 +421,7 @@ export class Daemon implements DaemonView {
           warn.warn('env-file', `cannot write the networks' .env files in ${dirname(socketPath)}: ${describeError(err)}`);
         }
       };
+      keepEnv();
       const envTimer = setInterval(keepEnv, ENV_FILES_MS);
       envTimer.unref();
       owned.push({ close: () => clearInterval(envTimer) });

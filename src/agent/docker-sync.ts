@@ -67,9 +67,16 @@ function snapshotNames(stateDir: string): string[] {
 
 /** A Linux bridge of that name, up (made when missing). */
 export async function ensureBridge(name: string): Promise<void> {
-  await run('ip', ['link', 'add', 'name', name, 'type', 'bridge'], { timeout: 10_000 }).catch((err: { stderr?: string }) => {
-    if (!/File exists/.test(err.stderr ?? '')) throw new ConfigError(`cannot make bridge ${name}: ${err.stderr?.trim() ?? String(err)}`);
-  });
+  const made = await run('ip', ['link', 'add', 'name', name, 'type', 'bridge'], { timeout: 10_000 }).then(
+    () => true,
+    (err: { stderr?: string }) => {
+      if (!/File exists/.test(err.stderr ?? '')) throw new ConfigError(`cannot make bridge ${name}: ${err.stderr?.trim() ?? String(err)}`);
+      return false;
+    },
+  );
+  // No IPv6 link-local of its own: the bridge carries its containers' frames only (its own chatter would be
+  // advertised as a local MAC on the overlay).
+  if (made) await run('ip', ['link', 'set', name, 'addrgenmode', 'none'], { timeout: 10_000 }).catch(() => undefined);
   await run('ip', ['link', 'set', name, 'up'], { timeout: 10_000 });
 }
 

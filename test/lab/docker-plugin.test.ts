@@ -40,6 +40,7 @@ t.test('docker network create -d vxlan-router, on two hosts', { skip: skip ?? fa
   const sockets = [h1, h2].map((h) => join(lab.stateDir(h), 'run', 'router.sock'));
   sockets.forEach((p) => mkdirSync(dirname(p), { recursive: true }));
   const started = Date.now();
+  const mark = (what: string): void => void t.comment(`${what}: ${Date.now() - started} ms`); // DEBUG
   const routers = await Promise.all(
     [h1, h2].map((h, i) =>
       lab.startRouter(h, { peers: [], engine: 'native', vni: null, args: ['--etcd', etcd.endpoint, '--network', 'blue:br0', '--docker', '--docker-socket', dockerds[i]!.socket, '--docker-plugin', dockerds[i]!.pluginSocket, '--socket', sockets[i]!] }),
@@ -48,6 +49,7 @@ t.test('docker network create -d vxlan-router, on two hosts', { skip: skip ?? fa
   t.teardown(() => routers.forEach((r, i) => writeFileSync(`/tmp/dockeronce-router${i + 1}.log`, r.stderr))); // DEBUG
   const cli = async (h: typeof h1, ...args: string[]): Promise<string> => (await lab.exec(h.ns, process.execPath, [CLI_PATH, ...args])).stdout;
   const status = async (i: number) => statusSchema.parse(JSON.parse(await cli([h1, h2][i]!, 'status', '--socket', sockets[i]!, '--json')));
+  mark('routers ready');
   const ranges = await Promise.all([0, 1].map(async (i) => (await status(i)).networks[0]!));
   t.ok(ranges.every((r) => r.range !== undefined), 'each host leased a slice');
 
@@ -64,6 +66,7 @@ t.test('docker network create -d vxlan-router, on two hosts', { skip: skip ?? fa
   const conf = JSON.parse(await cli(h1, 'cni-config', 'blue', '--socket', sockets[0]!)) as object;
   t.match(conf, { name: 'blue', plugins: [{ type: 'bridge', bridge: 'br0', mtu: 1450, ipam: { type: 'host-local', ranges: [[{ subnet: '198.18.0.0/15', gateway: ranges[0]!.gateway }]] } }] }, 'cni-config: a conflist on the same slice');
 
+  mark('before a1');
   await d1.docker(['run', '-d', '--name', 'a1', '--network', 'blue', '-p', '8080:80', BUSYBOX_IMAGE, 'sh', '-c', 'echo hello-from-a1 >/index.html && exec httpd -f -p 80 -h /']);
   await d2.docker(['run', '-d', '--name', 'a2', '--restart', 'always', '--network', 'blue', BUSYBOX_IMAGE, 'sleep', '3600']);
   const ipOf = async (d: LabDockerd, c: string): Promise<string> => (await d.docker(['inspect', c, '--format', '{{(index .NetworkSettings.Networks "blue").IPAddress}}'])).stdout.trim();
@@ -89,6 +92,7 @@ t.test('docker network create -d vxlan-router, on two hosts', { skip: skip ?? fa
   t.equal(await ipOf(d2, 'a2'), ip2, 'a2 keeps its address across the dockerd restart (replayed to the plugin)');
   t.match(await ping(d2, 'a2', ip1), / 0% packet loss/, 'and reaches a1 again');
 
+  mark('before green');
   // Created once on h1 with Docker's own command, usable on h2 without a create there.
   const greenAt = Date.now();
   await d1.docker(['network', 'create', '-d', 'vxlan-router', '--ipam-driver', 'vxlan-router', '--subnet', '198.19.0.0/16', '-o', 'vni=43', 'green']);
@@ -108,6 +112,7 @@ t.test('docker network create -d vxlan-router, on two hosts', { skip: skip ?? fa
       { timeoutMs: 20_000, what: `${name} to run on green` },
     );
   };
+  mark('green served');
   await run(d1, 'g1');
   await run(d2, 'g2');
   const gip = async (d: LabDockerd, c: string): Promise<string> => (await d.docker(['inspect', c, '--format', '{{(index .NetworkSettings.Networks "green").IPAddress}}'])).stdout.trim();
@@ -115,6 +120,7 @@ t.test('docker network create -d vxlan-router, on two hosts', { skip: skip ?? fa
   t.match(await ping(d2, 'g2', g1), / 0% packet loss/, `g2 (h2) reaches g1 (h1) on green (${g2} → ${g1})`);
   t.match(await ping(d2, 'a2', ip1), / 0% packet loss/, 'blue kept forwarding through the handovers');
 
+  mark('green pinged');
   // vxlan-router network rm: refused while containers use it, then removed everywhere.
   const refused = await lab.exec(h1.ns, process.execPath, [CLI_PATH, 'network', 'rm', 'green', '--etcd', etcd.endpoint]).catch((e: Error) => e);
   t.match(String(refused), /network green is in use: .*advertise/, 'network rm is refused while containers use it, saying which hosts');
