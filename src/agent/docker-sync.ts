@@ -24,7 +24,7 @@ import type { Logger } from '../log.js';
 import { writeFileAtomic } from '../control/index.js';
 import type { DockerNetworkRequest, OverlayNetworkDriver } from './docker-driver.js';
 import type { OverlayIpam } from './docker-ipam.js';
-import { defaultDockerBridge, dockerCall, messageOf } from './docker-network.js';
+import { defaultDockerBridge, dockerCall, messageOf } from './docker-api.js';
 
 const run = promisify(execFile);
 export const DRIVER = 'vxlan-router';

@@ -8,3 +8,4 @@ export { serveControl, type ControlServer, type ControlSource } from './control-
 export { controlSource } from './status.js';
 export { parseListen, routerMetrics, serveMetrics, type MetricsServer } from './metrics.js';
 export { routerChecks, runDoctor, type Check, type DoctorInput } from './doctor.js';
+export { cniConflist, type HostSlice } from './runtime-files.js';

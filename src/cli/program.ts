@@ -372,7 +372,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--socket <path>', `the router's control socket (default: the only one in ${RUN_DIR})`)
     .action(async (name: string, f: { socket?: string }) => {
       const status = await ask(findSocket(f.socket), 'status');
-      const { cniConflist } = await import('../agent/runtime-files.js');
+      const { cniConflist } = await agent();
       const n = status.networks.find((x) => x.name === name);
       if (n === undefined) throw new ConfigError(`the router does not serve network ${name} (it serves ${status.networks.map((x) => x.name ?? x.vni).join(', ')})`, { hint: `serve it: vxlan-router up … --network ${name}:BRIDGE, or --docker` });
       if (n.subnet == null || n.range === null || n.gateway === null) throw new ConfigError(`network ${name} has no address range on this host yet${n.rangeNote ? ` (${n.rangeNote})` : ''}`, { hint: 'try again once the router has leased one (vxlan-router status)' });
