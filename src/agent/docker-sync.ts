@@ -28,7 +28,7 @@ import { defaultDockerBridge, dockerCall, messageOf } from './docker-api.js';
 
 const run = promisify(execFile);
 export const DRIVER = 'vxlan-router';
-/** The label on the Docker networks the router made (it removes only those). */
+/** The label on the Docker networks the router made (informative: `docker network inspect` tells who made it). */
 export const MANAGED_LABEL = 'vxlan-router.managed';
 
 /** The networks to serve: those named in the config, then every other one etcd defines (on a bridge of its own). */
