@@ -86,6 +86,9 @@ export const statusSchema = z.strictObject({
       bridge: z.string(),
       mtu: z.number().int(),
       configuredMtu: z.number().int().nullable(),
+      /** The MTU containers get, and the etcd network's subnet (cni-config). Absent from older routers. */
+      containerMtu: z.number().int().optional(),
+      subnet: z.string().nullable().optional(),
       state: z.enum(['starting', 'connected', 'degraded']).nullable(),
       revision: z.number().nullable(),
       hosts: z.number().int().nullable(),
@@ -102,6 +105,8 @@ export const statusSchema = z.strictObject({
       tapsRecreated: z.number().int().optional(),
     }),
   ),
+  /** up --docker: what keeps the Docker networks from being as etcd says (a name taken by another driver…). Absent from older routers. */
+  dockerProblems: z.array(z.string()).optional(),
   offloads: z.strictObject({ tapVnetHdr: z.boolean(), udpGso: z.boolean(), udpGro: z.boolean() }),
   controlPlane: z.strictObject({
     mode: z.enum(['static', 'etcd']),

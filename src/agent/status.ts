@@ -52,6 +52,8 @@ export function controlSource(router: DaemonView, config: RouterConfig, startedA
           bridge: n.bridge,
           mtu: n.mtu,
           configuredMtu: n.configuredMtu,
+          containerMtu: n.containerMtu,
+          subnet: n.subnet,
           state: states[i]?.state ?? null,
           revision: states[i]?.revision ?? null,
           hosts: states[i]?.hosts ?? null,
@@ -61,6 +63,7 @@ export function controlSource(router: DaemonView, config: RouterConfig, startedA
           tapsRecreated: links[i]?.tapsRecreated ?? 0,
         }));
       })(),
+      dockerProblems: router.dockerProblems?.() ?? [],
       offloads: { ...router.offloads() },
       controlPlane: controlPlane(router, config),
       peers: (() => {

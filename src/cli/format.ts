@@ -77,6 +77,7 @@ export function formatStatus(s: Status): string[] {
             `received ${bytes(p.rxBytes)} in ${p.rxFrames}, sent ${bytes(p.txBytes)} in ${p.txFrames}`,
         )),
     ...s.refusedSources.map((r) => `(!) refused ${r.count} datagram(s) of vni ${r.vni} from ${r.address}, last ${ago(r.agoMs)}: not a VTEP of that VNI (run doctor)`),
+    ...(s.dockerProblems ?? []).map((p) => `(!) docker: ${p}`),
     ...s.macConflicts.map((c) => `(!) MAC ${c.mac} (vni ${c.vni}) claimed by ${c.hostIds.join(' and ')}: traffic goes to ${c.hostIds[0]}`),
     ...(s.addressConflicts ?? []).map(
       (c) =>

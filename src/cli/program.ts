@@ -2,6 +2,7 @@
  * The command line: argv in, text out, an exit code. Parsing is commander's; validation is the config schema's, so a
  * bad flag and a bad config key get the same kind of message.
  */
+import type { ChildProcess } from 'node:child_process';
 import { isIP } from 'node:net';
 import { Command, CommanderError, Option } from 'commander';
 // Only the light parts of the agent at start (`status` and friends must answer quickly); the rest (etcd client,
@@ -74,6 +75,7 @@ interface UpFlags {
   metrics?: string;
   dockerPlugin?: string | true;
   dns?: string | true;
+  docker?: boolean;
   dockerSocket?: string;
   logLevel?: string;
   stateDir?: string;
@@ -171,7 +173,8 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--metrics <host:port>', 'Prometheus metrics at http://<host:port>/metrics, or off (default: 127.0.0.1:9477)')
     .option('--docker-plugin [socket]', `serve Docker's network and IPAM plugin (docker network create -d vxlan-router --ipam-driver vxlan-router) on this socket (default: ${DEFAULT_PLUGIN_SOCKET})`)
     .option('--dns [address]', `answer container names of every host (name, name.<network>) on this address, for docker run --dns / compose dns: (default: ${DEFAULT_DNS_ADDRESS})`)
-    .option('--docker-socket <path>', `dockerd's API socket, asked for container names with --dns (default: ${DEFAULT_DOCKER_SOCKET})`)
+    .option('--docker', `one step per Docker host (with --etcd): serve every network defined in etcd (bridge vxr-<name> unless --network names one), the plugin, and a Docker network of each name on dockerd`)
+    .option('--docker-socket <path>', `dockerd's API socket, for --docker and --dns (default: ${DEFAULT_DOCKER_SOCKET})`)
     .option('--state-dir <dir>', `where the etcd table snapshot is kept, for starting while etcd is down (default: ${STATE_DIR}; in a named network namespace ${STATE_DIR}/netns/<name>)`);
   addEtcdConnectionOptions(up)
     .action(async (flags: UpFlags, cmd: Command) => {
@@ -199,7 +202,8 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
         leaseTtl: flags.leaseTtl,
         socket: flags.socket,
         metrics: flags.metrics,
-        dockerPlugin: flags.dockerPlugin === true ? DEFAULT_PLUGIN_SOCKET : flags.dockerPlugin,
+        dockerPlugin: flags.dockerPlugin === true || (flags.dockerPlugin === undefined && flags.docker === true) ? DEFAULT_PLUGIN_SOCKET : flags.dockerPlugin,
+        docker: flags.docker,
         dns: flags.dns === true ? DEFAULT_DNS_ADDRESS : flags.dns,
         dockerSocket: flags.dockerSocket,
         logLevel: flags.logLevel,
@@ -216,7 +220,14 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
       process.stdout.on('error', () => undefined);
       const { createLogger } = await import('../log.js');
       const { Daemon } = await agent();
-      const daemon = await Daemon.start(config, { log: createLogger(config.logLevel), takeover: flags.takeover === true });
+      const { spawn } = await import('node:child_process');
+      // `up --docker` serves networks defined later through a new process with these options (daemon.ts: respawn).
+      const respawn = (): ChildProcess => {
+        const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...process.argv.slice(2).filter((a) => a !== '--takeover'), '--takeover'], { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+        child.unref();
+        return child;
+      };
+      const daemon = await Daemon.start(config, { log: createLogger(config.logLevel), takeover: flags.takeover === true, respawn });
       await daemon.run(io.out);
     });
 
@@ -363,6 +374,30 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
       const { createNetwork } = await agent();
       const { outcome, network: n } = await createNetwork(connectionOf(f), input, f.force === true);
       io.out(`network ${name} ${outcome} (VNI ${n.vni}, ${n.subnet})`);
+    });
+
+  const remove = network
+    .command('rm <name>')
+    .description('remove a network everywhere (its definition and every record in etcd); refused while any host has containers on it')
+    .requiredOption('--etcd <urls>', 'etcd endpoints, comma-separated');
+  addEtcdConnectionOptions(remove).action(async (name: string, f: { etcd: string } & Omit<EtcdOptionValues, 'etcd'>) => {
+    const { removeNetwork } = await agent();
+    await removeNetwork(connectionOf(f), name);
+    io.out(`network ${name} removed`);
+  });
+
+  program
+    .command('cni-config <network>')
+    .description("print a CNI conflist (bridge + host-local on this host's slice, its gateway and MTU, portmap) for nerdctl/containerd, from the running router")
+    .option('--socket <path>', `the router's control socket (default: the only one in ${RUN_DIR})`)
+    .action(async (name: string, f: { socket?: string }) => {
+      const status = await ask(findSocket(f.socket), 'status');
+      const { cniConflist } = await agent();
+      const n = status.networks.find((x) => x.name === name);
+      if (n === undefined) throw new ConfigError(`the router does not serve network ${name} (it serves ${status.networks.map((x) => x.name ?? x.vni).join(', ')})`, { hint: `serve it: vxlan-router up … --network ${name}:BRIDGE, or --docker` });
+      if (n.subnet == null || n.range === null || n.gateway === null) throw new ConfigError(`network ${name} has no address range on this host yet${n.rangeNote ? ` (${n.rangeNote})` : ''}`, { hint: 'try again once the router has leased one (vxlan-router status)' });
+      const slice = { range: n.range, gateway: n.gateway, addresses: 0 };
+      io.out(JSON.stringify(cniConflist({ network: name, vni: n.vni, bridge: n.bridge, subnet: n.subnet, slice, mtu: n.containerMtu ?? n.mtu }), null, 2));
     });
 
   const docker = program.command('docker-network').description("Docker bridge networks that are this host's part of an overlay network");

@@ -97,8 +97,14 @@ export const configSchema = z.strictObject({
    * dockerd at `dockerSocket`; absent: off.
    */
   dns: z.union([z.literal('off'), ip]).optional(),
-  /** dockerd's API socket, asked for container names (default /var/run/docker.sock). */
-  dockerSocket: z.string().regex(/^\/\S+$/, { message: 'is not an absolute path' }).optional(),
+  /**
+   * One step per Docker host (needs etcd): serve every network defined in etcd (those not named in `networks` on a
+   * bridge `vxr-<name>` the router makes), serve the plugin (dockerPlugin's default socket unless given), and keep a
+   * Docker network of each name on dockerd (`dockerSocket`).
+   */
+  docker: z.boolean().default(false),
+  /** dockerd's API socket (docker: the Docker networks are made and removed through it; dns: container names). */
+  dockerSocket: z.string().regex(/^\/\S+$/, { message: 'is not an absolute path' }).default('/var/run/docker.sock'),
   /** Seconds a crashed host stays in the others' tables (its records' lease TTL). */
   leaseTtl: intIn(2, 3600).default(15),
   /** Where the registry's snapshot (<network>.snapshot) is kept, so a restart while etcd is away forwards as before. */

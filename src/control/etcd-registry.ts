@@ -24,7 +24,7 @@ import type { AddressConflict, AdvertisedMac, HostRow, MacConflict } from './con
 import { ControlPlaneTracker, retryDelay, type ControlPlaneState, type Problem } from './control-plane-state.js';
 import { EtcdClient, reasonOf, type EtcdConnection } from './etcd-client.js';
 import { HostView } from './host-view.js';
-import type { HostRange, NoRange } from './ip-ranges.js';
+import { Ipv4Subnet, type HostRange, type NoRange } from './ip-ranges.js';
 import { MacView } from './mac-view.js';
 import { NameView, type NameAddress } from './name-view.js';
 import { LocalClaims, localMacIps } from './local-claims.js';
@@ -39,6 +39,7 @@ import {
   nameRecordSchema,
   networkDefinitionSchema,
   parseJson,
+  REGISTRY_PREFIX,
   type HostRecord,
   type MacRecord,
   type NameEntry,
@@ -164,6 +165,47 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     }
     await this.client.call(() => etcd.put(key).value(value).exec());
     return 'replaced';
+  }
+
+  /** Every network defined in etcd (a definition that does not parse is left out), by name. Throws E_ETCD. */
+  async listNetworks(): Promise<NetworkDefinition[]> {
+    const prefix = `${REGISTRY_PREFIX}/networks/`;
+    // Keys only: the MAC records under the same prefix may be large.
+    const names = (await this.client.call(() => this.client.etcd.getAll().prefix(prefix).keys()))
+      .flatMap((k) => /^([^/]+)\/config$/.exec(k.slice(prefix.length))?.[1] ?? [])
+      .sort();
+    const out: NetworkDefinition[] = [];
+    for (const name of names) {
+      const def = await this.getNetwork(name).catch((err: unknown) => {
+        if (err instanceof ConfigError) return undefined;
+        throw err;
+      });
+      if (def !== undefined) out.push(def);
+    }
+    return out;
+  }
+
+  /**
+   * The hosts that advertise MACs (containers, VMs) on a network now, with how many. With an IPv4 subnet only MACs
+   * with an address in it count: a host's bridge (IPv6 link-local chatter) is not a container. Throws E_ETCD.
+   */
+  async networkUse(name: string, subnet?: string): Promise<{ hostId: string; macs: number }[]> {
+    const prefix = `${keys.networkPrefix(name)}macs/`;
+    const net = subnet === undefined ? undefined : Ipv4Subnet.parse(subnet);
+    const all = await this.client.call(() => this.client.etcd.getAll().prefix(prefix).strings());
+    return Object.entries(all).flatMap(([key, value]) => {
+      const macs = (parseJson(value) as { macs?: unknown } | undefined)?.macs;
+      const used = (Array.isArray(macs) ? macs : []).filter((m: { ips?: unknown }) => net === undefined || (Array.isArray(m?.ips) && m.ips.some((ip) => typeof ip === 'string' && net.contains(ip))));
+      return used.length > 0 ? [{ hostId: key.slice(prefix.length), macs: used.length }] : [];
+    });
+  }
+
+  /** Removes a network's definition and every record under it (hosts, MACs, slices). Throws E_ETCD. */
+  async deleteNetwork(name: string): Promise<boolean> {
+    const { etcd } = this.client;
+    const had = (await this.client.call(() => etcd.get(keys.network(name)).string())) !== null;
+    await this.client.call(() => etcd.delete().prefix(keys.networkPrefix(name)).exec());
+    return had;
   }
 
   /** The network's definition, or undefined when there is none. `timeoutMs` bounds this one call (default: callTimeoutMs). */
