@@ -7,24 +7,13 @@ import { spawnSync } from 'node:child_process';
 import t from 'tap';
 import type { HostRecord, NetworkDefinition } from '../../src/control/etcd-registry.js';
 import type { NameEntry } from '../../src/control/index.js';
-import { EtcdServer, etcdSkipReason } from '../../src/lab/etcd.js';
+import { etcdSkipReason } from '../../src/lab/etcd.js';
 import { waitFor } from '../../src/lab/wait.js';
-import { registryOpener } from '../helpers/registries.js';
-
-const record = (hostId: string, ip: string): HostRecord => ({
-  version: 1, hostId, underlay: [ip], port: 4789, networks: ['default'], mtu: 1450, software: 'test', startedAt: new Date().toISOString(),
-});
+import { twoJoined } from '../helpers/registries.js';
 
 t.test('names across hosts in etcd', { skip: etcdSkipReason() ?? false }, async (t) => {
-  const etcd = await EtcdServer.start();
-  const open = registryOpener(t, etcd.endpoint, {}, () => etcd.destroy());
-  const admin = open();
-  await admin.createNetwork({ version: 1, name: 'default', vni: 42, subnet: '198.18.0.0/15' });
-  const network = (await admin.getNetwork('default')) as NetworkDefinition;
-  const [a, b] = [open(), open()];
-  await a.join(network, record('a', '198.51.100.1'));
-  await b.join(network, record('b', '198.51.100.2'));
-  const etcdNames = (id: string): string => spawnSync('etcdctl', ['--endpoints', etcd.endpoint, 'get', `/vxlan-router/v1/networks/default/names/${id}`, '--print-value-only'], { encoding: 'utf8' }).stdout;
+  const { a, b, etcd, value } = await twoJoined(t);
+  const etcdNames = (id: string): string => value(`names/${id}`);
   const ips = (r: typeof a, name: string): string[] => r.lookupName(name).map((x) => x.ip);
 
   t.equal(etcdNames('a'), '', 'no containers: no key');
