@@ -62,6 +62,7 @@ export function controlSource(router: DaemonView, config: RouterConfig, startedA
         }));
       })(),
       offloads: { ...router.offloads() },
+      loop: { ...router.loop() },
       controlPlane: controlPlane(router, config),
       peers: (() => {
         const facts = peerFacts(router);
