@@ -15,11 +15,12 @@
  * benchmarks/results/bench-<time>.json, the ratios to an SVG chart beside it. Bounded in time; cleans up on Ctrl-C.
  *
  *   native-threads, native-uring   the native engine with its event loop forced (--loop; not run by default)
+ *   native-uring-wait   the io_uring loop waiting for N completions or T µs (--uring-wait N,T, default 8,50)
  * Wake-up figures (per GB moved by TCP 1 stream c1→c2): the routers' context switches (all threads,
  * /proc/<pid>/task/<tid>/status), the machine's (/proc/stat ctxt), RES and CAL IPIs (/proc/interrupts), and the
  * machine's busy CPU seconds (/proc/stat) — so a change shows where it acts.
  *
- *   npm run bench -- [--quick] [--reps 3] [--duration 5] [--paths direct,kernel,native,js,native-none,native-tap,native-tap-gso,native-threads,native-uring,floor,floor-spin] [--mtu 1280,1500,9000]
+ *   npm run bench -- [--quick] [--reps 3] [--duration 5] [--paths direct,kernel,native,js,native-none,native-tap,native-tap-gso,native-threads,native-uring,native-uring-wait,floor,floor-spin] [--mtu 1280,1500,9000] [--uring-wait N,T]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -36,7 +37,7 @@ import { chartSvg } from './chart.js';
 /** The native engine with fewer offloads, to measure what each gives (`--paths native-none,native-tap,...`). */
 const NATIVE_VARIANTS = { 'native-none': 'none', 'native-tap': 'tap', 'native-tap-gso': 'tap,gso' } as const;
 /** The native engine with its event loop forced (`--paths native-threads,native-uring`: both in the same run). */
-const NATIVE_LOOPS = { 'native-threads': 'threads', 'native-uring': 'uring' } as const;
+const NATIVE_LOOPS = { 'native-threads': 'threads', 'native-uring': 'uring', 'native-uring-wait': 'uring' } as const;
 type Path = 'direct' | 'kernel' | 'floor' | 'floor-spin' | EngineName | keyof typeof NATIVE_VARIANTS | keyof typeof NATIVE_LOOPS;
 const DEFAULT_PATHS: Path[] = ['direct', 'kernel', 'native', 'js'];
 const ALL_PATHS: Path[] = [...DEFAULT_PATHS, ...(Object.keys(NATIVE_VARIANTS) as Path[]), ...(Object.keys(NATIVE_LOOPS) as Path[]), 'floor', 'floor-spin'];
@@ -49,6 +50,7 @@ const { values: opt } = parseArgs({
     paths: { type: 'string', default: DEFAULT_PATHS.join(',') },
     mtu: { type: 'string' },
     out: { type: 'string' },
+    'uring-wait': { type: 'string', default: '8,50' },
   },
 });
 const quick = opt.quick === true;
@@ -76,8 +78,8 @@ const METRICS = [
   ['router_rss_mib', 'router RSS, MiB (max of both)', 'lower'],
   // Where the CPU goes (issue #17): wake-ups per GB moved by the TCP 1 stream c1→c2 test.
   ['machine_cpu_s_per_gb', 'machine CPU s per GB (TCP 1 stream)', 'lower'],
-  ['router_csw_per_gb', 'router context switches per GB (vol+invol)', 'lower'],
-  ['router_vcsw_per_gb', 'router voluntary context switches per GB', 'lower'],
+  ['router_csw_per_gb', 'router context switches per GB', 'lower'],
+  ['router_vcsw_per_gb', 'router voluntary ctx switches per GB', 'lower'],
   ['machine_csw_per_gb', 'machine context switches per GB', 'lower'],
   ['ipi_res_per_gb', 'rescheduling IPIs (RES) per GB', 'lower'],
   ['ipi_cal_per_gb', 'function-call IPIs (CAL) per GB', 'lower'],
@@ -125,10 +127,13 @@ async function buildPath(lab: Lab, path: Path, opts: { underlayMtu?: number; ext
       : path in NATIVE_LOOPS
         ? ['--loop', NATIVE_LOOPS[path as keyof typeof NATIVE_LOOPS]]
         : [];
-  const routers = [
+  // native-uring-wait: the io_uring loop waiting for N completions or T µs (--uring-wait N,T); the routers read it
+  // from their environment at start.
+  if (path === 'native-uring-wait') process.env.VXLAN_ROUTER_URING_WAIT = opt['uring-wait'];
+  const routers = await (async () => [
     await lab.startRouter(h1, { peers: [h2.underlayIp, ...extra], engine, args }),
     await lab.startRouter(h2, { peers: [h1.underlayIp, ...extra], engine, args }),
-  ];
+  ])().finally(() => delete process.env.VXLAN_ROUTER_URING_WAIT);
   return { c1, c2, pids: routers.map((r) => r.pid) };
 }
 

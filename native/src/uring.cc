@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +30,9 @@ namespace vxr {
 namespace {
 
 constexpr unsigned kRingEntries = 64;
+// A deleted TAP wakes a poll(2) sleeper but not an io_uring poll (seen on 6.18): the loop looks at the TAPs itself
+// this often (one poll(2) with no wait), so a lost TAP is reported within this, plus the agent's 250 ms.
+constexpr int64_t kTapCheckMs = 250;
 // user_data: the source in the low 32 bits, its poll's generation above (a re-armed poll's old completions are
 // recognised as stale).
 constexpr uint32_t kStopTag = 0, kKickTag = 1, kUdpTag = 2, kTapTag0 = 3, kIgnoreTag = 0xffffffffu;
@@ -77,6 +81,13 @@ void Engine::UringLoop(std::shared_ptr<Ring> ring) {
     sqe->user_data = UserData(tag, ++gen[tag]);
     armed[tag] = 1;
   };
+  auto lose = [&](uint32_t tag) {
+    // The TAP is gone (deleted under us): that VNI stops forwarding until ReplaceTap, as with the threads.
+    dead[tag] = 1;
+    ready[tag] = 0;
+    ReportTapLost(&nets_[tag - kTapTag0]);
+  };
+  std::vector<pollfd> tap_pfds(nets_.size());
   auto disarm = [&](uint32_t tag) {
     io_uring_sqe* sqe = ring->Sqe();
     if (sqe == nullptr) return;
@@ -93,6 +104,7 @@ void Engine::UringLoop(std::shared_ptr<Ring> ring) {
   const unsigned wait_nr = batch_wait ? cfg_.uring_wait_nr : 1;
   const unsigned min_wait_us = batch_wait ? cfg_.uring_min_wait_us : 0;
   int64_t last_expire = NowMs();
+  int64_t last_tap_check = last_expire;
   for (;;) {
     if (stopping_.load(std::memory_order_relaxed)) break;
     bool busy = false;
@@ -101,7 +113,8 @@ void Engine::UringLoop(std::shared_ptr<Ring> ring) {
       busy |= t >= kUdpTag && ready[t] && !dead[t];
     }
     // Something still queued: collect completions without sleeping. Otherwise sleep until work or the aging tick.
-    const int64_t to_tick_ms = kPollMs - (NowMs() - last_expire);
+    const int64_t t = NowMs();
+    const int64_t to_tick_ms = std::min(kPollMs - (t - last_expire), kTapCheckMs - (t - last_tap_check));
     const int r = busy ? ring->Enter(0, 0, -1)
                        : ring->Enter(wait_nr, min_wait_us, (to_tick_ms > 0 ? to_tick_ms : 0) * 1000000);
     if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY && r != -EAGAIN) {
@@ -118,11 +131,8 @@ void Engine::UringLoop(std::shared_ptr<Ring> ring) {
       if (tag == kKickTag) kicked = true;
       ready[tag] = 1;
       if (tag >= kTapTag0 && (c.res & (POLLERR | POLLHUP | POLLNVAL))) {
-        // The TAP is gone (deleted under us): that VNI stops forwarding until ReplaceTap, as with the threads.
-        dead[tag] = 1;
-        ready[tag] = 0;
+        lose(tag);
         disarm(tag);
-        ReportTapLost(&nets_[tag - kTapTag0]);
       }
     });
     if (stop) break;
@@ -142,6 +152,24 @@ void Engine::UringLoop(std::shared_ptr<Ring> ring) {
     }
 
     const int64_t now = NowMs();
+    if (now - last_tap_check >= kTapCheckMs) {
+      last_tap_check = now;
+      int n = 0;
+      for (size_t i = 0; i < nets_.size(); i++)
+        if (!dead[kTapTag0 + i]) tap_pfds[static_cast<size_t>(n++)] = {nets_[i].tap.get(), POLLIN, 0};
+      if (n > 0 && poll(tap_pfds.data(), static_cast<nfds_t>(n), 0) > 0) {
+        for (int j = 0; j < n; j++) {
+          if (!(tap_pfds[static_cast<size_t>(j)].revents & (POLLERR | POLLHUP | POLLNVAL))) continue;
+          for (size_t i = 0; i < nets_.size(); i++) {
+            const uint32_t tag = kTapTag0 + static_cast<uint32_t>(i);
+            if (nets_[i].tap.get() == tap_pfds[static_cast<size_t>(j)].fd && !dead[tag]) {
+              lose(tag);
+              disarm(tag);
+            }
+          }
+        }
+      }
+    }
     if (ready[kUdpTag] || now - last_expire >= kPollMs) {
       if (now - last_expire >= kPollMs) last_expire = now;  // RxBatch ages the learned MACs on the same clock
       const int got = RxBatch(*rx, false);
