@@ -117,6 +117,8 @@ export class NativeEngine implements Engine {
 
   sourcePort(frame: Uint8Array): number {
     return flowPort(frame);
+  }
+
   loop(): EngineLoop {
     const l = this.handle?.loop() ?? { loop: 'threads', fallback: '' };
     return { kind: l.loop, fallback: l.fallback };
