@@ -14,7 +14,13 @@
  * min-max, and its ratio to `kernel` measured in this run. Raw samples, machine info and commands go to
  * benchmarks/results/bench-<time>.json, the ratios to an SVG chart beside it. Bounded in time; cleans up on Ctrl-C.
  *
- *   npm run bench -- [--quick] [--reps 3] [--duration 5] [--paths direct,kernel,native,js,native-none,native-tap,native-tap-gso,floor,floor-spin] [--mtu 1280,1500,9000]
+ *   native-threads, native-uring   the native engine with its event loop forced (--loop; not run by default)
+ *   native-uring-wait   the io_uring loop waiting for N completions or T µs (--uring-wait N,T, default 8,50)
+ * Wake-up figures (per GB moved by TCP 1 stream c1→c2): the routers' context switches (all threads,
+ * /proc/<pid>/task/<tid>/status), the machine's (/proc/stat ctxt), RES and CAL IPIs (/proc/interrupts), and the
+ * machine's busy CPU seconds (/proc/stat) — so a change shows where it acts.
+ *
+ *   npm run bench -- [--quick] [--reps 3] [--duration 5] [--paths direct,kernel,native,js,native-none,native-tap,native-tap-gso,native-threads,native-uring,native-uring-wait,floor,floor-spin] [--mtu 1280,1500,9000] [--uring-wait N,T]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,14 +31,16 @@ import { Lab, labSkipReason, twoHosts, type Container } from '../src/lab/lab.js'
 import type { EngineName } from '../src/lab/router-process.js';
 import { iperf3, lossFreeRate, sockperfLatency } from '../src/lab/transfers.js';
 import { waitFor } from '../src/lab/wait.js';
-import { processRssMiB, sampleCpu } from './procstat.js';
+import { processRssMiB, sampleCpu, sampleWakeups, type WakeupCost } from './procstat.js';
 import { chartSvg } from './chart.js';
 
 /** The native engine with fewer offloads, to measure what each gives (`--paths native-none,native-tap,...`). */
 const NATIVE_VARIANTS = { 'native-none': 'none', 'native-tap': 'tap', 'native-tap-gso': 'tap,gso' } as const;
-type Path = 'direct' | 'kernel' | 'floor' | 'floor-spin' | EngineName | keyof typeof NATIVE_VARIANTS;
+/** The native engine with its event loop forced (`--paths native-threads,native-uring`: both in the same run). */
+const NATIVE_LOOPS = { 'native-threads': 'threads', 'native-uring': 'uring', 'native-uring-wait': 'uring' } as const;
+type Path = 'direct' | 'kernel' | 'floor' | 'floor-spin' | EngineName | keyof typeof NATIVE_VARIANTS | keyof typeof NATIVE_LOOPS;
 const DEFAULT_PATHS: Path[] = ['direct', 'kernel', 'native', 'js'];
-const ALL_PATHS: Path[] = [...DEFAULT_PATHS, ...(Object.keys(NATIVE_VARIANTS) as Path[]), 'floor', 'floor-spin'];
+const ALL_PATHS: Path[] = [...DEFAULT_PATHS, ...(Object.keys(NATIVE_VARIANTS) as Path[]), ...(Object.keys(NATIVE_LOOPS) as Path[]), 'floor', 'floor-spin'];
 
 const { values: opt } = parseArgs({
   options: {
@@ -42,6 +50,7 @@ const { values: opt } = parseArgs({
     paths: { type: 'string', default: DEFAULT_PATHS.join(',') },
     mtu: { type: 'string' },
     out: { type: 'string' },
+    'uring-wait': { type: 'string', default: '8,50' },
   },
 });
 const quick = opt.quick === true;
@@ -67,10 +76,17 @@ const METRICS = [
   ['router_cpu_s_per_gb', 'router CPU s per GB (TCP 1 stream)', 'lower'],
   ['machine_cpu_pct', 'machine CPU busy during TCP 1 stream, %', 'lower'],
   ['router_rss_mib', 'router RSS, MiB (max of both)', 'lower'],
+  // Where the CPU goes (issue #17): wake-ups per GB moved by the TCP 1 stream c1→c2 test.
+  ['machine_cpu_s_per_gb', 'machine CPU s per GB (TCP 1 stream)', 'lower'],
+  ['router_csw_per_gb', 'router context switches per GB', 'lower'],
+  ['router_vcsw_per_gb', 'router voluntary ctx switches per GB', 'lower'],
+  ['machine_csw_per_gb', 'machine context switches per GB', 'lower'],
+  ['ipi_res_per_gb', 'rescheduling IPIs (RES) per GB', 'lower'],
+  ['ipi_cal_per_gb', 'function-call IPIs (CAL) per GB', 'lower'],
 ] as const;
 type Metric = (typeof METRICS)[number][0];
 /** A sample: the figures, and the machine's CPU busy share (%) during each test, kept in the JSON. */
-type Sample = Record<Metric, number> & { machineCpuPct?: Record<string, number> };
+type Sample = Record<Metric, number> & { machineCpuPct?: Record<string, number>; tcp1FwdCost?: WakeupCost & { gbMoved: number } };
 
 let current: Lab | undefined;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -105,11 +121,19 @@ async function buildPath(lab: Lab, path: Path, opts: { underlayMtu?: number; ext
   // flood lists; unicast traffic between c1 and c2 never goes to them.
   const extra = Array.from({ length: opts.extraPeers ?? 0 }, (_, i) => `198.51.100.${100 + i}`);
   const engine: EngineName = path === 'js' ? 'js' : 'native';
-  const args = path in NATIVE_VARIANTS ? ['--offloads', NATIVE_VARIANTS[path as keyof typeof NATIVE_VARIANTS]] : [];
-  const routers = [
+  const args =
+    path in NATIVE_VARIANTS
+      ? ['--offloads', NATIVE_VARIANTS[path as keyof typeof NATIVE_VARIANTS]]
+      : path in NATIVE_LOOPS
+        ? ['--loop', NATIVE_LOOPS[path as keyof typeof NATIVE_LOOPS]]
+        : [];
+  // native-uring-wait: the io_uring loop waiting for N completions or T µs (--uring-wait N,T); the routers read it
+  // from their environment at start.
+  if (path === 'native-uring-wait') process.env.VXLAN_ROUTER_URING_WAIT = opt['uring-wait'];
+  const routers = await (async () => [
     await lab.startRouter(h1, { peers: [h2.underlayIp, ...extra], engine, args }),
     await lab.startRouter(h2, { peers: [h1.underlayIp, ...extra], engine, args }),
-  ];
+  ])().finally(() => delete process.env.VXLAN_ROUTER_URING_WAIT);
   return { c1, c2, pids: routers.map((r) => r.pid) };
 }
 
@@ -169,8 +193,9 @@ async function measure(path: Path): Promise<Sample> {
       (await timed(name, () => iperf3(lab, c1, c2, { seconds: duration, streams, reverse }))).result.gbitPerS;
     const udp = async (name: string, length: number, maxPps: number) =>
       (await timed(name, () => lossFreeRate(lab, c1, c2, { length, seconds: udpSeconds, iterations: udpTrials, maxPps }))).result.pps / 1000;
-    const fwd = await timed('tcp1_fwd', () => iperf3(lab, c1, c2, { seconds: duration }));
+    const { result: fwd, cost } = await sampleWakeups(pids, () => timed('tcp1_fwd', () => iperf3(lab, c1, c2, { seconds: duration })));
     const gbMoved = (fwd.result.gbitPerS * duration) / 8;
+    const perGb = (x: number): number => (gbMoved > 0 ? x / gbMoved : NaN);
     const s: Sample = {
       tcp1_fwd_gbps: fwd.result.gbitPerS,
       tcp1_rev_gbps: await tcp('tcp1_rev', 1, true),
@@ -184,7 +209,14 @@ async function measure(path: Path): Promise<Sample> {
       router_cpu_s_per_gb: pids.length ? fwd.processCpuSeconds / gbMoved : NaN,
       machine_cpu_pct: fwd.machineBusyPercent,
       router_rss_mib: pids.length ? Math.max(...pids.map(processRssMiB)) : NaN,
+      machine_cpu_s_per_gb: perGb(cost.machineCpuSeconds),
+      router_csw_per_gb: pids.length ? perGb(cost.routerVoluntary + cost.routerNonvoluntary) : NaN,
+      router_vcsw_per_gb: pids.length ? perGb(cost.routerVoluntary) : NaN,
+      machine_csw_per_gb: perGb(cost.machineCtxt),
+      ipi_res_per_gb: perGb(cost.res),
+      ipi_cal_per_gb: perGb(cost.cal),
       machineCpuPct,
+      tcp1FwdCost: { ...cost, gbMoved },
     };
     return s;
   });
@@ -212,7 +244,11 @@ async function main(): Promise<number> {
       const t0 = Date.now();
       const s = await measure(p);
       samples[p]!.push(s);
-      say(`TCP ${fmt(s.tcp1_fwd_gbps)} Gbit/s, 64 B ${fmt(s.udp64_kpps)} kpps, p50 ${fmt(s.lat_p50_us)} µs (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);
+      say(
+        `TCP ${fmt(s.tcp1_fwd_gbps)} Gbit/s (per GB: machine ${fmt(s.machine_cpu_s_per_gb)} CPU-s, router ${fmt(s.router_cpu_s_per_gb)} CPU-s, ` +
+          `${fmt(s.router_csw_per_gb)} router / ${fmt(s.machine_csw_per_gb)} machine cs, ${fmt(s.ipi_res_per_gb)} RES + ${fmt(s.ipi_cal_per_gb)} CAL IPIs), ` +
+          `64 B ${fmt(s.udp64_kpps)} kpps, p50 ${fmt(s.lat_p50_us)} µs (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`,
+      );
     }
   }
 

@@ -27,6 +27,8 @@
         "src/twins.cc",
         "src/tx.cc",
         "src/udp-socket.cc",
+        "src/uring.cc",
+        "src/uring-ring.cc",
         "src/wire.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

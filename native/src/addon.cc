@@ -48,6 +48,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("learned", &EngineWrap::Learned),
                         InstanceMethod("learnedCount", &EngineWrap::LearnedCount),
                         InstanceMethod("features", &EngineWrap::GetFeatures),
+                        InstanceMethod("loop", &EngineWrap::GetLoop),
                         InstanceMethod("localMacs", &EngineWrap::LocalMacs),
                         InstanceMethod("injectFrame", &EngineWrap::InjectFrame),
                         InstanceMethod("traffic", &EngineWrap::Traffic),
@@ -110,6 +111,15 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o.Set("tapVnetHdr", f.tap_vnet_hdr);
     o.Set("udpGso", f.udp_gso);
     o.Set("udpGro", f.udp_gro);
+    return o;
+  }
+  // loop() → { loop: 'uring' | 'threads', fallback: string }: the event loop running since start(), and why not
+  // io_uring when it was asked for ('' otherwise). Pinned by test/native/uring.test.ts.
+  Napi::Value GetLoop(const Napi::CallbackInfo& info) {
+    const LoopInfo l = engine_ ? engine_->loop() : LoopInfo{};
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("loop", l.uring ? "uring" : "threads");
+    o.Set("fallback", l.fallback);
     return o;
   }
   // fault() → null, or the Error (code = errno name, syscall) of the first data-path thread that stopped on its own.
@@ -332,6 +342,8 @@ Napi::Value CloseFdJs(const Napi::CallbackInfo& info) {
 
 // createEngine({ local, port, underlayMtu, learning, agingMs, learnMaxPerPeer, learnMax, maxLocalMacs?, udpGso?,
 //                udpGro?, arpSuppression?, sourceCheck?, clampMss?: { ipv4, ipv6 }, networks: [{ vni, tapFd, mtu, vnetHdr? }] }).
+//                udpGro?, arpSuppression?, sourceCheck?, loop?: 'threads' | 'uring' | 'auto', uringWaitNr?,
+//                uringMinWaitUs?, networks: [{ vni, tapFd, mtu, vnetHdr? }] }).
 // Takes ownership of every tapFd, also when it throws. Pinned by test/native/engine.test.ts (the TS face is
 // NativeEngine in src/dataplane/native-engine.ts).
 Napi::Value CreateEngineJs(const Napi::CallbackInfo& info) {
@@ -387,6 +399,21 @@ Napi::Value CreateEngineJs(const Napi::CallbackInfo& info) {
       return ThrowType(env, "createEngine: clampMss must be { ipv4, ipv6 } (0-65535 each, 0 = off)");
     cfg.clamp_mss = MssClamp{static_cast<uint16_t>(v4), static_cast<uint16_t>(v6)};
   }
+  const Napi::Value loop = o.Get("loop");
+  if (!loop.IsUndefined()) {
+    const std::string l = loop.IsString() ? loop.As<Napi::String>().Utf8Value() : "";
+    if (l == "threads") cfg.loop = EngineConfig::Loop::kThreads;
+    else if (l == "uring") cfg.loop = EngineConfig::Loop::kUring;
+    else if (l == "auto") cfg.loop = EngineConfig::Loop::kAuto;
+    else return ThrowType(env, "createEngine: loop must be 'threads', 'uring' or 'auto'");
+  }
+  uint32_t wait_nr = cfg.uring_wait_nr, min_wait = cfg.uring_min_wait_us;
+  if (!o.Get("uringWaitNr").IsUndefined() && (!GetUint(o.Get("uringWaitNr"), 64, &wait_nr) || wait_nr == 0))
+    return ThrowType(env, "createEngine: uringWaitNr must be 1-64");
+  if (!o.Get("uringMinWaitUs").IsUndefined() && !GetUint(o.Get("uringMinWaitUs"), 1000000, &min_wait))
+    return ThrowType(env, "createEngine: uringMinWaitUs must be 0-1000000");
+  cfg.uring_wait_nr = wait_nr;
+  cfg.uring_min_wait_us = min_wait;
   cfg.port = static_cast<uint16_t>(port);
   cfg.underlay_mtu = static_cast<int>(umtu);
   cfg.aging_ms = aging;

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <string.h>
+
 #include <algorithm>
 #include <string>
 
@@ -51,6 +53,8 @@ SysError Engine::Create(const EngineConfig& cfg, std::unique_ptr<Engine>* out) {
 
   e->stop_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!e->stop_fd_.valid()) return Errno("eventfd");
+  e->kick_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!e->kick_fd_.valid()) return Errno("eventfd");
   for (auto& n : e->nets_) {
     const int flags = fcntl(n.tap.get(), F_GETFL);
     if (flags < 0 || fcntl(n.tap.get(), F_SETFL, flags | O_NONBLOCK) < 0) return Errno("fcntl(TAP, O_NONBLOCK)");
@@ -69,6 +73,15 @@ SysError Engine::Start() {
   if (started_ || stopped_) return {};
   started_ = true;
   quiesced_ = false;  // started again after a handover that failed: the socket is ours alone again
+  uring_on_ = false;
+  uring_fallback_.clear();
+  if (cfg_.loop != EngineConfig::Loop::kThreads) {
+    const SysError e = StartUring();
+    if (e.ok()) return {};
+    // Forbidden or missing (a container's seccomp profile, kernel.io_uring_disabled, an old kernel): the threads.
+    const char* name = strerrorname_np(e.err);
+    uring_fallback_ = e.what + ": " + (name != nullptr ? name : std::to_string(e.err)) + " (" + strerror(e.err) + ")";
+  }
   // Named so that `top -H` / `ps -L` tell the data path's threads apart (15 characters at most). Named here, not by
   // the thread itself, so that the names are set when Start() returns.
   threads_.emplace_back([this] { RxLoop(); });
@@ -126,6 +139,8 @@ SysError Engine::InjectFrame(uint32_t vni, const uint8_t* frame, size_t len) {
   if (!WriteTap(*net, frame, len)) return Errno("write to the TAP of VNI " + std::to_string(vni));
   return {};
 }
+
+LoopInfo Engine::loop() const { return LoopInfo{uring_on_, uring_fallback_}; }
 
 Features Engine::features() const {
   Features f;

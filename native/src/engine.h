@@ -18,6 +18,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -33,6 +34,8 @@
 #include "udp-socket.h"
 
 namespace vxr {
+
+class Ring;  // uring.h
 
 // Batch shape of the data path, shared by TX and RX.
 inline constexpr int kBatch = 64;        // frames per TAP read burst / datagrams per recvmmsg
@@ -64,6 +67,19 @@ struct EngineConfig {
   // The UDP socket handed over by the router this one takes over (fd-passing.h), or -1: open and bind a new one.
   // Ownership passes to the engine in Create, like the TAP fds.
   int rx_fd = -1;
+  // Event loop (config `loop`): threads (one RX thread, one TX thread per TAP), uring (one thread, one io_uring for
+  // every socket and TAP: uring.cc) or auto (uring where the kernel allows it). uring and auto fall back to threads
+  // when the probe at Start() fails (no io_uring, kernel.io_uring_disabled, a seccomp filter): LoopInfo says why.
+  enum class Loop { kThreads, kUring, kAuto } loop = Loop::kThreads;
+  // io_uring loop waits: for this many completions, or at least one after this many µs (kernel ≥ 6.12).
+  unsigned uring_wait_nr = 1;
+  unsigned uring_min_wait_us = 0;
+};
+
+// Which loop runs, and why not io_uring when it was asked for (empty otherwise).
+struct LoopInfo {
+  bool uring = false;
+  std::string fallback;  // e.g. "io_uring_setup: EPERM (Operation not permitted)"
 };
 
 // What is on right now (GSO can turn itself off after Start when the first GSO send fails).
@@ -89,6 +105,7 @@ class Engine {
   // Writes a frame onto the bridge of `vni` (gratuitous ARP from the control side). Any thread.
   SysError InjectFrame(uint32_t vni, const uint8_t* frame, size_t len);
   Features features() const;
+  LoopInfo loop() const;
   const TrafficStats& traffic() const { return traffic_; }
   // Why a data-path thread stopped on its own (its TAP deleted, poll failing): the first such error, or ok() while
   // every thread runs. Any thread reports (ReportFault); JS polls (NativeEngineHandle.fault in
@@ -123,8 +140,18 @@ class Engine {
     bool vnet_hdr;
   };
   explicit Engine(const EngineConfig& cfg);
+  // What one TAP's transmit side and the receive side own (tx.cc, rx.cc); a batch of each. The threads loop runs
+  // them in TxLoop / RxLoop, the io_uring loop all of them in one thread (uring.cc).
+  struct TxState;
+  struct RxState;
+  std::shared_ptr<TxState> MakeTxState(Network* net);
+  std::shared_ptr<RxState> MakeRxState();
+  int TxBatch(TxState& s, int limit);  // frames read (≤ limit); tx.cc
+  int RxBatch(RxState& s, bool wait);  // datagrams received, or -1 (stopping); rx.cc
   void TxLoop(Network* net);  // tx.cc
   void RxLoop();              // rx.cc
+  void UringLoop(std::shared_ptr<Ring> ring);  // uring.cc
+  SysError StartUring();  // uring.cc: probes, and starts the loop thread when io_uring is there
   const Network* NetworkFor(uint32_t vni) const;
   static bool WriteTap(const Network& net, const uint8_t* frame, size_t len);
   void ReportFault(SysError err);  // the first one is kept
@@ -150,6 +177,9 @@ class Engine {
   mutable std::mutex fault_mu_;
   SysError fault_;
   std::vector<bool> tap_lost_;  // by index in nets_, guarded by fault_mu_ (sized on first use)
+  bool uring_on_ = false;       // the running loop is io_uring's (set by Start on the JS thread)
+  std::string uring_fallback_;  // why not, when it was asked for (JS thread)
+  UniqueFd kick_fd_;            // io_uring loop: ReplaceTap signals a new TAP to poll
 };
 
 int64_t NowMs();

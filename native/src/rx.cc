@@ -31,14 +31,21 @@
 
 namespace vxr {
 
-// The RX thread: the stages above, one batch at a time, until Stop().
-void Engine::RxLoop() {
-  std::vector<uint8_t> bufs(static_cast<size_t>(kBatch) * kSlot);
-  std::array<mmsghdr, kBatch> msgs{};
-  std::array<iovec, kBatch> iov{};
-  std::array<sockaddr_storage, kBatch> names{};
-  constexpr size_t kControl = CMSG_SPACE(sizeof(int));
-  std::vector<char> controls(kBatch * kControl);
+namespace {
+constexpr size_t kControl = CMSG_SPACE(sizeof(int));
+constexpr size_t kMost = static_cast<size_t>(kBatch) * kMaxGsoSegments;
+}  // namespace
+
+// What the receive side owns for its whole life: made once by the RX thread (RxLoop) or the io_uring loop
+// (uring.cc), used by RxBatch.
+struct Engine::RxState {
+  explicit RxState(const std::vector<Network>& nets)
+      : bufs(static_cast<size_t>(kBatch) * kSlot), controls(kBatch * kControl), verdicts(kMost), last_expire(NowMs()) {
+    accepted.reserve(kMost);
+    sightings.reserve(kMost);
+    mergers.reserve(nets.size());
+    for (const auto& n : nets) mergers.emplace_back(n.vnet_hdr);
+  }
   // A datagram that passed classification, waiting for the source check and learning before its TAP write.
   struct Accepted {
     uint8_t* inner;  // in this batch's receive buffer: clamping (--clamp-mss) edits it in place
@@ -50,15 +57,44 @@ void Engine::RxLoop() {
     bool vouched;  // the control plane places its source MAC on this sender: no local check (a genuine move)
     bool drop;
   };
-  const size_t most = static_cast<size_t>(kBatch) * kMaxGsoSegments;
+  std::vector<uint8_t> bufs;
+  std::array<mmsghdr, kBatch> msgs{};
+  std::array<iovec, kBatch> iov{};
+  std::array<sockaddr_storage, kBatch> names{};
+  std::vector<char> controls;
   std::vector<Accepted> accepted;
-  accepted.reserve(most);
   std::vector<LearnTable::Sighting> sightings;
-  sightings.reserve(most);
-  std::vector<LearnTable::Verdict> verdicts(most);
+  std::vector<LearnTable::Verdict> verdicts;
   std::vector<TapWriteMerger> mergers;
-  mergers.reserve(nets_.size());
-  for (const auto& n : nets_) mergers.emplace_back(n.vnet_hdr);
+  int64_t last_expire;
+};
+
+std::shared_ptr<Engine::RxState> Engine::MakeRxState() { return std::make_shared<RxState>(nets_); }
+
+// The RX thread: the stages above, one batch at a time, until Stop().
+void Engine::RxLoop() {
+  RxState s(nets_);
+  for (;;) {
+    // Checked before sleeping and after waking with nothing: a batch already received is always forwarded, so that
+    // a quiesce (handover) loses nothing it took off the socket.
+    if (stopping_.load(std::memory_order_relaxed)) break;
+    if (RxBatch(s, true) < 0) break;
+  }
+}
+
+// One batch: recvmmsg (sleeping until the first datagram when `wait`, else not at all), then the stages above.
+// Returns the datagrams (slots) received, or -1 when woken by Stop() with nothing.
+int Engine::RxBatch(RxState& s, bool wait) {
+  auto& bufs = s.bufs;
+  auto& msgs = s.msgs;
+  auto& iov = s.iov;
+  auto& names = s.names;
+  auto& controls = s.controls;
+  auto& accepted = s.accepted;
+  auto& sightings = s.sightings;
+  auto& verdicts = s.verdicts;
+  auto& mergers = s.mergers;
+  using Accepted = RxState::Accepted;
   // A TAP write: one frame, or a merged run of `frames` segments.
   auto writer = [this](int tap) {
     return [this, tap](const iovec* v, int cnt, int frames) {
@@ -68,12 +104,8 @@ void Engine::RxLoop() {
         counters_.add(Traffic::kRxMerged, static_cast<uint64_t>(frames));
     };
   };
-  int64_t last_expire = NowMs();
-
-  for (;;) {
-    // Checked before sleeping and after waking with nothing: a batch already received is always forwarded, so that
-    // a quiesce (handover) loses nothing it took off the socket.
-    if (stopping_.load(std::memory_order_relaxed)) break;
+  int64_t& last_expire = s.last_expire;
+  {
     for (int i = 0; i < kBatch; i++) {
       iov[i] = {&bufs[static_cast<size_t>(i) * kSlot], kSlot};
       msgs[i].msg_hdr = msghdr{};
@@ -85,14 +117,14 @@ void Engine::RxLoop() {
       msgs[i].msg_hdr.msg_controllen = kControl;
     }
     // Sleeps until the first datagram, then takes what else is queued without waiting.
-    const int r = recvmmsg(rx_sock_.get(), msgs.data(), kBatch, MSG_WAITFORONE, nullptr);
-    if (r <= 0 && stopping_.load(std::memory_order_relaxed)) break;
+    const int r = recvmmsg(rx_sock_.get(), msgs.data(), kBatch, MSG_WAITFORONE | (wait ? 0 : MSG_DONTWAIT), nullptr);
+    if (r <= 0 && stopping_.load(std::memory_order_relaxed)) return -1;
     const int64_t now = NowMs();
     if (now - last_expire >= kPollMs) {
       learned_.Expire(now);
       last_expire = now;
     }
-    if (r <= 0) continue;  // the aging tick (EAGAIN), or EINTR
+    if (r <= 0) return 0;  // the aging tick (EAGAIN), or EINTR
     const std::shared_ptr<const Table> table = std::atomic_load(&table_);
     sightings.clear();
     BatchTally tally(traffic_, TrafficStats::Dir::kRx, now);  // this batch's datagrams per peer and per VNI
@@ -214,6 +246,7 @@ void Engine::RxLoop() {
     // The mergers hold pointers into this batch's buffers: write everything before the next recvmmsg.
     for (size_t k = 0; k < mergers.size(); k++) mergers[k].Flush(writer(nets_[k].tap.get()));
     tally.Flush();
+    return r;
   }
 }
 

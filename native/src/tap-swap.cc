@@ -39,6 +39,18 @@ SysError Engine::ReplaceTap(uint32_t vni, int fd_in, bool vnet_hdr) {
   }
   const int flags = fcntl(fd.get(), F_GETFL);
   if (flags < 0 || fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) < 0) return Errno("fcntl(TAP, O_NONBLOCK)");
+  if (uring_on_) {
+    // One loop thread polls every TAP: the new one takes the old fd number, and the loop is told to poll it.
+    if (dup2(fd.get(), nets_[i].tap.get()) < 0) return Errno(what + ": dup2");
+    {
+      std::lock_guard<std::mutex> lock(fault_mu_);
+      tap_lost_[i] = false;
+    }
+    const uint64_t one = 1;
+    ssize_t ignored = write(kick_fd_.get(), &one, sizeof(one));
+    (void)ignored;
+    return {};
+  }
   // Start() placed the RX thread first, then one TX thread per network in nets_ order. This one has returned (it
   // reported the loss just before): the join does not wait.
   std::thread& tx = threads_[1 + i];

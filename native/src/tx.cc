@@ -266,26 +266,47 @@ class LocalMacReporter {
 
 }  // namespace
 
-// TX thread of one TAP: the stages of tx.h, one batch at a time. Twins: flowPort and encapsulate in src/packet (byte
-// layout); forwarding rules as in src/dataplane/js-engine.ts; segmentation pinned by test/native/offload.test.ts.
-void Engine::TxLoop(Network* net) {
-  std::vector<uint8_t> slots(static_cast<size_t>(kBatch) * kSlot);
+// What one TAP's transmit side owns for its whole life (buffers, queues, senders): made once by the thread or loop
+// that serves the TAP (TxLoop, or the io_uring loop in uring.cc), used by TxBatch.
+struct Engine::TxState {
+  TxState(Engine& e, Network* n)
+      : net(n),
+        slots(static_cast<size_t>(kBatch) * kSlot),
+        tally(e.traffic_, TrafficStats::Dir::kTx),
+        raw(e.tx_sock_.get(), n->vni, e.cfg_.local, e.cfg_.port, e.counters_, tally),
+        gso(e.flow_socks_, e.gso_ok_, n->vni, e.cfg_.local, e.cfg_.port, e.counters_, tally),
+        max_frame_out(static_cast<size_t>(e.cfg_.underlay_mtu) - (e.cfg_.local.len == 4 ? 20 : 40) - kEncapHeaderLen),
+        path_mtu(max_frame_out - kEthHeaderLen),
+        too_big(kMaxTooBigFrame),
+        too_big_limit(kTooBigRate, kTooBigBurst),
+        vnet(n->vnet_hdr ? kVnetHdrLen : 0) {
+    for (int i = 0; i < kBatch; i++) frames[i].slot = &slots[static_cast<size_t>(i) * kSlot];
+  }
+  TxState(const TxState&) = delete;  // raw and gso hold a reference to tally
+  TxState& operator=(const TxState&) = delete;
+
+  Network* net;
+  std::vector<uint8_t> slots;
   std::array<TxFrame, kBatch> frames{};
-  for (int i = 0; i < kBatch; i++) frames[i].slot = &slots[static_cast<size_t>(i) * kSlot];
-  BatchTally tally(traffic_, TrafficStats::Dir::kTx);  // this batch's datagrams per peer and frames of the VNI
-  TxQueue raw(tx_sock_.get(), net->vni, cfg_.local, cfg_.port, counters_, tally);
-  GsoSender gso(flow_socks_, gso_ok_, net->vni, cfg_.local, cfg_.port, counters_, tally);
+  BatchTally tally;  // this batch's datagrams per peer and frames of the VNI
+  TxQueue raw;
+  GsoSender gso;
   LocalMacReporter local_macs;
-  const size_t ip_header = cfg_.local.len == 4 ? 20 : 40;
-  const size_t max_frame_out = static_cast<size_t>(cfg_.underlay_mtu) - ip_header - kEncapHeaderLen;
-  const size_t path_mtu = max_frame_out - kEthHeaderLen;  // what an IP packet may be: underlay MTU − 50 (IPv6: − 70)
-  std::vector<uint8_t> too_big(kMaxTooBigFrame);
-  TooBigLimiter too_big_limit(kTooBigRate, kTooBigBurst);
-  const size_t vnet = net->vnet_hdr ? kVnetHdrLen : 0;
-  pollfd pfd[2] = {{net->tap.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
+  const size_t max_frame_out;
+  const size_t path_mtu;  // what an IP packet may be: underlay MTU − 50 (IPv6: − 70)
+  std::vector<uint8_t> too_big;
+  TooBigLimiter too_big_limit;
+  const size_t vnet;
   uint8_t arp_reply[kMinFrame];
   uint8_t nd_advert[kNaFrameLen];
+};
 
+std::shared_ptr<Engine::TxState> Engine::MakeTxState(Network* net) { return std::make_shared<TxState>(*this, net); }
+
+// TX thread of one TAP: sleeps in poll() on the TAP and the stop eventfd, forwards a batch per wake (TxBatch).
+void Engine::TxLoop(Network* net) {
+  TxState s(*this, net);
+  pollfd pfd[2] = {{net->tap.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
   for (;;) {
     // What was queued while the last batch was being sent is read at once; only an empty queue puts the thread to
     // sleep. After a sleep the first frame goes out alone, before the read that would find the queue empty: a lone
@@ -305,8 +326,29 @@ void Engine::TxLoop(Network* net) {
       break;
     }
 
-    const int n = ReadBurst(net->tap.get(), vnet, woke ? 1 : kBatch, frames.data(), counters_);
-    if (n == 0) continue;
+    TxBatch(s, woke ? 1 : kBatch);
+  }
+}
+
+// One batch of one TAP: the stages of tx.h. Reads at most `limit` frames (non-blocking); returns how many it read.
+// Twins: flowPort and encapsulate in src/packet (byte layout); forwarding rules as in src/dataplane/js-engine.ts;
+// segmentation pinned by test/native/offload.test.ts.
+int Engine::TxBatch(TxState& s, int limit) {
+  Network* const net = s.net;
+  auto& frames = s.frames;
+  auto& tally = s.tally;
+  auto& raw = s.raw;
+  auto& gso = s.gso;
+  auto& local_macs = s.local_macs;
+  const size_t max_frame_out = s.max_frame_out;
+  const size_t path_mtu = s.path_mtu;
+  auto& too_big = s.too_big;
+  auto& too_big_limit = s.too_big_limit;
+  uint8_t* const arp_reply = s.arp_reply;
+  uint8_t* const nd_advert = s.nd_advert;
+  {
+    const int n = ReadBurst(net->tap.get(), s.vnet, limit, frames.data(), counters_);
+    if (n == 0) return 0;
 
     local_macs.Report(frames.data(), n, net->vni, NowMs(), local_, counters_);
 
@@ -405,6 +447,7 @@ void Engine::TxLoop(Network* net) {
     // Send stage: frames point into the slots, so send before the next read reuses them.
     raw.Send();
     tally.Flush();
+    return n;
   }
 }
 

@@ -44,6 +44,7 @@ import {
   type LocalMac,
   type NativeAddon,
   type Offloads,
+  type EngineLoop,
   type TableSnapshot,
   type Traffic,
   type VniTap,
@@ -107,6 +108,8 @@ export interface DaemonView {
   fdbCounts(): FdbCounts;
   /** Offloads in use now (GSO turns itself off if the kernel refuses it). */
   offloads(): Offloads;
+  /** The event loop running the data path (native engine: threads or io_uring). */
+  loop(): EngineLoop;
   /** The table the data path forwards with now (static peers merged with every control plane's). */
   table(): TableSnapshot;
   /** The control planes' state as one (worst state, oldest revision); null with static peers only. */
@@ -349,6 +352,7 @@ export class Daemon implements DaemonView {
         udpGro: config.offloads.includes('gro'),
         arpSuppression: config.arpSuppression,
         ...(clampMss !== undefined ? { clampMss } : {}),
+        loop: config.loop,
         networks: [...taps],
         ...(handed !== undefined ? { inherited: { rxFd: handed.rxFd, learned: handed.state.learned } } : {}),
       };
@@ -500,7 +504,7 @@ export class Daemon implements DaemonView {
         owned.push((daemon.names = await serveNames({ address: config.dns, dockerSocket: config.dockerSocket, networks, planes, onError })));
       }
       if (config.metrics !== 'off') owned.push(await serveMetrics(config.metrics, routerMetrics(daemon, daemon.startedAt), serverError('metrics server')));
-      log.info({ ...info, offloads: engine.offloads(), socket: config.socket, metrics: config.metrics }, 'router ready');
+      log.info({ ...info, offloads: engine.offloads(), loop: engine.loop(), socket: config.socket, metrics: config.metrics }, 'router ready');
       return daemon;
     } catch (err) {
       await undo();
@@ -584,6 +588,10 @@ export class Daemon implements DaemonView {
 
   offloads(): Offloads {
     return this.engine.offloads();
+  }
+
+  loop(): EngineLoop {
+    return this.engine.loop();
   }
 
   table(): TableSnapshot {

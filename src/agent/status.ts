@@ -65,6 +65,7 @@ export function controlSource(router: DaemonView, config: RouterConfig, startedA
       })(),
       dockerProblems: router.dockerProblems?.() ?? [],
       offloads: { ...router.offloads() },
+      loop: { ...router.loop() },
       controlPlane: controlPlane(router, config),
       peers: (() => {
         const facts = peerFacts(router);

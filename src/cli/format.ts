@@ -68,6 +68,7 @@ export function formatStatus(s: Status): string[] {
     `  local: ${s.local}:${s.port} via ${s.underlay.device} (mtu ${s.underlay.mtu})`,
     `  mtu: ${mtuLine}`,
     `  offloads: ${on}`,
+    ...(s.loop ? [`  loop: ${s.loop.kind}${s.loop.fallback ? ` (io_uring not used: ${s.loop.fallback})` : ''}`] : []),
     `  control plane: ${plane}`,
     ...(s.peers.length === 0
       ? ['peers: none']

@@ -8,7 +8,7 @@ import { Command, CommanderError, Option } from 'commander';
 // Only the light parts of the agent at start (`status` and friends must answer quickly); the rest (etcd client,
 // engines, metrics: ~0.5 s of module loading) is imported by the commands that use it.
 import { DEFAULT_DNS_ADDRESS, DEFAULT_DOCKER_SOCKET, DEFAULT_PLUGIN_SOCKET, MAX_VNI, VERSION, type Method, type Result } from '../agent/control-protocol.js';
-import { RUN_DIR, STATE_DIR, buildConfig, ENGINES, ETCD_PASSWORD_ENV, etcdClientConfig, OFFLOADS, type EtcdClientConfig, type EtcdOptionValues, type RawConfig } from '../config/index.js';
+import { RUN_DIR, STATE_DIR, buildConfig, ENGINES, ETCD_PASSWORD_ENV, etcdClientConfig, LOOPS, OFFLOADS, type EtcdClientConfig, type EtcdOptionValues, type RawConfig } from '../config/index.js';
 import { ConfigError, VxlanRouterError } from '../errors.js';
 
 const agent = (): Promise<typeof import('../agent/index.js')> => import('../agent/index.js');
@@ -61,6 +61,7 @@ interface UpFlags {
   arpSuppression: boolean;
   clampMss?: number | string | true;
   offloads?: string | false;
+  loop?: string;
   aging?: number | string;
   learnMaxPerPeer?: number | string;
   learnMax?: number | string;
@@ -157,6 +158,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--clamp-mss [mss]', 'lower the MSS of TCP SYNs crossing the overlay (both ways) to mss, or bare: to the path MTU - 40 (IPv4) / - 60 (IPv6) (default: off)', integerOrRaw)
     .option('--offloads <list>', 'native engine offloads: all (default), none, or a list of tap,gso,gro')
     .option('--no-offloads', 'the same as --offloads none')
+    .addOption(new Option('--loop <kind>', 'native engine event loop: threads (default), uring (one thread on io_uring; falls back to threads where io_uring is missing or forbidden) or auto').choices(LOOPS))
     .option('--aging <seconds>', 'seconds a learned MAC lives without traffic (default: 300)', integerOrRaw)
     .option('--learn-max-per-peer <n>', 'learned MACs per network and peer; more new sources are dropped (default: 4096)', integerOrRaw)
     .option('--learn-max <n>', 'learned MACs in all (default: 65536)', integerOrRaw)
@@ -191,6 +193,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
         arpSuppression: cmd.getOptionValueSource('arpSuppression') === 'cli' ? flags.arpSuppression : undefined,
         clampMss: flags.clampMss,
         offloads: offloadList(flags.offloads),
+        loop: flags.loop,
         agingSeconds: flags.aging,
         learnMaxPerPeer: flags.learnMaxPerPeer,
         learnMax: flags.learnMax,

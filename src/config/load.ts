@@ -28,6 +28,7 @@ const FLAG_OF: Record<ConfigKey, string> = {
   arpSuppression: '--no-arp-suppression',
   clampMss: '--clamp-mss',
   offloads: '--offloads',
+  loop: '--loop',
   agingSeconds: '--aging',
   learnMaxPerPeer: '--learn-max-per-peer',
   learnMax: '--learn-max',

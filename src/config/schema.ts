@@ -11,6 +11,11 @@ export const ENGINES = ['native', 'js'] as const;
 /** Native engine offloads: TAP virtio header (TSO in, merged super-frames out), UDP GSO sends, UDP GRO receives. */
 export const OFFLOADS = ['tap', 'gso', 'gro'] as const;
 export type Offload = (typeof OFFLOADS)[number];
+/** Native engine event loop: threads (one per TAP and one for receiving), uring (one thread on one io_uring), or
+ * auto (uring where the kernel allows it). uring and auto fall back to threads where io_uring is missing or
+ * forbidden (a container's seccomp profile, kernel.io_uring_disabled); `status` says which runs. */
+export const LOOPS = ['threads', 'uring', 'auto'] as const;
+export type LoopChoice = (typeof LOOPS)[number];
 
 /** An integer in [min, max], with messages that read well after the value ("70000 is out of range 1-65535"). */
 const intIn = (min: number, max: number) =>
@@ -52,6 +57,8 @@ export const configSchema = z.strictObject({
   clampMss: z.union([z.boolean({ message: 'is not true, false or an MSS (88-65495)' }), intIn(88, 65495)]).default(false),
   /** Native engine offloads to use, each probed at start (the kernel may refuse it); [] = one frame per datagram. */
   offloads: z.array(z.enum(OFFLOADS)).default([...OFFLOADS]),
+  /** Native engine event loop (LOOPS). */
+  loop: z.enum(LOOPS).default('threads'),
   /** Seconds a learned MAC stays without being seen again. */
   agingSeconds: intIn(1, 86400).default(300),
   /**

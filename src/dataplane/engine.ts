@@ -105,6 +105,13 @@ export interface Offloads {
   readonly udpGro: boolean;
 }
 
+/** The event loop that runs the data path: the native engine's threads or io_uring loop, or Node's (JS engine);
+ * `fallback` says why not io_uring when it was asked for ('' otherwise). */
+export interface EngineLoop {
+  readonly kind: 'threads' | 'uring' | 'node';
+  readonly fallback: string;
+}
+
 export interface EngineOptions {
   /** Underlay address this VTEP sends from and listens on (IPv4 or IPv6, textual). */
   readonly local: string;
@@ -134,6 +141,8 @@ export interface EngineOptions {
   /** Native engine: try UDP GSO sends / GRO receives (default true). */
   readonly udpGso?: boolean;
   readonly udpGro?: boolean;
+  /** Native engine: the event loop to run (default threads; see LoopChoice in src/config/schema.ts). */
+  readonly loop?: 'threads' | 'uring' | 'auto';
   /**
    * Answer ARP requests and IPv6 Neighbor Solicitations from the bridge for known remote addresses instead of flooding
    * them (default true).
@@ -185,6 +194,8 @@ export interface Engine {
   /** Forwarding entries by origin, without copying the table (metrics): O(1) per call. */
   fdbCounts(): FdbCounts;
   offloads(): Offloads;
+  /** The event loop running the data path. */
+  loop(): EngineLoop;
   /** This host's own MACs: sources of frames read from the TAPs, seen within the aging time (to advertise). */
   localMacs(): LocalMac[];
   /** Frames and bytes per peer and per VNI, when each peer was last heard, and refused sources. */

@@ -29,6 +29,7 @@ import {
   type Counters,
   type LocalMac,
   type Offloads,
+  type EngineLoop,
   type Engine,
   type VniTap,
   type EngineOptions,
@@ -185,6 +186,11 @@ export class JsEngine implements Engine {
   /** None: one frame per datagram through dgram (the reference path). */
   offloads(): Offloads {
     return NO_OFFLOADS;
+  }
+
+  /** Node's own event loop (dgram and the TAP streams). */
+  loop(): EngineLoop {
+    return { kind: 'node', fallback: '' };
   }
 
   async close(): Promise<void> {

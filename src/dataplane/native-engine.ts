@@ -15,6 +15,7 @@ import {
   zeroCounters,
   type Counters,
   type Engine,
+  type EngineLoop,
   type EngineOptions,
   type FdbEntry,
   type FdbCounts,
@@ -27,6 +28,15 @@ import {
 import { announcement, ReboundTracker } from './neighbors.js';
 import type { Traffic } from './traffic.js';
 import { loadNative, toRouterError, type NativeAddon, type NativeEngineHandle, type NativeTable } from './native.js';
+
+/**
+ * The io_uring loop's wait ("N completions, or one after T µs"), for measuring: VXLAN_ROUTER_URING_WAIT=N,T
+ * (benchmarks). Unset: the engine's default (wake on every completion).
+ */
+function uringWait(): { uringWaitNr?: number; uringMinWaitUs?: number } {
+  const m = /^(\d+),(\d+)$/.exec(process.env.VXLAN_ROUTER_URING_WAIT ?? '');
+  return m ? { uringWaitNr: Number(m[1]), uringMinWaitUs: Number(m[2]) } : {};
+}
 
 export class NativeEngine implements Engine {
   readonly kind = 'native' as const;
@@ -60,6 +70,8 @@ export class NativeEngine implements Engine {
         udpGro: this.opts.udpGro ?? true,
         arpSuppression: this.opts.arpSuppression ?? true,
         ...(this.opts.clampMss !== undefined ? { clampMss: this.opts.clampMss } : {}),
+        loop: this.opts.loop ?? 'threads',
+        ...uringWait(),
         networks: this.opts.networks.map((n) => ({ vni: n.vni, tapFd: n.tapFd, mtu: n.mtu, vnetHdr: n.vnetHdr ?? false })),
         ...(this.opts.inherited !== undefined ? { rxFd: this.opts.inherited.rxFd } : {}),
       });
@@ -105,6 +117,11 @@ export class NativeEngine implements Engine {
 
   sourcePort(frame: Uint8Array): number {
     return flowPort(frame);
+  }
+
+  loop(): EngineLoop {
+    const l = this.handle?.loop() ?? { loop: 'threads', fallback: '' };
+    return { kind: l.loop, fallback: l.fallback };
   }
 
   traffic(): Traffic {

@@ -25,6 +25,8 @@ export interface NativeEngineHandle {
   /** Learned entries held (what the bounds count), O(1): metrics read this, never learned(). */
   learnedCount(): number;
   features(): Offloads;
+  /** The event loop running since start(), and why not io_uring when it was asked for ('' otherwise). */
+  loop(): { loop: 'threads' | 'uring'; fallback: string };
   /** Sources of frames read from the TAPs (this host's own MACs), within the aging time. */
   localMacs(): LocalMac[];
   /** Writes a frame onto a VNI's bridge (gratuitous ARP, unsolicited Neighbor Advertisement). */
@@ -141,6 +143,11 @@ export interface NativeSurface {
     udpGro?: boolean;
     arpSuppression?: boolean;
     clampMss?: { ipv4: number; ipv6: number };
+    /** Event loop (default threads): uring and auto fall back to threads when io_uring is missing or forbidden. */
+    loop?: 'threads' | 'uring' | 'auto';
+    /** io_uring loop: wait for this many completions (1-64), or at least one after uringMinWaitUs µs (kernel ≥ 6.12). */
+    uringWaitNr?: number;
+    uringMinWaitUs?: number;
     networks: { vni: number; tapFd: number; mtu: number; vnetHdr?: boolean }[];
     /** The UDP socket handed over by the router this one replaces (already bound); absent: open and bind one. */
     rxFd?: number;

@@ -231,6 +231,10 @@ export class Lab {
     const args = [opts.cli ?? CLI_PATH, 'up', '--local', host.underlayIp, ...vni, '--bridge', 'br0', '--engine', opts.engine];
     args.push(...unlessGiven('--socket', this.controlSocket(host)), ...unlessGiven('--state-dir', this.stateDir(host)), ...unlessGiven('--metrics', 'off'));
     for (const p of opts.peers) args.push('--peer', p);
+    // VXLAN_ROUTER_LOOP=uring|threads|auto runs every lab router of this build on that event loop (the lab tests once
+    // per loop); a test's own --loop wins.
+    const loop = process.env.VXLAN_ROUTER_LOOP;
+    if (loop && opts.engine === 'native' && opts.cli === undefined && !extra.includes('--loop')) args.push('--loop', loop);
     args.push(...extra);
     const child = this.spawn(host.ns, process.execPath, [...NODE_FLAGS, ...(opts.nodeFlags ?? []), ...args], opts.output);
     const router = new RouterProcess(child, args[args.lastIndexOf('--socket') + 1]!, opts.output);

@@ -170,6 +170,11 @@ export class RouterProcess {
     return ask(this.socket, 'status');
   }
 
+  /** The data path's event loop (native: threads or uring) and why not io_uring when asked for. */
+  async loop(): Promise<NonNullable<Status['loop']>> {
+    return (await ask(this.socket, 'status')).loop ?? { kind: 'threads', fallback: '' };
+  }
+
   /** The offloads in use now. */
   async offloads(): Promise<Status['offloads']> {
     return (await ask(this.socket, 'status')).offloads;

@@ -17,7 +17,7 @@ const base = { local: '198.51.100.1', vni: 42, bridge: 'br0' };
 
 t.test('flags alone give a frozen config with defaults', async (t) => {
   const c = buildConfig({ flags: { ...base, peers: ['198.51.100.2'] } });
-  t.same(c, { ...base, peers: ['198.51.100.2'], port: 4789, engine: 'native', learning: true, arpSuppression: true, clampMss: false, offloads: ['tap', 'gso', 'gro'], agingSeconds: 300, learnMaxPerPeer: 4096, learnMax: 65536, sourceCheck: true, maxLocalMacs: 1024, network: 'default', leaseTtl: 15, metrics: '127.0.0.1:9477', dockerPlugin: 'off', docker: false, dockerSocket: '/var/run/docker.sock', logLevel: 'info', stateDir: '/var/lib/vxlan-router' });
+  t.same(c, { ...base, peers: ['198.51.100.2'], port: 4789, engine: 'native', learning: true, arpSuppression: true, clampMss: false, offloads: ['tap', 'gso', 'gro'], loop: 'threads', agingSeconds: 300, learnMaxPerPeer: 4096, learnMax: 65536, sourceCheck: true, maxLocalMacs: 1024, network: 'default', leaseTtl: 15, metrics: '127.0.0.1:9477', dockerPlugin: 'off', docker: false, dockerSocket: '/var/run/docker.sock', logLevel: 'info', stateDir: '/var/lib/vxlan-router' });
   t.ok(Object.isFrozen(c));
 });
 
@@ -56,6 +56,8 @@ t.test('errors name the key and where it came from', async (t) => {
   t.throws(() => buildConfig({ flags: { ...base, peers: ['198.51.100.2', 'nope'] } }), { message: /^--peer \(item 1\)/ });
   t.throws(() => buildConfig({ flags: { ...base, mtu: 40 } }), { message: /^--mtu/ });
   t.throws(() => buildConfig({ flags: { ...base, offloads: ['tap', 'tso'] } }), { message: /^--offloads \(item 1\)/ });
+  t.throws(() => buildConfig({ flags: { ...base, loop: 'epoll' } }), { message: /^--loop/ });
+  t.equal(buildConfig({ flags: { ...base, loop: 'uring' } }).loop, 'uring', '--loop uring');
   t.throws(() => buildConfig({ flags: { ...base, metrics: '9477' } }), { message: /^--metrics: "9477" is not host:port/ });
   t.throws(() => buildConfig({ flags: { ...base, bridge: 'a-name-far-too-long' } }), { message: /^--bridge.*interface name/ });
   t.throws(() => buildConfig({ flags: { vni: 42, bridge: 'br0' } }), { message: /^--local is required/ });

@@ -1,0 +1,186 @@
+// The io_uring loop (config `loop: uring`): ONE thread forwards both directions of every network. Why: on the
+// threads loop every packet wakes a thread on the other CPU (issue #17: ~11 µs per cross-CPU wake-up on this VM);
+// here one thread sleeps in one io_uring_enter for everything.
+//
+// What the ring holds: a multishot poll on the UDP socket, on each TAP (opened O_NONBLOCK, so the reads are armed
+// by poll and never handed to io_uring's worker threads), on the stop eventfd (Stop, Quiesce) and on the kick eventfd
+// (ReplaceTap). A completion marks its source ready; a ready source gets one batch per round, exactly as its thread
+// would run it (RxBatch, TxBatch: the same code, non-blocking), and stays ready while its batches come back full.
+// The wait is "wait_nr completions, or at least one after min_wait_us" (IORING_ENTER_EXT_ARG, kernel ≥ 6.12), never
+// longer than kPollMs (learned MACs age on RX's clock).
+//
+// Threading: the loop thread owns the ring (IORING_SETUP_SINGLE_ISSUER: it enables it) and every TxState/RxState;
+// the rest is shared exactly as with the threads (engine.h). Stop/Quiesce end it through the stop eventfd.
+// ReplaceTap (JS thread) dup2()s the new TAP over the lost one's fd and kicks: the loop polls it again.
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine.h"
+#include "uring.h"
+
+namespace vxr {
+
+namespace {
+
+constexpr unsigned kRingEntries = 64;
+// A deleted TAP wakes a poll(2) sleeper but not an io_uring poll (seen on 6.18): the loop looks at the TAPs itself
+// this often (one poll(2) with no wait), so a lost TAP is reported within this, plus the agent's 250 ms.
+constexpr int64_t kTapCheckMs = 250;
+// user_data: the source in the low 32 bits, its poll's generation above (a re-armed poll's old completions are
+// recognised as stale).
+constexpr uint32_t kStopTag = 0, kKickTag = 1, kUdpTag = 2, kTapTag0 = 3, kIgnoreTag = 0xffffffffu;
+
+uint64_t UserData(uint32_t tag, uint32_t gen) { return (static_cast<uint64_t>(gen) << 32) | tag; }
+
+}  // namespace
+
+SysError Engine::StartUring() {
+  auto ring = std::make_shared<Ring>();
+  if (SysError e = ring->Open(kRingEntries); !e.ok()) return e;
+  uring_on_ = true;
+  threads_.emplace_back([this, ring] { UringLoop(ring); });
+  pthread_setname_np(threads_.back().native_handle(), "vxr-uring");
+  return {};
+}
+
+void Engine::UringLoop(std::shared_ptr<Ring> ring) {
+  if (SysError e = ring->Enable(); !e.ok()) {
+    ReportFault(e);
+    return;
+  }
+  const size_t n_src = kTapTag0 + nets_.size();
+  std::vector<int> fds(n_src);
+  fds[kStopTag] = stop_fd_.get();
+  fds[kKickTag] = kick_fd_.get();
+  fds[kUdpTag] = rx_sock_.get();
+  for (size_t i = 0; i < nets_.size(); i++) fds[kTapTag0 + i] = nets_[i].tap.get();
+  std::vector<uint32_t> gen(n_src, 0);
+  std::vector<char> armed(n_src, 0), ready(n_src, 1), dead(n_src, 0);
+  std::shared_ptr<RxState> rx = MakeRxState();
+  std::vector<std::shared_ptr<TxState>> tx;
+  for (auto& n : nets_) tx.push_back(MakeTxState(&n));
+  {
+    std::lock_guard<std::mutex> lock(fault_mu_);
+    for (size_t i = 0; i < tap_lost_.size(); i++) dead[kTapTag0 + i] = tap_lost_[i] ? 1 : 0;
+  }
+
+  auto arm = [&](uint32_t tag) {
+    io_uring_sqe* sqe = ring->Sqe();
+    if (sqe == nullptr) return;  // full: retried next round (armed stays 0)
+    sqe->opcode = IORING_OP_POLL_ADD;
+    sqe->fd = fds[tag];
+    sqe->poll32_events = POLLIN;
+    sqe->len = IORING_POLL_ADD_MULTI;
+    sqe->user_data = UserData(tag, ++gen[tag]);
+    armed[tag] = 1;
+  };
+  auto lose = [&](uint32_t tag) {
+    // The TAP is gone (deleted under us): that VNI stops forwarding until ReplaceTap, as with the threads.
+    dead[tag] = 1;
+    ready[tag] = 0;
+    ReportTapLost(&nets_[tag - kTapTag0]);
+  };
+  std::vector<pollfd> tap_pfds(nets_.size());
+  auto disarm = [&](uint32_t tag) {
+    io_uring_sqe* sqe = ring->Sqe();
+    if (sqe == nullptr) return;
+    sqe->opcode = IORING_OP_POLL_REMOVE;
+    sqe->addr = UserData(tag, gen[tag]);
+    sqe->user_data = UserData(kIgnoreTag, 0);
+    gen[tag]++;  // whatever the old poll still posts is stale
+    armed[tag] = 0;
+  };
+
+  // Waiting for more than one completion needs the minimum wait (kernel ≥ 6.12): without it a lone packet would
+  // wait for the aging tick.
+  const bool batch_wait = ring->min_wait() && cfg_.uring_min_wait_us > 0;
+  const unsigned wait_nr = batch_wait ? cfg_.uring_wait_nr : 1;
+  const unsigned min_wait_us = batch_wait ? cfg_.uring_min_wait_us : 0;
+  int64_t last_expire = NowMs();
+  int64_t last_tap_check = last_expire;
+  for (;;) {
+    if (stopping_.load(std::memory_order_relaxed)) break;
+    bool busy = false;
+    for (uint32_t t = 0; t < n_src; t++) {
+      if (!armed[t] && !dead[t]) arm(t);
+      busy |= t >= kUdpTag && ready[t] && !dead[t];
+    }
+    // Something still queued: collect completions without sleeping. Otherwise sleep until work or the aging tick.
+    const int64_t t = NowMs();
+    const int64_t to_tick_ms = std::min(kPollMs - (t - last_expire), kTapCheckMs - (t - last_tap_check));
+    const int r = busy ? ring->Enter(0, 0, -1)
+                       : ring->Enter(wait_nr, min_wait_us, (to_tick_ms > 0 ? to_tick_ms : 0) * 1000000);
+    if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY && r != -EAGAIN) {
+      ReportFault(SysError{-r, "io_uring_enter"});
+      break;
+    }
+    bool stop = false, kicked = false;
+    ring->Reap([&](const io_uring_cqe& c) {
+      const uint32_t tag = static_cast<uint32_t>(c.user_data);
+      if (tag >= n_src || static_cast<uint32_t>(c.user_data >> 32) != gen[tag]) return;  // stale, or a remove's
+      if (!(c.flags & IORING_CQE_F_MORE)) armed[tag] = 0;  // the multishot ended (re-armed next round)
+      if (c.res < 0) return;  // -ECANCELED and the like: re-armed
+      if (tag == kStopTag) stop = true;
+      if (tag == kKickTag) kicked = true;
+      ready[tag] = 1;
+      if (tag >= kTapTag0 && (c.res & (POLLERR | POLLHUP | POLLNVAL))) {
+        lose(tag);
+        disarm(tag);
+      }
+    });
+    if (stop) break;
+    if (kicked) {
+      uint64_t drained;
+      ssize_t ignored = read(kick_fd_.get(), &drained, sizeof(drained));
+      (void)ignored;
+      std::lock_guard<std::mutex> lock(fault_mu_);
+      for (size_t i = 0; i < nets_.size(); i++) {
+        const uint32_t t = kTapTag0 + static_cast<uint32_t>(i);
+        if (dead[t] && (i >= tap_lost_.size() || !tap_lost_[i])) {
+          dead[t] = 0;  // a new TAP on the old fd number: polled from the next round
+          ready[t] = 1;
+          armed[t] = 0;
+        }
+      }
+    }
+
+    const int64_t now = NowMs();
+    if (now - last_tap_check >= kTapCheckMs) {
+      last_tap_check = now;
+      int n = 0;
+      for (size_t i = 0; i < nets_.size(); i++)
+        if (!dead[kTapTag0 + i]) tap_pfds[static_cast<size_t>(n++)] = {nets_[i].tap.get(), POLLIN, 0};
+      if (n > 0 && poll(tap_pfds.data(), static_cast<nfds_t>(n), 0) > 0) {
+        for (int j = 0; j < n; j++) {
+          if (!(tap_pfds[static_cast<size_t>(j)].revents & (POLLERR | POLLHUP | POLLNVAL))) continue;
+          for (size_t i = 0; i < nets_.size(); i++) {
+            const uint32_t tag = kTapTag0 + static_cast<uint32_t>(i);
+            if (nets_[i].tap.get() == tap_pfds[static_cast<size_t>(j)].fd && !dead[tag]) {
+              lose(tag);
+              disarm(tag);
+            }
+          }
+        }
+      }
+    }
+    if (ready[kUdpTag] || now - last_expire >= kPollMs) {
+      if (now - last_expire >= kPollMs) last_expire = now;  // RxBatch ages the learned MACs on the same clock
+      const int got = RxBatch(*rx, false);
+      ready[kUdpTag] = got == kBatch;  // a full batch: more may be queued
+    }
+    for (size_t i = 0; i < nets_.size(); i++) {
+      const uint32_t t = kTapTag0 + static_cast<uint32_t>(i);
+      if (!ready[t] || dead[t]) continue;
+      ready[t] = TxBatch(*tx[i], kBatch) == kBatch;
+    }
+  }
+}
+
+}  // namespace vxr
