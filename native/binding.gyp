@@ -18,6 +18,8 @@
         "src/local-macs.cc",
         "src/nd.cc",
         "src/offload.cc",
+        "src/probe.cc",
+        "src/probe-engine.cc",
         "src/rx.cc",
         "src/stats.cc",
         "src/table.cc",

@@ -26,7 +26,9 @@
 #include "sys-error.h"
 #include "fd.h"
 #include "learn.h"
+#include "icmp.h"
 #include "local-macs.h"
+#include "probe.h"
 #include "stats.h"
 #include "table.h"
 #include "udp-socket.h"
@@ -112,6 +114,18 @@ class Engine {
   HandoverFdSet HandoverFds() const;
   int SeedLearned(const std::vector<LearnRow>& rows);
 
+  // Peer probes (probe.h; the schedule is src/dataplane/peer-health.ts). SendProbe: `payload` to `to`'s VXLAN port,
+  // from ours, on the raw socket (DF): 0 or the errno (EMSGSIZE: larger than this host's path allows). JS thread.
+  // ProbeReplies: the replies the RX thread took since the last call (at most kMaxProbeReplies).
+  struct ProbeReplyRow {
+    Addr from;
+    uint32_t id;
+    uint32_t length;
+    int64_t rtt_ns;  // arrival minus the send time the probe carried (CLOCK_MONOTONIC, as process.hrtime)
+  };
+  int SendProbe(const Addr& to, const uint8_t* payload, size_t len);
+  std::vector<ProbeReplyRow> ProbeReplies();
+
  private:
   struct Network {
     uint32_t vni;
@@ -127,6 +141,9 @@ class Engine {
   static bool WriteTap(const Network& net, const uint8_t* frame, size_t len);
   void ReportFault(SysError err);  // the first one is kept
   void ReportTapLost(const Network* net);  // TX thread: its TAP went away (tap-swap.cc)
+  // RX thread: a datagram that IsProbe: a request from a peer is answered (rate-limited), a reply queued for JS,
+  // anything else counted as rx_bad_probe. probe-engine.cc.
+  void HandleProbe(const uint8_t* p, size_t len, const Addr& from, const Table& table, int64_t now_ms);
 
   EngineConfig cfg_;
   std::vector<Network> nets_;
@@ -148,6 +165,9 @@ class Engine {
   mutable std::mutex fault_mu_;
   SysError fault_;
   std::vector<bool> tap_lost_;  // by index in nets_, guarded by fault_mu_ (sized on first use)
+  TooBigLimiter probe_answers_{kProbeAnswerRate, kProbeAnswerBurst};  // RX thread only
+  std::mutex probe_mu_;
+  std::vector<ProbeReplyRow> probe_replies_;  // guarded by probe_mu_; at most kMaxProbeReplies
 };
 
 int64_t NowMs();

@@ -100,6 +100,10 @@ void Engine::RxLoop() {
     accepted.clear();
     // One datagram: classify, check its inner source against the control plane's MACs, queue it.
     auto classify = [&](const uint8_t* p, size_t len, const Addr& from) {
+      if (IsProbe(p, len)) {  // a peer probe (probe.h): never a frame for the bridge
+        HandleProbe(p, len, from, *table, now);
+        return;
+      }
       const ClassifyResult c = Classify(p, len, max_frame_, [&](uint32_t vni) { return table->PeerState(vni, from); });
       if (!c.ok) {
         counters_.drop(c.reason);

@@ -32,6 +32,7 @@ import {
   JsEngine,
   loadNative,
   NativeEngine,
+  PeerProber,
   toRouterError,
   type Counters,
   type Engine,
@@ -41,6 +42,7 @@ import {
   type LocalMac,
   type NativeAddon,
   type Offloads,
+  type PeerHealthRow,
   type TableSnapshot,
   type Traffic,
   type VniTap,
@@ -48,7 +50,7 @@ import {
 import { ConfigError, describeError, VxlanRouterError } from '../errors.js';
 import { mergeTables } from '../fdb/index.js';
 import { RateLimited, silentLogger, type Logger } from '../log.js';
-import { DEFAULT_TAP_MTU, innerMtuLimit } from '../packet/index.js';
+import { canonicalIp, DEFAULT_TAP_MTU, innerMtuLimit } from '../packet/index.js';
 import { offloadNames, SOFTWARE } from './control-protocol.js';
 import { serveControl, type TakeoverSession } from './control-socket.js';
 import { goSchema, HANDOVER_VERSION, processGone, refusal, takeOver, takeoverRequestSchema, type HandoverState } from './handover.js';
@@ -121,6 +123,8 @@ export interface DaemonView {
   refusedTables(): number;
   /** Each network's bridge and TAP as the router follows them (bridge missing since…), in the order of info.networks. */
   links(): LinkState[];
+  /** Per peer (canonical address): state, RTT, loss, path MTU from probing; [] with probing off (probeInterval 0). */
+  peerHealth(): PeerHealthRow[];
 }
 
 export interface DaemonOptions {
@@ -167,6 +171,9 @@ function notify(native: NativeAddon, message: string, log: Logger): void {
   }
 }
 
+/** How often probe replies are collected and due probes sent (at most; a quarter of the probe interval when shorter). */
+const PROBE_TICK_MS = 250;
+
 /** How long the new router waits for the old one to exit after a handover before it takes the control socket. */
 const OLD_EXIT_MS = 10_000;
 
@@ -190,6 +197,7 @@ export class Daemon implements DaemonView {
   private handingOver = false;
   private stopRun: (() => void) | undefined;
   private keeper: LinkKeeper | undefined;
+  private prober: PeerProber | undefined;
 
   private constructor(
     readonly info: DaemonInfo,
@@ -299,6 +307,7 @@ export class Daemon implements DaemonView {
         udpGro: config.offloads.includes('gro'),
         arpSuppression: config.arpSuppression,
         networks: [...taps],
+        underlayDevice: underlay.device,
         ...(handed !== undefined ? { inherited: { rxFd: handed.rxFd, learned: handed.state.learned } } : {}),
       };
       const engine: Engine = config.engine === 'native' ? new NativeEngine(engineOptions, native) : new JsEngine(engineOptions, (name) => native.deleteLink(name));
@@ -335,6 +344,26 @@ export class Daemon implements DaemonView {
         await p.start({ mtu: networks[i]!.containerMtu, networks: names });
       }
       daemon.apply();
+
+      // Peer health (src/dataplane/peer-health.ts): probes to every peer, replies collected, and the path MTUs
+      // measured handed to the data path whenever they change.
+      if (config.probeInterval > 0) {
+        const prober = (daemon.prober = new PeerProber({ maxMtu: underlay.mtu, intervalMs: config.probeInterval * 1000, send: (to, p) => engine.sendProbe(to, p) }));
+        prober.setPeers(allPeers(daemon.current));
+        let mtus = new Map<string, number>();
+        const probing = setInterval(() => {
+          for (const r of engine.probeReplies()) prober.answer(r);
+          prober.tick();
+          const next = prober.pathMtus();
+          if (next.size === mtus.size && [...next].every(([a, m]) => mtus.get(a) === m)) return;
+          for (const [a, m] of next) if (mtus.get(a) !== m) log.info({ peer: a, pathMtu: m }, `path MTU to ${a} is ${m} (underlay ${underlay.mtu}): frames are held to ${innerMtuLimit(m, config.local)}`);
+          for (const a of mtus.keys()) if (!next.has(a)) log.info({ peer: a, pathMtu: underlay.mtu }, `path MTU to ${a} is the underlay's again (${underlay.mtu})`);
+          mtus = next;
+          engine.setPathMtus(next);
+        }, Math.min(PROBE_TICK_MS, (config.probeInterval * 1000) / 4));
+        probing.unref();
+        owned.push({ close: () => clearInterval(probing) });
+      }
 
       // The bridge and TAP followed through rtnetlink: rejoined, recreated (src/agent/links.ts). Closed before the engine.
       const tapOffloads = config.engine === 'native' && config.offloads.includes('tap');
@@ -595,10 +624,20 @@ export class Daemon implements DaemonView {
     try {
       this.engine.applyTable(next);
       this.current = next;
+      this.prober?.setPeers(allPeers(next));
     } catch (err) {
       this.tablesRefused++;
       this.refusedWarn.warn('table-refused', `the data path refused a new table (${describeError(err)}); forwarding with the last good one`, { tablesRefused: this.tablesRefused });
     }
+  }
+
+  peerHealth(): PeerHealthRow[] {
+    if (this.prober === undefined) return [];
+    const heard = new Map(this.engine.traffic().peers.map((p) => [canonicalIp(p.address), p.lastRxAgoMs]));
+    return this.prober.rows((a) => {
+      const ago = heard.get(a);
+      return ago === undefined || ago < 0 ? undefined : ago;
+    });
   }
 
   links(): LinkState[] {
@@ -609,4 +648,9 @@ export class Daemon implements DaemonView {
   refusedTables(): number {
     return this.tablesRefused;
   }
+}
+
+/** Every peer of any VNI, once each, in canonical spelling (the prober's key; engines report replies that way). */
+function allPeers(t: TableSnapshot): Set<string> {
+  return new Set(t.vnis.flatMap((v) => v.peers.map(canonicalIp)));
 }

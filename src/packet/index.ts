@@ -10,3 +10,4 @@ export * from './neighbor.js';
 export * from './nd.js';
 export * from './icmp.js';
 export * from './network-name.js';
+export * from './probe.js';
