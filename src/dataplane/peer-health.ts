@@ -313,7 +313,10 @@ export class PeerProber {
         // Refused locally (EMSGSIZE: larger than this host's own path allows): as good as lost, and known at once.
         if (r === 'sent' || !this.inFlight.has(id)) return;
         this.inFlight.delete(id);
-        if (kind === 'mtu' && this.peers.get(p.address) === p) this.mtuLost(p, size, this.now());
+        if (kind !== 'mtu' || this.peers.get(p.address) !== p) return;
+        this.mtuLost(p, size, this.now());
+        // Known at once, without a round trip: the search goes on now rather than at the next tick.
+        if (p.searching && !p.mtuInFlight) this.mtuStep(p, this.now());
       },
       () => undefined,
     );
