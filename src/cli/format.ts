@@ -47,7 +47,7 @@ function table(rows: string[][]): string[] {
 export function formatStatus(s: Status): string[] {
   const c = s.counters;
   const on = offloadNames(s.offloads).join(', ') || 'none';
-  const drops = Object.entries(c).filter(([k, v]) => v > 0 && !/^(rx|tx)_(datagrams|bytes|frames|flooded|tso_frames|gso_sends|merged)$|^learned$|_suppressed$/.test(k));
+  const drops = Object.entries(c).filter(([k, v]) => v > 0 && !/^(rx|tx)_(datagrams|bytes|frames|flooded|tso_frames|gso_sends|merged)$|^learned$|_suppressed$|^(probes_sent|probe_replies|probes_answered)$/.test(k));
   // A TAP MTU above the path's (the default) is not a fault: the router answers what does not fit with ICMP too-big.
   const mtuLine = s.mtu.tap > s.mtu.underlayLimit ? `${s.mtu.underlayLimit} on the path (larger IP packets are answered with ICMP too-big); TAP ${s.mtu.tap}` : String(s.mtu.tap);
   const cp = s.controlPlane;
