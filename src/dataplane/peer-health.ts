@@ -96,6 +96,8 @@ interface Peer {
   nextCheck: number;
   nextRaise: number;
   checkLosses: number;
+  /** A search size lost once (no answer): tried again before it counts as too big (one lost probe is not a path). */
+  lostOnce: number;
 }
 
 export class PeerProber {
@@ -147,6 +149,7 @@ export class PeerProber {
         nextCheck: 0,
         nextRaise: 0,
         checkLosses: 0,
+        lostOnce: 0,
       });
     }
   }
@@ -157,7 +160,7 @@ export class PeerProber {
     for (const [id, o] of this.inFlight) {
       if (now - o.sentAt < PROBE_TIMEOUT_MS) continue;
       this.inFlight.delete(id);
-      if (o.kind === 'mtu') this.mtuLost(o.peer, o.size, now);
+      if (o.kind === 'mtu') this.mtuLost(o.peer, o.size, now, false);
     }
     for (const p of this.peers.values()) {
       if (now >= p.nextLive && this.take(now)) {
@@ -240,6 +243,7 @@ export class PeerProber {
   /** The next path MTU probe of `p`, if one is due. */
   private mtuStep(p: Peer, now: number): void {
     if (p.mtu === null && !p.searching) {
+      if (now < p.nextCheck) return; // the last search was inconclusive: again after 2 intervals
       // First measurement: the underlay MTU itself first (the usual answer), bisecting only when it is lost.
       p.searching = true;
       p.good = this.minSize(p.v6);
@@ -263,9 +267,14 @@ export class PeerProber {
     this.send(p, 'mtu', size, now);
   }
 
-  private mtuLost(p: Peer, size: number, now: number): void {
+  private mtuLost(p: Peer, size: number, now: number, refusedHere: boolean): void {
     p.mtuInFlight = false;
     if (p.searching) {
+      if (!refusedHere && p.lostOnce !== size) {
+        p.lostOnce = size; // the next step tries the same size again
+        return;
+      }
+      p.lostOnce = 0;
       p.bad = Math.min(p.bad, size);
       this.settle(p, now);
       return;
@@ -276,9 +285,11 @@ export class PeerProber {
     p.nextCheck = now;
     if (p.checkLosses < 2) return;
     p.checkLosses = 0;
+    // Searched again from the top, as at first: if the losses were the peer's absence rather than the path, the
+    // underlay MTU is answered at once when it is back, not a byte less.
     p.searching = true;
     p.good = this.minSize(p.v6);
-    p.bad = size;
+    p.bad = this.opts.maxMtu + 1;
   }
 
   /** Ends the search when the bounds meet: the largest size answered is the path MTU. */
@@ -314,7 +325,7 @@ export class PeerProber {
         if (r === 'sent' || !this.inFlight.has(id)) return;
         this.inFlight.delete(id);
         if (kind !== 'mtu' || this.peers.get(p.address) !== p) return;
-        this.mtuLost(p, size, this.now());
+        this.mtuLost(p, size, this.now(), true);
         // Known at once, without a round trip: the search goes on now rather than at the next tick.
         if (p.searching && !p.mtuInFlight) this.mtuStep(p, this.now());
       },

@@ -63,7 +63,7 @@ t.test('peers answering: up, RTT, path MTU of the whole underlay with one probe'
 
 t.test('a smaller path far away: bisection to the byte, through losses', async (t) => {
   const s = sim({ '198.51.100.2': { mtu: 1400, up: true, rttMs: 1 } });
-  await s.step(20_000);
+  await s.step(30_000);
   t.match(s.row('198.51.100.2'), { state: 'up', pathMtu: 1400, measuring: false });
   t.same([...s.prober.pathMtus()], [['198.51.100.2', 1400]]);
   t.equal(s.row('198.51.100.2').lossPercent, 0, 'lost MTU probes are not liveness loss');
@@ -150,4 +150,17 @@ t.test('replies that match nothing are ignored', async (t) => {
   for (let id = 0; id < 100; id++) s.prober.answer({ from: '198.51.100.2', id, length: 24, rttMs: 1 });
   s.prober.answer({ from: '198.51.100.9', id: 1, length: 24, rttMs: 1 });
   t.match(s.row('198.51.100.2'), { answers: 0, lastAnswerAgoMs: null });
+});
+
+t.test('a peer away for a while comes back with its whole path MTU, not a byte less', async (t) => {
+  const paths = { '198.51.100.2': { mtu: 1500, up: true, rttMs: 1 } };
+  const s = sim(paths, 1000);
+  await s.step(3000);
+  t.equal(s.row('198.51.100.2').pathMtu, 1500);
+  paths['198.51.100.2'].up = false;
+  await s.step(10_000);
+  paths['198.51.100.2'].up = true;
+  await s.step(10_000);
+  t.match(s.row('198.51.100.2'), { state: 'up', pathMtu: 1500, measuring: false });
+  t.same([...s.prober.pathMtus()], [], 'the data path is not held to less');
 });
