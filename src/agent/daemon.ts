@@ -348,18 +348,22 @@ export class Daemon implements DaemonView {
       // Peer health (src/dataplane/peer-health.ts): probes to every peer, replies collected, and the path MTUs
       // measured handed to the data path whenever they change.
       if (config.probeInterval > 0) {
-        const prober = (daemon.prober = new PeerProber({ maxMtu: underlay.mtu, intervalMs: config.probeInterval * 1000, send: (to, p) => engine.sendProbe(to, p) }));
-        prober.setPeers(allPeers(daemon.current));
         let mtus = new Map<string, number>();
-        const probing = setInterval(() => {
-          for (const r of engine.probeReplies()) prober.answer(r);
-          prober.tick();
+        // Whenever a measurement changes (at once, not at the next tick: a frame in between would leave too big).
+        const push = (): void => {
           const next = prober.pathMtus();
           if (next.size === mtus.size && [...next].every(([a, m]) => mtus.get(a) === m)) return;
           for (const [a, m] of next) if (mtus.get(a) !== m) log.info({ peer: a, pathMtu: m }, `path MTU to ${a} is ${m} (underlay ${underlay.mtu}): frames are held to ${innerMtuLimit(m, config.local)}`);
           for (const a of mtus.keys()) if (!next.has(a)) log.info({ peer: a, pathMtu: underlay.mtu }, `path MTU to ${a} is the underlay's again (${underlay.mtu})`);
           mtus = next;
           engine.setPathMtus(next);
+        };
+        const prober: PeerProber = (daemon.prober = new PeerProber({ maxMtu: underlay.mtu, intervalMs: config.probeInterval * 1000, send: (to, p) => engine.sendProbe(to, p), onPathMtu: push }));
+        prober.setPeers(allPeers(daemon.current));
+        const probing = setInterval(() => {
+          for (const r of engine.probeReplies()) prober.answer(r);
+          prober.tick();
+          push(); // peers that left the table
         }, Math.min(PROBE_TICK_MS, (config.probeInterval * 1000) / 4));
         probing.unref();
         owned.push({ close: () => clearInterval(probing) });

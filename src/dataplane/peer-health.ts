@@ -67,6 +67,8 @@ export interface PeerProberOptions {
   readonly send: (to: string, payload: Uint8Array) => Promise<ProbeSendResult>;
   readonly now?: () => number;
   readonly nowNs?: () => bigint;
+  /** Called when a peer's path MTU changes (pathMtus() differs): the data path should hear of it at once. */
+  readonly onPathMtu?: () => void;
 }
 
 interface Outstanding {
@@ -198,7 +200,10 @@ export class PeerProber {
       this.settle(p, now);
     } else {
       p.checkLosses = 0;
-      if (size > (p.mtu ?? 0)) p.mtu = size; // the raise probe came back: the path grew
+      if (size > (p.mtu ?? 0)) {
+        p.mtu = size; // the raise probe came back: the path grew
+        this.opts.onPathMtu?.();
+      }
     }
   }
 
@@ -298,7 +303,10 @@ export class PeerProber {
     p.searching = false;
     // Below the smallest MTU IP allows (576, IPv6 1280) is not a path but a peer that stopped answering: inconclusive,
     // the last figure stays and the check tries again.
-    if (p.good >= (p.v6 ? 1280 : 576)) p.mtu = p.good;
+    if (p.good >= (p.v6 ? 1280 : 576) && p.mtu !== p.good) {
+      p.mtu = p.good;
+      this.opts.onPathMtu?.();
+    }
     p.checkLosses = 0;
     p.nextCheck = now + 2 * this.intervalMs;
     p.nextRaise = now + 60 * this.intervalMs;
