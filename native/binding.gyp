@@ -16,6 +16,7 @@
         "src/links.cc",
         "src/links-js.cc",
         "src/local-macs.cc",
+        "src/mss.cc",
         "src/nd.cc",
         "src/offload.cc",
         "src/probe.cc",

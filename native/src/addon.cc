@@ -362,7 +362,7 @@ Napi::Value CloseFdJs(const Napi::CallbackInfo& info) {
 }
 
 // createEngine({ local, port, underlayMtu, learning, agingMs, learnMaxPerPeer, learnMax, maxLocalMacs?, udpGso?,
-//                udpGro?, arpSuppression?, sourceCheck?, networks: [{ vni, tapFd, mtu, vnetHdr? }] }).
+//                udpGro?, arpSuppression?, sourceCheck?, clampMss?: { ipv4, ipv6 }, networks: [{ vni, tapFd, mtu, vnetHdr? }] }).
 // Takes ownership of every tapFd, also when it throws. Pinned by test/native/engine.test.ts (the TS face is
 // NativeEngine in src/dataplane/native-engine.ts).
 Napi::Value CreateEngineJs(const Napi::CallbackInfo& info) {
@@ -409,6 +409,14 @@ Napi::Value CreateEngineJs(const Napi::CallbackInfo& info) {
     const Napi::Value v = o.Get(key);
     if (!v.IsUndefined() && !v.IsBoolean()) return ThrowType(env, std::string("createEngine: ") + key + " must be a boolean");
     *field = !v.IsBoolean() || v.As<Napi::Boolean>().Value();
+  }
+  const Napi::Value clamp = o.Get("clampMss");
+  if (!clamp.IsUndefined()) {
+    uint32_t v4, v6;
+    if (!clamp.IsObject() || !GetUint(clamp.As<Napi::Object>().Get("ipv4"), 65535, &v4) ||
+        !GetUint(clamp.As<Napi::Object>().Get("ipv6"), 65535, &v6))
+      return ThrowType(env, "createEngine: clampMss must be { ipv4, ipv6 } (0-65535 each, 0 = off)");
+    cfg.clamp_mss = MssClamp{static_cast<uint16_t>(v4), static_cast<uint16_t>(v6)};
   }
   cfg.port = static_cast<uint16_t>(port);
   cfg.underlay_mtu = static_cast<int>(umtu);

@@ -49,6 +49,8 @@ enum class Traffic : int {
   kLocalMacRefused,
   kIcmpTooBigSent,
   kIcmpTooBigLimited,
+  kTcpMssClamped,
+  kTcpMssBadOptions,
   kProbesSent,
   kProbeReplies,
   kProbesAnswered,
@@ -60,6 +62,7 @@ inline constexpr std::array<const char*, static_cast<int>(Traffic::kCount)> kTra
     "rx_datagrams", "rx_bytes",       "tx_frames",     "tx_bytes", "tx_datagrams",
     "tx_flooded",   "learned",        "tx_tso_frames", "tx_gso_sends", "rx_merged",
     "arp_suppressed", "nd_suppressed", "local_mac_refused", "icmp_too_big_sent", "icmp_too_big_limited",
+    "tcp_mss_clamped", "tcp_mss_bad_options",
     "probes_sent", "probe_replies", "probes_answered", "probe_answers_limited"};
 
 struct Counters {

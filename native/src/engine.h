@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "counters.h"
+#include "mss.h"
 #include "sys-error.h"
 #include "fd.h"
 #include "learn.h"
@@ -60,6 +61,7 @@ struct EngineConfig {
   bool udp_gso = true;  // try UDP_SEGMENT sends
   bool udp_gro = true;  // try UDP_GRO receives
   bool arp_suppression = true;  // answer ARP requests for known remote addresses on the bridge
+  MssClamp clamp_mss;           // TCP SYNs' MSS clamped both ways (config clampMss); off by default
   std::vector<NetworkConfig> networks;
   // The UDP socket handed over by the router this one takes over (fd-passing.h), or -1: open and bind a new one.
   // Ownership passes to the engine in Create, like the TAP fds.

@@ -3,7 +3,7 @@
 // reports) → classify (contract order; twin: classifyDatagram in src/dataplane/classify.ts) → per-network size
 // check → source check (inner source MAC one of ours, or a control-plane MAC of another VTEP: rx_spoofed_source;
 // one LocalMacTable lock per batch) → learn (one LearnBatch call per batch, before any write: a new MAC over the
-// table's bounds is dropped as rx_learn_full) → TAP write (consecutive TCP segments of one flow merged into one
+// table's bounds is dropped as rx_learn_full) → MSS clamping of TCP SYNs (--clamp-mss, in place) → TAP write (consecutive TCP segments of one flow merged into one
 // super-frame with a virtio header by a TapWriteMerger, when the TAP takes virtio headers).
 //
 // Threading: the only thread that reads the UDP socket and writes the LearnTable (LearnBatch, Expire); it shares the
@@ -41,7 +41,7 @@ void Engine::RxLoop() {
   std::vector<char> controls(kBatch * kControl);
   // A datagram that passed classification, waiting for the source check and learning before its TAP write.
   struct Accepted {
-    const uint8_t* inner;
+    uint8_t* inner;  // in this batch's receive buffer: clamping (--clamp-mss) edits it in place
     size_t len;
     const Network* net;
     Addr from;
@@ -99,7 +99,7 @@ void Engine::RxLoop() {
 
     accepted.clear();
     // One datagram: classify, check its inner source against the control plane's MACs, queue it.
-    auto classify = [&](const uint8_t* p, size_t len, const Addr& from) {
+    auto classify = [&](uint8_t* p, size_t len, const Addr& from) {
       if (IsProbe(p, len)) {  // a peer probe (probe.h): never a frame for the bridge
         HandleProbe(p, len, from, *table, now);
         return;
@@ -110,7 +110,7 @@ void Engine::RxLoop() {
         if (c.reason == Drop::kRxUnknownSource) traffic_.Rejected(from, c.vni, now);
         return;
       }
-      const uint8_t* inner = p + kVxlanHeaderLen;
+      uint8_t* inner = p + kVxlanHeaderLen;
       const size_t inner_len = len - kVxlanHeaderLen;
       const Network* net = NetworkFor(c.vni);
       if (net == nullptr) {  // in the table but not served by a TAP of this engine
@@ -143,7 +143,7 @@ void Engine::RxLoop() {
     };
 
     for (int i = 0; i < r; i++) {
-      const uint8_t* p = &bufs[static_cast<size_t>(i) * kSlot];
+      uint8_t* p = &bufs[static_cast<size_t>(i) * kSlot];
       const size_t len = msgs[i].msg_len;
       if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
         counters_.drop(Drop::kRxOversize);
@@ -208,6 +208,7 @@ void Engine::RxLoop() {
         counters_.drop(Drop::kRxLearnFull);
         continue;
       }
+      if (cfg_.clamp_mss.on()) CountClamp(ClampMss(a.inner, a.len, cfg_.clamp_mss), counters_);
       mergers[static_cast<size_t>(a.net - nets_.data())].Add(a.inner, a.len, writer(a.net->tap.get()));
       counters_.add(Traffic::kRxDatagrams);
       counters_.add(Traffic::kRxBytes, a.len);

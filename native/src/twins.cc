@@ -18,6 +18,7 @@
 #include "js-args.h"
 #include "js-error.h"
 #include "learn.h"
+#include "mss.h"
 #include "nd.h"
 #include "offload.h"
 #include "table.h"
@@ -259,6 +260,22 @@ Napi::Value TooBigReplyJs(const Napi::CallbackInfo& info) {
   return n == 0 ? env.Null() : Napi::Buffer<uint8_t>::Copy(env, out, n).As<Napi::Value>();
 }
 
+// clampMss(frame, ipv4, ipv6) → { result: 'none' | 'clamped' | 'malformed', frame } (a copy, clamped in place as
+// the engine threads do). Twin: clampMss in src/packet/tcp-mss.ts; pinned by test/native/mss.test.ts.
+Napi::Value ClampMssJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t v4, v6;
+  if (!IsBytes(info[0])) return ThrowType(env, "clampMss: frame must be a Uint8Array");
+  if (!GetUint(info[1], 65535, &v4) || !GetUint(info[2], 65535, &v6)) return ThrowType(env, "clampMss: ipv4 and ipv6 must be 0-65535");
+  Napi::Uint8Array in = info[0].As<Napi::Uint8Array>();
+  Napi::Buffer<uint8_t> f = Napi::Buffer<uint8_t>::Copy(env, in.Data(), in.ByteLength());
+  const MssResult r = ClampMss(f.Data(), f.Length(), MssClamp{static_cast<uint16_t>(v4), static_cast<uint16_t>(v6)});
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("result", r == MssResult::kClamped ? "clamped" : r == MssResult::kMalformed ? "malformed" : "none");
+  o.Set("frame", f);
+  return o;
+}
+
 // tooBigLimiter(rate, burst, times) → for each time (ms, non-decreasing), whether the TooBigLimiter lets an answer
 // go. Twin: TooBigLimiter in src/packet/icmp.ts; pinned by test/native/icmp.test.ts.
 Napi::Value TooBigLimiterJs(const Napi::CallbackInfo& info) {
@@ -366,6 +383,7 @@ void RegisterTwins(Napi::Env env, Napi::Object exports) {
       {"learnScript", LearnScriptJs},
       {"gsoPolicy", GsoPolicyJs},
       {"tooBigReply", TooBigReplyJs}, {"tooBigLimiter", TooBigLimiterJs},
+      {"clampMss", ClampMssJs},
       {"probeReply", ProbeReplyJs},   {"isProbe", IsProbeJs},
   };
   for (const auto& [name, fn] : twins) exports.Set(name, Napi::Function::New(env, fn, name));

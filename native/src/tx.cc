@@ -406,6 +406,7 @@ void Engine::TxLoop(Network* net) {
     for (int i = 0; i < n; i++) {
       const TxFrame& f = frames[i];
       if (f.dest == TxFrame::Dest::kDrop) continue;
+      if (cfg_.clamp_mss.on() && f.tso.segments == 0) CountClamp(ClampMss(f.buf, f.len, cfg_.clamp_mss), counters_);
       // A flooded copy too big for one peer's measured path is dropped for that peer only (counted, unanswered).
       auto fits = [&](const Peer& to) {
         if (table->path_mtus.empty() || wire_size(f) <= max_frame_to(*table, to.addr)) return true;

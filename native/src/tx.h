@@ -1,8 +1,8 @@
 // Transmit path: the TX thread of one TAP (Engine::TxLoop, in tx.cc) and the two senders it batches into.
 // Per batch: read (non-blocking until EAGAIN or kBatch frames; checksums the sender left partial are finished, TSO
 // super-frames parsed) → local MACs (the frames' sources, reported to the LocalMacTable) → resolve (drops; ARP / ND
-// answered on the bridge; static, then learned lookup) → encapsulate + queue (one message per destination and
-// segment) → send (sendmmsg on the raw socket; a TSO frame's segments to one destination in UDP_SEGMENT sends).
+// answered on the bridge; static, then learned lookup) → MSS clamp (--clamp-mss: TCP SYNs, in the slot) → encapsulate
+// + queue (one message per destination and segment) → send (sendmmsg on the raw socket; a TSO frame's segments to one destination in UDP_SEGMENT sends).
 //
 // Threading: one TX thread per TAP. Its TxFrames, TxQueue and GsoSender belong to it alone. What it shares: the
 // engine's Counters (relaxed atomics), its TrafficStats (through a BatchTally: one lock per batch, or when the tally

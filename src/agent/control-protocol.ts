@@ -29,6 +29,8 @@ export const SOFTWARE = `vxlan-router ${VERSION}`;
 export const NODE_FLAGS = ['--max-semi-space-size=1'] as const;
 /** dockerd's API socket (`docker-network create --docker-socket`). */
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
+/** Where `up --dns` serves container names when no address is given (agent/dns-server.ts says why this one). */
+export const DEFAULT_DNS_ADDRESS = '169.254.53.53';
 /** Where dockerd looks for plugins' sockets (`up --docker-plugin` with no path). */
 export const DEFAULT_PLUGIN_SOCKET = '/run/docker/plugins/vxlan-router.sock';
 
@@ -40,8 +42,16 @@ export const DEFAULT_PLUGIN_SOCKET = '/run/docker/plugins/vxlan-router.sock';
 export const METHODS = ['status', 'fdb', 'peers', 'counters', 'table', 'why'] as const;
 export type Method = (typeof METHODS)[number];
 
-/** What `why` asks about: a MAC or an IP address (overlay or underlay), optionally in one VNI. */
-export const whyQuerySchema = z.strictObject({ target: z.string().min(1).max(64), vni: z.number().int().min(1).max(0xffffff).optional() });
+/**
+ * What `why` asks about: a MAC or an IP address (overlay or underlay), optionally in one VNI; `from` (a MAC or an
+ * address) and `flow` (TCP / UDP ports) pick the inner flow whose outer source port is shown.
+ */
+export const whyQuerySchema = z.strictObject({
+  target: z.string().min(1).max(64),
+  vni: z.number().int().min(1).max(0xffffff).optional(),
+  from: z.string().min(1).max(64).optional(),
+  flow: z.strictObject({ proto: z.enum(['tcp', 'udp']), sport: z.number().int().min(0).max(65535), dport: z.number().int().min(0).max(65535) }).optional(),
+});
 export type WhyQuery = z.infer<typeof whyQuerySchema>;
 
 export const requestSchema = z.strictObject({ v: z.literal(PROTOCOL_VERSION), method: z.enum(METHODS), query: whyQuerySchema.optional() });
@@ -91,6 +101,9 @@ export const statusSchema = z.strictObject({
       bridge: z.string(),
       mtu: z.number().int(),
       configuredMtu: z.number().int().nullable(),
+      /** The MTU containers get, and the etcd network's subnet (cni-config). Absent from older routers. */
+      containerMtu: z.number().int().optional(),
+      subnet: z.string().nullable().optional(),
       state: z.enum(['starting', 'connected', 'degraded']).nullable(),
       revision: z.number().nullable(),
       hosts: z.number().int().nullable(),
@@ -107,6 +120,8 @@ export const statusSchema = z.strictObject({
       tapsRecreated: z.number().int().optional(),
     }),
   ),
+  /** up --docker: what keeps the Docker networks from being as etcd says (a name taken by another driver…). Absent from older routers. */
+  dockerProblems: z.array(z.string()).optional(),
   offloads: z.strictObject({ tapVnetHdr: z.boolean(), udpGso: z.boolean(), udpGro: z.boolean() }),
   controlPlane: z.strictObject({
     mode: z.enum(['static', 'etcd']),
@@ -130,6 +145,8 @@ export const statusSchema = z.strictObject({
      * held back (both since start). */
     refusedClaims: z.number().int().optional(),
     limitedOwnershipChanges: z.number().int().optional(),
+    /** This host's container names left out of its names record now (invalid, or over the cap): `up --dns`. */
+    unadvertisedNames: z.number().int().optional(),
     /** Local MACs withdrawn at once because they left their bridge (container gone, or moved), since start. */
     macsLeftBridge: z.number().int().optional(),
     /** Tables the data path refused (the last good one stayed): 0 unless something is very wrong. */
@@ -234,6 +251,10 @@ export const whySchema = z.strictObject({
       lastHeardAgoMs: z.number().nullable(),
       /** The largest IP packet the path to it carries (larger ones: tx_too_big, answered with ICMP too-big). */
       pathMtu: z.number().int(),
+      /** etcd entries: the etcd revision where its host's record first claimed the MAC (null otherwise). */
+      revision: z.number().int().nullable(),
+      /** The outer UDP source port of the datagrams of one inner flow to it (`flow` says which), or null: no sender known to hash. */
+      sourcePort: z.strictObject({ port: z.number().int(), flow: z.string() }).nullable(),
       detail: z.string(),
     }),
   ),
@@ -245,9 +266,15 @@ export const whySchema = z.strictObject({
       vnis: z.array(z.number().int()),
       refusedCount: z.number(),
       lastRefusedAgoMs: z.number().nullable(),
+      /** Per VNI it is a peer of, where that comes from: static (--peer) or etcd (the host id of its record when known). */
+      peerOf: z.array(z.strictObject({ vni: z.number().int(), origin: z.enum(['static', 'etcd']), hostId: z.string().nullable() })),
+      /** The receive rule, as the engines apply it (classifyDatagram in src/dataplane/classify.ts, Classify in native/src/wire.h). */
+      rule: z.string(),
       detail: z.string(),
     })
     .nullable(),
+  /** TCP MSS clamping of SYNs both ways (--clamp-mss): the MSS per inner family, or null when off. */
+  clampMss: z.strictObject({ ipv4: z.number().int(), ipv6: z.number().int() }).nullable(),
   /** The router-wide drop counters such frames and datagrams hit, with their values now. */
   counters: counters,
 });

@@ -10,12 +10,15 @@
  *
  * The data path learns what changed only through `Engine.applyTable` with the union of the planes' tables.
  */
-import { readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { defaultRunDir, etcdClientConfig, joinsOf, type RouterConfig } from '../config/index.js';
 import {
   combineStates,
   EtcdPlane,
+  Ipv4Subnet,
+  openRegistry,
   StaticPeers,
   staticTable,
   type AddressConflict,
@@ -50,16 +53,20 @@ import {
 import { ConfigError, describeError, VxlanRouterError } from '../errors.js';
 import { mergeTables } from '../fdb/index.js';
 import { RateLimited, silentLogger, type Logger } from '../log.js';
-import { canonicalIp, DEFAULT_TAP_MTU, innerMtuLimit } from '../packet/index.js';
-import { offloadNames, SOFTWARE } from './control-protocol.js';
+import { canonicalIp, DEFAULT_TAP_MTU, innerMtuLimit, mssClampFor, type MssClamp } from '../packet/index.js';
+import { DEFAULT_PLUGIN_SOCKET, offloadNames, SOFTWARE } from './control-protocol.js';
 import { serveControl, type TakeoverSession } from './control-socket.js';
 import { goSchema, HANDOVER_VERSION, processGone, refusal, takeOver, takeoverRequestSchema, type HandoverState } from './handover.js';
-import { serveDockerPlugin } from './docker-serve.js';
+import { dockerPlugin, matchServed } from './docker-serve.js';
+import { DefinitionWatch, DockerSync, dockerJoins } from './docker-sync.js';
+import { serveNames, type NamesService } from './names-service.js';
+import type { DnsCounters } from './dns-server.js';
 import { routerMetrics, serveMetrics } from './metrics.js';
 import { checkBridge, checkFreeLinkName, checkPrivileges, checkTun, findUnderlay, type Underlay } from './preflight.js';
 import { controlSource } from './status.js';
 import { BridgePresence } from './bridge-presence.js';
 import { LinkKeeper, type LinkState } from './links.js';
+import { EnvFiles, type HostSlice } from './runtime-files.js';
 
 /** One network this router serves: its VNI, TAP, bridge and MTU, and where its definition came from. */
 export interface ServedNetwork {
@@ -87,6 +94,8 @@ export interface DaemonInfo {
   readonly peers: readonly string[];
   /** Every network served, in the order of the config; at least one. */
   readonly networks: readonly ServedNetwork[];
+  /** --clamp-mss as resolved (MSS per inner family), or null when off. */
+  readonly clampMss: MssClamp | null;
 }
 
 /** What the control socket, metrics and doctor read from a running router. */
@@ -110,6 +119,8 @@ export interface DaemonView {
   ranges(): (HostRange | NoRange)[];
   /** Frames and bytes per peer and per VNI, when each peer was last heard, refused sources. */
   traffic(): Traffic;
+  /** The outer UDP source port the engine gives `frame`'s datagrams. */
+  sourcePort(frame: Uint8Array): number;
   /** The registries' hosts (this one included); [] with static peers. */
   hosts(): HostRow[];
   /** MACs that several hosts advertise at once. */
@@ -121,8 +132,12 @@ export interface DaemonView {
   /** The registries' counters summed (null with static peers only), and tables the data path refused. */
   registryCounters(): RegistryCounters | null;
   refusedTables(): number;
+  /** What keeps the Docker networks from being as etcd says (up --docker); absent or [] when nothing. */
+  dockerProblems?(): string[];
   /** Each network's bridge and TAP as the router follows them (bridge missing since…), in the order of info.networks. */
   links(): LinkState[];
+  /** The name server's counters (`up --dns`); null (or absent) when it is off. */
+  dnsCounters?(): DnsCounters | null;
   /** Per peer (canonical address): state, RTT, loss, path MTU from probing; [] with probing off (probeInterval 0). */
   peerHealth(): PeerHealthRow[];
 }
@@ -139,6 +154,11 @@ export interface DaemonOptions {
    * table and MACs, instead of opening new ones. It must serve the same address, port, VNIs and TAP names.
    */
   readonly takeover?: boolean;
+  /**
+   * Starts a new router process with this one's options and --takeover (the CLI's `up`): how `up --docker` comes to
+   * serve networks defined (or stop serving networks removed) after it started. Absent: those need a restart.
+   */
+  readonly respawn?: () => ChildProcess;
 }
 
 export function defaultTapName(vni: number): string {
@@ -161,6 +181,9 @@ const FAULT_POLL_MS = 250;
 
 /** How often this host's MAC set is compared with what it advertised (a write only when it changed). */
 const ADVERTISE_MS = 250;
+
+/** How often the .env files are compared with this host's slices (a write only when one changed). */
+const ENV_FILES_MS = 1000;
 
 /** sd_notify when run by systemd with Type=notify; a failure is logged, never fatal (the unit's timeout tells). */
 function notify(native: NativeAddon, message: string, log: Logger): void {
@@ -196,7 +219,15 @@ export class Daemon implements DaemonView {
   private handedOver = false;
   private handingOver = false;
   private stopRun: (() => void) | undefined;
+  /** The Docker networks' sync (up --docker). */
+  private sync: DockerSync | undefined;
+  private respawned: ChildProcess | undefined;
+  /** Docker networks this router defined in etcd, and when: not removed while the new definition is being served. */
+  private readonly definedAt = new Map<string, number>();
+  private respawnFailures = 0;
+  private respawnAfter = 0;
   private keeper: LinkKeeper | undefined;
+  private names: NamesService | undefined;
   private prober: PeerProber | undefined;
 
   private constructor(
@@ -215,13 +246,15 @@ export class Daemon implements DaemonView {
   static async start(config: RouterConfig, opts: DaemonOptions = {}): Promise<Daemon> {
     const log = opts.log ?? silentLogger;
     const warn = new RateLimited(log);
-    const joins = joinsOf(config);
+    let joins = joinsOf(config);
     checkPrivileges(config.engine === 'native');
     checkTun();
+    const connection = etcdClientConfig(config);
+    // --docker: every network etcd defines, each on its own bridge unless the config names one (docker-sync.ts).
+    if (config.docker && connection !== undefined) joins = await dockerJoins(connection, config.stateDir, joins, log);
     for (const j of joins) checkBridge(j.bridge);
     const native = (opts.addon ?? loadNative)();
     const underlay = findUnderlay(config.local, (a) => native.interfaceOf(a));
-    const connection = etcdClientConfig(config);
     const hostId = config.hostId ?? defaultHostId(config.local);
 
     const owned: Closable[] = [];
@@ -258,20 +291,43 @@ export class Daemon implements DaemonView {
       const networks: ServedNetwork[] = [];
       const tapFds: Closable = { close: () => taps.splice(0).forEach((t) => native.closeFd(t.tapFd)) };
       owned.push(tapFds);
-      const socketPath = config.socket ?? join(defaultRunDir(), `${joins[0]!.tap ?? defaultTapName(served[0]!.vni)}.sock`);
+      // --docker: one name whatever networks are served (a handover to a router serving others finds it).
+      const socketPath = config.socket ?? join(defaultRunDir(), config.docker ? 'vxlan-router.sock' : `${joins[0]!.tap ?? defaultTapName(served[0]!.vni)}.sock`);
+      const openTapOf = (tapName: string, mtu: number, bridge: string): { fd: number; name: string; vnetHdr: boolean } => {
+        checkFreeLinkName(tapName);
+        try {
+          // Offloads need the native engine: the JS engine reads and writes plain frames.
+          return native.openTap(tapName, mtu, bridge, config.engine === 'native' && config.offloads.includes('tap'));
+        } catch (err) {
+          throw toRouterError(err);
+        }
+      };
       let handed: { state: HandoverState; rxFd: number } | undefined;
       let rxClose: Closable | undefined;
       if (opts.takeover === true) {
         // Everything that can fail slowly (etcd, the network's definition) is done; the old router pauses only now.
         const wanted = joins.map((j, i) => ({ vni: served[i]!.vni, tap: j.tap ?? defaultTapName(served[i]!.vni) }));
+        // A network the old router does not serve (no such TAP yet: `up --docker` after a network was defined) gets
+        // its TAP before the old router pauses: nothing after `go` may fail for want of one.
+        const fresh = new Map<number, { fd: number; name: string; vnetHdr: boolean; mtu: number }>();
+        for (const [i, w] of wanted.entries()) {
+          if (existsSync(`/sys/class/net/${w.tap}`)) continue;
+          const mtu = joins[i]!.mtu ?? served[i]!.mtu ?? DEFAULT_TAP_MTU;
+          fresh.set(w.vni, { ...openTapOf(w.tap, mtu, joins[i]!.bridge), mtu });
+          owned.push({ close: () => { if (fresh.has(w.vni)) native.closeFd(fresh.get(w.vni)!.fd); } });
+        }
         const got = await takeOver(native, socketPath, { engine: config.engine, local: config.local, port: config.port, networks: wanted }, log);
+        for (const [vni, t] of fresh) if (got.taps.has(vni)) native.closeFd(t.fd);
         rxClose = { close: () => native.closeFd(got.rxFd) };
         owned.push(rxClose);
         handed = { state: got.state, rxFd: got.rxFd };
         wanted.forEach((w, i) => {
           const s = served[i]!;
-          const tap = got.taps.get(w.vni)!;
-          const mtu = got.state.networks.find((n) => n.vni === w.vni)?.mtu ?? innerMtuLimit(underlay.mtu, config.local);
+          const opened = fresh.get(w.vni);
+          fresh.delete(w.vni); // taps owns it from here
+          const tap = got.taps.get(w.vni) ?? opened;
+          if (tap === undefined) throw new VxlanRouterError('E_CONTROL', `the old router handed over no TAP for VNI ${w.vni}, and ${w.tap} exists`, { kind: 'handover' });
+          const mtu = got.state.networks.find((n) => n.vni === w.vni)?.mtu ?? opened?.mtu ?? innerMtuLimit(underlay.mtu, config.local);
           taps.push({ vni: w.vni, tapFd: tap.fd, tapName: tap.name, mtu, vnetHdr: tap.vnetHdr });
           const configuredMtu = joins[i]!.mtu ?? s.mtu ?? null;
           networks.push({ name: s.name, vni: s.vni, tap: tap.name, bridge: joins[i]!.bridge, mtu, configuredMtu, containerMtu: configuredMtu ?? innerMtuLimit(underlay.mtu, config.local), startedFrom: s.startedFrom, subnet: s.subnet ?? null });
@@ -280,19 +336,13 @@ export class Daemon implements DaemonView {
       if (handed === undefined) joins.forEach((j, i) => {
         const s = served[i]!;
         const tapName = j.tap ?? defaultTapName(s.vni);
-        checkFreeLinkName(tapName);
         const configuredMtu = j.mtu ?? s.mtu ?? null;
         const mtu = configuredMtu ?? DEFAULT_TAP_MTU;
-        let tap: { fd: number; name: string; vnetHdr: boolean };
-        try {
-          // Offloads need the native engine: the JS engine reads and writes plain frames.
-          tap = native.openTap(tapName, mtu, j.bridge, config.engine === 'native' && config.offloads.includes('tap'));
-        } catch (err) {
-          throw toRouterError(err);
-        }
+        const tap = openTapOf(tapName, mtu, j.bridge);
         taps.push({ vni: s.vni, tapFd: tap.fd, tapName: tap.name, mtu, vnetHdr: tap.vnetHdr });
         networks.push({ name: s.name, vni: s.vni, tap: tap.name, bridge: j.bridge, mtu, configuredMtu, containerMtu: configuredMtu ?? innerMtuLimit(underlay.mtu, config.local), startedFrom: s.startedFrom, subnet: s.subnet ?? null });
       });
+      const clampMss = mssClampFor(config.clampMss, innerMtuLimit(underlay.mtu, config.local));
       const engineOptions = {
         local: config.local,
         port: config.port,
@@ -306,6 +356,7 @@ export class Daemon implements DaemonView {
         udpGso: config.offloads.includes('gso'),
         udpGro: config.offloads.includes('gro'),
         arpSuppression: config.arpSuppression,
+        ...(clampMss !== undefined ? { clampMss } : {}),
         networks: [...taps],
         underlayDevice: underlay.device,
         ...(handed !== undefined ? { inherited: { rxFd: handed.rxFd, learned: handed.state.learned } } : {}),
@@ -328,7 +379,7 @@ export class Daemon implements DaemonView {
       for (const p of planes) owned.splice(owned.indexOf(p), 1);
       owned.push(...planes);
 
-      const info: DaemonInfo = { engine: engine.kind, local: config.local, port: config.port, underlay, peers: config.peers, networks };
+      const info: DaemonInfo = { engine: engine.kind, local: config.local, port: config.port, underlay, peers: config.peers, networks, clampMss: clampMss ?? null };
       const daemon = new Daemon(info, engine, planes, log, owned, native);
       if (handed !== undefined) {
         daemon.inherited = handed.state.table;
@@ -405,13 +456,82 @@ export class Daemon implements DaemonView {
       advertiser.unref();
       owned.push({ close: () => clearInterval(advertiser) });
 
+      // <run dir>/<network>.env for scripts (flannel's subnet.env): kept as this host's slices are (runtime-files.ts).
+      const envFiles = new EnvFiles(dirname(socketPath), config.docker);
+      const keepEnv = (): void => {
+        try {
+          envFiles.update(daemon.slices());
+        } catch (err) {
+          warn.warn('env-file', `cannot write the networks' .env files in ${dirname(socketPath)}: ${describeError(err)}`);
+        }
+      };
+      keepEnv();
+      const envTimer = setInterval(keepEnv, ENV_FILES_MS);
+      envTimer.unref();
+      owned.push({ close: () => clearInterval(envTimer) });
+
       const serverError = (what: string) => (err: Error) => warn.warn(what, `${what}: ${describeError(err)}`);
       // After a handover the old router still closes its control socket and metrics: wait until it has gone.
       if (handed !== undefined && !(await processGone(handed.state.pid, OLD_EXIT_MS)))
         log.warn({ oldPid: handed.state.pid }, `the router that handed over (pid ${handed.state.pid}) has not exited after ${OLD_EXIT_MS} ms`);
       const takeoverHandler = (req: unknown, session: TakeoverSession): void => daemon.handOver(req, session);
       owned.push(await serveControl(socketPath, controlSource(daemon, config, daemon.startedAt), serverError('control socket'), takeoverHandler));
-      if (config.dockerPlugin !== 'off') owned.push(await serveDockerPlugin(config.dockerPlugin, daemon, serverError('docker plugin')));
+      const pluginSocket = config.dockerPlugin !== 'off' ? config.dockerPlugin : config.docker ? DEFAULT_PLUGIN_SOCKET : undefined;
+      let sync: DockerSync | undefined;
+      const plugin = pluginSocket === undefined ? undefined : dockerPlugin(daemon, config.docker ? () => sync?.kick() : undefined);
+      if (config.docker && connection !== undefined && plugin !== undefined) {
+        // The Docker networks on this host's dockerd, kept as etcd's networks are (a background loop: docker-sync.ts).
+        sync = daemon.sync = new DockerSync({
+          socket: config.dockerSocket,
+          served: () => networks.flatMap((n) => (n.name !== null && n.subnet !== null && Ipv4Subnet.parse(n.subnet) !== undefined ? [{ name: n.name, subnet: n.subnet }] : [])),
+          driver: plugin.driver,
+          ipam: plugin.ipam,
+          pending: () => {
+            const taken = plugin.pending?.take() ?? [];
+            for (const p of taken) daemon.definedAt.set(p.dockerId, Date.now());
+            return taken;
+          },
+          define: async (def) => {
+            const registry = await openRegistry(connection);
+            try {
+              return await registry.createNetwork({ version: 1, ...def });
+            } finally {
+              await registry.close();
+            }
+          },
+          serves: (req) => {
+            try {
+              matchServed(networks, req);
+              return true;
+            } catch {
+              return false;
+            }
+          },
+          waiting: (id) => daemon.definedAt.has(id) && Date.now() - daemon.definedAt.get(id)! < 60_000,
+          leftFile: join(config.stateDir, 'docker-left.json'),
+          log,
+          warn: (kind, message) => warn.warn(kind, message),
+        });
+        owned.push(sync);
+        // A network defined or removed in etcd: a new router process serves the new list (handover.ts), this one exits.
+        const watch = new DefinitionWatch(connection, () => networks.flatMap((n) => (n.name !== null ? [n.name] : [])), (defined) => {
+          const have = new Set(networks.map((n) => n.name));
+          const want = new Set(defined.map((n) => n.name));
+          const named = new Set(joinsOf(config).map((j) => j.name));
+          const added = [...want].filter((n) => !have.has(n));
+          const removed = [...have].filter((n) => n !== null && !want.has(n) && !named.has(n));
+          if (added.length === 0 && removed.length === 0) return;
+          daemon.respawn(`networks in etcd changed (${[...added.map((n) => `+${n}`), ...removed.map((n) => `-${n}`)].join(' ')})`, opts.respawn);
+        });
+        await watch.start();
+        owned.push(watch);
+      }
+      if (plugin !== undefined && pluginSocket !== undefined) owned.push(await plugin.serve(pluginSocket, serverError('docker plugin')));
+      sync?.start();
+      if (config.dns !== undefined && config.dns !== 'off') {
+        const onError = (what: string, err: Error): void => warn.warn(what, `${what}: ${describeError(err)}`);
+        owned.push((daemon.names = await serveNames({ address: config.dns, dockerSocket: config.dockerSocket, networks, planes, onError })));
+      }
       if (config.metrics !== 'off') owned.push(await serveMetrics(config.metrics, routerMetrics(daemon, daemon.startedAt), serverError('metrics server')));
       log.info({ ...info, offloads: engine.offloads(), socket: config.socket, metrics: config.metrics }, 'router ready');
       return daemon;
@@ -519,6 +639,10 @@ export class Daemon implements DaemonView {
     return this.engine.traffic();
   }
 
+  sourcePort(frame: Uint8Array): number {
+    return this.engine.sourcePort(frame);
+  }
+
   hosts(): HostRow[] {
     return this.planes.flatMap((p) => p.hosts());
   }
@@ -546,6 +670,7 @@ export class Daemon implements DaemonView {
       unadvertisedMacs: sum('unadvertisedMacs'),
       refusedClaims: sum('refusedClaims'),
       limitedOwnershipChanges: sum('limitedOwnershipChanges'),
+      unadvertisedNames: sum('unadvertisedNames'),
     };
   }
 
@@ -635,6 +760,53 @@ export class Daemon implements DaemonView {
     }
   }
 
+  /**
+   * Hands over to a new router process (`respawn`: this one's options, --takeover) that serves what etcd defines now.
+   * One at a time; a new process that fails (it exits without taking over; this one forwards on) is tried again
+   * after a growing pause. The native engine only (the JS engine cannot pass its sockets on): otherwise a warning.
+   */
+  respawn(why: string, start: (() => ChildProcess) | undefined): void {
+    if (this.respawned !== undefined || this.handingOver || this.handedOver || this.closing !== undefined || Date.now() < this.respawnAfter) return;
+    if (start === undefined || this.engine.handover === undefined) {
+      this.respawnAfter = Date.now() + 60_000;
+      this.log.warn(`${why}: restart the router to serve the new list (${start === undefined ? 'not started by vxlan-router up' : 'the js engine cannot hand over'})`);
+      return;
+    }
+    this.log.info(`${why}: handing over to a new router process that serves them`);
+    let child: ChildProcess;
+    try {
+      child = start();
+    } catch (err) {
+      this.respawnAfter = Date.now() + 10_000;
+      this.log.warn(`${why}: cannot start a new router: ${describeError(err)}`);
+      return;
+    }
+    this.respawned = child;
+    child.once('exit', (code) => {
+      this.respawned = undefined;
+      if (this.handedOver) return;
+      this.respawnFailures++;
+      const pause = Math.min(60_000, 2000 * 2 ** Math.min(this.respawnFailures, 5));
+      this.respawnAfter = Date.now() + pause;
+      this.log.warn(`the new router exited (status ${code}) before taking over: forwarding on, trying again in ${pause / 1000} s`);
+    });
+  }
+
+  /** Problems the Docker networks' sync has now (up --docker), for status. */
+  dockerProblems(): string[] {
+    return this.sync?.problems ?? [];
+  }
+
+  /** Each served network that has a slice on this host, as runtimes see it (runtime-files.ts). */
+  slices(): HostSlice[] {
+    const ranges = this.ranges();
+    return this.info.networks.flatMap((n, i): HostSlice[] => {
+      const r = ranges[i];
+      if (n.name === null || n.subnet === null || r === undefined || 'none' in r) return [];
+      return [{ network: n.name, vni: n.vni, bridge: n.bridge, subnet: n.subnet, slice: r, mtu: n.containerMtu }];
+    });
+  }
+
   peerHealth(): PeerHealthRow[] {
     if (this.prober === undefined) return [];
     const heard = new Map(this.engine.traffic().peers.map((p) => [canonicalIp(p.address), p.lastRxAgoMs]));
@@ -646,6 +818,10 @@ export class Daemon implements DaemonView {
 
   links(): LinkState[] {
     return this.keeper?.state() ?? this.info.networks.map(() => ({ bridgeMissingSince: null, tapLostSince: null, bridgeRejoins: 0, tapsRecreated: 0 }));
+  }
+
+  dnsCounters(): DnsCounters | null {
+    return this.names?.counters() ?? null;
   }
 
   /** Tables the engine refused since start (each logged, rate-limited). */

@@ -45,8 +45,11 @@ export interface DockerNetworkRequest {
 }
 
 export interface OverlayNetworks {
-  /** Defines (or adopts) the overlay network and makes sure this router serves it; rejects with a PluginCallError. */
-  attach(req: DockerNetworkRequest): Promise<OverlayAttachment>;
+  /**
+   * Defines (or adopts) the overlay network and makes sure this router serves it; rejects with a PluginCallError.
+   * Undefined: accepted, but served only later (a network defined by this call: `up --docker`).
+   */
+  attach(req: DockerNetworkRequest, opts?: { readonly define?: boolean }): Promise<OverlayAttachment | undefined>;
   /** dockerd removed its network here: the router may stop serving it (the definition in etcd stays). */
   detach(dockerId: string): Promise<void>;
 }
@@ -127,8 +130,24 @@ export class OverlayNetworkDriver implements NetworkDriver {
     if (this.networks.has(req.NetworkID)) return; // dockerd replays its networks after a restart
     if (this.networks.size >= MAX_DOCKER_NETWORKS) throw new PluginCallError(`this host already has ${MAX_DOCKER_NETWORKS} vxlan-router networks`);
     const net = await this.overlays.attach(dockerNetworkRequest(req));
+    if (net === undefined) return; // served once defined: the router then adopts it from dockerd (docker-sync.ts)
     await this.links.allowBridged(net.bridge);
     this.networks.set(req.NetworkID, net);
+  }
+
+  /**
+   * A Docker network dockerd already has (and its endpoints), taken into this driver's state: a new router process
+   * starts with none, and dockerd does not replay to a plugin that restarted (docker-sync.ts asks dockerd, never a
+   * handler). A network this router does not serve is left out (a PluginCallError).
+   */
+  async adopt(req: DockerNetworkRequest, endpointIds: readonly string[]): Promise<void> {
+    if (this.networks.has(req.dockerId)) return;
+    // Never defined from here: a Docker network whose definition was removed would bring it back.
+    const net = await this.overlays.attach(req, { define: false });
+    if (net === undefined) return;
+    await this.links.allowBridged(net.bridge);
+    this.networks.set(req.dockerId, net);
+    for (const id of endpointIds) if (this.endpoints.size < MAX_ENDPOINTS) this.endpoints.set(id, { networkId: req.dockerId, ...endpointLinkNames(id) });
   }
 
   async deleteNetwork(req: NetworkRequest): Promise<void> {
@@ -178,7 +197,7 @@ export class OverlayNetworkDriver implements NetworkDriver {
 
   private network(id: string): OverlayAttachment {
     const net = this.networks.get(id);
-    if (net === undefined) throw new PluginCallError(`network ${id.slice(0, 12)} is unknown to vxlan-router`, 'restart dockerd so it replays its networks, or recreate the network');
+    if (net === undefined) throw new PluginCallError(`network ${id.slice(0, 12)} is not served by vxlan-router yet`, 'a network just created is served within seconds (try again); else restart dockerd so it replays its networks, or recreate the network');
     return net;
   }
 }

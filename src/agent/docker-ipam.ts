@@ -24,6 +24,8 @@ interface Pool {
   readonly net: Ipv4Subnet;
   refs: number;
   gateway: string | undefined;
+  /** Addresses dockerd holds that were adopted (docker-sync.ts): taken when the slice is known; a replay of one is accepted. */
+  adopted: Set<string>;
   /** Made on the first container address (the slice needs the network defined in etcd, after CreateNetwork). */
   addresses: Promise<{ network: string; slice: HostRange; free: SliceAddresses }> | undefined;
 }
@@ -45,7 +47,7 @@ export class OverlayIpam implements IpamDriver {
     const pool = this.pools.get(id);
     if (pool !== undefined) pool.refs++;
     else if (this.pools.size >= MAX_POOLS) return Promise.reject(new PluginCallError(`this host already holds ${MAX_POOLS} vxlan-router pools`, 'remove networks that are no longer used'));
-    else this.pools.set(id, { net, refs: 1, gateway: undefined, addresses: undefined });
+    else this.pools.set(id, { net, refs: 1, gateway: undefined, adopted: new Set(), addresses: undefined });
     return Promise.resolve({ PoolID: id, Pool: net.toString(), Data: {} });
   }
 
@@ -67,7 +69,11 @@ export class OverlayIpam implements IpamDriver {
     }
     if (wanted !== undefined && !pool.net.contains(wanted)) throw new PluginCallError(`${wanted} is not in subnet ${pool.net}`);
     const subnet = pool.net.toString();
-    pool.addresses ??= this.slices.sliceOf(subnet).then(({ network, slice }) => ({ network, slice, free: new SliceAddresses(subnet, slice, pool.gateway === undefined ? [] : [pool.gateway]) }));
+    pool.addresses ??= this.slices.sliceOf(subnet).then(({ network, slice }) => {
+      const free = new SliceAddresses(subnet, slice, pool.gateway === undefined ? [] : [pool.gateway]);
+      for (const a of pool.adopted) free.take(a);
+      return { network, slice, free };
+    });
     let held: Awaited<NonNullable<Pool['addresses']>>;
     try {
       held = await pool.addresses;
@@ -77,6 +83,7 @@ export class OverlayIpam implements IpamDriver {
     }
     const ip = held.free.take(wanted);
     if (ip !== undefined) return { Address: `${ip}/${pool.net.prefix}`, Data: {} };
+    if (wanted !== undefined && pool.adopted.delete(wanted)) return { Address: `${wanted}/${pool.net.prefix}`, Data: {} }; // dockerd's replay
     const where = `this host's slice ${held.slice.range} of network ${held.network}`;
     if (wanted === undefined) throw new PluginCallError(`${where} has no free address (${held.free.inUse} in use)`, 'remove containers, or give the network a longer --host-prefix');
     if (!held.free.owns(wanted)) throw new PluginCallError(`${wanted} is not an address ${where} hands out`, `pick one in ${held.slice.range} other than ${held.slice.range.split('/')[0]} and ${held.slice.gateway}`);
@@ -86,8 +93,28 @@ export class OverlayIpam implements IpamDriver {
   async releaseAddress(req: ReleaseAddressRequest): Promise<void> {
     const pool = this.pools.get(req.PoolID);
     if (pool === undefined || req.Address === pool.gateway) return;
+    const ip = req.Address.split('/')[0]!;
+    pool.adopted.delete(ip);
     const held = await pool.addresses?.catch(() => undefined);
-    held?.free.release(req.Address.split('/')[0]!);
+    held?.free.release(ip);
+  }
+
+  /** A pool and addresses dockerd already holds (a new router process: docker-sync.ts), as if requested. */
+  adopt(subnet: string, gateway: string | undefined, addresses: readonly string[]): void {
+    const net = Ipv4Subnet.parse(subnet, 8, 29);
+    if (net === undefined) return;
+    const id = POOL_PREFIX + net.toString();
+    let pool = this.pools.get(id);
+    if (pool === undefined) {
+      if (this.pools.size >= MAX_POOLS) return;
+      pool = { net, refs: 0, gateway: undefined, adopted: new Set(), addresses: undefined };
+      this.pools.set(id, pool);
+    }
+    pool.refs++;
+    pool.gateway ??= gateway?.split('/')[0];
+    for (const a of addresses) pool.adopted.add(a);
+    const p = pool;
+    void p.addresses?.then((held) => addresses.forEach((a) => held.free.take(a))).catch(() => undefined);
   }
 
   private pool(id: string): Pool {

@@ -4,16 +4,17 @@
  * slice this host leased in etcd (so no two hosts hand out one address), its gateway the slice's first address (one
  * a host, so gateways never clash either), and its bridge name and MTU are what `vxlan-router up` will use.
  *
- * The Docker Engine API is two plain HTTP calls over the local Unix socket, so they are written here with node:http
- * rather than with dockerode (which brings ssh2 and an optional native build for them).
+ * The Docker Engine API is two plain HTTP calls over the local Unix socket (docker-api.ts).
  */
-import { request } from 'node:http';
 import { isIPv6 } from 'node:net';
 import { openRegistry, undefinedNetwork, type EtcdConnection, type HostRange, type NetworkDefinition, type NoRange } from '../control/index.js';
 import { loadNative } from '../dataplane/index.js';
 import { ConfigError, VxlanRouterError } from '../errors.js';
 import { innerMtuLimit } from '../packet/index.js';
 import { DEFAULT_DOCKER_SOCKET } from './control-protocol.js';
+import { defaultDockerBridge, dockerCall, messageOf } from './docker-api.js';
+
+export { defaultDockerBridge } from './docker-api.js';
 import { findUnderlay } from './preflight.js';
 import { defaultHostId } from './daemon.js';
 
@@ -30,37 +31,6 @@ export interface DockerNetworkSpec {
   readonly overlay: string;
   readonly vni: number;
 }
-
-interface DockerReply {
-  readonly status: number;
-  readonly body: unknown;
-}
-
-/** One call to the Docker Engine API on a Unix socket; rejects with E_DOCKER when dockerd is not there. */
-function dockerCall(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<DockerReply> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = request({ socketPath, method, path, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}, timeout: 10_000 }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => {
-        let json: unknown = text;
-        try {
-          json = text === '' ? null : JSON.parse(text);
-        } catch {
-          /* a plain-text error message */
-        }
-        resolve({ status: res.statusCode ?? 0, body: json });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error('no answer in 10 s')));
-    req.on('error', (err) => reject(new VxlanRouterError('E_DOCKER', `cannot reach dockerd at ${socketPath} (${err.message})`, { cause: err, hint: 'is Docker running? (--docker-socket names another socket)' })));
-    req.end(payload);
-  });
-}
-
-const messageOf = (r: DockerReply): string => (typeof r.body === 'object' && r.body !== null && 'message' in r.body ? String(r.body.message) : JSON.stringify(r.body));
 
 /** Docker's view of a network, reduced to the fields we set. */
 function specOf(net: Record<string, unknown>): Omit<DockerNetworkSpec, 'overlay' | 'vni'> | undefined {
@@ -96,7 +66,7 @@ export async function ensureDockerNetwork(socketPath: string, spec: DockerNetwor
     Name: spec.name,
     Driver: 'bridge',
     CheckDuplicate: true,
-    IPAM: { Driver: 'default', Config: [{ Subnet: spec.subnet, IPRange: spec.ipRange, Gateway: spec.gateway }] },
+    IPAM: { Driver: 'default', Config: [{ Subnet: spec.subnet, IPRange: spec.ipRange, Gateway: spec.gateway, ...sliceBaseReserved(spec) }] },
     Options: { 'com.docker.network.bridge.name': spec.bridge, 'com.docker.network.driver.mtu': String(spec.mtu) },
     Labels: { 'vxlan-router.network': spec.overlay, 'vxlan-router.vni': String(spec.vni) },
   });
@@ -104,9 +74,15 @@ export async function ensureDockerNetwork(socketPath: string, spec: DockerNetwor
   return 'created';
 }
 
-/** Linux limits interface names to 15 bytes: `vxr-` and as much of the network's name as fits. */
-export function defaultDockerBridge(network: string): string {
-  return `vxr-${network}`.slice(0, 15);
+/**
+ * Docker's default IPAM hands out an --ip-range's first address first: for a slice other than the subnet's first, that
+ * is the slice's `.0` (valid, but it surprises people and some tools). Reserving it as an auxiliary address makes the
+ * first container get the address after the gateway, as the plugin's IPAM does. The subnet's own first address is
+ * Docker's network address, reserved already.
+ */
+function sliceBaseReserved(spec: DockerNetworkSpec): { AuxiliaryAddresses?: Record<string, string> } {
+  const base = spec.ipRange.split('/')[0]!;
+  return base === spec.subnet.split('/')[0] ? {} : { AuxiliaryAddresses: { 'vxr-slice-base': base } };
 }
 
 export interface DockerNetworkInput {

@@ -11,6 +11,7 @@ import type { DaemonView, ServedNetwork } from './daemon.js';
 import { IpCommandLinks, OverlayNetworkDriver, type DockerNetworkRequest, type OverlayAttachment, type OverlayNetworks } from './docker-driver.js';
 import { OverlayIpam, type OverlaySlices } from './docker-ipam.js';
 import { PluginCallError, pluginRoutes, pluginServer } from './docker-plugin.js';
+import type { PendingDefinition } from './docker-sync.js';
 import { Ipv4Subnet } from '../control/index.js';
 
 const sameSubnet = (a: string, b: string): boolean => Ipv4Subnet.parse(a)?.toString() === Ipv4Subnet.parse(b)?.toString();
@@ -30,10 +31,35 @@ export function matchServed(networks: readonly ServedNetwork[], req: Omit<Docker
   return found;
 }
 
-function servedOverlays(view: DaemonView): OverlayNetworks {
+/** Docker networks created for a network not defined yet (`up --docker`), for the sync to define once named. */
+export class PendingDefinitions {
+  private readonly items = new Map<string, PendingDefinition>();
+  constructor(private readonly onAdd: () => void) {}
+  add(p: PendingDefinition): void {
+    if (this.items.size >= 64) throw new PluginCallError('too many networks waiting to be defined in etcd', 'try again in a few seconds');
+    this.items.set(p.dockerId, p);
+    this.onAdd();
+  }
+  take(): PendingDefinition[] {
+    const all = [...this.items.values()];
+    this.items.clear();
+    return all;
+  }
+}
+
+function servedOverlays(view: DaemonView, pending: PendingDefinitions | undefined): OverlayNetworks {
   return {
-    attach: (req): Promise<OverlayAttachment> => {
-      const n = matchServed(view.info.networks, req);
+    attach: (req, opts): Promise<OverlayAttachment | undefined> => {
+      let n: ServedNetwork;
+      try {
+        n = matchServed(view.info.networks, req);
+      } catch (err) {
+        // --docker: a VNI no network has yet (nor this subnet) is a new network, defined in etcd in the background.
+        const fresh = req.vni !== undefined && !view.info.networks.some((s) => s.vni === req.vni || (s.subnet !== null && sameSubnet(s.subnet, req.subnet)) || (req.network !== undefined && s.name === req.network));
+        if (pending === undefined || opts?.define === false || !fresh || Ipv4Subnet.parse(req.subnet, 8, 29) === undefined) throw err;
+        pending.add({ dockerId: req.dockerId, request: req });
+        return Promise.resolve(undefined);
+      }
       return Promise.resolve({ name: n.name!, vni: n.vni, bridge: n.bridge, mtu: n.containerMtu });
     },
     detach: () => Promise.resolve(), // the router keeps serving it: other hosts and non-Docker members still use it
@@ -53,9 +79,33 @@ function servedSlices(view: DaemonView): OverlaySlices {
   };
 }
 
+export interface DockerPlugin {
+  readonly driver: OverlayNetworkDriver;
+  readonly ipam: OverlayIpam;
+  /** With `up --docker` only: Docker networks waiting for their network to be defined. */
+  readonly pending: PendingDefinitions | undefined;
+  /** Serves it on `path` (dockerd finds /run/docker/plugins/vxlan-router.sock by itself). */
+  serve(path: string, onError: (err: Error) => void): Promise<ControlServer>;
+}
+
+/** The plugin's driver and IPAM for the networks this router serves (`defineLater`: up --docker, see attach). */
+export function dockerPlugin(view: DaemonView, defineLater?: () => void): DockerPlugin {
+  const pending = defineLater === undefined ? undefined : new PendingDefinitions(defineLater);
+  const driver = new OverlayNetworkDriver(servedOverlays(view, pending), new IpCommandLinks());
+  const ipam = new OverlayIpam(servedSlices(view));
+  const routes = pluginRoutes(driver, ipam);
+  return {
+    driver,
+    ipam,
+    pending,
+    serve: (path, onError) => {
+      const server = pluginServer(routes, (call, err) => onError(new Error(`Docker plugin ${call}: ${err instanceof Error ? err.message : String(err)}`)));
+      return listenUnix(path, server, '--docker-plugin', onError);
+    },
+  };
+}
+
 /** Serves the plugin on `path` (dockerd finds /run/docker/plugins/vxlan-router.sock by itself). */
 export function serveDockerPlugin(path: string, view: DaemonView, onError: (err: Error) => void): Promise<ControlServer> {
-  const routes = pluginRoutes(new OverlayNetworkDriver(servedOverlays(view), new IpCommandLinks()), new OverlayIpam(servedSlices(view)));
-  const server = pluginServer(routes, (call, err) => onError(new Error(`Docker plugin ${call}: ${err instanceof Error ? err.message : String(err)}`)));
-  return listenUnix(path, server, '--docker-plugin', onError);
+  return dockerPlugin(view).serve(path, onError);
 }

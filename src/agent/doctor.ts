@@ -69,6 +69,46 @@ function txChecksumming(dev: string): boolean | undefined {
   }
 }
 
+/**
+ * On a Docker host br_netfilter hands bridged frames to iptables' FORWARD chain, whose policy dockerd sets to DROP
+ * and where only Docker's own bridges get an ACCEPT: frames between the TAP and the containers of a plain bridge are
+ * then dropped, silently. Pure: `nfCall` is /proc/sys/net/bridge/bridge-nf-call-iptables (undefined: br_netfilter
+ * not loaded), `rules` is `iptables -S FORWARD` (undefined: no iptables).
+ */
+export function bridgeFirewallCheck(bridge: string, nfCall: string | undefined, rules: string | undefined): Check | undefined {
+  if (nfCall?.trim() !== '1' || rules === undefined) return undefined;
+  const lines = rules.split('\n').map((l) => l.trim());
+  if (!lines.includes('-P FORWARD DROP') && !lines.some((l) => /^-A FORWARD .*-j (DROP|REJECT)\b/.test(l) && !/ -[io] /.test(l))) {
+    return { check: 'bridge-firewall', status: 'ok', detail: `bridged frames on ${bridge} pass iptables FORWARD (policy ACCEPT)` };
+  }
+  const escaped = bridge.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const accepts = lines.some((l) => new RegExp(`^-A FORWARD -i ${escaped} -o ${escaped} (.* )?-j ACCEPT$`).test(l) || new RegExp(`^-A FORWARD (.* )?-m physdev .*-j ACCEPT$`).test(l));
+  return accepts
+    ? { check: 'bridge-firewall', status: 'ok', detail: `iptables FORWARD drops by default, and accepts ${bridge} → ${bridge}` }
+    : {
+        check: 'bridge-firewall',
+        status: 'fail',
+        detail: `br_netfilter sends frames bridged on ${bridge} through iptables FORWARD, which drops them (policy DROP, as dockerd sets it) and has no ACCEPT for ${bridge}: frames between the TAP and its containers are lost`,
+        fix: `iptables -I FORWARD -i ${bridge} -o ${bridge} -j ACCEPT (and ip6tables), or use a Docker network (vxlan-router docker-network create, or the plugin: -d vxlan-router), whose bridge Docker lets through`,
+      };
+}
+
+function readOr(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function iptablesForward(): string | undefined {
+  try {
+    return execFileSync('iptables', ['-S', 'FORWARD'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    return undefined;
+  }
+}
+
 export async function runDoctor(input: DoctorInput): Promise<Check[]> {
   const checks: Check[] = [
     guard('privileges', 'CAP_NET_ADMIN and CAP_NET_RAW', () => checkPrivileges(input.engine === 'native')),
@@ -115,6 +155,10 @@ export async function runDoctor(input: DoctorInput): Promise<Check[]> {
               }
             : { check: 'bridge-mtu', status: 'ok', detail: `${members.length} member(s) of ${bridge} within MTU ${fit}` },
       );
+    }
+    if (bridge !== undefined && checks.every((c) => c.check !== 'bridge' || c.status === 'ok')) {
+      const firewall = bridgeFirewallCheck(bridge, readOr('/proc/sys/net/bridge/bridge-nf-call-iptables'), iptablesForward());
+      if (firewall !== undefined) checks.push(firewall);
     }
     if (input.status === undefined) {
       const free = await portFree(input.local!, input.port);

@@ -85,10 +85,14 @@ export function refusal(req: TakeoverRequest, self: { engine: string; local: str
     return `handover version ${req.handover} (${req.software}) is not this router's ${HANDOVER_VERSION} (${SOFTWARE}): stop this router and start the new one instead (a plain restart)`;
   if (!self.canHandOver || req.engine !== 'native') return `the ${self.canHandOver ? req.engine : self.engine} engine cannot take over sockets: restart the router instead (a short gap)`;
   if (req.local !== self.local || req.port !== self.port) return `this router serves ${self.local}:${self.port}, the new one asks for ${req.local}:${req.port}`;
+  // The new router may serve networks this one does not (it opens their TAPs) and leave some out (it closes their
+  // TAPs: `up --docker` after a network was defined or removed in etcd); a VNI both serve keeps its TAP.
   const key = (n: { vni: number; tap: string }): string => `${n.vni}/${n.tap}`;
-  const mine = self.networks.map(key).sort().join(',');
-  const theirs = req.networks.map(key).sort().join(',');
-  if (mine !== theirs) return `this router serves VNI/TAP ${mine}, the new one asks for ${theirs}`;
+  const clash = req.networks.find((r) => self.networks.some((m) => (m.vni === r.vni) !== (m.tap === r.tap)));
+  if (clash !== undefined) {
+    const mine = self.networks.map(key).sort().join(',');
+    return `this router serves VNI/TAP ${mine}, the new one asks for ${req.networks.map(key).sort().join(',')} (${key(clash)} differs)`;
+  }
   return undefined;
 }
 
@@ -243,7 +247,7 @@ export async function takeOver(
     const taps = new Map<number, { fd: number; name: string; vnetHdr: boolean }>();
     for (const w of want.networks) {
       const t = header.taps.find((x) => x.vni === w.vni);
-      if (t === undefined) throw handoverError(`the handover has no TAP for VNI ${w.vni}`);
+      if (t === undefined) continue; // a network the old router did not serve: the caller opens its TAP
       const fd = at(t.index);
       let info: { name: string; vnetHdr: boolean };
       try {

@@ -1,4 +1,4 @@
-export { createNetwork } from './network.js';
+export { createNetwork, removeNetwork } from './network.js';
 export { createDockerNetwork, defaultDockerBridge, type DockerNetworkSpec } from './docker-network.js';
 export { Daemon, defaultHostId, defaultTapName, type DaemonInfo, type DaemonOptions, type DaemonView, type ServedNetwork } from './daemon.js';
 /** The shape of Router.controlPlane(), for `status` (the cli may not import control/ directly). */
@@ -8,3 +8,4 @@ export { serveControl, type ControlServer, type ControlSource } from './control-
 export { controlSource } from './status.js';
 export { parseListen, routerMetrics, serveMetrics, type MetricsServer } from './metrics.js';
 export { routerChecks, runDoctor, type Check, type DoctorInput } from './doctor.js';
+export { cniConflist, type HostSlice } from './runtime-files.js';

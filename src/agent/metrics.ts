@@ -63,6 +63,10 @@ export function routerMetrics(router: DaemonView, startedAt: Date): Registry {
     [{ kind: 'answered' }, c().probes_answered],
     [{ kind: 'answers_limited' }, c().probe_answers_limited],
   ]);
+  mirror(registry, 'vxlan_router_tcp_mss_total', 'TCP SYNs crossing the overlay whose MSS --clamp-mss lowered (clamped), or whose options did not parse and were left untouched (bad_options)', ['result'], () => [
+    [{ result: 'clamped' }, c().tcp_mss_clamped],
+    [{ result: 'bad_options' }, c().tcp_mss_bad_options],
+  ]);
   mirror(registry, 'vxlan_router_drops_total', 'Frames or datagrams dropped, by reason', ['reason'], () => DROP_REASONS.map((r) => [{ reason: r }, c()[r]]));
   mirror(registry, 'vxlan_router_neighbor_suppressed_total', 'ARP requests and IPv6 Neighbor Solicitations from the bridge answered by the router', ['protocol'], () => [
     [{ protocol: 'arp' }, c().arp_suppressed],
@@ -176,6 +180,17 @@ export function routerMetrics(router: DaemonView, startedAt: Date): Registry {
       [{ event: 'address_claim_refused' }, r?.refusedClaims ?? 0],
       [{ event: 'ownership_change_limited' }, r?.limitedOwnershipChanges ?? 0],
       [{ event: 'mac_left_bridge' }, r === null ? 0 : router.macsLeftBridge()],
+    ];
+  });
+  mirror(registry, 'vxlan_router_dns_queries_total', "The name server's queries (up --dns), by result: answered from container names, forwarded, forward failed, malformed, busy (forwards at their cap)", ['result'], () => {
+    const d = router.dnsCounters?.() ?? null;
+    if (d === null) return [];
+    return [
+      [{ result: 'answered' }, d.answered],
+      [{ result: 'forwarded' }, d.forwarded],
+      [{ result: 'forward_failed' }, d.forwardFailed],
+      [{ result: 'malformed' }, d.malformed],
+      [{ result: 'busy' }, d.busy],
     ];
   });
   new Gauge({

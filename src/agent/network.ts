@@ -24,3 +24,26 @@ export async function createNetwork(
     await registry.close();
   }
 }
+
+/**
+ * `vxlan-router network rm`: removes a network's definition everywhere (every record under it in etcd), refused while
+ * any host advertises a MAC on it (a container, a VM: MAC records are what the hosts forward to). Routers started
+ * with --docker then stop serving it and remove their Docker network of that name when it has no containers.
+ */
+export async function removeNetwork(connection: EtcdConnection, name: string): Promise<void> {
+  const registry = await openRegistry(connection);
+  try {
+    const def = await registry.getNetwork(name);
+    if (def === undefined) throw new ConfigError(`network ${name} is not defined in etcd`, { hint: "see the names with `etcdctl get --prefix --keys-only /vxlan-router/v1/networks/`" });
+    const use = await registry.networkUse(name, def.subnet);
+    if (use.length > 0) {
+      const who = use.map((u) => `${u.hostId} (${u.macs} MAC${u.macs === 1 ? '' : 's'})`).join(', ');
+      throw new ConfigError(`network ${name} is in use: ${who} advertise${use.length === 1 ? 's' : ''} containers on it`, {
+        hint: `remove or disconnect them first (docker rm -f … / docker network disconnect ${name} …), then run this again`,
+      });
+    }
+    await registry.deleteNetwork(name);
+  } finally {
+    await registry.close();
+  }
+}

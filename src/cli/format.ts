@@ -77,6 +77,7 @@ export function formatStatus(s: Status): string[] {
             `received ${bytes(p.rxBytes)} in ${p.rxFrames}, sent ${bytes(p.txBytes)} in ${p.txFrames}`,
         )),
     ...s.refusedSources.map((r) => `(!) refused ${r.count} datagram(s) of vni ${r.vni} from ${r.address}, last ${ago(r.agoMs)}: not a VTEP of that VNI (run doctor)`),
+    ...(s.dockerProblems ?? []).map((p) => `(!) docker: ${p}`),
     ...s.macConflicts.map((c) => `(!) MAC ${c.mac} (vni ${c.vni}) claimed by ${c.hostIds.join(' and ')}: traffic goes to ${c.hostIds[0]}`),
     ...(s.addressConflicts ?? []).map(
       (c) =>
@@ -100,11 +101,14 @@ export function formatWhy(w: WhyResult): string[] {
   const ms = (v: number | null): string => (v === null ? '-' : ago(v));
   for (const f of w.frames) {
     out.push(`frames to ${f.ip !== null ? `${f.ip} (${f.mac})` : f.mac} on VNI ${f.vni}: ${f.verdict}`);
-    if (f.origin !== null) out.push(`  entry: ${f.origin}${f.ageMs !== null ? `, seen ${ms(f.ageMs)}` : ''}`);
+    if (f.origin !== null) out.push(`  entry: ${f.origin}${f.ageMs !== null ? `, seen ${ms(f.ageMs)}` : ''}${f.revision !== null ? `, etcd revision ${f.revision}` : ''}`);
     if (f.vtep !== null) out.push(`  vtep: ${f.vtep}, last heard ${ms(f.lastHeardAgoMs)}`);
-    out.push(`  path mtu: ${f.pathMtu}`, `  ${f.detail}`);
+    if (f.sourcePort !== null) out.push(`  outer source port: ${f.sourcePort.port} (${f.sourcePort.flow})`);
+    out.push(`  path mtu: ${f.pathMtu}`);
+    if (w.clampMss !== null && f.verdict !== 'local') out.push(`  tcp mss clamped to: ${f.ip === null ? `${w.clampMss.ipv4} (IPv4) / ${w.clampMss.ipv6} (IPv6)` : f.ip.includes(':') ? w.clampMss.ipv6 : w.clampMss.ipv4}`);
+    out.push(`  ${f.detail}`);
   }
-  if (w.sender !== null) out.push(`datagrams from ${w.sender.address}: ${w.sender.verdict}`, `  ${w.sender.detail}`);
+  if (w.sender !== null) out.push(`datagrams from ${w.sender.address}: ${w.sender.verdict}`, `  ${w.sender.detail}`, `  rule: ${w.sender.rule}`);
   if (w.frames.length === 0 && w.sender === null) out.push(`${w.target}: no table entry, neighbour or local sighting names it`);
   const c = Object.entries(w.counters);
   if (c.length > 0) out.push(`counters: ${c.map(([k, v]) => `${k} ${v}`).join(', ')}`);

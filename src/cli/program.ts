@@ -2,11 +2,12 @@
  * The command line: argv in, text out, an exit code. Parsing is commander's; validation is the config schema's, so a
  * bad flag and a bad config key get the same kind of message.
  */
+import type { ChildProcess } from 'node:child_process';
 import { isIP } from 'node:net';
 import { Command, CommanderError, Option } from 'commander';
 // Only the light parts of the agent at start (`status` and friends must answer quickly); the rest (etcd client,
 // engines, metrics: ~0.5 s of module loading) is imported by the commands that use it.
-import { DEFAULT_DOCKER_SOCKET, DEFAULT_PLUGIN_SOCKET, MAX_VNI, VERSION, type Method, type Result } from '../agent/control-protocol.js';
+import { DEFAULT_DNS_ADDRESS, DEFAULT_DOCKER_SOCKET, DEFAULT_PLUGIN_SOCKET, MAX_VNI, VERSION, type Method, type Result } from '../agent/control-protocol.js';
 import { RUN_DIR, STATE_DIR, buildConfig, ENGINES, ETCD_PASSWORD_ENV, etcdClientConfig, OFFLOADS, type EtcdClientConfig, type EtcdOptionValues, type RawConfig } from '../config/index.js';
 import { ConfigError, VxlanRouterError } from '../errors.js';
 
@@ -58,6 +59,7 @@ interface UpFlags {
   engine?: string;
   learning: boolean;
   arpSuppression: boolean;
+  clampMss?: number | string | true;
   offloads?: string | false;
   aging?: number | string;
   learnMaxPerPeer?: number | string;
@@ -73,6 +75,9 @@ interface UpFlags {
   socket?: string;
   metrics?: string;
   dockerPlugin?: string | true;
+  dns?: string | true;
+  docker?: boolean;
+  dockerSocket?: string;
   logLevel?: string;
   stateDir?: string;
   etcdCa?: string;
@@ -150,6 +155,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .addOption(new Option('--engine <kind>', 'data path: native (default) or js (reference)').choices(ENGINES))
     .option('--no-learning', 'do not learn remote MACs from inbound traffic')
     .option('--no-arp-suppression', 'flood ARP requests and IPv6 Neighbor Solicitations even for addresses known from etcd')
+    .option('--clamp-mss [mss]', 'lower the MSS of TCP SYNs crossing the overlay (both ways) to mss, or bare: to the path MTU - 40 (IPv4) / - 60 (IPv6) (default: off)', integerOrRaw)
     .option('--offloads <list>', 'native engine offloads: all (default), none, or a list of tap,gso,gro')
     .option('--no-offloads', 'the same as --offloads none')
     .option('--aging <seconds>', 'seconds a learned MAC lives without traffic (default: 300)', integerOrRaw)
@@ -168,6 +174,9 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--log-level <level>', 'structured logs on stderr: fatal, error, warn, info (default), debug, trace, silent')
     .option('--metrics <host:port>', 'Prometheus metrics at http://<host:port>/metrics, or off (default: 127.0.0.1:9477)')
     .option('--docker-plugin [socket]', `serve Docker's network and IPAM plugin (docker network create -d vxlan-router --ipam-driver vxlan-router) on this socket (default: ${DEFAULT_PLUGIN_SOCKET})`)
+    .option('--dns [address]', `answer container names of every host (name, name.<network>) on this address, for docker run --dns / compose dns: (default: ${DEFAULT_DNS_ADDRESS})`)
+    .option('--docker', `one step per Docker host (with --etcd): serve every network defined in etcd (bridge vxr-<name> unless --network names one), the plugin, and a Docker network of each name on dockerd`)
+    .option('--docker-socket <path>', `dockerd's API socket, for --docker and --dns (default: ${DEFAULT_DOCKER_SOCKET})`)
     .option('--state-dir <dir>', `where the etcd table snapshot is kept, for starting while etcd is down (default: ${STATE_DIR}; in a named network namespace ${STATE_DIR}/netns/<name>)`);
   addEtcdConnectionOptions(up)
     .action(async (flags: UpFlags, cmd: Command) => {
@@ -182,6 +191,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
         engine: flags.engine,
         learning: cmd.getOptionValueSource('learning') === 'cli' ? flags.learning : undefined,
         arpSuppression: cmd.getOptionValueSource('arpSuppression') === 'cli' ? flags.arpSuppression : undefined,
+        clampMss: flags.clampMss,
         offloads: offloadList(flags.offloads),
         agingSeconds: flags.aging,
         learnMaxPerPeer: flags.learnMaxPerPeer,
@@ -195,7 +205,10 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
         leaseTtl: flags.leaseTtl,
         socket: flags.socket,
         metrics: flags.metrics,
-        dockerPlugin: flags.dockerPlugin === true ? DEFAULT_PLUGIN_SOCKET : flags.dockerPlugin,
+        dockerPlugin: flags.dockerPlugin === true || (flags.dockerPlugin === undefined && flags.docker === true) ? DEFAULT_PLUGIN_SOCKET : flags.dockerPlugin,
+        docker: flags.docker,
+        dns: flags.dns === true ? DEFAULT_DNS_ADDRESS : flags.dns,
+        dockerSocket: flags.dockerSocket,
         logLevel: flags.logLevel,
         stateDir: flags.stateDir,
         etcdCa: flags.etcdCa,
@@ -210,7 +223,14 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
       process.stdout.on('error', () => undefined);
       const { createLogger } = await import('../log.js');
       const { Daemon } = await agent();
-      const daemon = await Daemon.start(config, { log: createLogger(config.logLevel), takeover: flags.takeover === true });
+      const { spawn } = await import('node:child_process');
+      // `up --docker` serves networks defined later through a new process with these options (daemon.ts: respawn).
+      const respawn = (): ChildProcess => {
+        const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...process.argv.slice(2).filter((a) => a !== '--takeover'), '--takeover'], { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+        child.unref();
+        return child;
+      };
+      const daemon = await Daemon.start(config, { log: createLogger(config.logLevel), takeover: flags.takeover === true, respawn });
       await daemon.run(io.out);
     });
 
@@ -273,15 +293,29 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .description('what happens to frames to a MAC or overlay address (table entry, origin, age, VTEP, last heard, path MTU) and to datagrams from an underlay address (accepted or refused, and why), with the drop counters they hit')
     .option('--vni <n>', 'only this VNI', integerOrRaw)
     .option('--socket <path>', `the router's control socket (default: the only one in ${RUN_DIR})`)
+    .option('--from <mac|ip>', 'the sender whose flow the outer source port is shown for (default: a container on this host\'s bridge)')
+    .option('--flow <proto:sport:dport>', 'that flow\'s TCP or UDP ports, e.g. tcp:40000:80 (default: ping)')
     .option('--json', 'machine-readable output (whySchema in src/agent/control-protocol.ts)')
-    .action(async (target: string, f: ShowFlags) => {
+    .action(async (target: string, f: ShowFlags & { from?: string; flow?: string }) => {
       if (f.vni !== undefined && (typeof f.vni !== 'number' || f.vni < 1 || f.vni > MAX_VNI)) {
         throw new ConfigError(`--vni: ${JSON.stringify(f.vni)} is not a VNI`, { hint: `pass an integer from 1 to ${MAX_VNI}` });
       }
       if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(target) && isIP(target) === 0) {
         throw new ConfigError(`why: "${target}" is neither a MAC (aa:bb:cc:dd:ee:ff) nor an IP address`, { hint: 'pass a container MAC, an overlay address or a peer\'s underlay address' });
       }
-      const result = await ask(findSocket(f.socket), 'why', 5000, { target, ...(typeof f.vni === 'number' ? { vni: f.vni } : {}) });
+      if (f.from !== undefined && !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(f.from) && isIP(f.from) === 0) {
+        throw new ConfigError(`--from: "${f.from}" is neither a MAC nor an IP address`, { hint: 'pass a container\'s MAC or address' });
+      }
+      const flow = f.flow === undefined ? undefined : /^(tcp|udp):(\d{1,5}):(\d{1,5})$/.exec(f.flow);
+      if (flow === null || (flow !== undefined && (Number(flow[2]) > 65535 || Number(flow[3]) > 65535))) {
+        throw new ConfigError(`--flow: "${f.flow}" is not proto:sport:dport`, { hint: 'e.g. --flow tcp:40000:80 (tcp or udp, ports 0-65535)' });
+      }
+      const result = await ask(findSocket(f.socket), 'why', 5000, {
+        target,
+        ...(typeof f.vni === 'number' ? { vni: f.vni } : {}),
+        ...(f.from !== undefined ? { from: f.from } : {}),
+        ...(flow !== undefined ? { flow: { proto: flow[1] as 'tcp' | 'udp', sport: Number(flow[2]), dport: Number(flow[3]) } } : {}),
+      });
       if (f.json === true) io.out(JSON.stringify(result, null, 2));
       else for (const line of formatWhy(result)) io.out(line);
     });
@@ -343,6 +377,30 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
       const { createNetwork } = await agent();
       const { outcome, network: n } = await createNetwork(connectionOf(f), input, f.force === true);
       io.out(`network ${name} ${outcome} (VNI ${n.vni}, ${n.subnet})`);
+    });
+
+  const remove = network
+    .command('rm <name>')
+    .description('remove a network everywhere (its definition and every record in etcd); refused while any host has containers on it')
+    .requiredOption('--etcd <urls>', 'etcd endpoints, comma-separated');
+  addEtcdConnectionOptions(remove).action(async (name: string, f: { etcd: string } & Omit<EtcdOptionValues, 'etcd'>) => {
+    const { removeNetwork } = await agent();
+    await removeNetwork(connectionOf(f), name);
+    io.out(`network ${name} removed`);
+  });
+
+  program
+    .command('cni-config <network>')
+    .description("print a CNI conflist (bridge + host-local on this host's slice, its gateway and MTU, portmap) for nerdctl/containerd, from the running router")
+    .option('--socket <path>', `the router's control socket (default: the only one in ${RUN_DIR})`)
+    .action(async (name: string, f: { socket?: string }) => {
+      const status = await ask(findSocket(f.socket), 'status');
+      const { cniConflist } = await agent();
+      const n = status.networks.find((x) => x.name === name);
+      if (n === undefined) throw new ConfigError(`the router does not serve network ${name} (it serves ${status.networks.map((x) => x.name ?? x.vni).join(', ')})`, { hint: `serve it: vxlan-router up … --network ${name}:BRIDGE, or --docker` });
+      if (n.subnet == null || n.range === null || n.gateway === null) throw new ConfigError(`network ${name} has no address range on this host yet${n.rangeNote ? ` (${n.rangeNote})` : ''}`, { hint: 'try again once the router has leased one (vxlan-router status)' });
+      const slice = { range: n.range, gateway: n.gateway, addresses: 0 };
+      io.out(JSON.stringify(cniConflist({ network: name, vni: n.vni, bridge: n.bridge, subnet: n.subnet, slice, mtu: n.containerMtu ?? n.mtu }), null, 2));
     });
 
   const docker = program.command('docker-network').description("Docker bridge networks that are this host's part of an overlay network");

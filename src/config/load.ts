@@ -26,6 +26,7 @@ const FLAG_OF: Record<ConfigKey, string> = {
   engine: '--engine',
   learning: '--no-learning',
   arpSuppression: '--no-arp-suppression',
+  clampMss: '--clamp-mss',
   offloads: '--offloads',
   agingSeconds: '--aging',
   learnMaxPerPeer: '--learn-max-per-peer',
@@ -40,6 +41,9 @@ const FLAG_OF: Record<ConfigKey, string> = {
   leaseTtl: '--lease-ttl',
   socket: '--socket',
   dockerPlugin: '--docker-plugin',
+  dns: '--dns',
+  docker: '--docker',
+  dockerSocket: '--docker-socket',
   metrics: '--metrics',
   logLevel: '--log-level',
   stateDir: '--state-dir',
@@ -152,6 +156,7 @@ export function buildConfig(sources: { file?: string; fileValues?: RawConfig; fl
     throw new ConfigError(`${where}${item}: ${issueText(issue.message, value, SECRET_KEYS.has(key))}`, quote ? { hint: `quote the value in ${sources.file}` } : {});
   }
   const c = result.data;
+  if (c.docker && c.etcd === undefined) throw new ConfigError('--docker needs --etcd (the networks it joins are defined there)');
   if (c.vni === undefined && c.etcd === undefined) {
     throw new ConfigError('--vni is required (or --etcd, to take it from the network defined in etcd)');
   }
@@ -174,7 +179,9 @@ export function buildConfig(sources: { file?: string; fileValues?: RawConfig; fl
  */
 export function joinsOf(c: RouterConfig): NetworkJoin[] {
   if (c.networks !== undefined && c.tap !== undefined) throw new ConfigError('--tap names one TAP', { hint: "with several networks, give each its 'tap' in the config file" });
-  const joins: NetworkJoin[] = (c.networks ?? [{ name: c.network, ...(c.tap ? { tap: c.tap } : {}), ...(c.mtu ? { mtu: c.mtu } : {}) }]).map((n) => {
+  // --docker: the networks named here keep their bridges; every other one of the registry is added at start (daemon).
+  const named = c.networks ?? (c.docker && c.bridge === undefined ? [] : [{ name: c.network, ...(c.tap ? { tap: c.tap } : {}), ...(c.mtu ? { mtu: c.mtu } : {}) }]);
+  const joins: NetworkJoin[] = named.map((n) => {
     const bridge = n.bridge ?? c.bridge;
     if (bridge === undefined) throw new ConfigError(`--bridge is required (or --network ${n.name}:<bridge>, or 'bridge' in a --config file)`);
     return { name: c.etcd === undefined ? undefined : n.name, bridge, ...(n.tap ? { tap: n.tap } : {}), ...(n.mtu ? { mtu: n.mtu } : {}) };

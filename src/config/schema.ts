@@ -45,6 +45,11 @@ export const configSchema = z.strictObject({
   learning: z.boolean().default(true),
   /** Answer ARP requests for containers known from etcd on the bridge itself, instead of flooding them. */
   arpSuppression: z.boolean().default(true),
+  /**
+   * TCP MSS clamping of SYNs crossing the overlay, both ways: true = the path MTU − 40 (IPv4) / − 60 (IPv6), a number
+   * = that MSS for both, false = off. For paths where the ICMP too-big answers do not reach the sender.
+   */
+  clampMss: z.union([z.boolean({ message: 'is not true, false or an MSS (88-65495)' }), intIn(88, 65495)]).default(false),
   /** Native engine offloads to use, each probed at start (the kernel may refuse it); [] = one frame per datagram. */
   offloads: z.array(z.enum(OFFLOADS)).default([...OFFLOADS]),
   /** Seconds a learned MAC stays without being seen again. */
@@ -92,6 +97,19 @@ export const configSchema = z.strictObject({
    * socket, or off. Docker finds plugins in /run/docker/plugins (DEFAULT_PLUGIN_SOCKET).
    */
   dockerPlugin: z.union([z.literal('off'), z.string().regex(/^\/\S+$/, { message: 'is not an absolute path (or off)' })]).default('off'),
+  /**
+   * Serve container names across hosts (DNS) on this address (up --dns; agent/dns-server.ts), learned from the
+   * dockerd at `dockerSocket`; absent: off.
+   */
+  dns: z.union([z.literal('off'), ip]).optional(),
+  /**
+   * One step per Docker host (needs etcd): serve every network defined in etcd (those not named in `networks` on a
+   * bridge `vxr-<name>` the router makes), serve the plugin (dockerPlugin's default socket unless given), and keep a
+   * Docker network of each name on dockerd (`dockerSocket`).
+   */
+  docker: z.boolean().default(false),
+  /** dockerd's API socket (docker: the Docker networks are made and removed through it; dns: container names). */
+  dockerSocket: z.string().regex(/^\/\S+$/, { message: 'is not an absolute path' }).default('/var/run/docker.sock'),
   /** Seconds a crashed host stays in the others' tables (its records' lease TTL). */
   leaseTtl: intIn(2, 3600).default(15),
   /** Where the registry's snapshot (<network>.snapshot) is kept, so a restart while etcd is away forwards as before. */

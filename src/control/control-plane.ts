@@ -12,7 +12,8 @@ import type { TableSnapshot } from '../fdb/index.js';
 import type { ControlPlaneState } from './control-plane-state.js';
 import type { RegistryCounters } from './etcd-registry.js';
 import type { HostRange, NoRange } from './ip-ranges.js';
-import type { HostRecord } from './records.js';
+import type { NameAddress } from './name-view.js';
+import type { HostRecord, NameEntry } from './records.js';
 
 export type { NoRange } from './ip-ranges.js';
 
@@ -97,6 +98,10 @@ export interface ControlPlane extends EventEmitter<ControlPlaneEvents> {
   counters(): RegistryCounters | null;
   /** This host's MACs of this network, the whole current set; written out only when it changed. Never throws. */
   advertise(macs: readonly AdvertisedMac[]): void;
+  /** The names of this host's containers on this network, the whole current set (etcd only; static: ignored). Never throws. */
+  advertiseNames(entries: readonly NameEntry[]): void;
+  /** The addresses a container name (lowercase) has on this network, on any host; [] for static peers. */
+  lookupName(name: string): NameAddress[];
   /**
    * Withdraws this host and stops. Safe to call twice. `keepLease` (a handover to a router that took over): stops
    * without withdrawing; the records stay under the lease until the new router's replace them or it runs out.

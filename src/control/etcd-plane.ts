@@ -15,7 +15,8 @@ import type { EtcdConnection, EtcdRegistry, RegistryCounters } from './etcd-regi
 import type { HostRange } from './ip-ranges.js';
 import { openRegistry } from './open-registry.js';
 import type { ControlPlaneState } from './control-plane-state.js';
-import { undefinedNetwork, type NetworkDefinition } from './records.js';
+import type { NameAddress } from './name-view.js';
+import { undefinedNetwork, type NameEntry, type NetworkDefinition } from './records.js';
 import { readSnapshot, SnapshotWriter, snapshotPath, type RegistrySnapshot } from './snapshot.js';
 
 /** With a snapshot to fall back on, how long the first etcd call may take before the router starts from it. */
@@ -156,6 +157,16 @@ export class EtcdPlane extends EventEmitter<ControlPlaneEvents> implements Contr
     if (registry === undefined || this.definition === undefined || this.closed) return;
     const vni = this.definition.vni;
     registry.advertise(macs.filter((m) => m.vni === vni)).catch((err: Error) => this.warn('advertise', `cannot advertise this host's MACs: ${err.message}`, err));
+  }
+
+  advertiseNames(entries: readonly NameEntry[]): void {
+    const registry = this.registry;
+    if (registry === undefined || this.closed) return;
+    registry.advertiseNames(entries).catch((err: Error) => this.warn('advertise-names', `cannot advertise this host's container names: ${err.message}`, err));
+  }
+
+  lookupName(name: string): NameAddress[] {
+    return this.registry?.lookupName(name) ?? [];
   }
 
   async close(opts: { keepLease?: boolean } = {}): Promise<void> {

@@ -24,8 +24,9 @@ import type { AddressConflict, AdvertisedMac, HostRow, MacConflict } from './con
 import { ControlPlaneTracker, retryDelay, type ControlPlaneState, type Problem } from './control-plane-state.js';
 import { EtcdClient, reasonOf, type EtcdConnection } from './etcd-client.js';
 import { HostView } from './host-view.js';
-import type { HostRange, NoRange } from './ip-ranges.js';
+import { Ipv4Subnet, type HostRange, type NoRange } from './ip-ranges.js';
 import { MacView } from './mac-view.js';
+import { NameView, type NameAddress } from './name-view.js';
 import { LocalClaims, localMacIps } from './local-claims.js';
 import { NetworkWatch } from './network-watch.js';
 import { RangeLease } from './range-lease.js';
@@ -34,10 +35,15 @@ import {
   keys,
   MAX_IPS_PER_MAC,
   MAX_MACS_PER_RECORD,
+  MAX_NAME_ENTRIES,
+  nameRecordSchema,
   networkDefinitionSchema,
   parseJson,
+  REGISTRY_PREFIX,
   type HostRecord,
   type MacRecord,
+  type NameEntry,
+  type NameRecord,
   type NetworkDefinition,
 } from './records.js';
 import { RegistryWarning } from './registry-warnings.js';
@@ -59,6 +65,8 @@ export interface RegistryCounters {
   readonly refusedClaims: number;
   /** Address ownership changes that waited for the rate limit (MacView, OWNERSHIP_*). */
   readonly limitedOwnershipChanges: number;
+  /** This host's container names left out of its names record now: invalid, or over MAX_NAME_ENTRIES. */
+  readonly unadvertisedNames: number;
 }
 
 export interface RegistryEvents {
@@ -99,6 +107,11 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   private readonly ranges: RangeLease;
   private hostView: HostView | undefined;
   private readonly macView: MacView;
+  private readonly nameView: NameView;
+  /** This host's container names as advertiseNames() last gave them (valid ones, capped), and what is in etcd. */
+  private ownNames: NameEntry[] = [];
+  private putNamesValue = '';
+  private unadvertisedNames = 0;
   /** What advertise() was last asked to publish, and what is in etcd under the current lease (JSON; '' = nothing). */
   private advertised: MacRecord['macs'] = [];
   /** What advertise() was last given: composed again when the views change (an address's owner may have left). */
@@ -131,6 +144,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     const hooks = { warn: (w: RegistryWarning) => this.emit('warning', w), retry: (what: string, fn: () => Promise<void>) => this.retry(what, fn) };
     this.ranges = new RangeLease(this.client, opts.rangeTtlSeconds ?? 86_400, hooks);
     this.macView = new MacView((err) => this.emit('warning', err), this.now, (id) => this.hostView?.addressOf(id));
+    this.nameView = new NameView((err) => this.emit('warning', err));
   }
 
   /**
@@ -151,6 +165,47 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     }
     await this.client.call(() => etcd.put(key).value(value).exec());
     return 'replaced';
+  }
+
+  /** Every network defined in etcd (a definition that does not parse is left out), by name. Throws E_ETCD. */
+  async listNetworks(): Promise<NetworkDefinition[]> {
+    const prefix = `${REGISTRY_PREFIX}/networks/`;
+    // Keys only: the MAC records under the same prefix may be large.
+    const names = (await this.client.call(() => this.client.etcd.getAll().prefix(prefix).keys()))
+      .flatMap((k) => /^([^/]+)\/config$/.exec(k.slice(prefix.length))?.[1] ?? [])
+      .sort();
+    const out: NetworkDefinition[] = [];
+    for (const name of names) {
+      const def = await this.getNetwork(name).catch((err: unknown) => {
+        if (err instanceof ConfigError) return undefined;
+        throw err;
+      });
+      if (def !== undefined) out.push(def);
+    }
+    return out;
+  }
+
+  /**
+   * The hosts that advertise MACs (containers, VMs) on a network now, with how many. With an IPv4 subnet only MACs
+   * with an address in it count: a host's bridge (IPv6 link-local chatter) is not a container. Throws E_ETCD.
+   */
+  async networkUse(name: string, subnet?: string): Promise<{ hostId: string; macs: number }[]> {
+    const prefix = `${keys.networkPrefix(name)}macs/`;
+    const net = subnet === undefined ? undefined : Ipv4Subnet.parse(subnet);
+    const all = await this.client.call(() => this.client.etcd.getAll().prefix(prefix).strings());
+    return Object.entries(all).flatMap(([key, value]) => {
+      const macs = (parseJson(value) as { macs?: unknown } | undefined)?.macs;
+      const used = (Array.isArray(macs) ? macs : []).filter((m: { ips?: unknown }) => net === undefined || (Array.isArray(m?.ips) && m.ips.some((ip) => typeof ip === 'string' && net.contains(ip))));
+      return used.length > 0 ? [{ hostId: key.slice(prefix.length), macs: used.length }] : [];
+    });
+  }
+
+  /** Removes a network's definition and every record under it (hosts, MACs, slices). Throws E_ETCD. */
+  async deleteNetwork(name: string): Promise<boolean> {
+    const { etcd } = this.client;
+    const had = (await this.client.call(() => etcd.get(keys.network(name)).string())) !== null;
+    await this.client.call(() => etcd.delete().prefix(keys.networkPrefix(name)).exec());
+    return had;
   }
 
   /** The network's definition, or undefined when there is none. `timeoutMs` bounds this one call (default: callTimeoutMs). */
@@ -243,7 +298,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     return {
       vnis: hosts.vnis.map((v) => {
         const remote = this.macView.remote(v.vni, selfId);
-        return { ...v, macs: [...v.macs, ...remote.macs.map(({ mac, vtep, origin }) => ({ mac, vtep, origin }))], neighbors: remote.neighbors };
+        return { ...v, macs: [...v.macs, ...remote.macs.map(({ mac, vtep, origin, revision }) => ({ mac, vtep, origin, revision }))], neighbors: remote.neighbors };
       }),
     };
   }
@@ -268,11 +323,12 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   counters(): RegistryCounters {
     return {
       relists: this.joined?.watch.relists ?? 0,
-      rejectedRecords: (this.hostView?.rejected ?? 0) + this.macView.rejected,
+      rejectedRecords: (this.hostView?.rejected ?? 0) + this.macView.rejected + this.nameView.rejected,
       leaseRegrants: this.leaseRegrants,
       unadvertisedMacs: this.unadvertisedMacs,
       refusedClaims: this.refusedClaims,
       limitedOwnershipChanges: this.macView.limitedChanges,
+      unadvertisedNames: this.unadvertisedNames,
     };
   }
 
@@ -291,6 +347,41 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     this.wantedAt = this.now();
     this.compose();
     if (this.lease !== undefined && this.joined !== undefined) await this.putAdvertised(this.lease);
+  }
+
+  /**
+   * Publishes the names of this host's containers on this network (names/<hostId>, under the same lease as its MACs),
+   * the whole current set; writes only when it changed (or the last write failed). Entries that break the record's
+   * schema are left out, and past MAX_NAME_ENTRIES the rest (both counted in unadvertisedNames). Rejects with E_ETCD
+   * when etcd is away (the caller's next call tries again).
+   */
+  async advertiseNames(entries: readonly NameEntry[]): Promise<void> {
+    const entry = nameRecordSchema.shape.names.element;
+    const valid = entries.flatMap((e) => {
+      const p = entry.safeParse(e);
+      return p.success ? [p.data] : [];
+    });
+    valid.sort((a, b) => a.mac.localeCompare(b.mac) || a.ips.join().localeCompare(b.ips.join()));
+    this.ownNames = valid.slice(0, MAX_NAME_ENTRIES);
+    this.unadvertisedNames = entries.length - this.ownNames.length;
+    if (this.lease !== undefined && this.joined !== undefined) await this.putNames(this.lease);
+  }
+
+  /**
+   * The addresses `name` (lowercase) has on this network: this host's containers (as advertiseNames last gave them)
+   * and every other host's (their records). Only addresses inside the network's subnet, and not owned by a MAC of
+   * another host than the one naming them (a host cannot point a name at a neighbour's container).
+   */
+  lookupName(name: string): NameAddress[] {
+    const selfId = this.joined?.record.hostId ?? '';
+    const vni = this.joined?.network.vni;
+    const own = this.ownNames.flatMap((e) => (e.names.includes(name) ? e.ips.map((ip) => ({ ip, mac: e.mac, hostId: selfId })) : []));
+    const owners = vni === undefined ? undefined : this.macView.addressOwners(vni);
+    return [...own, ...this.nameView.lookup(name, selfId)].filter((a) => {
+      if (!this.macView.inScope(a.ip)) return false;
+      const owner = owners?.get(a.ip);
+      return owner === undefined || owner.hostId === a.hostId;
+    });
   }
 
   /**
@@ -379,7 +470,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     const hosts = (this.hostView ??= new HostView(network.vni, { id: record.hostId, underlay: record.underlay[0]! }, (err) => this.emit('warning', err)));
     const watch =
       this.joined?.watch ??
-      new NetworkWatch(this.client, network.name, { hosts, macs: this.macView }, {
+      new NetworkWatch(this.client, network.name, { hosts, macs: this.macView, names: this.nameView }, {
         changed: (revision, listing) => {
           this.revision = revision;
           this.macView.invalidate(); // a host record may have come or gone: claims backed by it with it
@@ -399,6 +490,18 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     if (value === this.putMacs && lease === this.lease) return;
     await this.client.call(() => lease.put(keys.macs(network.name, record.hostId)).value(value).exec());
     this.putMacs = value;
+  }
+
+  private async putNames(lease: Lease): Promise<void> {
+    const { network, record } = this.joined!;
+    const value = JSON.stringify({ version: 1, hostId: record.hostId, names: this.ownNames } satisfies NameRecord);
+    if (value === this.putNamesValue && lease === this.lease) return;
+    const key = keys.names(network.name, record.hostId);
+    // No names (and none written before): no key at all, so a host without containers adds nothing to etcd.
+    if (this.ownNames.length === 0 && this.putNamesValue === '') return;
+    if (this.ownNames.length === 0) await this.client.call(() => this.client.etcd.delete().key(key).exec());
+    else await this.client.call(() => lease.put(key).value(value).exec());
+    this.putNamesValue = this.ownNames.length === 0 ? '' : value;
   }
 
   private setJoined(): void {
@@ -456,7 +559,9 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     this.lease = lease;
     old?.release();
     this.putMacs = ''; // the MAC record went with the old lease (if any): write it under this one
+    this.putNamesValue = '';
     if (this.advertised.length > 0) await this.putAdvertised(lease);
+    if (this.ownNames.length > 0) await this.putNames(lease);
   }
 
   /**

@@ -6,7 +6,11 @@ export {
   keys,
   MAX_IPS_PER_MAC,
   MAX_MACS_PER_RECORD,
+  MAX_NAME_ENTRIES,
+  MAX_NAMES_PER_ENTRY,
+  CONTAINER_NAME_PATTERN,
   macRecordSchema,
+  nameRecordSchema,
   networkDefinitionSchema,
   rangeRecordSchema,
   REGISTRY_PREFIX,
@@ -14,11 +18,14 @@ export {
   undefinedNetwork,
   type HostRecord,
   type MacRecord,
+  type NameEntry,
+  type NameRecord,
   type NetworkDefinition,
   type RangeRecord,
   type RecordKind,
 } from './records.js';
 export { HostView } from './host-view.js';
+export { NameView, type NameAddress } from './name-view.js';
 export { MacView, OWNERSHIP_BURST, OWNERSHIP_PER_SECOND, type AddressClaimant } from './mac-view.js';
 export { addressScope } from './address-scope.js';
 export { TokenBucket } from './token-bucket.js';

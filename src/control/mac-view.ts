@@ -185,7 +185,7 @@ export class MacView {
   }
 
   /** Other hosts' MACs of `vni` → their VTEP (the latest claim wins); none that `selfId` holds the latest claim of. */
-  macs(vni: number, selfId: string): { mac: string; vtep: string; origin: 'etcd'; ips: readonly string[] }[] {
+  macs(vni: number, selfId: string): { mac: string; vtep: string; origin: 'etcd'; revision: number; ips: readonly string[] }[] {
     return this.remote(vni, selfId).macs;
   }
 
@@ -194,7 +194,7 @@ export class MacView {
    * whose owner changed since the last call takes a token of the rate limit; without one, the last owner stays (or,
    * if it is gone, the address is left out) until `retryInMs`, and `deferred` says so.
    */
-  remote(vni: number, selfId: string): { macs: { mac: string; vtep: string; origin: 'etcd'; ips: readonly string[] }[]; neighbors: { ip: string; mac: string }[] } {
+  remote(vni: number, selfId: string): { macs: { mac: string; vtep: string; origin: 'etcd'; revision: number; ips: readonly string[] }[]; neighbors: { ip: string; mac: string }[] } {
     const { macs, ips } = this.claims(vni);
     const now = this.now();
     this.deferred = false;
@@ -228,7 +228,7 @@ export class MacView {
     const ipsOf = new Map<string, string[]>();
     for (const [ip, o] of owners) ipsOf.set(o.mac, [...(ipsOf.get(o.mac) ?? []), ip]);
     return {
-      macs: [...macs].filter(([, c]) => c.id !== selfId).map(([mac, c]) => ({ mac, vtep: c.vtep, origin: 'etcd' as const, ips: ipsOf.get(mac) ?? [] })),
+      macs: [...macs].filter(([, c]) => c.id !== selfId).map(([mac, c]) => ({ mac, vtep: c.vtep, origin: 'etcd' as const, revision: c.since, ips: ipsOf.get(mac) ?? [] })),
       neighbors: [...owners].filter(([, o]) => o.id !== selfId).map(([ip, o]) => ({ ip, mac: o.mac })),
     };
   }

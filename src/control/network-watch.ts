@@ -9,15 +9,16 @@ import { Range, type IKeyValue, type Watcher } from 'etcd3';
 import { reasonOf, type EtcdClient } from './etcd-client.js';
 import type { HostView } from './host-view.js';
 import type { MacView } from './mac-view.js';
+import type { NameView } from './name-view.js';
 import { keys } from './records.js';
 import { RegistryWarning } from './registry-warnings.js';
 
 /** Which record a key under networks/<name>/ holds, and whose; undefined for any other key (config, ranges). */
-export function recordKeyOf(key: string, name: string): { kind: 'hosts' | 'macs'; id: string } | undefined {
+export function recordKeyOf(key: string, name: string): { kind: 'hosts' | 'macs' | 'names'; id: string } | undefined {
   const prefix = keys.networkPrefix(name);
   if (!key.startsWith(prefix)) return undefined;
-  const m = /^(hosts|macs)\/(.+)$/.exec(key.slice(prefix.length));
-  return m === null ? undefined : { kind: m[1] as 'hosts' | 'macs', id: m[2]! };
+  const m = /^(hosts|macs|names)\/(.+)$/.exec(key.slice(prefix.length));
+  return m === null ? undefined : { kind: m[1] as 'hosts' | 'macs' | 'names', id: m[2]! };
 }
 
 /**
@@ -70,7 +71,7 @@ export class NetworkWatch {
   constructor(
     private readonly client: EtcdClient,
     private readonly name: string,
-    private readonly views: { readonly hosts: HostView; readonly macs: MacView },
+    private readonly views: { readonly hosts: HostView; readonly macs: MacView; readonly names?: NameView },
     private readonly hooks: NetworkWatchHooks,
   ) {}
 
@@ -96,6 +97,7 @@ export class NetworkWatch {
     });
     views.hosts.reset(entries.filter((e) => e.kind === 'hosts'));
     views.macs.reset(entries.filter((e) => e.kind === 'macs'));
+    views.names?.reset(entries.filter((e) => e.kind === 'names'));
     const revision = listing.revision;
     hooks.changed(revision, true);
     const watcher = await this.client.call(() => etcd.watch().prefix(prefix).startRevision(String(revision + 1)).create());
@@ -108,6 +110,7 @@ export class NetworkWatch {
       const k = recordKeyOf(kv.key.toString(), name);
       if (!current() || k === undefined) return;
       if (k.kind === 'hosts') views.hosts.put(k.id, kv.value.toString());
+      else if (k.kind === 'names') views.names?.put(k.id, kv.value.toString());
       else views.macs.put(k.id, kv.value.toString(), Number(kv.mod_revision));
       hooks.changed(Number(kv.mod_revision), false);
     });
@@ -115,6 +118,7 @@ export class NetworkWatch {
       const k = recordKeyOf(kv.key.toString(), name);
       if (!current() || k === undefined) return;
       if (k.kind === 'hosts') views.hosts.delete(k.id);
+      else if (k.kind === 'names') views.names?.delete(k.id);
       else views.macs.delete(k.id);
       hooks.changed(Number(kv.mod_revision), false);
     });

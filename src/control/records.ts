@@ -7,6 +7,9 @@
  *   networks/<name>/config            NetworkDefinition
  *   networks/<name>/hosts/<hostId>    HostRecord, attached to the host's lease
  *   networks/<name>/macs/<hostId>     MacRecord: the MACs on that host's bridge, under the same lease
+ *   networks/<name>/names/<hostId>    NameRecord: the names of that host's containers (DNS across hosts), under the
+ *                                     same lease; a key of its own, so routers that predate it (which reject any
+ *                                     field their MAC schema does not know) ignore it
  *   networks/<name>/ranges/<cidr>     RangeRecord: the slice of the subnet a host leased for Docker's IPAM, under a
  *                                     long lease of its own, so a restart keeps the host's addresses
  *
@@ -28,6 +31,7 @@ export const keys = {
   networkPrefix: (name: string): string => `${REGISTRY_PREFIX}/networks/${name}/`,
   host: (name: string, hostId: string): string => `${REGISTRY_PREFIX}/networks/${name}/hosts/${hostId}`,
   macs: (name: string, hostId: string): string => `${REGISTRY_PREFIX}/networks/${name}/macs/${hostId}`,
+  names: (name: string, hostId: string): string => `${REGISTRY_PREFIX}/networks/${name}/names/${hostId}`,
   rangesPrefix: (name: string): string => `${REGISTRY_PREFIX}/networks/${name}/ranges/`,
 } as const;
 
@@ -100,6 +104,35 @@ export const macRecordSchema = z.strictObject({
 });
 export type MacRecord = z.infer<typeof macRecordSchema>;
 
+/** Names one container may carry in a NameRecord (its name and aliases); the advertiser keeps the first this many. */
+export const MAX_NAMES_PER_ENTRY = 8;
+/** Containers one host's NameRecord may carry (as many as MACs): ~0.8 MiB at most, under etcd's 1.5 MiB. */
+export const MAX_NAME_ENTRIES = MAX_MACS_PER_RECORD;
+/** Addresses one container's entry may carry (IPv4 and IPv6). */
+export const MAX_IPS_PER_NAME = 4;
+/**
+ * A container name as DNS answers it: lowercase letters, digits, '_' and '-', dot-separated labels that start with a
+ * letter or digit, 63 bytes in all (Docker's names are [a-zA-Z0-9][a-zA-Z0-9_.-]+, lowercased by the advertiser).
+ */
+export const CONTAINER_NAME_PATTERN = /^(?=.{1,63}$)[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$/;
+
+/** The names of one host's containers on one network, under its lease: each container's MAC, addresses and names. */
+export const nameRecordSchema = z.strictObject({
+  version: z.literal(1),
+  hostId: z.string().min(1),
+  names: z
+    .array(
+      z.strictObject({
+        mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/),
+        ips: z.array(ip).min(1).max(MAX_IPS_PER_NAME),
+        names: z.array(z.string().regex(CONTAINER_NAME_PATTERN, { message: 'is not a container name (a-z 0-9 _ - and dots, 63 at most)' })).min(1).max(MAX_NAMES_PER_ENTRY),
+      }),
+    )
+    .max(MAX_NAME_ENTRIES, { message: `has more than ${MAX_NAME_ENTRIES} containers (the cap of one host's record)` }),
+});
+export type NameRecord = z.infer<typeof nameRecordSchema>;
+export type NameEntry = NameRecord['names'][number];
+
 /** What ranges/<cidr> holds: which host has the slice, since when. */
 export const rangeRecordSchema = z.object({
   version: z.literal(1),
@@ -110,7 +143,7 @@ export const rangeRecordSchema = z.object({
 export type RangeRecord = z.infer<typeof rangeRecordSchema>;
 
 /** Which record a RejectedRecord was. */
-export type RecordKind = 'host' | 'MAC';
+export type RecordKind = 'host' | 'MAC' | 'name';
 
 /**
  * Another host's record under hosts/<id> or macs/<id> that was not accepted: code E_RECORD, kind 'record-rejected'

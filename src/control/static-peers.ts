@@ -57,5 +57,11 @@ export class StaticPeers extends EventEmitter<ControlPlaneEvents> implements Con
 
   advertise(): void {}
 
+  advertiseNames(): void {}
+
+  lookupName(): [] {
+    return [];
+  }
+
   async close(): Promise<void> {}
 }

@@ -46,6 +46,8 @@ export const TRAFFIC_COUNTERS = [
   'local_mac_refused', // sightings of a new bridge source MAC not recorded (nor advertised): its VNI holds maxLocalMacs; the frame is still sent (JS: per frame; native: at most once a second per MAC)
   'icmp_too_big_sent', // ICMP fragmentation-needed / ICMPv6 packet-too-big answers written to the bridge for frames too big for the path (each such frame is also a tx_too_big drop)
   'icmp_too_big_limited', // such answers not sent: over the rate limit (1000/s, bursts of 50, per TAP)
+  'tcp_mss_clamped', // TCP SYNs / SYN-ACKs crossing the overlay (either way) whose MSS option was lowered (--clamp-mss)
+  'tcp_mss_bad_options', // TCP SYNs whose options field does not parse: forwarded untouched, not clamped (--clamp-mss)
   'probes_sent', // peer probes sent (liveness and path MTU; src/dataplane/peer-health.ts)
   'probe_replies', // replies to our probes received
   'probes_answered', // peers' probe requests answered
@@ -144,12 +146,18 @@ export interface EngineOptions {
    * them (default true).
    */
   readonly arpSuppression?: boolean;
+  /**
+   * TCP MSS clamping of SYNs crossing the overlay, both ways (--clamp-mss): the MSS per inner family, 0 = off
+   * (default: off). Resolved by the agent (mssClampFor).
+   */
+  readonly clampMss?: MssClamp;
 }
 
 /** What the control side knows (per VNI: peers = flood list and source allow-list, static MACs), and a table row. */
 export type { TableSnapshot, FdbEntry } from '../fdb/index.js';
 import type { TableSnapshot, FdbEntry, FdbOrigin } from '../fdb/index.js';
 import type { Traffic } from './traffic.js';
+import type { MssClamp } from '../packet/index.js';
 import type { ProbeReply, ProbeSendResult } from './peer-health.js';
 import { VxlanRouterError } from '../errors.js';
 
@@ -189,6 +197,12 @@ export interface Engine {
   localMacs(): LocalMac[];
   /** Frames and bytes per peer and per VNI, when each peer was last heard, and refused sources. */
   traffic(): Traffic;
+  /**
+   * The outer UDP source port this engine gives the datagrams of `frame` (`why`): the native engine writes the flow
+   * hash itself (flowPort, pinned to native/src/wire.cc by test/native/twin.test.ts); the JS engine sends from the
+   * pool socket the hash picks.
+   */
+  sourcePort(frame: Uint8Array): number;
   /**
    * Why the data path stopped on its own (a TAP deleted under it, a thread's poll failing), or undefined while it
    * runs. Cheap: the daemon polls it and exits non-zero so that a supervisor restarts the router.

@@ -21,6 +21,7 @@ import {
   arpReply,
   arpRequestTarget,
   canonicalIp,
+  clampMss,
   encodeVxlanHeader,
   flowPort,
   formatMac,
@@ -198,6 +199,11 @@ export class JsEngine implements Engine {
     void this.readTap(tap);
   }
 
+  sourcePort(frame: Uint8Array): number {
+    const s = this.sourcePool[flowPort(frame) % SOURCE_POOL_SIZE];
+    return s === undefined ? 0 : s.address().port; // 0: not started
+  }
+
   traffic(): Traffic {
     return this.stats.snapshot();
   }
@@ -316,6 +322,7 @@ export class JsEngine implements Engine {
       this.counts.tx_no_destination++;
       return;
     }
+    this.clamp(frame);
     const socket = this.sourcePool[flowPort(frame) % this.sourcePool.length]!;
     const header = this.headers.get(vni)!;
     for (const vtep of vteps) {
@@ -383,6 +390,15 @@ export class JsEngine implements Engine {
     }
     this.replies.push({ from, id: p.id, length: p.length, rttMs: Number(process.hrtime.bigint() - p.sentNs) / 1e6 });
     this.counts.probe_replies++;
+  }
+
+  /** --clamp-mss: lowers a TCP SYN's MSS option in place (either way across the overlay), counted. */
+  private clamp(frame: Uint8Array): void {
+    const c = this.opts.clampMss;
+    if (c === undefined || (c.ipv4 === 0 && c.ipv6 === 0)) return;
+    const r = clampMss(frame, c);
+    if (r === 'clamped') this.counts.tcp_mss_clamped++;
+    else if (r === 'malformed') this.counts.tcp_mss_bad_options++;
   }
 
   /** Records a frame's source MAC (and the IPv4 or IPv6 address it used) as one of this host's own. */
@@ -453,6 +469,7 @@ export class JsEngine implements Engine {
       }
       if (learned === 'learned') this.counts.learned++;
     }
+    this.clamp(inner);
     try {
       writeSync(tap.tapFd, inner);
     } catch {

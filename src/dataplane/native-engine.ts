@@ -4,6 +4,7 @@
  * per packet.
  */
 import { VxlanRouterError } from '../errors.js';
+import { flowPort } from '../packet/index.js';
 import { DEFAULT_LEARN_MAX, DEFAULT_LEARN_MAX_PER_PEER } from '../fdb/index.js';
 import {
   dataPathStopped,
@@ -60,6 +61,7 @@ export class NativeEngine implements Engine {
         udpGso: this.opts.udpGso ?? true,
         udpGro: this.opts.udpGro ?? true,
         arpSuppression: this.opts.arpSuppression ?? true,
+        ...(this.opts.clampMss !== undefined ? { clampMss: this.opts.clampMss } : {}),
         networks: this.opts.networks.map((n) => ({ vni: n.vni, tapFd: n.tapFd, mtu: n.mtu, vnetHdr: n.vnetHdr ?? false })),
         ...(this.opts.inherited !== undefined ? { rxFd: this.opts.inherited.rxFd } : {}),
       });
@@ -101,6 +103,10 @@ export class NativeEngine implements Engine {
 
   offloads(): Offloads {
     return this.handle?.features() ?? NO_OFFLOADS;
+  }
+
+  sourcePort(frame: Uint8Array): number {
+    return flowPort(frame);
   }
 
   traffic(): Traffic {

@@ -146,6 +146,7 @@ export interface NativeSurface {
     udpGso?: boolean;
     udpGro?: boolean;
     arpSuppression?: boolean;
+    clampMss?: { ipv4: number; ipv6: number };
     networks: { vni: number; tapFd: number; mtu: number; vnetHdr?: boolean }[];
     /** The UDP socket handed over by the router this one replaces (already bound); absent: open and bind one. */
     rxFd?: number;
@@ -186,6 +187,8 @@ export interface NativeTwins {
   isProbe(datagram: Uint8Array): boolean;
   /** A fresh TooBigLimiter (native/src/icmp.h) asked at each time (ms); twin of TooBigLimiter in src/packet/icmp.ts. */
   tooBigLimiter(rate: number, burst: number, times: readonly number[]): boolean[];
+  /** Twin of clampMss in src/packet/tcp-mss.ts, on a copy of the frame (ipv4 / ipv6: the MSS to clamp to, 0 = off). */
+  clampMss(frame: Uint8Array, ipv4: number, ipv6: number): { result: 'none' | 'clamped' | 'malformed'; frame: Buffer };
 }
 
 /**

@@ -18,8 +18,11 @@ export const tableSchema = z.object({
       vni: z.number().int(),
       /** The VNI's flood list and source allow-list. */
       peers: z.array(z.string()),
-      /** Known MACs (origin default static). */
-      macs: z.array(z.object({ mac: z.string(), vtep: z.string(), origin: z.enum(MAC_ORIGINS).optional() })),
+      /**
+       * Known MACs (origin default static). `revision`: etcd MACs, the etcd revision of the write where its host's
+       * record first claimed it (what `why` shows).
+       */
+      macs: z.array(z.object({ mac: z.string(), vtep: z.string(), origin: z.enum(MAC_ORIGINS).optional(), revision: z.number().int().optional() })),
       /** Addresses of remote containers (from their hosts' advertisements): ARP/ND for them is answered locally. */
       neighbors: z.array(z.object({ ip: z.string(), mac: z.string() })).optional(),
     }),

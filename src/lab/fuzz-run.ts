@@ -17,7 +17,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { processRssMiB as rssMiB } from './proc.js';
+import { processRssMiB as rssMiB, processSmapsMiB } from './proc.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { innerMtuLimit, parseIp, parseMac } from '../packet/index.js';
@@ -42,6 +42,11 @@ export interface FuzzOptions {
   readonly seed: number;
   /** Send rate, items per second. */
   readonly pps: number;
+  /**
+   * The whole mix this many times on the same router, each round with its own seeds (default 1). RSS after each round
+   * tells a table filling to its bound (growth in round 1 only) from a leak (growth every round).
+   */
+  readonly rounds?: number;
   readonly log?: (line: string) => void;
 }
 
@@ -80,6 +85,8 @@ export interface FuzzSummary {
   /** After the fuzz, before the transfer. */
   readonly rssAfterMiB: number;
   readonly rssAfterTransferMiB: number;
+  /** RSS after each round (one entry per round). */
+  readonly rssAfterRoundMiB: readonly number[];
   readonly alive: boolean;
   readonly transfer: { readonly ok: boolean; readonly mbitPerS: number };
   readonly seconds: number;
@@ -158,7 +165,8 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzSummary> {
     // TAPs at the path's MTU (not the 65000 default) so that inner frames too big for the TAP exist and are fuzzed
     // (rx_oversize).
     const tapMtu = innerMtuLimit(h1.underlayMtu, h1.underlayIp);
-    const r1 = await lab.startRouter(h1, { peers: [h2.underlayIp], engine: o.engine, args: ['--mtu', String(tapMtu)] });
+    // --expose-gc: its status then measures the V8 heap after a full collection (live objects, not pending garbage).
+    const r1 = await lab.startRouter(h1, { peers: [h2.underlayIp], engine: o.engine, args: ['--mtu', String(tapMtu)], nodeFlags: ['--expose-gc'] });
     await lab.startRouter(h2, { peers: [h1.underlayIp], engine: o.engine, args: ['--mtu', String(tapMtu)] });
     if ((await lab.ping(c2.ns, c1.ip)).loss !== 0) throw new Error('overlay not up before the fuzz');
     // c1 and c2 know each other's MAC for good: the fuzz sends ARP, and a mutated sender address can become c2's (one
@@ -174,26 +182,40 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzSummary> {
     const rssStartMiB = rssMiB(r1.pid);
     await sendAll(lab, h2.ns, sender, join(dir, 'warmup'), [...datagrams(o.seed + 100, warmup, toC1, { vni: 42, maxInner, maxDatagram: 65_507 })].map((d) => d.bytes), ['udp', String(o.pps), h2.underlayIp, h1.underlayIp, '4789'], o.pps);
     await settled(r1);
+    const split = await memorySplit(r1);
     const rssBeforeMiB = rssMiB(r1.pid);
     log(`router ${o.engine} pid ${r1.pid}, RSS ${rssStartMiB.toFixed(1)} MiB at start, ${rssBeforeMiB.toFixed(1)} MiB after a warm-up of ${warmup} datagrams`);
+    log(`memory before: ${split}`);
 
     const phases: DatagramPhase[] = [];
-    for (const [i, from, label] of [[1, x, 'non-peer'], [2, h2, 'peer']] as const) {
-      phases.push(await datagramPhase(lab, r1, h1, from, label, sender, dir, o, datagrams(o.seed + i, o.datagramsPerSender, toC1, { vni: 42, maxInner, maxDatagram: 65_507 })));
-      log(phaseLine(phases.at(-1)!));
+    const rounds = o.rounds ?? 1;
+    const rssAfterRoundMiB: number[] = [];
+    let frames: FramePhase = { sent: 0, failed: 0, counted: {}, seconds: 0 };
+    for (let round = 0; round < rounds; round++) {
+      const seed = o.seed + 1000 * round;
+      for (const [i, from, label] of [[1, x, 'non-peer'], [2, h2, 'peer']] as const) {
+        phases.push(await datagramPhase(lab, r1, h1, from, label, sender, dir, o, datagrams(seed + i, o.datagramsPerSender, toC1, { vni: 42, maxInner, maxDatagram: 65_507 })));
+        log(phaseLine(phases.at(-1)!));
+      }
+      // Sources are an address no container has: an ARP from c1 claiming c1's own address with a pool MAC would
+      // (rightly) re-point c2's neighbour entry for c1, and the transfer afterwards would test the fuzz, not the router.
+      const toC2: Targets = { dstMac: parseMac(c2.mac), dstIp: parseIp(c2.ip), srcMacs: [parseMac(c1.mac), ...macPool(seed + 7, 1000)], srcIp: parseIp('198.18.0.201') };
+      const file = join(dir, 'frames');
+      const before = await settled(r1);
+      const t0 = Date.now();
+      const res = await sendAll(lab, c1.ns, sender, file, bridgeFrames(seed + 3, o.frames, toC2, 1450 + 14), ['eth', String(o.pps), 'eth0'], o.pps);
+      const after = await settled(r1);
+      const names = Object.keys(after).filter((n) => n.startsWith('tx_') || n === 'learned' || n.endsWith('_suppressed'));
+      const counted = delta(after, before, names);
+      const seconds = (Date.now() - t0) / 1000;
+      log(`frames: sent ${res.sent} (kernel refused ${res.failed}) in ${seconds.toFixed(1)} s; ${fmt(counted)}`);
+      const sum = { ...frames.counted };
+      for (const [n, v] of Object.entries(counted)) sum[n] = (sum[n] ?? 0) + v;
+      frames = { sent: frames.sent + res.sent, failed: frames.failed + res.failed, counted: sum, seconds: frames.seconds + seconds };
+      // The split first: its status call collects garbage (--expose-gc), so the RSS read next is not inflated by it.
+      log(`memory after round ${round + 1} of ${rounds}: ${await memorySplit(r1)}`);
+      rssAfterRoundMiB.push(rssMiB(r1.pid));
     }
-
-    // Sources are an address no container has: an ARP from c1 claiming c1's own address with a pool MAC would (rightly)
-    // re-point c2's neighbour entry for c1, and the transfer afterwards would test the fuzz, not the router.
-    const toC2: Targets = { dstMac: parseMac(c2.mac), dstIp: parseIp(c2.ip), srcMacs: [parseMac(c1.mac), ...macPool(o.seed + 7, 1000)], srcIp: parseIp('198.18.0.201') };
-    const file = join(dir, 'frames');
-    const before = await settled(r1);
-    const t0 = Date.now();
-    const res = await sendAll(lab, c1.ns, sender, file, bridgeFrames(o.seed + 3, o.frames, toC2, 1450 + 14), ['eth', String(o.pps), 'eth0'], o.pps);
-    const after = await settled(r1);
-    const names = Object.keys(after).filter((n) => n.startsWith('tx_') || n === 'learned' || n.endsWith('_suppressed'));
-    const frames: FramePhase = { ...res, counted: delta(after, before, names), seconds: (Date.now() - t0) / 1000 };
-    log(`frames: sent ${frames.sent} (kernel refused ${frames.failed}) in ${frames.seconds.toFixed(1)} s; ${fmt(frames.counted)}`);
 
     // RSS is read before the transfer: what the fuzz left behind. The transfer's own buffers (a JS engine's young
     // generation grows under 8 MiB of frames) are reported apart.
@@ -216,7 +238,7 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzSummary> {
     }
     const rssAfterTransferMiB = rssMiB(r1.pid);
     log(`after: alive ${alive}, transfer ${transfer.ok ? 'ok' : 'FAILED'} (${transfer.mbitPerS.toFixed(0)} Mbit/s), RSS ${rssBeforeMiB.toFixed(1)} → ${rssAfterMiB.toFixed(1)} MiB (${rssAfterTransferMiB.toFixed(1)} after the transfer)`);
-    return { engine: o.engine, seed: o.seed, phases, frames, rssBeforeMiB, rssAfterMiB, rssAfterTransferMiB, alive, transfer, seconds: (Date.now() - started) / 1000 };
+    return { engine: o.engine, seed: o.seed, phases, frames, rssBeforeMiB, rssAfterMiB, rssAfterTransferMiB, rssAfterRoundMiB, alive, transfer, seconds: (Date.now() - started) / 1000 };
   } finally {
     await lab.destroy();
     rmSync(dir, { recursive: true, force: true });
@@ -252,9 +274,23 @@ async function datagramPhase(
   const after = await settled(r1);
   const kernelDrops = (await udpInErrors(lab, h1.ns)) - k0;
   const counted = delta(after, before, [...RX_DROPS, 'rx_datagrams', 'rx_tap_write_error', 'rx_merged', 'learned']);
-  const delivered = counted.rx_datagrams! + (o.engine === 'js' ? counted.rx_tap_write_error! : 0);
+  // A non-peer's datagrams are never delivered: what rx_datagrams counts meanwhile is the peer's own traffic (c2
+  // answering an ARP of the frames before, late), not this sender's.
+  const delivered = sender === 'peer' ? counted.rx_datagrams! + (o.engine === 'js' ? counted.rx_tap_write_error! : 0) : 0;
   const accounted = RX_DROPS.reduce((s, n) => s + counted[n]!, 0) + delivered;
   return { sender, ...total, empty, expected, counted, kernelDrops, accounted, seconds: (Date.now() - t0) / 1000 };
+}
+
+/** Where a router's memory is: V8 heap (used/total), external and array buffers, anonymous RSS (native + heap), in MiB. */
+async function memorySplit(r: RouterProcess): Promise<string> {
+  const mib = (b: number): string => (b / 1048576).toFixed(1);
+  const smaps = processSmapsMiB(r.pid);
+  try {
+    const m = await r.memory();
+    return `rss ${mib(m.rss)}, anonymous ${smaps.anonymous.toFixed(1)}, V8 heap ${mib(m.heapUsed)} used / ${mib(m.heapTotal)}, external ${mib(m.external)} (array buffers ${mib(m.arrayBuffers)})`;
+  } catch (err) {
+    return `status failed: ${(err as Error).message}`;
+  }
 }
 
 function fmt(r: Record<string, number>): string {

@@ -221,7 +221,7 @@ export class Lab {
    */
   async startRouter(
     host: Host,
-    opts: { peers: readonly string[]; engine: EngineName; vni?: number | null; args?: string[]; output?: RouterOutput; readyTimeoutMs?: number; cli?: string },
+    opts: { peers: readonly string[]; engine: EngineName; vni?: number | null; args?: string[]; output?: RouterOutput; readyTimeoutMs?: number; cli?: string; nodeFlags?: readonly string[] },
   ): Promise<RouterProcess> {
     const extra = opts.args ?? [];
     const vni = opts.vni === null ? [] : ['--vni', String(opts.vni ?? VNI)];
@@ -232,7 +232,7 @@ export class Lab {
     args.push(...unlessGiven('--socket', this.controlSocket(host)), ...unlessGiven('--state-dir', this.stateDir(host)), ...unlessGiven('--metrics', 'off'));
     for (const p of opts.peers) args.push('--peer', p);
     args.push(...extra);
-    const child = this.spawn(host.ns, process.execPath, [...NODE_FLAGS, ...args], opts.output);
+    const child = this.spawn(host.ns, process.execPath, [...NODE_FLAGS, ...(opts.nodeFlags ?? []), ...args], opts.output);
     const router = new RouterProcess(child, args[args.lastIndexOf('--socket') + 1]!, opts.output);
     await router.nextLine((l) => l.startsWith('vxlan-router: ready'), opts.readyTimeoutMs ?? 15_000, true);
     return router;

@@ -10,4 +10,6 @@ export * from './neighbor.js';
 export * from './nd.js';
 export * from './icmp.js';
 export * from './network-name.js';
+export * from './tcp-mss.js';
+export * from './dns.js';
 export * from './probe.js';

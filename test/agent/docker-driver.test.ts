@@ -65,7 +65,7 @@ t.test('a container on the network: veth on the bridge, MAC, Join without gatewa
 
   t.same(await d.join({ NetworkID: NET, EndpointID: EP, SandboxKey: '/var/run/docker/netns/x' }), { InterfaceName: { SrcName: peer, DstPrefix: 'eth' } }, 'no Gateway: docker_gwbridge carries outbound and -p');
   await t.rejects(d.join({ NetworkID: NET, EndpointID: 'd'.repeat(64), SandboxKey: 'x' }), { message: /unknown to vxlan-router/ });
-  await t.rejects(d.createEndpoint({ NetworkID: 'e'.repeat(64), EndpointID: 'f'.repeat(64) }), { message: /network eeeeeeeeeeee is unknown/, hint: /restart dockerd/ });
+  await t.rejects(d.createEndpoint({ NetworkID: 'e'.repeat(64), EndpointID: 'f'.repeat(64) }), { message: /network eeeeeeeeeeee is not served by vxlan-router yet/, hint: /restart dockerd/ });
   await d.leave({ NetworkID: NET, EndpointID: EP });
 
   links.log.length = 0;

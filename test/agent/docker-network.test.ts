@@ -49,7 +49,7 @@ t.test('docker-network create through the Engine API', async (t) => {
     body: {
       Name: 'vxr-blue',
       Driver: 'bridge',
-      IPAM: { Config: [{ Subnet: '198.18.0.0/16', IPRange: '198.18.28.0/24', Gateway: '198.18.28.1' }] },
+      IPAM: { Config: [{ Subnet: '198.18.0.0/16', IPRange: '198.18.28.0/24', Gateway: '198.18.28.1', AuxiliaryAddresses: { 'vxr-slice-base': '198.18.28.0' } }] },
       Options: { 'com.docker.network.bridge.name': 'vxr-blue', 'com.docker.network.driver.mtu': '1450' },
       Labels: { 'vxlan-router.network': 'blue', 'vxlan-router.vni': '42' },
     },

@@ -1,6 +1,7 @@
 /** doctor's checks of a running router's status (pure): etcd state and lease, MAC conflicts, refused and silent peers. */
 import t from 'tap';
 import { routerChecks, type Status } from '../../src/agent/index.js';
+import { bridgeFirewallCheck } from '../../src/agent/doctor.js';
 
 const NOW = Date.parse('2026-01-01T00:01:00Z');
 const base: Status = {
@@ -54,4 +55,17 @@ t.test('bridge: missing since a time, with the fix; nothing while it is there', 
     detail: /bridge br0 missing since 2026-01-01T00:00:50Z: VNI 42 reaches no container here; TAP vxr42 is kept/,
     fix: /ip link add br0 type bridge.*no restart/,
   });
+});
+
+t.test('bridge firewall: br_netfilter with a FORWARD policy of DROP (a Docker host) and a plain bridge', async (t) => {
+  const docker = ['-P FORWARD DROP', '-A FORWARD -j DOCKER-USER', '-A FORWARD -o docker0 -j DOCKER', '-A FORWARD -i docker0 -o docker0 -j ACCEPT', ''].join('\n');
+  t.equal(bridgeFirewallCheck('br0', undefined, docker), undefined, 'no br_netfilter: no check');
+  t.equal(bridgeFirewallCheck('br0', '0\n', docker), undefined, 'bridge-nf-call-iptables off: no check');
+  t.equal(bridgeFirewallCheck('br0', '1\n', undefined), undefined, 'no iptables: no check');
+  t.match(bridgeFirewallCheck('br0', '1\n', docker), { status: 'fail', detail: /br0 .*policy DROP/, fix: /iptables -I FORWARD -i br0 -o br0 -j ACCEPT/ });
+  t.match(bridgeFirewallCheck('docker0', '1\n', docker), { status: 'ok', detail: /accepts docker0/ }, "Docker's own bridge has its rule");
+  t.match(bridgeFirewallCheck('br0', '1\n', docker + '-A FORWARD -i br0 -o br0 -j ACCEPT\n'), { status: 'ok' }, 'the fix makes it pass');
+  t.match(bridgeFirewallCheck('br0', '1\n', '-P FORWARD ACCEPT\n'), { status: 'ok', detail: /policy ACCEPT/ });
+  t.match(bridgeFirewallCheck('br0', '1\n', '-P FORWARD ACCEPT\n-A FORWARD -j DROP\n'), { status: 'fail' }, 'a catch-all DROP rule is a DROP policy');
+  t.match(bridgeFirewallCheck('br.1', '1\n', '-P FORWARD DROP\n-A FORWARD -i br01 -o br01 -j ACCEPT\n'), { status: 'fail' }, 'names are matched exactly');
 });

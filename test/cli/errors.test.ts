@@ -29,7 +29,7 @@ interface Run {
 }
 
 /** The CLI with `args` (after `prefix`, e.g. ip netns exec); not awaited at once, independent cases run side by side. */
-function run(args: string[], prefix: string[] = [], timeoutMs = 20_000): Promise<Run> {
+function run(args: string[], prefix: string[] = [], timeoutMs = 60_000): Promise<Run> {
   const [cmd, ...rest] = [...prefix, process.execPath, CLI, ...args];
   return new Promise((resolve) => {
     execFile(cmd!, rest, { encoding: 'utf8', timeout: timeoutMs }, (err, stdout, stderr) => {
@@ -59,6 +59,16 @@ t.test('usage errors (no privileges needed)', async (t) => {
   const help = await run(['up', '--help']);
   t.equal(help.status, 0);
   t.match(help.stdout, /--peer <ip>/);
+
+  // A reader that goes away (`vxlan-router fdb | head -1`): a quiet exit, no EPIPE stack trace.
+  const piped = await new Promise<Run>((resolve) => {
+    const child = spawn(process.execPath, [CLI, '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy(); // the read end is closed before the help is written
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (status) => resolve({ status, stdout: '', stderr }));
+  });
+  t.same({ status: piped.status, stderr: piped.stderr }, { status: 0, stderr: '' }, 'stdout closed by its reader: exit 0, nothing on stderr');
 
   const version = await run(['--version']);
   t.equal(version.status, 0);

@@ -17,8 +17,15 @@ const base = { local: '198.51.100.1', vni: 42, bridge: 'br0' };
 
 t.test('flags alone give a frozen config with defaults', async (t) => {
   const c = buildConfig({ flags: { ...base, peers: ['198.51.100.2'] } });
-  t.same(c, { ...base, peers: ['198.51.100.2'], port: 4789, engine: 'native', learning: true, arpSuppression: true, offloads: ['tap', 'gso', 'gro'], agingSeconds: 300, learnMaxPerPeer: 4096, learnMax: 65536, sourceCheck: true, maxLocalMacs: 1024, probeInterval: 5, network: 'default', leaseTtl: 15, metrics: '127.0.0.1:9477', dockerPlugin: 'off', logLevel: 'info', stateDir: '/var/lib/vxlan-router' });
+  t.same(c, { ...base, peers: ['198.51.100.2'], port: 4789, engine: 'native', learning: true, arpSuppression: true, clampMss: false, offloads: ['tap', 'gso', 'gro'], agingSeconds: 300, learnMaxPerPeer: 4096, learnMax: 65536, sourceCheck: true, maxLocalMacs: 1024, probeInterval: 5, network: 'default', leaseTtl: 15, metrics: '127.0.0.1:9477', dockerPlugin: 'off', docker: false, dockerSocket: '/var/run/docker.sock', logLevel: 'info', stateDir: '/var/lib/vxlan-router' });
   t.ok(Object.isFrozen(c));
+});
+
+t.test('clampMss: off, derived from the path (bare --clamp-mss), or an MSS', async (t) => {
+  t.equal(buildConfig({ flags: { ...base, clampMss: true } }).clampMss, true);
+  t.equal(buildConfig({ flags: { ...base, clampMss: 1360 } }).clampMss, 1360);
+  t.throws(() => buildConfig({ flags: { ...base, clampMss: 40 } }), { message: /--clamp-mss.*40 is out of range 88-65495/ });
+  t.throws(() => buildConfig({ flags: { ...base, clampMss: 'big' } }), { message: /--clamp-mss/ });
 });
 
 t.test('a file is read and flags override it', async (t) => {
@@ -121,4 +128,11 @@ t.test('several networks: clear configuration errors', async (t) => {
     [{ name: 'a' }, { name: 'b', bridge: 'br1' }],
     'a network without a bridge takes --bridge',
   );
+});
+
+t.test('dns and dockerSocket (names across hosts): an address or off, an absolute path', async (t) => {
+  t.equal(buildConfig({ flags: { ...base, dns: '169.254.53.53', dockerSocket: '/run/docker.sock' } }).dns, '169.254.53.53');
+  t.equal(buildConfig({ flags: { ...base } }).dns, undefined, 'off unless given');
+  t.throws(() => buildConfig({ flags: { ...base, dns: 'resolver' } }), { message: /--dns/ });
+  t.throws(() => buildConfig({ flags: { ...base, dockerSocket: 'docker.sock' } }), { message: /--docker-socket.*absolute path/ });
 });

@@ -120,6 +120,7 @@ ip1=$("${DOCKER[@]}" inspect c1 --format '{{(index .NetworkSettings.Networks "vx
 gw2=${r2##* }; ip2="${gw2%.*}.$(( ${gw2##*.} + 1 ))"
 echo "c1 (Docker, h1): $ip1   c2 (h2): $ip2"
 case "$ip1" in "${iprange%.*/*}".*) ;; *) fail "Docker gave c1 $ip1, outside h1's range $iprange" ;; esac
+[ "$ip1" != "${iprange%/*}" ] || fail "Docker gave c1 the slice's first address $ip1 (reserved as an auxiliary address)"
 ip link add c2 netns "$C2" type veth peer name c2-br netns "$H2"
 ip -n "$H2" link set c2-br master br0 up
 ip -n "$C2" addr add "$ip2/16" dev c2; ip -n "$C2" link set c2 mtu 1450 up

@@ -2,19 +2,31 @@
  * Docker's own commands on two hosts through the router's plugin (issue 16), with a real dockerd per host:
  *
  *   [h1] dockerd ── a1 (httpd, -p 8080:80) ┐                      ┌ a2 ── dockerd [h2]
- *        br0 ── router --docker-plugin ════╪══ etcd on the switch ═╪═ router --docker-plugin ── br0
+ *        br0 ── router --docker ═══════════╪══ etcd on the switch ═╪═ router --docker ── br0
  *
- * `docker network create -d vxlan-router --ipam-driver vxlan-router` on each host makes a Docker network that is the
- * overlay network blue; containers get addresses from their host's leased slice (never its .0), reach each other
- * across hosts, reach the underlay outbound (docker_gwbridge's NAT) and publish ports with -p; a dockerd restart
- * brings its container back on the overlay (dockerd replays its networks and addresses to the plugin).
+ * `up --docker` on each host: the network blue, defined once in etcd, appears as a Docker network on both dockerds
+ * without a `docker network create` anywhere; containers get addresses from their host's leased slice (never its .0),
+ * reach each other across hosts, reach the underlay outbound (docker_gwbridge's NAT) and publish ports with -p; a
+ * dockerd restart brings its container back on the overlay (dockerd replays its networks and addresses to the
+ * plugin). A network created once with `docker network create -o vni=43 green` on h1 is defined in etcd and appears
+ * on h2 (both routers hand over to a process that serves it); `network rm` refuses while containers use it, then
+ * removes it everywhere. cni-config and the .env file tell other runtimes the same slice.
+ *
+ * Names across hosts (`up --dns`, containers run with `--dns 169.254.53.53`): a1 and a2 ping each other by name and
+ * by name.network, a2 is found again after its dockerd restarted, and a1's name is gone within about a second of
+ * `docker rm`, asked of h2's name server directly.
  */
 import t from 'tap';
 import { statusSchema } from '../../src/agent/index.js';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { BUSYBOX_IMAGE, dockerdSkipReason, LabDockerd } from '../../src/lab/dockerd.js';
 import { etcdLab, etcdSkipReason } from '../../src/lab/etcd.js';
 import { CLI_PATH, labSkipReason } from '../../src/lab/lab.js';
 import { waitFor } from '../../src/lab/wait.js';
+import { buildDnsQuery, parseDnsAnswer } from '../../src/packet/index.js';
+
+const DNS = '169.254.53.53';
 
 const skip = labSkipReason() ?? etcdSkipReason() ?? dockerdSkipReason();
 
@@ -31,23 +43,35 @@ t.test('docker network create -d vxlan-router, on two hosts', { skip: skip ?? fa
   dockerds.push(...(await Promise.all([LabDockerd.start(h1), LabDockerd.start(h2)])));
   const [d1, d2] = dockerds as [LabDockerd, LabDockerd];
 
+  // Each host's run dir (control socket, .env files) of its own: the lab's default sockets share one directory.
+  const sockets = [h1, h2].map((h) => join(lab.stateDir(h), 'run', 'router.sock'));
+  sockets.forEach((p) => mkdirSync(dirname(p), { recursive: true }));
+  const started = Date.now();
   const routers = await Promise.all(
-    [h1, h2].map((h, i) => lab.startRouter(h, { peers: [], engine: 'native', vni: null, args: ['--etcd', etcd.endpoint, '--network', 'blue:br0', '--docker-plugin', dockerds[i]!.pluginSocket] })),
+    [h1, h2].map((h, i) =>
+      lab.startRouter(h, { peers: [], engine: 'native', vni: null, args: ['--etcd', etcd.endpoint, '--network', 'blue:br0', '--docker', '--docker-socket', dockerds[i]!.socket, '--docker-plugin', dockerds[i]!.pluginSocket, '--socket', sockets[i]!, '--dns'], readyTimeoutMs: 60_000 }),
+    ),
   );
-  const ranges = await Promise.all(
-    [h1, h2].map(async (h) => statusSchema.parse(JSON.parse((await lab.exec(h.ns, process.execPath, [CLI_PATH, 'status', '--socket', lab.controlSocket(h), '--json'])).stdout)).networks[0]!),
-  );
+  const cli = async (h: typeof h1, ...args: string[]): Promise<string> => (await lab.exec(h.ns, process.execPath, [CLI_PATH, ...args])).stdout;
+  const status = async (i: number) => statusSchema.parse(JSON.parse(await cli([h1, h2][i]!, 'status', '--socket', sockets[i]!, '--json')));
+  const ranges = await Promise.all([0, 1].map(async (i) => (await status(i)).networks[0]!));
   t.ok(ranges.every((r) => r.range !== undefined), 'each host leased a slice');
 
-  for (const d of dockerds) {
-    const created = await d.docker(['network', 'create', '-d', 'vxlan-router', '--ipam-driver', 'vxlan-router', '--subnet', '198.18.0.0/15', '-o', 'network=blue', 'blue']);
-    t.match(created.stdout, /^[0-9a-f]{64}\n$/, `network blue created in ${d.host.name}'s dockerd`);
-  }
-  const wrong = await d1.docker(['network', 'create', '-d', 'vxlan-router', '--ipam-driver', 'vxlan-router', '--subnet', '198.18.0.0/15', '-o', 'network=green', 'green']).catch((e: Error) => e);
-  t.match(String(wrong), /this router does not serve network green \(it serves blue \(VNI 42, 198\.18\.0\.0\/15\)\)/, 'a network the router does not serve is refused with what it serves');
+  const names = async (d: LabDockerd): Promise<string[]> => (await d.docker(['network', 'ls', '--filter', 'driver=vxlan-router', '--format', '{{.Name}}'])).stdout.split('\n').filter(Boolean);
+  await waitFor(async () => (await Promise.all(dockerds.map(names))).every((n) => n.includes('blue')), { timeoutMs: 30_000, what: 'network blue on both dockerds' });
+  t.pass(`network blue is a Docker network on both hosts without a docker network create (${Date.now() - started} ms after the routers started)`);
+  const wrong = await d1.docker(['network', 'create', '-d', 'vxlan-router', '--ipam-driver', 'vxlan-router', '--subnet', '198.18.0.0/15', '-o', 'network=green', 'green0']).catch((e: Error) => e);
+  t.match(String(wrong), /this router does not serve network green \(it serves blue \(VNI 42, 198\.18\.0\.0\/15\)\)/, 'a network the router does not serve (and no VNI to define it with) is refused with what it serves');
 
-  await d1.docker(['run', '-d', '--name', 'a1', '--network', 'blue', '-p', '8080:80', BUSYBOX_IMAGE, 'sh', '-c', 'echo hello-from-a1 >/index.html && exec httpd -f -p 80 -h /']);
-  await d2.docker(['run', '-d', '--name', 'a2', '--restart', 'always', '--network', 'blue', BUSYBOX_IMAGE, 'sleep', '3600']);
+  // Other runtimes: the .env file and cni-config tell the same slice.
+  const env = readFileSync(join(dirname(sockets[0]!), 'blue.env'), 'utf8');
+  const dots = (s: string): string => s.replace(/\./g, '\\.');
+  t.match(env, new RegExp(`VXLAN_ROUTER_RANGE=${dots(ranges[0]!.range!)}\\n[\\s\\S]*VXLAN_ROUTER_GATEWAY=${dots(ranges[0]!.gateway!)}\\n[\\s\\S]*VXLAN_ROUTER_MTU=1450\\n`), "blue.env: this host's slice, its gateway and the overlay's MTU");
+  const conf = JSON.parse(await cli(h1, 'cni-config', 'blue', '--socket', sockets[0]!)) as object;
+  t.match(conf, { name: 'blue', plugins: [{ type: 'bridge', bridge: 'br0', mtu: 1450, ipam: { type: 'host-local', ranges: [[{ subnet: '198.18.0.0/15', gateway: ranges[0]!.gateway }]] } }] }, 'cni-config: a conflist on the same slice');
+
+  await d1.docker(['run', '-d', '--name', 'a1', '--network', 'blue', '--dns', DNS, '-p', '8080:80', BUSYBOX_IMAGE, 'sh', '-c', 'echo hello-from-a1 >/index.html && exec httpd -f -p 80 -h /']);
+  await d2.docker(['run', '-d', '--name', 'a2', '--restart', 'always', '--network', 'blue', '--dns', DNS, BUSYBOX_IMAGE, 'sleep', '3600']);
   const ipOf = async (d: LabDockerd, c: string): Promise<string> => (await d.docker(['inspect', c, '--format', '{{(index .NetworkSettings.Networks "blue").IPAddress}}'])).stdout.trim();
   const [ip1, ip2] = [await ipOf(d1, 'a1'), await ipOf(d2, 'a2')];
   for (const [ip, r] of [[ip1, ranges[0]!], [ip2, ranges[1]!]] as const) {
@@ -62,6 +86,15 @@ t.test('docker network create -d vxlan-router, on two hosts', { skip: skip ?? fa
   t.match(await ping(d2, 'a2', '198.51.100.254'), / 0% packet loss/, 'outbound: a2 reaches the underlay (docker_gwbridge NAT)');
   const page = await lab.exec(h2.ns, 'curl', ['-s', '--max-time', '5', 'http://198.51.100.1:8080/index.html']);
   t.equal(page.stdout, 'hello-from-a1\n', '-p 8080:80 on h1 serves a1 to h2');
+  // Names across hosts: Docker's embedded DNS knows only its own host's containers and forwards the rest to --dns.
+  const byName = async (d: LabDockerd, c: string, name: string): Promise<string> =>
+    (await d.docker(['exec', c, 'ping', '-c', '1', '-W', '2', name]).catch((e: Error) => ({ stdout: e.message }))).stdout;
+  await waitFor(async () => / 0% packet loss/.test(await byName(d1, 'a1', 'a2')), { timeoutMs: 10_000, intervalMs: 300, what: 'a2 to resolve in a1' });
+  t.match(await byName(d1, 'a1', 'a2'), new RegExp(`PING a2 \\(${ip2.replaceAll('.', '\\.')}\\)[\\s\\S]* 0% packet loss`), 'a1 (h1) pings a2 (h2) by its name');
+  t.match(await byName(d2, 'a2', 'a1.blue'), new RegExp(`PING a1.blue \\(${ip1.replaceAll('.', '\\.')}\\)[\\s\\S]* 0% packet loss`), 'a2 (h2) pings a1 (h1) by name.network');
+  t.match(await byName(d1, 'a1', 'a2.blue'), / 0% packet loss/, 'and a1 pings a2.blue');
+  t.match(await byName(d2, 'a2', 'a1'), / 0% packet loss/, 'and a2 pings a1');
+
   const r1 = await routers[0]!.peers();
   t.ok(Object.values(r1).flat().length >= 1, 'h1 has h2 as a peer');
 
@@ -70,9 +103,81 @@ t.test('docker network create -d vxlan-router, on two hosts', { skip: skip ?? fa
   await waitFor(async () => (await d2.docker(['inspect', 'a2', '--format', '{{.State.Running}}']).catch(() => ({ stdout: '' }))).stdout.trim() === 'true', { timeoutMs: 60_000, what: 'a2 to run again' });
   t.equal(await ipOf(d2, 'a2'), ip2, 'a2 keeps its address across the dockerd restart (replayed to the plugin)');
   t.match(await ping(d2, 'a2', ip1), / 0% packet loss/, 'and reaches a1 again');
+  await waitFor(async () => / 0% packet loss/.test(await byName(d1, 'a1', 'a2')), { timeoutMs: 10_000, intervalMs: 300, what: 'a2 to resolve in a1 after its restart' });
+  t.pass('a1 pings the restarted a2 by name');
 
+  // h2's name server, asked directly from h2 every 50 ms by a probe of its own (each answer printed with its time):
+  // a1's address leaves once a1 is removed on h1.
+  const hex = Buffer.from(buildDnsQuery(0x4242, 'a1.blue')).toString('hex');
+  const script =
+    `const s=require('dgram').createSocket('udp4');s.on('message',(m)=>console.log(Date.now()+' '+m.toString('hex')));` +
+    `setInterval(()=>s.send(Buffer.from('${hex}','hex'),53,'${DNS}'),50)`;
+  const probe = lab.spawn(h2.ns, process.execPath, ['-e', script]);
+  t.teardown(() => probe.kill('SIGKILL'));
+  const answers: { at: number; addresses: string[] }[] = [];
+  let rest = '';
+  probe.stdout!.on('data', (b: Buffer) => {
+    const lines = (rest + String(b)).split('\n');
+    rest = lines.pop()!;
+    for (const l of lines) {
+      const [at, answer] = l.split(' ');
+      answers.push({ at: Number(at), addresses: parseDnsAnswer(Buffer.from(answer ?? '', 'hex'))?.addresses ?? [] });
+    }
+  });
+  await waitFor(() => answers.length > 0, { timeoutMs: 10_000, what: "the probe's first answer" });
+  t.same(answers[0]!.addresses, [ip1], "h2's name server answers a1.blue with a1's address");
+
+
+  const began = Date.now();
   await d1.docker(['rm', '-f', 'a1']);
+  const removed = Date.now();
+  await waitFor(() => answers.filter((a) => a.at > removed).length >= 5 && answers.slice(-5).every((a) => !a.addresses.includes(ip1)), { timeoutMs: 10_000, intervalMs: 50, what: "a1's name to leave h2's name server" }).catch((err: Error) => {
+    const tail = answers.slice(-5).map((a) => `${a.at - removed} ms: ${a.addresses.join(',') || '-'}`);
+    throw new Error(`${err.message}; ${answers.length} answers, the last: ${tail.join('; ')}; h1's router: ${routers[0]!.stderr.slice(-3000)}`);
+  });
+  const lastSeen = Math.max(...answers.filter((a) => a.addresses.includes(ip1)).map((a) => a.at));
+  const goneMs = Math.max(0, lastSeen - removed);
+  probe.kill('SIGKILL');
+  t.ok(goneMs < 1000, `a1's name left h2's name server ${goneMs} ms after docker rm returned (${lastSeen - began} ms after it began; dockerd's disconnect event, one etcd write and watch)`);
   await d1.docker(['network', 'rm', 'blue']);
-  t.match((await d1.docker(['network', 'ls', '--format', '{{.Name}}'])).stdout, /^(?![\s\S]*\bblue\b)/, 'network blue removed from h1');
+  t.match((await d1.docker(['network', 'ls', '--format', '{{.Name}}'])).stdout, /^(?![\s\S]*\bblue\b)/, 'network blue removed from h1 (docker network rm: this host only)');
   t.match(await ping(d2, 'a2', '198.51.100.254'), / 0% packet loss/, "h2's container is untouched");
+  // Created once on h1 with Docker's own command, usable on h2 without a create there.
+  const greenAt = Date.now();
+  await d1.docker(['network', 'create', '-d', 'vxlan-router', '--ipam-driver', 'vxlan-router', '--subnet', '198.19.0.0/16', '-o', 'vni=43', 'green']);
+  await waitFor(async () => (await names(d2)).includes('green') && (await status(0).catch(() => undefined))?.networks.some((n) => n.name === 'green' && n.range !== null) === true, { timeoutMs: 30_000, what: 'green defined, served on h1 and made on h2' });
+  t.pass(`green: defined in etcd by the create on h1, served by both routers, a Docker network on h2 (${Date.now() - greenAt} ms)`);
+  const run = async (d: LabDockerd, name: string): Promise<void> => {
+    await waitFor(
+      async () =>
+        d.docker(['run', '-d', '--name', name, '--network', 'green', BUSYBOX_IMAGE, 'sleep', '3600']).then(
+          () => true,
+          async (e: Error) => {
+            t.comment(`${name}: ${e.message}`);
+            await d.docker(['rm', '-f', name]).catch(() => undefined);
+            return false;
+          },
+        ),
+      { timeoutMs: 20_000, what: `${name} to run on green` },
+    );
+  };
+  await run(d1, 'g1');
+  await run(d2, 'g2');
+  const gip = async (d: LabDockerd, c: string): Promise<string> => (await d.docker(['inspect', c, '--format', '{{(index .NetworkSettings.Networks "green").IPAddress}}'])).stdout.trim();
+  const [g1, g2] = [await gip(d1, 'g1'), await gip(d2, 'g2')];
+  const ping2 = async (d: LabDockerd, c: string, ip: string): Promise<string> => (await d.docker(['exec', c, 'ping', '-c', '2', '-W', '2', ip]).catch((e: Error) => ({ stdout: e.message }))).stdout;
+  t.match(await ping2(d2, 'g2', g1), / 0% packet loss/, `g2 (h2) reaches g1 (h1) on green (${g2} → ${g1})`);
+  t.match(await ping2(d1, 'g1', g2), / 0% packet loss/, 'and back');
+
+  // vxlan-router network rm: refused while containers use it, then removed everywhere.
+  const refused = await lab.exec(h1.ns, process.execPath, [CLI_PATH, 'network', 'rm', 'green', '--etcd', etcd.endpoint]).catch((e: Error) => e);
+  t.match(String(refused), /network green is in use: .*advertise/, 'network rm is refused while containers use it, saying which hosts');
+  await Promise.all([d1.docker(['rm', '-f', 'g1']), d2.docker(['rm', '-f', 'g2'])]);
+  await waitFor(async () => lab.exec(h1.ns, process.execPath, [CLI_PATH, 'network', 'rm', 'green', '--etcd', etcd.endpoint]).then(() => true, () => false), { timeoutMs: 20_000, intervalMs: 300, what: 'network rm green once its containers are gone' });
+  await waitFor(async () => !(await names(d2)).includes('green') && !(await names(d1)).includes('green'), { timeoutMs: 30_000, what: 'green removed from both dockerds' });
+  t.pass('network rm removed green from etcd, and each router removed its unused Docker network');
+  t.notOk(readdirSync(dirname(sockets[1]!)).includes('green.env'), 'green.env is gone with it');
+
+  t.notOk((await names(d1)).includes('blue'), 'and the routers of h1 (two handovers since) did not make it again');
+  t.comment(`${routers.length} routers, ${Date.now() - started} ms from their start`);
 });

@@ -14,7 +14,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { fdbSchema, statusSchema, type FdbRows, type Status } from '../../src/agent/index.js';
+import { fdbSchema, statusSchema, type FdbRows, type Status, type WhyResult } from '../../src/agent/index.js';
 import { readSnapshot } from '../../src/control/index.js';
 import { etcdLab, etcdSkipReason } from '../../src/lab/etcd.js';
 import { CLI_PATH, labSkipReason, VNI } from '../../src/lab/lab.js';
@@ -50,6 +50,14 @@ t.test('restart with etcd down: forwarding resumes from the snapshot', { skip: s
     return v?.peers.join() === h2.underlayIp && v.macs.some((m) => m.mac === c2.mac) && (v.neighbors ?? []).some((n) => n.ip === c2.ip);
   }, { timeoutMs: 5000, what: `h1's snapshot at ${path}, with c2's MAC and address` });
   const good = readFileSync(path);
+
+  // `why` names the etcd entry with the revision of c2's claim, and where h2 comes from.
+  const why = async (...args: string[]): Promise<WhyResult> =>
+    JSON.parse((await lab.exec('', process.execPath, [CLI_PATH, 'why', ...args, '--json', '--socket', lab.controlSocket(h1)])).stdout) as WhyResult;
+  const toC2 = await why(c2.ip, '--from', c1.ip, '--flow', 'tcp:40000:80');
+  t.match(toC2.frames, [{ mac: c2.mac, ip: c2.ip, verdict: 'remote', origin: 'etcd', revision: Number, vtep: h2.underlayIp, sourcePort: { port: Number, flow: `TCP 40000 → 80 from ${c1.ip}` } }], `why ${c2.ip}: the etcd entry, revision ${toC2.frames[0]?.revision}`);
+  t.ok(toC2.frames[0]!.revision! > 0);
+  t.match((await why(h2.underlayIp)).sender, { verdict: 'accepted', peerOf: [{ vni: VNI, origin: 'etcd', hostId: String }], detail: /^etcd host \S+, a peer of VNI/ });
 
   // Stop h1 only once it knows etcd is gone: a SIGTERM handled first would wait out its 2 s + 2 s bounds on the watch
   // cancel and the lease revoke, against RouterProcess.stop's SIGKILL at 5 s.
