@@ -19,6 +19,8 @@
         "src/mss.cc",
         "src/nd.cc",
         "src/offload.cc",
+        "src/probe.cc",
+        "src/probe-engine.cc",
         "src/rx.cc",
         "src/stats.cc",
         "src/table.cc",

@@ -57,7 +57,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("handoverFds", &EngineWrap::HandoverFds),
                         InstanceMethod("seedLearned", &EngineWrap::SeedLearned),
                         InstanceMethod("lostTaps", &EngineWrap::LostTaps),
-                        InstanceMethod("replaceTap", &EngineWrap::ReplaceTap)});
+                        InstanceMethod("replaceTap", &EngineWrap::ReplaceTap),
+                        InstanceMethod("sendProbe", &EngineWrap::SendProbe),
+                        InstanceMethod("probeReplies", &EngineWrap::ProbeReplies)});
   }
 
   // Constructed only by createEngine, with a ready engine passed through an External.
@@ -146,6 +148,35 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (!engine_) return ThrowType(env, "engine is not open");
     const SysError e = engine_->ReplaceTap(vni, owned.release(), info[2].As<Napi::Boolean>().Value());
     return e.ok() ? env.Undefined() : ThrowSys(env, e);
+  }
+  // sendProbe(to, payload) → 0, or the errno number (EMSGSIZE: larger than this host's path allows), of sending a
+  // probe (src/packet/probe.ts) to `to`'s VXLAN port with DF. Pinned by test/lab/peer-health.test.ts.
+  Napi::Value SendProbe(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Addr to;
+    if (!GetAddr(info[0], &to)) return ThrowType(env, "sendProbe: to must be an IP address");
+    if (!IsBytes(info[1]) || info[1].As<Napi::Uint8Array>().ByteLength() < kProbeHeaderLen ||
+        info[1].As<Napi::Uint8Array>().ByteLength() > 65507)
+      return ThrowType(env, "sendProbe: payload must be a Uint8Array of 24-65507 bytes");
+    if (!engine_) return ThrowType(env, "engine is not open");
+    Napi::Uint8Array p = info[1].As<Napi::Uint8Array>();
+    return Napi::Number::New(env, engine_->SendProbe(to, p.Data(), p.ByteLength()));
+  }
+  // probeReplies() → [{ from, id, length, rttMs }]: probe replies received since the last call. Twin: the JS
+  // engine's; pinned by test/lab/peer-health.test.ts.
+  Napi::Value ProbeReplies(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const std::vector<Engine::ProbeReplyRow> rows = engine_ ? engine_->ProbeReplies() : std::vector<Engine::ProbeReplyRow>{};
+    Napi::Array a = Napi::Array::New(env, rows.size());
+    for (size_t i = 0; i < rows.size(); i++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("from", AddrText(rows[i].from));
+      o.Set("id", rows[i].id);
+      o.Set("length", rows[i].length);
+      o.Set("rttMs", static_cast<double>(rows[i].rtt_ns) / 1e6);
+      a.Set(i, o);
+    }
+    return a;
   }
   // injectFrame(vni, frame): writes a frame onto that VNI's bridge (gratuitous ARP). Pinned by
   // test/lab/etcd-macs.test.ts (an address re-bound to another MAC).

@@ -23,6 +23,7 @@ enum class Drop : int {
   kTxBadOffload,
   kRxLearnFull,
   kRxSpoofedSource,
+  kRxBadProbe,
   kCount
 };
 
@@ -30,7 +31,7 @@ inline constexpr std::array<const char*, static_cast<int>(Drop::kCount)> kDropNa
     "rx_short",           "rx_bad_flags", "rx_unknown_vni",   "rx_unknown_source",
     "rx_truncated_inner", "rx_oversize",  "rx_tap_write_error", "tx_short_frame",
     "tx_too_big",         "tx_no_destination", "tx_send_error",      "tx_bad_offload",
-    "rx_learn_full",      "rx_spoofed_source"};
+    "rx_learn_full",      "rx_spoofed_source", "rx_bad_probe"};
 
 enum class Traffic : int {
   kRxDatagrams,
@@ -50,6 +51,10 @@ enum class Traffic : int {
   kIcmpTooBigLimited,
   kTcpMssClamped,
   kTcpMssBadOptions,
+  kProbesSent,
+  kProbeReplies,
+  kProbesAnswered,
+  kProbeAnswersLimited,
   kCount
 };
 
@@ -57,7 +62,8 @@ inline constexpr std::array<const char*, static_cast<int>(Traffic::kCount)> kTra
     "rx_datagrams", "rx_bytes",       "tx_frames",     "tx_bytes", "tx_datagrams",
     "tx_flooded",   "learned",        "tx_tso_frames", "tx_gso_sends", "rx_merged",
     "arp_suppressed", "nd_suppressed", "local_mac_refused", "icmp_too_big_sent", "icmp_too_big_limited",
-    "tcp_mss_clamped", "tcp_mss_bad_options"};
+    "tcp_mss_clamped", "tcp_mss_bad_options",
+    "probes_sent", "probe_replies", "probes_answered", "probe_answers_limited"};
 
 struct Counters {
   std::array<std::atomic<uint64_t>, static_cast<int>(Drop::kCount)> drops{};

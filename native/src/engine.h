@@ -28,7 +28,9 @@
 #include "sys-error.h"
 #include "fd.h"
 #include "learn.h"
+#include "icmp.h"
 #include "local-macs.h"
+#include "probe.h"
 #include "stats.h"
 #include "table.h"
 #include "udp-socket.h"
@@ -131,6 +133,18 @@ class Engine {
   HandoverFdSet HandoverFds() const;
   int SeedLearned(const std::vector<LearnRow>& rows);
 
+  // Peer probes (probe.h; the schedule is src/dataplane/peer-health.ts). SendProbe: `payload` to `to`'s VXLAN port,
+  // from ours, on the raw socket (DF): 0 or the errno (EMSGSIZE: larger than this host's path allows). JS thread.
+  // ProbeReplies: the replies the RX thread took since the last call (at most kMaxProbeReplies).
+  struct ProbeReplyRow {
+    Addr from;
+    uint32_t id;
+    uint32_t length;
+    int64_t rtt_ns;  // arrival minus the send time the probe carried (CLOCK_MONOTONIC, as process.hrtime)
+  };
+  int SendProbe(const Addr& to, const uint8_t* payload, size_t len);
+  std::vector<ProbeReplyRow> ProbeReplies();
+
  private:
   struct Network {
     uint32_t vni;
@@ -156,6 +170,9 @@ class Engine {
   static bool WriteTap(const Network& net, const uint8_t* frame, size_t len);
   void ReportFault(SysError err);  // the first one is kept
   void ReportTapLost(const Network* net);  // TX thread: its TAP went away (tap-swap.cc)
+  // RX thread: a datagram that IsProbe: a request from a peer is answered (rate-limited), a reply queued for JS,
+  // anything else counted as rx_bad_probe. probe-engine.cc.
+  void HandleProbe(const uint8_t* p, size_t len, const Addr& from, const Table& table, int64_t now_ms);
 
   EngineConfig cfg_;
   std::vector<Network> nets_;
@@ -180,6 +197,9 @@ class Engine {
   bool uring_on_ = false;       // the running loop is io_uring's (set by Start on the JS thread)
   std::string uring_fallback_;  // why not, when it was asked for (JS thread)
   UniqueFd kick_fd_;            // io_uring loop: ReplaceTap signals a new TAP to poll
+  TooBigLimiter probe_answers_{kProbeAnswerRate, kProbeAnswerBurst};  // RX thread only
+  std::mutex probe_mu_;
+  std::vector<ProbeReplyRow> probe_replies_;  // guarded by probe_mu_; at most kMaxProbeReplies
 };
 
 int64_t NowMs();

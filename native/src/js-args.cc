@@ -56,6 +56,7 @@ std::string BuildTable(const Napi::Value& v, Table* t) {
       if (!GetAddr(peers.Get(j), &a)) return "table.vnis[].peers[] must be IP addresses";
       vt.flood.push_back(t->AddPeer(a));
       vt.sources.insert(a);
+      t->any_peer.insert(a);
     }
     Napi::Value macs = o.Get("macs");
     if (!macs.IsArray()) return "table.vnis[].macs must be an array of [mac, vtep]";
@@ -82,6 +83,17 @@ std::string BuildTable(const Napi::Value& v, Table* t) {
     });
     if (!neighbors_ok) return "table.vnis[].neighbors[] must be [\"198.18.0.2\" or \"fd00::2\", \"aa:bb:cc:dd:ee:ff\"]";
   }
+  Napi::Value mtus = v.As<Napi::Object>().Get("pathMtus");
+  if (mtus.IsUndefined()) return "";
+  if (!mtus.IsArray()) return "table.pathMtus must be an array of [vtep, mtu]";
+  const bool mtus_ok = EachPair(mtus.As<Napi::Array>(), [&](const Napi::Value& vtep, const Napi::Value& mtu) {
+    Addr a;
+    uint32_t m;
+    if (!GetAddr(vtep, &a) || !GetUint(mtu, 65535, &m) || m < 68) return false;
+    t->path_mtus[a] = static_cast<int>(m);
+    return true;
+  });
+  if (!mtus_ok) return "table.pathMtus[] must be [vtep address, mtu 68-65535]";
   return "";
 }
 

@@ -132,6 +132,10 @@ int Engine::RxBatch(RxState& s, bool wait) {
     accepted.clear();
     // One datagram: classify, check its inner source against the control plane's MACs, queue it.
     auto classify = [&](uint8_t* p, size_t len, const Addr& from) {
+      if (IsProbe(p, len)) {  // a peer probe (probe.h): never a frame for the bridge
+        HandleProbe(p, len, from, *table, now);
+        return;
+      }
       const ClassifyResult c = Classify(p, len, max_frame_, [&](uint32_t vni) { return table->PeerState(vni, from); });
       if (!c.ok) {
         counters_.drop(c.reason);

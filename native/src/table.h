@@ -30,6 +30,10 @@ struct VniTable {
 struct Table {
   std::vector<Peer> peers;
   std::unordered_map<uint32_t, VniTable> vnis;
+  // Every peer of any VNI (probes are answered for these only), and the path MTUs measured by probing (outer IP
+  // packet bytes) of peers whose path is smaller than the underlay's; absent: the underlay MTU.
+  std::unordered_set<Addr, AddrHash> any_peer;
+  std::unordered_map<Addr, int, AddrHash> path_mtus;
 
   // 0 = VNI not served, 1 = served but `from` is not a peer of it, 2 = peer (Classify's contract).
   int PeerState(uint32_t vni, const Addr& from) const {

@@ -14,6 +14,7 @@
 #include "arp.h"
 #include "counters.h"
 #include "icmp.h"
+#include "probe.h"
 #include "js-args.h"
 #include "js-error.h"
 #include "learn.h"
@@ -293,6 +294,24 @@ Napi::Value TooBigLimiterJs(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// probeReply(datagram) → the 24-byte reply the RX thread sends to a probe request (WriteProbeReply), or null when it
+// is not a well-formed request; isProbe(datagram) → whether the RX thread takes it for a probe. Twins: probeReply and
+// isProbe in src/packet/probe.ts; pinned by test/native/probe.test.ts.
+Napi::Value ProbeReplyJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!IsBytes(info[0])) return ThrowType(env, "probeReply: datagram must be a Uint8Array");
+  Napi::Uint8Array p = info[0].As<Napi::Uint8Array>();
+  uint8_t out[kProbeHeaderLen];
+  const size_t n = WriteProbeReply(p.Data(), p.ByteLength(), out);
+  return n == 0 ? env.Null() : Napi::Buffer<uint8_t>::Copy(env, out, n).As<Napi::Value>();
+}
+Napi::Value IsProbeJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!IsBytes(info[0])) return ThrowType(env, "isProbe: datagram must be a Uint8Array");
+  Napi::Uint8Array p = info[0].As<Napi::Uint8Array>();
+  return Napi::Boolean::New(env, IsProbe(p.Data(), p.ByteLength()));
+}
+
 // learnScript({ agingMs, maxPerPeer, maxTotal }, steps) → one result per step, run through a LearnTable (learn.h).
 // Steps: ['table', [{ vni, peers }]] (RetainPeers) → null; ['learn', vni, mac, vtep, nowMs] → 'known' | 'learned' |
 // 'full'; ['lookup', vni, mac, nowMs] → vtep or null; ['sweep', nowMs] (Expire until a sweep ends) → entries held.
@@ -365,6 +384,7 @@ void RegisterTwins(Napi::Env env, Napi::Object exports) {
       {"gsoPolicy", GsoPolicyJs},
       {"tooBigReply", TooBigReplyJs}, {"tooBigLimiter", TooBigLimiterJs},
       {"clampMss", ClampMssJs},
+      {"probeReply", ProbeReplyJs},   {"isProbe", IsProbeJs},
   };
   for (const auto& [name, fn] : twins) exports.Set(name, Napi::Function::New(env, fn, name));
 }

@@ -340,12 +340,33 @@ int Engine::TxBatch(TxState& s, int limit) {
   auto& raw = s.raw;
   auto& gso = s.gso;
   auto& local_macs = s.local_macs;
+  const size_t ip_header = cfg_.local.len == 4 ? 20 : 40;
   const size_t max_frame_out = s.max_frame_out;
   const size_t path_mtu = s.path_mtu;
   auto& too_big = s.too_big;
   auto& too_big_limit = s.too_big_limit;
   uint8_t* const arp_reply = s.arp_reply;
   uint8_t* const nd_advert = s.nd_advert;
+  // A frame's largest datagram's inner bytes: the frame, or a TSO frame's segment (gso_size).
+  auto wire_size = [](const TxFrame& f) { return f.tso.segments > 0 ? f.tso.hdr_len + f.tso.mss : f.len; };
+  // Dropped as too big for a path that carries IP packets of `mtu` bytes, and answered (rate-limited) on the bridge.
+  auto too_big_answer = [&](const TxFrame& f, size_t mtu) {
+    counters_.drop(Drop::kTxTooBig);
+    const size_t answer = WriteTooBig(f.buf, f.len, static_cast<uint32_t>(mtu), too_big.data());
+    if (answer > 0 && !too_big_limit.Take(NowMs()))
+      counters_.add(Traffic::kIcmpTooBigLimited);
+    else if (answer > 0 && WriteTap(*net, too_big.data(), answer))
+      counters_.add(Traffic::kIcmpTooBigSent);
+    else if (answer > 0)
+      counters_.drop(Drop::kRxTapWriteError);
+  };
+  // The largest inner frame the path to `to` carries: the underlay's, or less where probing measured less.
+  auto max_frame_to = [&](const Table& t, const Addr& to) -> size_t {
+    if (t.path_mtus.empty()) return max_frame_out;
+    const auto it = t.path_mtus.find(to);
+    if (it == t.path_mtus.end() || static_cast<size_t>(it->second) < ip_header + kEncapHeaderLen + kEthHeaderLen) return max_frame_out;
+    return std::min(max_frame_out, static_cast<size_t>(it->second) - ip_header - kEncapHeaderLen);
+  };
   {
     const int n = ReadBurst(net->tap.get(), s.vnet, limit, frames.data(), counters_);
     if (n == 0) return 0;
@@ -364,18 +385,11 @@ int Engine::TxBatch(TxState& s, int limit) {
         counters_.drop(Drop::kTxBadOffload);
       } else if (f.len < kEthHeaderLen) {
         counters_.drop(Drop::kTxShortFrame);
-      } else if (f.tso.segments > 0 ? f.tso.hdr_len + f.tso.mss > max_frame_out : f.len > max_frame_out) {
+      } else if (wire_size(f) > max_frame_out) {
         // Never fragmented: dropped, and (IPv4 with DF, IPv6) answered on the bridge with the MTU that fits, so the
         // sender's path MTU discovery adapts instead of losing every large packet. A TSO frame is judged by its
         // segments (gso_size), not by the super-frame.
-        counters_.drop(Drop::kTxTooBig);
-        const size_t answer = WriteTooBig(f.buf, f.len, static_cast<uint32_t>(path_mtu), too_big.data());
-        if (answer > 0 && !too_big_limit.Take(NowMs()))
-          counters_.add(Traffic::kIcmpTooBigLimited);
-        else if (answer > 0 && WriteTap(*net, too_big.data(), answer))
-          counters_.add(Traffic::kIcmpTooBigSent);
-        else if (answer > 0)
-          counters_.drop(Drop::kRxTapWriteError);
+        too_big_answer(f, path_mtu);
       } else if (!has_peers) {
         counters_.drop(Drop::kTxNoDestination);
       } else if (f.buf[0] & 1) {
@@ -418,24 +432,44 @@ int Engine::TxBatch(TxState& s, int limit) {
       }
     }
 
+    // Path MTU stage: a unicast frame larger than its peer's measured path is dropped and answered with that MTU.
+    if (!table->path_mtus.empty()) {
+      for (int i = 0; i < n; i++) {
+        TxFrame& f = frames[i];
+        if (f.dest != TxFrame::Dest::kUnicast) continue;
+        const size_t max = max_frame_to(*table, f.to->addr);
+        if (wire_size(f) <= max) continue;
+        too_big_answer(f, max - kEthHeaderLen);
+        f.dest = TxFrame::Dest::kDrop;
+      }
+    }
+
     // Encapsulate stage (TSO frames: segment, and send each destination's segments together).
     for (int i = 0; i < n; i++) {
       const TxFrame& f = frames[i];
       if (f.dest == TxFrame::Dest::kDrop) continue;
       if (cfg_.clamp_mss.on() && f.tso.segments == 0) CountClamp(ClampMss(f.buf, f.len, cfg_.clamp_mss), counters_);
+      // A flooded copy too big for one peer's measured path is dropped for that peer only (counted, unanswered).
+      auto fits = [&](const Peer& to) {
+        if (table->path_mtus.empty() || wire_size(f) <= max_frame_to(*table, to.addr)) return true;
+        counters_.drop(Drop::kTxTooBig);
+        return false;
+      };
       const uint16_t sport = FlowPort(f.buf, f.len);
       if (f.tso.segments > 0) {
         if (f.dest == TxFrame::Dest::kUnicast) {
           SendSegments(f, sport, *f.to, raw, gso);
         } else {
-          for (const int p : vt->second.flood) SendSegments(f, sport, table->peers[static_cast<size_t>(p)], raw, gso);
+          for (const int p : vt->second.flood)
+            if (fits(table->peers[static_cast<size_t>(p)])) SendSegments(f, sport, table->peers[static_cast<size_t>(p)], raw, gso);
         }
       } else {
         const uint64_t sum = Sum16(f.buf, f.len);  // once per frame, shared by every copy of a flood
         if (f.dest == TxFrame::Dest::kUnicast) {
           raw.QueueFrame(f, sum, sport, *f.to);
         } else {
-          for (const int p : vt->second.flood) raw.QueueFrame(f, sum, sport, table->peers[static_cast<size_t>(p)]);
+          for (const int p : vt->second.flood)
+            if (fits(table->peers[static_cast<size_t>(p)])) raw.QueueFrame(f, sum, sport, table->peers[static_cast<size_t>(p)]);
         }
       }
       if (f.dest == TxFrame::Dest::kFlood) counters_.add(Traffic::kTxFlooded);

@@ -59,6 +59,21 @@ export type Request = z.infer<typeof requestSchema>;
 
 const counters = z.record(z.string(), z.number());
 const flowCounts = { rxFrames: z.number(), rxBytes: z.number(), txFrames: z.number(), txBytes: z.number() };
+/**
+ * A peer's health from probing (src/dataplane/peer-health.ts); absent from routers that predate it, null fields with
+ * probing off (probeInterval 0). state: up (answers probes), down (stopped answering, or never answered nor was
+ * heard), unknown (does not answer probes but its traffic arrives, e.g. a kernel VTEP; or not probed long enough).
+ * pathMtu: the largest outer IP packet the path carries (null: not measured); rttMs smoothed; lossPercent over the
+ * last minute's liveness probes.
+ */
+const health = {
+  state: z.enum(['up', 'down', 'unknown']).nullable().optional(),
+  rttMs: z.number().nullable().optional(),
+  lossPercent: z.number().nullable().optional(),
+  pathMtu: z.number().int().nullable().optional(),
+  pathMtuMeasuring: z.boolean().optional(),
+  lastAnswerAgoMs: z.number().nullable().optional(),
+};
 
 export const statusSchema = z.strictObject({
   software: z.string(),
@@ -147,6 +162,7 @@ export const statusSchema = z.strictObject({
       hostId: z.string().nullable(),
       lastSeenAgoMs: z.number().nullable(),
       ...flowCounts,
+      ...health,
     }),
   ),
   /** Senders refused as not being a VTEP of the VNI they used (NAT, another source address, strays), most recent. */
@@ -207,6 +223,7 @@ export const peersSchema = z.array(
     /** ms since a datagram from it was last accepted (null: never). */
     lastSeenAgoMs: z.number().nullable(),
     ...flowCounts,
+    ...health,
   }),
 );
 export type PeerRows = z.infer<typeof peersSchema>;

@@ -35,6 +35,7 @@ import {
   JsEngine,
   loadNative,
   NativeEngine,
+  PeerProber,
   toRouterError,
   type Counters,
   type Engine,
@@ -45,6 +46,7 @@ import {
   type NativeAddon,
   type Offloads,
   type EngineLoop,
+  type PeerHealthRow,
   type TableSnapshot,
   type Traffic,
   type VniTap,
@@ -52,7 +54,7 @@ import {
 import { ConfigError, describeError, VxlanRouterError } from '../errors.js';
 import { mergeTables } from '../fdb/index.js';
 import { RateLimited, silentLogger, type Logger } from '../log.js';
-import { DEFAULT_TAP_MTU, innerMtuLimit, mssClampFor, type MssClamp } from '../packet/index.js';
+import { canonicalIp, DEFAULT_TAP_MTU, innerMtuLimit, mssClampFor, type MssClamp } from '../packet/index.js';
 import { DEFAULT_PLUGIN_SOCKET, offloadNames, SOFTWARE } from './control-protocol.js';
 import { serveControl, type TakeoverSession } from './control-socket.js';
 import { goSchema, HANDOVER_VERSION, processGone, refusal, takeOver, takeoverRequestSchema, type HandoverState } from './handover.js';
@@ -139,6 +141,8 @@ export interface DaemonView {
   links(): LinkState[];
   /** The name server's counters (`up --dns`); null (or absent) when it is off. */
   dnsCounters?(): DnsCounters | null;
+  /** Per peer (canonical address): state, RTT, loss, path MTU from probing; [] with probing off (probeInterval 0). */
+  peerHealth(): PeerHealthRow[];
 }
 
 export interface DaemonOptions {
@@ -193,6 +197,9 @@ function notify(native: NativeAddon, message: string, log: Logger): void {
   }
 }
 
+/** How often probe replies are collected and due probes sent (at most; a quarter of the probe interval when shorter). */
+const PROBE_TICK_MS = 250;
+
 /** How long the new router waits for the old one to exit after a handover before it takes the control socket. */
 const OLD_EXIT_MS = 10_000;
 
@@ -224,6 +231,7 @@ export class Daemon implements DaemonView {
   private respawnAfter = 0;
   private keeper: LinkKeeper | undefined;
   private names: NamesService | undefined;
+  private prober: PeerProber | undefined;
 
   private constructor(
     readonly info: DaemonInfo,
@@ -354,6 +362,7 @@ export class Daemon implements DaemonView {
         ...(clampMss !== undefined ? { clampMss } : {}),
         loop: config.loop,
         networks: [...taps],
+        underlayDevice: underlay.device,
         ...(handed !== undefined ? { inherited: { rxFd: handed.rxFd, learned: handed.state.learned } } : {}),
       };
       const engine: Engine = config.engine === 'native' ? new NativeEngine(engineOptions, native) : new JsEngine(engineOptions, (name) => native.deleteLink(name));
@@ -390,6 +399,30 @@ export class Daemon implements DaemonView {
         await p.start({ mtu: networks[i]!.containerMtu, networks: names });
       }
       daemon.apply();
+
+      // Peer health (src/dataplane/peer-health.ts): probes to every peer, replies collected, and the path MTUs
+      // measured handed to the data path whenever they change.
+      if (config.probeInterval > 0) {
+        let mtus = new Map<string, number>();
+        // Whenever a measurement changes (at once, not at the next tick: a frame in between would leave too big).
+        const push = (): void => {
+          const next = prober.pathMtus();
+          if (next.size === mtus.size && [...next].every(([a, m]) => mtus.get(a) === m)) return;
+          for (const [a, m] of next) if (mtus.get(a) !== m) log.info({ peer: a, pathMtu: m }, `path MTU to ${a} is ${m} (underlay ${underlay.mtu}): frames are held to ${innerMtuLimit(m, config.local)}`);
+          for (const a of mtus.keys()) if (!next.has(a)) log.info({ peer: a, pathMtu: underlay.mtu }, `path MTU to ${a} is the underlay's again (${underlay.mtu})`);
+          mtus = next;
+          engine.setPathMtus(next);
+        };
+        const prober: PeerProber = (daemon.prober = new PeerProber({ maxMtu: underlay.mtu, intervalMs: config.probeInterval * 1000, send: (to, p) => engine.sendProbe(to, p), onPathMtu: push }));
+        prober.setPeers(allPeers(daemon.current));
+        const probing = setInterval(() => {
+          for (const r of engine.probeReplies()) prober.answer(r);
+          prober.tick();
+          push(); // peers that left the table
+        }, Math.min(PROBE_TICK_MS, (config.probeInterval * 1000) / 4));
+        probing.unref();
+        owned.push({ close: () => clearInterval(probing) });
+      }
 
       // The bridge and TAP followed through rtnetlink: rejoined, recreated (src/agent/links.ts). Closed before the engine.
       const tapOffloads = config.engine === 'native' && config.offloads.includes('tap');
@@ -728,6 +761,7 @@ export class Daemon implements DaemonView {
     try {
       this.engine.applyTable(next);
       this.current = next;
+      this.prober?.setPeers(allPeers(next));
     } catch (err) {
       this.tablesRefused++;
       this.refusedWarn.warn('table-refused', `the data path refused a new table (${describeError(err)}); forwarding with the last good one`, { tablesRefused: this.tablesRefused });
@@ -781,6 +815,15 @@ export class Daemon implements DaemonView {
     });
   }
 
+  peerHealth(): PeerHealthRow[] {
+    if (this.prober === undefined) return [];
+    const heard = new Map(this.engine.traffic().peers.map((p) => [canonicalIp(p.address), p.lastRxAgoMs]));
+    return this.prober.rows((a) => {
+      const ago = heard.get(a);
+      return ago === undefined || ago < 0 ? undefined : ago;
+    });
+  }
+
   links(): LinkState[] {
     return this.keeper?.state() ?? this.info.networks.map(() => ({ bridgeMissingSince: null, tapLostSince: null, bridgeRejoins: 0, tapsRecreated: 0 }));
   }
@@ -793,4 +836,9 @@ export class Daemon implements DaemonView {
   refusedTables(): number {
     return this.tablesRefused;
   }
+}
+
+/** Every peer of any VNI, once each, in canonical spelling (the prober's key; engines report replies that way). */
+function allPeers(t: TableSnapshot): Set<string> {
+  return new Set(t.vnis.flatMap((v) => v.peers.map(canonicalIp)));
 }

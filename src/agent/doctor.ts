@@ -276,7 +276,39 @@ export function routerChecks(s: Status, now = Date.now()): Check[] {
   } else if (s.peers.length > 0) {
     checks.push({ check: 'peers', status: 'ok', detail: `${s.peers.length} peer(s), none silent while we send to it` });
   }
+  checks.push(...reachability(s));
   return checks;
+}
+
+/**
+ * Peers the router probes (src/dataplane/peer-health.ts) that are down: registered (etcd) or configured (--peer),
+ * but no probe answered for 3 intervals and, if they never answered, nothing heard from them either. One failed
+ * check names each.
+ */
+function reachability(s: Status): Check[] {
+  const byAddress = new Map<string, Status['peers'][number] & { vnis: number[] }>();
+  for (const p of s.peers) {
+    const seen = byAddress.get(p.address);
+    if (seen === undefined) byAddress.set(p.address, { ...p, vnis: [p.vni] });
+    else seen.vnis.push(p.vni);
+  }
+  const probed = [...byAddress.values()].filter((p) => p.state !== undefined && p.state !== null);
+  if (probed.length === 0) return [];
+  const down = probed.filter((p) => p.state === 'down');
+  if (down.length === 0) {
+    const unknown = probed.filter((p) => p.state === 'unknown').length;
+    return [{ check: 'peer-reachable', status: 'ok', detail: `${probed.length - unknown} of ${probed.length} peer(s) answer probes${unknown > 0 ? `; ${unknown} unknown (a VTEP that does not answer probes, e.g. the kernel's, whose traffic arrives; or probed too briefly)` : ''}` }];
+  }
+  return down.map((p) => ({
+    check: 'peer-reachable',
+    status: 'fail' as const,
+    detail:
+      `peer ${p.address} (VNI ${p.vnis.join(',')}${p.hostId !== null ? `, host ${p.hostId}` : ''}) is registered but unreachable: ` +
+      (p.lastAnswerAgoMs === null || p.lastAnswerAgoMs === undefined
+        ? `it never answered a probe and nothing was heard from it${p.lastSeenAgoMs !== null ? ' for a minute' : ''}`
+        : `its last answer to a probe was ${Math.round(p.lastAnswerAgoMs / 1000)} s ago`),
+    fix: `on ${p.address}: is a router running (vxlan-router status)? Is UDP ${s.port} open both ways between ${s.local} and ${p.address} (iptables / nft, security groups)? Is ${p.address} really its underlay address (a wrong --local, or an address behind NAT, registers an address nobody answers on)?`,
+  }));
 }
 
 /** Without a running router: is etcd reachable, and is the network defined? */

@@ -8,6 +8,7 @@ import { DROP_REASONS, type CounterName, type Traffic } from '../dataplane/index
 import { ConfigError, VxlanRouterError } from '../errors.js';
 import { SOFTWARE } from './control-protocol.js';
 import type { DaemonView } from './daemon.js';
+import type { PeerHealthRow } from '../dataplane/index.js';
 
 export interface MetricsServer {
   readonly address: string;
@@ -56,6 +57,12 @@ export function routerMetrics(router: DaemonView, startedAt: Date): Registry {
     [{ result: 'sent' }, c().icmp_too_big_sent],
     [{ result: 'limited' }, c().icmp_too_big_limited],
   ]);
+  mirror(registry, 'vxlan_router_probes_total', 'Peer probes: ours sent, replies to ours received, peers\' requests answered, or not answered over the rate limit', ['kind'], () => [
+    [{ kind: 'sent' }, c().probes_sent],
+    [{ kind: 'replies' }, c().probe_replies],
+    [{ kind: 'answered' }, c().probes_answered],
+    [{ kind: 'answers_limited' }, c().probe_answers_limited],
+  ]);
   mirror(registry, 'vxlan_router_tcp_mss_total', 'TCP SYNs crossing the overlay whose MSS --clamp-mss lowered (clamped), or whose options did not parse and were left untouched (bad_options)', ['result'], () => [
     [{ result: 'clamped' }, c().tcp_mss_clamped],
     [{ result: 'bad_options' }, c().tcp_mss_bad_options],
@@ -102,6 +109,40 @@ export function routerMetrics(router: DaemonView, startedAt: Date): Registry {
       this.reset();
       for (const p of t().peers) if (p.lastRxAgoMs >= 0) this.set({ peer: p.address }, p.lastRxAgoMs / 1000);
     },
+  });
+  // Peer health from probing (src/dataplane/peer-health.ts); no series with probing off.
+  const health = (set: (g: Gauge, h: PeerHealthRow) => void) =>
+    function (this: Gauge): void {
+      this.reset();
+      for (const h of router.peerHealth()) set(this, h);
+    };
+  new Gauge({
+    name: 'vxlan_router_peer_up',
+    help: 'Peer state from probing: 1 up (answers probes), 0 down, -1 unknown (does not answer probes, e.g. a kernel VTEP, or probed too briefly)',
+    labelNames: ['peer'],
+    registers: [registry],
+    collect: health((g, h) => g.set({ peer: h.address }, h.state === 'up' ? 1 : h.state === 'down' ? 0 : -1)),
+  });
+  new Gauge({
+    name: 'vxlan_router_peer_rtt_seconds',
+    help: 'Smoothed round-trip time of probes to each peer (absent: never answered)',
+    labelNames: ['peer'],
+    registers: [registry],
+    collect: health((g, h) => h.rttMs !== null && g.set({ peer: h.address }, h.rttMs / 1000)),
+  });
+  new Gauge({
+    name: 'vxlan_router_peer_probe_loss_ratio',
+    help: 'Liveness probes to each peer lost over the last minute, 0-1 (absent: none decided yet)',
+    labelNames: ['peer'],
+    registers: [registry],
+    collect: health((g, h) => h.lossPercent !== null && g.set({ peer: h.address }, h.lossPercent / 100)),
+  });
+  new Gauge({
+    name: 'vxlan_router_peer_path_mtu_bytes',
+    help: 'Largest outer IP packet the path to each peer carries, measured with DF probes (absent: not measured)',
+    labelNames: ['peer'],
+    registers: [registry],
+    collect: health((g, h) => h.pathMtu !== null && g.set({ peer: h.address }, h.pathMtu)),
   });
   new Gauge({
     name: 'vxlan_router_control_plane_state',

@@ -4,8 +4,8 @@
  */
 import type { RouterConfig } from '../config/index.js';
 import type { HostRange, HostRow, NoRange, NoRangeReason } from '../control/index.js';
-import type { PeerTraffic } from '../dataplane/index.js';
-import { innerMtuLimit } from '../packet/index.js';
+import type { PeerHealthRow, PeerTraffic } from '../dataplane/index.js';
+import { canonicalIp, innerMtuLimit } from '../packet/index.js';
 import type { Status } from './control-protocol.js';
 import type { ControlSource } from './control-socket.js';
 import { SOFTWARE } from './control-protocol.js';
@@ -21,6 +21,16 @@ function peerFacts(router: DaemonView): (address: string) => { host?: HostRow; t
 
 const counts = (t: PeerTraffic | undefined) => ({ rxFrames: t?.rxFrames ?? 0, rxBytes: t?.rxBytes ?? 0, txFrames: t?.txFrames ?? 0, txBytes: t?.txBytes ?? 0 });
 const lastSeen = (t: PeerTraffic | undefined): number | null => (t === undefined || t.lastRxAgoMs < 0 ? null : t.lastRxAgoMs);
+
+/** Each peer's health fields by address (all null with probing off). */
+type HealthFields = { state: PeerHealthRow['state'] | null; rttMs: number | null; lossPercent: number | null; pathMtu: number | null; pathMtuMeasuring: boolean; lastAnswerAgoMs: number | null };
+function peerHealth(router: DaemonView): (address: string) => HealthFields {
+  const rows = new Map(router.peerHealth().map((h) => [h.address, h]));
+  return (address) => {
+    const h = rows.get(canonicalIp(address));
+    return { state: h?.state ?? null, rttMs: h?.rttMs ?? null, lossPercent: h?.lossPercent ?? null, pathMtu: h?.pathMtu ?? null, pathMtuMeasuring: h?.measuring ?? false, lastAnswerAgoMs: h?.lastAnswerAgoMs ?? null };
+  };
+}
 
 export function controlSource(router: DaemonView, config: RouterConfig, startedAt: Date): ControlSource {
   const { info } = router;
@@ -69,10 +79,11 @@ export function controlSource(router: DaemonView, config: RouterConfig, startedA
       controlPlane: controlPlane(router, config),
       peers: (() => {
         const facts = peerFacts(router);
+        const health = peerHealth(router);
         return router.table().vnis.flatMap((v) =>
           v.peers.map((address) => {
             const { host, traffic } = facts(address);
-            return { vni: v.vni, address, hostId: host?.record.hostId ?? null, lastSeenAgoMs: lastSeen(traffic), ...counts(traffic) };
+            return { vni: v.vni, address, hostId: host?.record.hostId ?? null, lastSeenAgoMs: lastSeen(traffic), ...counts(traffic), ...health(address) };
           }),
         );
       })(),
@@ -90,6 +101,7 @@ export function controlSource(router: DaemonView, config: RouterConfig, startedA
       const byAddress = new Map<string, number[]>();
       for (const v of router.table().vnis) for (const p of v.peers) byAddress.set(p, [...(byAddress.get(p) ?? []), v.vni]);
       const facts = peerFacts(router);
+      const health = peerHealth(router);
       const now = Date.now();
       return [...byAddress].map(([address, vnis]) => {
         const { host, traffic } = facts(address);
@@ -105,6 +117,7 @@ export function controlSource(router: DaemonView, config: RouterConfig, startedA
           lastUpdateAgoMs: host === undefined ? null : Math.max(0, now - host.updatedAt),
           lastSeenAgoMs: lastSeen(traffic),
           ...counts(traffic),
+          ...health(address),
         };
       });
     },

@@ -47,7 +47,7 @@ function table(rows: string[][]): string[] {
 export function formatStatus(s: Status): string[] {
   const c = s.counters;
   const on = offloadNames(s.offloads).join(', ') || 'none';
-  const drops = Object.entries(c).filter(([k, v]) => v > 0 && !/^(rx|tx)_(datagrams|bytes|frames|flooded|tso_frames|gso_sends|merged)$|^learned$|_suppressed$/.test(k));
+  const drops = Object.entries(c).filter(([k, v]) => v > 0 && !/^(rx|tx)_(datagrams|bytes|frames|flooded|tso_frames|gso_sends|merged)$|^learned$|_suppressed$|^(probes_sent|probe_replies|probes_answered)$/.test(k));
   // A TAP MTU above the path's (the default) is not a fault: the router answers what does not fit with ICMP too-big.
   const mtuLine = s.mtu.tap > s.mtu.underlayLimit ? `${s.mtu.underlayLimit} on the path (larger IP packets are answered with ICMP too-big); TAP ${s.mtu.tap}` : String(s.mtu.tap);
   const cp = s.controlPlane;
@@ -116,23 +116,28 @@ export function formatWhy(w: WhyResult): string[] {
   return out;
 }
 
+/** One block per peer, like `wg show`: what probing says of it first, then where it comes from and its traffic. */
 export function formatPeers(rows: PeerRows): string[] {
   if (rows.length === 0) return ['(no peers)'];
-  return table([
-    ['ADDRESS', 'PORT', 'VNIS', 'ORIGIN', 'HOST', 'MTU', 'UPDATED', 'LAST HEARD', 'RX', 'TX'],
-    ...rows.map((r) => [
-      r.address,
-      String(r.port),
-      r.vnis.join(','),
-      r.origin,
-      r.hostId ?? '-',
-      r.mtu === null ? '-' : String(r.mtu),
-      r.lastUpdateAgoMs === null ? '-' : ago(r.lastUpdateAgoMs),
-      ago(r.lastSeenAgoMs),
-      bytes(r.rxBytes),
-      bytes(r.txBytes),
-    ]),
-  ]);
+  const ms = (v: number): string => (v < 10 ? v.toFixed(2) : v.toFixed(0));
+  return rows.flatMap((r, i) => {
+    const probed = r.state !== undefined && r.state !== null;
+    const mtu = r.pathMtu ?? null;
+    return [
+      ...(i > 0 ? [''] : []),
+      `peer: ${r.address}`,
+      `  state: ${probed ? r.state : 'not probed (probeInterval 0)'}`,
+      `  endpoint: ${r.address.includes(':') ? `[${r.address}]` : r.address}:${r.port}, vni ${r.vnis.join(',')}, ${r.origin}${r.hostId !== null ? `, host ${r.hostId}` : ''}${r.software !== null ? `, ${r.software}` : ''}`,
+      ...(probed
+        ? [
+            `  latest answer: ${ago(r.lastAnswerAgoMs ?? null)}${r.rttMs != null ? `, rtt ${ms(r.rttMs)} ms` : ''}${r.lossPercent != null ? `, loss ${r.lossPercent}% (last minute)` : ''}`,
+            `  path mtu: ${mtu === null ? 'not measured' : `${mtu} (overlay packets up to ${mtu - (r.address.includes(':') ? 70 : 50)})`}${r.pathMtuMeasuring === true ? ', measuring' : ''}`,
+          ]
+        : []),
+      `  last heard: ${ago(r.lastSeenAgoMs)}${r.lastUpdateAgoMs !== null ? `, record updated ${ago(r.lastUpdateAgoMs)}` : ''}${r.mtu !== null ? `, advertised container mtu ${r.mtu}` : ''}`,
+      `  transfer: ${bytes(r.rxBytes)} received, ${bytes(r.txBytes)} sent`,
+    ];
+  });
 }
 
 export function formatChecks(checks: readonly Check[]): string[] {

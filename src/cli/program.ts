@@ -64,6 +64,7 @@ interface UpFlags {
   loop?: string;
   aging?: number | string;
   learnMaxPerPeer?: number | string;
+  probeInterval?: number | string;
   learnMax?: number | string;
   sourceCheck: boolean;
   maxLocalMacs?: number | string;
@@ -164,6 +165,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--learn-max <n>', 'learned MACs in all (default: 65536)', integerOrRaw)
     .option('--no-source-check', "accept inbound frames whose source MAC is this host's or another host's (etcd/static)")
     .option('--max-local-macs <n>', 'local MACs (bridge sources) kept and advertised per network; more are counted as local_mac_refused (default: 1024)', integerOrRaw)
+    .option('--probe-interval <seconds>', 'seconds between probes of each peer: state, RTT, loss, path MTU (default: 5; 0: no probing)', integerOrRaw)
     .option('--config <file>', 'YAML config file with the same keys (flags override it)')
     .option('--takeover', 'hitless restart/upgrade: take over the router running on the same --socket (its UDP socket, TAPs, table, learned MACs and etcd records) without losing frames; it then exits')
     .option('--etcd <urls>', 'etcd endpoints, comma-separated: peers (and the VNI) come from the registry')
@@ -199,6 +201,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
         learnMax: flags.learnMax,
         sourceCheck: cmd.getOptionValueSource('sourceCheck') === 'cli' ? flags.sourceCheck : undefined,
         maxLocalMacs: flags.maxLocalMacs,
+        probeInterval: flags.probeInterval,
         etcd: endpoints(flags.etcd),
         ...networkFlags(flags.network),
         hostId: flags.hostId,

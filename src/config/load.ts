@@ -34,6 +34,7 @@ const FLAG_OF: Record<ConfigKey, string> = {
   learnMax: '--learn-max',
   sourceCheck: '--no-source-check',
   maxLocalMacs: '--max-local-macs',
+  probeInterval: '--probe-interval',
   etcd: '--etcd',
   network: '--network',
   networks: '--network <name>:<bridge>',

@@ -77,6 +77,11 @@ export const configSchema = z.strictObject({
    * it is not recorded nor advertised (local_mac_refused); they age out after agingSeconds.
    */
   maxLocalMacs: intIn(1, 65536).default(1024),
+  /**
+   * Seconds between liveness probes to each peer (0: no probing): state, RTT, loss and the path MTU, which is checked
+   * every 2 intervals (src/dataplane/peer-health.ts). A peer is down after 3 intervals without an answer.
+   */
+  probeInterval: intIn(0, 3600).default(5),
   /** etcd endpoints (e.g. http://198.51.100.254:2379): peers then come from the registry. */
   etcd: z.array(z.string().regex(/^https?:\/\/[^\s/]+$/, { message: 'is not an etcd endpoint (http://host:port)' })).optional(),
   /** The overlay network to join, as defined in etcd by `vxlan-router network create`. */

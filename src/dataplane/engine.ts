@@ -25,6 +25,7 @@ export const DROP_REASONS = [
   'tx_bad_offload', // the TAP's virtio header asked for something we cannot do (malformed super-frame, bad offsets)
   'rx_learn_full', // a new inner source MAC from a peer over the learned-MAC bounds (learnMaxPerPeer, learnMax)
   'rx_spoofed_source', // inner source MAC is one of ours (seen on our TAP) or placed on another VTEP by the control plane
+  'rx_bad_probe', // a peer probe (src/packet/probe.ts) that is malformed, from a source that is no peer, or a reply the full queue could not keep
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
@@ -47,6 +48,10 @@ export const TRAFFIC_COUNTERS = [
   'icmp_too_big_limited', // such answers not sent: over the rate limit (1000/s, bursts of 50, per TAP)
   'tcp_mss_clamped', // TCP SYNs / SYN-ACKs crossing the overlay (either way) whose MSS option was lowered (--clamp-mss)
   'tcp_mss_bad_options', // TCP SYNs whose options field does not parse: forwarded untouched, not clamped (--clamp-mss)
+  'probes_sent', // peer probes sent (liveness and path MTU; src/dataplane/peer-health.ts)
+  'probe_replies', // replies to our probes received
+  'probes_answered', // peers' probe requests answered
+  'probe_answers_limited', // peers' probe requests not answered: over the rate limit (200/s, bursts of 100)
 ] as const;
 export type TrafficCounter = (typeof TRAFFIC_COUNTERS)[number];
 
@@ -119,6 +124,8 @@ export interface EngineOptions {
   readonly port: number;
   /** MTU of the underlay device: an encapsulated datagram larger than this is dropped as tx_too_big. */
   readonly underlayMtu: number;
+  /** The underlay device's name (JS engine: its MTU now bounds probes, as DF does natively). */
+  readonly underlayDevice?: string;
   readonly networks: readonly VniTap[];
   /** Handed over by the router this one takes over (native engine): its bound UDP socket, and the MACs it had learned. */
   readonly inherited?: { readonly rxFd: number; readonly learned: readonly LearnedMac[] };
@@ -160,6 +167,7 @@ export type { TableSnapshot, FdbEntry } from '../fdb/index.js';
 import type { TableSnapshot, FdbEntry, FdbOrigin } from '../fdb/index.js';
 import type { Traffic } from './traffic.js';
 import type { MssClamp } from '../packet/index.js';
+import type { ProbeReply, ProbeSendResult } from './peer-health.js';
 import { VxlanRouterError } from '../errors.js';
 
 /** Engine.fault()'s error, one shape for both engines: E_SYSTEM, kind 'data-path-stopped', `why` in the message. */
@@ -231,6 +239,18 @@ export interface Engine {
     quiesce(): { rx: number; taps: readonly { vni: number; fd: number }[] };
     resume(): void;
   };
+  /**
+   * Sends a peer probe (src/packet/probe.ts, UDP payload) to `to`'s VXLAN port from ours, with DF on the underlay:
+   * 'too-big' when this host refuses it locally (EMSGSIZE: larger than its own path allows).
+   */
+  sendProbe(to: string, payload: Uint8Array): Promise<ProbeSendResult>;
+  /** Replies to our probes received since the last call (at most MAX_PROBE_REPLIES are kept). */
+  probeReplies(): ProbeReply[];
+  /**
+   * Path MTUs (outer IP packet bytes) measured by probing, for peers whose path is smaller than the underlay's: a
+   * frame to such a peer that does not fit is dropped and answered with that MTU, as for the underlay's.
+   */
+  setPathMtus(mtus: ReadonlyMap<string, number>): void;
   /** Stop forwarding, close sockets and TAPs. Safe to call twice. */
   close(): Promise<void>;
 }

@@ -12,12 +12,32 @@
  * Slower than the native engine by design; its job is to be obviously right and to pin the native one's behaviour.
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { closeSync, read, writeSync } from 'node:fs';
+import { closeSync, read, readFileSync, writeSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { promisify } from 'node:util';
 import { VxlanRouterError } from '../errors.js';
 import { ForwardingTable } from '../fdb/index.js';
-import { arpReply, arpRequestTarget, canonicalIp, clampMss, encodeVxlanHeader, flowPort, formatMac, ndAdvertReply, ndSolicitTarget, TooBigLimiter, tooBigReply, VXLAN_HEADER_LEN } from '../packet/index.js';
+import {
+  arpReply,
+  arpRequestTarget,
+  canonicalIp,
+  clampMss,
+  encodeVxlanHeader,
+  flowPort,
+  formatMac,
+  isProbe,
+  MAX_PROBE_REPLIES,
+  ndAdvertReply,
+  ndSolicitTarget,
+  parseProbe,
+  PROBE_ANSWER_BURST,
+  PROBE_ANSWER_RATE,
+  probeReply,
+  TooBigLimiter,
+  tooBigReply,
+  VXLAN_HEADER_LEN,
+} from '../packet/index.js';
+import type { ProbeReply, ProbeSendResult } from './peer-health.js';
 import { buildVniPeers, classifyDatagram } from './classify.js';
 import { announcement, ReboundTracker, senderIp } from './neighbors.js';
 import { TrafficStats, type Traffic } from './traffic.js';
@@ -76,6 +96,11 @@ export class JsEngine implements Engine {
   /** VNIs whose TAP was deleted under us: their reader has ended (lostTaps, replaceTap). */
   private readonly lost = new Set<number>();
   private statics = controlCounts({ vnis: [] });
+  /** Every peer of any VNI: probes are answered for these only. */
+  private anyPeer = new Set<string>();
+  private pathMtus = new Map<string, number>();
+  private readonly probeAnswers = new TooBigLimiter(PROBE_ANSWER_RATE, PROBE_ANSWER_BURST);
+  private replies: ProbeReply[] = [];
 
   /**
    * `removeTap` deletes a TAP by name: the only way to wake the `fs.read` that is blocked on it in the thread pool
@@ -128,6 +153,7 @@ export class JsEngine implements Engine {
     this.fdbTable.load(table);
     this.statics = controlCounts(table);
     this.vniPeers = buildVniPeers(table.vnis);
+    this.anyPeer = new Set(table.vnis.flatMap((v) => v.peers));
     this.stats.retain(new Set(table.vnis.flatMap((v) => v.peers)));
     this.neighbors = new Map(table.vnis.map((v) => [v.vni, new Map((v.neighbors ?? []).map((n) => [n.ip, n.mac]))]));
     for (const r of rebound) this.writeTap(r.vni, announcement(r.ip, r.mac));
@@ -193,6 +219,34 @@ export class JsEngine implements Engine {
     return { kind: 'node', fallback: '' };
   }
 
+  /**
+   * `dgram` cannot set DF (IP_MTU_DISCOVER) itself; Linux's default for UDP (IP_PMTUDISC_WANT) sets DF on datagrams
+   * that fit the route but fragments larger ones. So a probe larger than the underlay device's MTU now (read from
+   * /sys when `underlayDevice` is known, else the MTU at start) is refused here, as EMSGSIZE refuses it natively.
+   */
+  async sendProbe(to: string, payload: Uint8Array): Promise<ProbeSendResult> {
+    const socket = this.rxSocket;
+    if (socket === undefined || this.closed) return 'error';
+    if (payload.length + 8 + this.ipHeaderLen > this.underlayMtuNow()) return 'too-big';
+    return new Promise((resolve) => {
+      socket.send(payload, this.opts.port, to, (err) => {
+        if (err) return resolve((err as NodeJS.ErrnoException).code === 'EMSGSIZE' ? 'too-big' : 'error');
+        this.counts.probes_sent++;
+        resolve('sent');
+      });
+    });
+  }
+
+  probeReplies(): ProbeReply[] {
+    const r = this.replies;
+    this.replies = [];
+    return r;
+  }
+
+  setPathMtus(mtus: ReadonlyMap<string, number>): void {
+    this.pathMtus = new Map([...mtus].map(([a, m]) => [canonicalIp(a), m]));
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -236,15 +290,11 @@ export class JsEngine implements Engine {
       this.counts.tx_short_frame++;
       return;
     }
-    const maxFrame = this.opts.underlayMtu - this.ipHeaderLen - 8 - VXLAN_HEADER_LEN;
+    const maxFrame = this.maxFrameTo(undefined);
     if (frame.length > maxFrame) {
       // Never fragmented: dropped, and (IPv4 with DF, IPv6) answered on the bridge with the MTU that fits, so that
       // the sender's path MTU discovery adapts. Twin of the native TX thread's rule.
-      this.counts.tx_too_big++;
-      const answer = tooBigReply(frame, maxFrame - ETH_HEADER_LEN);
-      if (answer === undefined) return;
-      if (!this.tooBigLimits.get(vni)!.take(this.now())) this.counts.icmp_too_big_limited++;
-      else if (this.writeTap(vni, answer)) this.counts.icmp_too_big_sent++;
+      this.tooBig(vni, frame, maxFrame - ETH_HEADER_LEN);
       return;
     }
     if ((frame[6]! & 1) === 0) this.noteLocal(vni, frame);
@@ -264,7 +314,16 @@ export class JsEngine implements Engine {
       }
     }
     const route = this.fdbTable.lookup(vni, frame.subarray(0, 6));
-    const vteps = route.kind === 'unicast' ? [route.vtep] : route.vteps;
+    let vteps = route.kind === 'unicast' ? [route.vtep] : route.vteps;
+    if (this.pathMtus.size > 0) {
+      // Measured paths smaller than the underlay's: a unicast frame is answered with its peer's MTU; a flooded copy
+      // is dropped for that peer only (unanswered). Twin of the native TX thread's path MTU stage.
+      if (route.kind === 'unicast' && frame.length > this.maxFrameTo(route.vtep)) {
+        this.tooBig(vni, frame, this.maxFrameTo(route.vtep) - ETH_HEADER_LEN);
+        return;
+      }
+      vteps = vteps.filter((v) => frame.length <= this.maxFrameTo(v) || (this.counts.tx_too_big++, false));
+    }
     if (vteps.length === 0) {
       this.counts.tx_no_destination++;
       return;
@@ -283,6 +342,60 @@ export class JsEngine implements Engine {
     this.counts.tx_bytes += frame.length;
     this.counts.tx_datagrams += vteps.length;
     if (route.kind === 'flood') this.counts.tx_flooded++;
+  }
+
+  /** The largest inner frame the path to `vtep` carries (undefined: the underlay's). */
+  private maxFrameTo(vtep: string | undefined): number {
+    const underlay = this.opts.underlayMtu - this.ipHeaderLen - 8 - VXLAN_HEADER_LEN;
+    const measured = vtep === undefined ? undefined : this.pathMtus.get(vtep);
+    return measured === undefined ? underlay : Math.min(underlay, measured - this.ipHeaderLen - 8 - VXLAN_HEADER_LEN);
+  }
+
+  /** A frame too big for its path: dropped, and answered (rate-limited) with the IP MTU that fits. */
+  private tooBig(vni: number, frame: Uint8Array, mtu: number): void {
+    this.counts.tx_too_big++;
+    const answer = tooBigReply(frame, mtu);
+    if (answer === undefined) return;
+    if (!this.tooBigLimits.get(vni)!.take(this.now())) this.counts.icmp_too_big_limited++;
+    else if (this.writeTap(vni, answer)) this.counts.icmp_too_big_sent++;
+  }
+
+  private underlayMtuNow(): number {
+    if (this.opts.underlayDevice === undefined) return this.opts.underlayMtu;
+    try {
+      return Number(readFileSync(`/sys/class/net/${this.opts.underlayDevice}/mtu`, 'utf8').trim()) || this.opts.underlayMtu;
+    } catch {
+      return this.opts.underlayMtu;
+    }
+  }
+
+  /**
+   * A peer probe (never a frame for the bridge). Hostile input: only peers are answered, rate-limited, with a reply
+   * never larger than the request; replies to ours are kept (bounded) for the agent. Twin: native/src/probe-engine.cc.
+   */
+  private probe(payload: Buffer, from: string): void {
+    const p = parseProbe(payload);
+    if (p === undefined || !this.anyPeer.has(from)) {
+      this.counts.rx_bad_probe++;
+      return;
+    }
+    if (p.kind === 'request') {
+      if (!this.probeAnswers.take(this.now())) {
+        this.counts.probe_answers_limited++;
+        return;
+      }
+      this.rxSocket?.send(probeReply(payload)!, this.opts.port, from, (err) => {
+        if (err) this.counts.tx_send_error++;
+      });
+      this.counts.probes_answered++;
+      return;
+    }
+    if (this.replies.length >= MAX_PROBE_REPLIES) {
+      this.counts.rx_bad_probe++;
+      return;
+    }
+    this.replies.push({ from, id: p.id, length: p.length, rttMs: Number(process.hrtime.bigint() - p.sentNs) / 1e6 });
+    this.counts.probe_replies++;
   }
 
   /** --clamp-mss: lowers a TCP SYN's MSS option in place (either way across the overlay), counted. */
@@ -333,6 +446,10 @@ export class JsEngine implements Engine {
 
   /** VXLAN → TAP: validate (source, VNI, flags, lengths), learn, strip, write. */
   private receive(payload: Buffer, from: string): void {
+    if (isProbe(payload)) {
+      this.probe(payload, from);
+      return;
+    }
     const verdict = classifyDatagram(payload, from, this.vniPeers, this.maxFrame());
     if (!verdict.ok) {
       this.counts[verdict.reason]++;

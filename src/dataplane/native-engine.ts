@@ -27,6 +27,7 @@ import {
 } from './engine.js';
 import { announcement, ReboundTracker } from './neighbors.js';
 import type { Traffic } from './traffic.js';
+import type { ProbeReply, ProbeSendResult } from './peer-health.js';
 import { loadNative, toRouterError, type NativeAddon, type NativeEngineHandle, type NativeTable } from './native.js';
 
 /**
@@ -47,6 +48,7 @@ export class NativeEngine implements Engine {
   private closed = false;
   private statics = controlCounts({ vnis: [] });
   private faulted: VxlanRouterError | undefined;
+  private pathMtus: ReadonlyMap<string, number> = new Map();
 
   constructor(
     private readonly opts: EngineOptions,
@@ -75,7 +77,7 @@ export class NativeEngine implements Engine {
         networks: this.opts.networks.map((n) => ({ vni: n.vni, tapFd: n.tapFd, mtu: n.mtu, vnetHdr: n.vnetHdr ?? false })),
         ...(this.opts.inherited !== undefined ? { rxFd: this.opts.inherited.rxFd } : {}),
       });
-      this.handle.setTable(toNativeTable(this.table));
+      this.handle.setTable(toNativeTable(this.table, this.pathMtus));
       if (this.opts.inherited !== undefined) this.handle.seedLearned(this.opts.inherited.learned);
       this.handle.start();
     } catch (err) {
@@ -87,7 +89,7 @@ export class NativeEngine implements Engine {
   applyTable(table: TableSnapshot): void {
     this.table = table;
     this.statics = controlCounts(table);
-    this.handle?.setTable(toNativeTable(table));
+    this.handle?.setTable(toNativeTable(table, this.pathMtus));
     const rebound = this.rebound.next(table); // after the engine took the table: a refused one announces nothing
     for (const r of rebound) {
       try {
@@ -173,6 +175,26 @@ export class NativeEngine implements Engine {
     resume: (): void => this.handle?.start(),
   };
 
+  async sendProbe(to: string, payload: Uint8Array): Promise<ProbeSendResult> {
+    if (this.handle === undefined || this.closed) return 'error';
+    let errno: number;
+    try {
+      errno = this.handle.sendProbe(to, payload);
+    } catch {
+      return 'error';
+    }
+    return errno === 0 ? 'sent' : errno === EMSGSIZE ? 'too-big' : 'error';
+  }
+
+  probeReplies(): ProbeReply[] {
+    return this.closed ? [] : (this.handle?.probeReplies() ?? []);
+  }
+
+  setPathMtus(mtus: ReadonlyMap<string, number>): void {
+    this.pathMtus = new Map(mtus);
+    this.handle?.setTable(toNativeTable(this.table, this.pathMtus));
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -181,8 +203,12 @@ export class NativeEngine implements Engine {
   }
 }
 
-function toNativeTable(t: TableSnapshot): NativeTable {
+/** Linux's EMSGSIZE: a datagram larger than the path (with DF) that the kernel refuses to send. */
+const EMSGSIZE = 90;
+
+function toNativeTable(t: TableSnapshot, pathMtus: ReadonlyMap<string, number>): NativeTable {
   return {
+    pathMtus: [...pathMtus],
     vnis: t.vnis.map((v) => ({
       vni: v.vni,
       peers: [...v.peers],

@@ -12,6 +12,8 @@ import type { Traffic } from './traffic.js';
 /** The table as the addon takes it: static MACs as [mac, vtep] pairs, remote addresses (IPv4 or IPv6) as [ip, mac]. */
 export interface NativeTable {
   vnis: { vni: number; peers: string[]; macs: [mac: string, vtep: string][]; neighbors?: [ip: string, mac: string][] }[];
+  /** Path MTUs measured by probing (outer IP packet bytes), where smaller than the underlay's. */
+  pathMtus?: [vtep: string, mtu: number][];
 }
 
 /** Threads and sockets of one running engine (native/src/engine.h). */
@@ -45,6 +47,10 @@ export interface NativeEngineHandle {
   handoverFds(): HandoverFds;
   /** Learned MACs handed over by the engine this one replaces, each as old as it was there; returns how many were taken. */
   seedLearned(rows: readonly { vni: number; mac: string; vtep: string; ageMs: number }[]): number;
+  /** Sends a peer probe with DF: 0, or the errno number (EMSGSIZE 90: larger than this host's path allows). */
+  sendProbe(to: string, payload: Uint8Array): number;
+  /** Probe replies received since the last call. */
+  probeReplies(): { from: string; id: number; length: number; rttMs: number }[];
 }
 
 /** A running engine's fds, as a handover passes them (native/src/engine-handover.cc). */
@@ -183,6 +189,9 @@ export interface NativeTwins {
   gsoPolicy(refusals: [address: string, errno: number][], probes: string[]): { actedOn: boolean[]; allowed: boolean[]; on: boolean };
   /** Twin of tooBigReply in src/packet/icmp.ts: the ICMP / ICMPv6 "too big" answer to a frame, or null. */
   tooBigReply(frame: Uint8Array, mtu: number): Buffer | null;
+  /** Twins of probeReply and isProbe in src/packet/probe.ts: the reply to a probe request (or null); a probe at all. */
+  probeReply(datagram: Uint8Array): Buffer | null;
+  isProbe(datagram: Uint8Array): boolean;
   /** A fresh TooBigLimiter (native/src/icmp.h) asked at each time (ms); twin of TooBigLimiter in src/packet/icmp.ts. */
   tooBigLimiter(rate: number, burst: number, times: readonly number[]): boolean[];
   /** Twin of clampMss in src/packet/tcp-mss.ts, on a copy of the frame (ipv4 / ipv6: the MSS to clamp to, 0 = off). */

@@ -12,3 +12,4 @@ export * from './icmp.js';
 export * from './network-name.js';
 export * from './tcp-mss.js';
 export * from './dns.js';
+export * from './probe.js';

@@ -10,6 +10,7 @@ import parsePrometheus from 'parse-prometheus-text-format';
 import { countersSchema, fdbSchema, peersSchema, statusSchema, tableSchema } from '../../src/agent/index.js';
 import { DROP_REASONS, TRAFFIC_COUNTERS } from '../../src/dataplane/index.js';
 import { Lab, labSkipReason, twoHosts } from '../../src/lab/lab.js';
+import { waitFor } from '../../src/lab/wait.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 const cli = (args: string[]): { code: number | null; out: string; err: string } => {
@@ -70,7 +71,11 @@ t.test('status, fdb and peers of two running routers', { skip: labSkipReason() ?
   const peers = peersSchema.parse(JSON.parse(cli(['peers', '--socket', sock, '--json']).out));
   t.match(peers, [{ address: h2.underlayIp, port: 4789, vnis: [42], origin: 'static', hostId: null, networks: [], mtu: null, lastUpdateAgoMs: null, lastSeenAgoMs: Number }]);
   t.ok(peers[0]!.rxFrames >= 3 && peers[0]!.txFrames >= 3, 'peer traffic in `peers`');
-  t.match(cli(['peers', '--socket', sock]).out, /^ADDRESS +PORT +VNIS +ORIGIN +HOST +MTU +UPDATED +LAST HEARD +RX +TX\n198\.51\.100\.2 +4789 +42 +static +- +- +- +[\d.]+ m?s ago +[\d.]+ K?i?B +[\d.]+ K?i?B\n$/);
+  t.match(
+    cli(['peers', '--socket', sock]).out,
+    /^peer: 198\.51\.100\.2\n  state: (up|unknown)\n  endpoint: 198\.51\.100\.2:4789, vni 42, static\n  latest answer: .*\n  path mtu: .*\n  last heard: [\d.]+ m?s ago\n  transfer: [\d.]+ K?i?B received, [\d.]+ K?i?B sent\n$/,
+    'peers: one block per peer, like wg show',
+  );
 
   // Metrics: scraped inside h1, parsed as Prometheus text.
   const scrape = async (): Promise<Map<string, number>> => {
@@ -99,6 +104,12 @@ t.test('status, fdb and peers of two running routers', { skip: labSkipReason() ?
   t.equal(after.get('vxlan_router_control_plane_state{"state":"static"}'), 1, 'control plane: static');
   t.equal(after.get('vxlan_router_control_plane_lag_seconds{}'), 0);
   t.equal(after.get('vxlan_router_mac_conflicts{}'), 0);
+  // Peer health from probing (the js engine on h2 answers the native one's probes).
+  let health = after;
+  await waitFor(async () => (health = await scrape()).get(`vxlan_router_peer_path_mtu_bytes{"peer":"${h2.underlayIp}"}`) === 1500, { timeoutMs: 15_000, what: 'the path MTU to h2' });
+  t.equal(health.get(`vxlan_router_peer_up{"peer":"${h2.underlayIp}"}`), 1, 'peer up (probes answered)');
+  t.ok(health.get(`vxlan_router_peer_rtt_seconds{"peer":"${h2.underlayIp}"}`)! < 1, 'peer RTT');
+  t.ok(health.get('vxlan_router_probes_total{"kind":"sent"}')! >= 2 && health.get('vxlan_router_probes_total{"kind":"replies"}')! >= 2, 'probes sent and answered');
 
   const js = statusSchema.parse(JSON.parse(cli(['status', '--socket', lab.controlSocket(h2), '--json']).out));
   t.match(js, { engine: 'js', offloads: { tapVnetHdr: false, udpGso: false, udpGro: false } }, 'the js engine answers too');

@@ -92,7 +92,7 @@ function flood(lab: Lab, c1: Container, c2: Container, count: number): Flood {
 async function acrossFlood(t: Test, lab: Lab, net: TwoHosts, what: string, during: () => Promise<readonly [number, number] | undefined>, count = 500) {
   const { h1, h2, c1, c2 } = net;
   const seconds = Math.ceil(count / 100) + 25;
-  const requests = await lab.capture(h2.ns, 'eth0', ['-tt', 'udp', 'port', '4789', 'and', 'src', 'host', h1.underlayIp, 'and', 'greater', '90'], { seconds });
+  const requests = await lab.capture(h2.ns, 'eth0', ['-tt', 'udp', 'dst', 'port', '4789', 'and', 'not', 'src', 'port', '4789', 'and', 'src', 'host', h1.underlayIp, 'and', 'greater', '90'], { seconds });
   const replies = await lab.capture(h1.ns, TAP, ['-tt', 'icmp[icmptype] = icmp-echoreply'], { seconds });
   const sent = process.env.TAKEOVER_DEBUG ? await lab.capture(h1.ns, TAP, ['-tt', 'icmp[icmptype] = icmp-echo'], { seconds }) : undefined;
   const f = flood(lab, c1, c2, count);

@@ -73,6 +73,24 @@ await until(() => named(e).rx_oversize > 0);
 out.drops = named(e);
 out.traffic = e.traffic();
 
+// Peer probes are hostile input: 300 requests at once from a peer (.1, the engine itself: its answers come back to it
+// as replies), one from a non-peer (.5), one too short. Then one of its own (sendProbe), answered by itself.
+const probe = (id, size) => { const b = Buffer.alloc(size); b.set([0, 0x56, 0x58, 0x50, 1, 1]); b.writeUInt32BE(id, 8); return b; };
+const flood = createSocket('udp4');
+await new Promise((r) => flood.bind(0, '198.51.100.1', r));
+for (let i = 0; i < 300; i++) await new Promise((r) => flood.send(probe(i, 100), 4789, '198.51.100.1', r));
+flood.close();
+await send('198.51.100.5', probe(999, 100));
+await send('198.51.100.1', probe(998, 20));
+const untilLong = async (cond) => { for (let i = 0; i < 500 && !cond(); i++) await sleep(20); }; // a loaded box: up to 10 s
+await untilLong(() => { const c = named(e); return c.rx_bad_probe >= 2 && c.probes_answered + c.probe_answers_limited >= 300 && c.probe_replies >= c.probes_answered; });
+out.probes = { counters: named(e), replies: e.probeReplies() };
+await sleep(600); // the answer budget refills
+out.probes.sent = e.sendProbe('198.51.100.1', probe(7, 1472));
+await untilLong(() => named(e).probe_replies > out.probes.counters.probe_replies);
+out.probes.own = e.probeReplies();
+out.probes.sentCount = named(e).probes_sent;
+
 // No peers: nowhere to send (and the peer's traffic row goes with it).
 e.setTable({ vnis: [{ vni: 42, peers: [], macs: [] }] });
 out.trafficPeersAfterRemoval = e.traffic().peers.length;
@@ -132,6 +150,17 @@ t.test('native engine: errors, TX → RX through itself, every RX drop reason, s
   t.same(traffic.vnis, [{ vni: 42, rxFrames: drops.rx_datagrams, rxBytes: drops.rx_bytes, txFrames: drops.tx_frames, txBytes: drops.tx_bytes }], 'VNI 42 rows');
   t.match(traffic.rejected, [{ address: '198.51.100.5', vni: 42, count: 1, agoMs: Number }], 'the non-peer sender is a refused source');
   t.equal(traffic.peers.some((p) => p.address === '198.51.100.5'), false, 'a refused sender gets no peer row');
+  const probes = out.probes as { counters: Record<string, number>; replies: { from: string; id: number; length: number; rttMs: number }[]; sent: number; own: { id: number; length: number; rttMs: number }[]; sentCount: number };
+  const pc = probes.counters;
+  t.equal(pc.probes_answered! + pc.probe_answers_limited!, 300, `300 requests from a peer: ${pc.probes_answered} answered, ${pc.probe_answers_limited} over the rate limit`);
+  t.ok(pc.probe_answers_limited! > 0 && pc.probes_answered! >= 100, 'answers are rate-limited (bursts of 100, 200/s)');
+  t.equal(pc.rx_bad_probe, 2, 'a probe from a non-peer and a short one: rx_bad_probe, unanswered');
+  t.equal(probes.replies.length, pc.probes_answered, 'every answer came back as a reply (peered with itself)');
+  t.ok(probes.replies.every((r) => r.from === '198.51.100.1' && r.length === 100), 'replies name the request size received');
+  t.equal(probes.sent, 0, 'sendProbe: sent');
+  t.match(probes.own, [{ id: 7, length: 1472, rttMs: Number }], 'its own probe answered, with an RTT');
+  t.equal(probes.sentCount, 1, 'probes_sent');
+  t.equal(pc.rx_datagrams, drops.rx_datagrams, 'probes never reach the TAP');
   t.equal(out.trafficPeersAfterRemoval, 0, 'a removed peer leaves the traffic rows');
   t.ok((out.noDestination as number) >= 1, 'tx_no_destination when the VNI has no peers');
   t.equal(out.learnedAfterPeerRemoved, 0, 'learned entries of a removed peer are forgotten');
