@@ -17,8 +17,6 @@ import { defaultRunDir, etcdClientConfig, joinsOf, type RouterConfig } from '../
 import {
   combineStates,
   EtcdPlane,
-  Ipv4Subnet,
-  openRegistry,
   StaticPeers,
   staticTable,
   type AddressConflict,
@@ -55,11 +53,11 @@ import { ConfigError, describeError, VxlanRouterError } from '../errors.js';
 import { mergeTables } from '../fdb/index.js';
 import { RateLimited, silentLogger, type Logger } from '../log.js';
 import { canonicalIp, DEFAULT_TAP_MTU, innerMtuLimit, mssClampFor, type MssClamp } from '../packet/index.js';
-import { DEFAULT_PLUGIN_SOCKET, offloadNames, SOFTWARE } from './control-protocol.js';
+import { offloadNames, SOFTWARE } from './control-protocol.js';
 import { serveControl, type TakeoverSession } from './control-socket.js';
 import { goSchema, HANDOVER_VERSION, processGone, refusal, takeOver, takeoverRequestSchema, type HandoverState } from './handover.js';
-import { dockerPlugin, matchServed } from './docker-serve.js';
-import { DefinitionWatch, DockerSync, dockerJoins } from './docker-sync.js';
+import { dockerJoins, type DockerSync } from './docker-sync.js';
+import { serveDocker } from './docker-wiring.js';
 import { serveNames, type NamesService } from './names-service.js';
 import type { DnsCounters } from './dns-server.js';
 import { routerMetrics, serveMetrics } from './metrics.js';
@@ -225,8 +223,6 @@ export class Daemon implements DaemonView {
   /** The Docker networks' sync (up --docker). */
   private sync: DockerSync | undefined;
   private respawned: ChildProcess | undefined;
-  /** Docker networks this router defined in etcd, and when: not removed while the new definition is being served. */
-  private readonly definedAt = new Map<string, number>();
   private respawnFailures = 0;
   private respawnAfter = 0;
   private keeper: LinkKeeper | undefined;
@@ -480,58 +476,9 @@ export class Daemon implements DaemonView {
         log.warn({ oldPid: handed.state.pid }, `the router that handed over (pid ${handed.state.pid}) has not exited after ${OLD_EXIT_MS} ms`);
       const takeoverHandler = (req: unknown, session: TakeoverSession): void => daemon.handOver(req, session);
       owned.push(await serveControl(socketPath, controlSource(daemon, config, daemon.startedAt), serverError('control socket'), takeoverHandler));
-      const pluginSocket = config.dockerPlugin !== 'off' ? config.dockerPlugin : config.docker ? DEFAULT_PLUGIN_SOCKET : undefined;
-      let sync: DockerSync | undefined;
-      const plugin = pluginSocket === undefined ? undefined : dockerPlugin(daemon, config.docker ? () => sync?.kick() : undefined);
-      if (config.docker && connection !== undefined && plugin !== undefined) {
-        // The Docker networks on this host's dockerd, kept as etcd's networks are (a background loop: docker-sync.ts).
-        sync = daemon.sync = new DockerSync({
-          socket: config.dockerSocket,
-          served: () => networks.flatMap((n) => (n.name !== null && n.subnet !== null && Ipv4Subnet.parse(n.subnet) !== undefined ? [{ name: n.name, subnet: n.subnet }] : [])),
-          driver: plugin.driver,
-          ipam: plugin.ipam,
-          pending: () => {
-            const taken = plugin.pending?.take() ?? [];
-            for (const p of taken) daemon.definedAt.set(p.dockerId, Date.now());
-            return taken;
-          },
-          define: async (def) => {
-            const registry = await openRegistry(connection);
-            try {
-              return await registry.createNetwork({ version: 1, ...def });
-            } finally {
-              await registry.close();
-            }
-          },
-          serves: (req) => {
-            try {
-              matchServed(networks, req);
-              return true;
-            } catch {
-              return false;
-            }
-          },
-          waiting: (id) => daemon.definedAt.has(id) && Date.now() - daemon.definedAt.get(id)! < 60_000,
-          leftFile: join(config.stateDir, 'docker-left.json'),
-          log,
-          warn: (kind, message) => warn.warn(kind, message),
-        });
-        owned.push(sync);
-        // A network defined or removed in etcd: a new router process serves the new list (handover.ts), this one exits.
-        const watch = new DefinitionWatch(connection, () => networks.flatMap((n) => (n.name !== null ? [n.name] : [])), (defined) => {
-          const have = new Set(networks.map((n) => n.name));
-          const want = new Set(defined.map((n) => n.name));
-          const named = new Set(joinsOf(config).map((j) => j.name));
-          const added = [...want].filter((n) => !have.has(n));
-          const removed = [...have].filter((n) => n !== null && !want.has(n) && !named.has(n));
-          if (added.length === 0 && removed.length === 0) return;
-          daemon.respawn(`networks in etcd changed (${[...added.map((n) => `+${n}`), ...removed.map((n) => `-${n}`)].join(' ')})`, opts.respawn);
-        });
-        await watch.start();
-        owned.push(watch);
-      }
-      if (plugin !== undefined && pluginSocket !== undefined) owned.push(await plugin.serve(pluginSocket, serverError('docker plugin')));
-      sync?.start();
+      const docker = await serveDocker({ config, view: daemon, networks, connection, log, warn: (kind, message) => warn.warn(kind, message), serverError, respawn: (why) => daemon.respawn(why, opts.respawn) });
+      owned.push(...docker.owned);
+      daemon.sync = docker.sync;
       if (config.dns !== undefined && config.dns !== 'off') {
         const onError = (what: string, err: Error): void => warn.warn(what, `${what}: ${describeError(err)}`);
         owned.push((daemon.names = await serveNames({ address: config.dns, dockerSocket: config.dockerSocket, networks, planes, onError })));
