@@ -1,6 +1,6 @@
 /**
- * The addon's readTap (native/src/tap-reader.cc), the reference engine's TAP path, against a real TAP in a throwaway
- * namespace:  [vxr<id>-trd]  br0 198.18.0.1/24 (bridge) ◀─ TAP vxrr0
+ * The addon's readTap, readUdp and bindUdp (native/src/fd-reader.cc), the reference engine's reads, against a real
+ * TAP and UDP socket in a throwaway namespace:  [vxr<id>-trd]  br0 198.18.0.1/24 (bridge) ◀─ TAP vxrr0; eth0 198.51.100.1
  * Broadcast pings from br0 reach the TAP. The child (the addon works on its own namespace) prints what it saw.
  */
 import { spawnSync } from 'node:child_process';
@@ -62,10 +62,36 @@ for (const args of [[-1, 100], [tap.fd, 5], [tap.fd, 100, 'x']]) {
   try { n.readTap(args[0], args[1], args[2] ?? (() => {}), () => {}); } catch (e) { out.bad.push(e instanceof TypeError); }
 }
 n.closeFd(tap.fd);
+
+// 4. bindUdp + readUdp: datagrams sent while nobody reads come in one batch, in order, with their sender; one longer
+// than the slot comes back as the slot's length; a second bind of the port is EADDRINUSE.
+const { createSocket } = await import('node:dgram');
+const fd = n.bindUdp('198.51.100.1', 4799);
+try { n.bindUdp('198.51.100.1', 4799); } catch (e) { out.inUse = e.code; }
+const sender = createSocket('udp4');
+await new Promise((r) => sender.bind(0, '198.51.100.1', r));
+for (let i = 0; i < 20; i++) await new Promise((r) => sender.send(Buffer.alloc(10 + i, i), 4799, '198.51.100.1', r));
+await new Promise((r) => sender.send(Buffer.alloc(300, 0xee), 4799, '198.51.100.1', r));
+const udp = [];
+const u = n.readUdp(fd, 200, (data, lengths, senders) => {
+  let at = 0;
+  udp.push(lengths.map((len, i) => { const d = data.subarray(at, at + len); at += len; return [len, d[0], senders[i]]; }));
+}, (e) => out.errors.push(e.code));
+await until(() => udp.flat().length >= 21);
+out.udpBatches = udp.map((b) => b.length);
+out.udp = udp.flat();
+out.udpPort = sender.address().port;
+u.close();
+sender.close();
+n.closeFd(fd);
+out.badUdp = [];
+for (const args of [['nonsense', 1], ['198.51.100.1', 70000]]) {
+  try { n.bindUdp(args[0], args[1]); } catch (e) { out.badUdp.push(e instanceof TypeError); }
+}
 console.log(JSON.stringify(out));
 `;
 
-t.test('readTap: batches of at most 64 frames in order, close, cut-short frames, a deleted TAP', { skip: labSkipReason() ?? false }, async (t) => {
+t.test('readTap: batches of at most 64 frames in order, close, cut-short frames, a deleted TAP; readUdp and bindUdp', { skip: labSkipReason() ?? false }, async (t) => {
   const lab = new Lab();
   t.teardown(() => lab.destroy());
   const host = await lab.addHost('trd', '198.51.100.1');
@@ -80,6 +106,10 @@ t.test('readTap: batches of at most 64 frames in order, close, cut-short frames,
     small: number[];
     errors: string[];
     bad: boolean[];
+    inUse: string;
+    udpBatches: number[];
+    udp: [number, number, string][];
+    badUdp: boolean[];
   };
   t.equal(out.seqs.length, 100, 'all 100 queued frames were read');
   t.same(out.seqs, Array.from({ length: 100 }, (_, i) => i + 1), 'in the order the bridge sent them');
@@ -92,4 +122,14 @@ t.test('readTap: batches of at most 64 frames in order, close, cut-short frames,
   t.equal(out.errors.length, 1, 'the deleted TAP: onError once');
   t.match(out.errors[0], /^E(BADFD|BADF|IO|NODEV)$/, `with an errno name (${out.errors[0]})`);
   t.same(out.bad, [true, true, true], 'bad fd, slot size or callback: TypeError');
+
+  t.equal(out.inUse, 'EADDRINUSE', 'bindUdp: a taken port is EADDRINUSE (E_PORT_IN_USE for the router)');
+  t.same(out.udpBatches, [21], 'readUdp: 21 queued datagrams in one batch (one recvmmsg)');
+  t.same(
+    out.udp.slice(0, 20),
+    Array.from({ length: 20 }, (_, i) => [10 + i, i, '198.51.100.1']),
+    'each datagram whole, in order, walking the lengths through the one buffer, with its sender as text',
+  );
+  t.same(out.udp[20], [200, 0xee, '198.51.100.1'], 'a datagram longer than the slot comes back as the slot (cut short)');
+  t.same(out.badUdp, [true, true], 'bindUdp: a bad address or port is a TypeError');
 });
