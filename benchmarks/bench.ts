@@ -32,7 +32,7 @@ import type { EngineName } from '../src/lab/router-process.js';
 import { iperf3, lossFreeRate, sockperfLatency } from '../src/lab/transfers.js';
 import { waitFor } from '../src/lab/wait.js';
 import { processRssMiB, sampleCpu, sampleWakeups, type WakeupCost } from './procstat.js';
-import { chartSvg } from './chart.js';
+import { chartOfResult, chartSvg } from './chart.js';
 
 /** The native engine with fewer offloads, to measure what each gives (`--paths native-none,native-tap,...`). */
 const NATIVE_VARIANTS = { 'native-none': 'none', 'native-tap': 'tap', 'native-tap-gso': 'tap,gso' } as const;
@@ -296,15 +296,19 @@ async function main(): Promise<number> {
     seconds: (Date.now() - started) / 1000,
   };
   writeFileSync(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(`${base}.svg`, chartSvg(paths.filter((p) => p !== 'kernel'), METRICS.map(([m, label]) => ({ label, ratios: Object.fromEntries(paths.map((p) => [p, summary[p]![m].ratio])) }))));
+  writeFileSync(`${base}.svg`, chartOfResult(report));
   if (extra.mtuSweep.length) {
-    // native ÷ kernel at each MTU, on the same chart shape as the main one.
+    // native against kernel at each MTU, on the same chart shape as the main one.
     const at = (mtu: number, path: Path) => extra.mtuSweep.find((r) => r.mtu === mtu && r.path === path);
-    const groups = mtus.flatMap((mtu) => [
-      { label: `MTU ${mtu}: TCP 1 stream`, ratios: { native: (at(mtu, 'native')?.tcp1_fwd_gbps ?? NaN) / (at(mtu, 'kernel')?.tcp1_fwd_gbps ?? NaN) } },
-      { label: `MTU ${mtu}: UDP loss-free rate`, ratios: { native: (at(mtu, 'native')?.udp_kpps ?? NaN) / (at(mtu, 'kernel')?.udp_kpps ?? NaN) } },
+    const both = (mtu: number, pick: (r: MtuRow) => number) => {
+      const [k, n] = [at(mtu, 'kernel'), at(mtu, 'native')];
+      return { kernel: k ? pick(k) : NaN, native: n ? pick(n) : NaN };
+    };
+    const rows = mtus.flatMap((mtu) => [
+      { label: `MTU ${mtu}: TCP 1 stream`, unit: 'Gbit/s', better: 'higher' as const, values: both(mtu, (r) => r.tcp1_fwd_gbps) },
+      { label: `MTU ${mtu}: UDP loss-free rate`, unit: 'kpps', better: 'higher' as const, values: both(mtu, (r) => r.udp_kpps) },
     ]);
-    writeFileSync(`${base}-mtu.svg`, chartSvg(['native'], groups));
+    writeFileSync(`${base}-mtu.svg`, chartSvg({ title: 'native against kernel at each underlay MTU (same run)', paths: ['kernel', 'native'], reference: 'kernel', rows }));
   }
   say(`\nresults: ${base}.json and .svg${extra.mtuSweep.length ? ' (and -mtu.svg)' : ''} (${report.seconds.toFixed(0)} s)\n`);
   return 0;

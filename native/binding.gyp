@@ -25,6 +25,7 @@
         "src/stats.cc",
         "src/table.cc",
         "src/tap.cc",
+        "src/fd-reader.cc",
         "src/tap-swap.cc",
         "src/twins.cc",
         "src/tx.cc",

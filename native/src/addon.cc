@@ -22,6 +22,7 @@
 #include "js-error.h"
 #include "learn.h"
 #include "links-js.h"
+#include "fd-reader.h"
 #include "local-macs.h"
 #include "stats.h"
 #include "tap.h"
@@ -510,6 +511,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterFdPassing(env, exports);
   RegisterTwins(env, exports);
   RegisterLinks(env, exports);
+  RegisterFdReaders(env, exports);
   RegisterBench(env, exports);
   return exports;
 }

@@ -361,7 +361,7 @@ export class Daemon implements DaemonView {
         underlayDevice: underlay.device,
         ...(handed !== undefined ? { inherited: { rxFd: handed.rxFd, learned: handed.state.learned } } : {}),
       };
-      const engine: Engine = config.engine === 'native' ? new NativeEngine(engineOptions, native) : new JsEngine(engineOptions, (name) => native.deleteLink(name));
+      const engine: Engine = config.engine === 'native' ? new NativeEngine(engineOptions, native) : new JsEngine(engineOptions, native);
       owned.splice(owned.indexOf(tapFds), 1, engine); // the engine owns the TAPs now (and closes them if start fails)
       taps.length = 0;
       if (handed !== undefined) {

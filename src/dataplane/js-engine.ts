@@ -1,10 +1,13 @@
 /**
- * The reference engine: the whole data path in readable TypeScript on `dgram` and the TAP fd.
+ * The reference engine: the whole data path in readable TypeScript; the addon only reads (in batches) and opens.
  *
- * Threading and buffers: everything runs on the JS thread. Each TAP is read by one outstanding `fs.read` at a time
- * (libuv's thread pool; frames stay in order); every read gets a fresh buffer, because `socket.send` may still hold
- * the previous one. Inbound datagrams arrive as `message` events and are written to the TAP synchronously, which
- * keeps their order and cannot block (a TAP write either queues the frame or fails).
+ * Threading and buffers: everything runs on the JS thread. Each TAP and the receiving UDP socket are watched by the
+ * event loop itself and drained in batches (the addon's readTap and readUdp: up to 64 frames or datagrams per wake,
+ * in order, in one fresh Buffer, because `socket.send` may still hold the frames of the previous batch). Inbound
+ * frames are written to the TAP synchronously, which keeps their order and cannot block (a TAP write either queues
+ * the frame or fails); outbound ones leave through `dgram`. (Reading a TAP one frame per `fs.read` in libuv's thread
+ * pool, and datagrams one `message` event each, made this engine a tenth as fast as a one-frame-per-syscall C relay:
+ * docs/benchmarks.md.)
  *
  * Outer source ports: `dgram` cannot choose a source port per datagram, so the engine binds a small pool of sockets
  * to ports in 49152-65535 and picks one by flow hash: one flow keeps one port, different flows spread (RFC 7348 §5).
@@ -12,11 +15,10 @@
  * Slower than the native engine by design; its job is to be obviously right and to pin the native one's behaviour.
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { closeSync, read, readFileSync, writeSync } from 'node:fs';
+import { closeSync, readFileSync, writeSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
-import { promisify } from 'node:util';
 import { VxlanRouterError } from '../errors.js';
-import { ForwardingTable } from '../fdb/index.js';
+import { ForwardingTable, macKey } from '../fdb/index.js';
 import {
   arpReply,
   arpRequestTarget,
@@ -40,6 +42,7 @@ import {
 import type { ProbeReply, ProbeSendResult } from './peer-health.js';
 import { buildVniPeers, classifyDatagram } from './classify.js';
 import { announcement, ReboundTracker, senderIp } from './neighbors.js';
+import { toRouterError, type FdReader, type NativeSurface } from './native.js';
 import { TrafficStats, type Traffic } from './traffic.js';
 import {
   DEFAULT_MAX_LOCAL_MACS,
@@ -59,21 +62,28 @@ import {
   controlCounts,
 } from './engine.js';
 
-const readAsync = promisify(read);
 const ETH_HEADER_LEN = 14;
 /** Room for one 802.1Q tag on top of the Ethernet header. */
 const L2_ALLOWANCE = ETH_HEADER_LEN + 4;
 const SOURCE_POOL_SIZE = 8;
+/** A local MAC's sighting is refreshed (and its address looked at) this often at most: native/src/tx.cc kRefreshMs. */
+const REFRESH_MS = 250;
 const EPHEMERAL_LOW = 49152;
+/** Send buffers (as the native engine's): a burst waits in the kernel while the JS thread is busy. Capped at net.core.wmem_max. */
+const SOCKET_BUFFER = 4 << 20;
+
+/** What the engine takes from the addon: its batched reads and the receiving socket (src/dataplane/native.ts). */
+export type EngineIo = Pick<NativeSurface, 'readTap' | 'readUdp' | 'bindUdp' | 'closeFd'>;
 
 export class JsEngine implements Engine {
   readonly kind = 'js' as const;
   private readonly counts: Counters = zeroCounters();
   /**
    * This host's own MACs (frame sources from the TAPs), per VNI then MAC, for advertisement. At most maxLocalMacs per
-   * VNI; aged out after agingMs (swept every second). Twin: LocalMacTable in native/src/local-macs.h.
+   * VNI, keyed by macKey (no string per frame); aged out after agingMs (swept every second). Twin: LocalMacTable in
+   * native/src/local-macs.h.
    */
-  private readonly local = new Map<number, Map<string, { seen: number; ips: string[] }>>();
+  private readonly local = new Map<number, Map<number, { mac: string; seen: number; ips: string[] }>>();
   private readonly maxLocalMacs: number;
   private table: TableSnapshot = { vnis: [] };
   /** Which addresses changed MAC, across withdrawals (announced on the bridge). */
@@ -86,10 +96,16 @@ export class JsEngine implements Engine {
   private readonly family: 'udp4' | 'udp6';
   private readonly headers = new Map<number, Uint8Array>();
   private readonly taps = new Map<number, VniTap>();
+  /** Per VNI: the reader of its TAP (none once the TAP failed, until replaceTap). */
+  private readonly readers = new Map<number, FdReader>();
   /** Per VNI (TAP): the rate limit of "too big" answers. */
   private readonly tooBigLimits = new Map<number, TooBigLimiter>();
   private vniPeers = buildVniPeers([]);
-  private rxSocket: Socket | undefined;
+  /** The receiving socket (bound to local:port by the addon) and its reader. */
+  private rxFd: number | undefined;
+  private rxReader: FdReader | undefined;
+  /** Why the receiving socket stopped (it cannot be read any more): the engine's fault. */
+  private rxFault: VxlanRouterError | undefined;
   private sourcePool: Socket[] = [];
   private agingTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -101,14 +117,14 @@ export class JsEngine implements Engine {
   private pathMtus = new Map<string, number>();
   private readonly probeAnswers = new TooBigLimiter(PROBE_ANSWER_RATE, PROBE_ANSWER_BURST);
   private replies: ProbeReply[] = [];
+  /** One callback for every send (not a closure per frame); without one, dgram drops a failed send's error. */
+  private readonly onSent = (err: Error | null): void => {
+    if (err) this.counts.tx_send_error++;
+  };
 
-  /**
-   * `removeTap` deletes a TAP by name: the only way to wake the `fs.read` that is blocked on it in the thread pool
-   * (libuv joins its threads at exit, so a read left blocked would hang the process).
-   */
   constructor(
     private readonly opts: EngineOptions,
-    private readonly removeTap: (name: string) => void,
+    private readonly io: EngineIo,
     private readonly now: () => number = Date.now,
   ) {
     this.maxLocalMacs = opts.maxLocalMacs ?? DEFAULT_MAX_LOCAL_MACS;
@@ -127,21 +143,34 @@ export class JsEngine implements Engine {
 
   async start(): Promise<void> {
     try {
-      this.rxSocket = await bindSocket(this.family, this.opts.local, this.opts.port);
+      this.rxFd = bindUdp(this.io, this.opts.local, this.opts.port);
       for (let i = 0; i < SOURCE_POOL_SIZE; i++) this.sourcePool.push(await bindEphemeral(this.family, this.opts.local));
     } catch (err) {
       await this.close();
       throw err;
     }
-    this.rxSocket.on('message', (msg, rinfo) => this.receive(msg, rinfo.address));
-    // Errors on a bound UDP socket are per-datagram ICMP reports (e.g. port unreachable): not fatal.
-    this.rxSocket.on('error', () => undefined);
+    // Room for the largest datagram we take, and one byte more: a datagram that fills it is oversize (rx_oversize).
+    this.rxReader = this.io.readUdp(
+      this.rxFd,
+      VXLAN_HEADER_LEN + this.maxFrame() + 1,
+      (data, lengths, senders) => {
+        let at = 0;
+        for (let i = 0; i < lengths.length; i++) {
+          this.receive(data.subarray(at, at + lengths[i]!), senders[i]!);
+          at += lengths[i]!;
+        }
+      },
+      (err) => {
+        this.rxReader = undefined;
+        this.rxFault = new VxlanRouterError('E_SYSTEM', `the UDP socket on ${this.opts.local} port ${this.opts.port} cannot be read: ${err.message}`, { cause: err });
+      },
+    );
     for (const s of this.sourcePool) s.on('error', () => this.counts.tx_send_error++);
     this.agingTimer = setInterval(() => {
       this.fdbTable.expire();
       this.expireLocal();
     }, 1000).unref();
-    for (const n of this.opts.networks) void this.readTap(n);
+    for (const n of this.opts.networks) this.readTap(n);
   }
 
   applyTable(given: TableSnapshot): void {
@@ -175,13 +204,13 @@ export class JsEngine implements Engine {
     this.expireLocal();
     const now = this.now();
     const rows: LocalMac[] = [];
-    for (const [vni, macs] of this.local) for (const [mac, e] of macs) rows.push({ vni, mac, ageMs: now - e.seen, ips: [...e.ips] });
+    for (const [vni, macs] of this.local) for (const e of macs.values()) rows.push({ vni, mac: e.mac, ageMs: now - e.seen, ips: [...e.ips] });
     return rows;
   }
 
-  /** Never: a TAP that fails is reported through lostTaps (and recreated by the agent); nothing else stops this engine. */
+  /** The receiving socket that failed, if it did; a TAP that fails is reported through lostTaps (and recreated by the agent). */
   fault(): VxlanRouterError | undefined {
-    return undefined;
+    return this.rxFault;
   }
 
   lostTaps(): number[] {
@@ -197,7 +226,7 @@ export class JsEngine implements Engine {
     closeSync(old.tapFd);
     this.taps.set(tap.vni, tap);
     this.lost.delete(tap.vni);
-    void this.readTap(tap);
+    this.readTap(tap);
   }
 
   sourcePort(frame: Uint8Array): number {
@@ -225,11 +254,12 @@ export class JsEngine implements Engine {
    * /sys when `underlayDevice` is known, else the MTU at start) is refused here, as EMSGSIZE refuses it natively.
    */
   async sendProbe(to: string, payload: Uint8Array): Promise<ProbeSendResult> {
-    const socket = this.rxSocket;
+    // Sent from a pool socket: the receiving one is the addon's fd (bindUdp); answers come back to our port either way.
+    const socket = this.sourcePool[0];
     if (socket === undefined || this.closed) return 'error';
     if (payload.length + 8 + this.ipHeaderLen > this.underlayMtuNow()) return 'too-big';
     return new Promise((resolve) => {
-      socket.send(payload, this.opts.port, to, (err) => {
+      socket.send(payload, this.opts.port, to, (err: Error | null) => {
         if (err) return resolve((err as NodeJS.ErrnoException).code === 'EMSGSIZE' ? 'too-big' : 'error');
         this.counts.probes_sent++;
         resolve('sent');
@@ -251,38 +281,34 @@ export class JsEngine implements Engine {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.agingTimer);
-    for (const s of [this.rxSocket, ...this.sourcePool]) s?.close();
-    for (const n of this.taps.values()) {
-      try {
-        this.removeTap(n.tapName);
-      } catch {
-        /* already gone */
-      }
-      closeSync(n.tapFd);
-    }
+    for (const s of this.sourcePool) s.close();
+    for (const r of [this.rxReader, ...this.readers.values()]) r?.close(); // before the fds close: the event loop watches them
+    this.readers.clear();
+    if (this.rxFd !== undefined) this.io.closeFd(this.rxFd);
+    for (const n of this.taps.values()) closeSync(n.tapFd); // a TAP goes with its last fd
   }
 
-  /** TAP → VXLAN: one read outstanding per TAP, so frames leave in the order the bridge sent them. */
-  private async readTap(net: VniTap): Promise<void> {
+  /** TAP → VXLAN: frames in the order the bridge sent them, a batch per event-loop wake. */
+  private readTap(net: VniTap): void {
     const size = net.mtu + L2_ALLOWANCE;
-    // One byte more than a frame may have: a read that fills the buffer was cut short by the kernel (it copies what
-    // fits and says so only by filling it). One buffer per TAP (one read outstanding), each frame copied out of it:
-    // `socket.send` may still hold the previous one, and the TAP's MTU may be far above a frame's usual size.
-    const buf = Buffer.allocUnsafe(size + 1);
-    while (!this.closed) {
-      let n: number;
-      try {
-        ({ bytesRead: n } = await readAsync(net.tapFd, buf, 0, size + 1, null));
-      } catch {
-        // EBADF after close(); a TAP that fails otherwise has been deleted under us: this VNI waits for replaceTap
-        // (the agent recreates the TAP), reported through lostTaps, never a silent end.
-        if (!this.closed && this.taps.get(net.vni) === net) this.lost.add(net.vni);
-        return;
+    // One byte more than a frame may have: a read that fills its slot was cut short by the kernel (it copies what
+    // fits and says so only by filling it).
+    const onFrames = (data: Buffer, lengths: readonly number[]): void => {
+      let at = 0;
+      for (const n of lengths) {
+        if (n > size) this.counts.tx_too_big++; // larger than the TAP's MTU allows, and perhaps cut short: dropped whole
+        else this.transmit(net.vni, data.subarray(at, at + n));
+        at += n;
       }
-      if (this.closed) return;
-      if (n > size) this.counts.tx_too_big++; // larger than the TAP's MTU allows, and perhaps cut short: dropped whole
-      else this.transmit(net.vni, Buffer.from(buf.subarray(0, n)));
-    }
+    };
+    // A TAP that fails has been deleted under us: this VNI waits for replaceTap (the agent recreates the TAP),
+    // reported through lostTaps, never a silent end.
+    const onError = (): void => {
+      this.readers.delete(net.vni);
+      if (!this.closed && this.taps.get(net.vni) === net) this.lost.add(net.vni);
+    };
+    const reader = this.io.readTap(net.tapFd, size + 1, onFrames, onError);
+    this.readers.set(net.vni, reader);
   }
 
   private transmit(vni: number, frame: Buffer): void {
@@ -332,9 +358,7 @@ export class JsEngine implements Engine {
     const socket = this.sourcePool[flowPort(frame) % this.sourcePool.length]!;
     const header = this.headers.get(vni)!;
     for (const vtep of vteps) {
-      socket.send([header, frame], this.opts.port, vtep, (err) => {
-        if (err) this.counts.tx_send_error++;
-      });
+      socket.send([header, frame], this.opts.port, vtep, this.onSent);
       this.stats.sent(vtep, frame.length);
     }
     this.stats.forwarded(vni, frame.length);
@@ -384,9 +408,7 @@ export class JsEngine implements Engine {
         this.counts.probe_answers_limited++;
         return;
       }
-      this.rxSocket?.send(probeReply(payload)!, this.opts.port, from, (err) => {
-        if (err) this.counts.tx_send_error++;
-      });
+      this.sourcePool[0]?.send(probeReply(payload)!, this.opts.port, from, this.onSent);
       this.counts.probes_answered++;
       return;
     }
@@ -407,20 +429,27 @@ export class JsEngine implements Engine {
     else if (r === 'malformed') this.counts.tcp_mss_bad_options++;
   }
 
-  /** Records a frame's source MAC (and the IPv4 or IPv6 address it used) as one of this host's own. */
+  /**
+   * Records a frame's source MAC (and the IPv4 or IPv6 address it used) as one of this host's own. A MAC seen in the
+   * last REFRESH_MS is left as it is (its address looked at again after that), as the native TX thread does: a
+   * stream's frames cost a lookup each, not a parse and a string.
+   */
   private noteLocal(vni: number, frame: Buffer): void {
-    const mac = formatMac(frame, 6);
+    const key = macKey(frame, 6);
+    const now = this.now();
     let macs = this.local.get(vni);
     if (macs === undefined) this.local.set(vni, (macs = new Map()));
-    let e = macs.get(mac);
+    let e = macs.get(key);
     if (e === undefined) {
       if (macs.size >= this.maxLocalMacs) {
         this.counts.local_mac_refused++; // not recorded nor advertised; the frame still goes out
         return;
       }
-      macs.set(mac, (e = { seen: 0, ips: [] }));
+      macs.set(key, (e = { mac: formatMac(frame, 6), seen: 0, ips: [] }));
+    } else if (now - e.seen < REFRESH_MS) {
+      return;
     }
-    e.seen = this.now();
+    e.seen = now;
     const ip = senderIp(frame);
     if (ip !== undefined && e.ips[0] !== ip) e.ips = [ip, ...e.ips.filter((x) => x !== ip)].slice(0, MAX_IPS);
   }
@@ -428,7 +457,7 @@ export class JsEngine implements Engine {
   /** Forgets local MACs not seen for agingMs. */
   private expireLocal(): void {
     const now = this.now();
-    for (const macs of this.local.values()) for (const [mac, e] of macs) if (now - e.seen >= this.opts.agingMs) macs.delete(mac);
+    for (const macs of this.local.values()) for (const [key, e] of macs) if (now - e.seen >= this.opts.agingMs) macs.delete(key);
   }
 
   /** A frame of our own onto a VNI's bridge (ARP / ND answers and announcements); false when the TAP refused it. */
@@ -495,7 +524,7 @@ export class JsEngine implements Engine {
     if (src[0]! & 1) return false;
     const home = this.fdbTable.homeOf(vni, src);
     if (home !== undefined) return home !== from; // the control plane's word outranks our sighting (a container that moved)
-    const local = this.local.get(vni)?.get(formatMac(src));
+    const local = this.local.get(vni)?.get(macKey(src));
     return local !== undefined && this.now() - local.seen < this.opts.agingMs; // the clock noteLocal stamps with
   }
 
@@ -518,9 +547,19 @@ function canonicalTable(t: TableSnapshot): TableSnapshot {
   };
 }
 
+/** The receiving socket, with the addon's errors in the product's words (EADDRINUSE → E_PORT_IN_USE). */
+function bindUdp(io: EngineIo, address: string, port: number): number {
+  try {
+    return io.bindUdp(address, port);
+  } catch (err) {
+    throw toRouterError(err);
+  }
+}
+
+/** A sending socket (its buffer: SOCKET_BUFFER). */
 function bindSocket(type: 'udp4' | 'udp6', address: string, port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = createSocket({ type, reuseAddr: false });
+    const s = createSocket({ type, reuseAddr: false, sendBufferSize: SOCKET_BUFFER });
     s.once('error', (err: NodeJS.ErrnoException) => {
       s.close();
       reject(

@@ -72,6 +72,11 @@ export interface LinkInfo {
   readonly kind: string;
 }
 
+/** A TAP or UDP socket being read (readTap, readUdp); close() stops it (idempotent), and must come before the fd is closed. */
+export interface FdReader {
+  close(): void;
+}
+
 /** Link events being delivered (watchLinks); close() stops them (idempotent). */
 export interface LinkWatch {
   close(): void;
@@ -108,6 +113,23 @@ export interface NativeSurface {
   closeFd(fd: number): void;
   /** Deletes a link (RTM_DELLINK); for a TAP this also wakes a read() blocked on it. */
   deleteLink(name: string): void;
+  /**
+   * Reads a TAP from the JS thread's event loop (fd made O_NONBLOCK): on each wake up to 64 frames, one read of
+   * `readSize` bytes each, in one call of `onFrames`: frame i is the lengths[i] bytes after the frames before it in
+   * `data` (a length equal to readSize: the frame did not fit and was cut short). `onError` once if the fd fails (a
+   * TAP deleted under us), and the reader stops. The reference engine's reads (native/src/fd-reader.cc). The fd stays
+   * the caller's. Holds the event loop open until closed or failed. Neither callback may throw.
+   */
+  readTap(fd: number, readSize: number, onFrames: (data: Buffer, lengths: readonly number[]) => void, onError: (err: Error) => void): FdReader;
+  /** The same for a UDP socket (bindUdp): up to 64 datagrams per wake (one recvmmsg), with their senders (canonical text). */
+  readUdp(
+    fd: number,
+    readSize: number,
+    onDatagrams: (data: Buffer, lengths: readonly number[], senders: readonly string[]) => void,
+    onError: (err: Error) => void,
+  ): FdReader;
+  /** A UDP socket bound to address:port with a 4 MiB receive buffer (SO_RCVBUFFORCE), for readUdp; close with closeFd. */
+  bindUdp(address: string, port: number): number;
   /**
    * Link events of this network namespace (rtnetlink RTMGRP_LINK, read on a native thread), in batches on the JS
    * thread. `overflow`: some were lost (queue full), so look again with getLink. Does not hold the event loop open.

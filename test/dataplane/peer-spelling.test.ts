@@ -23,7 +23,7 @@ t.test('classify: a peer written FD00::0001 accepts datagrams from fd00::1', asy
 });
 
 t.test('JsEngine.applyTable: MAC homes and neighbours in canonical spelling; a bad address refuses the table whole', async (t) => {
-  const e = new JsEngine({ local: 'fd00::9', port: 4789, underlayMtu: 1500, networks: [], learning: true, agingMs: 300_000 }, () => undefined);
+  const e = new JsEngine({ local: 'fd00::9', port: 4789, underlayMtu: 1500, networks: [], learning: true, agingMs: 300_000 }, { readTap: () => ({ close: () => undefined }), readUdp: () => ({ close: () => undefined }), bindUdp: () => 0, closeFd: () => undefined });
   t.teardown(() => e.close());
   e.applyTable({ vnis: [{ vni: 42, peers: ['FD00::0001'], macs: [{ mac: '02:00:00:00:00:01', vtep: 'FD00:0:0::0001' }], neighbors: [{ ip: 'FD00::00AB', mac: '02:00:00:00:00:01' }] }] });
   t.match(e.fdb(), [{ vni: 42, mac: '02:00:00:00:00:01', vtep: 'fd00::1' }]);

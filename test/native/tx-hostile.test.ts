@@ -76,7 +76,7 @@ out.big = named(e);
 // Finding 6. No peers from here on: only the local-MAC table matters.
 e.setTable({ vnis: [{ vni: 42, peers: [], macs: [] }] });
 const c = n.openTap('vxc0', 1450, 'br0', false);
-const js = new JsEngine({ local: '198.51.100.1', port: 4790, underlayMtu: 1500, learning: true, agingMs: 1500, learnMaxPerPeer: 4096, learnMax: 65536, maxLocalMacs: 8, networks: [{ vni: 42, tapFd: c.fd, tapName: c.name, mtu: 1450 }] }, (name) => n.deleteLink(name));
+const js = new JsEngine({ local: '198.51.100.1', port: 4790, underlayMtu: 1500, learning: true, agingMs: 1500, learnMaxPerPeer: 4096, learnMax: 65536, maxLocalMacs: 8, networks: [{ vni: 42, tapFd: c.fd, tapName: c.name, mtu: 1450 }] }, n);
 await js.start();
 js.applyTable({ vnis: [{ vni: 42, peers: [], macs: [] }] });
 await sleep(1600); // what the first part left (02:..:01) ages out

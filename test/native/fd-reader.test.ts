@@ -1,0 +1,135 @@
+/**
+ * The addon's readTap, readUdp and bindUdp (native/src/fd-reader.cc), the reference engine's reads, against a real
+ * TAP and UDP socket in a throwaway namespace:  [vxr<id>-trd]  br0 198.18.0.1/24 (bridge) ◀─ TAP vxrr0; eth0 198.51.100.1
+ * Broadcast pings from br0 reach the TAP. The child (the addon works on its own namespace) prints what it saw.
+ */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { Lab, labSkipReason } from '../../src/lab/lab.js';
+
+const NATIVE = fileURLToPath(new URL('../../src/dataplane/native.ts', import.meta.url));
+const TSX = import.meta.resolve('tsx');
+
+const CHILD = `
+const { loadNative } = await import(${JSON.stringify(NATIVE)});
+const { execFileSync, spawnSync } = await import('node:child_process');
+const n = loadNative();
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const until = async (ok) => { for (let i = 0; i < 200 && !ok(); i++) await sleep(50); };
+/** count broadcast pings (ICMP echo to ff:ff:ff:ff:ff:ff), at most a second; with -l all leave at once. */
+const pings = (count) => spawnSync('ping', ['-b', '-q', '-c', String(count), '-l', String(count), '-w', '1', '198.18.0.255'], { stdio: 'ignore' });
+/** The ICMP echo requests of a batch: [length, sequence] each, walking the lengths through the one buffer. */
+const echoes = (data, lengths) => {
+  const out = []; let at = 0;
+  for (const len of lengths) {
+    const f = data.subarray(at, at + len); at += len;
+    if (f.length >= 42 && f.readUInt16BE(12) === 0x0800 && f[23] === 1 && f[34] === 8) out.push([len, f.readUInt16BE(40)]);
+  }
+  return { out, walked: at === data.length };
+};
+const out = { errors: [] };
+const tap = n.openTap('vxrr0', 1400, 'br0');
+execFileSync('ip', ['addr', 'add', '198.18.0.1/24', 'dev', 'br0']);
+
+// 1. 100 frames queued before the reader starts: drained in batches of at most 64, in order, lengths walking the buffer.
+pings(100);
+const batches = [];
+let r = n.readTap(tap.fd, 1419, (data, lengths) => batches.push(echoes(data, lengths)), (e) => out.errors.push(e.code));
+await until(() => batches.flatMap((b) => b.out).length >= 100);
+out.batchSizes = batches.map((b) => b.out.length);
+out.walked = batches.every((b) => b.walked);
+out.seqs = batches.flatMap((b) => b.out.map(([, s]) => s));
+out.lengths = [...new Set(batches.flatMap((b) => b.out.map(([l]) => l)))];
+
+// 2. close(): nothing more is delivered. A reader with slots smaller than the frames: each length is the slot (cut short).
+r.close(); r.close();
+const before = batches.length;
+pings(3);
+await sleep(300);
+out.afterClose = batches.length - before;
+const small = [];
+r = n.readTap(tap.fd, 64, (data, lengths) => small.push(...lengths), (e) => out.errors.push(e.code));
+await until(() => small.length >= 3);
+out.small = small;
+
+// 3. The TAP deleted under the reader: onError once, and the reader stops (the event loop is free: this child exits).
+n.deleteLink('vxrr0');
+await until(() => out.errors.length >= 1);
+await sleep(200);
+out.bad = [];
+for (const args of [[-1, 100], [tap.fd, 5], [tap.fd, 100, 'x']]) {
+  try { n.readTap(args[0], args[1], args[2] ?? (() => {}), () => {}); } catch (e) { out.bad.push(e instanceof TypeError); }
+}
+n.closeFd(tap.fd);
+
+// 4. bindUdp + readUdp: datagrams sent while nobody reads come in one batch, in order, with their sender; one longer
+// than the slot comes back as the slot's length; a second bind of the port is EADDRINUSE.
+const { createSocket } = await import('node:dgram');
+const fd = n.bindUdp('198.51.100.1', 4799);
+try { n.bindUdp('198.51.100.1', 4799); } catch (e) { out.inUse = e.code; }
+const sender = createSocket('udp4');
+await new Promise((r) => sender.bind(0, '198.51.100.1', r));
+for (let i = 0; i < 20; i++) await new Promise((r) => sender.send(Buffer.alloc(10 + i, i), 4799, '198.51.100.1', r));
+await new Promise((r) => sender.send(Buffer.alloc(300, 0xee), 4799, '198.51.100.1', r));
+const udp = [];
+const u = n.readUdp(fd, 200, (data, lengths, senders) => {
+  let at = 0;
+  udp.push(lengths.map((len, i) => { const d = data.subarray(at, at + len); at += len; return [len, d[0], senders[i]]; }));
+}, (e) => out.errors.push(e.code));
+await until(() => udp.flat().length >= 21);
+out.udpBatches = udp.map((b) => b.length);
+out.udp = udp.flat();
+out.udpPort = sender.address().port;
+u.close();
+sender.close();
+n.closeFd(fd);
+out.badUdp = [];
+for (const args of [['nonsense', 1], ['198.51.100.1', 70000]]) {
+  try { n.bindUdp(args[0], args[1]); } catch (e) { out.badUdp.push(e instanceof TypeError); }
+}
+console.log(JSON.stringify(out));
+`;
+
+t.test('readTap: batches of at most 64 frames in order, close, cut-short frames, a deleted TAP; readUdp and bindUdp', { skip: labSkipReason() ?? false }, async (t) => {
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const host = await lab.addHost('trd', '198.51.100.1');
+  const r = spawnSync('ip', ['netns', 'exec', host.ns, process.execPath, '--import', TSX, '--input-type=module', '-e', CHILD], { encoding: 'utf8', timeout: 40_000 });
+  t.equal(r.status, 0, `the child ran to the end and exited on its own ${r.stderr}`);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as {
+    batchSizes: number[];
+    walked: boolean;
+    seqs: number[];
+    lengths: number[];
+    afterClose: number;
+    small: number[];
+    errors: string[];
+    bad: boolean[];
+    inUse: string;
+    udpBatches: number[];
+    udp: [number, number, string][];
+    badUdp: boolean[];
+  };
+  t.equal(out.seqs.length, 100, 'all 100 queued frames were read');
+  t.same(out.seqs, Array.from({ length: 100 }, (_, i) => i + 1), 'in the order the bridge sent them');
+  t.equal(out.batchSizes[0], 64, `drained 64 per wake at most (batches ${out.batchSizes.join(', ')})`);
+  t.ok(out.batchSizes.length <= 3, 'in a few batches, not one per frame');
+  t.ok(out.walked, 'the lengths add up to each batch buffer');
+  t.same(out.lengths, [98], 'each frame whole (14 + 20 + 8 + 56 bytes)');
+  t.equal(out.afterClose, 0, 'nothing after close()');
+  t.ok(out.small.length >= 3 && out.small.every((l) => l === 64), `frames longer than the slot come back as the slot's length (${out.small.join(', ')})`);
+  t.equal(out.errors.length, 1, 'the deleted TAP: onError once');
+  t.match(out.errors[0], /^E(BADFD|BADF|IO|NODEV)$/, `with an errno name (${out.errors[0]})`);
+  t.same(out.bad, [true, true, true], 'bad fd, slot size or callback: TypeError');
+
+  t.equal(out.inUse, 'EADDRINUSE', 'bindUdp: a taken port is EADDRINUSE (E_PORT_IN_USE for the router)');
+  t.same(out.udpBatches, [21], 'readUdp: 21 queued datagrams in one batch (one recvmmsg)');
+  t.same(
+    out.udp.slice(0, 20),
+    Array.from({ length: 20 }, (_, i) => [10 + i, i, '198.51.100.1']),
+    'each datagram whole, in order, walking the lengths through the one buffer, with its sender as text',
+  );
+  t.same(out.udp[20], [200, 0xee, '198.51.100.1'], 'a datagram longer than the slot comes back as the slot (cut short)');
+  t.same(out.badUdp, [true, true], 'bindUdp: a bad address or port is a TypeError');
+});
