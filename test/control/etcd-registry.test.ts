@@ -10,7 +10,7 @@ import type { HostRecord, NetworkDefinition } from '../../src/control/etcd-regis
 import type { RegistryWarning } from '../../src/control/index.js';
 import type { TableSnapshot } from '../../src/fdb/index.js';
 import { EtcdServer, etcdSkipReason } from '../../src/lab/etcd.js';
-import { registryOpener } from '../helpers/registries.js';
+import { registryOpener, twoJoined } from '../helpers/registries.js';
 import { waitFor } from '../../src/lab/wait.js';
 
 const record = (hostId: string, ip: string): HostRecord => ({
@@ -75,17 +75,10 @@ t.test('etcd registry', { skip: etcdSkipReason() ?? false }, async (t) => {
 });
 
 t.test('a MAC that moved: the old host withdraws it, and claims it again when it comes back', { skip: etcdSkipReason() ?? false }, async (t) => {
-  const etcd = await EtcdServer.start();
-  const open = registryOpener(t, etcd.endpoint, {}, () => etcd.destroy());
-  const admin = open();
-  await admin.createNetwork({ version: 1, name: 'default', vni: 42, subnet: '198.18.0.0/15' });
-  const network = (await admin.getNetwork('default')) as NetworkDefinition;
-  const [a, b] = [open(), open()];
-  await a.join(network, record('a', '198.51.100.1'));
-  await b.join(network, record('b', '198.51.100.2'));
+  const { a, b, value } = await twoJoined(t);
   const X = '02:00:00:00:00:99';
   const vtepOf = (r: typeof a): string | undefined => r.table().vnis[0]?.macs.find((m) => m.mac === X)?.vtep;
-  const macsOfA = (): string => spawnSync('etcdctl', ['--endpoints', etcd.endpoint, 'get', '/vxlan-router/v1/networks/default/macs/a', '--print-value-only'], { encoding: 'utf8' }).stdout;
+  const macsOfA = (): string => value('macs/a');
 
   await a.advertise([{ vni: 42, mac: X, ageMs: 0 }]);
   await waitFor(() => vtepOf(b) === '198.51.100.1', { timeoutMs: 3000, what: 'b to see X at a' });
