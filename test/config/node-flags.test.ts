@@ -23,5 +23,5 @@ t.test('the launchers pass NODE_FLAGS', async (t) => {
   t.same(flagsOf(/^ExecStart=(.*)$/m.exec(read('config/vxlan-router.service'))![1]!), NODE_FLAGS, 'config/vxlan-router.service ExecStart');
   t.same(flagsOf(/exec \/opt\/vxlan-router\/bin\/node[^\n]*/.exec(read('Dockerfile'))![0]), NODE_FLAGS, "the Dockerfile's vxlan-router wrapper");
   t.equal(read('src/cli.ts').split('\n')[0], `#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}`, 'the #! line of the bin (tsc keeps it in dist/cli.js)');
-  t.match(read('src/lab/lab.ts'), /this\.spawn\(host\.ns, process\.execPath, \[\.\.\.NODE_FLAGS, \.\.\.args\]/, 'Lab.startRouter');
+  t.match(read('src/lab/lab.ts'), /this\.spawn\(host\.ns, process\.execPath, \[\.\.\.NODE_FLAGS, (\.\.\.\(opts\.nodeFlags \?\? \[\]\), )?\.\.\.args\]/, 'Lab.startRouter');
 });
