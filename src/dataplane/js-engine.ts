@@ -430,9 +430,8 @@ export class JsEngine implements Engine {
   }
 
   /**
-   * Records a frame's source MAC (and the IPv4 or IPv6 address it used) as one of this host's own. A MAC seen in the
-   * last REFRESH_MS is left as it is (its address looked at again after that), as the native TX thread does: a
-   * stream's frames cost a lookup each, not a parse and a string.
+   * Records a frame's source MAC (and the IPv4 or IPv6 address it used) as one of this host's own. A MAC seen with
+   * that address in the last REFRESH_MS is left as it is, as the native TX thread does.
    */
   private noteLocal(vni: number, frame: Buffer): void {
     const key = macKey(frame, 6);
@@ -446,11 +445,12 @@ export class JsEngine implements Engine {
         return;
       }
       macs.set(key, (e = { mac: formatMac(frame, 6), seen: 0, ips: [] }));
-    } else if (now - e.seen < REFRESH_MS) {
-      return;
     }
-    e.seen = now;
     const ip = senderIp(frame);
+    // Within the window only an address the MAC has not used yet is news (an IPv6 link-local after its ULA, an address
+    // taken over): per (MAC, address), as the native TX thread keeps it.
+    if (e.seen !== 0 && now - e.seen < REFRESH_MS && (ip === undefined || e.ips.includes(ip))) return;
+    e.seen = now;
     if (ip !== undefined && e.ips[0] !== ip) e.ips = [ip, ...e.ips.filter((x) => x !== ip)].slice(0, MAX_IPS);
   }
 

@@ -30,6 +30,12 @@ const execFileP = promisify(execFile);
 /** dist/cli.js, from src/lab (tests under tap) or dist/lab (demo, benchmarks). */
 export const CLI_PATH = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 export const VNI = 42;
+/**
+ * A tcpdump filter for the routers' peer probes (docs/data-path.md#peer-probes: a UDP payload starting 00 'V' 'X'
+ * 'P'), to leave them out of captures of data datagrams; IPv4 underlays (libpcap cannot index udp[] over IPv6).
+ * The js engine sends them from a pool socket's port, not 4789, so a port filter does not catch them.
+ */
+export const PROBE_FILTER = '(udp[8:4] = 0x00565850)';
 export const UNDERLAY_MTU = 1500;
 
 let labCounter = 0;

@@ -13,7 +13,7 @@
  */
 import { rmSync } from 'node:fs';
 import t from 'tap';
-import { Lab, labSkipReason, twoHosts, VNI } from '../../src/lab/lab.js';
+import { Lab, labSkipReason, PROBE_FILTER, twoHosts, VNI } from '../../src/lab/lab.js';
 import { hashedTransfer } from '../../src/lab/transfers.js';
 
 const variants = [
@@ -42,7 +42,7 @@ t.test(`${name} ↔ kernel vxlan`, { skip: labSkipReason() ?? false }, async (t)
   await lab.addKernelVtep(h2, [h1.underlayIp]);
 
   // Capture what h1 sends (bounded: a packet count and a timeout), while pings and a transfer cross.
-  const dump = await lab.capture(h1.ns, 'eth0', ['udp', 'and', 'src', 'host', h1.underlayIp, 'and', 'not', 'src', 'port', '4789'], { seconds: 60, count: 400, pcap });
+  const dump = await lab.capture(h1.ns, 'eth0', ['udp', 'and', 'src', 'host', h1.underlayIp, 'and', 'not', PROBE_FILTER], { seconds: 60, count: 400, pcap });
 
   t.equal((await lab.ping(c1.ns, c2.ip, 5)).loss, 0, 'router → kernel ping');
   t.equal((await lab.ping(c2.ns, c1.ip, 5)).loss, 0, 'kernel → router ping');

@@ -8,7 +8,7 @@
  */
 import { rmSync } from 'node:fs';
 import t from 'tap';
-import { Lab, labSkipReason, twoHosts, UNDERLAY_MTU } from '../../src/lab/lab.js';
+import { Lab, labSkipReason, PROBE_FILTER, twoHosts, UNDERLAY_MTU } from '../../src/lab/lab.js';
 import { hashedTransfer } from '../../src/lab/transfers.js';
 
 const skip = labSkipReason();
@@ -28,7 +28,7 @@ t.test('native ↔ native, offloads on: 1 GiB intact, nothing fragmented or over
   t.ok(sw, 'the switch namespace');
   await lab.exec(sw!, 'ethtool', ['-K', 'h2', 'tx-udp-segmentation', 'off']);
 
-  const dump = await lab.capture(h2.ns, 'eth0', ['udp', 'and', 'src', 'host', h1.underlayIp, 'and', 'not', 'src', 'port', '4789'], { seconds: 120, count: 5000, pcap });
+  const dump = await lab.capture(h2.ns, 'eth0', ['udp', 'and', 'src', 'host', h1.underlayIp, 'and', 'not', PROBE_FILTER], { seconds: 120, count: 5000, pcap });
   const x = await hashedTransfer(lab, c1, c2, GIB);
   t.equal(x.receivedSha256, x.sentSha256, `1 GiB c1 → c2 intact (${x.mbitPerS.toFixed(0)} Mbit/s)`);
   await dump.stop();
