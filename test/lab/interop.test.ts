@@ -44,6 +44,11 @@ t.test(`${name} ↔ kernel vxlan`, { skip: labSkipReason() ?? false }, async (t)
   // Capture what h1 sends (bounded: a packet count and a timeout), while pings and a transfer cross.
   const dump = await lab.capture(h1.ns, 'eth0', ['udp', 'and', 'src', 'host', h1.underlayIp, 'and', 'not', PROBE_FILTER], { seconds: 60, count: 400, pcap });
 
+  // Eight TCP flows (a SYN each, to eight closed ports) besides the pings and the transfer: the js engine picks one of
+  // 8 source sockets per flow hash, so two flows alone share one port 1 time in 8; ten flows all in one slot do not.
+  // (TCP, not UDP: tshark's udp.* fields would list an inner UDP header's ports too.)
+  const flows = `const net=require('net');let n=0;for(let p=7000;p<7008;p++)net.connect(p,'${c2.ip}').on('error',()=>{}).on('close',()=>{if(++n===8)process.exit(0)});setTimeout(()=>process.exit(0),5000)`;
+  await lab.exec(c1.ns, process.execPath, ['-e', flows]);
   t.equal((await lab.ping(c1.ns, c2.ip, 5)).loss, 0, 'router → kernel ping');
   t.equal((await lab.ping(c2.ns, c1.ip, 5)).loss, 0, 'kernel → router ping');
   const there = await hashedTransfer(lab, c1, c2, 30);

@@ -160,7 +160,9 @@ t.test('native engine: errors, TX → RX through itself, every RX drop reason, s
   t.equal(probes.sent, 0, 'sendProbe: sent');
   t.match(probes.own, [{ id: 7, length: 1472, rttMs: Number }], 'its own probe answered, with an RTT');
   t.equal(probes.sentCount, 1, 'probes_sent');
-  t.equal(pc.rx_datagrams, drops.rx_datagrams, 'probes never reach the TAP');
+  // Peered with itself, every datagram it delivers is one it sent: a frame the kernel puts on the TAP meanwhile (an MLD
+  // report) goes out and comes back, a probe that reached the TAP would come in without going out.
+  t.ok(pc.rx_datagrams! - drops.rx_datagrams! <= pc.tx_datagrams! - drops.tx_datagrams!, `probes never reach the TAP (delivered ${pc.rx_datagrams! - drops.rx_datagrams!}, sent ${pc.tx_datagrams! - drops.tx_datagrams!} meanwhile)`);
   t.equal(out.trafficPeersAfterRemoval, 0, 'a removed peer leaves the traffic rows');
   t.ok((out.noDestination as number) >= 1, 'tx_no_destination when the VNI has no peers');
   t.equal(out.learnedAfterPeerRemoved, 0, 'learned entries of a removed peer are forgotten');
