@@ -83,7 +83,7 @@ export class JsEngine implements Engine {
    * VNI, keyed by macKey (no string per frame); aged out after agingMs (swept every second). Twin: LocalMacTable in
    * native/src/local-macs.h.
    */
-  private readonly local = new Map<number, Map<number, { mac: string; seen: number; ips: string[] }>>();
+  private readonly local = new Map<number, Map<number, { mac: string; seen: number; ips: string[]; where: number }>>();
   private readonly maxLocalMacs: number;
   private table: TableSnapshot = { vnis: [] };
   /** Which addresses changed MAC, across withdrawals (announced on the bridge). */
@@ -444,12 +444,17 @@ export class JsEngine implements Engine {
         this.counts.local_mac_refused++; // not recorded nor advertised; the frame still goes out
         return;
       }
-      macs.set(key, (e = { mac: formatMac(frame, 6), seen: 0, ips: [] }));
+      macs.set(key, (e = { mac: formatMac(frame, 6), seen: 0, ips: [], where: 0 }));
     }
-    const ip = senderIp(frame);
     // Within the window only an address the MAC has not used yet is news (an IPv6 link-local after its ULA, an address
-    // taken over): per (MAC, address), as the native TX thread keeps it.
-    if (e.seen !== 0 && now - e.seen < REFRESH_MS && (ip === undefined || e.ips.includes(ip))) return;
+    // taken over): per (MAC, address), as the native TX thread keeps it. The stream's frames are told apart by a hash
+    // of their sender-address bytes, not by parsing and formatting each one.
+    const where = senderBytesHash(frame);
+    const fresh = e.seen !== 0 && now - e.seen < REFRESH_MS;
+    if (fresh && where === e.where) return;
+    e.where = where;
+    const ip = senderIp(frame);
+    if (fresh && (ip === undefined || e.ips.includes(ip))) return;
     e.seen = now;
     if (ip !== undefined && e.ips[0] !== ip) e.ips = [ip, ...e.ips.filter((x) => x !== ip)].slice(0, MAX_IPS);
   }
@@ -587,4 +592,18 @@ async function bindEphemeral(type: 'udp4' | 'udp6', address: string): Promise<So
     }
   }
   throw new VxlanRouterError('E_SYSTEM', `no free UDP source port in ${EPHEMERAL_LOW}-65535 on ${address}`, { cause: last });
+}
+
+/**
+ * A hash of the bytes where an untagged frame's sender address sits (ARP sender IP, IPv4 or IPv6 source), without
+ * parsing it: equal for a stream's frames, so noteLocal parses (senderIp) only when it changes. Other frames hash
+ * their ethertype alone (they are parsed when that changes).
+ */
+function senderBytesHash(frame: Uint8Array): number {
+  const type = frame.length >= 14 ? (frame[12]! << 8) | frame[13]! : 0;
+  const from = type === 0x0806 ? 28 : type === 0x0800 ? 26 : type === 0x86dd ? 22 : 12;
+  const to = type === 0x0806 ? 32 : type === 0x0800 ? 30 : type === 0x86dd ? 38 : 14;
+  let h = 0x811c9dc5 ^ type;
+  for (let i = from; i < to && i < frame.length; i++) h = Math.imul(h ^ frame[i]!, 0x01000193) >>> 0;
+  return h;
 }
