@@ -34,6 +34,7 @@ export class HostView {
   /** Replaces everything with a listing's contents. */
   reset(entries: Iterable<{ readonly id: string; readonly value: string }>): void {
     this.byId.clear();
+    this.updated.clear();
     for (const e of entries) this.put(e.id, e.value);
   }
 

@@ -87,9 +87,9 @@ export class NativeEngine implements Engine {
   }
 
   applyTable(table: TableSnapshot): void {
+    this.handle?.setTable(toNativeTable(table, this.pathMtus)); // a table the engine refuses (throws) is not kept
     this.table = table;
     this.statics = controlCounts(table);
-    this.handle?.setTable(toNativeTable(table, this.pathMtus));
     const rebound = this.rebound.next(table); // after the engine took the table: a refused one announces nothing
     for (const r of rebound) {
       try {
