@@ -35,14 +35,13 @@ export async function removeNetwork(connection: EtcdConnection, name: string): P
   try {
     const def = await registry.getNetwork(name);
     if (def === undefined) throw new ConfigError(`network ${name} is not defined in etcd`, { hint: "see the names with `etcdctl get --prefix --keys-only /vxlan-router/v1/networks/`" });
-    const use = await registry.networkUse(name, def.subnet);
+    const use = await registry.deleteNetworkUnlessUsed(name, def.subnet);
     if (use.length > 0) {
       const who = use.map((u) => `${u.hostId} (${u.macs} MAC${u.macs === 1 ? '' : 's'})`).join(', ');
       throw new ConfigError(`network ${name} is in use: ${who} advertise${use.length === 1 ? 's' : ''} containers on it`, {
         hint: `remove or disconnect them first (docker rm -f … / docker network disconnect ${name} …), then run this again`,
       });
     }
-    await registry.deleteNetwork(name);
   } finally {
     await registry.close();
   }

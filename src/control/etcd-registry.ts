@@ -91,6 +91,19 @@ export interface RegistryOptions extends EtcdConnection {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
 
+/** A host that advertises containers (MACs) on a network: what keeps `network rm` from removing it. */
+export interface NetworkUse {
+  readonly hostId: string;
+  readonly macs: number;
+}
+
+/** The end of the key range holding every key that starts with `prefix` (its last byte plus one; prefixes end in '/'). */
+function prefixEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  end[end.length - 1]! += 1;
+  return end;
+}
+
 /** What join() and joinInBackground() set up: the network, this host's record, and what follows the network. */
 interface Joined {
   readonly network: NetworkDefinition;
@@ -186,26 +199,44 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   }
 
   /**
-   * The hosts that advertise MACs (containers, VMs) on a network now, with how many. With an IPv4 subnet only MACs
-   * with an address in it count: a host's bridge (IPv6 link-local chatter) is not a container. Throws E_ETCD.
+   * Removes a network's definition and every record under it (hosts, MACs, slices), unless a host advertises a MAC
+   * of its subnet: one transaction conditioned on the MAC records the check read, so a container that appears in
+   * between refuses the removal instead of losing its network. Returns the use that refused it ([] when removed).
+   * Throws E_ETCD, also when the MAC records kept changing under five attempts.
    */
-  async networkUse(name: string, subnet?: string): Promise<{ hostId: string; macs: number }[]> {
-    const prefix = `${keys.networkPrefix(name)}macs/`;
-    const net = subnet === undefined ? undefined : Ipv4Subnet.parse(subnet);
-    const all = await this.client.call(() => this.client.etcd.getAll().prefix(prefix).strings());
-    return Object.entries(all).flatMap(([key, value]) => {
-      const macs = (parseJson(value) as { macs?: unknown } | undefined)?.macs;
-      const used = (Array.isArray(macs) ? macs : []).filter((m: { ips?: unknown }) => net === undefined || (Array.isArray(m?.ips) && m.ips.some((ip) => typeof ip === 'string' && net.contains(ip))));
-      return used.length > 0 ? [{ hostId: key.slice(prefix.length), macs: used.length }] : [];
+  async deleteNetworkUnlessUsed(name: string, subnet?: string): Promise<NetworkUse[]> {
+    const { etcd } = this.client;
+    const prefix = Buffer.from(keys.networkPrefix(name));
+    const macs = Buffer.from(`${keys.networkPrefix(name)}macs/`);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const { use, revision } = await this.readUse(name, subnet);
+      if (use.length > 0) return use;
+      const r = await this.client.call(() =>
+        etcd.kv.txn({
+          // Every MAC record unchanged since the read (a new or rewritten one has a later mod revision).
+          compare: [{ key: macs, range_end: prefixEnd(macs), target: 'Mod', result: 'Less', mod_revision: revision + 1 }],
+          success: [{ request_delete_range: { key: prefix, range_end: prefixEnd(prefix) } }],
+        }),
+      );
+      if (r.succeeded) return [];
+    }
+    throw new VxlanRouterError('E_ETCD', `the MAC records of network ${name} kept changing while it was being removed`, {
+      recoverable: true,
+      hint: 'hosts are still adding containers to it: stop them, then run this again',
     });
   }
 
-  /** Removes a network's definition and every record under it (hosts, MACs, slices). Throws E_ETCD. */
-  async deleteNetwork(name: string): Promise<boolean> {
-    const { etcd } = this.client;
-    const had = (await this.client.call(() => etcd.get(keys.network(name)).string())) !== null;
-    await this.client.call(() => etcd.delete().prefix(keys.networkPrefix(name)).exec());
-    return had;
+  /** Who advertises MACs of `subnet` (any, without one) on the network, as of `revision`. */
+  private async readUse(name: string, subnet?: string): Promise<{ use: NetworkUse[]; revision: number }> {
+    const prefix = `${keys.networkPrefix(name)}macs/`;
+    const net = subnet === undefined ? undefined : Ipv4Subnet.parse(subnet);
+    const res = await this.client.call(() => this.client.etcd.getAll().prefix(prefix).exec());
+    const use = res.kvs.flatMap((kv) => {
+      const macs = (parseJson(kv.value.toString()) as { macs?: unknown } | undefined)?.macs;
+      const used = (Array.isArray(macs) ? macs : []).filter((m: { ips?: unknown }) => net === undefined || (Array.isArray(m?.ips) && m.ips.some((ip) => typeof ip === 'string' && net.contains(ip))));
+      return used.length > 0 ? [{ hostId: kv.key.toString().slice(prefix.length), macs: used.length }] : [];
+    });
+    return { use, revision: Number(res.header.revision) };
   }
 
   /** The network's definition, or undefined when there is none. `timeoutMs` bounds this one call (default: callTimeoutMs). */

@@ -132,3 +132,36 @@ t.test("a snapshot's address range is reported before etcd answers", async (t) =
   other.assumeSnapshot(network, 17, 3, '10.1.0.0/24');
   t.match(other.range(), { reason: 'not-leased' }, 'a range that is no slice of the subnet is ignored');
 });
+
+t.test('network rm: removes every record of an unused network; refused while a host advertises a container on it, also one that appears during the check', { skip: etcdSkipReason() ?? false }, async (t) => {
+  const etcd = await EtcdServer.start();
+  const open = registryOpener(t, etcd.endpoint, {}, () => etcd.destroy());
+  const admin = open();
+  const ctl = (...args: string[]): string => spawnSync('etcdctl', ['--endpoints', etcd.endpoint, ...args], { encoding: 'utf8' }).stdout;
+  const keysOf = (name: string): string[] => ctl('get', '--prefix', '--keys-only', `/vxlan-router/v1/networks/${name}/`).split('\n').filter(Boolean);
+  const macs = (ip: string): string => JSON.stringify({ version: 1, hostId: 'h', macs: [{ vni: 42, mac: '02:00:00:00:00:01', ips: [ip] }] });
+  const def = { version: 1 as const, name: 'blue', vni: 42, subnet: '198.18.0.0/16' };
+
+  await admin.createNetwork(def);
+  ctl('put', '/vxlan-router/v1/networks/blue/macs/h', macs('198.19.0.5'));
+  t.same(await admin.deleteNetworkUnlessUsed('blue', def.subnet), [], 'a MAC outside the subnet is no use of it');
+  t.same(keysOf('blue'), [], 'the definition and every record under it are gone');
+
+  await admin.createNetwork(def);
+  ctl('put', '/vxlan-router/v1/networks/blue/macs/h', macs('198.18.3.4'));
+  t.same(await admin.deleteNetworkUnlessUsed('blue', def.subnet), [{ hostId: 'h', macs: 1 }], 'refused: h advertises a container on it');
+  t.equal(keysOf('blue').length, 2, 'nothing removed');
+
+  // A container appears between the check and the removal: the removal's transaction sees it and checks again.
+  ctl('del', '/vxlan-router/v1/networks/blue/macs/h');
+  const kv = (admin as unknown as { client: { etcd: { kv: { txn: (...a: unknown[]) => Promise<unknown> } } } }).client.etcd.kv;
+  const txn = kv.txn.bind(kv);
+  let raced = 0;
+  kv.txn = async (...a: unknown[]) => {
+    if (raced++ === 0) ctl('put', '/vxlan-router/v1/networks/blue/macs/h', macs('198.18.3.4'));
+    return txn(...a);
+  };
+  t.same(await admin.deleteNetworkUnlessUsed('blue', def.subnet), [{ hostId: 'h', macs: 1 }], 'refused on the second look');
+  t.equal(raced, 1, 'the first removal did not happen');
+  t.equal(keysOf('blue').length, 2, 'the network and the new container record stay');
+});
