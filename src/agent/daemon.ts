@@ -481,7 +481,7 @@ export class Daemon implements DaemonView {
       daemon.sync = docker.sync;
       if (config.dns !== undefined && config.dns !== 'off') {
         const onError = (what: string, err: Error): void => warn.warn(what, `${what}: ${describeError(err)}`);
-        owned.push((daemon.names = await serveNames({ address: config.dns, dockerSocket: config.dockerSocket, networks, planes, onError })));
+        owned.push((daemon.names = await serveNames({ address: config.dns, dockerSocket: config.dockerSocket, networks, planes, onError, ...(handed?.state.dnsAdded !== undefined ? { inheritedAddress: handed.state.dnsAdded } : {}) })));
       }
       if (config.metrics !== 'off') owned.push(await serveMetrics(config.metrics, routerMetrics(daemon, daemon.startedAt), serverError('metrics server')));
       log.info({ ...info, offloads: engine.offloads(), loop: engine.loop(), socket: config.socket, metrics: config.metrics }, 'router ready');
@@ -661,6 +661,7 @@ export class Daemon implements DaemonView {
       learned,
       localMacs: this.engine.localMacs().map((m) => ({ vni: m.vni, mac: m.mac, ageMs: m.ageMs, ips: [...m.ips] })),
       networks: this.info.networks.map((n) => ({ vni: n.vni, tap: n.tap, mtu: n.mtu })),
+      ...(this.names?.addedAddress() !== undefined ? { dnsAdded: this.names.addedAddress() } : {}),
     };
     session.send(state);
     void session.next(10_000).then((go) => {
@@ -683,6 +684,7 @@ export class Daemon implements DaemonView {
       }
       const pauseUs = Number((process.hrtime.bigint() - t0) / 1000n);
       this.handedOver = true;
+      this.names?.keepAddress(); // the name server's address stays routed; only its socket is closed until the new one binds
       this.log.info({ newPid: req.pid, newSoftware: req.software, pauseUs }, 'handed the data path over; stopping without withdrawing');
       session.end({ ok: true, result: { pauseUs } }, () => {
         if (this.stopRun !== undefined) this.stopRun();

@@ -177,13 +177,18 @@ export class DnsServer {
   private constructor(
     private readonly socket: Socket,
     readonly responder: DnsResponder,
-    private readonly added: string | undefined,
+    private added: string | undefined,
   ) {}
 
-  static async start(address: string, lookup: NameLookup, onError: (err: Error) => void, port = 53, upstream?: Upstream): Promise<DnsServer> {
+  /**
+   * `inherited`: the address (with prefix) a router that handed over to this one put on lo and left there for it;
+   * this server then removes it at its stop, as if it had added it.
+   */
+  static async start(address: string, lookup: NameLookup, onError: (err: Error) => void, port = 53, upstream?: Upstream, inherited?: string): Promise<DnsServer> {
     let added: string | undefined;
     const prefix = isIPv4(address) ? 32 : 128;
     const local = Object.values(networkInterfaces()).some((list) => list?.some((a) => a.address === address));
+    if (local && inherited === `${address}/${prefix}`) added = inherited;
     if (!local) {
       try {
         await run('ip', ['addr', 'add', `${address}/${prefix}`, 'dev', 'lo'], { timeout: 10_000 });
@@ -236,6 +241,16 @@ export class DnsServer {
 
   get counters(): DnsCounters {
     return this.responder.counters;
+  }
+
+  /** The address this server put on lo (and removes at its stop), if it did. */
+  get addedAddress(): string | undefined {
+    return this.added;
+  }
+
+  /** A handover: the address stays on lo at this server's stop, for the router that takes over (no gap in routing). */
+  keepAddress(): void {
+    this.added = undefined;
   }
 
   /** The UDP port it answers on (the one given, or the kernel's pick for 0). */

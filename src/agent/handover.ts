@@ -56,6 +56,8 @@ export const handoverStateSchema = z.strictObject({
   localMacs: z.array(localMacSchema),
   /** The TAPs as they are (MTU included): the new router keeps them so. */
   networks: z.array(z.strictObject({ vni: z.number().int(), tap: z.string(), mtu: z.number().int() })),
+  /** The name server's address the old router put on lo (`up --dns`): left there, the new router removes it at its stop. */
+  dnsAdded: z.string().max(64).optional(),
 });
 export type HandoverState = z.infer<typeof handoverStateSchema>;
 

@@ -14,6 +14,10 @@ const MIN_GAP_MS = 100;
 export interface NamesService {
   readonly address: string;
   counters(): DnsCounters;
+  /** The address the name server put on lo, if it did: a handover passes it on (handover state `dnsAdded`). */
+  addedAddress(): string | undefined;
+  /** The handover went ahead: leave the address on lo at close, for the new router. */
+  keepAddress(): void;
   close(): Promise<void>;
 }
 
@@ -25,6 +29,8 @@ export interface NamesOptions {
   readonly planes: readonly ControlPlane[];
   /** dockerd unreachable or answering nonsense, a send that failed: reported (the caller rate-limits), never fatal. */
   readonly onError: (what: string, err: Error) => void;
+  /** The address the router this one took over put on lo and left (its handover state's `dnsAdded`). */
+  readonly inheritedAddress?: string;
 }
 
 export async function serveNames(opts: NamesOptions): Promise<NamesService> {
@@ -38,6 +44,9 @@ export async function serveNames(opts: NamesOptions): Promise<NamesService> {
         planes.map((p, i) => ({ zones: zones[i]!, lookup: (n: string) => p.lookupName(n) })),
       ),
     (err) => opts.onError('dns server', err),
+    53,
+    undefined,
+    opts.inheritedAddress,
   );
   const docker = new DockerNames(unixDockerGet(opts.dockerSocket), networks);
   let closed = false;
@@ -83,6 +92,8 @@ export async function serveNames(opts: NamesOptions): Promise<NamesService> {
   return {
     address: opts.address,
     counters: () => server.counters,
+    addedAddress: () => server.addedAddress,
+    keepAddress: () => server.keepAddress(),
     close: async () => {
       closed = true;
       clearTimeout(timer);

@@ -23,10 +23,12 @@ import { etcdLab, etcdSkipReason } from '../../src/lab/etcd.js';
 import { waitFor } from '../../src/lab/wait.js';
 import { Lab, labSkipReason, twoHosts, VNI, type Container, type Host, type TwoHosts } from '../../src/lab/lab.js';
 import type { RouterProcess } from '../../src/lab/router-process.js';
+import { buildDnsQuery } from '../../src/packet/index.js';
 
 const skip = labSkipReason();
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const TAP = `vxr${VNI}`;
+const DNS = '169.254.53.53';
 
 /** A copy of the build (dist/, the addon, package.json) in a temp dir: another build, as an upgrade brings. */
 function copyBuild(patch?: (handoverJs: string) => string): { cli: string; dir: string } {
@@ -228,8 +230,9 @@ t.test('takeover with etcd: the lease is kept, h2 never sees h1 or its MACs vani
   const [h1, h2] = [await lab.addHost('h1', '198.51.100.1'), await lab.addHost('h2', '198.51.100.2')];
   const [c1, c2] = [await lab.addContainer(h1, 'c1', '198.18.0.1'), await lab.addContainer(h2, 'c2', '198.18.0.2')];
   await defineNetwork(h1);
-  // A short lease: records left behind under the old router's lease would vanish within the test.
-  const args = ['--etcd', etcd.endpoint, '--lease-ttl', '3'];
+  // A short lease: records left behind under the old router's lease would vanish within the test. --dns: the name
+  // server's address must stay on h1's lo across the handover (no dockerd here: its names are none, which is fine).
+  const args = ['--etcd', etcd.endpoint, '--lease-ttl', '3', '--dns', '--docker-socket', join(lab.stateDir(h1), 'no-dockerd.sock')];
   const r1 = await lab.startRouter(h1, { peers: [], engine: 'native', vni: null, args });
   const r2 = await lab.startRouter(h2, { peers: [], engine: 'native', vni: null, args });
   await waitFor(async () => (await r2.peers())[VNI]?.length === 1, { timeoutMs: 5000, what: 'h2 to see h1' });
@@ -250,6 +253,17 @@ t.test('takeover with etcd: the lease is kept, h2 never sees h1 or its MACs vani
       await new Promise((r) => setTimeout(r, 50));
     }
   })();
+  // h1's lo, every 20 ms from before the takeover until after: the name server's address never leaves it.
+  const onLo = async (): Promise<boolean> => (await lab.exec(h1.ns, 'ip', ['-o', 'addr', 'show', 'dev', 'lo'])).stdout.includes(`${DNS}/32`);
+  t.ok(await onLo(), `the name server's address ${DNS} is on h1's lo`);
+  const loSamples: boolean[] = [];
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      loSamples.push(await onLo().catch(() => true));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
   const net = { h1, h2, c1, c2 };
   let next: RouterProcess | undefined;
   const res = await acrossFlood(t, lab, net, 'takeover with etcd', async () => {
@@ -259,13 +273,23 @@ t.test('takeover with etcd: the lease is kept, h2 never sees h1 or its MACs vani
   });
   await new Promise((r) => setTimeout(r, 5000)); // past the old lease's 3 s
   watching = false;
-  await watcher;
+  sampling = false;
+  await Promise.all([watcher, sampler]);
+  t.ok(loSamples.length > 20 && loSamples.every(Boolean), `the name server's address stayed on h1's lo throughout the takeover (${loSamples.length} looks)`);
+  // The new router's name server answers: a query of an opcode it does not serve (STATUS) gets NOTIMP with its id
+  // (nothing forwarded: no upstream is ever asked).
+  const query = Buffer.from(buildDnsQuery(0x4242, 'c1'));
+  query[2]! |= 2 << 3;
+  const formerr = await lab.exec(h1.ns, process.execPath, ['-e', `const s=require('dgram').createSocket('udp4');s.on('message',(m)=>{console.log(m.readUInt16BE(0),m[3]&15);process.exit(0)});s.send(Buffer.from('${query.toString('hex')}','hex'),53,'${DNS}');setTimeout(()=>process.exit(1),3000)`]);
+  t.equal(formerr.stdout.trim(), `${0x4242} 4`, "the new router's name server answers (NOTIMP to a STATUS query)");
   t.equal(res.sent - res.received, 0, `0 of ${res.sent} pings lost across the takeover`);
   t.equal(await r1.exited, 0, 'the old router exited 0');
   t.same(missing, [], "h2 never saw h1 or c1's MAC vanish (the records were replaced under the new lease, never deleted)");
   t.same((await next!.peers())[VNI], [h2.underlayIp], 'the new router follows the registry');
   const status = await ask(next!.socket, 'status');
   t.equal(status.networks[0]!.state, 'connected', 'and is connected to etcd');
+  await next!.stop();
+  t.notOk(await onLo(), "the new router removed the address its predecessor put on lo when it stopped");
 });
 
 t.test('the js engine cannot hand over: a takeover is refused, the router goes on', { skip: skip ?? false }, async (t) => {
