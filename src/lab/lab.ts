@@ -27,6 +27,17 @@ import { waitFor } from './wait.js';
 
 const execFileP = promisify(execFile);
 
+/**
+ * The environment of what a lab runs: ours without NODE_OPTIONS, which a test runner sets to load its own hooks into
+ * every node process (tap's process-info import: ~1 s more per start on a loaded 2-core box, and routers that are not
+ * what a user runs). Flags a router needs are given on its command line (NODE_FLAGS).
+ */
+function labEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  return env;
+}
+
 /** dist/cli.js, from src/lab (tests under tap) or dist/lab (demo, benchmarks). */
 export const CLI_PATH = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 export const VNI = 42;
@@ -91,7 +102,7 @@ export class Lab {
   async exec(ns: string, cmd: string, args: string[], timeoutMs = 30_000): Promise<ExecResult> {
     const argv = ns === '' ? [cmd, ...args] : ['ip', 'netns', 'exec', ns, cmd, ...args];
     try {
-      const { stdout, stderr } = await execFileP(argv[0]!, argv.slice(1), { timeout: timeoutMs, maxBuffer: 64 << 20 });
+      const { stdout, stderr } = await execFileP(argv[0]!, argv.slice(1), { timeout: timeoutMs, maxBuffer: 64 << 20, env: labEnv() });
       return { stdout, stderr };
     } catch (err) {
       const e = err as { stderr?: string; message: string };
@@ -107,7 +118,7 @@ export class Lab {
     const fds = output === undefined ? [] : [openSync(output.stdout, 'a'), openSync(output.stderr, 'a')];
     const stdio: StdioOptions = output === undefined ? ['ignore', 'pipe', 'pipe'] : ['ignore', fds[0]!, fds[1]!];
     try {
-      const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio, detached: output !== undefined });
+      const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio, detached: output !== undefined, env: labEnv() });
       this.processes.push(child);
       return child;
     } finally {
