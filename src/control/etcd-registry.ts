@@ -137,6 +137,8 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   private readonly claims = new LocalClaims();
   private deferTimer: NodeJS.Timeout | undefined;
   private putMacs = '';
+  /** The tail of this host's record writes (putAdvertised, putNames): each waits for the one before. */
+  private writes: Promise<void> = Promise.resolve();
   private lease: Lease | undefined;
   private joined: Joined | undefined;
   private revision = 0;
@@ -515,15 +517,32 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
     return this.joined;
   }
 
-  private async putAdvertised(lease: Lease): Promise<void> {
-    const { network, record } = this.joined!;
-    const value = JSON.stringify({ version: 1, hostId: record.hostId, vtep: record.underlay[0]!, macs: this.advertised } satisfies MacRecord);
-    if (value === this.putMacs && lease === this.lease) return;
-    await this.client.call(() => lease.put(keys.macs(network.name, record.hostId)).value(value).exec());
-    this.putMacs = value;
+  /**
+   * Writes this host's record as composed when the write starts. Writes run one at a time, in call order: two puts in
+   * flight at once may reach etcd in either order, and an older composition could land last (seen under load).
+   */
+  private putAdvertised(lease: Lease): Promise<void> {
+    return this.serially(async () => {
+      const { network, record } = this.joined!;
+      const value = JSON.stringify({ version: 1, hostId: record.hostId, vtep: record.underlay[0]!, macs: this.advertised } satisfies MacRecord);
+      if (value === this.putMacs && lease === this.lease) return;
+      await this.client.call(() => lease.put(keys.macs(network.name, record.hostId)).value(value).exec());
+      this.putMacs = value;
+    });
   }
 
-  private async putNames(lease: Lease): Promise<void> {
+  /** Runs `write` after every write queued before it has settled; its own failure is the caller's. */
+  private serially(write: () => Promise<void>): Promise<void> {
+    const run = this.writes.then(write);
+    this.writes = run.catch(() => undefined);
+    return run;
+  }
+
+  private putNames(lease: Lease): Promise<void> {
+    return this.serially(() => this.putNamesNow(lease));
+  }
+
+  private async putNamesNow(lease: Lease): Promise<void> {
     const { network, record } = this.joined!;
     const value = JSON.stringify({ version: 1, hostId: record.hostId, names: this.ownNames } satisfies NameRecord);
     if (value === this.putNamesValue && lease === this.lease) return;
