@@ -523,7 +523,8 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
    */
   private putAdvertised(lease: Lease): Promise<void> {
     return this.serially(async () => {
-      const { network, record } = this.joined!;
+      if (this.joined === undefined) return; // left while this write waited
+      const { network, record } = this.joined;
       const value = JSON.stringify({ version: 1, hostId: record.hostId, vtep: record.underlay[0]!, macs: this.advertised } satisfies MacRecord);
       if (value === this.putMacs && lease === this.lease) return;
       await this.client.call(() => lease.put(keys.macs(network.name, record.hostId)).value(value).exec());
@@ -543,7 +544,8 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> {
   }
 
   private async putNamesNow(lease: Lease): Promise<void> {
-    const { network, record } = this.joined!;
+    if (this.joined === undefined) return; // left while this write waited
+    const { network, record } = this.joined;
     const value = JSON.stringify({ version: 1, hostId: record.hostId, names: this.ownNames } satisfies NameRecord);
     if (value === this.putNamesValue && lease === this.lease) return;
     const key = keys.names(network.name, record.hostId);
