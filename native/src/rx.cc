@@ -136,9 +136,9 @@ int Engine::RxBatch(RxState& s, bool wait) {
       if (table->path_mtus.empty()) return cfg_.clamp_mss;
       const auto it = table->path_mtus.find(from);
       const size_t outer = (cfg_.local.len == 4 ? 20 : 40) + kEncapHeaderLen + kEthHeaderLen;
-      if (it == table->path_mtus.end() || static_cast<size_t>(it->second) <= outer) return cfg_.clamp_mss;
-      const size_t path = std::min(static_cast<size_t>(it->second), static_cast<size_t>(cfg_.underlay_mtu));
-      return ClampForPath(cfg_.clamp_mss, path - outer);
+      // Not measured below the underlay's (or nonsense): the configured clamp, as the TX thread does.
+      if (it == table->path_mtus.end() || static_cast<size_t>(it->second) <= outer || it->second >= cfg_.underlay_mtu) return cfg_.clamp_mss;
+      return ClampForPath(cfg_.clamp_mss, static_cast<size_t>(it->second) - outer);
     };
     // One datagram: classify, check its inner source against the control plane's MACs, queue it.
     auto classify = [&](uint8_t* p, size_t len, const Addr& from) {

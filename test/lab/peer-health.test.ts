@@ -102,6 +102,7 @@ t.test('peer health: state, RTT, path MTU measured and used, unreachable peers n
 
   // --clamp-mss (bare) follows the measured path: a SYN (MSS 1410 from a 1450-MTU container) leaves h1 (native, TX)
   // and h2 (js, TX) with 1310, seen on h1's underlay in both directions, before the other side could clamp it.
+  const clampStarted = Date.now();
   const underlay = await lab.capture(h1.ns, 'eth0', ['udp', 'port', '4789'], { seconds: 20 });
   for (const [from, to] of [[c1, c2], [c2, c1]] as const) await lab.exec(from.ns, 'bash', ['-c', `exec 3<>/dev/tcp/${to.ip}/9; true`], 10_000).catch(() => undefined);
   await waitFor(() => (underlay.text().match(/Flags \[S\].*mss 1310/g) ?? []).length >= 2, { timeoutMs: 10_000, intervalMs: 100, what: 'both SYNs on the underlay' });
@@ -116,6 +117,7 @@ t.test('peer health: state, RTT, path MTU measured and used, unreachable peers n
   t.match((await why(c3.mac)).frames, [{ vtep: h3.underlayIp, pathMtu: 1450, pathMtuSource: 'assumed', peerState: 'unknown' }], "why: the kernel VTEP's path is the underlay's, assumed");
 
   // A firewalled UDP port: h2 drops what h1 sends to 4789. Both sides see the other down, doctor names it; then back.
+  t.comment(`clamp, status and why checks took ${((Date.now() - clampStarted) / 1000).toFixed(1)} s`);
   const rule = ['INPUT', '-p', 'udp', '-s', h1.underlayIp, '--dport', '4789', '-j', 'DROP'];
   const blocked = Date.now();
   await lab.exec(h2.ns, 'iptables', ['-I', ...rule]);
@@ -141,6 +143,6 @@ t.test('peer health: state, RTT, path MTU measured and used, unreachable peers n
     },
     { timeoutMs: 20_000, intervalMs: 250, what: 'the peer up again once the rule is gone' },
   );
-  t.pass('rule removed: up again on both sides');
+  t.pass(`rule removed: up again on both sides (the firewall checks took ${((Date.now() - blocked) / 1000).toFixed(1)} s)`);
   t.comment(`lab took ${((Date.now() - started) / 1000).toFixed(1)} s`);
 });
