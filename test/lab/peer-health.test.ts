@@ -19,6 +19,7 @@ import { spawnSync } from 'node:child_process';
 import t from 'tap';
 import type { PeerRows, Status, WhyResult } from '../../src/agent/index.js';
 import { ask } from '../../src/cli/control-client.js';
+import { formatStatus } from '../../src/cli/format.js';
 import { RUN_DIR_ENV } from '../../src/config/index.js';
 import { CLI_PATH, Lab, labSkipReason, twoHosts, type Container, type Host } from '../../src/lab/lab.js';
 import { waitFor } from '../../src/lab/wait.js';
@@ -112,6 +113,7 @@ t.test('peer health: state, RTT, path MTU measured and used, unreachable peers n
   }
   const status = (await ask(lab.controlSocket(h1), 'status')) as Status;
   t.same(status.networks[0]!.clampMss, { mode: 'per-path', ipv4: 1410, ipv6: 1390, lowered: [{ peer: h2.underlayIp, ipv4: 1310, ipv6: 1290 }] }, 'status: the clamp per path, lowered toward h2');
+  t.ok(formatStatus(status).includes(`  tcp mss clamp: per path, at most 1410 (IPv4) / 1390 (IPv6) (the underlay's path); lower toward a smaller measured path: ${h2.underlayIp} 1310 (IPv4) / 1290 (IPv6)`), 'status text: the clamp');
   const why = (target: string) => ask(lab.controlSocket(h1), 'why', 5000, { target }) as Promise<WhyResult>;
   t.match((await why(c2.mac)).frames, [{ vtep: h2.underlayIp, pathMtu: 1350, pathMtuSource: 'measured', peerState: 'up', clampMss: { ipv4: 1310 } }], 'why: the measured path to h2 and its clamp');
   t.match((await why(c3.mac)).frames, [{ vtep: h3.underlayIp, pathMtu: 1450, pathMtuSource: 'assumed', peerState: 'unknown' }], "why: the kernel VTEP's path is the underlay's, assumed");
@@ -121,6 +123,8 @@ t.test('peer health: state, RTT, path MTU measured and used, unreachable peers n
   const rule = ['INPUT', '-p', 'udp', '-s', h1.underlayIp, '--dport', '4789', '-j', 'DROP'];
   const blocked = Date.now();
   await lab.exec(h2.ns, 'iptables', ['-I', ...rule]);
+  // Meanwhile c2 pings c1: its datagrams reach h1 (open that way), the answers do not reach h2.
+  const oneWay = lab.exec(c2.ns, 'ping', ['-c', '2', '-W', '1', c1.ip], 10_000).catch(() => undefined);
   await waitFor(
     async () => {
       [p1, p2] = [await peers(h1), await peers(h2)];
@@ -129,11 +133,12 @@ t.test('peer health: state, RTT, path MTU measured and used, unreachable peers n
     { timeoutMs: 20_000, intervalMs: 250, what: 'the firewalled peer down on both sides' },
   );
   t.pass(`firewalled: down on both sides ${((Date.now() - blocked) / 1000).toFixed(1)} s after the rule`);
+  await oneWay;
   const fw = doctorOn(h1);
   t.match(
     fw.unreachable.find((c) => c.detail.includes(`peer ${h2.underlayIp} `)),
-    { detail: /is registered but unreachable: its last answer to a probe was \d+ s ago/, fix: /UDP 4789 open both ways .*iptables/ },
-    'doctor names the firewalled peer',
+    { detail: /is registered but unreachable: its last answer to a probe was \d+ s ago; yet its VXLAN datagrams still arrive here .*: UDP 4789 is open from it to us but not from us to it/, fix: /UDP 4789 open both ways .*iptables/ },
+    'doctor names the firewalled peer, open one way only',
   );
   await lab.exec(h2.ns, 'iptables', ['-D', ...rule]);
   await waitFor(
