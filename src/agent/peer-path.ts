@@ -40,7 +40,7 @@ export function peerPaths(router: DaemonView): (vtep: string) => PeerPath {
       const why =
         h === undefined
           ? probing
-            ? 'not probed (over the probed-peer bound)'
+            ? 'not probed (not yet, or over the bound of probed peers)'
             : 'probing is off (--probe-interval 0)'
           : h.state === 'unknown'
             ? 'it does not answer probes (a kernel VTEP?)'
