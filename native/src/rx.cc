@@ -130,6 +130,16 @@ int Engine::RxBatch(RxState& s, bool wait) {
     BatchTally tally(traffic_, TrafficStats::Dir::kRx, now);  // this batch's datagrams per peer and per VNI
 
     accepted.clear();
+    // --clamp-mss for a SYN(-ACK) from `from`: no higher than what fits our measured path to that peer (the TX
+    // thread's rule, tx.cc), so our container never sends it segments the path drops. The batch's table snapshot.
+    auto clamp_from = [&](const Addr& from) -> MssClamp {
+      if (table->path_mtus.empty()) return cfg_.clamp_mss;
+      const auto it = table->path_mtus.find(from);
+      const size_t outer = (cfg_.local.len == 4 ? 20 : 40) + kEncapHeaderLen + kEthHeaderLen;
+      // Not measured below the underlay's (or nonsense): the configured clamp, as the TX thread does.
+      if (it == table->path_mtus.end() || static_cast<size_t>(it->second) <= outer || it->second >= cfg_.underlay_mtu) return cfg_.clamp_mss;
+      return ClampForPath(cfg_.clamp_mss, static_cast<size_t>(it->second) - outer);
+    };
     // One datagram: classify, check its inner source against the control plane's MACs, queue it.
     auto classify = [&](uint8_t* p, size_t len, const Addr& from) {
       if (IsProbe(p, len)) {  // a peer probe (probe.h): never a frame for the bridge
@@ -240,7 +250,7 @@ int Engine::RxBatch(RxState& s, bool wait) {
         counters_.drop(Drop::kRxLearnFull);
         continue;
       }
-      if (cfg_.clamp_mss.on()) CountClamp(ClampMss(a.inner, a.len, cfg_.clamp_mss), counters_);
+      if (cfg_.clamp_mss.on()) CountClamp(ClampMss(a.inner, a.len, clamp_from(a.from)), counters_);
       mergers[static_cast<size_t>(a.net - nets_.data())].Add(a.inner, a.len, writer(a.net->tap.get()));
       counters_.add(Traffic::kRxDatagrams);
       counters_.add(Traffic::kRxBytes, a.len);

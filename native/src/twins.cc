@@ -260,16 +260,21 @@ Napi::Value TooBigReplyJs(const Napi::CallbackInfo& info) {
   return n == 0 ? env.Null() : Napi::Buffer<uint8_t>::Copy(env, out, n).As<Napi::Value>();
 }
 
-// clampMss(frame, ipv4, ipv6) → { result: 'none' | 'clamped' | 'malformed', frame } (a copy, clamped in place as
-// the engine threads do). Twin: clampMss in src/packet/tcp-mss.ts; pinned by test/native/mss.test.ts.
+// clampMss(frame, ipv4, ipv6, ipMtu?) → { result: 'none' | 'clamped' | 'malformed', frame } (a copy, clamped in place
+// as the engine threads do; with ipMtu, to ClampForPath of it first, as toward a peer with a measured path). Twin:
+// clampMss (and clampForPath) in src/packet/tcp-mss.ts; pinned by test/native/mss.test.ts.
 Napi::Value ClampMssJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint32_t v4, v6;
   if (!IsBytes(info[0])) return ThrowType(env, "clampMss: frame must be a Uint8Array");
   if (!GetUint(info[1], 65535, &v4) || !GetUint(info[2], 65535, &v6)) return ThrowType(env, "clampMss: ipv4 and ipv6 must be 0-65535");
+  uint32_t ip_mtu = 0;
+  if (info.Length() > 3 && !info[3].IsUndefined() && !GetUint(info[3], 65535, &ip_mtu)) return ThrowType(env, "clampMss: ipMtu must be 0-65535");
   Napi::Uint8Array in = info[0].As<Napi::Uint8Array>();
   Napi::Buffer<uint8_t> f = Napi::Buffer<uint8_t>::Copy(env, in.Data(), in.ByteLength());
-  const MssResult r = ClampMss(f.Data(), f.Length(), MssClamp{static_cast<uint16_t>(v4), static_cast<uint16_t>(v6)});
+  MssClamp clamp{static_cast<uint16_t>(v4), static_cast<uint16_t>(v6)};
+  if (info.Length() > 3 && !info[3].IsUndefined()) clamp = ClampForPath(clamp, ip_mtu);
+  const MssResult r = ClampMss(f.Data(), f.Length(), clamp);
   Napi::Object o = Napi::Object::New(env);
   o.Set("result", r == MssResult::kClamped ? "clamped" : r == MssResult::kMalformed ? "malformed" : "none");
   o.Set("frame", f);

@@ -448,7 +448,17 @@ int Engine::TxBatch(TxState& s, int limit) {
     for (int i = 0; i < n; i++) {
       const TxFrame& f = frames[i];
       if (f.dest == TxFrame::Dest::kDrop) continue;
-      if (cfg_.clamp_mss.on() && f.tso.segments == 0) CountClamp(ClampMss(f.buf, f.len, cfg_.clamp_mss), counters_);
+      if (cfg_.clamp_mss.on() && f.tso.segments == 0) {
+        // --clamp-mss: no higher than what fits the peer's measured path (a flood: the smallest of its peers'), so
+        // the far end never sends segments that path drops; the configured clamp stays the ceiling.
+        size_t max = max_frame_out;
+        if (!table->path_mtus.empty()) {
+          if (f.dest == TxFrame::Dest::kUnicast) max = max_frame_to(*table, f.to->addr);
+          else
+            for (const int p : vt->second.flood) max = std::min(max, max_frame_to(*table, table->peers[static_cast<size_t>(p)].addr));
+        }
+        CountClamp(ClampMss(f.buf, f.len, max == max_frame_out ? cfg_.clamp_mss : ClampForPath(cfg_.clamp_mss, max - kEthHeaderLen)), counters_);
+      }
       // A flooded copy too big for one peer's measured path is dropped for that peer only (counted, unanswered).
       auto fits = [&](const Peer& to) {
         if (table->path_mtus.empty() || wire_size(f) <= max_frame_to(*table, to.addr)) return true;

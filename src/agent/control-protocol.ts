@@ -118,6 +118,18 @@ export const statusSchema = z.strictObject({
       bridgeMissingSince: z.string().nullable().optional(),
       bridgeRejoins: z.number().int().optional(),
       tapsRecreated: z.number().int().optional(),
+      /**
+       * --clamp-mss on this network: off; fixed (an MSS given) or per-path (bare flag: the underlay's path − 40 / − 60),
+       * ipv4 / ipv6 the ceiling; `lowered`: the peers whose measured path lowers it. Absent from older routers.
+       */
+      clampMss: z
+        .strictObject({
+          mode: z.enum(['off', 'fixed', 'per-path']),
+          ipv4: z.number().int().nullable(),
+          ipv6: z.number().int().nullable(),
+          lowered: z.array(z.strictObject({ peer: z.string(), ipv4: z.number().int(), ipv6: z.number().int() })),
+        })
+        .optional(),
     }),
   ),
   /** up --docker: what keeps the Docker networks from being as etcd says (a name taken by another driver…). Absent from older routers. */
@@ -251,8 +263,17 @@ export const whySchema = z.strictObject({
       ageMs: z.number().nullable(),
       /** ms since a datagram from the VTEP was last accepted (null: never, or no VTEP). */
       lastHeardAgoMs: z.number().nullable(),
-      /** The largest IP packet the path to it carries (larger ones: tx_too_big, answered with ICMP too-big). */
+      /**
+       * The largest IP packet the path to it carries (larger ones: tx_too_big, answered with ICMP too-big): the VTEP's
+       * measured path MTU less the encapsulation, or the underlay's; a flood: the smallest of its peers'.
+       */
       pathMtu: z.number().int(),
+      /** remote: where pathMtu comes from (measured; measuring: a search under way; assumed: the underlay's, not measured). */
+      pathMtuSource: z.enum(['measured', 'measuring', 'assumed']).nullable(),
+      /** remote: the VTEP's probe state (null: probing off, or no VTEP). */
+      peerState: z.enum(['up', 'down', 'unknown']).nullable(),
+      /** The MSS clamp toward it (the configured one, lowered to its path; a flood: the smallest), null when off or local. */
+      clampMss: z.strictObject({ ipv4: z.number().int(), ipv6: z.number().int() }).nullable(),
       /** etcd entries: the etcd revision where its host's record first claimed the MAC (null otherwise). */
       revision: z.number().int().nullable(),
       /** The outer UDP source port of the datagrams of one inner flow to it (`flow` says which), or null: no sender known to hash. */
@@ -275,7 +296,7 @@ export const whySchema = z.strictObject({
       detail: z.string(),
     })
     .nullable(),
-  /** TCP MSS clamping of SYNs both ways (--clamp-mss): the MSS per inner family, or null when off. */
+  /** TCP MSS clamping of SYNs both ways (--clamp-mss): the ceiling per inner family (lower toward a smaller path), or null when off. */
   clampMss: z.strictObject({ ipv4: z.number().int(), ipv6: z.number().int() }).nullable(),
   /** The router-wide drop counters such frames and datagrams hit, with their values now. */
   counters: counters,

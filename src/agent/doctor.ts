@@ -306,7 +306,11 @@ function reachability(s: Status): Check[] {
       `peer ${p.address} (VNI ${p.vnis.join(',')}${p.hostId !== null ? `, host ${p.hostId}` : ''}) is registered but unreachable: ` +
       (p.lastAnswerAgoMs === null || p.lastAnswerAgoMs === undefined
         ? `it never answered a probe and nothing was heard from it${p.lastSeenAgoMs !== null ? ' for a minute' : ''}`
-        : `its last answer to a probe was ${Math.round(p.lastAnswerAgoMs / 1000)} s ago`),
+        : `its last answer to a probe was ${Math.round(p.lastAnswerAgoMs / 1000)} s ago`) +
+      // Its datagrams still arriving while our probes go unanswered: the path is open one way only.
+      (p.lastSeenAgoMs !== null && p.lastSeenAgoMs < 60_000 && (p.lastAnswerAgoMs ?? Infinity) > p.lastSeenAgoMs
+        ? `; yet its VXLAN datagrams still arrive here (last ${Math.round(p.lastSeenAgoMs / 1000)} s ago): UDP ${s.port} is open from it to us but not from us to it (a firewall on its side, or on the way)`
+        : ''),
     fix: `on ${p.address}: is a router running (vxlan-router status)? Is UDP ${s.port} open both ways between ${s.local} and ${p.address} (iptables / nft, security groups)? Is ${p.address} really its underlay address (a wrong --local, or an address behind NAT, registers an address nobody answers on)?`,
   }));
 }

@@ -10,6 +10,7 @@ import type { Status } from './control-protocol.js';
 import type { ControlSource } from './control-socket.js';
 import { SOFTWARE } from './control-protocol.js';
 import type { DaemonView } from './daemon.js';
+import { peerPaths } from './peer-path.js';
 import { explainWhy } from './why.js';
 
 /** What the router knows of each peer address: its registry record (if any) and its traffic. */
@@ -55,6 +56,17 @@ export function controlSource(router: DaemonView, config: RouterConfig, startedA
         const states = router.networkStates();
         const ranges = router.ranges();
         const links = router.links();
+        const pathTo = peerPaths(router);
+        const vnis = router.table().vnis;
+        const clampOf = (vni: number): NonNullable<Status['networks'][number]['clampMss']> => {
+          const c = info.clampMss;
+          if (c === null || config.clampMss === false) return { mode: 'off', ipv4: null, ipv6: null, lowered: [] };
+          const lowered = (vnis.find((v) => v.vni === vni)?.peers ?? []).flatMap((peer) => {
+            const p = pathTo(peer).clamp;
+            return p !== null && (p.ipv4 < c.ipv4 || p.ipv6 < c.ipv6) ? [{ peer, ipv4: p.ipv4, ipv6: p.ipv6 }] : [];
+          });
+          return { mode: config.clampMss === true ? 'per-path' : 'fixed', ipv4: c.ipv4, ipv6: c.ipv6, lowered };
+        };
         return info.networks.map((n, i) => ({
           name: n.name,
           vni: n.vni,
@@ -71,6 +83,7 @@ export function controlSource(router: DaemonView, config: RouterConfig, startedA
           bridgeMissingSince: links[i]?.bridgeMissingSince?.toISOString() ?? null,
           bridgeRejoins: links[i]?.bridgeRejoins ?? 0,
           tapsRecreated: links[i]?.tapsRecreated ?? 0,
+          clampMss: clampOf(n.vni),
         }));
       })(),
       dockerProblems: router.dockerProblems?.() ?? [],

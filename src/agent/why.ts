@@ -9,9 +9,10 @@
  */
 import { isIP } from 'node:net';
 import type { RouterConfig } from '../config/index.js';
-import { canonicalIp, encodeEthernet, encodeIpv4, encodeIpv6, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, innerMtuLimit, parseIp, parseMac, PROTO_TCP, PROTO_UDP } from '../packet/index.js';
+import { canonicalIp, encodeEthernet, encodeIpv4, encodeIpv6, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, innerMtuLimit, parseIp, parseMac, PROTO_TCP, PROTO_UDP, type MssClamp } from '../packet/index.js';
 import type { WhyQuery, WhyResult } from './control-protocol.js';
 import type { DaemonView } from './daemon.js';
+import { floodClamp, peerPaths } from './peer-path.js';
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 const TX_DROPS = ['tx_too_big', 'icmp_too_big_sent', 'icmp_too_big_limited', 'tx_no_destination', 'tx_send_error', 'tx_flooded'] as const;
@@ -57,6 +58,7 @@ export function explainWhy(router: DaemonView, config: Pick<RouterConfig, 'learn
   const target = isMac ? raw.toLowerCase() : canonicalIp(raw);
   const { info } = router;
   const pathMtu = innerMtuLimit(info.underlay.mtu, info.local);
+  const pathTo = peerPaths(router);
   const table = router.table();
   const served = info.networks.map((n) => n.vni).filter((v) => q.vni === undefined || v === q.vni);
   const fdb = router.fdb();
@@ -98,25 +100,31 @@ export function explainWhy(router: DaemonView, config: Pick<RouterConfig, 'learn
   }
 
   const clamp = router.info.clampMss;
-  const clampNote = clamp === null ? '' : `; TCP SYNs' MSS is clamped to ${clamp.ipv4} (IPv4) / ${clamp.ipv6} (IPv6)`;
+  const clampNote = (c: MssClamp | null, ip: string | null): string =>
+    c === null ? '' : `; TCP SYNs' MSS is clamped to ${ip === null ? `${c.ipv4} (IPv4) / ${c.ipv6} (IPv6)` : isIP(ip) === 6 ? c.ipv6 : c.ipv4}`;
   const frames = macs.map(({ vni, mac, ip }): WhyResult['frames'][number] => {
     const peers = table.vnis.find((v) => v.vni === vni)?.peers ?? [];
     const entries = fdb.filter((e) => e.vni === vni && e.mac.toLowerCase() === mac);
     const entry = entries.find((e) => e.origin !== 'learned') ?? entries[0]; // static and etcd entries win over learned ones
-    const base = { vni, mac, ip, pathMtu, revision: null, sourcePort: null };
+    const base = { vni, mac, ip, pathMtu, pathMtuSource: null, peerState: null, clampMss: null, revision: null, sourcePort: null };
     if (entry !== undefined) {
       const last = heard.get(entry.vtep) ?? null;
       const revision = entry.origin === 'etcd' ? revisionOf(vni, mac) : null;
+      const path = pathTo(entry.vtep);
       return {
         ...base,
         verdict: 'remote',
+        pathMtu: path.mtu,
+        pathMtuSource: path.source,
+        peerState: path.state,
+        clampMss: path.clamp,
         revision,
         sourcePort: sourcePortOf(vni, mac, ip),
         origin: entry.origin,
         vtep: entry.vtep,
         ageMs: entry.origin === 'learned' ? entry.ageMs : null,
         lastHeardAgoMs: last,
-        detail: `${entry.origin} entry${revision !== null ? ` (etcd revision ${revision})` : ''}: unicast to VTEP ${entry.vtep}${last === null ? ' (never heard from)' : ''}; IP packets above ${pathMtu} are dropped (tx_too_big) and answered with ICMP too-big${clampNote}`,
+        detail: `${entry.origin} entry${revision !== null ? ` (etcd revision ${revision})` : ''}: unicast to VTEP ${entry.vtep}${last === null ? ' (never heard from)' : ''}${path.state !== null ? `, ${path.state}` : ''}; path MTU ${path.mtu}, ${path.note}: IP packets above ${path.mtu} are dropped (tx_too_big) and answered with ICMP too-big (mtu ${path.mtu})${clampNote(path.clamp, ip)}`,
       };
     }
     const mine = local.find((m) => m.vni === vni && m.mac.toLowerCase() === mac);
@@ -126,15 +134,20 @@ export function explainWhy(router: DaemonView, config: Pick<RouterConfig, 'learn
     if (peers.length === 0) {
       return { ...base, verdict: 'none', origin: null, vtep: null, ageMs: null, lastHeardAgoMs: null, detail: `VNI ${vni} has no peer: frames are dropped (tx_no_destination)` };
     }
+    // A flooded copy too big for one peer's path is dropped for that peer only (counted, unanswered).
+    const paths = peers.map(pathTo);
+    const smallest = Math.min(...paths.map((p) => p.mtu));
     return {
       ...base,
+      pathMtu: smallest,
+      clampMss: floodClamp(paths, clamp),
       sourcePort: sourcePortOf(vni, mac, ip),
       verdict: 'flood',
       origin: null,
       vtep: null,
       ageMs: null,
       lastHeardAgoMs: null,
-      detail: `unknown unicast: flooded to ${peers.length} peer(s) of VNI ${vni} (tx_flooded)${config.learning ? ' until an answer teaches its VTEP' : ' (learning is off)'}`,
+      detail: `unknown unicast: flooded to ${peers.length} peer(s) of VNI ${vni} (tx_flooded)${config.learning ? ' until an answer teaches its VTEP' : ' (learning is off)'}${smallest < pathMtu ? `; a copy above a peer's path MTU is dropped for that peer (tx_too_big; smallest ${smallest})` : ''}${clampNote(floodClamp(paths, clamp), ip)}`,
     };
   });
 

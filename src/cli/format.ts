@@ -44,6 +44,15 @@ function table(rows: string[][]): string[] {
   return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
 }
 
+/** --clamp-mss as status shows it: off, fixed N or per path, and the peers whose measured path lowers it. */
+function clampLine(c: NonNullable<Status['networks'][number]['clampMss']>): string {
+  if (c.mode === 'off') return 'off';
+  const pair = (v4: number | null, v6: number | null) => (v4 === v6 ? String(v4) : `${v4} (IPv4) / ${v6} (IPv6)`);
+  const head = c.mode === 'fixed' ? `fixed ${pair(c.ipv4, c.ipv6)}` : `per path, at most ${pair(c.ipv4, c.ipv6)} (the underlay's path)`;
+  const lower = c.lowered.map((l) => `${l.peer} ${pair(l.ipv4, l.ipv6)}`).join(', ');
+  return `${head}${lower === '' ? '' : `; lower toward a smaller measured path: ${lower}`}`;
+}
+
 export function formatStatus(s: Status): string[] {
   const c = s.counters;
   const on = offloadNames(s.offloads).join(', ') || 'none';
@@ -67,6 +76,7 @@ export function formatStatus(s: Status): string[] {
     ...s.networks.flatMap((n) => (n.bridgeMissingSince ? [`(!) bridge ${n.bridge} missing since ${n.bridgeMissingSince}: TAP ${n.tap} kept, it joins the bridge when one of that name appears`] : [])),
     `  local: ${s.local}:${s.port} via ${s.underlay.device} (mtu ${s.underlay.mtu})`,
     `  mtu: ${mtuLine}`,
+    ...s.networks.flatMap((n) => (n.clampMss === undefined ? [] : [`  ${s.networks.length > 1 ? `network ${n.name ?? n.vni} ` : ''}tcp mss clamp: ${clampLine(n.clampMss)}`])),
     `  offloads: ${on}`,
     ...(s.loop ? [`  loop: ${s.loop.kind}${s.loop.fallback ? ` (io_uring not used: ${s.loop.fallback})` : ''}`] : []),
     `  control plane: ${plane}`,
@@ -105,8 +115,19 @@ export function formatWhy(w: WhyResult): string[] {
     if (f.origin !== null) out.push(`  entry: ${f.origin}${f.ageMs !== null ? `, seen ${ms(f.ageMs)}` : ''}${f.revision !== null ? `, etcd revision ${f.revision}` : ''}`);
     if (f.vtep !== null) out.push(`  vtep: ${f.vtep}, last heard ${ms(f.lastHeardAgoMs)}`);
     if (f.sourcePort !== null) out.push(`  outer source port: ${f.sourcePort.port} (${f.sourcePort.flow})`);
-    out.push(`  path mtu: ${f.pathMtu}`);
-    if (w.clampMss !== null && f.verdict !== 'local') out.push(`  tcp mss clamped to: ${f.ip === null ? `${w.clampMss.ipv4} (IPv4) / ${w.clampMss.ipv6} (IPv6)` : f.ip.includes(':') ? w.clampMss.ipv6 : w.clampMss.ipv4}`);
+    const source =
+      f.pathMtuSource === 'measured'
+        ? ' (measured)'
+        : f.pathMtuSource === 'measuring'
+          ? ' (being measured)'
+          : f.pathMtuSource === 'assumed'
+            ? " (the underlay's, assumed: not measured)"
+            : f.verdict === 'flood'
+              ? " (the smallest of its peers')"
+              : '';
+    out.push(`  path mtu: ${f.pathMtu}${source}${f.peerState !== null ? `, peer ${f.peerState}` : ''}`);
+    const clamp = f.clampMss ?? (f.verdict === 'local' ? null : w.clampMss);
+    if (clamp !== null) out.push(`  tcp mss clamped to: ${f.ip === null ? `${clamp.ipv4} (IPv4) / ${clamp.ipv6} (IPv6)` : f.ip.includes(':') ? clamp.ipv6 : clamp.ipv4}`);
     out.push(`  ${f.detail}`);
   }
   if (w.sender !== null) out.push(`datagrams from ${w.sender.address}: ${w.sender.verdict}`, `  ${w.sender.detail}`, `  rule: ${w.sender.rule}`);

@@ -23,6 +23,7 @@ import {
   arpReply,
   arpRequestTarget,
   canonicalIp,
+  clampForPath,
   clampMss,
   encodeVxlanHeader,
   flowPort,
@@ -354,7 +355,7 @@ export class JsEngine implements Engine {
       this.counts.tx_no_destination++;
       return;
     }
-    this.clamp(frame);
+    this.clamp(frame, vteps);
     const socket = this.sourcePool[flowPort(frame) % this.sourcePool.length]!;
     const header = this.headers.get(vni)!;
     for (const vtep of vteps) {
@@ -420,11 +421,16 @@ export class JsEngine implements Engine {
     this.counts.probe_replies++;
   }
 
-  /** --clamp-mss: lowers a TCP SYN's MSS option in place (either way across the overlay), counted. */
-  private clamp(frame: Uint8Array): void {
+  /**
+   * --clamp-mss: lowers a TCP SYN's MSS option in place (either way across the overlay), counted; no higher than what
+   * fits the measured path to `peers` (the VTEPs it goes to, or the one it came from), as the native threads do.
+   */
+  private clamp(frame: Uint8Array, peers: readonly string[]): void {
     const c = this.opts.clampMss;
     if (c === undefined || (c.ipv4 === 0 && c.ipv6 === 0)) return;
-    const r = clampMss(frame, c);
+    let max = Infinity;
+    if (this.pathMtus.size > 0) for (const p of peers) if (this.pathMtus.has(p)) max = Math.min(max, this.maxFrameTo(p));
+    const r = clampMss(frame, max === Infinity ? c : clampForPath(c, max - ETH_HEADER_LEN));
     if (r === 'clamped') this.counts.tcp_mss_clamped++;
     else if (r === 'malformed') this.counts.tcp_mss_bad_options++;
   }
@@ -509,7 +515,7 @@ export class JsEngine implements Engine {
       }
       if (learned === 'learned') this.counts.learned++;
     }
-    this.clamp(inner);
+    this.clamp(inner, [from]);
     try {
       writeSync(tap.tapFd, inner);
     } catch {

@@ -216,8 +216,11 @@ export interface NativeTwins {
   isProbe(datagram: Uint8Array): boolean;
   /** A fresh TooBigLimiter (native/src/icmp.h) asked at each time (ms); twin of TooBigLimiter in src/packet/icmp.ts. */
   tooBigLimiter(rate: number, burst: number, times: readonly number[]): boolean[];
-  /** Twin of clampMss in src/packet/tcp-mss.ts, on a copy of the frame (ipv4 / ipv6: the MSS to clamp to, 0 = off). */
-  clampMss(frame: Uint8Array, ipv4: number, ipv6: number): { result: 'none' | 'clamped' | 'malformed'; frame: Buffer };
+  /**
+   * Twin of clampMss in src/packet/tcp-mss.ts, on a copy of the frame (ipv4 / ipv6: the MSS to clamp to, 0 = off); with
+   * ipMtu, the clamp is first lowered to what fits a path of that inner IP MTU (twin of clampForPath).
+   */
+  clampMss(frame: Uint8Array, ipv4: number, ipv6: number, ipMtu?: number): { result: 'none' | 'clamped' | 'malformed'; frame: Buffer };
 }
 
 /**

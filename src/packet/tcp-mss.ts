@@ -15,6 +15,9 @@ import { IPV6_HEADER_LEN, PROTO_TCP } from './ip.js';
 /** MSS for a path MTU: minus the IP header (20 / 40) and the TCP header (20). */
 export const mssForMtu = (mtu: number, family: 4 | 6): number => mtu - (family === 4 ? 40 : 60);
 
+/** The smallest MSS clamped to (config clampMss's lower bound). */
+export const MIN_CLAMP_MSS = 88;
+
 /** The MSS values to clamp to per inner family (0: that family is not clamped). */
 export interface MssClamp {
   readonly ipv4: number;
@@ -29,6 +32,17 @@ export function mssClampFor(setting: boolean | number, pathMtu: number): MssClam
   if (setting === false) return undefined;
   if (setting === true) return { ipv4: mssForMtu(pathMtu, 4), ipv6: mssForMtu(pathMtu, 6) };
   return { ipv4: setting, ipv6: setting };
+}
+
+/**
+ * The clamp toward one peer whose path carries inner IP packets of at most `ipMtu` bytes (its measured path MTU less
+ * the encapsulation): each family's MSS no higher than what fits that path, and never above `clamp` (an explicit
+ * `--clamp-mss N` stays the ceiling); a family at 0 (off) stays off; never below MIN_CLAMP_MSS (the smallest `--clamp-mss`:
+ * 0 would mean off). Twin: ClampForPath in native/src/mss.h.
+ */
+export function clampForPath(clamp: MssClamp, ipMtu: number): MssClamp {
+  const fit = (mss: number, family: 4 | 6): number => (mss === 0 ? 0 : Math.min(mss, Math.max(MIN_CLAMP_MSS, mssForMtu(ipMtu, family))));
+  return { ipv4: fit(clamp.ipv4, 4), ipv6: fit(clamp.ipv6, 6) };
 }
 
 /** 'none': not a SYN with an MSS above the clamp (or not TCP at all); 'clamped': lowered; 'malformed': see above. */

@@ -2,18 +2,20 @@
  * `why` without a lab (explainWhy on a fake router): an etcd entry with its revision and the outer source port of a
  * flow (the engine's choice for the very frame why builds), an etcd peer (accepted, with its host), an address never
  * seen (refused, 0 so far), a refused sender, an address registered in etcd that serves none of these networks, the
- * clamp in force and its counters. The lab test (test/lab/why.test.ts) checks the same against real routers.
+ * clamp in force and its counters; the path MTU and clamp toward a VTEP from its measured path (measured, being
+ * measured, assumed for a kernel VTEP or with probing off), a flood's the smallest of its peers'. The lab test (test/lab/why.test.ts) checks the same against real routers.
  */
 import t from 'tap';
 import type { DaemonView, WhyResult } from '../../src/agent/index.js';
 import { explainWhy } from '../../src/agent/why.js';
 import { zeroCounters } from '../../src/dataplane/engine.js';
+import type { PeerHealthRow } from '../../src/dataplane/index.js';
 import { flowPort } from '../../src/packet/index.js';
 
 const ETCD_HOST = { record: { version: 1 as const, hostId: 'h2', underlay: ['198.51.100.2'], port: 4789, networks: ['blue'], mtu: 1500, software: 'x', startedAt: '2026-12-04T00:00:00Z' }, updatedAt: 0 };
 const STRAY_HOST = { record: { ...ETCD_HOST.record, hostId: 'h9', underlay: ['198.51.100.9'], networks: ['red'] }, updatedAt: 0 };
 
-function router(frames: Uint8Array[]): DaemonView {
+function router(frames: Uint8Array[], health: PeerHealthRow[] = []): DaemonView {
   const fake = {
     info: {
       engine: 'native',
@@ -32,6 +34,7 @@ function router(frames: Uint8Array[]): DaemonView {
     traffic: () => ({ peers: [{ address: '198.51.100.2', lastRxAgoMs: 300, rxFrames: 1, rxBytes: 1, txFrames: 1, txBytes: 1 }], vnis: [], rejected: [{ address: '198.51.100.9', vni: 42, count: 3, agoMs: 2000 }] }),
     counters: () => ({ ...zeroCounters(), rx_unknown_source: 3, tcp_mss_clamped: 5 }),
     hosts: () => [ETCD_HOST, STRAY_HOST],
+    peerHealth: () => health,
     sourcePort: (frame: Uint8Array) => {
       frames.push(frame);
       return flowPort(frame);
@@ -43,7 +46,7 @@ function router(frames: Uint8Array[]): DaemonView {
 t.test('an etcd entry: revision, VTEP, the outer source port of one flow, the clamp', async (t) => {
   const frames: Uint8Array[] = [];
   const w: WhyResult = explainWhy(router(frames), { learning: true }, { target: '198.18.0.2', flow: { proto: 'tcp', sport: 40000, dport: 80 } });
-  t.match(w.frames, [{ vni: 42, mac: '02:00:00:00:00:02', ip: '198.18.0.2', verdict: 'remote', origin: 'etcd', revision: 17, vtep: '198.51.100.2', lastHeardAgoMs: 300, pathMtu: 1450, detail: /etcd entry \(etcd revision 17\).*clamped to 1410 \(IPv4\) \/ 1390 \(IPv6\)/ }]);
+  t.match(w.frames, [{ vni: 42, mac: '02:00:00:00:00:02', ip: '198.18.0.2', verdict: 'remote', origin: 'etcd', revision: 17, vtep: '198.51.100.2', lastHeardAgoMs: 300, pathMtu: 1450, detail: /etcd entry \(etcd revision 17\).*clamped to 1410$/ }]);
   t.equal(frames.length, 1, 'one frame asked of the engine');
   const f = frames[0]!;
   t.same([...f.subarray(26, 34)], [198, 18, 0, 1, 198, 18, 0, 2], 'from the local container (198.18.0.1) to the target');
@@ -66,4 +69,24 @@ t.test('senders: an etcd peer, an unknown address, a refused one, a registered h
   t.match(ask('198.51.100.77'), { verdict: 'refused', vnis: [], peerOf: [], refusedCount: 0, lastRefusedAgoMs: null, detail: /^not a peer of any VNI served here \(42\): its datagrams are dropped \(rx_unknown_source\);/ });
   t.notMatch(ask('198.51.100.77')!.detail, /registered/);
   t.match(ask('198.51.100.9'), { verdict: 'refused', refusedCount: 3, lastRefusedAgoMs: 2000, detail: /3 so far, last 2 s ago.*registered in etcd as host h9, but serves none of these networks/ });
+});
+
+const health = (o: Partial<PeerHealthRow>): PeerHealthRow => ({ address: '198.51.100.2', state: 'up', rttMs: 0.3, lossPercent: 0, pathMtu: 1500, measuring: false, lastAnswerAgoMs: 100, probesSent: 9, answers: 9, ...o });
+
+t.test('the path MTU and clamp toward a VTEP are its measured ones', async (t) => {
+  const ask = (rows: PeerHealthRow[], target = '198.18.0.2') => explainWhy(router([], rows), { learning: true }, { target }).frames[0]!;
+  // Measured below the underlay (1400-byte outer packets: 1350 inner): the too-big answer and the clamp follow it.
+  const low = ask([health({ pathMtu: 1400 })]);
+  t.match(low, { verdict: 'remote', pathMtu: 1350, pathMtuSource: 'measured', peerState: 'up', clampMss: { ipv4: 1310, ipv6: 1290 } });
+  t.match(low.detail, /, up; path MTU 1350, measured: 1400-byte packets cross the underlay: IP packets above 1350 are dropped \(tx_too_big\) and answered with ICMP too-big \(mtu 1350\); TCP SYNs' MSS is clamped to 1310$/);
+  t.match(ask([health({ pathMtu: 1500 })]), { pathMtu: 1450, pathMtuSource: 'measured', clampMss: { ipv4: 1410, ipv6: 1390 } }, 'the underlay MTU measured: the configured clamp');
+  t.match(ask([health({ pathMtu: 1400, measuring: true })]), { pathMtu: 1350, pathMtuSource: 'measuring', detail: /being measured again: the last figure is used until then/ });
+  t.match(ask([health({ pathMtu: null, measuring: true })]), { pathMtu: 1450, pathMtuSource: 'measuring', detail: /being measured \(the underlay's until then\)/ });
+  t.match(ask([health({ state: 'unknown', pathMtu: null, lastAnswerAgoMs: null })]), { pathMtu: 1450, pathMtuSource: 'assumed', peerState: 'unknown', detail: /the underlay's, assumed: it does not answer probes \(a kernel VTEP\?\)/ });
+  t.match(ask([health({ state: 'down', pathMtu: null })]), { pathMtuSource: 'assumed', peerState: 'down', detail: /\(down\)/ });
+  t.match(ask([]), { pathMtu: 1450, pathMtuSource: 'assumed', peerState: null, clampMss: { ipv4: 1410, ipv6: 1390 }, detail: /probing is off/ });
+
+  // Unknown unicast floods: the smallest path of the VNI's peers, and its clamp.
+  const flood = explainWhy(router([], [health({ pathMtu: 1300 })]), { learning: true }, { target: '02:00:00:00:00:99' }).frames[0]!;
+  t.match(flood, { verdict: 'flood', pathMtu: 1250, clampMss: { ipv4: 1210, ipv6: 1190 }, detail: /dropped for that peer \(tx_too_big; smallest 1250\)/ });
 });

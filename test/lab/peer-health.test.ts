@@ -9,12 +9,17 @@
  *    interoperable (pings cross; it drops our probes: I flag clear) and shows as unknown; the address nobody answers
  *    on shows as down, and doctor names it.
  *  - The underlay's MTU lowered to 1400 on h1 and h2 during the run: both routers measure it (within a minute) and
- *    use it: a DF ping of 1400 bytes from each side is told "Frag needed … mtu = 1350", 1350 bytes still cross.
+ *    use it: a DF ping of 1400 bytes from each side is told "Frag needed … mtu = 1350", 1350 bytes still cross;
+ *    with bare --clamp-mss (both routers) a SYN leaves each router with the MSS of that path (1350 − 40 = 1310,
+ *    captured on the underlay), `status` shows the clamp lowered toward h2, `why` the measured path and the clamp.
+ *  - h2's UDP port firewalled from h1 (iptables in h2's namespace): each sees the other down, doctor on h1 names h2
+ *    (one way open: its datagrams still arrive); the rule removed, both are up again.
  */
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
-import type { PeerRows } from '../../src/agent/index.js';
+import type { PeerRows, Status, WhyResult } from '../../src/agent/index.js';
 import { ask } from '../../src/cli/control-client.js';
+import { formatStatus } from '../../src/cli/format.js';
 import { RUN_DIR_ENV } from '../../src/config/index.js';
 import { CLI_PATH, Lab, labSkipReason, twoHosts, type Container, type Host } from '../../src/lab/lab.js';
 import { waitFor } from '../../src/lab/wait.js';
@@ -29,7 +34,7 @@ t.test('peer health: state, RTT, path MTU measured and used, unreachable peers n
   const h3 = await lab.addHost('h3', '198.51.100.3');
   const c3 = await lab.addContainer(h3, 'c3', '198.18.0.3');
   await lab.addKernelVtep(h3, [h1.underlayIp]);
-  const probing = ['--probe-interval', '1'];
+  const probing = ['--probe-interval', '1', '--clamp-mss'];
   const r1 = await lab.startRouter(h1, { peers: [h2.underlayIp, h3.underlayIp, NOBODY], engine: 'native', args: probing });
   await lab.startRouter(h2, { peers: [h1.underlayIp], engine: 'js', args: probing });
 
@@ -61,14 +66,17 @@ t.test('peer health: state, RTT, path MTU measured and used, unreachable peers n
   t.match(text, /peer: 198\.51\.100\.2\n  state: up\n.*\n  latest answer: .* ago, rtt [\d.]+ ms, loss [\d.]+% \(last minute\)\n  path mtu: 1500 \(overlay packets up to 1450\)\n/, 'peers reads like wg show');
   t.comment(text);
 
-  const doctor = spawnSync('ip', ['netns', 'exec', h1.ns, process.execPath, CLI_PATH, 'doctor', '--socket', lab.controlSocket(h1), '--json'], {
-    encoding: 'utf8',
-    timeout: 30_000,
-    env: { ...process.env, [RUN_DIR_ENV]: '/nonexistent' },
-  });
-  const checks = JSON.parse(doctor.stdout) as { check: string; status: string; detail: string; fix?: string }[];
-  const unreachable = checks.filter((c) => c.check === 'peer-reachable' && c.status === 'fail');
-  t.equal(doctor.status, 1, 'doctor fails');
+  const doctorOn = (h: Host) => {
+    const doctor = spawnSync('ip', ['netns', 'exec', h.ns, process.execPath, CLI_PATH, 'doctor', '--socket', lab.controlSocket(h), '--json'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { ...process.env, [RUN_DIR_ENV]: '/nonexistent' },
+    });
+    const checks = JSON.parse(doctor.stdout) as { check: string; status: string; detail: string; fix?: string }[];
+    return { code: doctor.status, unreachable: checks.filter((c) => c.check === 'peer-reachable' && c.status === 'fail') };
+  };
+  const { code, unreachable } = doctorOn(h1);
+  t.equal(code, 1, 'doctor fails');
   t.equal(unreachable.length, 1, 'one peer named');
   t.match(unreachable[0], { detail: /peer 198\.51\.100\.9 \(VNI 42\) is registered but unreachable: it never answered a probe/, fix: /UDP 4789 open both ways/ });
 
@@ -92,5 +100,54 @@ t.test('peer health: state, RTT, path MTU measured and used, unreachable peers n
     t.match(told, new RegExp(`Frag needed and DF set \\(mtu = 1350\\)`), `${engine} engine: a 1400-byte DF ping is told mtu = 1350`);
     t.equal((await lab.ping(from.ns, to.ip, 1, 1350 - 28)).loss, 0, `${engine} engine: 1350 bytes cross`);
   }
+
+  // --clamp-mss (bare) follows the measured path: a SYN (MSS 1410 from a 1450-MTU container) leaves h1 (native, TX)
+  // and h2 (js, TX) with 1310, seen on h1's underlay in both directions, before the other side could clamp it.
+  const clampStarted = Date.now();
+  const underlay = await lab.capture(h1.ns, 'eth0', ['udp', 'port', '4789'], { seconds: 20 });
+  for (const [from, to] of [[c1, c2], [c2, c1]] as const) await lab.exec(from.ns, 'bash', ['-c', `exec 3<>/dev/tcp/${to.ip}/9; true`], 10_000).catch(() => undefined);
+  await waitFor(() => (underlay.text().match(/Flags \[S\].*mss 1310/g) ?? []).length >= 2, { timeoutMs: 10_000, intervalMs: 100, what: 'both SYNs on the underlay' });
+  const syns = (await underlay.stop()).split('\n').filter((l) => /Flags \[S\]/.test(l));
+  for (const [from, to, engine] of [[c1, c2, 'native'], [c2, c1, 'js']] as const) {
+    t.match(syns.find((l) => l.includes(`${from.ip}.`) && l.includes(`> ${to.ip}.9:`)) ?? '', /mss 1310,/, `${engine} engine: ${from.name}'s SYN to ${to.name} leaves with MSS 1310 (its measured path 1400 − 50 − 40)`);
+  }
+  const status = (await ask(lab.controlSocket(h1), 'status')) as Status;
+  t.same(status.networks[0]!.clampMss, { mode: 'per-path', ipv4: 1410, ipv6: 1390, lowered: [{ peer: h2.underlayIp, ipv4: 1310, ipv6: 1290 }] }, 'status: the clamp per path, lowered toward h2');
+  t.ok(formatStatus(status).includes(`  tcp mss clamp: per path, at most 1410 (IPv4) / 1390 (IPv6) (the underlay's path); lower toward a smaller measured path: ${h2.underlayIp} 1310 (IPv4) / 1290 (IPv6)`), 'status text: the clamp');
+  const why = (target: string) => ask(lab.controlSocket(h1), 'why', 5000, { target }) as Promise<WhyResult>;
+  t.match((await why(c2.mac)).frames, [{ vtep: h2.underlayIp, pathMtu: 1350, pathMtuSource: 'measured', peerState: 'up', clampMss: { ipv4: 1310 } }], 'why: the measured path to h2 and its clamp');
+  t.match((await why(c3.mac)).frames, [{ vtep: h3.underlayIp, pathMtu: 1450, pathMtuSource: 'assumed', peerState: 'unknown' }], "why: the kernel VTEP's path is the underlay's, assumed");
+
+  // A firewalled UDP port: h2 drops what h1 sends to 4789. Both sides see the other down, doctor names it; then back.
+  t.comment(`clamp, status and why checks took ${((Date.now() - clampStarted) / 1000).toFixed(1)} s`);
+  const rule = ['INPUT', '-p', 'udp', '-s', h1.underlayIp, '--dport', '4789', '-j', 'DROP'];
+  const blocked = Date.now();
+  await lab.exec(h2.ns, 'iptables', ['-I', ...rule]);
+  // Meanwhile c2 pings c1: its datagrams reach h1 (open that way), the answers do not reach h2.
+  const oneWay = lab.exec(c2.ns, 'ping', ['-c', '2', '-W', '1', c1.ip], 10_000).catch(() => undefined);
+  await waitFor(
+    async () => {
+      [p1, p2] = [await peers(h1), await peers(h2)];
+      return row(p1, h2.underlayIp).state === 'down' && row(p2, h1.underlayIp).state === 'down';
+    },
+    { timeoutMs: 20_000, intervalMs: 250, what: 'the firewalled peer down on both sides' },
+  );
+  t.pass(`firewalled: down on both sides ${((Date.now() - blocked) / 1000).toFixed(1)} s after the rule`);
+  await oneWay;
+  const fw = doctorOn(h1);
+  t.match(
+    fw.unreachable.find((c) => c.detail.includes(`peer ${h2.underlayIp} `)),
+    { detail: /is registered but unreachable: its last answer to a probe was \d+ s ago; yet its VXLAN datagrams still arrive here .*: UDP 4789 is open from it to us but not from us to it/, fix: /UDP 4789 open both ways .*iptables/ },
+    'doctor names the firewalled peer, open one way only',
+  );
+  await lab.exec(h2.ns, 'iptables', ['-D', ...rule]);
+  await waitFor(
+    async () => {
+      [p1, p2] = [await peers(h1), await peers(h2)];
+      return row(p1, h2.underlayIp).state === 'up' && row(p2, h1.underlayIp).state === 'up';
+    },
+    { timeoutMs: 20_000, intervalMs: 250, what: 'the peer up again once the rule is gone' },
+  );
+  t.pass(`rule removed: up again on both sides (the firewall checks took ${((Date.now() - blocked) / 1000).toFixed(1)} s)`);
   t.comment(`lab took ${((Date.now() - started) / 1000).toFixed(1)} s`);
 });

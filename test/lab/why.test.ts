@@ -81,7 +81,7 @@ for (const engine of ['native', 'js'] as const) {
     t.equal(known.sender, null, 'a MAC is no underlay sender');
     t.match(known.counters, { tx_too_big: 0, icmp_too_big_sent: 0, tx_no_destination: 0 });
     const text = cli(['why', c2.mac, '--socket', sock]);
-    t.match(text.out, new RegExp(`^frames to ${c2.mac} on VNI 42: remote\\n  entry: learned, seen .* ago\\n  vtep: ${h2.underlayIp.replace(/\./g, '\\.')}, last heard .* ago\\n  outer source port: \\d+ \\(non-IP frames \\(ARP\\) from [0-9a-f:]+\\)\\n  path mtu: 1450\\n  tcp mss clamped to: 1410 \\(IPv4\\) / 1390 \\(IPv6\\)\\n  learned entry: unicast to VTEP`), 'the same in text');
+    t.match(text.out, new RegExp(`^frames to ${c2.mac} on VNI 42: remote\\n  entry: learned, seen .* ago\\n  vtep: ${h2.underlayIp.replace(/\./g, '\\.')}, last heard .* ago\\n  outer source port: \\d+ \\(non-IP frames \\(ARP\\) from [0-9a-f:]+\\)\\n  path mtu: 1450 \\((measured|being measured)\\), peer (up|unknown)\\n  tcp mss clamped to: 1410 \\(IPv4\\) / 1390 \\(IPv6\\)\\n  learned entry: unicast to VTEP`), 'the same in text');
 
     // c1's own address: on this host's bridge.
     await waitFor(() => why(c1.ip).frames.length > 0, { timeoutMs: 10_000, what: 'c1 seen on the bridge' });

@@ -6,7 +6,7 @@
  *   crafted datagrams from 198.51.100.1 / .5 ──▶ RX (drop reasons)
  *
  * The engine floods c1's ARP request to its only peer, itself: one pass exercises read → encapsulate → sendmmsg and
- * recvmmsg → classify → learn → TAP write. The addon acts on the namespace of the calling process, so the engine
+ * recvmmsg → classify → learn → TAP write; a SYN-ACK from the peer is MSS-clamped to its measured path. The addon acts on the namespace of the calling process, so the engine
  * runs in a child `node` inside the namespace; it prints one JSON line of results.
  */
 import { spawnSync } from 'node:child_process';
@@ -26,7 +26,7 @@ const { existsSync } = await import('node:fs');
 const n = loadNative();
 const out = {};
 // sourceCheck off: peered with itself, the engine receives its own c1's frames back (a spoof, had another host sent them).
-const opts = (tapFd, local = '198.51.100.1') => ({ local, port: 4789, underlayMtu: 1500, learning: true, agingMs: 300000, learnMaxPerPeer: 4096, learnMax: 65536, sourceCheck: false, networks: [{ vni: 42, tapFd, mtu: 1450 }] });
+const opts = (tapFd, local = '198.51.100.1') => ({ local, port: 4789, underlayMtu: 1500, learning: true, agingMs: 300000, learnMaxPerPeer: 4096, learnMax: 65536, sourceCheck: false, clampMss: { ipv4: 1410, ipv6: 1390 }, networks: [{ vni: 42, tapFd, mtu: 1450 }] });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const named = (e) => { const c = e.counters(); const o = {}; n.dropReasons.forEach((k, i) => (o[k] = c.drops[i])); n.trafficCounters.forEach((k, i) => (o[k] = c.traffic[i])); return o; };
 const until = async (cond) => { for (let i = 0; i < 100 && !cond(); i++) await sleep(20); };
@@ -70,8 +70,24 @@ await send('198.51.100.5', vx(8, 42, 60));
 await send('198.51.100.1', vx(8, 42, 13));
 await send('198.51.100.1', vx(8, 42, 1450 + 18 + 1));
 await until(() => named(e).rx_oversize > 0);
+// --clamp-mss toward the sender's measured path (RX): a SYN-ACK with MSS 1400 from the peer is under the clamp (1410)
+// until the peer's path is measured at 1400 (1350 inner: MSS 1310), then clamped.
+const synAck = [8, 0, 0, 0, 0, 0, 42, 0, 2, 0, 0, 0, 0, 0x99, 2, 0, 0, 0, 0, 0x77, 8, 0,
+  0x45, 0, 0, 44, 0, 1, 0x40, 0, 64, 6, 0, 0, 198, 18, 0, 7, 198, 18, 0, 1,
+  0x30, 0x39, 0, 80, 0, 0, 0, 1, 0, 0, 0, 1, 0x60, 0x12, 0xff, 0xff, 0, 0, 0, 0, 2, 4, 0x05, 0x78];
+const rx0 = named(e).rx_datagrams;
+await send('198.51.100.1', synAck);
+await until(() => named(e).rx_datagrams > rx0);
+await sleep(100);
+out.clampUnmeasured = named(e).tcp_mss_clamped;
+e.setTable({ vnis: [{ vni: 42, peers: ['198.51.100.1'], macs: [] }], pathMtus: [['198.51.100.1', 1400]] });
+await send('198.51.100.1', synAck);
+await until(() => named(e).tcp_mss_clamped > out.clampUnmeasured);
+out.clampMeasured = named(e).tcp_mss_clamped;
+e.setTable({ vnis: [{ vni: 42, peers: ['198.51.100.1'], macs: [] }] });
 out.drops = named(e);
 out.traffic = e.traffic();
+
 
 // Peer probes are hostile input: 300 requests at once from a peer (.1, the engine itself: its answers come back to it
 // as replies), one from a non-peer (.5), one too short. Then one of its own (sendProbe), answered by itself.
@@ -150,6 +166,8 @@ t.test('native engine: errors, TX → RX through itself, every RX drop reason, s
   t.same(traffic.vnis, [{ vni: 42, rxFrames: drops.rx_datagrams, rxBytes: drops.rx_bytes, txFrames: drops.tx_frames, txBytes: drops.tx_bytes }], 'VNI 42 rows');
   t.match(traffic.rejected, [{ address: '198.51.100.5', vni: 42, count: 1, agoMs: Number }], 'the non-peer sender is a refused source');
   t.equal(traffic.peers.some((p) => p.address === '198.51.100.5'), false, 'a refused sender gets no peer row');
+  t.equal(out.clampUnmeasured, 0, '--clamp-mss: a SYN-ACK with MSS 1400 from a peer whose path is the underlay\'s: under the clamp (1410)');
+  t.equal(out.clampMeasured, 1, 'the same from a peer whose path is measured at 1400: clamped to what fits it (1310)');
   const probes = out.probes as { counters: Record<string, number>; replies: { from: string; id: number; length: number; rttMs: number }[]; sent: number; own: { id: number; length: number; rttMs: number }[]; sentCount: number };
   const pc = probes.counters;
   t.equal(pc.probes_answered! + pc.probe_answers_limited!, 300, `300 requests from a peer: ${pc.probes_answered} answered, ${pc.probe_answers_limited} over the rate limit`);

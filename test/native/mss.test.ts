@@ -2,7 +2,8 @@
  * TCP MSS clamping (--clamp-mss): the C++ code both engine threads run (native/src/mss.cc, ClampMss) against its
  * TypeScript twin (src/packet/tcp-mss.ts, what the JS engine runs), verdict and bytes, on hand-made SYNs and
  * thousands of mutated ones; the checksum after the incremental update (RFC 1624) equals a full recomputation; a
- * malformed options field is left untouched; the clamp a setting resolves to.
+ * malformed options field is left untouched; the clamp a setting resolves to, and the clamp toward one peer's measured
+ * path (clampForPath, twin of ClampForPath in native/src/mss.h, which both engine threads apply per peer).
  */
 import t, { type Test } from 'tap';
 import { loadNative } from '../../src/dataplane/native.js';
@@ -14,6 +15,7 @@ import {
   ETHERTYPE_IPV4,
   ETHERTYPE_IPV6,
   internetChecksum,
+  clampForPath,
   mssClampFor,
   parseIp,
   parseMac,
@@ -180,4 +182,29 @@ t.test('the clamp a setting resolves to', async (t) => {
   t.same(mssClampFor(true, 1450), { ipv4: 1410, ipv6: 1390 }, 'path MTU − 40 / − 60');
   t.same(mssClampFor(true, 1430), { ipv4: 1390, ipv6: 1370 }, 'IPv6 underlay');
   t.same(mssClampFor(1300, 1450), { ipv4: 1300, ipv6: 1300 }, 'a number: both families');
+});
+
+t.test('toward a peer with a measured path: no higher than what fits it, the configured clamp the ceiling, both twins', async (t) => {
+  t.same(clampForPath({ ipv4: 1410, ipv6: 1390 }, 1350), { ipv4: 1310, ipv6: 1290 }, 'bare --clamp-mss, a 1400-byte path (1350 inner)');
+  t.same(clampForPath({ ipv4: 1300, ipv6: 1300 }, 1350), { ipv4: 1300, ipv6: 1290 }, '--clamp-mss 1300: the smaller of the two, per family');
+  t.same(clampForPath({ ipv4: 1410, ipv6: 0 }, 1350), { ipv4: 1310, ipv6: 0 }, 'a family off stays off');
+  t.same(clampForPath({ ipv4: 1410, ipv6: 1390 }, 60), { ipv4: 88, ipv6: 88 }, 'never below 88 (0 would mean off)');
+  t.same(clampForPath({ ipv4: 1410, ipv6: 1390 }, 1450), { ipv4: 1410, ipv6: 1390 }, 'the underlay path: unchanged');
+  // The native twin (clampMss with an ipMtu: ClampForPath first) on real SYNs, every path size from tiny to large.
+  let mismatches = 0;
+  for (const f of [tcp(), tcp({ v6: true }), tcp({ flags: 0x12, vlan: true })]) {
+    for (let mtu = 0; mtu <= 1600; mtu += 7) {
+      for (const base of [CLAMP, { ipv4: 1300, ipv6: 0 }, { ipv4: 0, ipv6: 1200 }]) {
+        const mine = Uint8Array.from(f);
+        const r = clampMss(mine, clampForPath(base, mtu));
+        const n = native.clampMss(f, base.ipv4, base.ipv6, mtu);
+        if (n.result !== r || Buffer.compare(n.frame, Buffer.from(mine)) !== 0) mismatches++;
+      }
+    }
+  }
+  t.equal(mismatches, 0, 'native ClampForPath + ClampMss = clampForPath + clampMss');
+  const syn = tcp();
+  const l4 = 14 + 20;
+  t.equal(mssOf(native.clampMss(syn, 1410, 1390, 1350).frame, l4 + 22), 1310, 'a 1460 SYN toward a 1350 path: 1310');
+  t.throws(() => native.clampMss(syn, 1410, 1390, 70000), /ipMtu must be 0-65535/);
 });
