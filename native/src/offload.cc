@@ -181,6 +181,13 @@ bool TcpChecksumOk(const uint8_t* frame, const TcpSegment& s) {
   return FoldChecksum(Sum16(frame + s.l4, tcp_len, PseudoSum(frame + s.l3, s.v4, tcp_len))) == 0;
 }
 
+bool OuterChecksumVerified(const uint8_t* addr, size_t addr_len, bool udp_gro) {
+  if (udp_gro) return true;
+  if (addr_len != 16) return false;
+  static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return memcmp(addr, kMapped, sizeof(kMapped)) != 0;
+}
+
 bool Continues(const uint8_t* first, const TcpSegment& f, size_t run_payload, size_t mss, bool run_closed,
                const uint8_t* next, const TcpSegment& n) {
   if (run_closed || n.v4 != f.v4 || n.l3 != f.l3 || n.l4 != f.l4 || n.hdr_len != f.hdr_len) return false;

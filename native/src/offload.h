@@ -69,8 +69,15 @@ struct TcpSegment {
 // header; only ACK (and PSH) set; some payload.
 bool ParseTcpSegment(const uint8_t* frame, size_t len, TcpSegment* out);
 // True when the segment's TCP checksum verifies (merged frames go to the TAP as already checked, like the kernel's
-// GRO, so a corrupted segment must not join one).
+// GRO, so a corrupted segment must not join one). Skipped for a segment whose outer UDP checksum the kernel verified
+// (TapWriteMerger::Add's `verified`: see OuterChecksumVerified in rx.cc).
 bool TcpChecksumOk(const uint8_t* frame, const TcpSegment& s);
+// True when the kernel has verified the outer UDP checksum of a datagram it delivered, so the inner frame (which that
+// checksum covers) needs no second pass: it came in a UDP_GRO super-datagram (`udp_gro`: the kernel merges only
+// datagrams with a non-zero checksum, each verified, and a local UDP_SEGMENT sender must checksum), or over IPv6
+// (`addr` 16 bytes, not IPv4-mapped: a zero checksum is dropped unless UDP_NO_CHECK6_RX, which we never set). A
+// lone IPv4 datagram may carry checksum 0 (the kernel's VXLAN device sends that by default): not verified.
+bool OuterChecksumVerified(const uint8_t* addr, size_t addr_len, bool udp_gro);
 // True when `next` continues the run that starts with `first` (headers equal except lengths, IDs, checksums and
 // PSH; sequence contiguous; the run so far has only full-size segments and no PSH; the result fits 64 KiB).
 bool Continues(const uint8_t* first, const TcpSegment& f, size_t run_payload, size_t mss, bool run_closed,
@@ -83,7 +90,9 @@ void WriteMergedHeader(const uint8_t* first, const TcpSegment& f, size_t total_p
 // Turns the inner frames bound for one TAP (in arrival order) into TAP writes: a run of segments that `Continues`
 // becomes one super-frame (virtio header + merged headers + every payload, as an iovec list), anything else goes
 // alone behind a zero virtio header (or bare, for a TAP without IFF_VNET_HDR). Frames must stay valid until Flush.
-// `emit(const iovec*, int iovcnt, int frames)` performs one write.
+// `emit(const iovec*, int iovcnt, int frames)` performs one write. `verified`: the frame arrived in a datagram whose
+// outer UDP checksum (which covers the whole inner frame) the kernel checked, so its TCP checksum is not summed again
+// before it joins a run (a frame that goes alone keeps a zero virtio header: the receiver checks it as before).
 class TapWriteMerger {
  public:
   static constexpr int kMaxRun = 64;  // segments per super-frame (a 64 KiB frame of 1 KiB segments)
@@ -91,9 +100,9 @@ class TapWriteMerger {
   explicit TapWriteMerger(bool vnet_hdr) : vnet_(vnet_hdr) {}
 
   template <typename Emit>
-  void Add(const uint8_t* frame, size_t len, Emit&& emit) {
+  void Add(const uint8_t* frame, size_t len, Emit&& emit, bool verified = false) {
     TcpSegment s;
-    const bool tcp = vnet_ && ParseTcpSegment(frame, len, &s) && TcpChecksumOk(frame, s);
+    const bool tcp = vnet_ && ParseTcpSegment(frame, len, &s) && (verified || TcpChecksumOk(frame, s));
     if (count_ > 0 && tcp && count_ < kMaxRun &&
         Continues(first_, first_seg_, run_payload_, first_seg_.payload, closed_, frame, s)) {
       payload_[count_] = {const_cast<uint8_t*>(frame) + s.hdr_len, s.payload};

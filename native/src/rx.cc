@@ -4,7 +4,10 @@
 // check → source check (inner source MAC one of ours, or a control-plane MAC of another VTEP: rx_spoofed_source;
 // one LocalMacTable lock per batch) → learn (one LearnBatch call per batch, before any write: a new MAC over the
 // table's bounds is dropped as rx_learn_full) → MSS clamping of TCP SYNs (--clamp-mss, in place) → TAP write (consecutive TCP segments of one flow merged into one
-// super-frame with a virtio header by a TapWriteMerger, when the TAP takes virtio headers).
+// super-frame with a virtio header by a TapWriteMerger, when the TAP takes virtio headers; a segment's TCP checksum is
+// summed before it joins a run unless the kernel verified the outer UDP checksum, which covers the inner frame:
+// OuterChecksumVerified in offload.h — a GRO super-datagram or an IPv6 sender, never a lone IPv4 one, whose checksum
+// may be 0).
 //
 // Threading: the only thread that reads the UDP socket and writes the LearnTable (LearnBatch, Expire); it shares the
 // engine's Counters (relaxed atomics), its TrafficStats (a BatchTally, one lock per batch or when it fills, and
@@ -56,6 +59,7 @@ struct Engine::RxState {
     int sighting;  // index into sightings, or -1 (not learned: learning off, multicast or control-plane source)
     bool vouched;  // the control plane places its source MAC on this sender: no local check (a genuine move)
     bool drop;
+    bool verified;  // the kernel verified the outer UDP checksum (OuterChecksumVerified): no TCP checksum pass
   };
   std::vector<uint8_t> bufs;
   std::array<mmsghdr, kBatch> msgs{};
@@ -141,7 +145,7 @@ int Engine::RxBatch(RxState& s, bool wait) {
       return ClampForPath(cfg_.clamp_mss, static_cast<size_t>(it->second) - outer);
     };
     // One datagram: classify, check its inner source against the control plane's MACs, queue it.
-    auto classify = [&](uint8_t* p, size_t len, const Addr& from) {
+    auto classify = [&](uint8_t* p, size_t len, const Addr& from, bool verified) {
       if (IsProbe(p, len)) {  // a peer probe (probe.h): never a frame for the bridge
         HandleProbe(p, len, from, *table, now);
         return;
@@ -163,7 +167,7 @@ int Engine::RxBatch(RxState& s, bool wait) {
         counters_.drop(Drop::kRxOversize);
         return;
       }
-      Accepted a{inner, inner_len, net, from, c.vni, -1, false, false};
+      Accepted a{inner, inner_len, net, from, c.vni, -1, false, false, verified};
       if ((inner[6] & 1) == 0) {
         const uint64_t src = MacKey(inner + 6);
         const auto vt = table->vnis.find(c.vni);  // present: Classify accepted the VNI
@@ -197,18 +201,23 @@ int Engine::RxBatch(RxState& s, bool wait) {
         continue;
       }
       if (len == 0) {  // an empty datagram is one too (rx_short): the segment loop below would never see it
-        classify(p, 0, from);
+        classify(p, 0, from, false);
         continue;
       }
       size_t seg = len;  // without GRO (or a lone datagram): the whole slot is one datagram
+      bool gro = false;  // the kernel reports UDP_GRO only for a merged (SKB_GSO_UDP_L4) datagram
       for (cmsghdr* c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c != nullptr; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
         if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
           int gso = 0;
           memcpy(&gso, CMSG_DATA(c), sizeof(gso));
-          if (gso > 0) seg = static_cast<size_t>(gso);
+          if (gso > 0) {
+            seg = static_cast<size_t>(gso);
+            gro = true;
+          }
         }
       }
-      for (size_t off = 0; off < len; off += seg) classify(p + off, std::min(seg, len - off), from);
+      const bool verified = OuterChecksumVerified(from.bytes, from.len, gro);
+      for (size_t off = 0; off < len; off += seg) classify(p + off, std::min(seg, len - off), from, verified);
     }
 
     // Our own MACs (seen on our TAPs) coming back from a peer: a spoof that would move them to the TAP port on the
@@ -251,7 +260,7 @@ int Engine::RxBatch(RxState& s, bool wait) {
         continue;
       }
       if (cfg_.clamp_mss.on()) CountClamp(ClampMss(a.inner, a.len, clamp_from(a.from)), counters_);
-      mergers[static_cast<size_t>(a.net - nets_.data())].Add(a.inner, a.len, writer(a.net->tap.get()));
+      mergers[static_cast<size_t>(a.net - nets_.data())].Add(a.inner, a.len, writer(a.net->tap.get()), a.verified);
       counters_.add(Traffic::kRxDatagrams);
       counters_.add(Traffic::kRxBytes, a.len);
       tally.Peer(a.from, 1, a.len);

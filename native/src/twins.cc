@@ -159,11 +159,14 @@ Napi::Value GsoPolicyJs(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// mergeSegments(frames): the TAP writes the RX thread makes of these inner frames, in order, each as one Buffer
-// (virtio header + frame; merged runs as one super-frame). Pinned by test/native/offload.test.ts.
+// mergeSegments(frames, verified = false): the TAP writes the RX thread makes of these inner frames, in order, each as
+// one Buffer (virtio header + frame; merged runs as one super-frame); `verified`: they came in datagrams whose outer
+// UDP checksum the kernel verified (no TCP checksum pass). Pinned by test/native/offload.test.ts.
 Napi::Value MergeSegmentsJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsArray()) return ThrowType(env, "mergeSegments: frames must be an array of Uint8Array");
+  if (!info[1].IsUndefined() && !info[1].IsBoolean()) return ThrowType(env, "mergeSegments: verified must be a boolean");
+  const bool verified = info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
   Napi::Array in = info[0].As<Napi::Array>();
   std::vector<std::vector<uint8_t>> frames;
   for (uint32_t i = 0; i < in.Length(); i++) {
@@ -178,9 +181,20 @@ Napi::Value MergeSegmentsJs(const Napi::CallbackInfo& info) {
     out.Set(out.Length(), Napi::Buffer<uint8_t>::Copy(env, w.data(), w.size()));
   };
   TapWriteMerger merger(true);
-  for (const auto& f : frames) merger.Add(f.data(), f.size(), emit);
+  for (const auto& f : frames) merger.Add(f.data(), f.size(), emit, verified);
   merger.Flush(emit);
   return out;
+}
+
+// outerChecksumVerified(sender, udpGro) → whether the RX path trusts the outer UDP checksum of a datagram from
+// `sender` (address text) that came with (or without) a UDP_GRO control message. Pinned by test/native/offload.test.ts.
+Napi::Value OuterChecksumVerifiedJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Addr a;
+  if (!info[0].IsString() || !ParseAddr(info[0].As<Napi::String>().Utf8Value().c_str(), &a))
+    return ThrowType(env, "outerChecksumVerified: sender must be an IPv4 or IPv6 address");
+  if (!info[1].IsBoolean()) return ThrowType(env, "outerChecksumVerified: udpGro must be a boolean");
+  return Napi::Boolean::New(env, OuterChecksumVerified(a.bytes, a.len, info[1].As<Napi::Boolean>().Value()));
 }
 
 // The address a neighbour parser finds in a frame (SenderIpv4 / ArpRequestTarget for IPv4, SenderIpv6 /
@@ -390,6 +404,7 @@ void RegisterTwins(Napi::Env env, Napi::Object exports) {
       {"tooBigReply", TooBigReplyJs}, {"tooBigLimiter", TooBigLimiterJs},
       {"clampMss", ClampMssJs},
       {"probeReply", ProbeReplyJs},   {"isProbe", IsProbeJs},
+      {"outerChecksumVerified", OuterChecksumVerifiedJs},
   };
   for (const auto& [name, fn] : twins) exports.Set(name, Napi::Function::New(env, fn, name));
 }

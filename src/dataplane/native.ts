@@ -197,8 +197,11 @@ export interface NativeTwins {
   ): { vni: number; offset: number } | { reason: string; vni?: number };
   /** What the TX thread makes of a TAP read (virtio header + frame): the frames it encapsulates, or null (tx_bad_offload). */
   segmentTso(packet: Uint8Array): Buffer[] | null;
-  /** The TAP writes the RX thread makes of these inner frames (each: virtio header + frame; TCP runs merged). */
-  mergeSegments(frames: readonly Uint8Array[]): Buffer[];
+  /** The TAP writes the RX thread makes of these inner frames (each: virtio header + frame; TCP runs merged);
+   * `verified`: their outer UDP checksum was checked by the kernel, so no TCP checksum pass before merging. */
+  mergeSegments(frames: readonly Uint8Array[], verified?: boolean): Buffer[];
+  /** Whether the RX path trusts the outer UDP checksum of a datagram from `sender` (with or without UDP_GRO). */
+  outerChecksumVerified(sender: string, udpGro: boolean): boolean;
   /** Twins of src/packet/neighbor.ts: the sender's IPv4 address; the engine's answer to an ARP request. */
   senderIpv4(frame: Uint8Array): string | null;
   arpAnswer(frame: Uint8Array, mac: string): { target: string; reply: Buffer } | null;

@@ -191,6 +191,32 @@ t.test('mergeSegments: what is not merged', async (t) => {
   t.same(n.mergeSegments([syn, syn]), [plain(syn), plain(syn)], 'and segments without payload or with SYN/FIN/RST');
 });
 
+t.test('mergeSegments: a run whose outer UDP checksum the kernel verified is not summed again', async (t) => {
+  const mss = 1000;
+  const segs = n.segmentTso(tsoPacket({ payload: bytes(5000, 7), flags: ACK | PSH }, mss))!;
+  const corrupt = Buffer.from(segs[2]!);
+  corrupt[corrupt.length - 1]! ^= 0xff;
+  const frames = [segs[0]!, segs[1]!, corrupt, segs[3]!, segs[4]!];
+  t.equal(n.mergeSegments(frames).length, 3, 'unverified: the corrupt segment is caught by the TCP checksum pass');
+  // Verified: the engine trusts the outer checksum (which covers these bytes), so it does not look at the inner one.
+  const ws = n.mergeSegments(frames, true);
+  t.equal(ws.length, 1, 'verified: one super-frame, no TCP checksum pass');
+  t.equal(ws[0]![0], 1, 'handed over as NEEDS_CSUM (the kernel trusts it as GRO output)');
+  t.same(n.mergeSegments(segs, true), n.mergeSegments(segs), 'good segments: the same writes either way');
+  const plain = (f: Uint8Array): Buffer => Buffer.concat([Buffer.alloc(10), f]);
+  t.same(n.mergeSegments([corrupt], true), [plain(corrupt)], 'a lone segment still goes behind a zero header: the receiver checks it');
+  t.throws(() => (n.mergeSegments as (f: unknown, v: unknown) => unknown)([segs[0]!], 'yes'), TypeError);
+});
+
+t.test('outerChecksumVerified: which datagrams the RX path trusts', async (t) => {
+  t.equal(n.outerChecksumVerified('198.51.100.2', false), false, 'a lone IPv4 datagram may carry checksum 0 (not verified)');
+  t.equal(n.outerChecksumVerified('198.51.100.2', true), true, 'an IPv4 UDP_GRO super-datagram: the kernel merges only non-zero, verified checksums');
+  t.equal(n.outerChecksumVerified('fd00:198:51:100::2', false), true, 'IPv6: a zero checksum is dropped by the kernel');
+  t.equal(n.outerChecksumVerified('::ffff:198.51.100.2', false), false, 'IPv4-mapped on an IPv6 socket: IPv4 rules');
+  t.equal(n.outerChecksumVerified('::ffff:198.51.100.2', true), true);
+  t.throws(() => n.outerChecksumVerified('nope', false), TypeError);
+});
+
 t.test('segmentTso: bad virtio headers are refused, never a crash', async (t) => {
   const good = tsoPacket({ payload: bytes(4000, 20) }, 1000);
   const v4 = Buffer.from(good);
