@@ -17,6 +17,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -249,6 +250,81 @@ Napi::Value BindUdpJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), fd.release());
 }
 
+// bindUdpSender(address, port) → fd: a socket sendUdp sends on (OpenSendSocket: DF, takes nothing in, 4 MiB).
+Napi::Value BindUdpSenderJs(const Napi::CallbackInfo& info) {
+  Addr local;
+  uint32_t port;
+  if (!GetAddr(info[0], &local)) return ThrowType(info.Env(), "bindUdpSender: address must be an IPv4 or IPv6 address");
+  if (!GetUint(info[1], 65535, &port)) return ThrowType(info.Env(), "bindUdpSender: port must be an integer 0-65535");
+  UniqueFd fd;
+  const SysError e = OpenSendSocket(local, static_cast<uint16_t>(port), &fd);
+  if (!e.ok()) return ThrowSys(info.Env(), e);
+  return Napi::Number::New(info.Env(), fd.release());
+}
+
+// sendUdp(fd, data, lengths, to, port) → { failed, errno }: datagram i is the lengths[i] bytes of data after those
+// before it, sent to to[i]:port, all in sendmmsg calls of up to kMaxSend (a blocking socket: a full send buffer waits,
+// as dgram's queue would). A datagram the kernel refuses (EMSGSIZE past the path, no route) is skipped and counted
+// in `failed`; `errno` is the last refusal's (0 when none). Lengths must add up to at most data's length.
+constexpr size_t kMaxSend = 256;
+
+Napi::Value SendUdpJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t fd;
+  uint32_t port;
+  if (!GetUint(info[0], INT32_MAX, &fd)) return ThrowType(env, "sendUdp: fd must be a non-negative integer");
+  if (!IsBytes(info[1])) return ThrowType(env, "sendUdp: data must be a Uint8Array");
+  if (!info[2].IsArray() || !info[3].IsArray()) return ThrowType(env, "sendUdp: lengths and to must be arrays");
+  if (!GetUint(info[4], 65535, &port)) return ThrowType(env, "sendUdp: port must be an integer 0-65535");
+  const auto data = info[1].As<Napi::Uint8Array>();
+  const auto lengths = info[2].As<Napi::Array>();
+  const auto to = info[3].As<Napi::Array>();
+  const uint32_t n = lengths.Length();
+  if (to.Length() != n) return ThrowType(env, "sendUdp: lengths and to must have the same length");
+  std::vector<mmsghdr> msgs(std::min<size_t>(n, kMaxSend));
+  std::vector<iovec> iovs(msgs.size());
+  std::vector<sockaddr_storage> addrs(msgs.size());
+  uint32_t failed = 0;
+  int last_errno = 0;
+  size_t at = 0;
+  for (uint32_t first = 0; first < n;) {
+    const uint32_t count = std::min<uint32_t>(n - first, static_cast<uint32_t>(kMaxSend));
+    for (uint32_t i = 0; i < count; i++) {
+      uint32_t len;
+      Addr addr;
+      if (!GetUint(lengths[first + i], 65535, &len) || len > data.ByteLength() - at)
+        return ThrowType(env, "sendUdp: lengths must be integers that add up to at most data's length");
+      if (!GetAddr(to[first + i], &addr)) return ThrowType(env, "sendUdp: to must hold IPv4 or IPv6 addresses");
+      iovs[i].iov_base = const_cast<uint8_t*>(data.Data()) + at;  // sendmmsg only reads it
+      iovs[i].iov_len = len;
+      at += len;
+      msgs[i] = {};
+      msgs[i].msg_hdr.msg_iov = &iovs[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_name = &addrs[i];
+      msgs[i].msg_hdr.msg_namelen = ToSockaddr(addr, static_cast<uint16_t>(port), &addrs[i]);
+    }
+    for (uint32_t done = 0; done < count;) {
+      const int r = sendmmsg(static_cast<int>(fd), msgs.data() + done, count - done, 0);
+      if (r > 0) {
+        done += static_cast<uint32_t>(r);
+      } else if (r < 0 && errno == EINTR) {
+        continue;
+      } else {
+        // The first datagram left was refused (sendmmsg reports only that one): count it and go on with the next.
+        last_errno = r < 0 ? errno : EIO;
+        failed++;
+        done++;
+      }
+    }
+    first += count;
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("failed", failed);
+  out.Set("errno", last_errno);
+  return out;
+}
+
 }  // namespace
 
 void RegisterFdReaders(Napi::Env env, Napi::Object exports) {
@@ -257,6 +333,8 @@ void RegisterFdReaders(Napi::Env env, Napi::Object exports) {
   exports.Set("readTap", Napi::Function::New(env, ReadTapJs, "readTap"));
   exports.Set("readUdp", Napi::Function::New(env, ReadUdpJs, "readUdp"));
   exports.Set("bindUdp", Napi::Function::New(env, BindUdpJs, "bindUdp"));
+  exports.Set("bindUdpSender", Napi::Function::New(env, BindUdpSenderJs, "bindUdpSender"));
+  exports.Set("sendUdp", Napi::Function::New(env, SendUdpJs, "sendUdp"));
 }
 
 }  // namespace vxr

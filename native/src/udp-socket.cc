@@ -99,6 +99,23 @@ SysError OpenTxSocket(const Addr& local, UniqueFd* out) {
   return {};
 }
 
+SysError OpenSendSocket(const Addr& local, uint16_t port, UniqueFd* out) {
+  const int family = FamilyOf(local);
+  UniqueFd fd(socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return Errno("socket(UDP)");
+  sockaddr_storage sa;
+  const socklen_t salen = ToSockaddr(local, port, &sa);
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), salen) < 0) {
+    const int err = errno;
+    return SysError{err, "bind UDP " + Text(local) + " port " + std::to_string(port)};
+  }
+  if (!DontFragment(fd.get(), family)) return Errno("setsockopt(MTU_DISCOVER)");
+  if (!RejectAll(fd.get())) return Errno("setsockopt(SO_ATTACH_FILTER)");
+  BigBuffer(fd.get(), SO_SNDBUFFORCE, SO_SNDBUF);
+  *out = std::move(fd);
+  return {};
+}
+
 int FlowSockets::Get(const Addr& local, uint16_t port) {
   std::lock_guard<std::mutex> lock(mu_);
   timespec ts;

@@ -42,6 +42,10 @@ SysError AdoptRxSocket(UniqueFd fd, int tick_ms, bool try_gro, UniqueFd* out, bo
 // UDP header ourselves (the kernel adds the IP header). DF always: VXLAN is never fragmented. Receives nothing.
 SysError OpenTxSocket(const Addr& local, UniqueFd* out);
 
+// A UDP socket that only sends, bound to local:port (the reference engine's source ports, fd-reader.cc sendUdp):
+// blocking, DF always, a filter that takes nothing in (no queue anyone can fill), a 4 MiB send buffer.
+SysError OpenSendSocket(const Addr& local, uint16_t port, UniqueFd* out);
+
 // UDP sockets bound to local:<flow source port> for GSO sends, opened on first use and kept (at most kMax; beyond
 // that, or when the port is taken, the flow uses the raw socket; a taken port is tried again every kRetryMs, so that
 // a router that took over gets its predecessor's ports once that one has exited). Shared by the TX threads.

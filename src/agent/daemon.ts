@@ -358,7 +358,6 @@ export class Daemon implements DaemonView {
         ...(clampMss !== undefined ? { clampMss } : {}),
         loop: config.loop,
         networks: [...taps],
-        underlayDevice: underlay.device,
         ...(handed !== undefined ? { inherited: { rxFd: handed.rxFd, learned: handed.state.learned } } : {}),
       };
       const engine: Engine = config.engine === 'native' ? new NativeEngine(engineOptions, native) : new JsEngine(engineOptions, native);

@@ -124,8 +124,6 @@ export interface EngineOptions {
   readonly port: number;
   /** MTU of the underlay device: an encapsulated datagram larger than this is dropped as tx_too_big. */
   readonly underlayMtu: number;
-  /** The underlay device's name (JS engine: its MTU now bounds probes, as DF does natively). */
-  readonly underlayDevice?: string;
   readonly networks: readonly VniTap[];
   /** Handed over by the router this one takes over (native engine): its bound UDP socket, and the MACs it had learned. */
   readonly inherited?: { readonly rxFd: number; readonly learned: readonly LearnedMac[] };

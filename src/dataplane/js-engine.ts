@@ -1,21 +1,21 @@
 /**
- * The reference engine: the whole data path in readable TypeScript; the addon only reads (in batches) and opens.
+ * The reference engine: the whole data path in readable TypeScript; the addon only reads and sends (in batches) and opens.
  *
  * Threading and buffers: everything runs on the JS thread. Each TAP and the receiving UDP socket are watched by the
  * event loop itself and drained in batches (the addon's readTap and readUdp: up to 64 frames or datagrams per wake,
- * in order, in one fresh Buffer, because `socket.send` may still hold the frames of the previous batch). Inbound
- * frames are written to the TAP synchronously, which keeps their order and cannot block (a TAP write either queues
- * the frame or fails); outbound ones leave through `dgram`. (Reading a TAP one frame per `fs.read` in libuv's thread
- * pool, and datagrams one `message` event each, made this engine a tenth as fast as a one-frame-per-syscall C relay:
- * docs/benchmarks.md.)
+ * in order, in one fresh Buffer). Inbound frames are written to the TAP synchronously, which keeps their order and
+ * cannot block (a TAP write either queues the frame or fails); outbound datagrams are gathered per source socket
+ * during a TAP batch and sent at its end in one sendmmsg (the addon's sendUdp; blocking: a full 4 MiB send buffer
+ * waits, as the native TX thread does). (Reading a TAP one frame per `fs.read` in libuv's thread pool, datagrams one
+ * `message` event each and a `dgram` send per frame made this engine a tenth as fast as a one-frame-per-syscall C
+ * relay: docs/benchmarks.md.)
  *
- * Outer source ports: `dgram` cannot choose a source port per datagram, so the engine binds a small pool of sockets
- * to ports in 49152-65535 and picks one by flow hash: one flow keeps one port, different flows spread (RFC 7348 §5).
+ * Outer source ports: a socket sends from one port, so the engine binds a small pool of sockets (DF, taking nothing
+ * in) to ports in 49152-65535 and picks one by flow hash: one flow keeps one port, different flows spread (RFC 7348 §5).
  *
  * Slower than the native engine by design; its job is to be obviously right and to pin the native one's behaviour.
  */
-import { createSocket, type Socket } from 'node:dgram';
-import { closeSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, writeSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { VxlanRouterError } from '../errors.js';
 import { ForwardingTable, macKey } from '../fdb/index.js';
@@ -34,6 +34,7 @@ import {
   ndSolicitTarget,
   parseProbe,
   PROBE_ANSWER_BURST,
+  PROBE_HEADER_LEN,
   PROBE_ANSWER_RATE,
   probeReply,
   TooBigLimiter,
@@ -70,11 +71,28 @@ const SOURCE_POOL_SIZE = 8;
 /** A local MAC's sighting is refreshed (and its address looked at) this often at most: native/src/tx.cc kRefreshMs. */
 const REFRESH_MS = 250;
 const EPHEMERAL_LOW = 49152;
-/** Send buffers (as the native engine's): a burst waits in the kernel while the JS thread is busy. Capped at net.core.wmem_max. */
-const SOCKET_BUFFER = 4 << 20;
+/** Bytes of datagrams a source socket gathers before it sends them (at the end of a TAP batch, or when full). */
+const SEND_BATCH_BYTES = 256 << 10;
+/** Datagrams a source socket gathers at most before it sends them. */
+const SEND_BATCH_COUNT = 256;
+/** sendUdp's errno for a datagram larger than the path (DF): a probe of that size is "too big". */
+const EMSGSIZE = 90;
 
-/** What the engine takes from the addon: its batched reads and the receiving socket (src/dataplane/native.ts). */
-export type EngineIo = Pick<NativeSurface, 'readTap' | 'readUdp' | 'bindUdp' | 'closeFd'>;
+/** What the engine takes from the addon: its batched reads and sends, and its sockets (src/dataplane/native.ts). */
+export type EngineIo = Pick<NativeSurface, 'readTap' | 'readUdp' | 'bindUdp' | 'bindUdpSender' | 'sendUdp' | 'closeFd'>;
+
+/**
+ * A source-port socket (the addon's: DF, takes nothing in) and the datagrams it gathers during a TAP batch, sent in
+ * one sendmmsg at the batch's end: datagram i is the lengths[i] bytes of buf after those before it, to to[i].
+ */
+interface SourceSocket {
+  readonly fd: number;
+  readonly port: number;
+  readonly buf: Buffer;
+  at: number;
+  readonly lengths: number[];
+  readonly to: string[];
+}
 
 export class JsEngine implements Engine {
   readonly kind = 'js' as const;
@@ -107,7 +125,7 @@ export class JsEngine implements Engine {
   private rxReader: FdReader | undefined;
   /** Why the receiving socket stopped (it cannot be read any more): the engine's fault. */
   private rxFault: VxlanRouterError | undefined;
-  private sourcePool: Socket[] = [];
+  private sourcePool: SourceSocket[] = [];
   private agingTimer: NodeJS.Timeout | undefined;
   private closed = false;
   /** VNIs whose TAP was deleted under us: their reader has ended (lostTaps, replaceTap). */
@@ -118,10 +136,6 @@ export class JsEngine implements Engine {
   private pathMtus = new Map<string, number>();
   private readonly probeAnswers = new TooBigLimiter(PROBE_ANSWER_RATE, PROBE_ANSWER_BURST);
   private replies: ProbeReply[] = [];
-  /** One callback for every send (not a closure per frame); without one, dgram drops a failed send's error. */
-  private readonly onSent = (err: Error | null): void => {
-    if (err) this.counts.tx_send_error++;
-  };
 
   constructor(
     private readonly opts: EngineOptions,
@@ -145,7 +159,7 @@ export class JsEngine implements Engine {
   async start(): Promise<void> {
     try {
       this.rxFd = bindUdp(this.io, this.opts.local, this.opts.port);
-      for (let i = 0; i < SOURCE_POOL_SIZE; i++) this.sourcePool.push(await bindEphemeral(this.family, this.opts.local));
+      for (let i = 0; i < SOURCE_POOL_SIZE; i++) this.sourcePool.push(this.bindSource());
     } catch (err) {
       await this.close();
       throw err;
@@ -166,7 +180,6 @@ export class JsEngine implements Engine {
         this.rxFault = new VxlanRouterError('E_SYSTEM', `the UDP socket on ${this.opts.local} port ${this.opts.port} cannot be read: ${err.message}`, { cause: err });
       },
     );
-    for (const s of this.sourcePool) s.on('error', () => this.counts.tx_send_error++);
     this.agingTimer = setInterval(() => {
       this.fdbTable.expire();
       this.expireLocal();
@@ -231,8 +244,7 @@ export class JsEngine implements Engine {
   }
 
   sourcePort(frame: Uint8Array): number {
-    const s = this.sourcePool[flowPort(frame) % SOURCE_POOL_SIZE];
-    return s === undefined ? 0 : s.address().port; // 0: not started
+    return this.sourcePool[flowPort(frame) % SOURCE_POOL_SIZE]?.port ?? 0; // 0: not started
   }
 
   traffic(): Traffic {
@@ -249,23 +261,14 @@ export class JsEngine implements Engine {
     return { kind: 'node', fallback: '' };
   }
 
-  /**
-   * `dgram` cannot set DF (IP_MTU_DISCOVER) itself; Linux's default for UDP (IP_PMTUDISC_WANT) sets DF on datagrams
-   * that fit the route but fragments larger ones. So a probe larger than the underlay device's MTU now (read from
-   * /sys when `underlayDevice` is known, else the MTU at start) is refused here, as EMSGSIZE refuses it natively.
-   */
+  /** Sent with DF from a pool socket (the receiving one only reads); answers come back to our port either way. */
   async sendProbe(to: string, payload: Uint8Array): Promise<ProbeSendResult> {
-    // Sent from a pool socket: the receiving one is the addon's fd (bindUdp); answers come back to our port either way.
     const socket = this.sourcePool[0];
     if (socket === undefined || this.closed) return 'error';
-    if (payload.length + 8 + this.ipHeaderLen > this.underlayMtuNow()) return 'too-big';
-    return new Promise((resolve) => {
-      socket.send(payload, this.opts.port, to, (err: Error | null) => {
-        if (err) return resolve((err as NodeJS.ErrnoException).code === 'EMSGSIZE' ? 'too-big' : 'error');
-        this.counts.probes_sent++;
-        resolve('sent');
-      });
-    });
+    const r = this.io.sendUdp(socket.fd, payload, [payload.length], [to], this.opts.port);
+    if (r.failed > 0) return r.errno === EMSGSIZE ? 'too-big' : 'error';
+    this.counts.probes_sent++;
+    return 'sent';
   }
 
   probeReplies(): ProbeReply[] {
@@ -282,7 +285,8 @@ export class JsEngine implements Engine {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.agingTimer);
-    for (const s of this.sourcePool) s.close();
+    for (const s of this.sourcePool) this.io.closeFd(s.fd);
+    this.sourcePool = [];
     for (const r of [this.rxReader, ...this.readers.values()]) r?.close(); // before the fds close: the event loop watches them
     this.readers.clear();
     if (this.rxFd !== undefined) this.io.closeFd(this.rxFd);
@@ -301,6 +305,7 @@ export class JsEngine implements Engine {
         else this.transmit(net.vni, data.subarray(at, at + n));
         at += n;
       }
+      this.flush();
     };
     // A TAP that fails has been deleted under us: this VNI waits for replaceTap (the agent recreates the TAP),
     // reported through lostTaps, never a silent end.
@@ -356,10 +361,10 @@ export class JsEngine implements Engine {
       return;
     }
     this.clamp(frame, vteps);
-    const socket = this.sourcePool[flowPort(frame) % this.sourcePool.length]!;
+    const source = this.sourcePool[flowPort(frame) % this.sourcePool.length]!;
     const header = this.headers.get(vni)!;
     for (const vtep of vteps) {
-      socket.send([header, frame], this.opts.port, vtep, this.onSent);
+      this.gather(source, header, frame, vtep);
       this.stats.sent(vtep, frame.length);
     }
     this.stats.forwarded(vni, frame.length);
@@ -385,13 +390,43 @@ export class JsEngine implements Engine {
     else if (this.writeTap(vni, answer)) this.counts.icmp_too_big_sent++;
   }
 
-  private underlayMtuNow(): number {
-    if (this.opts.underlayDevice === undefined) return this.opts.underlayMtu;
-    try {
-      return Number(readFileSync(`/sys/class/net/${this.opts.underlayDevice}/mtu`, 'utf8').trim()) || this.opts.underlayMtu;
-    } catch {
-      return this.opts.underlayMtu;
+  /** A source socket on a random free port in 49152-65535 (the outer source ports of the flows it carries). */
+  private bindSource(): SourceSocket {
+    let last: unknown;
+    for (let attempt = 0; attempt < 32; attempt++) {
+      const port = EPHEMERAL_LOW + Math.floor(Math.random() * (65536 - EPHEMERAL_LOW));
+      try {
+        const fd = this.io.bindUdpSender(this.opts.local, port);
+        return { fd, port, buf: Buffer.allocUnsafe(SEND_BATCH_BYTES), at: 0, lengths: [], to: [] };
+      } catch (err) {
+        last = err;
+      }
     }
+    throw new VxlanRouterError('E_SYSTEM', `no free UDP source port in ${EPHEMERAL_LOW}-65535 on ${this.opts.local}`, { cause: last });
+  }
+
+  /** Adds a datagram (VXLAN header + frame) to `s`'s batch; a full batch is sent first. */
+  private gather(s: SourceSocket, header: Uint8Array, frame: Uint8Array, to: string): void {
+    const len = header.length + frame.length;
+    if (s.at + len > s.buf.length || s.lengths.length >= SEND_BATCH_COUNT) this.send(s);
+    s.buf.set(header, s.at);
+    s.buf.set(frame, s.at + header.length);
+    s.at += len;
+    s.lengths.push(len);
+    s.to.push(to);
+  }
+
+  /** Sends every source socket's batch (the end of a TAP batch). */
+  private flush(): void {
+    for (const s of this.sourcePool) if (s.lengths.length > 0) this.send(s);
+  }
+
+  /** One sendmmsg of `s`'s batch; the kernel's refusals (no route, too big for the path) are counted. */
+  private send(s: SourceSocket): void {
+    this.counts.tx_send_error += this.io.sendUdp(s.fd, s.buf.subarray(0, s.at), s.lengths, s.to, this.opts.port).failed;
+    s.at = 0;
+    s.lengths.length = 0;
+    s.to.length = 0;
   }
 
   /**
@@ -409,7 +444,8 @@ export class JsEngine implements Engine {
         this.counts.probe_answers_limited++;
         return;
       }
-      this.sourcePool[0]?.send(probeReply(payload)!, this.opts.port, from, this.onSent);
+      const source = this.sourcePool[0];
+      if (source !== undefined) this.counts.tx_send_error += this.io.sendUdp(source.fd, probeReply(payload)!, [PROBE_HEADER_LEN], [from], this.opts.port).failed;
       this.counts.probes_answered++;
       return;
     }
@@ -565,39 +601,6 @@ function bindUdp(io: EngineIo, address: string, port: number): number {
   } catch (err) {
     throw toRouterError(err);
   }
-}
-
-/** A sending socket (its buffer: SOCKET_BUFFER). */
-function bindSocket(type: 'udp4' | 'udp6', address: string, port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = createSocket({ type, reuseAddr: false, sendBufferSize: SOCKET_BUFFER });
-    s.once('error', (err: NodeJS.ErrnoException) => {
-      s.close();
-      reject(
-        err.code === 'EADDRINUSE'
-          ? new VxlanRouterError('E_PORT_IN_USE', `UDP port ${port} on ${address} is taken`, { cause: err, hint: 'stop the other VTEP or pass --port' })
-          : new VxlanRouterError('E_SYSTEM', `cannot bind UDP ${address}:${port}: ${err.message}`, { cause: err }),
-      );
-    });
-    s.bind(port, address, () => {
-      s.removeAllListeners('error');
-      resolve(s);
-    });
-  });
-}
-
-/** A socket on a random free port in 49152-65535, for outer source ports. */
-async function bindEphemeral(type: 'udp4' | 'udp6', address: string): Promise<Socket> {
-  let last: unknown;
-  for (let attempt = 0; attempt < 32; attempt++) {
-    const port = EPHEMERAL_LOW + Math.floor(Math.random() * (65536 - EPHEMERAL_LOW));
-    try {
-      return await bindSocket(type, address, port);
-    } catch (err) {
-      last = err;
-    }
-  }
-  throw new VxlanRouterError('E_SYSTEM', `no free UDP source port in ${EPHEMERAL_LOW}-65535 on ${address}`, { cause: last });
 }
 
 /**

@@ -130,6 +130,14 @@ export interface NativeSurface {
   ): FdReader;
   /** A UDP socket bound to address:port with a 4 MiB receive buffer (SO_RCVBUFFORCE), for readUdp; close with closeFd. */
   bindUdp(address: string, port: number): number;
+  /** A UDP socket that only sends (sendUdp), bound to address:port: DF, a filter that takes nothing in, a 4 MiB send buffer. */
+  bindUdpSender(address: string, port: number): number;
+  /**
+   * Sends datagrams in sendmmsg calls (blocking: a full send buffer waits): datagram i is the lengths[i] bytes of
+   * `data` after those before it, to to[i]:port. A datagram the kernel refuses (EMSGSIZE past the path, no route) is
+   * skipped and counted in `failed`; `errno` is the last refusal's (0: none). Throws TypeError on bad arguments.
+   */
+  sendUdp(fd: number, data: Uint8Array, lengths: readonly number[], to: readonly string[], port: number): { failed: number; errno: number };
   /**
    * Link events of this network namespace (rtnetlink RTMGRP_LINK, read on a native thread), in batches on the JS
    * thread. `overflow`: some were lost (queue full), so look again with getLink. Does not hold the event loop open.

@@ -1,5 +1,5 @@
 /**
- * The addon's readTap, readUdp and bindUdp (native/src/fd-reader.cc), the reference engine's reads, against a real
+ * The addon's readTap, readUdp, bindUdp, bindUdpSender and sendUdp (native/src/fd-reader.cc), the reference engine's I/O, against a real
  * TAP and UDP socket in a throwaway namespace:  [vxr<id>-trd]  br0 198.18.0.1/24 (bridge) ◀─ TAP vxrr0; eth0 198.51.100.1
  * Broadcast pings from br0 reach the TAP. The child (the addon works on its own namespace) prints what it saw.
  */
@@ -88,6 +88,38 @@ out.badUdp = [];
 for (const args of [['nonsense', 1], ['198.51.100.1', 70000]]) {
   try { n.bindUdp(args[0], args[1]); } catch (e) { out.badUdp.push(e instanceof TypeError); }
 }
+
+// 5. bindUdpSender + sendUdp: 100 datagrams in one call arrive whole, in order, from the sender's port; one too big
+// for its path (DF, eth0's MTU 1500) is skipped and counted with EMSGSIZE while its neighbours go; the sender takes
+// nothing in (a datagram sent to its port is never queued).
+const snd = n.bindUdpSender('198.51.100.1', 4800);
+const rcv = createSocket('udp4');
+const got = [];
+rcv.on('message', (m, rinfo) => got.push([m.length, m[0], rinfo.port]));
+await new Promise((r) => rcv.bind(4801, '198.51.100.1', r));
+const lens = Array.from({ length: 100 }, (_, i) => 20 + i);
+const data = Buffer.concat(lens.map((len, i) => Buffer.alloc(len, i)));
+out.sent = n.sendUdp(snd, data, lens, lens.map(() => '198.51.100.1'), 4801);
+await until(() => got.length >= 100);
+out.got = got.slice();
+got.length = 0;
+out.tooBig = n.sendUdp(snd, Buffer.alloc(30 + 2000 + 40), [30, 2000, 40], ['198.51.100.1', '198.51.100.2', '198.51.100.1'], 4801);
+await until(() => got.length >= 2);
+await sleep(100);
+out.around = got.map(([len]) => len);
+const poke = createSocket('udp4');
+await new Promise((r) => poke.send(Buffer.alloc(8), 4800, '198.51.100.1', r));
+const heard = [];
+const sr = n.readUdp(snd, 100, (d, l) => heard.push(...l), () => {});
+await sleep(300);
+sr.close();
+out.senderHeard = heard.length;
+out.badSend = [];
+for (const args of [[snd, Buffer.alloc(4), [8], ['198.51.100.1'], 1], [snd, Buffer.alloc(4), [4], [], 1], [snd, Buffer.alloc(4), [4], ['x'], 1]]) {
+  try { n.sendUdp(...args); } catch (e) { out.badSend.push(e instanceof TypeError); }
+}
+rcv.close(); poke.close();
+n.closeFd(snd);
 console.log(JSON.stringify(out));
 `;
 
@@ -110,6 +142,12 @@ t.test('readTap: batches of at most 64 frames in order, close, cut-short frames,
     udpBatches: number[];
     udp: [number, number, string][];
     badUdp: boolean[];
+    sent: { failed: number; errno: number };
+    got: [number, number, number][];
+    tooBig: { failed: number; errno: number };
+    around: number[];
+    senderHeard: number;
+    badSend: boolean[];
   };
   t.equal(out.seqs.length, 100, 'all 100 queued frames were read');
   t.same(out.seqs, Array.from({ length: 100 }, (_, i) => i + 1), 'in the order the bridge sent them');
@@ -132,4 +170,11 @@ t.test('readTap: batches of at most 64 frames in order, close, cut-short frames,
   );
   t.same(out.udp[20], [200, 0xee, '198.51.100.1'], 'a datagram longer than the slot comes back as the slot (cut short)');
   t.same(out.badUdp, [true, true], 'bindUdp: a bad address or port is a TypeError');
+
+  t.same(out.sent, { failed: 0, errno: 0 }, 'sendUdp: 100 datagrams in one call, none refused');
+  t.same(out.got, Array.from({ length: 100 }, (_, i) => [20 + i, i, 4800]), 'each arrives whole, in order, from the bound source port');
+  t.same(out.tooBig, { failed: 1, errno: 90 }, 'a datagram too big for its path (DF) is skipped and counted, EMSGSIZE');
+  t.same(out.around, [30, 40], 'the datagrams around it still go');
+  t.equal(out.senderHeard, 0, 'bindUdpSender: a datagram sent to its port is never queued');
+  t.same(out.badSend, [true, true, true], 'sendUdp: lengths past the data, arrays of different lengths, a bad address: TypeError');
 });
