@@ -56,6 +56,10 @@ function servedOverlays(view: DaemonView, pending: PendingDefinitions | undefine
       } catch (err) {
         // --docker: a VNI no network has yet (nor this subnet) is a new network, defined in etcd in the background.
         const fresh = req.vni !== undefined && !view.info.networks.some((s) => s.vni === req.vni || (s.subnet !== null && sameSubnet(s.subnet, req.subnet)) || (req.network !== undefined && s.name === req.network));
+        if (pending !== undefined && opts?.define !== false && req.vni === undefined && err instanceof PluginCallError && /does not serve/.test(err.message)) {
+          // A network etcd does not define, and no VNI to define it with (compose: no driver_opts).
+          throw new PluginCallError(err.message, `define it once: \`vxlan-router network create NAME --vni N --subnet ${req.subnet}\` (then every host serves it), or give it a VNI here: -o vni=N (compose: driver_opts: { vni: "N" })`);
+        }
         if (pending === undefined || opts?.define === false || !fresh || Ipv4Subnet.parse(req.subnet, 8, 29) === undefined) throw err;
         pending.add({ dockerId: req.dockerId, request: req });
         return Promise.resolve(undefined);
