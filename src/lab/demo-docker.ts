@@ -12,7 +12,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { out, step } from './demo-steps.js';
+import { out, step as printedStep } from './demo-steps.js';
 import { BUSYBOX_IMAGE, dockerdSkipReason, LabDockerd } from './dockerd.js';
 import { startSwitchEtcd, type EtcdServer } from './etcd.js';
 import { CLI_PATH, Lab, type Host } from './lab.js';
@@ -33,35 +33,40 @@ export async function runDockerDemo(engine: EngineName): Promise<number> {
   out(`vxlan-router demo --docker: two Docker hosts, one network defined once in etcd, names across hosts (${engine} engine)\n`);
   out(`    etcd ${ETCD_IP} on the underlay switch; h1 198.51.100.1 and h2 .2, each with its own dockerd\n`);
   const lab = new Lab();
-  let etcd: EtcdServer | undefined;
-  const dockerds: LabDockerd[] = [];
+  // What is being started, not only what has started: a Ctrl-C while dockerd or etcd starts must stop them too.
+  let etcd: Promise<EtcdServer> | undefined;
+  const dockerds: Promise<LabDockerd>[] = [];
   let cleaning: Promise<void> | undefined;
   const cleanUp = (): Promise<void> =>
     (cleaning ??= (async () => {
-      await Promise.all(dockerds.map((d) => d.stop().catch(() => undefined)));
+      await Promise.all(dockerds.map((d) => d.then((x) => x.stop()).catch(() => undefined)));
       await lab.destroy().catch(() => undefined);
-      await etcd?.destroy().catch(() => undefined);
+      await etcd?.then((e) => e.destroy()).catch(() => undefined);
     })());
+  let aborted = false;
   const interrupted = (): void => {
+    aborted = true;
     if (cleaning === undefined) out('\n  interrupted: removing the containers, dockerds, routers, etcd and namespaces …');
     void cleanUp().then(() => process.exit(130));
   };
   process.on('SIGINT', interrupted).on('SIGTERM', interrupted);
 
+  // After a Ctrl-C no further step starts (the clean-up runs meanwhile).
+  const step = <T>(title: string, work: () => Promise<T>, detail?: (r: T) => string): Promise<T> =>
+    aborted ? new Promise<T>(() => undefined) : printedStep(title, async () => (aborted ? new Promise<T>(() => undefined) : work()), detail);
   const failures: string[] = [];
   try {
     const hosts: Host[] = await step('two hosts on an underlay switch', async () => [await lab.addHost('h1', '198.51.100.1'), await lab.addHost('h2', '198.51.100.2')]);
     const [h1, h2] = hosts as [Host, Host];
-    etcd = await step(`etcd (Debian's etcd-server) at ${ETCD_IP}`, () => startSwitchEtcd(lab, ETCD_IP), (e) => e.endpoint);
-    const endpoint = etcd.endpoint;
+    // etcd, the routers and the dockerds run in process groups of their own: a Ctrl-C on the terminal reaches only
+    // the demo, which removes the containers while the routers (their plugin) still answer dockerd, then the rest.
+    const { endpoint } = await step(`etcd (Debian's etcd-server) at ${ETCD_IP}`, () => (etcd = startSwitchEtcd(lab, ETCD_IP, true)), (e) => e.endpoint);
     await step(`vxlan-router network create blue --vni 42 --subnet ${SUBNET} --etcd ${endpoint}   (once, anywhere)`, async () =>
       (await lab.exec(h1.ns, process.execPath, [CLI_PATH, 'network', 'create', 'blue', '--vni', '42', '--subnet', SUBNET, '--etcd', endpoint])).stdout.trim());
-    await step("a dockerd on each host (Debian's docker.io, a busybox image made locally)", async () => {
-      // Pushed one by one as they come up: a failure of the other still stops this one.
-      await Promise.all([h1, h2].map(async (h) => dockerds.push(await LabDockerd.start(h))));
-      dockerds.sort((a, b) => a.host.name.localeCompare(b.host.name));
+    const [d1, d2] = await step("a dockerd on each host (Debian's docker.io, a busybox image made locally)", () => {
+      dockerds.push(LabDockerd.start(h1), LabDockerd.start(h2));
+      return Promise.all(dockerds) as Promise<[LabDockerd, LabDockerd]>;
     });
-    const [d1, d2] = dockerds as [LabDockerd, LabDockerd];
     const sockets = hosts.map((h) => join(lab.stateDir(h), 'run', 'router.sock'));
     sockets.forEach((p) => mkdirSync(dirname(p), { recursive: true }));
     await step(`vxlan-router up --etcd ${endpoint} --docker --dns   (on h1 and h2)`, () =>
@@ -72,8 +77,9 @@ export async function runDockerDemo(engine: EngineName): Promise<number> {
             engine,
             vni: null,
             // The lab's own paths (dockerd's socket, the plugin directory it searches, a run dir per host) and its bridge.
-            args: ['--etcd', endpoint, '--docker', '--dns', '--network', 'blue:br0', '--docker-socket', dockerds[i]!.socket, '--docker-plugin', dockerds[i]!.pluginSocket, '--socket', sockets[i]!],
+            args: ['--etcd', endpoint, '--docker', '--dns', '--network', 'blue:br0', '--docker-socket', [d1, d2][i]!.socket, '--docker-plugin', [d1, d2][i]!.pluginSocket, '--socket', sockets[i]!],
             readyTimeoutMs: 60_000,
+            output: { stdout: join(lab.stateDir(h), 'router.out'), stderr: join(lab.stateDir(h), 'router.err') },
           }),
         ),
       ));
@@ -81,8 +87,8 @@ export async function runDockerDemo(engine: EngineName): Promise<number> {
     const blueOn = async (d: LabDockerd): Promise<string> =>
       (await d.docker(['network', 'ls', '--filter', 'name=^blue$', '--format', '{{.Name}} {{.Driver}} {{.Scope}}'])).stdout.trim();
     const lines = await step('network blue appears on both dockerds (no docker network create anywhere)', async () => {
-      await waitFor(async () => (await Promise.all(dockerds.map(blueOn))).every((l) => l.startsWith('blue ')), { timeoutMs: 30_000, intervalMs: 300, what: 'network blue on both dockerds' });
-      return Promise.all(dockerds.map(blueOn));
+      await waitFor(async () => (await Promise.all([d1, d2].map(blueOn))).every((l) => l.startsWith('blue ')), { timeoutMs: 30_000, intervalMs: 300, what: 'network blue on both dockerds' });
+      return Promise.all([d1, d2].map(blueOn));
     });
     for (const [i, l] of lines.entries()) out(`    h${i + 1}$ docker network ls   →   ${l}`);
 
@@ -128,7 +134,7 @@ export async function runDockerDemo(engine: EngineName): Promise<number> {
   } catch (err) {
     failures.push((err as Error).message);
   }
-  await step('tear down (containers, dockerds, routers, etcd and its data, namespaces)', cleanUp);
+  await printedStep('tear down (containers, dockerds, routers, etcd and its data, namespaces)', cleanUp);
   process.off('SIGINT', interrupted).off('SIGTERM', interrupted);
   for (const f of failures) out(`\ndemo failed: ${f}`);
   out(failures.length === 0 ? '\ndemo --docker: every check passed' : '\ndemo --docker: FAILED');
