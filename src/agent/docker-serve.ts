@@ -74,7 +74,10 @@ function servedSlices(view: DaemonView): OverlaySlices {
   return {
     sliceOf: (subnet) => {
       const i = view.info.networks.findIndex((n) => n.subnet !== null && isIPv4(n.subnet.split('/')[0]!) && sameSubnet(n.subnet, subnet));
-      if (i < 0) return Promise.reject(new PluginCallError(`this router serves no network with subnet ${subnet}`));
+      if (i < 0) {
+        // Most often a network just defined through Docker (-o vni=N, compose's driver_opts): served after a handover.
+        return Promise.reject(new PluginCallError(`this router serves no network with subnet ${subnet} (yet)`, 'a network just defined is served within seconds: start the container again (docker-compose up -d again)'));
+      }
       const range = view.ranges()[i]!;
       const name = view.info.networks[i]!.name!;
       if ('none' in range) return Promise.reject(new PluginCallError(`network ${name} has no address range on this host: ${range.none}`));

@@ -40,6 +40,8 @@ t.test('compose networks on a router that serves blue', async (t) => {
   t.same(plugin.pending?.take(), [], 'nothing waits to be defined');
   await plugin.driver.createNetwork(composeCreate(id('f'), '198.30.0.0/16', { vni: '44' }));
   t.same(plugin.pending?.take().map((p) => p.request), [{ dockerId: id('f'), subnet: '198.30.0.0/16', vni: 44 }], 'with driver_opts vni: 44: accepted, defined by the sync');
+  const pool = await plugin.ipam.requestPool({ AddressSpace: 'global', Pool: '198.30.0.0/16' });
+  await t.rejects(plugin.ipam.requestAddress({ PoolID: pool.PoolID }), { message: /serves no network with subnet 198\.30\.0\.0\/16 \(yet\)/, hint: /start the container again \(docker-compose up -d again\)/ }, 'its first container, before the router serves it: refused, saying to try again');
 });
 
 t.test("compose's containers resolve by service name: their alias on <project>_blue", async (t) => {
