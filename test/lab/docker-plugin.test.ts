@@ -15,6 +15,12 @@
  * Names across hosts (`up --dns`, containers run with `--dns 169.254.53.53`): a1 and a2 ping each other by name and
  * by name.network, a2 is found again after its dockerd restarted, and a1's name is gone within about a second of
  * `docker rm`, asked of h2's name server directly.
+ *
+ * Compose (Debian's docker-compose 1.29 with DOCKER_HOST at each dockerd): one file declaring blue with the driver
+ * and blue's subnet, `up -d web` on h1 and `up -d client` on h2 (each makes shop_blue); they ping each other by
+ * service name; a file with another subnet is refused; `down` on h1 leaves blue defined and h2 connected. While h1
+ * creates green, h2 brings up a compose file declaring it with `driver_opts: { vni: "43" }`: both define it, etcd
+ * keeps one definition named after the compose file's network, and the compose service reaches g1.
  */
 import t from 'tap';
 import { statusSchema } from '../../src/agent/index.js';
