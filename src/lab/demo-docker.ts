@@ -51,9 +51,18 @@ export async function runDockerDemo(engine: EngineName): Promise<number> {
   };
   process.on('SIGINT', interrupted).on('SIGTERM', interrupted);
 
-  // After a Ctrl-C no further step starts (the clean-up runs meanwhile).
-  const step = <T>(title: string, work: () => Promise<T>, detail?: (r: T) => string): Promise<T> =>
-    aborted ? new Promise<T>(() => undefined) : printedStep(title, async () => (aborted ? new Promise<T>(() => undefined) : work()), detail);
+  // After a Ctrl-C no further step starts, and the one running ends as interrupted (the clean-up runs meanwhile).
+  const step = <T>(title: string, work: () => Promise<T>, detail?: (r: T) => string): Promise<T> => {
+    const check = (): void => {
+      if (aborted) throw new Error('interrupted');
+    };
+    check();
+    return printedStep(title, async () => {
+      const r = await work().finally(check);
+      check();
+      return r;
+    }, detail);
+  };
   const failures: string[] = [];
   try {
     const hosts: Host[] = await step('two hosts on an underlay switch', async () => [await lab.addHost('h1', '198.51.100.1'), await lab.addHost('h2', '198.51.100.2')]);
