@@ -112,7 +112,7 @@ export async function runDockerDemo(engine: EngineName): Promise<number> {
     }, (ip) => `${ip} (from h2's slice)`);
 
     const ping = async (d: LabDockerd, c: string, target: string): Promise<string> =>
-      (await d.docker(['exec', c, 'ping', '-c', '2', '-W', '2', target]).catch((e: Error) => ({ stdout: e.message }))).stdout;
+      (await d.docker(['exec', c, 'ping', '-c', '1', '-W', '2', target]).catch((e: Error) => ({ stdout: e.message }))).stdout;
     const byName = async (d: LabDockerd, c: string, target: string, ip: string): Promise<string> => {
       let last = '';
       // Names are advertised through etcd within about a second of `docker run`.
@@ -134,7 +134,8 @@ export async function runDockerDemo(engine: EngineName): Promise<number> {
         },
       ],
       ['h2$ docker exec client ping 198.51.100.254   (outbound, through docker_gwbridge)', async () => {
-        const r = await ping(d2, 'client', '198.51.100.254');
+        let r = '';
+        await waitFor(async () => / 0% packet loss/.test((r = await ping(d2, 'client', '198.51.100.254'))), { timeoutMs: 10_000, intervalMs: 300, what: 'an answer' }).catch(() => undefined);
         if (!/ 0% packet loss/.test(r)) throw new Error(r.trim().split('\n').slice(-2).join(' '));
         return 'answered';
       }],
