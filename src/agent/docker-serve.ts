@@ -56,6 +56,10 @@ function servedOverlays(view: DaemonView, pending: PendingDefinitions | undefine
       } catch (err) {
         // --docker: a VNI no network has yet (nor this subnet) is a new network, defined in etcd in the background.
         const fresh = req.vni !== undefined && !view.info.networks.some((s) => s.vni === req.vni || (s.subnet !== null && sameSubnet(s.subnet, req.subnet)) || (req.network !== undefined && s.name === req.network));
+        if (pending !== undefined && opts?.define !== false && req.vni === undefined && err instanceof PluginCallError && /does not serve/.test(err.message)) {
+          // A network etcd does not define, and no VNI to define it with (compose: no driver_opts).
+          throw new PluginCallError(err.message, `define it once: \`vxlan-router network create NAME --vni N --subnet ${req.subnet}\` (then every host serves it), or give it a VNI here: -o vni=N (compose: driver_opts: { vni: "N" })`);
+        }
         if (pending === undefined || opts?.define === false || !fresh || Ipv4Subnet.parse(req.subnet, 8, 29) === undefined) throw err;
         pending.add({ dockerId: req.dockerId, request: req });
         return Promise.resolve(undefined);
@@ -70,7 +74,10 @@ function servedSlices(view: DaemonView): OverlaySlices {
   return {
     sliceOf: (subnet) => {
       const i = view.info.networks.findIndex((n) => n.subnet !== null && isIPv4(n.subnet.split('/')[0]!) && sameSubnet(n.subnet, subnet));
-      if (i < 0) return Promise.reject(new PluginCallError(`this router serves no network with subnet ${subnet}`));
+      if (i < 0) {
+        // Most often a network just defined through Docker (-o vni=N, compose's driver_opts): served after a handover.
+        return Promise.reject(new PluginCallError(`this router serves no network with subnet ${subnet} (yet)`, 'a network just defined is served within seconds: start the container again (docker-compose up -d again)'));
+      }
       const range = view.ranges()[i]!;
       const name = view.info.networks[i]!.name!;
       if ('none' in range) return Promise.reject(new PluginCallError(`network ${name} has no address range on this host: ${range.none}`));

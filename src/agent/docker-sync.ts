@@ -22,6 +22,7 @@ import { openRegistry, type EtcdConnection, type EtcdRegistry, type NetworkDefin
 import { ConfigError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { writeFileAtomic } from '../control/index.js';
+import { NETWORK_NAME_PATTERN } from '../packet/index.js';
 import type { DockerNetworkRequest, OverlayNetworkDriver } from './docker-driver.js';
 import type { OverlayIpam } from './docker-ipam.js';
 import { defaultDockerBridge, dockerCall, messageOf } from './docker-api.js';
@@ -257,7 +258,7 @@ export class DockerSync {
     for (const p of this.o.pending()) {
       const full = await this.inspect(p.dockerId);
       if (full === undefined || p.request.vni === undefined) continue;
-      const name = p.request.network ?? full.Name;
+      const name = definitionName(full, p.request);
       try {
         const outcome = await this.o.define({ name, vni: p.request.vni, subnet: p.request.subnet });
         this.o.log.info(`network ${name} ${outcome} in etcd (VNI ${p.request.vni}, ${p.request.subnet}) for Docker network ${full.Name}`);
@@ -320,6 +321,21 @@ export class DockerSync {
     clearTimeout(this.timer);
     await this.running?.catch(() => undefined);
   }
+}
+
+/** The label compose puts on the networks it makes: the network's name in the compose file (`networks: blue:`). */
+export const COMPOSE_NETWORK_LABEL = 'com.docker.compose.network';
+
+/**
+ * The name a Docker network created for a new VNI is defined under in etcd: `-o network=NAME` when given; for a
+ * network compose made (`<project>_blue`), its name in the compose file (`blue`): the same on every host whatever
+ * the project is called there, so two hosts that bring up the same file define (or race to define) one network;
+ * else the Docker network's own name.
+ */
+export function definitionName(n: { readonly Name: string; readonly Labels?: Record<string, string> | null }, req: DockerNetworkRequest): string {
+  if (req.network !== undefined) return req.network;
+  const compose = n.Labels?.[COMPOSE_NETWORK_LABEL];
+  return compose !== undefined && NETWORK_NAME_PATTERN.test(compose) ? compose : n.Name;
 }
 
 /** The request a Docker network was created with, from dockerd's view of it. */

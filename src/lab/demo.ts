@@ -14,6 +14,8 @@
  *   --quick              20 MB and 1 s of iperf3 instead of 100 MB and 5 s
  *   --keep               leave the lab up (routers and etcd log to files) and print how to enter it and tear it down
  *   --down [<id>]        tear down a kept lab (all kept labs without an id)
+ *   --docker             the story with Docker's own commands instead: a dockerd per host, `up --docker --dns`,
+ *                        containers pinging each other by name across hosts, -p (demo-docker.ts)
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,36 +26,13 @@ import type { EngineName, RouterOutput, RouterProcess } from './router-process.j
 import { removeLab, type LabRecord } from './teardown.js';
 import { hashedTransfer, iperf3 } from './transfers.js';
 import { waitFor } from './wait.js';
+import { out, step } from './demo-steps.js';
+import { runDockerDemo } from './demo-docker.js';
 
 /** Where a kept lab is recorded (namespaces, router PIDs, etcd's data dir) and its routers log. */
 const STATE_DIR = '/run/vxlan-router-demo';
 const LAB_ID = /^\d+-\d+$/;
 const ETCD_IP = '198.51.100.254';
-const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
-
-const out = (s: string): boolean => process.stdout.write(`${s}\n`);
-
-/** One step: a spinner with the elapsed time while it runs (on a terminal), then ✓ or ✗ with what it found. */
-async function step<T>(title: string, work: () => Promise<T>, detail?: (r: T) => string): Promise<T> {
-  const started = Date.now();
-  const tty = process.stdout.isTTY === true;
-  let frame = 0;
-  const spin = tty
-    ? setInterval(() => process.stdout.write(`\r\x1b[K  ${SPINNER[frame++ % SPINNER.length]} ${title} (${((Date.now() - started) / 1000).toFixed(1)} s)`), 100)
-    : undefined;
-  const done = (mark: string, text: string): boolean => process.stdout.write(`${tty ? '\r\x1b[K' : ''}  ${mark} ${text}\n`);
-  try {
-    const r = await work();
-    clearInterval(spin);
-    done('✓', `${title}${detail ? `: ${detail(r)}` : ''} (${Date.now() - started} ms)`);
-    return r;
-  } catch (err) {
-    clearInterval(spin);
-    done('✗', title);
-    throw err;
-  }
-}
-
 /** Non-zero counters of one router, traffic apart from drops (by reason). */
 function describeCounters(c: Record<string, number>): [traffic: string, drops: string] {
   const drops = new Set<string>(DROP_REASONS);
@@ -226,6 +205,13 @@ async function main(argv: readonly string[]): Promise<number> {
   if (engine !== 'native' && engine !== 'js') {
     out(`demo: --engine is native or js, not '${engine}'`);
     return 2;
+  }
+  if (argv.includes('--docker')) {
+    if (argv.includes('--keep')) {
+      out('demo --docker has no --keep: its dockerds run under the demo and leave with it');
+      return 2;
+    }
+    return runDockerDemo(engine);
   }
   return run(engine, argv.includes('--quick'), argv.includes('--keep'));
 }

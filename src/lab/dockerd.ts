@@ -20,6 +20,13 @@ import { waitFor } from './wait.js';
 const execFileP = promisify(execFile);
 const BUSYBOX = '/bin/busybox';
 export const BUSYBOX_IMAGE = 'vxr-busybox:local';
+/** Debian's docker-compose (1.29; scripts/setup.sh installs it). No `docker compose` v2 plugin comes with docker.io. */
+export const COMPOSE = '/usr/bin/docker-compose';
+
+/** Why compose cannot run against a lab dockerd here, or undefined. */
+export function composeSkipReason(): string | undefined {
+  return existsSync(COMPOSE) ? undefined : "docker-compose is not installed (scripts/setup.sh installs Debian's docker-compose)";
+}
 /** dockerd's cgroup parent: its containers' cgroups, removed with it. */
 const cgroupOf = (host: Host): string => `vxr-dockerd-${host.ns}`;
 
@@ -84,6 +91,9 @@ export class LabDockerd {
     try {
       return spawn('nsenter', [`--net=/run/netns/${host.ns}`, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', dir, cgroupOf(host)], {
         stdio: ['ignore', log, log],
+        // A process group of its own: a Ctrl-C on the demo's terminal reaches the demo, which removes the
+        // containers through dockerd before stopping it (by PID).
+        detached: true,
       });
     } finally {
       closeSync(log);
@@ -119,6 +129,21 @@ export class LabDockerd {
     }
   }
 
+  /**
+   * `docker-compose …` (Debian's compose 1.29, a Python client of dockerd's API) against this dockerd: DOCKER_HOST
+   * points it at this dockerd's socket, which the root namespace reaches as a file. Bounded in time.
+   */
+  async compose(args: readonly string[], timeoutMs = 60_000): Promise<ExecResult> {
+    try {
+      const env = { ...process.env, DOCKER_HOST: `unix://${this.socket}`, COMPOSE_INTERACTIVE_NO_CLI: '1' };
+      const { stdout, stderr } = await execFileP(COMPOSE, args, { timeout: timeoutMs, maxBuffer: 16 << 20, env });
+      return { stdout, stderr };
+    } catch (err) {
+      const e = err as { stderr?: string; message: string };
+      throw new Error(`docker-compose ${args.join(' ')}: ${e.stderr?.trim() || e.message}`);
+    }
+  }
+
   private pid(): number | undefined {
     try {
       return Number(readFileSync(join(this.dir, 'docker.pid'), 'utf8').trim()) || undefined;
@@ -144,7 +169,10 @@ export class LabDockerd {
       }
     }
     const exited = this.child.exitCode !== null || this.child.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => this.child.once('exit', () => r()));
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    // Cleared once dockerd is gone: a pending 20 s timer kept the demo's (and a test's) process alive that long.
+    await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 20_000)))]);
+    clearTimeout(timer);
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
     rmSync(join(this.dir, 'docker.pid'), { force: true });
   }

@@ -1,6 +1,7 @@
 /**
  * `npm run demo`, the script users run first: its quick mode must pass, print what it did and leave nothing; with
- * --keep the lab outlives the demo (routers still forwarding) until `--down <id>` removes all of it.
+ * --keep the lab outlives the demo (routers still forwarding) until `--down <id>` removes all of it. `--docker`
+ * runs the story with a dockerd per host and `up --docker --dns` (names across hosts, -p) and leaves nothing either.
  *
  *   [c1 c2] ── br0 ── router [h1] ══╗
  *   [c3 c4] ── br0 ── router [h2] ══╬══ switch (etcd)        (built by dist/lab/demo.js itself)
@@ -13,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { etcdSkipReason } from '../../src/lab/etcd.js';
 import { labSkipReason } from '../../src/lab/lab.js';
+import { dockerdSkipReason } from '../../src/lab/dockerd.js';
 import { removeLab, type LabRecord } from '../../src/lab/teardown.js';
 
 const DEMO = fileURLToPath(new URL('../../dist/lab/demo.js', import.meta.url));
@@ -77,4 +79,20 @@ t.test('demo --keep, then --down', { skip: labSkipReason() ?? etcdSkipReason() ?
   t.notOk(existsSync(`${STATE_DIR}/${id}.json`) || existsSync(`${STATE_DIR}/${id}`), 'and so are its state file and logs');
   t.notOk(existsSync(record.etcdDataDir!), "and etcd's data dir");
   t.notOk(existsSync(record.dir!), "and the lab's directory");
+});
+
+t.test('demo --docker', { skip: labSkipReason() ?? etcdSkipReason() ?? dockerdSkipReason() ?? false }, async (t) => {
+  const r = demo('--docker');
+  t.equal(r.status, 0, 'demo --docker exits 0');
+  if (r.status !== 0) t.comment(r.stdout + r.stderr);
+  t.match(r.stdout, /✓ network blue appears on both dockerds \(no docker network create anywhere\)/);
+  t.match(r.stdout, /h2\$ docker network ls {3}→ {3}blue vxlan-router local/, "blue is a network of h2's dockerd");
+  t.match(r.stdout, /✓ h2\$ docker exec client ping web .*: web is 198\.18\.\d+\.\d+, [\d.]+ ms/, 'client (h2) pings web (h1) by name');
+  t.match(r.stdout, /✓ h1\$ docker exec web ping client\.blue .*: client\.blue is 198\.18\./, 'and back by name.network');
+  t.match(r.stdout, /✓ h2\$ curl http:\/\/198\.51\.100\.1:8080\/ .*"hello from web on h1"/, '-p 8080:80');
+  t.match(r.stdout, /demo --docker: every check passed/);
+  t.same(namespacesWith(`vxr${r.pid}-`), [], 'no namespace left behind');
+  t.same(readdirSync(tmpdir()).filter((n) => n.startsWith(`vxr-dockerd-vxr${r.pid}-`) || n.startsWith(`vxr-lab-${r.pid}-`)), [], "nor the dockerds' and routers' directories");
+  t.notMatch(readFileSync('/proc/mounts', 'utf8'), new RegExp(`vxr-dockerd-vxr${r.pid}-`), "nor the dockerds' mounts");
+  t.same(existsSync('/sys/fs/cgroup') ? readdirSync('/sys/fs/cgroup').filter((n) => n.startsWith(`vxr-dockerd-vxr${r.pid}-`)) : [], [], "nor their cgroups");
 });

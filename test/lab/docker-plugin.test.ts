@@ -15,12 +15,18 @@
  * Names across hosts (`up --dns`, containers run with `--dns 169.254.53.53`): a1 and a2 ping each other by name and
  * by name.network, a2 is found again after its dockerd restarted, and a1's name is gone within about a second of
  * `docker rm`, asked of h2's name server directly.
+ *
+ * Compose (Debian's docker-compose 1.29 with DOCKER_HOST at each dockerd): one file declaring blue with the driver
+ * and blue's subnet, `up -d web` on h1 and `up -d client` on h2 (each makes shop_blue); they ping each other by
+ * service name; a file with another subnet is refused; `down` on h1 leaves blue defined and h2 connected. While h1
+ * creates green, h2 brings up a compose file declaring it with `driver_opts: { vni: "43" }`: both define it, etcd
+ * keeps one definition named after the compose file's network, and the compose service reaches g1.
  */
 import t from 'tap';
 import { statusSchema } from '../../src/agent/index.js';
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { BUSYBOX_IMAGE, dockerdSkipReason, LabDockerd } from '../../src/lab/dockerd.js';
+import { BUSYBOX_IMAGE, composeSkipReason, dockerdSkipReason, LabDockerd } from '../../src/lab/dockerd.js';
 import { etcdLab, etcdSkipReason } from '../../src/lab/etcd.js';
 import { CLI_PATH, labSkipReason } from '../../src/lab/lab.js';
 import { waitFor } from '../../src/lab/wait.js';
@@ -29,6 +35,7 @@ import { buildDnsQuery, parseDnsAnswer } from '../../src/packet/index.js';
 const DNS = '169.254.53.53';
 
 const skip = labSkipReason() ?? etcdSkipReason() ?? dockerdSkipReason();
+const composeSkip = composeSkipReason();
 
 t.test('docker network create -d vxlan-router, on two hosts', { skip: skip ?? false, timeout: 600_000 }, async (t) => {
   const { lab, etcd, defineNetwork, destroy } = await etcdLab();
@@ -95,10 +102,45 @@ t.test('docker network create -d vxlan-router, on two hosts', { skip: skip ?? fa
   t.match(await byName(d1, 'a1', 'a2.blue'), / 0% packet loss/, 'and a1 pings a2.blue');
   t.match(await byName(d2, 'a2', 'a1'), / 0% packet loss/, 'and a2 pings a1');
 
+  // Compose on two hosts: one file declaring blue with the driver and its subnet; `up -d web` on h1, `up -d client`
+  // on h2. Compose makes shop_blue on each dockerd (matched to blue by its subnet); services resolve by service name.
+  const composeDir = join(lab.stateDir(h1), 'compose');
+  mkdirSync(composeDir, { recursive: true });
+  const file = (name: string, text: string): string => {
+    writeFileSync(join(composeDir, name), text);
+    return join(composeDir, name);
+  };
+  const service = (name: string, net: string): string => `  ${name}:\n    image: ${BUSYBOX_IMAGE}\n    command: ["sleep", "3600"]\n    dns: ${DNS}\n    networks: [${net}]\n`;
+  const network = (name: string, subnet: string, opts = ''): string => `  ${name}:\n    driver: vxlan-router\n${opts}    ipam:\n      driver: vxlan-router\n      config:\n        - subnet: ${subnet}\n`;
+  let h2Down: Promise<unknown> = Promise.resolve();
+  if (composeSkip === undefined) {
+    const composeAt = Date.now();
+    const shop = file('shop.yml', `version: "3.7"\nservices:\n${service('web', 'blue')}${service('client', 'blue')}networks:\n${network('blue', '198.18.0.0/15')}`);
+    await d1.compose(['-p', 'shop', '-f', shop, 'up', '-d', 'web']);
+    // Meanwhile h1 is asked for a file whose subnet is not blue's (another dockerd: no interference).
+    const wrong = file('wrong.yml', `version: "3.7"\nservices:\n${service('web', 'blue')}networks:\n${network('blue', '198.18.0.0/16')}`);
+    const [, refused] = await Promise.all([d2.compose(['-p', 'shop', '-f', shop, 'up', '-d', 'client']), d1.compose(['-p', 'wrong', '-f', wrong, 'up', '-d']).catch((e: Error) => e)]);
+    t.same((await Promise.all(dockerds.map(names))).map((n) => n.includes('shop_blue')), [true, true], 'docker-compose up made shop_blue (driver vxlan-router) on both hosts');
+    const webIp = (await d1.docker(['inspect', 'shop_web_1', '--format', '{{(index .NetworkSettings.Networks "shop_blue").IPAddress}}'])).stdout.trim();
+    await waitFor(async () => / 0% packet loss/.test(await byName(d2, 'shop_client_1', 'web')), { timeoutMs: 10_000, intervalMs: 300, what: 'web to resolve in client' });
+    t.match(await byName(d2, 'shop_client_1', 'web'), new RegExp(`PING web \\(${webIp.replaceAll('.', '\\.')}\\)[\\s\\S]* 0% packet loss`), 'client (h2) pings web (h1) by its service name');
+    t.match(await byName(d1, 'shop_web_1', 'client.blue'), / 0% packet loss/, 'web (h1) pings client.blue (h2)');
+    t.match(await byName(d2, 'shop_client_1', 'a1'), / 0% packet loss/, 'and a container of docker run on the same overlay (a1, on blue)');
+    t.match(String(refused), /does not serve subnet 198\.18\.0\.0\/16 \(it serves blue \(VNI 42, 198\.18\.0\.0\/15\)\)/, "a compose subnet other than etcd's is refused, saying etcd's");
+    await d1.compose(['-p', 'shop', '-f', shop, 'down', '-t', '0']);
+    t.notOk((await names(d1)).includes('shop_blue'), 'docker-compose down on h1 removed shop_blue there');
+    t.ok((await status(0)).networks.some((n) => n.name === 'blue' && n.range !== null) && (await names(d1)).includes('blue'), 'blue stays defined and served (compose down is this host only)');
+    t.match(await byName(d2, 'shop_client_1', 'a1'), / 0% packet loss/, "h2's client still reaches h1's a1 over blue");
+    t.comment(`compose on two hosts: ${Date.now() - composeAt} ms`);
+    h2Down = d2.compose(['-p', 'shop', '-f', shop, 'down', '-t', '0']).catch((e: Error) => e); // awaited before h2's dockerd restarts
+  } else t.comment(`compose checks skipped: ${composeSkip}`);
+
   const r1 = await routers[0]!.peers();
   t.ok(Object.values(r1).flat().length >= 1, 'h1 has h2 as a peer');
 
   // dockerd restarts on h2: a2 (--restart always) comes back with its address and reaches a1 again.
+  const down2 = await h2Down;
+  if (down2 instanceof Error) throw down2;
   await d2.restart();
   await waitFor(async () => (await d2.docker(['inspect', 'a2', '--format', '{{.State.Running}}']).catch(() => ({ stdout: '' }))).stdout.trim() === 'true', { timeoutMs: 60_000, what: 'a2 to run again' });
   t.equal(await ipOf(d2, 'a2'), ip2, 'a2 keeps its address across the dockerd restart (replayed to the plugin)');
@@ -143,8 +185,23 @@ t.test('docker network create -d vxlan-router, on two hosts', { skip: skip ?? fa
   t.match((await d1.docker(['network', 'ls', '--format', '{{.Name}}'])).stdout, /^(?![\s\S]*\bblue\b)/, 'network blue removed from h1 (docker network rm: this host only)');
   t.match(await ping(d2, 'a2', '198.51.100.254'), / 0% packet loss/, "h2's container is untouched");
   // Created once on h1 with Docker's own command, usable on h2 without a create there.
+  // At the same moment h2 brings up a compose file declaring green with the same VNI (driver_opts vni: "43"), not
+  // defined in etcd yet: both hosts race to define it; both ask for the same definition, so one creates it and the
+  // other finds it there (etcd's compare-and-swap). Its container starts once h2 serves green (compose up again).
   const greenAt = Date.now();
-  await d1.docker(['network', 'create', '-d', 'vxlan-router', '--ipam-driver', 'vxlan-router', '--subnet', '198.19.0.0/16', '-o', 'vni=43', 'green']);
+  const garden = composeSkip === undefined ? file('garden.yml', `version: "3.7"\nservices:\n${service('g2', 'green')}networks:\n${network('green', '198.19.0.0/16', '    driver_opts:\n      vni: "43"\n')}`) : undefined;
+  const gardenUp = async (): Promise<boolean> =>
+    d2.compose(['-p', 'garden', '-f', garden!, 'up', '-d']).then(
+      () => true,
+      (e: Error) => {
+        t.comment(`garden (until h2 serves green): ${e.message.split('\n').filter((l) => /ERROR/.test(l)).join(' | ').slice(0, 400)}`);
+        return false;
+      },
+    );
+  const [, raced] = await Promise.all([
+    d1.docker(['network', 'create', '-d', 'vxlan-router', '--ipam-driver', 'vxlan-router', '--subnet', '198.19.0.0/16', '-o', 'vni=43', 'green']),
+    garden === undefined ? Promise.resolve(false) : gardenUp(),
+  ]);
   await waitFor(async () => (await names(d2)).includes('green') && (await status(0).catch(() => undefined))?.networks.some((n) => n.name === 'green' && n.range !== null) === true, { timeoutMs: 30_000, what: 'green defined, served on h1 and made on h2' });
   t.pass(`green: defined in etcd by the create on h1, served by both routers, a Docker network on h2 (${Date.now() - greenAt} ms)`);
   const run = async (d: LabDockerd, name: string): Promise<void> => {
@@ -162,17 +219,26 @@ t.test('docker network create -d vxlan-router, on two hosts', { skip: skip ?? fa
     );
   };
   await run(d1, 'g1');
-  await run(d2, 'g2');
-  const gip = async (d: LabDockerd, c: string): Promise<string> => (await d.docker(['inspect', c, '--format', '{{(index .NetworkSettings.Networks "green").IPAddress}}'])).stdout.trim();
-  const [g1, g2] = [await gip(d1, 'g1'), await gip(d2, 'g2')];
+  // h2's g2: the compose service (garden_g2_1 on garden_green), else a docker run on green.
+  const [g2Name, g2Net] = garden === undefined ? ['g2', 'green'] : ['garden_g2_1', 'garden_green'];
+  if (garden === undefined) await run(d2, 'g2');
+  else {
+    if (!raced) await waitFor(gardenUp, { timeoutMs: 30_000, intervalMs: 500, what: 'the compose service g2 to start on green' });
+    const def = JSON.parse((await lab.exec(h1.ns, 'etcdctl', ['--endpoints', etcd.endpoint, 'get', '--print-value-only', '/vxlan-router/v1/networks/green/config'])).stdout) as object;
+    t.match(def, { name: 'green', vni: 43, subnet: '198.19.0.0/16' }, "one definition of green in etcd: h2's compose network garden_green is defined under its compose name, as h1's create");
+    const said = routers.map((r, i) => `h${i + 1}: ${/network green (created|unchanged) in etcd/.exec(r.stderr)?.[1] ?? 'found it served'}`);
+    t.comment(`who defined green: ${said.join(', ')}`);
+  }
+  const gip = async (d: LabDockerd, c: string, net = 'green'): Promise<string> => (await d.docker(['inspect', c, '--format', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`])).stdout.trim();
+  const [g1, g2] = [await gip(d1, 'g1'), await gip(d2, g2Name, g2Net)];
   const ping2 = async (d: LabDockerd, c: string, ip: string): Promise<string> => (await d.docker(['exec', c, 'ping', '-c', '2', '-W', '2', ip]).catch((e: Error) => ({ stdout: e.message }))).stdout;
-  t.match(await ping2(d2, 'g2', g1), / 0% packet loss/, `g2 (h2) reaches g1 (h1) on green (${g2} → ${g1})`);
+  t.match(await ping2(d2, g2Name, g1), / 0% packet loss/, `${g2Name} (h2) reaches g1 (h1) on green (${g2} → ${g1})`);
   t.match(await ping2(d1, 'g1', g2), / 0% packet loss/, 'and back');
 
   // vxlan-router network rm: refused while containers use it, then removed everywhere.
   const refused = await lab.exec(h1.ns, process.execPath, [CLI_PATH, 'network', 'rm', 'green', '--etcd', etcd.endpoint]).catch((e: Error) => e);
   t.match(String(refused), /network green is in use: .*advertise/, 'network rm is refused while containers use it, saying which hosts');
-  await Promise.all([d1.docker(['rm', '-f', 'g1']), d2.docker(['rm', '-f', 'g2'])]);
+  await Promise.all([d1.docker(['rm', '-f', 'g1']), garden === undefined ? d2.docker(['rm', '-f', 'g2']) : d2.compose(['-p', 'garden', '-f', garden, 'down', '-t', '0'])]);
   await waitFor(async () => lab.exec(h1.ns, process.execPath, [CLI_PATH, 'network', 'rm', 'green', '--etcd', etcd.endpoint]).then(() => true, () => false), { timeoutMs: 20_000, intervalMs: 300, what: 'network rm green once its containers are gone' });
   await waitFor(async () => !(await names(d2)).includes('green') && !(await names(d1)).includes('green'), { timeoutMs: 30_000, what: 'green removed from both dockerds' });
   t.pass('network rm removed green from etcd, and each router removed its unused Docker network');
