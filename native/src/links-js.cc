@@ -1,7 +1,12 @@
 // The N-API face of links.h: watchLinks (events from LinkMonitor's thread, posted to JS through a
-// ThreadSafeFunction with a bounded queue), getLink and attachLink. Typed in src/dataplane/native.ts (LinkWatch,
+// ThreadSafeFunction with a bounded queue), getLink and attachLink; and routeMtu (the kernel's path MTU toward an
+// address). Typed in src/dataplane/native.ts (LinkWatch,
 // LinkInfo); pinned by test/native/links.test.ts.
 #include "links-js.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <memory>
@@ -10,6 +15,7 @@
 
 #include "js-args.h"
 #include "js-error.h"
+#include "fd.h"
 #include "links.h"
 
 namespace vxr {
@@ -121,6 +127,27 @@ Napi::Value AttachLinkJs(const Napi::CallbackInfo& info) {
   return e.ok() ? info.Env().Undefined() : ThrowSys(info.Env(), e);
 }
 
+// routeMtu(local, to) → the kernel's path MTU from local toward `to` (the route's or device's MTU, lowered by an ICMP
+// "fragmentation needed" it has had from the underlay), or 0 when it cannot tell (no route, a bad address). A UDP
+// socket connected (no datagram sent) and IP_MTU / IPV6_MTU asked: what a kernel VTEP peer's path does accept.
+Napi::Value RouteMtuJs(const Napi::CallbackInfo& info) {
+  Addr local, to;
+  if (!GetAddr(info[0], &local) || !GetAddr(info[1], &to) || local.len != to.len)
+    return ThrowType(info.Env(), "routeMtu: local and to must be IP addresses of one family");
+  const bool v4 = local.len == 4;
+  UniqueFd fd(socket(v4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_storage a, b;
+  const socklen_t alen = ToSockaddr(local, 0, &a);
+  const socklen_t blen = ToSockaddr(to, 4789, &b);
+  int mtu = 0;
+  socklen_t len = sizeof(mtu);
+  if (!fd.valid() || bind(fd.get(), reinterpret_cast<sockaddr*>(&a), alen) < 0 ||
+      connect(fd.get(), reinterpret_cast<sockaddr*>(&b), blen) < 0 ||
+      getsockopt(fd.get(), v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_MTU : IPV6_MTU, &mtu, &len) < 0)
+    mtu = 0;
+  return Napi::Number::New(info.Env(), mtu);
+}
+
 }  // namespace
 
 void RegisterLinks(Napi::Env env, Napi::Object exports) {
@@ -129,6 +156,7 @@ void RegisterLinks(Napi::Env env, Napi::Object exports) {
   exports.Set("watchLinks", Napi::Function::New(env, WatchLinksJs, "watchLinks"));
   exports.Set("getLink", Napi::Function::New(env, GetLinkJs, "getLink"));
   exports.Set("attachLink", Napi::Function::New(env, AttachLinkJs, "attachLink"));
+  exports.Set("routeMtu", Napi::Function::New(env, RouteMtuJs, "routeMtu"));
 }
 
 }  // namespace vxr

@@ -269,7 +269,7 @@ export const whySchema = z.strictObject({
        */
       pathMtu: z.number().int(),
       /** remote: where pathMtu comes from (measured; measuring: a search under way; assumed: the underlay's, not measured). */
-      pathMtuSource: z.enum(['measured', 'measuring', 'assumed']).nullable(),
+      pathMtuSource: z.enum(['measured', 'measuring', 'route', 'assumed']).nullable(),
       /** remote: the VTEP's probe state (null: probing off, or no VTEP). */
       peerState: z.enum(['up', 'down', 'unknown']).nullable(),
       /** The MSS clamp toward it (the configured one, lowered to its path; a flood: the smallest), null when off or local. */

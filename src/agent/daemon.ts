@@ -408,7 +408,7 @@ export class Daemon implements DaemonView {
           mtus = next;
           engine.setPathMtus(next);
         };
-        const prober: PeerProber = (daemon.prober = new PeerProber({ maxMtu: underlay.mtu, intervalMs: config.probeInterval * 1000, send: (to, p) => engine.sendProbe(to, p), onPathMtu: push }));
+        const prober: PeerProber = (daemon.prober = new PeerProber({ maxMtu: underlay.mtu, intervalMs: config.probeInterval * 1000, send: (to, p) => engine.sendProbe(to, p), onPathMtu: push, routeMtu: (to) => routeMtu(native, config.local, to) }));
         prober.setPeers(allPeers(daemon.current));
         const probing = setInterval(() => {
           for (const r of engine.probeReplies()) prober.answer(r);
@@ -789,4 +789,13 @@ export class Daemon implements DaemonView {
 /** Every peer of any VNI, once each, in canonical spelling (the prober's key; engines report replies that way). */
 function allPeers(t: TableSnapshot): Set<string> {
   return new Set(t.vnis.flatMap((v) => v.peers.map(canonicalIp)));
+}
+
+/** The kernel's path MTU toward a peer (0: it cannot tell; a fake addon without the call tells nothing). */
+function routeMtu(native: NativeAddon, local: string, to: string): number {
+  try {
+    return typeof native.routeMtu === 'function' ? native.routeMtu(local, to) : 0;
+  } catch {
+    return 0; // an address of the other family: nothing to say
+  }
 }

@@ -11,9 +11,11 @@ import type { DaemonView } from './daemon.js';
 
 /**
  * measured: probes measured it; measuring: a search is under way (the last figure, else the underlay's, in use);
+ * route: a peer that does not answer probes (a kernel VTEP), whose path the kernel knows to be smaller than the
+ * underlay's (the route's or device's MTU, or an ICMP "fragmentation needed" from the underlay);
  * assumed: the underlay's, not measured (probing off, a peer that does not answer probes: a kernel VTEP, or down).
  */
-export type PathMtuSource = 'measured' | 'measuring' | 'assumed';
+export type PathMtuSource = 'measured' | 'measuring' | 'route' | 'assumed';
 
 export interface PeerPath {
   /** The largest inner IP packet toward the peer (larger ones: tx_too_big, answered with ICMP too-big). */
@@ -36,6 +38,10 @@ export function peerPaths(router: DaemonView): (vtep: string) => PeerPath {
   return (vtep) => {
     const h = rows.get(canonicalIp(vtep));
     const clampAt = (mtu: number): MssClamp | null => (info.clampMss === null ? null : mtu < underlay ? clampForPath(info.clampMss, mtu) : info.clampMss);
+    if (h !== undefined && h.pathMtu === null && h.routeMtu !== null && !h.measuring && h.state !== 'up') {
+      const mtu = Math.min(underlay, innerMtuLimit(h.routeMtu, info.local));
+      return { mtu, source: 'route', state: h.state, clamp: clampAt(mtu), note: `the kernel's path MTU toward it (${h.routeMtu}): it does not answer probes` };
+    }
     if (h === undefined || (h.pathMtu === null && !h.measuring && h.state !== 'up')) {
       const why =
         h === undefined

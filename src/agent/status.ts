@@ -29,7 +29,7 @@ function peerHealth(router: DaemonView): (address: string) => HealthFields {
   const rows = new Map(router.peerHealth().map((h) => [h.address, h]));
   return (address) => {
     const h = rows.get(canonicalIp(address));
-    return { state: h?.state ?? null, rttMs: h?.rttMs ?? null, lossPercent: h?.lossPercent ?? null, pathMtu: h?.pathMtu ?? null, pathMtuMeasuring: h?.measuring ?? false, lastAnswerAgoMs: h?.lastAnswerAgoMs ?? null };
+    return { state: h?.state ?? null, rttMs: h?.rttMs ?? null, lossPercent: h?.lossPercent ?? null, pathMtu: h?.pathMtu ?? h?.routeMtu ?? null, pathMtuMeasuring: h?.measuring ?? false, lastAnswerAgoMs: h?.lastAnswerAgoMs ?? null };
   };
 }
 

@@ -115,16 +115,13 @@ export function formatWhy(w: WhyResult): string[] {
     if (f.origin !== null) out.push(`  entry: ${f.origin}${f.ageMs !== null ? `, seen ${ms(f.ageMs)}` : ''}${f.revision !== null ? `, etcd revision ${f.revision}` : ''}`);
     if (f.vtep !== null) out.push(`  vtep: ${f.vtep}, last heard ${ms(f.lastHeardAgoMs)}`);
     if (f.sourcePort !== null) out.push(`  outer source port: ${f.sourcePort.port} (${f.sourcePort.flow})`);
-    const source =
-      f.pathMtuSource === 'measured'
-        ? ' (measured)'
-        : f.pathMtuSource === 'measuring'
-          ? ' (being measured)'
-          : f.pathMtuSource === 'assumed'
-            ? " (the underlay's, assumed: not measured)"
-            : f.verdict === 'flood'
-              ? " (the smallest of its peers')"
-              : '';
+    const sources: Record<string, string> = {
+      measured: ' (measured)',
+      measuring: ' (being measured)',
+      route: " (the kernel's path MTU toward it: it does not answer probes)",
+      assumed: " (the underlay's, assumed: not measured)",
+    };
+    const source = f.pathMtuSource !== null ? sources[f.pathMtuSource]! : f.verdict === 'flood' ? " (the smallest of its peers')" : '';
     out.push(`  path mtu: ${f.pathMtu}${source}${f.peerState !== null ? `, peer ${f.peerState}` : ''}`);
     const clamp = f.clampMss ?? (f.verdict === 'local' ? null : w.clampMss);
     if (clamp !== null) out.push(`  tcp mss clamped to: ${f.ip === null ? `${clamp.ipv4} (IPv4) / ${clamp.ipv6} (IPv6)` : f.ip.includes(':') ? clamp.ipv6 : clamp.ipv4}`);

@@ -146,6 +146,11 @@ export interface NativeSurface {
   watchLinks(onEvents: (events: LinkInfo[], overflow: boolean) => void): LinkWatch;
   /** The link called `name` now, or null. */
   getLink(name: string): LinkInfo | null;
+  /**
+   * The kernel's path MTU from `local` toward `to` (the route's or device's MTU, lowered by an ICMP "fragmentation
+   * needed" from the underlay), or 0 when it cannot tell. A connected UDP socket's IP_MTU: nothing is sent.
+   */
+  routeMtu(local: string, to: string): number;
   /** Sets a link's MTU, makes it a port of `bridge` (when not already) and brings it up. */
   attachLink(link: string, bridge: string, mtu: number): void;
   /** Name of the interface holding `address` (up or not), or null. */

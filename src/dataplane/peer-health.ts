@@ -13,6 +13,9 @@
  *    per peer, each lost step costs PROBE_TIMEOUT_MS). Then a probe at the measured size every 2 I: two lost in a
  *    row (the path shrank: a tunnel on the underlay, a link's MTU lowered) start the bisection again below it; and a
  *    probe at the underlay MTU every 60 I, to find a path that grew back.
+ *  - a peer that does not answer probes (a kernel VTEP) cannot be measured by them: with `routeMtu`, the kernel's own
+ *    path MTU toward it (the route's or device's MTU, lowered by ICMP "fragmentation needed" from the underlay) is
+ *    read at each liveness probe and used while it is below the underlay MTU: what that path does accept.
  *  - bounds: at most MAX_PROBED_PEERS peers are probed, and at most MAX_PROBES_PER_SECOND probes leave per second in
  *    all (a peer over the budget waits for the next tick).
  *
@@ -45,6 +48,8 @@ export interface PeerHealthRow {
   readonly lossPercent: number | null;
   /** The largest outer IP packet the path carries (null: not measured: the peer never answered). */
   readonly pathMtu: number | null;
+  /** Not measured by probes, and the kernel's path MTU toward it is below the underlay's: that one (else null). */
+  readonly routeMtu: number | null;
   /** Path MTU search under way (the figure above is the last one measured). */
   readonly measuring: boolean;
   /** ms since its last answer (null: never). */
@@ -69,6 +74,8 @@ export interface PeerProberOptions {
   readonly nowNs?: () => bigint;
   /** Called when a peer's path MTU changes (pathMtus() differs): the data path should hear of it at once. */
   readonly onPathMtu?: () => void;
+  /** The kernel's path MTU toward an address (0: unknown): used for peers that do not answer probes. */
+  readonly routeMtu?: (to: string) => number;
 }
 
 interface Outstanding {
@@ -93,6 +100,8 @@ interface Peer {
   good: number;
   bad: number;
   mtu: number | null;
+  /** The kernel's path MTU toward it, when below the underlay's and the peer is not measured by probes. */
+  routeMtu: number | null;
   searching: boolean;
   mtuInFlight: boolean;
   nextCheck: number;
@@ -146,6 +155,7 @@ export class PeerProber {
         good: this.minSize(v6),
         bad: this.opts.maxMtu + 1,
         mtu: null,
+        routeMtu: null,
         searching: false,
         mtuInFlight: false,
         nextCheck: 0,
@@ -170,6 +180,7 @@ export class PeerProber {
         p.live.push({ at: now, answered: false });
         while (p.live.length > 0 && now - p.live[0]!.at > LOSS_WINDOW_MS) p.live.shift();
         this.send(p, 'live', this.minSize(p.v6), now);
+        this.readRoute(p);
       }
       // Path MTU probes only to a peer that answers now: a dead one's losses say nothing about sizes.
       if (p.lastAnswer >= 0 && now - p.lastAnswer <= 2 * this.intervalMs && !p.mtuInFlight) this.mtuStep(p, now);
@@ -219,6 +230,7 @@ export class PeerProber {
         rttMs: p.srtt,
         lossPercent: decided.length === 0 ? null : Math.round((1000 * lost) / decided.length) / 10,
         pathMtu: p.mtu,
+        routeMtu: p.mtu === null ? p.routeMtu : null,
         measuring: p.searching,
         lastAnswerAgoMs: p.lastAnswer < 0 ? null : now - p.lastAnswer,
         probesSent: p.sent,
@@ -230,8 +242,21 @@ export class PeerProber {
   /** Measured path MTUs below the underlay's: what the data path must hold frames to (others use the underlay MTU). */
   pathMtus(): Map<string, number> {
     const out = new Map<string, number>();
-    for (const p of this.peers.values()) if (p.mtu !== null && p.mtu < this.opts.maxMtu) out.set(p.address, p.mtu);
+    for (const p of this.peers.values()) {
+      const mtu = p.mtu ?? p.routeMtu;
+      if (mtu !== null && mtu < this.opts.maxMtu) out.set(p.address, mtu);
+    }
     return out;
+  }
+
+  /** The kernel's path MTU toward a peer probes have not measured (a kernel VTEP), kept when below the underlay's. */
+  private readRoute(p: Peer): void {
+    if (this.opts.routeMtu === undefined || p.mtu !== null) return;
+    const r = this.opts.routeMtu(p.address);
+    const next = r >= this.minSize(p.v6) && r < this.opts.maxMtu ? r : null;
+    if (next === p.routeMtu) return;
+    p.routeMtu = next;
+    this.opts.onPathMtu?.();
   }
 
   private state(p: Peer, now: number, heardAgo: number | undefined): PeerState {

@@ -71,7 +71,7 @@ t.test('senders: an etcd peer, an unknown address, a refused one, a registered h
   t.match(ask('198.51.100.9'), { verdict: 'refused', refusedCount: 3, lastRefusedAgoMs: 2000, detail: /3 so far, last 2 s ago.*registered in etcd as host h9, but serves none of these networks/ });
 });
 
-const health = (o: Partial<PeerHealthRow>): PeerHealthRow => ({ address: '198.51.100.2', state: 'up', rttMs: 0.3, lossPercent: 0, pathMtu: 1500, measuring: false, lastAnswerAgoMs: 100, probesSent: 9, answers: 9, ...o });
+const health = (o: Partial<PeerHealthRow>): PeerHealthRow => ({ address: '198.51.100.2', state: 'up', rttMs: 0.3, lossPercent: 0, pathMtu: 1500, routeMtu: null, measuring: false, lastAnswerAgoMs: 100, probesSent: 9, answers: 9, ...o });
 
 t.test('the path MTU and clamp toward a VTEP are its measured ones', async (t) => {
   const ask = (rows: PeerHealthRow[], target = '198.18.0.2') => explainWhy(router([], rows), { learning: true }, { target }).frames[0]!;

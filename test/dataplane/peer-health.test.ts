@@ -164,3 +164,35 @@ t.test('a peer away for a while comes back with its whole path MTU, not a byte l
   t.match(s.row('198.51.100.2'), { state: 'up', pathMtu: 1500, measuring: false });
   t.same([...s.prober.pathMtus()], [], 'the data path is not held to less');
 });
+
+t.test("a peer that does not answer probes (a kernel VTEP): the kernel's path MTU toward it, when below the underlay's", async (t) => {
+  let now = 1_000_000;
+  const route: Record<string, number> = { '198.51.100.3': 1500, '198.51.100.4': 0 };
+  let changed = 0;
+  const prober = new PeerProber({
+    maxMtu: 1500,
+    intervalMs: 1000,
+    now: () => now,
+    send: async () => 'sent', // nobody answers
+    routeMtu: (to) => route[to] ?? 0,
+    onPathMtu: () => changed++,
+  });
+  prober.setPeers(['198.51.100.3', '198.51.100.4']);
+  const run = (ms: number): void => {
+    for (const end = now + ms; now < end; now += 250) prober.tick();
+  };
+  const row = (a: string) => prober.rows().find((r) => r.address === a)!;
+  run(2000);
+  t.match(row('198.51.100.3'), { pathMtu: null, routeMtu: null }, 'the underlay MTU itself: nothing to say');
+  t.same([...prober.pathMtus()], [], 'and nothing for the data path');
+  route['198.51.100.3'] = 1400; // the device's MTU lowered, or an ICMP "fragmentation needed" from the underlay
+  run(1500);
+  t.match(row('198.51.100.3'), { pathMtu: null, routeMtu: 1400 }, 'read again at its next liveness probe');
+  t.same([...prober.pathMtus()], [['198.51.100.3', 1400]], 'the data path holds frames to it');
+  t.equal(changed, 1, 'and hears of it at once');
+  t.equal(row('198.51.100.4').routeMtu, null, 'a path the kernel cannot tell (0) is not used');
+  route['198.51.100.3'] = 20; // nonsense: smaller than any probe
+  run(1500);
+  t.equal(row('198.51.100.3').routeMtu, null, 'a figure below the smallest packet is ignored');
+  t.equal(changed, 2);
+});

@@ -12,6 +12,8 @@
  *    use it: a DF ping of 1400 bytes from each side is told "Frag needed … mtu = 1350", 1350 bytes still cross;
  *    with bare --clamp-mss (both routers) a SYN leaves each router with the MSS of that path (1350 − 40 = 1310,
  *    captured on the underlay), `status` shows the clamp lowered toward h2, `why` the measured path and the clamp.
+ *    The kernel VTEP h3 (and the absent .9) cannot be probed: their path is the kernel's own path MTU toward them
+ *    (h1's eth0: 1400), so a DF ping of 1400 toward c3 is told mtu = 1350 too, and `why` says where it comes from.
  *  - h2's UDP port firewalled from h1 (iptables in h2's namespace): each sees the other down, doctor on h1 names h2
  *    (one way open: its datagrams still arrive); the rule removed, both are up again.
  */
@@ -112,11 +114,21 @@ t.test('peer health: state, RTT, path MTU measured and used, unreachable peers n
     t.match(syns.find((l) => l.includes(`${from.ip}.`) && l.includes(`> ${to.ip}.9:`)) ?? '', /mss 1310,/, `${engine} engine: ${from.name}'s SYN to ${to.name} leaves with MSS 1310 (its measured path 1400 − 50 − 40)`);
   }
   const status = (await ask(lab.controlSocket(h1), 'status')) as Status;
-  t.same(status.networks[0]!.clampMss, { mode: 'per-path', ipv4: 1410, ipv6: 1390, lowered: [{ peer: h2.underlayIp, ipv4: 1310, ipv6: 1290 }] }, 'status: the clamp per path, lowered toward h2');
-  t.ok(formatStatus(status).includes(`  tcp mss clamp: per path, at most 1410 (IPv4) / 1390 (IPv6) (the underlay's path); lower toward a smaller measured path: ${h2.underlayIp} 1310 (IPv4) / 1290 (IPv6)`), 'status text: the clamp');
+  const clamp = status.networks[0]!.clampMss;
+  t.match(clamp, { mode: 'per-path', ipv4: 1410, ipv6: 1390 }, 'status: the clamp per path');
+  // h2 measured by probes; the kernel VTEP h3 and the absent .9 by the kernel's own path MTU toward them (h1's eth0).
+  t.same(
+    [...(clamp?.lowered ?? [])].sort((a, b) => a.peer.localeCompare(b.peer)),
+    [h2.underlayIp, h3.underlayIp, NOBODY].sort().map((peer) => ({ peer, ipv4: 1310, ipv6: 1290 })),
+    'status: lowered toward h2 (measured), h3 and .9 (the route)',
+  );
+  t.match(formatStatus(status), new RegExp(`  tcp mss clamp: per path, at most 1410 \\(IPv4\\) / 1390 \\(IPv6\\) \\(the underlay's path\\); lower toward a smaller measured path: .*${h2.underlayIp.replaceAll('.', '\\.')} 1310 \\(IPv4\\) / 1290 \\(IPv6\\)`), 'status text: the clamp');
   const why = (target: string) => ask(lab.controlSocket(h1), 'why', 5000, { target }) as Promise<WhyResult>;
   t.match((await why(c2.mac)).frames, [{ vtep: h2.underlayIp, pathMtu: 1350, pathMtuSource: 'measured', peerState: 'up', clampMss: { ipv4: 1310 } }], 'why: the measured path to h2 and its clamp');
-  t.match((await why(c3.mac)).frames, [{ vtep: h3.underlayIp, pathMtu: 1450, pathMtuSource: 'assumed', peerState: 'unknown' }], "why: the kernel VTEP's path is the underlay's, assumed");
+  // The kernel VTEP does not answer probes: its path is what the kernel knows of it (h1's eth0 is 1400 now).
+  t.match((await why(c3.mac)).frames, [{ vtep: h3.underlayIp, pathMtu: 1350, pathMtuSource: 'route', peerState: 'unknown' }], "why: the kernel VTEP's path is the kernel's path MTU toward it");
+  t.match(await dfPing(c1, c3.ip, 1400 - 28), /Frag needed and DF set \(mtu = 1350\)/, 'and a 1400-byte DF ping toward it is told mtu = 1350 (not lost to EMSGSIZE)');
+  t.equal((await lab.ping(c1.ns, c3.ip, 1, 1350 - 28)).loss, 0, '1350 bytes cross to the kernel VTEP');
 
   // A firewalled UDP port: h2 drops what h1 sends to 4789. Both sides see the other down, doctor names it; then back.
   t.comment(`clamp, status and why checks took ${((Date.now() - clampStarted) / 1000).toFixed(1)} s`);

@@ -1,5 +1,6 @@
 /**
- * The addon's readTap, readUdp, bindUdp, bindUdpSender and sendUdp (native/src/fd-reader.cc), the reference engine's I/O, against a real
+ * The addon's readTap, readUdp, bindUdp, bindUdpSender and sendUdp (native/src/fd-reader.cc), the reference engine's I/O,
+ * and routeMtu (native/src/links-js.cc), against a real
  * TAP and UDP socket in a throwaway namespace:  [vxr<id>-trd]  br0 198.18.0.1/24 (bridge) ◀─ TAP vxrr0; eth0 198.51.100.1
  * Broadcast pings from br0 reach the TAP. The child (the addon works on its own namespace) prints what it saw.
  */
@@ -120,6 +121,15 @@ for (const args of [[snd, Buffer.alloc(4), [8], ['198.51.100.1'], 1], [snd, Buff
 }
 rcv.close(); poke.close();
 n.closeFd(snd);
+
+// 6. routeMtu: the kernel's path MTU toward an address (nothing sent), following eth0's MTU; bad input is a TypeError.
+out.route = [n.routeMtu('198.51.100.1', '198.51.100.2')];
+execFileSync('ip', ['link', 'set', 'eth0', 'mtu', '1400']);
+out.route.push(n.routeMtu('198.51.100.1', '198.51.100.2'));
+out.badRoute = [];
+for (const args of [['198.51.100.1', 'fd00::1'], ['x', '198.51.100.2']]) {
+  try { n.routeMtu(...args); } catch (e) { out.badRoute.push(e instanceof TypeError); }
+}
 console.log(JSON.stringify(out));
 `;
 
@@ -148,6 +158,8 @@ t.test('readTap: batches of at most 64 frames in order, close, cut-short frames,
     around: number[];
     senderHeard: number;
     badSend: boolean[];
+    route: number[];
+    badRoute: boolean[];
   };
   t.equal(out.seqs.length, 100, 'all 100 queued frames were read');
   t.same(out.seqs, Array.from({ length: 100 }, (_, i) => i + 1), 'in the order the bridge sent them');
@@ -177,4 +189,6 @@ t.test('readTap: batches of at most 64 frames in order, close, cut-short frames,
   t.same(out.around, [30, 40], 'the datagrams around it still go');
   t.equal(out.senderHeard, 0, 'bindUdpSender: a datagram sent to its port is never queued');
   t.same(out.badSend, [true, true, true], 'sendUdp: lengths past the data, arrays of different lengths, a bad address: TypeError');
+  t.same(out.route, [1500, 1400], "routeMtu: the kernel's path MTU toward a peer follows the device's MTU");
+  t.same(out.badRoute, [true, true], 'routeMtu: addresses of two families, or not an address: TypeError');
 });
