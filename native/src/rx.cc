@@ -19,6 +19,8 @@
 // the thread starts and reused for every batch; nothing is allocated per packet (sightings has room reserved for a
 // full batch of GRO slots: kBatch × kMaxGsoSegments, as have the accepted datagrams and the verdicts). The mergers hold pointers into this batch's buffers, so
 // everything is written to the TAPs before the next recvmmsg. The table snapshot is held for exactly one batch.
+// The io_uring loop receives on its own (a multishot recvmsg into provided buffers, uring.cc): RxSlot points a slot
+// at a completion's buffer and RxProcess runs the stages; the buffers go back to the kernel after RxProcess returns.
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>

@@ -2,10 +2,14 @@
 // threads loop every packet wakes a thread on the other CPU (issue #17: ~11 µs per cross-CPU wake-up on this VM);
 // here one thread sleeps in one io_uring_enter for everything.
 //
-// What the ring holds: a multishot poll on the UDP socket, on each TAP (opened O_NONBLOCK, so the reads are armed
-// by poll and never handed to io_uring's worker threads), on the stop eventfd (Stop, Quiesce) and on the kick eventfd
-// (ReplaceTap). A completion marks its source ready; a ready source gets one batch per round, exactly as its thread
-// would run it (RxBatch, TxBatch: the same code, non-blocking), and stays ready while its batches come back full.
+// What the ring holds: on the UDP socket a multishot recvmsg into a ring of provided buffers (a completion: one
+// datagram or UDP_GRO slot with its sender and control messages; the completions go through RxBatch's stages,
+// RxProcess, a batch at a time, and their buffers back after that batch's TAP writes; running out of buffers ends
+// the receive: counted, rx_uring_no_buffers, and re-armed), or where the kernel lacks that a multishot poll and
+// recvmmsg; a multishot poll on each TAP (opened O_NONBLOCK, so the reads are armed by poll and never handed to
+// io_uring's worker threads), on the stop eventfd (Stop, Quiesce) and on the kick eventfd (ReplaceTap). A poll
+// completion marks its source ready; a ready source gets one batch per round, exactly as its thread would run it
+// (RxBatch, TxBatch: the same code, non-blocking), and stays ready while its batches come back full.
 // The wait is "wait_nr completions, or at least one after min_wait_us" (IORING_ENTER_EXT_ARG, kernel ≥ 6.12), never
 // longer than kPollMs (learned MACs age on RX's clock).
 //
@@ -31,7 +35,7 @@ namespace vxr {
 
 namespace {
 
-constexpr unsigned kRingEntries = 64;
+constexpr unsigned kRingEntries = 128;  // CQ 256: room for every provided buffer's completion and the polls
 // A deleted TAP wakes a poll(2) sleeper but not an io_uring poll (seen on 6.18): the loop looks at the TAPs itself
 // this often (one poll(2) with no wait), so a lost TAP is reported within this, plus the agent's 250 ms.
 constexpr int64_t kTapCheckMs = 250;
@@ -92,6 +96,7 @@ void Engine::UringLoop(std::shared_ptr<Ring> ring) {
   // The UDP socket: a multishot recvmsg into provided buffers when the kernel has them (≥ 6.0), else a poll and
   // recvmmsg (RxBatch). recv_ms falls back for good if the first receive is refused.
   bool recv_ms = ring->SetupBufRing(kBufGroup, RecvBufCount(), kRecvHead + kSlot).ok();
+  if (recv_ms) ready[kUdpTag] = 0;  // its completions carry the data: never "ready" for a recvmmsg
   bool recv_seen = false;  // a receive completed with data: the kernel takes the op
   msghdr recv_hdr{};
   recv_hdr.msg_namelen = kNameSpace;
