@@ -93,8 +93,6 @@ SysError Ring::Enable() {
 }
 
 SysError Ring::SetupBufRing(uint16_t group, unsigned count, size_t size) {
-  if (const char* v = getenv("VXLAN_ROUTER_URING_RECV"); v != nullptr && strcmp(v, "poll") == 0)
-    return {ENOTSUP, "provided-buffer ring (VXLAN_ROUTER_URING_RECV=poll)"};
   if (count == 0 || (count & (count - 1)) != 0 || count > 32768) return {EINVAL, "provided-buffer ring: bad count"};
   buf_ring_len_ = count * sizeof(io_uring_buf);
   void* r = mmap(nullptr, buf_ring_len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

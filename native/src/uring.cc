@@ -2,11 +2,11 @@
 // threads loop every packet wakes a thread on the other CPU (issue #17: ~11 µs per cross-CPU wake-up on this VM);
 // here one thread sleeps in one io_uring_enter for everything.
 //
-// What the ring holds: on the UDP socket a multishot recvmsg into a ring of provided buffers (a completion: one
+// What the ring holds: on the UDP socket a multishot poll and recvmmsg, or (VXLAN_ROUTER_URING_RECV=multishot, kernel
+// ≥ 6.0) a multishot recvmsg into a ring of provided buffers (a completion: one
 // datagram or UDP_GRO slot with its sender and control messages; the completions go through RxBatch's stages,
 // RxProcess, a batch at a time, and their buffers back after that batch's TAP writes; running out of buffers ends
-// the receive: counted, rx_uring_no_buffers, and re-armed), or where the kernel lacks that a multishot poll and
-// recvmmsg; a multishot poll on each TAP (opened O_NONBLOCK, so the reads are armed by poll and never handed to
+// the receive: counted, rx_uring_no_buffers, and re-armed); a multishot poll on each TAP (opened O_NONBLOCK, so the reads are armed by poll and never handed to
 // io_uring's worker threads), on the stop eventfd (Stop, Quiesce) and on the kick eventfd (ReplaceTap). A poll
 // completion marks its source ready; a ready source gets one batch per round, exactly as its thread would run it
 // (RxBatch, TxBatch: the same code, non-blocking), and stays ready while its batches come back full.
@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -50,6 +51,11 @@ constexpr unsigned kRecvBufs = 2 * kBatch;
 constexpr size_t kNameSpace = sizeof(sockaddr_storage);
 constexpr size_t kCtlSpace = 64;
 constexpr size_t kRecvHead = sizeof(io_uring_recvmsg_out) + kNameSpace + kCtlSpace;
+
+bool MultishotWanted() {
+  const char* v = getenv("VXLAN_ROUTER_URING_RECV");
+  return v != nullptr && strcmp(v, "multishot") == 0;
+}
 
 // VXLAN_ROUTER_URING_BUFS=N (a power of two, 1–kRecvBufs): fewer buffers, for tests of running out.
 unsigned RecvBufCount() {
@@ -93,9 +99,11 @@ void Engine::UringLoop(std::shared_ptr<Ring> ring) {
     for (size_t i = 0; i < tap_lost_.size(); i++) dead[kTapTag0 + i] = tap_lost_[i] ? 1 : 0;
   }
 
-  // The UDP socket: a multishot recvmsg into provided buffers when the kernel has them (≥ 6.0), else a poll and
-  // recvmmsg (RxBatch). recv_ms falls back for good if the first receive is refused.
-  bool recv_ms = ring->SetupBufRing(kBufGroup, RecvBufCount(), kRecvHead + kSlot).ok();
+  // The UDP socket: a poll and recvmmsg (RxBatch), or with VXLAN_ROUTER_URING_RECV=multishot a multishot recvmsg
+  // into provided buffers where the kernel has them (≥ 6.0). Not the default: measured, it costs the router more CPU
+  // per GB than recvmmsg and moves no more (docs/benchmarks.md). recv_ms falls back for good if the first receive is
+  // refused.
+  bool recv_ms = MultishotWanted() && ring->SetupBufRing(kBufGroup, RecvBufCount(), kRecvHead + kSlot).ok();
   if (recv_ms) ready[kUdpTag] = 0;  // its completions carry the data: never "ready" for a recvmmsg
   bool recv_seen = false;  // a receive completed with data: the kernel takes the op
   msghdr recv_hdr{};

@@ -38,7 +38,7 @@ class Ring {
 
   // A provided-buffer ring (IORING_REGISTER_PBUF_RING, kernel ≥ 5.19) of `count` buffers (a power of two) of
   // `size` bytes each, group `group`: what a multishot recvmsg fills. Owned by the Ring, freed after its fd is
-  // closed. VXLAN_ROUTER_URING_RECV=poll makes it fail (tests of the poll + recvmmsg fallback).
+  // closed.
   SysError SetupBufRing(uint16_t group, unsigned count, size_t size);
   bool has_buf_ring() const { return bufs_ != nullptr; }
   uint8_t* Buf(uint16_t bid) { return bufs_ + static_cast<size_t>(bid) * buf_size_; }

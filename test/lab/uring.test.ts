@@ -6,7 +6,8 @@
  *                                                                          as a seccomp filter says) → threads ── c2
  *
  * Both forward, bytes intact both ways, between the two loops; `status` says which loop runs and why not io_uring;
- * SIGTERM stops the io_uring loop promptly. h1's multishot receive has only 2 provided buffers
+ * SIGTERM stops the io_uring loop promptly. h1 receives with a multishot recvmsg (VXLAN_ROUTER_URING_RECV=multishot)
+ * into only 2 provided buffers
  * (VXLAN_ROUTER_URING_BUFS): it runs out of them, counts it and re-arms, and loses nothing. (The lab tests as a whole run on either loop with VXLAN_ROUTER_LOOP.)
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -32,8 +33,11 @@ t.test('io_uring loop: forwards, falls back where forbidden, stops promptly', { 
   const lab = new Lab();
   t.teardown(() => lab.destroy());
   const { h1, h2, c1, c2 } = await twoHosts(lab);
-  process.env.VXLAN_ROUTER_URING_BUFS = '2';
-  const r1 = await lab.startRouter(h1, { peers: [h2.underlayIp], engine: 'native', args: ['--loop', 'uring'] }).finally(() => delete process.env.VXLAN_ROUTER_URING_BUFS);
+  Object.assign(process.env, { VXLAN_ROUTER_URING_RECV: 'multishot', VXLAN_ROUTER_URING_BUFS: '2' });
+  const r1 = await lab.startRouter(h1, { peers: [h2.underlayIp], engine: 'native', args: ['--loop', 'uring'] }).finally(() => {
+    delete process.env.VXLAN_ROUTER_URING_RECV;
+    delete process.env.VXLAN_ROUTER_URING_BUFS;
+  });
   // The router inherits this process's environment at spawn: only r2 sees the injected failure.
   process.env.VXLAN_ROUTER_URING_FAIL = 'EPERM';
   const r2 = await lab.startRouter(h2, { peers: [h1.underlayIp], engine: 'native', args: ['--loop', 'uring'] }).finally(() => delete process.env.VXLAN_ROUTER_URING_FAIL);
