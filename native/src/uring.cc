@@ -2,14 +2,15 @@
 // threads loop every packet wakes a thread on the other CPU (issue #17: ~11 µs per cross-CPU wake-up on this VM);
 // here one thread sleeps in one io_uring_enter for everything.
 //
-// What the ring holds: on the UDP socket a multishot poll and recvmmsg, or (VXLAN_ROUTER_URING_RECV=multishot, kernel
-// ≥ 6.0) a multishot recvmsg into a ring of provided buffers (a completion: one
-// datagram or UDP_GRO slot with its sender and control messages; the completions go through RxBatch's stages,
-// RxProcess, a batch at a time, and their buffers back after that batch's TAP writes; running out of buffers ends
-// the receive: counted, rx_uring_no_buffers, and re-armed); a multishot poll on each TAP (opened O_NONBLOCK, so the reads are armed by poll and never handed to
-// io_uring's worker threads), on the stop eventfd (Stop, Quiesce) and on the kick eventfd (ReplaceTap). A poll
-// completion marks its source ready; a ready source gets one batch per round, exactly as its thread would run it
-// (RxBatch, TxBatch: the same code, non-blocking), and stays ready while its batches come back full.
+// What the ring holds: on the UDP socket a multishot poll (then recvmmsg), or with VXLAN_ROUTER_URING_RECV=multishot
+// (kernel ≥ 6.0) a multishot recvmsg into a ring of provided buffers (a completion: one datagram or UDP_GRO slot
+// with its sender and control messages; the completions go through RxBatch's stages, RxProcess, a batch at a time,
+// and their buffers back after that batch's TAP writes; running out of buffers ends the receive: counted,
+// rx_uring_no_buffers, and re-armed); a multishot poll on each TAP (opened O_NONBLOCK, so the reads are armed by
+// poll and never handed to io_uring's worker threads), on the stop eventfd (Stop, Quiesce) and on the kick eventfd
+// (ReplaceTap). A poll completion marks its source ready; a ready source gets one batch per round, exactly as its
+// thread would run it (RxBatch, TxBatch: the same code, non-blocking), and stays ready while its batches come back
+// full.
 // The wait is "wait_nr completions, or at least one after min_wait_us" (IORING_ENTER_EXT_ARG, kernel ≥ 6.12), never
 // longer than kPollMs (learned MACs age on RX's clock).
 //
