@@ -55,6 +55,7 @@ enum class Traffic : int {
   kProbeReplies,
   kProbesAnswered,
   kProbeAnswersLimited,
+  kRxUringNoBuffers,
   kCount
 };
 
@@ -63,7 +64,8 @@ inline constexpr std::array<const char*, static_cast<int>(Traffic::kCount)> kTra
     "tx_flooded",   "learned",        "tx_tso_frames", "tx_gso_sends", "rx_merged",
     "arp_suppressed", "nd_suppressed", "local_mac_refused", "icmp_too_big_sent", "icmp_too_big_limited",
     "tcp_mss_clamped", "tcp_mss_bad_options",
-    "probes_sent", "probe_replies", "probes_answered", "probe_answers_limited"};
+    "probes_sent", "probe_replies", "probes_answered", "probe_answers_limited",
+    "rx_uring_no_buffers"};
 
 struct Counters {
   std::array<std::atomic<uint64_t>, static_cast<int>(Drop::kCount)> drops{};

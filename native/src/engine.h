@@ -162,6 +162,11 @@ class Engine {
   std::shared_ptr<RxState> MakeRxState();
   int TxBatch(TxState& s, int limit);  // frames read (≤ limit); tx.cc
   int RxBatch(RxState& s, bool wait);  // datagrams received, or -1 (stopping); rx.cc
+  // RxBatch's two halves, for the io_uring receive: slot i of the next batch (a received datagram: payload, its
+  // MSG_ flags, sender, control messages), then the stages for slots 0..n-1 (n 0: the aging tick only). rx.cc
+  void RxSlot(RxState& s, int i, uint8_t* data, size_t len, int flags, const void* name, size_t namelen,
+              void* control, size_t controllen);
+  void RxProcess(RxState& s, int n);
   void TxLoop(Network* net);  // tx.cc
   void RxLoop();              // rx.cc
   void UringLoop(std::shared_ptr<Ring> ring);  // uring.cc

@@ -19,6 +19,8 @@
 // the thread starts and reused for every batch; nothing is allocated per packet (sightings has room reserved for a
 // full batch of GRO slots: kBatch × kMaxGsoSegments, as have the accepted datagrams and the verdicts). The mergers hold pointers into this batch's buffers, so
 // everything is written to the TAPs before the next recvmmsg. The table snapshot is held for exactly one batch.
+// The io_uring loop receives on its own (a multishot recvmsg into provided buffers, uring.cc): RxSlot points a slot
+// at a completion's buffer and RxProcess runs the stages; the buffers go back to the kernel after RxProcess returns.
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -62,6 +64,7 @@ struct Engine::RxState {
     bool verified;  // the kernel verified the outer UDP checksum (OuterChecksumVerified): no TCP checksum pass
   };
   std::vector<uint8_t> bufs;
+  std::array<uint8_t*, kBatch> data{};  // slot i's payload: in bufs (recvmmsg) or in a provided buffer (io_uring)
   std::array<mmsghdr, kBatch> msgs{};
   std::array<iovec, kBatch> iov{};
   std::array<sockaddr_storage, kBatch> names{};
@@ -94,21 +97,6 @@ int Engine::RxBatch(RxState& s, bool wait) {
   auto& iov = s.iov;
   auto& names = s.names;
   auto& controls = s.controls;
-  auto& accepted = s.accepted;
-  auto& sightings = s.sightings;
-  auto& verdicts = s.verdicts;
-  auto& mergers = s.mergers;
-  using Accepted = RxState::Accepted;
-  // A TAP write: one frame, or a merged run of `frames` segments.
-  auto writer = [this](int tap) {
-    return [this, tap](const iovec* v, int cnt, int frames) {
-      if (writev(tap, v, cnt) < 0)
-        counters_.drop(Drop::kRxTapWriteError, static_cast<uint64_t>(frames));
-      else if (frames > 1)
-        counters_.add(Traffic::kRxMerged, static_cast<uint64_t>(frames));
-    };
-  };
-  int64_t& last_expire = s.last_expire;
   {
     for (int i = 0; i < kBatch; i++) {
       iov[i] = {&bufs[static_cast<size_t>(i) * kSlot], kSlot};
@@ -123,12 +111,55 @@ int Engine::RxBatch(RxState& s, bool wait) {
     // Sleeps until the first datagram, then takes what else is queued without waiting.
     const int r = recvmmsg(rx_sock_.get(), msgs.data(), kBatch, MSG_WAITFORONE | (wait ? 0 : MSG_DONTWAIT), nullptr);
     if (r <= 0 && stopping_.load(std::memory_order_relaxed)) return -1;
+    for (int i = 0; i < r; i++) s.data[static_cast<size_t>(i)] = &bufs[static_cast<size_t>(i) * kSlot];
+    RxProcess(s, r > 0 ? r : 0);
+    return r > 0 ? r : 0;  // 0: the aging tick (EAGAIN), or EINTR
+  }
+}
+
+void Engine::RxSlot(RxState& s, int i, uint8_t* data, size_t len, int flags, const void* name, size_t namelen,
+                    void* control, size_t controllen) {
+  const size_t k = static_cast<size_t>(i);
+  s.data[k] = data;
+  s.msgs[k].msg_len = static_cast<unsigned>(len);
+  msghdr& h = s.msgs[k].msg_hdr;
+  h = msghdr{};
+  memset(&s.names[k], 0, sizeof(s.names[k]));
+  memcpy(&s.names[k], name, std::min(namelen, sizeof(s.names[k])));
+  h.msg_name = &s.names[k];
+  h.msg_namelen = static_cast<socklen_t>(std::min(namelen, sizeof(s.names[k])));
+  h.msg_control = controllen > 0 ? control : nullptr;
+  h.msg_controllen = controllen;
+  h.msg_flags = flags;
+}
+
+// The stages after the receive, for slots 0..r-1 (data, msgs, names): also ages the learned MACs on the
+// kPollMs clock, so r == 0 is the aging tick. Everything is written to the TAPs before it returns (the slots'
+// buffers may then be reused).
+void Engine::RxProcess(RxState& s, int r) {
+  auto& msgs = s.msgs;
+  auto& names = s.names;
+  auto& accepted = s.accepted;
+  auto& sightings = s.sightings;
+  auto& verdicts = s.verdicts;
+  auto& mergers = s.mergers;
+  using Accepted = RxState::Accepted;
+  auto writer = [this](int tap) {
+    return [this, tap](const iovec* v, int cnt, int frames) {
+      if (writev(tap, v, cnt) < 0)
+        counters_.drop(Drop::kRxTapWriteError, static_cast<uint64_t>(frames));
+      else if (frames > 1)
+        counters_.add(Traffic::kRxMerged, static_cast<uint64_t>(frames));
+    };
+  };
+  int64_t& last_expire = s.last_expire;
+  {
     const int64_t now = NowMs();
     if (now - last_expire >= kPollMs) {
       learned_.Expire(now);
       last_expire = now;
     }
-    if (r <= 0) return 0;  // the aging tick (EAGAIN), or EINTR
+    if (r <= 0) return;
     const std::shared_ptr<const Table> table = std::atomic_load(&table_);
     sightings.clear();
     BatchTally tally(traffic_, TrafficStats::Dir::kRx, now);  // this batch's datagrams per peer and per VNI
@@ -189,7 +220,7 @@ int Engine::RxBatch(RxState& s, bool wait) {
     };
 
     for (int i = 0; i < r; i++) {
-      uint8_t* p = &bufs[static_cast<size_t>(i) * kSlot];
+      uint8_t* p = s.data[static_cast<size_t>(i)];
       const size_t len = msgs[i].msg_len;
       if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
         counters_.drop(Drop::kRxOversize);
@@ -269,7 +300,6 @@ int Engine::RxBatch(RxState& s, bool wait) {
     // The mergers hold pointers into this batch's buffers: write everything before the next recvmmsg.
     for (size_t k = 0; k < mergers.size(); k++) mergers[k].Flush(writer(nets_[k].tap.get()));
     tally.Flush();
-    return r;
   }
 }
 

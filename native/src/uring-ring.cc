@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 
 #include "uring.h"
@@ -29,6 +30,11 @@ int InjectedFailure() {
 }  // namespace
 
 Ring::~Ring() {
+  // The fd first: the kernel stops using the buffers before they are unmapped.
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
+  if (bufs_ != nullptr) munmap(bufs_, bufs_len_);
+  if (buf_ring_ != nullptr) munmap(buf_ring_, buf_ring_len_);
   if (sqes_ != nullptr) munmap(sqes_, sqes_len_);
   if (cq_map_ != nullptr && cq_map_ != sq_map_) munmap(cq_map_, cq_map_len_);
   if (sq_map_ != nullptr) munmap(sq_map_, sq_map_len_);
@@ -84,6 +90,55 @@ SysError Ring::Enable() {
   if (syscall(__NR_io_uring_register, fd_, IORING_REGISTER_ENABLE_RINGS, nullptr, 0) < 0)
     return Errno("io_uring_register(ENABLE_RINGS)");
   return {};
+}
+
+SysError Ring::SetupBufRing(uint16_t group, unsigned count, size_t size) {
+  if (count == 0 || (count & (count - 1)) != 0 || count > 32768) return {EINVAL, "provided-buffer ring: bad count"};
+  buf_ring_len_ = count * sizeof(io_uring_buf);
+  void* r = mmap(nullptr, buf_ring_len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (r == MAP_FAILED) {
+    buf_ring_len_ = 0;
+    return Errno("mmap(provided-buffer ring)");
+  }
+  buf_ring_ = static_cast<io_uring_buf*>(r);
+  bufs_len_ = count * size;
+  void* b = mmap(nullptr, bufs_len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (b == MAP_FAILED) {
+    bufs_len_ = 0;
+    return Errno("mmap(provided buffers)");
+  }
+  bufs_ = static_cast<uint8_t*>(b);
+  buf_size_ = size;
+  buf_count_ = count;
+  io_uring_buf_reg reg;
+  memset(&reg, 0, sizeof(reg));
+  reg.ring_addr = reinterpret_cast<uint64_t>(buf_ring_);
+  reg.ring_entries = count;
+  reg.bgid = group;
+  if (syscall(__NR_io_uring_register, fd_, IORING_REGISTER_PBUF_RING, &reg, 1) < 0) {
+    SysError e = Errno("io_uring_register(PBUF_RING)");
+    munmap(bufs_, bufs_len_);
+    bufs_ = nullptr;
+    return e;
+  }
+  buf_tail_ = 0;
+  for (unsigned i = 0; i < count; i++) ReturnBuf(static_cast<uint16_t>(i));
+  PublishBufs();
+  return {};
+}
+
+void Ring::ReturnBuf(uint16_t bid) {
+  io_uring_buf& b = buf_ring_[buf_tail_ & (buf_count_ - 1)];
+  b.addr = reinterpret_cast<uint64_t>(Buf(bid));
+  b.len = static_cast<uint32_t>(buf_size_);
+  b.bid = bid;
+  buf_tail_++;
+}
+
+void Ring::PublishBufs() {
+  // The tail shares its place with the first descriptor's `resv` (struct io_uring_buf_ring).
+  auto* tail = reinterpret_cast<uint16_t*>(reinterpret_cast<char*>(buf_ring_) + offsetof(io_uring_buf, resv));
+  __atomic_store_n(tail, buf_tail_, __ATOMIC_RELEASE);
 }
 
 io_uring_sqe* Ring::Sqe() {

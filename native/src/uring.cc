@@ -2,10 +2,15 @@
 // threads loop every packet wakes a thread on the other CPU (issue #17: ~11 µs per cross-CPU wake-up on this VM);
 // here one thread sleeps in one io_uring_enter for everything.
 //
-// What the ring holds: a multishot poll on the UDP socket, on each TAP (opened O_NONBLOCK, so the reads are armed
-// by poll and never handed to io_uring's worker threads), on the stop eventfd (Stop, Quiesce) and on the kick eventfd
-// (ReplaceTap). A completion marks its source ready; a ready source gets one batch per round, exactly as its thread
-// would run it (RxBatch, TxBatch: the same code, non-blocking), and stays ready while its batches come back full.
+// What the ring holds: on the UDP socket a multishot poll (then recvmmsg), or with VXLAN_ROUTER_URING_RECV=multishot
+// (kernel ≥ 6.0) a multishot recvmsg into a ring of provided buffers (a completion: one datagram or UDP_GRO slot
+// with its sender and control messages; the completions go through RxBatch's stages, RxProcess, a batch at a time,
+// and their buffers back after that batch's TAP writes; running out of buffers ends the receive: counted,
+// rx_uring_no_buffers, and re-armed); a multishot poll on each TAP (opened O_NONBLOCK, so the reads are armed by
+// poll and never handed to io_uring's worker threads), on the stop eventfd (Stop, Quiesce) and on the kick eventfd
+// (ReplaceTap). A poll completion marks its source ready; a ready source gets one batch per round, exactly as its
+// thread would run it (RxBatch, TxBatch: the same code, non-blocking), and stays ready while its batches come back
+// full.
 // The wait is "wait_nr completions, or at least one after min_wait_us" (IORING_ENTER_EXT_ARG, kernel ≥ 6.12), never
 // longer than kPollMs (learned MACs age on RX's clock).
 //
@@ -14,6 +19,9 @@
 // ReplaceTap (JS thread) dup2()s the new TAP over the lost one's fd and kicks: the loop polls it again.
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -29,13 +37,34 @@ namespace vxr {
 
 namespace {
 
-constexpr unsigned kRingEntries = 64;
+constexpr unsigned kRingEntries = 128;  // CQ 256: room for every provided buffer's completion and the polls
 // A deleted TAP wakes a poll(2) sleeper but not an io_uring poll (seen on 6.18): the loop looks at the TAPs itself
 // this often (one poll(2) with no wait), so a lost TAP is reported within this, plus the agent's 250 ms.
 constexpr int64_t kTapCheckMs = 250;
 // user_data: the source in the low 32 bits, its poll's generation above (a re-armed poll's old completions are
 // recognised as stale).
 constexpr uint32_t kStopTag = 0, kKickTag = 1, kUdpTag = 2, kTapTag0 = 3, kIgnoreTag = 0xffffffffu;
+
+// The multishot receive's provided buffers: each holds io_uring_recvmsg_out, the sender (kNameSpace), the control
+// messages (kCtlSpace: UDP_GRO's int) and a whole UDP_GRO slot (kSlot). kRecvBufs in flight: 2 batches (~8.4 MiB).
+constexpr uint16_t kBufGroup = 0;
+constexpr unsigned kRecvBufs = 2 * kBatch;
+constexpr size_t kNameSpace = sizeof(sockaddr_storage);
+constexpr size_t kCtlSpace = 64;
+constexpr size_t kRecvHead = sizeof(io_uring_recvmsg_out) + kNameSpace + kCtlSpace;
+
+bool MultishotWanted() {
+  const char* v = getenv("VXLAN_ROUTER_URING_RECV");
+  return v != nullptr && strcmp(v, "multishot") == 0;
+}
+
+// VXLAN_ROUTER_URING_BUFS=N (a power of two, 1–kRecvBufs): fewer buffers, for tests of running out.
+unsigned RecvBufCount() {
+  const char* v = getenv("VXLAN_ROUTER_URING_BUFS");
+  if (v == nullptr || *v == 0) return kRecvBufs;
+  const long n = strtol(v, nullptr, 10);
+  return n >= 1 && n <= static_cast<long>(kRecvBufs) && (n & (n - 1)) == 0 ? static_cast<unsigned>(n) : kRecvBufs;
+}
 
 uint64_t UserData(uint32_t tag, uint32_t gen) { return (static_cast<uint64_t>(gen) << 32) | tag; }
 
@@ -71,9 +100,38 @@ void Engine::UringLoop(std::shared_ptr<Ring> ring) {
     for (size_t i = 0; i < tap_lost_.size(); i++) dead[kTapTag0 + i] = tap_lost_[i] ? 1 : 0;
   }
 
+  // The UDP socket: a poll and recvmmsg (RxBatch), or with VXLAN_ROUTER_URING_RECV=multishot a multishot recvmsg
+  // into provided buffers where the kernel has them (≥ 6.0). Not the default: measured, it costs the router more CPU
+  // per GB than recvmmsg and moves no more (docs/benchmarks.md). recv_ms falls back for good if the first receive is
+  // refused.
+  bool recv_ms = MultishotWanted() && ring->SetupBufRing(kBufGroup, RecvBufCount(), kRecvHead + kSlot).ok();
+  if (recv_ms) ready[kUdpTag] = 0;  // its completions carry the data: never "ready" for a recvmmsg
+  bool recv_seen = false;  // a receive completed with data: the kernel takes the op
+  msghdr recv_hdr{};
+  recv_hdr.msg_namelen = kNameSpace;
+  recv_hdr.msg_controllen = kCtlSpace;
+  struct Pending {
+    uint16_t bid;
+    int res;
+  };
+  std::vector<Pending> pending;
+  pending.reserve(kRecvBufs);
+
   auto arm = [&](uint32_t tag) {
     io_uring_sqe* sqe = ring->Sqe();
     if (sqe == nullptr) return;  // full: retried next round (armed stays 0)
+    if (tag == kUdpTag && recv_ms) {
+      sqe->opcode = IORING_OP_RECVMSG;
+      sqe->fd = fds[tag];
+      sqe->addr = reinterpret_cast<uint64_t>(&recv_hdr);
+      sqe->len = 1;
+      sqe->ioprio = IORING_RECV_MULTISHOT;
+      sqe->flags = IOSQE_BUFFER_SELECT;
+      sqe->buf_group = kBufGroup;
+      sqe->user_data = UserData(tag, ++gen[tag]);
+      armed[tag] = 1;
+      return;
+    }
     sqe->opcode = IORING_OP_POLL_ADD;
     sqe->fd = fds[tag];
     sqe->poll32_events = POLLIN;
@@ -96,6 +154,53 @@ void Engine::UringLoop(std::shared_ptr<Ring> ring) {
     sqe->user_data = UserData(kIgnoreTag, 0);
     gen[tag]++;  // whatever the old poll still posts is stale
     armed[tag] = 0;
+  };
+
+  // A receive completion: its buffer joins the pending batch (or goes straight back: an error).
+  auto on_recv = [&](const io_uring_cqe& c) {
+    if (!(c.flags & IORING_CQE_F_MORE)) armed[kUdpTag] = 0;  // ended (ENOBUFS, a full CQ, cancel): re-armed
+    const bool has_buf = (c.flags & IORING_CQE_F_BUFFER) != 0;
+    const uint16_t bid = static_cast<uint16_t>(c.flags >> IORING_CQE_BUFFER_SHIFT);
+    if (c.res >= 0 && has_buf) {
+      recv_seen = true;
+      pending.push_back({bid, c.res});
+      return;
+    }
+    if (has_buf) {
+      ring->ReturnBuf(bid);
+      ring->PublishBufs();
+    }
+    if (c.res == -ENOBUFS) {
+      counters_.add(Traffic::kRxUringNoBuffers);
+    } else if (!recv_seen && (c.res == -EINVAL || c.res == -EOPNOTSUPP)) {
+      recv_ms = false;  // no multishot recvmsg on this kernel: poll + recvmmsg from the next round
+      ready[kUdpTag] = 1;
+    }
+  };
+  // The pending receives through RxBatch's stages, a batch at a time; each batch's buffers go back once its TAP
+  // writes are done.
+  auto process_recv = [&] {
+    size_t i = 0;
+    while (i < pending.size()) {
+      const size_t first = i;
+      int n = 0;
+      for (; n < kBatch && i < pending.size(); i++) {
+        uint8_t* b = ring->Buf(pending[i].bid);
+        const auto* out = reinterpret_cast<const io_uring_recvmsg_out*>(b);
+        const size_t res = static_cast<size_t>(pending[i].res);
+        if (res < kRecvHead) continue;  // never: the kernel lays the head out before any payload
+        const size_t room = res - kRecvHead;
+        int flags = static_cast<int>(out->flags);
+        if (out->payloadlen > room) flags |= MSG_TRUNC;
+        RxSlot(*rx, n++, b + kRecvHead, std::min<size_t>(out->payloadlen, room), flags,
+               b + sizeof(io_uring_recvmsg_out), std::min<size_t>(out->namelen, kNameSpace),
+               b + sizeof(io_uring_recvmsg_out) + kNameSpace, std::min<size_t>(out->controllen, kCtlSpace));
+      }
+      RxProcess(*rx, n);
+      for (size_t j = first; j < i; j++) ring->ReturnBuf(pending[j].bid);
+      ring->PublishBufs();
+    }
+    pending.clear();
   };
 
   // Waiting for more than one completion needs the minimum wait (kernel ≥ 6.12): without it a lone packet would
@@ -124,6 +229,7 @@ void Engine::UringLoop(std::shared_ptr<Ring> ring) {
     bool stop = false, kicked = false;
     ring->Reap([&](const io_uring_cqe& c) {
       const uint32_t tag = static_cast<uint32_t>(c.user_data);
+      if (tag == kUdpTag && recv_ms) return on_recv(c);
       if (tag >= n_src || static_cast<uint32_t>(c.user_data >> 32) != gen[tag]) return;  // stale, or a remove's
       if (!(c.flags & IORING_CQE_F_MORE)) armed[tag] = 0;  // the multishot ended (re-armed next round)
       if (c.res < 0) return;  // -ECANCELED and the like: re-armed
@@ -135,7 +241,7 @@ void Engine::UringLoop(std::shared_ptr<Ring> ring) {
         disarm(tag);
       }
     });
-    if (stop) break;
+    if (stop) break;  // what the receive took is forwarded below
     if (kicked) {
       uint64_t drained;
       ssize_t ignored = read(kick_fd_.get(), &drained, sizeof(drained));
@@ -170,7 +276,13 @@ void Engine::UringLoop(std::shared_ptr<Ring> ring) {
         }
       }
     }
-    if (ready[kUdpTag] || now - last_expire >= kPollMs) {
+    if (recv_ms) {
+      process_recv();
+      if (now - last_expire >= kPollMs) {
+        last_expire = now;
+        RxProcess(*rx, 0);  // ages the learned MACs
+      }
+    } else if (ready[kUdpTag] || now - last_expire >= kPollMs) {
       if (now - last_expire >= kPollMs) last_expire = now;  // RxBatch ages the learned MACs on the same clock
       const int got = RxBatch(*rx, false);
       ready[kUdpTag] = got == kBatch;  // a full batch: more may be queued
@@ -181,6 +293,30 @@ void Engine::UringLoop(std::shared_ptr<Ring> ring) {
       ready[t] = TxBatch(*tx[i], kBatch) == kBatch;
     }
   }
+  // Stop or Quiesce: the armed receive is cancelled, and what it took off the socket is forwarded (a handover
+  // then leaves the rest in the socket for the next router). The cancel's own completion is not awaited; the
+  // receive's last one (no IORING_CQE_F_MORE) is.
+  if (recv_ms && armed[kUdpTag]) {
+    io_uring_sqe* sqe = ring->Sqe();
+    if (sqe == nullptr) {
+      ring->Enter(0, 0, -1);
+      sqe = ring->Sqe();
+    }
+    if (sqe != nullptr) {
+      sqe->opcode = IORING_OP_ASYNC_CANCEL;
+      sqe->addr = UserData(kUdpTag, gen[kUdpTag]);
+      sqe->user_data = UserData(kIgnoreTag, 0);
+      const int64_t deadline = NowMs() + 1000;
+      while (armed[kUdpTag] && NowMs() < deadline) {
+        const int r = ring->Enter(1, 0, 50 * 1000000);
+        if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY && r != -EAGAIN) break;
+        ring->Reap([&](const io_uring_cqe& c) {
+          if (static_cast<uint32_t>(c.user_data) == kUdpTag) on_recv(c);
+        });
+      }
+    }
+  }
+  if (recv_ms) process_recv();
 }
 
 }  // namespace vxr

@@ -34,6 +34,18 @@ class Ring {
   // On the thread that will submit (IORING_SETUP_SINGLE_ISSUER binds the ring to it).
   SysError Enable();
   bool min_wait() const { return (features_ & IORING_FEAT_MIN_TIMEOUT) != 0; }
+  int fd() const { return fd_; }
+
+  // A provided-buffer ring (IORING_REGISTER_PBUF_RING, kernel ≥ 5.19) of `count` buffers (a power of two) of
+  // `size` bytes each, group `group`: what a multishot recvmsg fills. Owned by the Ring, freed after its fd is
+  // closed.
+  SysError SetupBufRing(uint16_t group, unsigned count, size_t size);
+  bool has_buf_ring() const { return bufs_ != nullptr; }
+  uint8_t* Buf(uint16_t bid) { return bufs_ + static_cast<size_t>(bid) * buf_size_; }
+  size_t buf_size() const { return buf_size_; }
+  // Hands buffer `bid` back to the kernel (published by PublishBufs).
+  void ReturnBuf(uint16_t bid);
+  void PublishBufs();
 
   // A zeroed SQE to fill, or nullptr when the submission queue is full (submit first).
   io_uring_sqe* Sqe();
@@ -69,6 +81,13 @@ class Ring {
   unsigned* cq_tail_ = nullptr;
   unsigned* cq_mask_ = nullptr;
   io_uring_cqe* cqes_ = nullptr;
+  io_uring_buf* buf_ring_ = nullptr;  // the ring of buffer descriptors (page-aligned mapping)
+  size_t buf_ring_len_ = 0;
+  uint8_t* bufs_ = nullptr;  // the buffers themselves (one mapping)
+  size_t bufs_len_ = 0;
+  size_t buf_size_ = 0;
+  unsigned buf_count_ = 0;
+  uint16_t buf_tail_ = 0;  // local tail, published by PublishBufs
 };
 
 }  // namespace vxr

@@ -52,6 +52,7 @@ export const TRAFFIC_COUNTERS = [
   'probe_replies', // replies to our probes received
   'probes_answered', // peers' probe requests answered
   'probe_answers_limited', // peers' probe requests not answered: over the rate limit (200/s, bursts of 100)
+  'rx_uring_no_buffers', // io_uring loop with VXLAN_ROUTER_URING_RECV=multishot: the receive ran out of provided buffers and was re-armed (datagrams wait in the socket)
 ] as const;
 export type TrafficCounter = (typeof TRAFFIC_COUNTERS)[number];
 

@@ -6,7 +6,9 @@
  *                                                                          as a seccomp filter says) → threads ── c2
  *
  * Both forward, bytes intact both ways, between the two loops; `status` says which loop runs and why not io_uring;
- * SIGTERM stops the io_uring loop promptly. (The lab tests as a whole run on either loop with VXLAN_ROUTER_LOOP.)
+ * SIGTERM stops the io_uring loop promptly. h1 receives with a multishot recvmsg (VXLAN_ROUTER_URING_RECV=multishot)
+ * into only 2 provided buffers
+ * (VXLAN_ROUTER_URING_BUFS): it runs out of them, counts it and re-arms, and loses nothing. (The lab tests as a whole run on either loop with VXLAN_ROUTER_LOOP.)
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import t from 'tap';
@@ -31,7 +33,11 @@ t.test('io_uring loop: forwards, falls back where forbidden, stops promptly', { 
   const lab = new Lab();
   t.teardown(() => lab.destroy());
   const { h1, h2, c1, c2 } = await twoHosts(lab);
-  const r1 = await lab.startRouter(h1, { peers: [h2.underlayIp], engine: 'native', args: ['--loop', 'uring'] });
+  Object.assign(process.env, { VXLAN_ROUTER_URING_RECV: 'multishot', VXLAN_ROUTER_URING_BUFS: '2' });
+  const r1 = await lab.startRouter(h1, { peers: [h2.underlayIp], engine: 'native', args: ['--loop', 'uring'] }).finally(() => {
+    delete process.env.VXLAN_ROUTER_URING_RECV;
+    delete process.env.VXLAN_ROUTER_URING_BUFS;
+  });
   // The router inherits this process's environment at spawn: only r2 sees the injected failure.
   process.env.VXLAN_ROUTER_URING_FAIL = 'EPERM';
   const r2 = await lab.startRouter(h2, { peers: [h1.underlayIp], engine: 'native', args: ['--loop', 'uring'] }).finally(() => delete process.env.VXLAN_ROUTER_URING_FAIL);
@@ -53,6 +59,7 @@ t.test('io_uring loop: forwards, falls back where forbidden, stops promptly', { 
   const k = await r1.counters();
   t.ok(k.rx_merged! > 0 || k.rx_datagrams! > 0, `h1 received (${k.rx_datagrams} datagrams, ${k.rx_merged} merged)`);
   t.ok(k.tx_tso_frames! > 0, `h1 sent TSO frames as segments (${k.tx_tso_frames})`);
+  t.ok(k.rx_uring_no_buffers! > 0, `h1's multishot receive ran out of its 2 buffers and was re-armed (${k.rx_uring_no_buffers} times), transfers intact`);
 
   const t0 = Date.now();
   r1.child.kill('SIGTERM');
