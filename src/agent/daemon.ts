@@ -59,6 +59,8 @@ import { goSchema, HANDOVER_VERSION, processGone, refusal, takeOver, takeoverReq
 import { dockerJoins, type DockerSync } from './docker-sync.js';
 import { serveDocker } from './docker-wiring.js';
 import { serveNames, type NamesService } from './names-service.js';
+import { startProbing } from './peer-probing.js';
+import { startAdvertising } from './mac-advertiser.js';
 import type { DnsCounters } from './dns-server.js';
 import { routerMetrics, serveMetrics } from './metrics.js';
 import { checkBridge, checkFreeLinkName, checkPrivileges, checkTun, findUnderlay, type Underlay } from './preflight.js';
@@ -180,9 +182,6 @@ export function defaultHostId(local: string): string {
 /** How often the engine is asked whether its data path stopped on its own (Engine.fault). */
 const FAULT_POLL_MS = 250;
 
-/** How often this host's MAC set is compared with what it advertised (a write only when it changed). */
-const ADVERTISE_MS = 250;
-
 /** How often the .env files are compared with this host's slices (a write only when one changed). */
 const ENV_FILES_MS = 1000;
 
@@ -194,9 +193,6 @@ function notify(native: NativeAddon, message: string, log: Logger): void {
     log.warn(`cannot notify systemd (${message.replace('\n', ' ')}): ${describeError(toRouterError(err))}`);
   }
 }
-
-/** How often probe replies are collected and due probes sent (at most; a quarter of the probe interval when shorter). */
-const PROBE_TICK_MS = 250;
 
 /** How long the new router waits for the old one to exit after a handover before it takes the control socket. */
 const OLD_EXIT_MS = 10_000;
@@ -395,28 +391,11 @@ export class Daemon implements DaemonView {
       }
       daemon.apply();
 
-      // Peer health (src/dataplane/peer-health.ts): probes to every peer, replies collected, and the path MTUs
-      // measured handed to the data path whenever they change.
+      // Peer health: probes to every peer, the measured path MTUs handed to the data path (peer-probing.ts).
       if (config.probeInterval > 0) {
-        let mtus = new Map<string, number>();
-        // Whenever a measurement changes (at once, not at the next tick: a frame in between would leave too big).
-        const push = (): void => {
-          const next = prober.pathMtus();
-          if (next.size === mtus.size && [...next].every(([a, m]) => mtus.get(a) === m)) return;
-          for (const [a, m] of next) if (mtus.get(a) !== m) log.info({ peer: a, pathMtu: m }, `path MTU to ${a} is ${m} (underlay ${underlay.mtu}): frames are held to ${innerMtuLimit(m, config.local)}`);
-          for (const a of mtus.keys()) if (!next.has(a)) log.info({ peer: a, pathMtu: underlay.mtu }, `path MTU to ${a} is the underlay's again (${underlay.mtu})`);
-          mtus = next;
-          engine.setPathMtus(next);
-        };
-        const prober: PeerProber = (daemon.prober = new PeerProber({ maxMtu: underlay.mtu, intervalMs: config.probeInterval * 1000, send: (to, p) => engine.sendProbe(to, p), onPathMtu: push, routeMtu: (to) => routeMtu(native, config.local, to) }));
-        prober.setPeers(allPeers(daemon.current));
-        const probing = setInterval(() => {
-          for (const r of engine.probeReplies()) prober.answer(r);
-          prober.tick();
-          push(); // peers that left the table
-        }, Math.min(PROBE_TICK_MS, (config.probeInterval * 1000) / 4));
-        probing.unref();
-        owned.push({ close: () => clearInterval(probing) });
+        const probing = startProbing({ engine, native, local: config.local, underlayMtu: underlay.mtu, intervalSeconds: config.probeInterval, peers: allPeers(daemon.current), log });
+        daemon.prober = probing.prober;
+        owned.push(probing);
       }
 
       // The bridge and TAP followed through rtnetlink: rejoined, recreated (src/agent/links.ts). Closed before the engine.
@@ -426,34 +405,9 @@ export class Daemon implements DaemonView {
       keeper.start();
       owned.push(keeper);
 
-      // The old router's local MACs are advertised until they would have aged out there: a container that stays
-      // silent across the handover keeps its record in etcd.
-      const inheritedUntil = Date.now() + config.agingSeconds * 1000;
-      let inheritedMacs: readonly LocalMac[] = handed?.state.localMacs ?? [];
-
-      let refusedMacs = 0;
+      // This host's MACs to every control plane, and the old router's until they would have aged out (mac-advertiser.ts).
       const presence = (daemon.presence = new BridgePresence(networks.map((n) => ({ vni: n.vni, bridge: n.bridge, tap: n.tap }))));
-      const advertiser = setInterval(() => {
-        // This host's MACs (frame sources seen on its TAPs) go to every control plane (etcd: under this host's lease),
-        // so the other hosts forward to them without flooding; a quarter second keeps a moved MAC's home known
-        // everywhere well within a second. The old router's MACs (a takeover) are added until they would have aged
-        // out there. A MAC whose container left the bridge is withdrawn at once (its address is then free for a
-        // container elsewhere).
-        let macs = engine.localMacs();
-        if (inheritedMacs.length > 0) {
-          const seen = new Set(macs.map((m) => `${m.vni}/${m.mac}`));
-          inheritedMacs = Date.now() > inheritedUntil ? [] : inheritedMacs;
-          macs = [...macs, ...inheritedMacs.filter((m) => !seen.has(`${m.vni}/${m.mac}`))];
-        }
-        macs = presence.filter(macs);
-        for (const p of planes) p.advertise(macs);
-        const refused = engine.counters().local_mac_refused;
-        if (refused > refusedMacs)
-          warn.warn('local-macs-full', `a bridge holds more than ${config.maxLocalMacs} source MACs per network: new ones are not advertised (local_mac_refused ${refused})`, { localMacRefused: refused });
-        refusedMacs = refused;
-      }, ADVERTISE_MS);
-      advertiser.unref();
-      owned.push({ close: () => clearInterval(advertiser) });
+      owned.push(startAdvertising({ engine, planes, presence, inherited: handed?.state.localMacs ?? [], inheritedUntil: Date.now() + config.agingSeconds * 1000, maxLocalMacs: config.maxLocalMacs, warn }));
 
       // <run dir>/<network>.env for scripts (flannel's subnet.env): kept as this host's slices are (runtime-files.ts).
       const envFiles = new EnvFiles(dirname(socketPath), config.docker);
@@ -791,11 +745,3 @@ function allPeers(t: TableSnapshot): Set<string> {
   return new Set(t.vnis.flatMap((v) => v.peers.map(canonicalIp)));
 }
 
-/** The kernel's path MTU toward a peer (0: it cannot tell; a fake addon without the call tells nothing). */
-function routeMtu(native: NativeAddon, local: string, to: string): number {
-  try {
-    return typeof native.routeMtu === 'function' ? native.routeMtu(local, to) : 0;
-  } catch {
-    return 0; // an address of the other family: nothing to say
-  }
-}
