@@ -53,11 +53,11 @@ export function startProbing(o: {
   return { prober, close: () => clearInterval(timer) };
 }
 
-/** The kernel's path MTU toward a peer (0: it cannot tell; a fake addon without the call tells nothing). */
+/** The kernel's path MTU toward a peer (0: it cannot tell, e.g. an address of the other family). */
 function routeMtu(native: NativeAddon, local: string, to: string): number {
   try {
-    return typeof native.routeMtu === 'function' ? native.routeMtu(local, to) : 0;
+    return native.routeMtu(local, to);
   } catch {
-    return 0; // an address of the other family: nothing to say
+    return 0;
   }
 }
