@@ -3,10 +3,10 @@
  *
  * Threading and buffers: everything runs on the JS thread. Each TAP and the receiving UDP socket are watched by the
  * event loop itself and drained in batches (the addon's readTap and readUdp: up to 64 frames or datagrams per wake,
- * in order, in one fresh Buffer). Inbound frames are written to the TAP synchronously, which keeps their order and
- * cannot block (a TAP write either queues the frame or fails); outbound datagrams are gathered per source socket
- * during a TAP batch and sent at its end in one sendmmsg (the addon's sendUdp; blocking: a full 4 MiB send buffer
- * waits, as the native TX thread does). (Reading a TAP one frame per `fs.read` in libuv's thread pool, datagrams one
+ * in order, in the reader's own Buffer, reused). Inbound frames are written to their TAP at the end of their batch,
+ * in order, in one addon call (writeTap; a TAP write either queues the frame or fails, it never blocks); outbound
+ * datagrams are gathered per source socket during a TAP batch and sent at its end in one sendmmsg (the addon's
+ * sendUdp; blocking: a full 4 MiB send buffer waits, as the native TX thread does). (Reading a TAP one frame per `fs.read` in libuv's thread pool, datagrams one
  * `message` event each and a `dgram` send per frame made this engine a tenth as fast as a one-frame-per-syscall C
  * relay: docs/benchmarks.md.)
  *
@@ -79,7 +79,7 @@ const SEND_BATCH_COUNT = 256;
 const EMSGSIZE = 90;
 
 /** What the engine takes from the addon: its batched reads and sends, and its sockets (src/dataplane/native.ts). */
-export type EngineIo = Pick<NativeSurface, 'readTap' | 'readUdp' | 'bindUdp' | 'bindUdpSender' | 'sendUdp' | 'closeFd'>;
+export type EngineIo = Pick<NativeSurface, 'readTap' | 'readUdp' | 'bindUdp' | 'bindUdpSender' | 'sendUdp' | 'writeTap' | 'closeFd'>;
 
 /**
  * A source-port socket (the addon's: DF, takes nothing in) and the datagrams it gathers during a TAP batch, sent in
@@ -92,6 +92,13 @@ interface SourceSocket {
   at: number;
   readonly lengths: number[];
   readonly to: string[];
+}
+
+/** A received batch's frames for one TAP, written at the batch's end (writeTap): where each is in the batch, and from whom. */
+interface Inbound {
+  readonly offsets: number[];
+  readonly lengths: number[];
+  readonly from: string[];
 }
 
 export class JsEngine implements Engine {
@@ -136,6 +143,8 @@ export class JsEngine implements Engine {
   private pathMtus = new Map<string, number>();
   private readonly probeAnswers = new TooBigLimiter(PROBE_ANSWER_RATE, PROBE_ANSWER_BURST);
   private replies: ProbeReply[] = [];
+  /** Per VNI: the frames of the received batch being handled, for its TAP (reused from batch to batch). */
+  private readonly inbound = new Map<number, Inbound>();
 
   constructor(
     private readonly opts: EngineOptions,
@@ -171,9 +180,10 @@ export class JsEngine implements Engine {
       (data, lengths, senders) => {
         let at = 0;
         for (let i = 0; i < lengths.length; i++) {
-          this.receive(data.subarray(at, at + lengths[i]!), senders[i]!);
+          this.receive(data.subarray(at, at + lengths[i]!), senders[i]!, data);
           at += lengths[i]!;
         }
+        this.deliver(data);
       },
       (err) => {
         this.rxReader = undefined;
@@ -520,8 +530,8 @@ export class JsEngine implements Engine {
     }
   }
 
-  /** VXLAN → TAP: validate (source, VNI, flags, lengths), learn, strip, write. */
-  private receive(payload: Buffer, from: string): void {
+  /** VXLAN → TAP: validate (source, VNI, flags, lengths), learn, strip; written with the batch (deliver). `payload` is in `batch`. */
+  private receive(payload: Buffer, from: string, batch: Buffer): void {
     if (isProbe(payload)) {
       this.probe(payload, from);
       return;
@@ -552,15 +562,37 @@ export class JsEngine implements Engine {
       if (learned === 'learned') this.counts.learned++;
     }
     this.clamp(inner, [from]);
-    try {
-      writeSync(tap.tapFd, inner);
-    } catch {
-      this.counts.rx_tap_write_error++;
-      return;
+    let pending = this.inbound.get(verdict.vni);
+    if (pending === undefined) this.inbound.set(verdict.vni, (pending = { offsets: [], lengths: [], from: [] }));
+    pending.offsets.push(inner.byteOffset - batch.byteOffset);
+    pending.lengths.push(inner.length);
+    pending.from.push(from);
+  }
+
+  /**
+   * Writes a received batch's frames to their TAPs, in the order they came, one writeTap per TAP (the batch's buffer
+   * is the reader's, valid until this returns); counts what the TAPs took.
+   */
+  private deliver(batch: Buffer): void {
+    for (const [vni, p] of this.inbound) {
+      if (p.lengths.length === 0) continue;
+      const tap = this.taps.get(vni);
+      const refused = tap === undefined ? p.lengths.map((_, i) => i) : this.io.writeTap(tap.tapFd, batch, p.offsets, p.lengths);
+      let r = 0;
+      for (let i = 0; i < p.lengths.length; i++) {
+        if (refused[r] === i) {
+          r++;
+          this.counts.rx_tap_write_error++;
+          continue;
+        }
+        this.counts.rx_datagrams++;
+        this.counts.rx_bytes += p.lengths[i]!;
+        this.stats.received(p.from[i]!, vni, p.lengths[i]!);
+      }
+      p.offsets.length = 0;
+      p.lengths.length = 0;
+      p.from.length = 0;
     }
-    this.counts.rx_datagrams++;
-    this.counts.rx_bytes += inner.length;
-    this.stats.received(from, verdict.vni, inner.length);
   }
 
   /**

@@ -117,7 +117,8 @@ export interface NativeSurface {
    * Reads a TAP from the JS thread's event loop (fd made O_NONBLOCK): on each wake up to 64 frames, one read of
    * `readSize` bytes each, in one call of `onFrames`: frame i is the lengths[i] bytes after the frames before it in
    * `data` (a length equal to readSize: the frame did not fit and was cut short). `onError` once if the fd fails (a
-   * TAP deleted under us), and the reader stops. The reference engine's reads (native/src/fd-reader.cc). The fd stays
+   * TAP deleted under us), and the reader stops. `data` is the reader's own buffer, valid during the call only (the next
+   * batch overwrites it): copy what must outlive it. The reference engine's reads (native/src/fd-reader.cc). The fd stays
    * the caller's. Holds the event loop open until closed or failed. Neither callback may throw.
    */
   readTap(fd: number, readSize: number, onFrames: (data: Buffer, lengths: readonly number[]) => void, onError: (err: Error) => void): FdReader;
@@ -138,6 +139,12 @@ export interface NativeSurface {
    * skipped and counted in `failed`; `errno` is the last refusal's (0: none). Throws TypeError on bad arguments.
    */
   sendUdp(fd: number, data: Uint8Array, lengths: readonly number[], to: readonly string[], port: number): { failed: number; errno: number };
+  /**
+   * Writes frames to a TAP in order, one write() each: frame i is the lengths[i] bytes of `data` at offsets[i]. Returns
+   * the indices of the frames the kernel refused (a TAP down or deleted), usually none. Throws TypeError on bad
+   * arguments, before writing anything.
+   */
+  writeTap(fd: number, data: Uint8Array, offsets: readonly number[], lengths: readonly number[]): number[];
   /**
    * Link events of this network namespace (rtnetlink RTMGRP_LINK, read on a native thread), in batches on the JS
    * thread. `overflow`: some were lost (queue full), so look again with getLink. Does not hold the event loop open.

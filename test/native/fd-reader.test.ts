@@ -1,5 +1,5 @@
 /**
- * The addon's readTap, readUdp, bindUdp, bindUdpSender and sendUdp (native/src/fd-reader.cc), the reference engine's I/O,
+ * The addon's readTap, writeTap, readUdp, bindUdp, bindUdpSender and sendUdp (native/src/fd-reader.cc), the reference engine's I/O,
  * and routeMtu (native/src/links-js.cc), against a real
  * TAP and UDP socket in a throwaway namespace:  [vxr<id>-trd]  br0 198.18.0.1/24 (bridge) ◀─ TAP vxrr0; eth0 198.51.100.1
  * Broadcast pings from br0 reach the TAP. The child (the addon works on its own namespace) prints what it saw.
@@ -10,10 +10,13 @@ import t from 'tap';
 import { Lab, labSkipReason } from '../../src/lab/lab.js';
 
 const NATIVE = fileURLToPath(new URL('../../src/dataplane/native.ts', import.meta.url));
+const CHECKSUM = fileURLToPath(new URL('../../src/packet/checksum.ts', import.meta.url));
 const TSX = import.meta.resolve('tsx');
 
 const CHILD = `
 const { loadNative } = await import(${JSON.stringify(NATIVE)});
+const { internetChecksum } = await import(${JSON.stringify(CHECKSUM)});
+const { readFileSync } = await import('node:fs');
 const { execFileSync, spawnSync } = await import('node:child_process');
 const n = loadNative();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -36,13 +39,15 @@ execFileSync('ip', ['addr', 'add', '198.18.0.1/24', 'dev', 'br0']);
 // 1. 100 frames queued before the reader starts: drained in batches of at most 64, in order, lengths walking the buffer.
 pings(100);
 const batches = [];
-let r = n.readTap(tap.fd, 1419, (data, lengths) => batches.push(echoes(data, lengths)), (e) => out.errors.push(e.code));
+const memory = new Set();
+let r = n.readTap(tap.fd, 1419, (data, lengths) => { memory.add(data.buffer); batches.push(echoes(data, lengths)); }, (e) => out.errors.push(e.code));
 await until(() => batches.flatMap((b) => b.out).length >= 100);
 // Frames per batch, whatever they are: the kernel may queue one of its own (an IPv6 MLD report, say) among the pings.
 out.batchSizes = batches.map((b) => b.frames);
 out.walked = batches.every((b) => b.walked);
 out.seqs = batches.flatMap((b) => b.out.map(([, s]) => s));
 out.lengths = [...new Set(batches.flatMap((b) => b.out.map(([l]) => l)))];
+out.buffers = memory.size;
 
 // 2. close(): nothing more is delivered. A reader with slots smaller than the frames: each length is the slot (cut short).
 r.close(); r.close();
@@ -55,10 +60,46 @@ r = n.readTap(tap.fd, 64, (data, lengths) => small.push(...lengths), (e) => out.
 await until(() => small.length >= 3);
 out.small = small;
 
+// 2b. writeTap: three echo requests to br0 at scattered offsets of one buffer, in one call; br0's replies come back
+// through the TAP in order. Bad arguments are TypeErrors that write nothing.
+r.close();
+execFileSync('ip', ['neigh', 'replace', '198.18.0.2', 'lladdr', '02:00:00:00:00:02', 'dev', 'br0']);
+const brMac = readFileSync('/sys/class/net/br0/address', 'utf8').trim().split(':').map((h) => parseInt(h, 16));
+const replies = [];
+r = n.readTap(tap.fd, 1419, (data, lengths) => {
+  let at = 0;
+  for (const len of lengths) {
+    const f = data.subarray(at, at + len); at += len;
+    if (len >= 42 && f.readUInt16BE(12) === 0x0800 && f[23] === 1 && f[34] === 0) replies.push(f.readUInt16BE(40));
+  }
+}, (e) => out.errors.push(e.code));
+const batch = Buffer.alloc(600, 0xee);
+const offsets = [10, 200, 401];
+offsets.forEach((at, i) => {
+  const f = batch.subarray(at, at + 42 + 16);
+  f.set([...brMac, 2, 0, 0, 0, 0, 2, 0x08, 0x00]);
+  f.set([0x45, 0, 0, 44, 0, i, 0x40, 0, 64, 1, 0, 0, 198, 18, 0, 2, 198, 18, 0, 1], 14);
+  f.writeUInt16BE(internetChecksum(f, 14, 34), 24);
+  f.fill(0, 34);
+  f.set([8, 0, 0, 0, 0x12, 0x34, 0, i + 1], 34);
+  f.writeUInt16BE(internetChecksum(f, 34, 58), 36);
+});
+const badWrites = [];
+for (const args of [[tap.fd, batch, [590], [20]], [tap.fd, batch, [0, 1], [58]], [tap.fd, 'x', [], []]]) {
+  try { n.writeTap(...args); } catch (e) { badWrites.push(e instanceof TypeError); }
+}
+out.badWrites = badWrites;
+out.writeRefused = n.writeTap(tap.fd, batch, offsets, offsets.map(() => 58));
+await until(() => replies.length >= 3);
+out.replies = replies;
+r.close();
+
 // 3. The TAP deleted under the reader: onError once, and the reader stops (the event loop is free: this child exits).
+r = n.readTap(tap.fd, 1419, () => {}, (e) => out.errors.push(e.code));
 n.deleteLink('vxrr0');
 await until(() => out.errors.length >= 1);
 await sleep(200);
+out.refusedGone = n.writeTap(tap.fd, batch, offsets, offsets.map(() => 58));
 out.bad = [];
 for (const args of [[-1, 100], [tap.fd, 5], [tap.fd, 100, 'x']]) {
   try { n.readTap(args[0], args[1], args[2] ?? (() => {}), () => {}); } catch (e) { out.bad.push(e instanceof TypeError); }
@@ -143,6 +184,11 @@ t.test('readTap: batches of at most 64 frames in order, close, cut-short frames,
   const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as {
     batchSizes: number[];
     walked: boolean;
+    badWrites: boolean[];
+    writeRefused: number[];
+    replies: number[];
+    refusedGone: number[];
+    buffers: number;
     seqs: number[];
     lengths: number[];
     afterClose: number;
@@ -167,8 +213,13 @@ t.test('readTap: batches of at most 64 frames in order, close, cut-short frames,
   t.equal(out.batchSizes[0], 64, `drained 64 per wake at most (batches ${out.batchSizes.join(', ')})`);
   t.ok(out.batchSizes.length <= 3, 'in a few batches, not one per frame');
   t.ok(out.walked, 'the lengths add up to each batch buffer');
+  t.equal(out.buffers, 1, `every batch a view of the reader's one buffer (no allocation nor copy per batch; ${out.batchSizes.length} batches)`);
   t.same(out.lengths, [98], 'each frame whole (14 + 20 + 8 + 56 bytes)');
   t.equal(out.afterClose, 0, 'nothing after close()');
+  t.same(out.writeRefused, [], 'writeTap: none of the three frames refused');
+  t.same(out.replies, [1, 2, 3], 'each frame written whole from its offset, in order: br0 answered the three echo requests');
+  t.same(out.badWrites, [true, true, true], 'writeTap: a frame past the data, offsets and lengths of different lengths, data not bytes: TypeError');
+  t.same(out.refusedGone, [0, 1, 2], 'writeTap to a deleted TAP: every frame refused, by index, no exception');
   t.ok(out.small.length >= 3 && out.small.every((l) => l === 64), `frames longer than the slot come back as the slot's length (${out.small.join(', ')})`);
   t.equal(out.errors.length, 1, 'the deleted TAP: onError once');
   t.match(out.errors[0], /^E(BADFD|BADF|IO|NODEV)$/, `with an errno name (${out.errors[0]})`);
