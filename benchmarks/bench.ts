@@ -182,6 +182,10 @@ async function measure(path: Path): Promise<Sample> {
     const { c1, c2, pids } = await buildPath(lab, path);
     const check = await lab.ping(c1.ns, c2.ip, 3);
     if (check.loss > 0) throw new Error(`${path}: the path does not forward (${check.output.trim()})`);
+    // A second of TCP before any figure, on every path: a router started a moment ago is still finishing its own
+    // start (the JIT compiling its hot functions, the control plane's first rounds), and it runs for days, not
+    // seconds. With 1-second tests (--quick) that start-up was a large share of what the first test measured.
+    await iperf3(lab, c1, c2, { seconds: 1 });
     const machineCpuPct: Record<string, number> = {};
     /** Runs one test while sampling the machine's CPU (kept per test in the JSON). */
     const timed = async <T>(name: string, work: () => Promise<T>): Promise<{ result: T; processCpuSeconds: number; machineBusyPercent: number }> => {
