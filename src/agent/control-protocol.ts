@@ -236,6 +236,8 @@ export const peersSchema = z.array(
     lastSeenAgoMs: z.number().nullable(),
     ...flowCounts,
     ...health,
+    /** The TCP MSS clamp toward it (--clamp-mss, lowered to its path as status and why show it); null: off. Absent from older routers. */
+    clampMss: z.strictObject({ ipv4: z.number().int(), ipv6: z.number().int() }).nullable().optional(),
   }),
 );
 export type PeerRows = z.infer<typeof peersSchema>;

@@ -44,12 +44,16 @@ function table(rows: string[][]): string[] {
   return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
 }
 
+/** An MSS per inner family: one figure when both are the same. */
+function mssPair(v4: number | null, v6: number | null): string {
+  return v4 === v6 ? String(v4) : `${v4} (IPv4) / ${v6} (IPv6)`;
+}
+
 /** --clamp-mss as status shows it: off, fixed N or per path, and the peers whose measured path lowers it. */
 function clampLine(c: NonNullable<Status['networks'][number]['clampMss']>): string {
   if (c.mode === 'off') return 'off';
-  const pair = (v4: number | null, v6: number | null) => (v4 === v6 ? String(v4) : `${v4} (IPv4) / ${v6} (IPv6)`);
-  const head = c.mode === 'fixed' ? `fixed ${pair(c.ipv4, c.ipv6)}` : `per path, at most ${pair(c.ipv4, c.ipv6)} (the underlay's path)`;
-  const lower = c.lowered.map((l) => `${l.peer} ${pair(l.ipv4, l.ipv6)}`).join(', ');
+  const head = c.mode === 'fixed' ? `fixed ${mssPair(c.ipv4, c.ipv6)}` : `per path, at most ${mssPair(c.ipv4, c.ipv6)} (the underlay's path)`;
+  const lower = c.lowered.map((l) => `${l.peer} ${mssPair(l.ipv4, l.ipv6)}`).join(', ');
   return `${head}${lower === '' ? '' : `; lower toward a smaller measured path: ${lower}`}`;
 }
 
@@ -152,6 +156,7 @@ export function formatPeers(rows: PeerRows): string[] {
             `  path mtu: ${mtu === null ? 'not measured' : `${mtu} (overlay packets up to ${mtu - (r.address.includes(':') ? 70 : 50)})`}${r.pathMtuMeasuring === true ? ', measuring' : ''}`,
           ]
         : []),
+      ...(r.clampMss != null ? [`  tcp mss clamp: ${mssPair(r.clampMss.ipv4, r.clampMss.ipv6)}`] : []),
       `  last heard: ${ago(r.lastSeenAgoMs)}${r.lastUpdateAgoMs !== null ? `, record updated ${ago(r.lastUpdateAgoMs)}` : ''}${r.mtu !== null ? `, advertised container mtu ${r.mtu}` : ''}`,
       `  transfer: ${bytes(r.rxBytes)} received, ${bytes(r.txBytes)} sent`,
     ];
