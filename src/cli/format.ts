@@ -44,6 +44,9 @@ function table(rows: string[][]): string[] {
   return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
 }
 
+/** How the io_uring loop reads the UDP socket (EngineLoop.receive). */
+const RECEIVES = { multishot: 'multishot recvmsg into provided buffers', poll: 'poll + recvmmsg' } as const;
+
 /** An MSS per inner family: one figure when both are the same. */
 function mssPair(v4: number | null, v6: number | null): string {
   return v4 === v6 ? String(v4) : `${v4} (IPv4) / ${v6} (IPv6)`;
@@ -82,7 +85,7 @@ export function formatStatus(s: Status): string[] {
     `  mtu: ${mtuLine}`,
     ...s.networks.flatMap((n) => (n.clampMss === undefined ? [] : [`  ${s.networks.length > 1 ? `network ${n.name ?? n.vni} ` : ''}tcp mss clamp: ${clampLine(n.clampMss)}`])),
     `  offloads: ${on}`,
-    ...(s.loop ? [`  loop: ${s.loop.kind}${s.loop.fallback ? ` (io_uring not used: ${s.loop.fallback})` : ''}`] : []),
+    ...(s.loop ? [`  loop: ${s.loop.kind}${s.loop.fallback ? ` (io_uring not used: ${s.loop.fallback})` : ''}${s.loop.receive ? `, receive: ${RECEIVES[s.loop.receive]}` : ''}`] : []),
     `  control plane: ${plane}`,
     ...(s.peers.length === 0
       ? ['peers: none']
