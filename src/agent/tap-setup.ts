@@ -11,7 +11,7 @@ import type { Logger } from '../log.js';
 import { DEFAULT_TAP_MTU, innerMtuLimit } from '../packet/index.js';
 import type { Closable } from './closable.js';
 import type { ServedNetwork } from './daemon.js';
-import { takeOver, type HandoverState } from './handover.js';
+import { takeOver, type TakenOver, type TapFd } from './handover.js';
 import { checkFreeLinkName, type Underlay } from './preflight.js';
 
 export function defaultTapName(vni: number): string {
@@ -19,10 +19,7 @@ export function defaultTapName(vni: number): string {
 }
 
 /** What the router this one took over handed it, beside the TAPs: its state and its UDP socket. */
-export interface Handed {
-  readonly state: HandoverState;
-  readonly rxFd: number;
-}
+export type Handed = Pick<TakenOver, 'state' | 'rxFd'>;
 
 export interface TapSetup {
   readonly config: RouterConfig;
@@ -57,7 +54,7 @@ export async function openTaps(o: TapSetup, owned: Closable[]): Promise<OpenedTa
   const networks: ServedNetwork[] = [];
   const tapFds: Closable = { close: () => taps.splice(0).forEach((t) => native.closeFd(t.tapFd)) };
   owned.push(tapFds);
-  const openTapOf = (tapName: string, mtu: number, bridge: string): { fd: number; name: string; vnetHdr: boolean } => {
+  const openTapOf = (tapName: string, mtu: number, bridge: string): TapFd => {
     checkFreeLinkName(tapName);
     try {
       // Offloads need the native engine: the JS engine reads and writes plain frames.
@@ -66,7 +63,7 @@ export async function openTaps(o: TapSetup, owned: Closable[]): Promise<OpenedTa
       throw toRouterError(err);
     }
   };
-  const add = (i: number, tap: { fd: number; name: string; vnetHdr: boolean }, mtu: number): void => {
+  const add = (i: number, tap: TapFd, mtu: number): void => {
     const s = served[i]!;
     const j = joins[i]!;
     taps.push({ vni: s.vni, tapFd: tap.fd, tapName: tap.name, mtu, vnetHdr: tap.vnetHdr });
@@ -80,7 +77,7 @@ export async function openTaps(o: TapSetup, owned: Closable[]): Promise<OpenedTa
     const wanted = joins.map((j, i) => ({ vni: served[i]!.vni, tap: j.tap ?? defaultTapName(served[i]!.vni) }));
     // A network the old router does not serve (no such TAP yet: `up --docker` after a network was defined) gets
     // its TAP before the old router pauses: nothing after `go` may fail for want of one.
-    const fresh = new Map<number, { fd: number; name: string; vnetHdr: boolean; mtu: number }>();
+    const fresh = new Map<number, TapFd & { mtu: number }>();
     for (const [i, w] of wanted.entries()) {
       if (existsSync(`/sys/class/net/${w.tap}`)) continue;
       const mtu = joins[i]!.mtu ?? served[i]!.mtu ?? DEFAULT_TAP_MTU;
