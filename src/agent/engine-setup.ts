@@ -42,7 +42,7 @@ export async function startEngine(
   const options = engineOptions(config, underlay.mtu, opened.taps, clampMss, handed);
   const engine: Engine = config.engine === 'native' ? new NativeEngine(options, native) : new JsEngine(options, native);
   opened.passTo(engine);
-  if (handed !== undefined) engine.applyTable(handed.state.table);
+  if (handed !== undefined) engine.applyTable(handed.state.table); // forwards with the old router's table from its first frame
   const started = process.hrtime.bigint();
   await engine.start();
   return { engine, startUs: Number((process.hrtime.bigint() - started) / 1000n) };
