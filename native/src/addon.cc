@@ -116,13 +116,15 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o.Set("udpGro", f.udp_gro);
     return o;
   }
-  // loop() → { loop: 'uring' | 'threads', fallback: string }: the event loop running since start(), and why not
-  // io_uring when it was asked for ('' otherwise). Pinned by test/native/uring.test.ts.
+  // loop() → { loop: 'uring' | 'threads', fallback: string, receive: 'multishot' | 'poll' | '' }: the event loop
+  // running since start(), why not io_uring when it was asked for ('' otherwise), and how the io_uring loop reads
+  // the UDP socket ('' with threads). Pinned by test/lab/uring.test.ts.
   Napi::Value GetLoop(const Napi::CallbackInfo& info) {
     const LoopInfo l = engine_ ? engine_->loop() : LoopInfo{};
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("loop", l.uring ? "uring" : "threads");
     o.Set("fallback", l.fallback);
+    o.Set("receive", !l.uring ? "" : l.recv_multishot ? "multishot" : "poll");
     return o;
   }
   // fault() → null, or the Error (code = errno name, syscall) of the first data-path thread that stopped on its own.

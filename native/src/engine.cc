@@ -140,7 +140,7 @@ SysError Engine::InjectFrame(uint32_t vni, const uint8_t* frame, size_t len) {
   return {};
 }
 
-LoopInfo Engine::loop() const { return LoopInfo{uring_on_, uring_fallback_}; }
+LoopInfo Engine::loop() const { return LoopInfo{uring_on_, uring_fallback_, uring_recv_ms_.load(std::memory_order_relaxed)}; }
 
 Features Engine::features() const {
   Features f;

@@ -82,6 +82,9 @@ struct EngineConfig {
 struct LoopInfo {
   bool uring = false;
   std::string fallback;  // e.g. "io_uring_setup: EPERM (Operation not permitted)"
+  // io_uring loop: the UDP socket is read by a multishot recvmsg into provided buffers (VXLAN_ROUTER_URING_RECV=
+  // multishot, while the kernel takes it), else by a multishot poll and recvmmsg.
+  bool recv_multishot = false;
 };
 
 // What is on right now (GSO can turn itself off after Start when the first GSO send fails).
@@ -201,6 +204,8 @@ class Engine {
   std::vector<bool> tap_lost_;  // by index in nets_, guarded by fault_mu_ (sized on first use)
   bool uring_on_ = false;       // the running loop is io_uring's (set by Start on the JS thread)
   std::string uring_fallback_;  // why not, when it was asked for (JS thread)
+  // The io_uring loop's receive: what was asked for (StartUring), then what the loop thread got (uring.cc).
+  std::atomic<bool> uring_recv_ms_{false};
   UniqueFd kick_fd_;            // io_uring loop: ReplaceTap signals a new TAP to poll
   TooBigLimiter probe_answers_{kProbeAnswerRate, kProbeAnswerBurst};  // RX thread only
   std::mutex probe_mu_;

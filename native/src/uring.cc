@@ -74,6 +74,7 @@ SysError Engine::StartUring() {
   auto ring = std::make_shared<Ring>();
   if (SysError e = ring->Open(kRingEntries); !e.ok()) return e;
   uring_on_ = true;
+  uring_recv_ms_.store(MultishotWanted(), std::memory_order_relaxed);  // until the loop thread knows (status at once)
   threads_.emplace_back([this, ring] { UringLoop(ring); });
   pthread_setname_np(threads_.back().native_handle(), "vxr-uring");
   return {};
@@ -105,6 +106,7 @@ void Engine::UringLoop(std::shared_ptr<Ring> ring) {
   // per GB than recvmmsg and moves no more (docs/benchmarks.md). recv_ms falls back for good if the first receive is
   // refused.
   bool recv_ms = MultishotWanted() && ring->SetupBufRing(kBufGroup, RecvBufCount(), kRecvHead + kSlot).ok();
+  uring_recv_ms_.store(recv_ms, std::memory_order_relaxed);
   if (recv_ms) ready[kUdpTag] = 0;  // its completions carry the data: never "ready" for a recvmmsg
   bool recv_seen = false;  // a receive completed with data: the kernel takes the op
   msghdr recv_hdr{};
@@ -174,6 +176,7 @@ void Engine::UringLoop(std::shared_ptr<Ring> ring) {
       counters_.add(Traffic::kRxUringNoBuffers);
     } else if (!recv_seen && (c.res == -EINVAL || c.res == -EOPNOTSUPP)) {
       recv_ms = false;  // no multishot recvmsg on this kernel: poll + recvmmsg from the next round
+      uring_recv_ms_.store(false, std::memory_order_relaxed);
       ready[kUdpTag] = 1;
     }
   };

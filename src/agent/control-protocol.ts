@@ -135,8 +135,11 @@ export const statusSchema = z.strictObject({
   /** up --docker: what keeps the Docker networks from being as etcd says (a name taken by another driver…). Absent from older routers. */
   dockerProblems: z.array(z.string()).optional(),
   offloads: z.strictObject({ tapVnetHdr: z.boolean(), udpGso: z.boolean(), udpGro: z.boolean() }),
-  /** The data path's event loop, and why not io_uring when it was asked for ('' otherwise). Absent from older routers. */
-  loop: z.strictObject({ kind: z.enum(['threads', 'uring', 'node']), fallback: z.string() }).optional(),
+  /**
+   * The data path's event loop, why not io_uring when it was asked for ('' otherwise), and with io_uring how it
+   * receives (multishot recvmsg into provided buffers, or poll + recvmmsg; EngineLoop). Absent from older routers.
+   */
+  loop: z.strictObject({ kind: z.enum(['threads', 'uring', 'node']), fallback: z.string(), receive: z.enum(['multishot', 'poll']).optional() }).optional(),
   controlPlane: z.strictObject({
     mode: z.enum(['static', 'etcd']),
     endpoints: z.array(z.string()),
@@ -236,6 +239,8 @@ export const peersSchema = z.array(
     lastSeenAgoMs: z.number().nullable(),
     ...flowCounts,
     ...health,
+    /** The TCP MSS clamp toward it (--clamp-mss, lowered to its path as status and why show it); null: off. Absent from older routers. */
+    clampMss: z.strictObject({ ipv4: z.number().int(), ipv6: z.number().int() }).nullable().optional(),
   }),
 );
 export type PeerRows = z.infer<typeof peersSchema>;

@@ -4,20 +4,19 @@
  *
  * Start order, undone in reverse when a step fails (nothing is left half-configured):
  *   preflight checks (nothing created yet) → each control plane opened (what it serves: etcd's definition, the
- *   snapshot's, or the configured VNI) → TAPs (enslaved to their bridges) → engine (sockets, threads) → control planes
- *   started (this host joins) → the first table applied → control socket → metrics.
+ *   snapshot's, or the configured VNI; plane-setup.ts) → TAPs (enslaved to their bridges, or taken over; tap-setup.ts)
+ *   → engine (sockets, threads; engine-setup.ts) → control planes started (this host joins) → the first table applied
+ *   → probing, links, MAC advertising → .env files, control socket, Docker, names, metrics (services.ts).
  * Stop order: control socket and metrics, then the control planes (this host withdraws), then the engine and TAPs.
  *
  * The data path learns what changed only through `Engine.applyTable` with the union of the planes' tables.
  */
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { defaultRunDir, etcdClientConfig, joinsOf, type RouterConfig } from '../config/index.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { defaultRunDir, etcdClientConfig, joinsOf, type NetworkJoin, type RouterConfig } from '../config/index.js';
 import {
   combineStates,
-  EtcdPlane,
-  StaticPeers,
   staticTable,
   type AddressConflict,
   type ControlPlane,
@@ -30,9 +29,7 @@ import {
   type RegistryCounters,
 } from '../control/index.js';
 import {
-  JsEngine,
   loadNative,
-  NativeEngine,
   PeerProber,
   toRouterError,
   type Counters,
@@ -47,27 +44,30 @@ import {
   type PeerHealthRow,
   type TableSnapshot,
   type Traffic,
-  type VniTap,
 } from '../dataplane/index.js';
-import { ConfigError, describeError, VxlanRouterError } from '../errors.js';
+import { describeError, VxlanRouterError } from '../errors.js';
 import { mergeTables } from '../fdb/index.js';
 import { RateLimited, silentLogger, type Logger } from '../log.js';
-import { canonicalIp, DEFAULT_TAP_MTU, innerMtuLimit, mssClampFor, type MssClamp } from '../packet/index.js';
+import { canonicalIp, innerMtuLimit, mssClampFor, type MssClamp } from '../packet/index.js';
+import type { Closable } from './closable.js';
 import { offloadNames, SOFTWARE } from './control-protocol.js';
-import { serveControl, type TakeoverSession } from './control-socket.js';
-import { goSchema, HANDOVER_VERSION, processGone, refusal, takeOver, takeoverRequestSchema, type HandoverState } from './handover.js';
+import type { TakeoverSession } from './control-socket.js';
+import { goSchema, HANDOVER_VERSION, refusal, takeoverRequestSchema, type HandoverState } from './handover.js';
 import { dockerJoins, type DockerSync } from './docker-sync.js';
-import { serveDocker } from './docker-wiring.js';
-import { serveNames, type NamesService } from './names-service.js';
+import { startEngine } from './engine-setup.js';
+import type { NamesService } from './names-service.js';
 import { startProbing } from './peer-probing.js';
+import { openPlanes } from './plane-setup.js';
 import { startAdvertising } from './mac-advertiser.js';
 import type { DnsCounters } from './dns-server.js';
-import { routerMetrics, serveMetrics } from './metrics.js';
-import { checkBridge, checkFreeLinkName, checkPrivileges, checkTun, findUnderlay, type Underlay } from './preflight.js';
-import { controlSource } from './status.js';
+import { checkBridge, checkPrivileges, checkTun, findUnderlay, type Underlay } from './preflight.js';
 import { BridgePresence } from './bridge-presence.js';
 import { LinkKeeper, type LinkState } from './links.js';
-import { EnvFiles, type HostSlice } from './runtime-files.js';
+import type { HostSlice } from './runtime-files.js';
+import { startServices } from './services.js';
+import { defaultTapName, openTaps, type Handed } from './tap-setup.js';
+
+export { defaultTapName };
 
 /** One network this router serves: its VNI, TAP, bridge and MTU, and where its definition came from. */
 export interface ServedNetwork {
@@ -164,10 +164,6 @@ export interface DaemonOptions {
   readonly respawn?: () => ChildProcess;
 }
 
-export function defaultTapName(vni: number): string {
-  return `vxr${vni}`;
-}
-
 /** Stable across restarts, distinct for each underlay address of one machine (and each lab namespace). */
 export function defaultHostId(local: string): string {
   let machine = 'host';
@@ -182,9 +178,6 @@ export function defaultHostId(local: string): string {
 /** How often the engine is asked whether its data path stopped on its own (Engine.fault). */
 const FAULT_POLL_MS = 250;
 
-/** How often the .env files are compared with this host's slices (a write only when one changed). */
-const ENV_FILES_MS = 1000;
-
 /** sd_notify when run by systemd with Type=notify; a failure is logged, never fatal (the unit's timeout tells). */
 function notify(native: NativeAddon, message: string, log: Logger): void {
   try {
@@ -194,12 +187,10 @@ function notify(native: NativeAddon, message: string, log: Logger): void {
   }
 }
 
-/** How long the new router waits for the old one to exit after a handover before it takes the control socket. */
-const OLD_EXIT_MS = 10_000;
-
-/** Something that must be closed on the way out (`keepLease`: after a handover, see ControlPlane.close). */
-interface Closable {
-  close(opts?: { keepLease?: boolean }): Promise<void> | void;
+/** The control socket: --socket, else in the run dir, named for the first TAP (--docker: one name whatever is served,
+ * so that a handover to a router serving other networks finds it). */
+function controlSocketPath(config: RouterConfig, joins: readonly NetworkJoin[], served: readonly PlaneNetwork[]): string {
+  return config.socket ?? join(defaultRunDir(), config.docker ? 'vxlan-router.sock' : `${joins[0]!.tap ?? defaultTapName(served[0]!.vni)}.sock`);
 }
 
 export class Daemon implements DaemonView {
@@ -257,118 +248,18 @@ export class Daemon implements DaemonView {
       for (const c of owned.splice(0).reverse()) await c.close();
     };
     try {
-      const planes = joins.map((j): ControlPlane => {
-        const plane: ControlPlane =
-          connection === undefined || j.name === undefined
-            ? new StaticPeers(config.vni!, config.peers)
-            : new EtcdPlane({ connection, network: j.name, hostId, local: config.local, port: config.port, leaseTtl: config.leaseTtl, stateDir: config.stateDir, software: SOFTWARE, ...(opts.snapshotDebounceMs !== undefined ? { snapshotDebounceMs: opts.snapshotDebounceMs } : {}) });
-        owned.push(plane);
-        const tag = joins.length > 1 && j.name !== undefined ? `network ${j.name}: ` : '';
-        // Keyed by kind, so one kind of trouble logs once per window however often it repeats.
-        plane.on('warning', (err) => warn.warn(tag + (err.kind ?? err.code), `${tag}${describeError(err)}`, { code: err.code, ...(err.kind ? { kind: err.kind } : {}) }));
-        plane.on('state', (st) => {
-          const line = `${tag}control plane ${st.state} since ${st.since} (revision ${st.revision}, ${st.hosts} hosts)`;
-          if (st.state === 'degraded') log.warn(`${line}: etcd is away, forwarding with the last table`);
-          else log.info(line);
-        });
-        return plane;
-      });
-      const served: PlaneNetwork[] = [];
-      for (const p of planes) served.push(await p.open());
-      const vnis = new Map<number, string>();
-      for (const s of served) {
-        const other = vnis.get(s.vni);
-        if (other !== undefined) throw new ConfigError(`networks ${other} and ${s.name} both have VNI ${s.vni}`, { hint: 'serve one of them' });
-        vnis.set(s.vni, s.name ?? String(s.vni));
-      }
-
-      const taps: VniTap[] = [];
-      const networks: ServedNetwork[] = [];
-      const tapFds: Closable = { close: () => taps.splice(0).forEach((t) => native.closeFd(t.tapFd)) };
-      owned.push(tapFds);
-      // --docker: one name whatever networks are served (a handover to a router serving others finds it).
-      const socketPath = config.socket ?? join(defaultRunDir(), config.docker ? 'vxlan-router.sock' : `${joins[0]!.tap ?? defaultTapName(served[0]!.vni)}.sock`);
-      const openTapOf = (tapName: string, mtu: number, bridge: string): { fd: number; name: string; vnetHdr: boolean } => {
-        checkFreeLinkName(tapName);
-        try {
-          // Offloads need the native engine: the JS engine reads and writes plain frames.
-          return native.openTap(tapName, mtu, bridge, config.engine === 'native' && config.offloads.includes('tap'));
-        } catch (err) {
-          throw toRouterError(err);
-        }
-      };
-      let handed: { state: HandoverState; rxFd: number } | undefined;
-      let rxClose: Closable | undefined;
-      if (opts.takeover === true) {
-        // Everything that can fail slowly (etcd, the network's definition) is done; the old router pauses only now.
-        const wanted = joins.map((j, i) => ({ vni: served[i]!.vni, tap: j.tap ?? defaultTapName(served[i]!.vni) }));
-        // A network the old router does not serve (no such TAP yet: `up --docker` after a network was defined) gets
-        // its TAP before the old router pauses: nothing after `go` may fail for want of one.
-        const fresh = new Map<number, { fd: number; name: string; vnetHdr: boolean; mtu: number }>();
-        for (const [i, w] of wanted.entries()) {
-          if (existsSync(`/sys/class/net/${w.tap}`)) continue;
-          const mtu = joins[i]!.mtu ?? served[i]!.mtu ?? DEFAULT_TAP_MTU;
-          fresh.set(w.vni, { ...openTapOf(w.tap, mtu, joins[i]!.bridge), mtu });
-          owned.push({ close: () => { if (fresh.has(w.vni)) native.closeFd(fresh.get(w.vni)!.fd); } });
-        }
-        const got = await takeOver(native, socketPath, { engine: config.engine, local: config.local, port: config.port, networks: wanted }, log);
-        for (const [vni, t] of fresh) if (got.taps.has(vni)) native.closeFd(t.fd);
-        rxClose = { close: () => native.closeFd(got.rxFd) };
-        owned.push(rxClose);
-        handed = { state: got.state, rxFd: got.rxFd };
-        wanted.forEach((w, i) => {
-          const s = served[i]!;
-          const opened = fresh.get(w.vni);
-          fresh.delete(w.vni); // taps owns it from here
-          const tap = got.taps.get(w.vni) ?? opened;
-          if (tap === undefined) throw new VxlanRouterError('E_CONTROL', `the old router handed over no TAP for VNI ${w.vni}, and ${w.tap} exists`, { kind: 'handover' });
-          const mtu = got.state.networks.find((n) => n.vni === w.vni)?.mtu ?? opened?.mtu ?? innerMtuLimit(underlay.mtu, config.local);
-          taps.push({ vni: w.vni, tapFd: tap.fd, tapName: tap.name, mtu, vnetHdr: tap.vnetHdr });
-          const configuredMtu = joins[i]!.mtu ?? s.mtu ?? null;
-          networks.push({ name: s.name, vni: s.vni, tap: tap.name, bridge: joins[i]!.bridge, mtu, configuredMtu, containerMtu: configuredMtu ?? innerMtuLimit(underlay.mtu, config.local), startedFrom: s.startedFrom, subnet: s.subnet ?? null });
-        });
-      }
-      if (handed === undefined) joins.forEach((j, i) => {
-        const s = served[i]!;
-        const tapName = j.tap ?? defaultTapName(s.vni);
-        const configuredMtu = j.mtu ?? s.mtu ?? null;
-        const mtu = configuredMtu ?? DEFAULT_TAP_MTU;
-        const tap = openTapOf(tapName, mtu, j.bridge);
-        taps.push({ vni: s.vni, tapFd: tap.fd, tapName: tap.name, mtu, vnetHdr: tap.vnetHdr });
-        networks.push({ name: s.name, vni: s.vni, tap: tap.name, bridge: j.bridge, mtu, configuredMtu, containerMtu: configuredMtu ?? innerMtuLimit(underlay.mtu, config.local), startedFrom: s.startedFrom, subnet: s.subnet ?? null });
-      });
+      const { planes, served } = await openPlanes({ config, joins, connection, hostId, snapshotDebounceMs: opts.snapshotDebounceMs, log, warn }, owned);
+      const socketPath = controlSocketPath(config, joins, served);
+      const opened = await openTaps({ config, joins, served, underlay, native, socketPath, takeover: opts.takeover === true, log }, owned);
+      const { networks, handed } = opened;
       const clampMss = mssClampFor(config.clampMss, innerMtuLimit(underlay.mtu, config.local));
-      const engineOptions = {
-        local: config.local,
-        port: config.port,
-        underlayMtu: underlay.mtu,
-        learning: config.learning,
-        agingMs: config.agingSeconds * 1000,
-        learnMaxPerPeer: config.learnMaxPerPeer,
-        learnMax: config.learnMax,
-        sourceCheck: config.sourceCheck,
-        maxLocalMacs: config.maxLocalMacs,
-        udpGso: config.offloads.includes('gso'),
-        udpGro: config.offloads.includes('gro'),
-        arpSuppression: config.arpSuppression,
-        ...(clampMss !== undefined ? { clampMss } : {}),
-        loop: config.loop,
-        networks: [...taps],
-        ...(handed !== undefined ? { inherited: { rxFd: handed.rxFd, learned: handed.state.learned } } : {}),
-      };
-      const engine: Engine = config.engine === 'native' ? new NativeEngine(engineOptions, native) : new JsEngine(engineOptions, native);
-      owned.splice(owned.indexOf(tapFds), 1, engine); // the engine owns the TAPs now (and closes them if start fails)
-      taps.length = 0;
+      const { engine, startUs } = await startEngine(config, native, underlay, opened, clampMss);
       if (handed !== undefined) {
-        owned.splice(owned.indexOf(rxClose!), 1); // and the UDP socket
-        engine.applyTable(handed.state.table); // forwards with the old router's table from its first frame
+        // Under systemd (Type=notify, NotifyAccess=all), this process is the service's main process from now on: the
+        // old one's exit must not end the service.
+        notify(native, `MAINPID=${process.pid}`, log);
+        log.info({ oldPid: handed.state.pid, oldSoftware: handed.state.software, startUs }, 'took over the data path');
       }
-      const engineStarted = process.hrtime.bigint();
-      await engine.start();
-      // Under systemd (Type=notify, NotifyAccess=all), this process is the service's main process from now on: the
-      // old one's exit must not end the service.
-      if (handed !== undefined) notify(native, `MAINPID=${process.pid}`, log);
-      if (handed !== undefined) log.info({ oldPid: handed.state.pid, oldSoftware: handed.state.software, startUs: Number((process.hrtime.bigint() - engineStarted) / 1000n) }, 'took over the data path');
 
       // The planes move behind the engine in `owned`, so they are closed first: this host withdraws, then stops forwarding.
       for (const p of planes) owned.splice(owned.indexOf(p), 1);
@@ -380,69 +271,57 @@ export class Daemon implements DaemonView {
         daemon.inherited = handed.state.table;
         daemon.current = handed.state.table;
       }
-      const names = networks.flatMap((n) => (n.name !== null ? [n.name] : []));
-      for (const [i, p] of planes.entries()) {
-        if (p.kind === 'static') daemon.fresh.add(p);
-        p.on('table', () => {
-          daemon.fresh.add(p);
-          daemon.apply();
-        });
-        await p.start({ mtu: networks[i]!.containerMtu, networks: names });
-      }
-      daemon.apply();
-
-      // Peer health: probes to every peer, the measured path MTUs handed to the data path (peer-probing.ts).
-      if (config.probeInterval > 0) {
-        const probing = startProbing({ engine, native, local: config.local, underlayMtu: underlay.mtu, intervalSeconds: config.probeInterval, peers: allPeers(daemon.current), log });
-        daemon.prober = probing.prober;
-        owned.push(probing);
-      }
-
-      // The bridge and TAP followed through rtnetlink: rejoined, recreated (src/agent/links.ts). Closed before the engine.
-      const tapOffloads = config.engine === 'native' && config.offloads.includes('tap');
-      const keeper = new LinkKeeper(networks.map((n) => ({ vni: n.vni, tap: n.tap, bridge: n.bridge, mtu: n.mtu, offloads: tapOffloads })), engine, native, log);
-      daemon.keeper = keeper;
-      keeper.start();
-      owned.push(keeper);
-
-      // This host's MACs to every control plane, and the old router's until they would have aged out (mac-advertiser.ts).
-      const presence = (daemon.presence = new BridgePresence(networks.map((n) => ({ vni: n.vni, bridge: n.bridge, tap: n.tap }))));
-      owned.push(startAdvertising({ engine, planes, presence, inherited: handed?.state.localMacs ?? [], inheritedUntil: Date.now() + config.agingSeconds * 1000, maxLocalMacs: config.maxLocalMacs, warn }));
-
-      // <run dir>/<network>.env for scripts (flannel's subnet.env): kept as this host's slices are (runtime-files.ts).
-      const envFiles = new EnvFiles(dirname(socketPath), config.docker);
-      const keepEnv = (): void => {
-        try {
-          envFiles.update(daemon.slices());
-        } catch (err) {
-          warn.warn('env-file', `cannot write the networks' .env files in ${dirname(socketPath)}: ${describeError(err)}`);
-        }
-      };
-      keepEnv();
-      const envTimer = setInterval(keepEnv, ENV_FILES_MS);
-      envTimer.unref();
-      owned.push({ close: () => clearInterval(envTimer) });
-
-      const serverError = (what: string) => (err: Error) => warn.warn(what, `${what}: ${describeError(err)}`);
-      // After a handover the old router still closes its control socket and metrics: wait until it has gone.
-      if (handed !== undefined && !(await processGone(handed.state.pid, OLD_EXIT_MS)))
-        log.warn({ oldPid: handed.state.pid }, `the router that handed over (pid ${handed.state.pid}) has not exited after ${OLD_EXIT_MS} ms`);
-      const takeoverHandler = (req: unknown, session: TakeoverSession): void => daemon.handOver(req, session);
-      owned.push(await serveControl(socketPath, controlSource(daemon, config, daemon.startedAt), serverError('control socket'), takeoverHandler));
-      const docker = await serveDocker({ config, view: daemon, networks, connection, log, warn: (kind, message) => warn.warn(kind, message), serverError, respawn: (why) => daemon.respawn(why, opts.respawn) });
-      owned.push(...docker.owned);
-      daemon.sync = docker.sync;
-      if (config.dns !== undefined && config.dns !== 'off') {
-        const onError = (what: string, err: Error): void => warn.warn(what, `${what}: ${describeError(err)}`);
-        owned.push((daemon.names = await serveNames({ address: config.dns, dockerSocket: config.dockerSocket, networks, planes, onError, ...(handed?.state.dnsAdded !== undefined ? { inheritedAddress: handed.state.dnsAdded } : {}) })));
-      }
-      if (config.metrics !== 'off') owned.push(await serveMetrics(config.metrics, routerMetrics(daemon, daemon.startedAt), serverError('metrics server')));
+      await daemon.joinPlanes();
+      daemon.follow(config, handed, warn);
+      await startServices({
+        config, router: daemon, startedAt: daemon.startedAt, networks, planes, connection, socketPath, handed, log, warn,
+        respawn: (why) => daemon.respawn(why, opts.respawn),
+        adopt: { sync: (s) => (daemon.sync = s), names: (n) => (daemon.names = n) },
+      }, owned);
       log.info({ ...info, offloads: engine.offloads(), loop: engine.loop(), socket: config.socket, metrics: config.metrics }, 'router ready');
       return daemon;
     } catch (err) {
       await undo();
       throw err;
     }
+  }
+
+  /** Starts the control planes (this host joins each network), then hands the engine the first table. */
+  private async joinPlanes(): Promise<void> {
+    const { networks } = this.info;
+    const names = networks.flatMap((n) => (n.name !== null ? [n.name] : []));
+    for (const [i, p] of this.planes.entries()) {
+      if (p.kind === 'static') this.fresh.add(p);
+      p.on('table', () => {
+        this.fresh.add(p);
+        this.apply();
+      });
+      await p.start({ mtu: networks[i]!.containerMtu, networks: names });
+    }
+    this.apply();
+  }
+
+  /** What follows the running data path: peer probing, the bridges and TAPs, this host's MACs (each closed before the engine). */
+  private follow(config: RouterConfig, handed: Handed | undefined, warn: RateLimited): void {
+    const { engine, native, info, owned } = this;
+    const { networks } = info;
+    // Peer health: probes to every peer, the measured path MTUs handed to the data path (peer-probing.ts).
+    if (config.probeInterval > 0) {
+      const probing = startProbing({ engine, native, local: info.local, underlayMtu: info.underlay.mtu, intervalSeconds: config.probeInterval, peers: allPeers(this.current), log: this.log });
+      this.prober = probing.prober;
+      owned.push(probing);
+    }
+
+    // The bridge and TAP followed through rtnetlink: rejoined, recreated (src/agent/links.ts). Closed before the engine.
+    const tapOffloads = config.engine === 'native' && config.offloads.includes('tap');
+    const keeper = new LinkKeeper(networks.map((n) => ({ vni: n.vni, tap: n.tap, bridge: n.bridge, mtu: n.mtu, offloads: tapOffloads })), engine, native, this.log);
+    this.keeper = keeper;
+    keeper.start();
+    owned.push(keeper);
+
+    // This host's MACs to every control plane, and the old router's until they would have aged out (mac-advertiser.ts).
+    const presence = (this.presence = new BridgePresence(networks.map((n) => ({ vni: n.vni, bridge: n.bridge, tap: n.tap }))));
+    owned.push(startAdvertising({ engine, planes: this.planes, presence, inherited: handed?.state.localMacs ?? [], inheritedUntil: Date.now() + config.agingSeconds * 1000, maxLocalMacs: config.maxLocalMacs, warn }));
   }
 
   /**

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { joinsOf, type RouterConfig } from '../config/index.js';
 import { Ipv4Subnet, openRegistry, type EtcdConnection } from '../control/index.js';
 import type { Logger } from '../log.js';
+import type { Closable } from './closable.js';
 import { DEFAULT_PLUGIN_SOCKET } from './control-protocol.js';
 import type { DaemonView, ServedNetwork } from './daemon.js';
 import { dockerPlugin, matchServed } from './docker-serve.js';
@@ -14,10 +15,6 @@ import { DefinitionWatch, DockerSync } from './docker-sync.js';
 
 /** A definition this router wrote is given this long to be served before the sync counts its network as not ours. */
 const DEFINED_GRACE_MS = 60_000;
-
-interface Closable {
-  close(): Promise<void> | void;
-}
 
 export interface DockerWiring {
   readonly config: RouterConfig;

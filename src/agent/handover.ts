@@ -192,10 +192,17 @@ export async function processGone(pid: number, timeoutMs: number): Promise<boole
 }
 
 /** What the new router got: the old one's state, its UDP socket, and each VNI's TAP (fd, name, virtio headers). */
+/** A TAP's fd with its name and whether it has a virtio-net header (handed over, or opened by the new router). */
+export interface TapFd {
+  readonly fd: number;
+  readonly name: string;
+  readonly vnetHdr: boolean;
+}
+
 export interface TakenOver {
   readonly state: HandoverState;
   readonly rxFd: number;
-  readonly taps: ReadonlyMap<number, { fd: number; name: string; vnetHdr: boolean }>;
+  readonly taps: ReadonlyMap<number, TapFd>;
 }
 
 /**

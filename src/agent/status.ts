@@ -115,6 +115,7 @@ export function controlSource(router: DaemonView, config: RouterConfig, startedA
       for (const v of router.table().vnis) for (const p of v.peers) byAddress.set(p, [...(byAddress.get(p) ?? []), v.vni]);
       const facts = peerFacts(router);
       const health = peerHealth(router);
+      const pathTo = peerPaths(router);
       const now = Date.now();
       return [...byAddress].map(([address, vnis]) => {
         const { host, traffic } = facts(address);
@@ -131,6 +132,7 @@ export function controlSource(router: DaemonView, config: RouterConfig, startedA
           lastSeenAgoMs: lastSeen(traffic),
           ...counts(traffic),
           ...health(address),
+          clampMss: pathTo(address).clamp,
         };
       });
     },

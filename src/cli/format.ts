@@ -44,12 +44,19 @@ function table(rows: string[][]): string[] {
   return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
 }
 
+/** How the io_uring loop reads the UDP socket (EngineLoop.receive). */
+const RECEIVES = { multishot: 'multishot recvmsg into provided buffers', poll: 'poll + recvmmsg' } as const;
+
+/** An MSS per inner family: one figure when both are the same. */
+function mssPair(v4: number | null, v6: number | null): string {
+  return v4 === v6 ? String(v4) : `${v4} (IPv4) / ${v6} (IPv6)`;
+}
+
 /** --clamp-mss as status shows it: off, fixed N or per path, and the peers whose measured path lowers it. */
 function clampLine(c: NonNullable<Status['networks'][number]['clampMss']>): string {
   if (c.mode === 'off') return 'off';
-  const pair = (v4: number | null, v6: number | null) => (v4 === v6 ? String(v4) : `${v4} (IPv4) / ${v6} (IPv6)`);
-  const head = c.mode === 'fixed' ? `fixed ${pair(c.ipv4, c.ipv6)}` : `per path, at most ${pair(c.ipv4, c.ipv6)} (the underlay's path)`;
-  const lower = c.lowered.map((l) => `${l.peer} ${pair(l.ipv4, l.ipv6)}`).join(', ');
+  const head = c.mode === 'fixed' ? `fixed ${mssPair(c.ipv4, c.ipv6)}` : `per path, at most ${mssPair(c.ipv4, c.ipv6)} (the underlay's path)`;
+  const lower = c.lowered.map((l) => `${l.peer} ${mssPair(l.ipv4, l.ipv6)}`).join(', ');
   return `${head}${lower === '' ? '' : `; lower toward a smaller measured path: ${lower}`}`;
 }
 
@@ -78,7 +85,7 @@ export function formatStatus(s: Status): string[] {
     `  mtu: ${mtuLine}`,
     ...s.networks.flatMap((n) => (n.clampMss === undefined ? [] : [`  ${s.networks.length > 1 ? `network ${n.name ?? n.vni} ` : ''}tcp mss clamp: ${clampLine(n.clampMss)}`])),
     `  offloads: ${on}`,
-    ...(s.loop ? [`  loop: ${s.loop.kind}${s.loop.fallback ? ` (io_uring not used: ${s.loop.fallback})` : ''}`] : []),
+    ...(s.loop ? [`  loop: ${s.loop.kind}${s.loop.fallback ? ` (io_uring not used: ${s.loop.fallback})` : ''}${s.loop.receive ? `, receive: ${RECEIVES[s.loop.receive]}` : ''}`] : []),
     `  control plane: ${plane}`,
     ...(s.peers.length === 0
       ? ['peers: none']
@@ -152,6 +159,7 @@ export function formatPeers(rows: PeerRows): string[] {
             `  path mtu: ${mtu === null ? 'not measured' : `${mtu} (overlay packets up to ${mtu - (r.address.includes(':') ? 70 : 50)})`}${r.pathMtuMeasuring === true ? ', measuring' : ''}`,
           ]
         : []),
+      ...(r.clampMss != null ? [`  tcp mss clamp: ${mssPair(r.clampMss.ipv4, r.clampMss.ipv6)}`] : []),
       `  last heard: ${ago(r.lastSeenAgoMs)}${r.lastUpdateAgoMs !== null ? `, record updated ${ago(r.lastUpdateAgoMs)}` : ''}${r.mtu !== null ? `, advertised container mtu ${r.mtu}` : ''}`,
       `  transfer: ${bytes(r.rxBytes)} received, ${bytes(r.txBytes)} sent`,
     ];

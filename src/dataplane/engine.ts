@@ -116,6 +116,11 @@ export interface Offloads {
 export interface EngineLoop {
   readonly kind: 'threads' | 'uring' | 'node';
   readonly fallback: string;
+  /**
+   * The io_uring loop only: how it reads the UDP socket. multishot: a multishot recvmsg into provided buffers
+   * (VXLAN_ROUTER_URING_RECV=multishot, while the kernel takes it); poll: a multishot poll, then recvmmsg (default).
+   */
+  readonly receive?: 'multishot' | 'poll';
 }
 
 export interface EngineOptions {

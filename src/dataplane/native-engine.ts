@@ -123,7 +123,7 @@ export class NativeEngine implements Engine {
 
   loop(): EngineLoop {
     const l = this.handle?.loop() ?? { loop: 'threads', fallback: '' };
-    return { kind: l.loop, fallback: l.fallback };
+    return { kind: l.loop, fallback: l.fallback, ...(l.loop === 'uring' && l.receive ? { receive: l.receive } : {}) };
   }
 
   traffic(): Traffic {

@@ -27,8 +27,11 @@ export interface NativeEngineHandle {
   /** Learned entries held (what the bounds count), O(1): metrics read this, never learned(). */
   learnedCount(): number;
   features(): Offloads;
-  /** The event loop running since start(), and why not io_uring when it was asked for ('' otherwise). */
-  loop(): { loop: 'threads' | 'uring'; fallback: string };
+  /**
+   * The event loop running since start(), why not io_uring when it was asked for ('' otherwise), and how the
+   * io_uring loop reads the UDP socket ('' with threads; absent from older builds).
+   */
+  loop(): { loop: 'threads' | 'uring'; fallback: string; receive?: 'multishot' | 'poll' | '' };
   /** Sources of frames read from the TAPs (this host's own MACs), within the aging time. */
   localMacs(): LocalMac[];
   /** Writes a frame onto a VNI's bridge (gratuitous ARP, unsolicited Neighbor Advertisement). */

@@ -3,10 +3,13 @@
  * flow (the engine's choice for the very frame why builds), an etcd peer (accepted, with its host), an address never
  * seen (refused, 0 so far), a refused sender, an address registered in etcd that serves none of these networks, the
  * clamp in force and its counters; the path MTU and clamp toward a VTEP from its measured path (measured, being
- * measured, assumed for a kernel VTEP or with probing off), a flood's the smallest of its peers'. The lab test (test/lab/why.test.ts) checks the same against real routers.
+ * measured, assumed for a kernel VTEP or with probing off), a flood's the smallest of its peers'; the same clamp per
+ * peer in `peers` (rows and text). The lab test (test/lab/why.test.ts) checks the same against real routers.
  */
 import t from 'tap';
-import type { DaemonView, WhyResult } from '../../src/agent/index.js';
+import { controlSource, peersSchema, type DaemonView, type WhyResult } from '../../src/agent/index.js';
+import { formatPeers } from '../../src/cli/format.js';
+import type { RouterConfig } from '../../src/config/index.js';
 import { explainWhy } from '../../src/agent/why.js';
 import { zeroCounters } from '../../src/dataplane/engine.js';
 import type { PeerHealthRow } from '../../src/dataplane/index.js';
@@ -89,4 +92,18 @@ t.test('the path MTU and clamp toward a VTEP are its measured ones', async (t) =
   // Unknown unicast floods: the smallest path of the VNI's peers, and its clamp.
   const flood = explainWhy(router([], [health({ pathMtu: 1300 })]), { learning: true }, { target: '02:00:00:00:00:99' }).frames[0]!;
   t.match(flood, { verdict: 'flood', pathMtu: 1250, clampMss: { ipv4: 1210, ipv6: 1190 }, detail: /dropped for that peer \(tx_too_big; smallest 1250\)/ });
+});
+
+t.test('peers: the clamp toward each peer, as status and why give it, in the rows and the wg-show-like text', async (t) => {
+  const config = { peers: [], clampMss: true } as unknown as RouterConfig;
+  const rows = (h: PeerHealthRow[]) => peersSchema.parse(controlSource(router([], h), config, new Date()).peers());
+  const low = rows([health({ pathMtu: 1400 })]);
+  t.match(low, [{ address: '198.51.100.2', origin: 'etcd', hostId: 'h2', clampMss: { ipv4: 1310, ipv6: 1290 } }], 'lowered to the measured path');
+  t.same(rows([])[0]!.clampMss, { ipv4: 1410, ipv6: 1390 }, "probing off: the configured one (the underlay's path)");
+  const text = formatPeers(low);
+  t.match(text, ['peer: 198.51.100.2', '  state: up', /^  endpoint: /, /^  latest answer: /, '  path mtu: 1400 (overlay packets up to 1350)', '  tcp mss clamp: 1310 (IPv4) / 1290 (IPv6)', /^  last heard: /, /^  transfer: /]);
+  t.ok(formatPeers([{ ...low[0]!, clampMss: { ipv4: 1300, ipv6: 1300 } }]).includes('  tcp mss clamp: 1300'), 'one figure when both families agree');
+  t.notOk(formatPeers([{ ...low[0]!, clampMss: null }]).some((l) => l.includes('mss')), 'clamp off: no line');
+  const { clampMss: _, ...older } = low[0]!;
+  t.notOk(formatPeers([older]).some((l) => l.includes('mss')), 'an older router (no field): no line');
 });

@@ -5,7 +5,8 @@
  *                                                                          "forbidden" (VXLAN_ROUTER_URING_FAIL=EPERM,
  *                                                                          as a seccomp filter says) → threads ── c2
  *
- * Both forward, bytes intact both ways, between the two loops; `status` says which loop runs and why not io_uring;
+ * Both forward, bytes intact both ways, between the two loops; `status` says which loop runs (and how io_uring
+ * receives) and why not io_uring;
  * SIGTERM stops the io_uring loop promptly. h1 receives with a multishot recvmsg (VXLAN_ROUTER_URING_RECV=multishot)
  * into only 2 provided buffers
  * (VXLAN_ROUTER_URING_BUFS): it runs out of them, counts it and re-arms, and loses nothing. (The lab tests as a whole run on either loop with VXLAN_ROUTER_LOOP.)
@@ -14,6 +15,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import t from 'tap';
 import { Lab, labSkipReason, twoHosts } from '../../src/lab/lab.js';
 import { hashedTransfer } from '../../src/lab/transfers.js';
+import { formatStatus } from '../../src/cli/format.js';
 
 const skip = labSkipReason();
 const STOP_BOUND_MS = 3000;
@@ -42,12 +44,14 @@ t.test('io_uring loop: forwards, falls back where forbidden, stops promptly', { 
   process.env.VXLAN_ROUTER_URING_FAIL = 'EPERM';
   const r2 = await lab.startRouter(h2, { peers: [h1.underlayIp], engine: 'native', args: ['--loop', 'uring'] }).finally(() => delete process.env.VXLAN_ROUTER_URING_FAIL);
 
-  t.same(await r1.loop(), { kind: 'uring', fallback: '' }, 'h1 runs the io_uring loop');
+  t.same(await r1.loop(), { kind: 'uring', fallback: '', receive: 'multishot' }, 'h1 runs the io_uring loop, receiving with a multishot recvmsg');
+  t.match(formatStatus(await r1.status()).join('\n'), /^  loop: uring, receive: multishot recvmsg into provided buffers$/m, 'status text says both');
   const names = threadNames(r1.pid);
   t.ok(names.includes('vxr-uring') && !names.some((n) => n === 'vxr-rx' || n.startsWith('vxr-tx')), `one data-path thread (${names.filter((n) => n.startsWith('vxr')).join(', ')})`);
   const l2 = await r2.loop();
   t.equal(l2.kind, 'threads', 'h2, io_uring forbidden, falls back to the threads loop');
   t.match(l2.fallback, /EPERM/, `and says why (${l2.fallback})`);
+  t.equal(l2.receive, undefined, 'and no io_uring receive');
   t.ok(threadNames(r2.pid).includes('vxr-rx'), 'with its RX thread');
 
   t.equal((await lab.ping(c1.ns, c2.ip, 3)).loss, 0, 'c1 → c2 ping');
