@@ -274,7 +274,7 @@ export class Daemon implements DaemonView {
       await daemon.joinPlanes();
       daemon.follow(config, handed, warn);
       await startServices({
-        config, router: daemon, startedAt: daemon.startedAt, networks, planes, connection, socketPath, handed, log, warn,
+        config, router: daemon, startedAt: daemon.startedAt, networks, planes, connection, socketPath, handed, hostId, log, warn,
         respawn: (why) => daemon.respawn(why, opts.respawn),
         adopt: { sync: (s) => (daemon.sync = s), names: (n) => (daemon.names = n) },
       }, owned);

@@ -50,6 +50,12 @@ export interface OverlayNetworks {
    * Undefined: accepted, but served only later (a network defined by this call: `up --docker`).
    */
   attach(req: DockerNetworkRequest, opts?: { readonly define?: boolean }): Promise<OverlayAttachment | undefined>;
+  /**
+   * A Docker network that `attach` accepted for later: resolves once it can carry containers (defined in etcd, this
+   * host's slice leased, its bridge made), rejects with a PluginCallError after a bounded wait; undefined when none
+   * of that id waits.
+   */
+  later?(dockerId: string): Promise<OverlayAttachment> | undefined;
   /** dockerd removed its network here: the router may stop serving it (the definition in etcd stays). */
   detach(dockerId: string): Promise<void>;
 }
@@ -121,9 +127,14 @@ export class OverlayNetworkDriver implements NetworkDriver {
   private readonly networks = new Map<string, OverlayAttachment>();
   private readonly endpoints = new Map<string, Endpoint>();
 
+  /**
+   * `adopted`: resolves (bounded) once the networks dockerd already has are adopted (`up --docker`, docker-sync.ts):
+   * a call for a network not known yet waits for it rather than failing during a new router process's first second.
+   */
   constructor(
     private readonly overlays: OverlayNetworks,
     private readonly links: EndpointLinks,
+    private readonly adopted?: () => Promise<void>,
   ) {}
 
   async createNetwork(req: CreateNetworkRequest): Promise<void> {
@@ -153,14 +164,14 @@ export class OverlayNetworkDriver implements NetworkDriver {
   async deleteNetwork(req: NetworkRequest): Promise<void> {
     for (const [id, ep] of this.endpoints) if (ep.networkId === req.NetworkID) await this.deleteEndpoint({ NetworkID: req.NetworkID, EndpointID: id });
     const net = this.networks.get(req.NetworkID);
-    if (net === undefined) return;
+    if (net === undefined) return this.overlays.detach(req.NetworkID); // one that waited to be defined waits no more
     this.networks.delete(req.NetworkID);
     if (![...this.networks.values()].some((n) => n.bridge === net.bridge)) await this.links.disallowBridged(net.bridge);
     await this.overlays.detach(req.NetworkID);
   }
 
   async createEndpoint(req: CreateEndpointRequest): Promise<CreateEndpointResponse> {
-    const net = this.network(req.NetworkID);
+    const net = await this.network(req.NetworkID);
     if (this.endpoints.has(req.EndpointID)) throw new PluginCallError(`endpoint ${req.EndpointID.slice(0, 12)} exists already`);
     if (this.endpoints.size >= MAX_ENDPOINTS) throw new PluginCallError(`this host already has ${MAX_ENDPOINTS} containers on vxlan-router networks`);
     const given = req.Interface?.MacAddress ?? '';
@@ -180,14 +191,14 @@ export class OverlayNetworkDriver implements NetworkDriver {
   }
 
   async join(req: JoinRequest): Promise<JoinResponse> {
-    this.network(req.NetworkID);
+    await this.network(req.NetworkID);
     const ep = this.endpoints.get(req.EndpointID);
     if (ep === undefined) throw new PluginCallError(`endpoint ${req.EndpointID.slice(0, 12)} is unknown to vxlan-router`, 'restart the container: its endpoint was made before the router restarted');
     return { InterfaceName: { SrcName: ep.peer, DstPrefix: 'eth' } };
   }
 
   async leave(req: EndpointRequest): Promise<void> {
-    this.network(req.NetworkID);
+    await this.network(req.NetworkID);
   }
 
   /** The overlay network a Docker network id is (for `status`). */
@@ -195,7 +206,20 @@ export class OverlayNetworkDriver implements NetworkDriver {
     return this.networks.get(dockerId);
   }
 
-  private network(id: string): OverlayAttachment {
+  /** The network's attachment; one accepted for later (a network defined through Docker just now) is waited for. */
+  private async network(id: string): Promise<OverlayAttachment> {
+    const known = this.networks.get(id);
+    if (known !== undefined) return known;
+    const later = this.overlays.later?.(id);
+    if (later === undefined && this.adopted !== undefined) await this.adopted();
+    else if (later !== undefined) {
+      const net = await later;
+      if (!this.networks.has(id)) {
+        if (this.networks.size >= MAX_DOCKER_NETWORKS) throw new PluginCallError(`this host already has ${MAX_DOCKER_NETWORKS} vxlan-router networks`);
+        await this.links.allowBridged(net.bridge);
+        this.networks.set(id, net);
+      }
+    }
     const net = this.networks.get(id);
     if (net === undefined) throw new PluginCallError(`network ${id.slice(0, 12)} is not served by vxlan-router yet`, 'a network just created is served within seconds (try again); else restart dockerd so it replays its networks, or recreate the network');
     return net;

@@ -33,7 +33,11 @@ interface Pool {
 export class OverlayIpam implements IpamDriver {
   private readonly pools = new Map<string, Pool>();
 
-  constructor(private readonly slices: OverlaySlices) {}
+  /** `adopted`: as the network driver's (docker-driver.ts): an unknown pool is looked for again once adopted. */
+  constructor(
+    private readonly slices: OverlaySlices,
+    private readonly adopted?: () => Promise<void>,
+  ) {}
 
   requestPool(req: RequestPoolRequest): Promise<{ PoolID: string; Pool: string; Data: Record<string, string> }> {
     if (req.V6 === true) return Promise.reject(new PluginCallError('vxlan-router hands out IPv4 addresses only', 'leave out --ipv6 (IPv6 on the overlay: give the containers addresses yourself)'));
@@ -58,6 +62,7 @@ export class OverlayIpam implements IpamDriver {
   }
 
   async requestAddress(req: RequestAddressRequest): Promise<{ Address: string; Data: Record<string, string> }> {
+    if (!this.pools.has(req.PoolID)) await this.adopted?.();
     const pool = this.pool(req.PoolID);
     const wanted = req.Address === undefined || req.Address === '' ? undefined : req.Address;
     const [key, value] = GATEWAY_REQUEST_OPTION;

@@ -31,6 +31,10 @@ const run = promisify(execFile);
 export const DRIVER = 'vxlan-router';
 /** The label on the Docker networks the router made (informative: `docker network inspect` tells who made it). */
 export const MANAGED_LABEL = 'vxlan-router.managed';
+/** A Docker network the plugin accepted but dockerd does not show (yet): asked for again this often, this long. */
+const UNSEEN_RETRY_MS = 200;
+const UNSEEN_MS = 10_000;
+const MAX_UNSEEN = 64;
 
 /** The networks to serve: those named in the config, then every other one etcd defines (on a bridge of its own). */
 export async function dockerJoins(connection: EtcdConnection, stateDir: string, named: readonly NetworkJoin[], log: Logger): Promise<NetworkJoin[]> {
@@ -151,10 +155,15 @@ export interface DockerSyncOptions {
   readonly ipam: OverlayIpam;
   /** Docker networks created through the plugin for networks not defined yet (taken by the sync). */
   readonly pending: () => PendingDefinition[];
-  /** Defines a network in etcd ('created' / 'unchanged'; a conflicting one throws). */
-  readonly define: (def: { name: string; vni: number; subnet: string }) => Promise<string>;
+  /**
+   * Defines a network in etcd ('created' / 'unchanged'; a conflicting one throws) for the Docker network `dockerId`,
+   * and readies it for that network's containers before the router serves it (docker-serve.ts, EarlyNetworks).
+   */
+  readonly define: (def: { name: string; vni: number; subnet: string }, dockerId: string) => Promise<string>;
   /** Whether a Docker network's request matches a network served now (by -o network, -o vni or subnet). */
   readonly serves: (req: DockerNetworkRequest) => boolean;
+  /** Called once after the first pass looked at dockerd's networks (adopted them, or could not). */
+  readonly adopted?: () => void;
   /** Whether a Docker network waits for its network to be defined and served (just created through the plugin). */
   readonly waiting: (dockerId: string) => boolean;
   /** Where the names of Docker networks a user removed on this host are kept (not made again). */
@@ -174,6 +183,9 @@ export class DockerSync {
   /** Names of Docker networks seen on this dockerd: one that disappears was removed by a user, and stays removed. */
   private readonly seen = new Set<string>();
   private readonly left: Set<string>;
+  /** Pending definitions whose Docker network dockerd did not show yet, and since when (asked again soon). */
+  private readonly unseen: PendingDefinition[] = [];
+  private readonly firstAsked = new Map<string, number>();
   /** Problems now, for status. */
   problems: string[] = [];
 
@@ -193,10 +205,10 @@ export class DockerSync {
       return;
     }
     clearTimeout(this.timer);
-    this.running = this.pass().then(
+    this.running = this.pass().finally(() => this.o.adopted?.()).then(
       () => {
         this.failures = 0;
-        this.schedule(this.again ? 0 : 5000);
+        this.schedule(this.again ? 0 : this.unseen.length > 0 ? UNSEEN_RETRY_MS : 5000);
       },
       (err: unknown) => {
         this.failures++;
@@ -253,14 +265,33 @@ export class DockerSync {
         }
       }
       this.adopted = true;
+      this.o.adopted?.();
     }
     // Networks a `docker network create` asked for: named by dockerd now, defined in etcd (the watch then serves them).
-    for (const p of this.o.pending()) {
-      const full = await this.inspect(p.dockerId);
+    // The pass runs the moment the plugin accepted one, maybe before dockerd stored it: not found, it is asked again.
+    const now = Date.now();
+    const todo = [...this.unseen.splice(0), ...this.o.pending()];
+    while (todo.length > 0) {
+      const p = todo[0]!;
+      let full: DockerNetwork | undefined;
+      try {
+        full = await this.inspect(p.dockerId);
+      } catch (err) {
+        this.unseen.push(...todo.slice(0, MAX_UNSEEN)); // dockerd away: asked again with the next pass
+        throw err;
+      }
+      todo.shift();
+      const since = this.firstAsked.get(p.dockerId) ?? now;
+      if (full === undefined && now - since < UNSEEN_MS && this.unseen.length < MAX_UNSEEN) {
+        this.firstAsked.set(p.dockerId, since);
+        this.unseen.push(p);
+        continue;
+      }
+      this.firstAsked.delete(p.dockerId);
       if (full === undefined || p.request.vni === undefined) continue;
       const name = definitionName(full, p.request);
       try {
-        const outcome = await this.o.define({ name, vni: p.request.vni, subnet: p.request.subnet });
+        const outcome = await this.o.define({ name, vni: p.request.vni, subnet: p.request.subnet }, p.dockerId);
         this.o.log.info(`network ${name} ${outcome} in etcd (VNI ${p.request.vni}, ${p.request.subnet}) for Docker network ${full.Name}`);
       } catch (err) {
         problems.push(`Docker network ${full.Name}: cannot define network ${name} in etcd: ${describeError(err)}`);

@@ -5,13 +5,17 @@
  */
 import { join } from 'node:path';
 import { joinsOf, type RouterConfig } from '../config/index.js';
-import { Ipv4Subnet, openRegistry, type EtcdConnection } from '../control/index.js';
+import { Ipv4Subnet, openRegistry, type EtcdConnection, type EtcdRegistry } from '../control/index.js';
+import { describeError, VxlanRouterError } from '../errors.js';
+import { innerMtuLimit } from '../packet/index.js';
 import type { Logger } from '../log.js';
 import type { Closable } from './closable.js';
 import { DEFAULT_PLUGIN_SOCKET } from './control-protocol.js';
 import type { DaemonView, ServedNetwork } from './daemon.js';
-import { dockerPlugin, matchServed } from './docker-serve.js';
-import { DefinitionWatch, DockerSync } from './docker-sync.js';
+import { defaultDockerBridge } from './docker-api.js';
+import { PluginCallError } from './docker-plugin.js';
+import { dockerPlugin, matchServed, type EarlyNetworks } from './docker-serve.js';
+import { DefinitionWatch, DockerSync, ensureBridge } from './docker-sync.js';
 
 /** A definition this router wrote is given this long to be served before the sync counts its network as not ours. */
 const DEFINED_GRACE_MS = 60_000;
@@ -22,11 +26,30 @@ export interface DockerWiring {
   /** The networks this process serves (filled by the daemon before this runs). */
   readonly networks: readonly ServedNetwork[];
   readonly connection: EtcdConnection | undefined;
+  /** This host's id in etcd: the slice of a network defined through Docker is leased under it before it is served. */
+  readonly hostId: string;
   readonly log: Logger;
   readonly warn: (kind: string, message: string) => void;
   readonly serverError: (what: string) => (err: Error) => void;
   /** Start a process that serves the new list of networks and hand over to it. */
   readonly respawn: (why: string) => void;
+}
+
+/**
+ * A network just defined in etcd for a Docker network, readied for that network's containers on this host before the
+ * router serves it (a handover, seconds later): this host's slice leased under its host id (the router that serves
+ * the network next takes the same slice), the bridge it will serve the network on made. The containers' plugin
+ * calls wait for this (EarlyNetworks) instead of failing compose's first `up`.
+ */
+async function readyEarly(registry: EtcdRegistry, name: string, dockerId: string, early: EarlyNetworks, o: DockerWiring): Promise<void> {
+  const network = await registry.getNetwork(name);
+  if (network === undefined) throw new PluginCallError(`network ${name} is not in etcd right after it was defined`);
+  const range = await registry.reserveRange(network, o.hostId);
+  if ('none' in range) throw new PluginCallError(`network ${name} has no address range on this host: ${range.none}`);
+  const bridge = joinsOf(o.config).find((j) => j.name === name)?.bridge ?? defaultDockerBridge(name);
+  await ensureBridge(bridge);
+  const mtu = network.mtu ?? innerMtuLimit(o.view.info.underlay.mtu, o.view.info.local);
+  early.ready(dockerId, { attachment: { name, vni: network.vni, bridge, mtu }, subnet: network.subnet, slice: range });
 }
 
 /** Serves what the config asks for; returns what to close at stop and the sync (for its problems), if any. */
@@ -49,10 +72,23 @@ export async function serveDocker(o: DockerWiring): Promise<{ owned: Closable[];
         for (const p of taken) definedAt.set(p.dockerId, Date.now());
         return taken;
       },
-      define: async (def) => {
+      define: async (def, dockerId) => {
+        const early = plugin.early;
+        // What the containers of that Docker network are told when they cannot start on it (a refusal, not a bug).
+        const failed = (err: unknown): void => early?.failed(dockerId, err instanceof VxlanRouterError ? err : new PluginCallError(describeError(err)));
         const registry = await openRegistry(connection);
         try {
-          return await registry.createNetwork({ version: 1, ...def });
+          const outcome = await registry.createNetwork({ version: 1, ...def }).catch((err: unknown) => {
+            failed(err);
+            throw err;
+          });
+          if (early !== undefined) {
+            await readyEarly(registry, def.name, dockerId, early, o).catch((err: unknown) => {
+              failed(err);
+              o.warn(`docker-early:${def.name}`, `network ${def.name}: cannot ready it for containers before it is served (${describeError(err)}): they start once this router serves it`);
+            });
+          }
+          return outcome;
         } finally {
           await registry.close();
         }
@@ -65,6 +101,7 @@ export async function serveDocker(o: DockerWiring): Promise<{ owned: Closable[];
           return false;
         }
       },
+      adopted: () => plugin.adopted(),
       waiting: (id) => definedAt.has(id) && Date.now() - definedAt.get(id)! < DEFINED_GRACE_MS,
       leftFile: join(config.stateDir, 'docker-left.json'),
       log: o.log,

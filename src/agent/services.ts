@@ -40,6 +40,8 @@ export interface Services {
   readonly socketPath: string;
   /** What the router taken over handed on (--takeover). */
   readonly handed: Handed | undefined;
+  /** This host's id in etcd (its address ranges are leased under it). */
+  readonly hostId: string;
   readonly log: Logger;
   readonly warn: RateLimited;
 }
@@ -67,7 +69,7 @@ export async function startServices(o: Services, owned: Closable[]): Promise<voi
     log.warn({ oldPid: handed.state.pid }, `the router that handed over (pid ${handed.state.pid}) has not exited after ${OLD_EXIT_MS} ms`);
   const takeoverHandler = (req: unknown, session: TakeoverSession): void => router.handOver(req, session);
   owned.push(await serveControl(socketPath, controlSource(router, config, o.startedAt), serverError('control socket'), takeoverHandler));
-  const docker = await serveDocker({ config, view: router, networks, connection: o.connection, log, warn: (kind, message) => warn.warn(kind, message), serverError, respawn: o.respawn });
+  const docker = await serveDocker({ config, view: router, networks, connection: o.connection, hostId: o.hostId, log, warn: (kind, message) => warn.warn(kind, message), serverError, respawn: o.respawn });
   owned.push(...docker.owned);
   o.adopt.sync(docker.sync);
   if (config.dns !== undefined && config.dns !== 'off') {

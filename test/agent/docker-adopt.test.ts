@@ -42,6 +42,19 @@ t.test('the IPAM adopts pools and addresses: not handed out again, a replay of o
   t.same(await ipam.requestAddress({ PoolID: id }), { Address: '198.18.3.2/16', Data: {} }, 'released: handed out again');
 });
 
+t.test('a new router process: an address asked for before its pool is adopted waits for the adoption', async (t) => {
+  let adopted!: () => void;
+  const adoption = new Promise<void>((r) => (adopted = r));
+  const slices = { sliceOf: async (subnet: string) => ({ network: 'blue', slice: new Slices(subnet, 24).find('198.18.3.0/24')! }) };
+  const ipam = new OverlayIpam(slices, () => adoption);
+  const id = 'vxlan-router/198.18.0.0/16';
+  const asked = ipam.requestAddress({ PoolID: id });
+  ipam.adopt('198.18.0.0/16', '198.18.0.1', ['198.18.3.2']);
+  adopted();
+  t.same(await asked, { Address: '198.18.3.3/16', Data: {} }, 'answered from the adopted pool (its .2 taken), not refused');
+  await t.rejects(new OverlayIpam(slices, async () => undefined).requestAddress({ PoolID: id }), /unknown pool/, 'adopted, and still unknown: refused');
+});
+
 t.test('--docker: a network for a VNI nobody serves waits to be defined; adoption never defines it', async (t) => {
   const blue: ServedNetwork = { name: 'blue', vni: 42, tap: 'vxr42', bridge: 'br0', mtu: 65000, configuredMtu: null, containerMtu: 1450, startedFrom: 'etcd', subnet: '198.18.0.0/15' };
   const view = { info: { networks: [blue] }, ranges: () => [] } as unknown as DaemonView;

@@ -3,13 +3,21 @@
  * `<project>_<name>` and labels it; the router defines a new one in etcd under the compose file's name (the same on
  * every host whatever the project is called), matches one etcd already defines by subnet or VNI, refuses a subnet
  * that differs from etcd's, says how to define one it cannot, and its containers resolve by service name (their
- * alias on the compose network).
+ * alias on the compose network). The first `up` of a file that defines a new network: its containers' calls wait
+ * (bounded) until the sync has defined it and leased this host's slice, instead of failing until the router serves it.
  */
+import { createServer } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import type { DaemonView, ServedNetwork } from '../../src/agent/daemon.js';
 import { DockerNames, type DockerGet } from '../../src/agent/docker-names.js';
+import { PluginCallError } from '../../src/agent/docker-plugin.js';
 import { dockerPlugin } from '../../src/agent/docker-serve.js';
-import { COMPOSE_NETWORK_LABEL, definitionName } from '../../src/agent/docker-sync.js';
+import { COMPOSE_NETWORK_LABEL, definitionName, DockerSync } from '../../src/agent/docker-sync.js';
+import { Slices } from '../../src/control/index.js';
+import { silentLogger } from '../../src/log.js';
 
 const blue: ServedNetwork = { name: 'blue', vni: 42, tap: 'vxr42', bridge: 'vxr-blue', mtu: 65000, configuredMtu: null, containerMtu: 1450, startedFrom: 'etcd', subnet: '198.18.0.0/15' };
 const id = (c: string): string => c.repeat(64);
@@ -40,8 +48,81 @@ t.test('compose networks on a router that serves blue', async (t) => {
   t.same(plugin.pending?.take(), [], 'nothing waits to be defined');
   await plugin.driver.createNetwork(composeCreate(id('f'), '198.30.0.0/16', { vni: '44' }));
   t.same(plugin.pending?.take().map((p) => p.request), [{ dockerId: id('f'), subnet: '198.30.0.0/16', vni: 44 }], 'with driver_opts vni: 44: accepted, defined by the sync');
+  const pool = await plugin.ipam.requestPool({ AddressSpace: 'global', Pool: '198.31.0.0/16' });
+  await t.rejects(plugin.ipam.requestAddress({ PoolID: pool.PoolID }), { message: /serves no network with subnet 198\.31\.0\.0\/16 \(yet\)/, hint: /start the container again/ }, 'a subnet nothing serves nor waits for: refused at once, saying to try again');
+});
+
+t.test("compose's first up of a network it defines: its containers wait for the definition and this host's slice", async (t) => {
+  const view = { info: { networks: [blue] }, ranges: () => [] } as unknown as DaemonView;
+  const plugin = dockerPlugin(view, () => undefined, 300);
+  const early = plugin.early!;
+  await plugin.driver.createNetwork(composeCreate(id('f'), '198.30.0.0/16', { vni: '44' }));
   const pool = await plugin.ipam.requestPool({ AddressSpace: 'global', Pool: '198.30.0.0/16' });
-  await t.rejects(plugin.ipam.requestAddress({ PoolID: pool.PoolID }), { message: /serves no network with subnet 198\.30\.0\.0\/16 \(yet\)/, hint: /start the container again \(docker-compose up -d again\)/ }, 'its first container, before the router serves it: refused, saying to try again');
+  const began = Date.now();
+  const address = plugin.ipam.requestAddress({ PoolID: pool.PoolID });
+  // What the sync does in the background: defines lime in etcd, leases this host's slice, makes the bridge.
+  const slice = new Slices('198.30.0.0/16', 24).find('198.30.7.0/24')!;
+  setTimeout(() => early.ready(id('f'), { attachment: { name: 'lime', vni: 44, bridge: 'vxr-lime', mtu: 1450 }, subnet: '198.30.0.0/16', slice }), 50);
+  t.same(await address, { Address: '198.30.7.2/16', Data: {} }, 'its first container waits, then gets the first free address of the slice leased for it (before the router serves lime)');
+  t.ok(Date.now() - began >= 40, 'it waited for the slice');
+  t.same(await plugin.ipam.requestAddress({ PoolID: pool.PoolID }), { Address: '198.30.7.3/16', Data: {} }, 'the next one at once');
+
+  await plugin.driver.createNetwork(composeCreate(id('g'), '198.32.0.0/16', { vni: '45' }));
+  const never = await plugin.ipam.requestPool({ AddressSpace: 'global', Pool: '198.32.0.0/16' });
+  await t.rejects(plugin.ipam.requestAddress({ PoolID: never.PoolID }), { message: /with subnet 198\.32\.0\.0\/16 is not served by vxlan-router yet: it was not defined in etcd within 0\.3 s/, hint: /vxlan-router status/ }, 'never defined: refused after a bounded wait');
+  await plugin.driver.createNetwork(composeCreate(id('h'), '198.33.0.0/16', { vni: '46' }));
+  const conflict = await plugin.ipam.requestPool({ AddressSpace: 'global', Pool: '198.33.0.0/16' });
+  const refused = plugin.ipam.requestAddress({ PoolID: conflict.PoolID });
+  early.failed(id('h'), new PluginCallError('network lime is defined with VNI 44, not 46'));
+  await t.rejects(refused, { message: 'network lime is defined with VNI 44, not 46' }, "a definition that fails: its containers are told why");
+  early.failed(id('g'), new Error('nobody waits')); // no unhandled rejection
+  await plugin.driver.deleteNetwork({ NetworkID: id('g') });
+  t.equal(early.byId(id('g')), undefined, 'a removed Docker network waits no more');
+});
+
+t.test('the sync defines a network the plugin accepted, under its compose name, even when dockerd shows it late', async (t) => {
+  // A stand-in dockerd: the network is not there at the first look (the plugin's answer comes before dockerd stores it).
+  const dir = mkdtempSync(join(tmpdir(), 'vxr-compose-sync-'));
+  const socket = join(dir, 'docker.sock');
+  const nid = id('9');
+  let inspected = 0;
+  const server = createServer((req, res) => {
+    const send = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    if (req.url === '/networks') return send(200, []);
+    if (req.url === `/networks/${nid}`) {
+      inspected++;
+      if (inspected === 1) return send(404, { message: 'not found' });
+      return send(200, { Name: 'garden_green', Id: nid, Driver: 'vxlan-router', Options: { vni: '43' }, Labels: { [COMPOSE_NETWORK_LABEL]: 'green' }, IPAM: { Config: [{ Subnet: '198.19.0.0/16' }] } });
+    }
+    send(404, { message: 'no such thing' });
+  });
+  await new Promise<void>((r) => server.listen(socket, r));
+  const view = { info: { networks: [blue] }, ranges: () => [] } as unknown as DaemonView;
+  let sync: DockerSync | undefined;
+  const plugin = dockerPlugin(view, () => sync?.kick(), 2000);
+  const defined: string[] = [];
+  let adopted = 0;
+  sync = new DockerSync({
+    socket, served: () => [], driver: plugin.driver, ipam: plugin.ipam, pending: () => plugin.pending!.take(),
+    define: async (def, dockerId) => {
+      defined.push(`${def.name} ${def.vni} ${def.subnet} ${dockerId.slice(0, 4)}`);
+      plugin.early!.ready(dockerId, { attachment: { name: def.name, vni: def.vni, bridge: 'vxr-green', mtu: 1450 }, subnet: def.subnet, slice: new Slices(def.subnet, 24).find('198.19.4.0/24')! });
+      return 'created';
+    },
+    serves: () => false, adopted: () => void adopted++, waiting: () => true, leftFile: join(dir, 'left.json'), log: silentLogger, warn: () => undefined,
+  });
+  t.teardown(async () => {
+    await sync!.close();
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  sync.start();
+  await plugin.driver.createNetwork(composeCreate(nid, '198.19.0.0/16', { vni: '43' }));
+  const pool = await plugin.ipam.requestPool({ AddressSpace: 'global', Pool: '198.19.0.0/16' });
+  t.same(await plugin.ipam.requestAddress({ PoolID: pool.PoolID }), { Address: '198.19.4.2/16', Data: {} }, "the container's address, once defined and readied");
+  t.same(defined, ['green 43 198.19.0.0/16 9999'], "defined once, under the compose file's name, for that Docker network");
+  t.ok(inspected >= 2, 'dockerd did not show it at first: asked again');
+  t.ok(adopted >= 1, 'the first pass said it adopted (calls for unknown networks wait no more)');
 });
 
 t.test("compose's containers resolve by service name: their alias on <project>_blue", async (t) => {

@@ -74,6 +74,35 @@ t.test('a container on the network: veth on the bridge, MAC, Join without gatewa
   t.same(overlays.detached, [NET]);
 });
 
+t.test('a network accepted for later (defined through Docker just now): its endpoints wait for it, bounded', async (t) => {
+  const { overlays, links } = fakes();
+  let ready!: (a: { name: string; vni: number; bridge: string; mtu: number }) => void;
+  const soon = new Promise<{ name: string; vni: number; bridge: string; mtu: number }>((r) => (ready = r));
+  const d = new OverlayNetworkDriver({ ...overlays, attach: async () => undefined, later: (id) => (id === NET ? soon : undefined) }, links);
+  await d.createNetwork(create({ vni: '43' }));
+  t.equal(d.attachment(NET), undefined, 'accepted, not attached yet');
+  const made = d.createEndpoint({ NetworkID: NET, EndpointID: EP, Interface: { Address: '198.19.3.2/16', MacAddress: '' } });
+  setTimeout(() => ready({ name: 'green', vni: 43, bridge: 'vxr-green', mtu: 1450 }), 20);
+  t.same(await made, { Interface: { MacAddress: '02:42:c6:13:03:02' } }, 'CreateEndpoint waited for the network, then made the veth');
+  t.same(links.log, ['allow vxr-green', `add ${endpointLinkNames(EP).host} ${endpointLinkNames(EP).peer} vxr-green 1450 02:42:c6:13:03:02`], "on the bridge the network will be served on");
+  t.match(d.attachment(NET), { name: 'green', bridge: 'vxr-green' });
+  t.same(await d.join({ NetworkID: NET, EndpointID: EP, SandboxKey: 'x' }), { InterfaceName: { SrcName: endpointLinkNames(EP).peer, DstPrefix: 'eth' } });
+  const late = new OverlayNetworkDriver({ ...overlays, attach: async () => undefined, later: () => Promise.reject(new PluginCallError('not defined within 0.1 s')) }, links);
+  await t.rejects(late.createEndpoint({ NetworkID: NET, EndpointID: EP }), { message: 'not defined within 0.1 s' }, 'never ready: the refusal it was given');
+});
+
+t.test('a new router process: calls for a network not adopted yet wait for the adoption', async (t) => {
+  const { overlays, links } = fakes();
+  let adopted!: () => void;
+  const adoption = new Promise<void>((r) => (adopted = r));
+  const d = new OverlayNetworkDriver(overlays, links, () => adoption);
+  const joined = d.join({ NetworkID: NET, EndpointID: EP, SandboxKey: 'x' });
+  await d.adopt({ dockerId: NET, subnet: '198.18.0.0/16', vni: 42 }, [EP]);
+  adopted();
+  t.same(await joined, { InterfaceName: { SrcName: endpointLinkNames(EP).peer, DstPrefix: 'eth' } }, 'Join during the adoption: answered once adopted, not refused');
+  await t.rejects(d.join({ NetworkID: 'e'.repeat(64), EndpointID: EP, SandboxKey: 'x' }), { message: /not served by vxlan-router yet/ }, 'adopted: an unknown network is refused at once');
+});
+
 t.test('a failing link is a refusal with the kernel\'s words', async (t) => {
   const { overlays } = fakes();
   const d = new OverlayNetworkDriver(overlays, { ...fakes().links, createVeth: () => Promise.reject(new PluginCallError('ip link add: RTNETLINK answers: File exists')) });

@@ -20,7 +20,8 @@
  * and blue's subnet, `up -d web` on h1 and `up -d client` on h2 (each makes shop_blue); they ping each other by
  * service name; a file with another subnet is refused; `down` on h1 leaves blue defined and h2 connected. While h1
  * creates green, h2 brings up a compose file declaring it with `driver_opts: { vni: "43" }`: both define it, etcd
- * keeps one definition named after the compose file's network, and the compose service reaches g1.
+ * keeps one definition named after the compose file's network, the first `up` starts the compose service (attached
+ * at once, with an address of h2's slice, before h2's router serves green) and it reaches g1.
  */
 import t from 'tap';
 import { statusSchema } from '../../src/agent/index.js';
@@ -31,6 +32,7 @@ import { etcdLab, etcdSkipReason } from '../../src/lab/etcd.js';
 import { CLI_PATH, labSkipReason } from '../../src/lab/lab.js';
 import { waitFor } from '../../src/lab/wait.js';
 import { buildDnsQuery, parseDnsAnswer } from '../../src/packet/index.js';
+import { Ipv4Subnet } from '../../src/control/index.js';
 
 const DNS = '169.254.53.53';
 
@@ -187,8 +189,10 @@ t.test('docker network create -d vxlan-router, on two hosts', { skip: skip ?? fa
   // Created once on h1 with Docker's own command, usable on h2 without a create there.
   // At the same moment h2 brings up a compose file declaring green with the same VNI (driver_opts vni: "43"), not
   // defined in etcd yet: both hosts race to define it; both ask for the same definition, so one creates it and the
-  // other finds it there (etcd's compare-and-swap). Its container starts once h2 serves green (compose up again).
+  // other finds it there (etcd's compare-and-swap). That first `up` starts its service: the plugin holds the
+  // container's calls until green is defined and h2's slice leased (well before h2's router serves green).
   const greenAt = Date.now();
+  const gip = async (d: LabDockerd, c: string, net = 'green'): Promise<string> => (await d.docker(['inspect', c, '--format', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`])).stdout.trim();
   const garden = composeSkip === undefined ? file('garden.yml', `version: "3.7"\nservices:\n${service('g2', 'green')}networks:\n${network('green', '198.19.0.0/16', '    driver_opts:\n      vni: "43"\n')}`) : undefined;
   const gardenUp = async (): Promise<boolean> =>
     d2.compose(['-p', 'garden', '-f', garden!, 'up', '-d']).then(
@@ -202,8 +206,17 @@ t.test('docker network create -d vxlan-router, on two hosts', { skip: skip ?? fa
     d1.docker(['network', 'create', '-d', 'vxlan-router', '--ipam-driver', 'vxlan-router', '--subnet', '198.19.0.0/16', '-o', 'vni=43', 'green']),
     garden === undefined ? Promise.resolve(false) : gardenUp(),
   ]);
+  const firstUp = garden === undefined ? undefined : await gip(d2, 'garden_g2_1', 'garden_green').catch(() => '');
+  if (garden !== undefined) {
+    t.ok(raced, `h2's first docker-compose up of a file that defines green starts its service, no second up (${Date.now() - greenAt} ms)`);
+    t.match(firstUp, /^198\.19\.\d+\.\d+$/, 'garden_g2_1 is attached to garden_green, with an address of the subnet');
+  }
   await waitFor(async () => (await names(d2)).includes('green') && (await status(0).catch(() => undefined))?.networks.some((n) => n.name === 'green' && n.range !== null) === true, { timeoutMs: 30_000, what: 'green defined, served on h1 and made on h2' });
   t.pass(`green: defined in etcd by the create on h1, served by both routers, a Docker network on h2 (${Date.now() - greenAt} ms)`);
+  if (firstUp !== undefined) {
+    const slice = (await status(1)).networks.find((n) => n.name === 'green')?.range ?? '';
+    t.ok(Ipv4Subnet.parse(slice)?.contains(firstUp) === true, `its address ${firstUp} is in the slice h2's router serves green with (${slice}): leased before, kept after`);
+  }
   const run = async (d: LabDockerd, name: string): Promise<void> => {
     await waitFor(
       async () =>
@@ -229,7 +242,6 @@ t.test('docker network create -d vxlan-router, on two hosts', { skip: skip ?? fa
     const said = routers.map((r, i) => `h${i + 1}: ${/network green (created|unchanged) in etcd/.exec(r.stderr)?.[1] ?? 'found it served'}`);
     t.comment(`who defined green: ${said.join(', ')}`);
   }
-  const gip = async (d: LabDockerd, c: string, net = 'green'): Promise<string> => (await d.docker(['inspect', c, '--format', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`])).stdout.trim();
   const [g1, g2] = [await gip(d1, 'g1'), await gip(d2, g2Name, g2Net)];
   const ping2 = async (d: LabDockerd, c: string, ip: string): Promise<string> => (await d.docker(['exec', c, 'ping', '-c', '2', '-W', '2', ip]).catch((e: Error) => ({ stdout: e.message }))).stdout;
   t.match(await ping2(d2, g2Name, g1), / 0% packet loss/, `${g2Name} (h2) reaches g1 (h1) on green (${g2} → ${g1})`);
