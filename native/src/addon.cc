@@ -48,6 +48,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("stop", &EngineWrap::Stop), InstanceMethod("counters", &EngineWrap::GetCounters),
                         InstanceMethod("learned", &EngineWrap::Learned),
                         InstanceMethod("learnedCount", &EngineWrap::LearnedCount),
+                        InstanceMethod("gsoSockets", &EngineWrap::GsoSockets),
                         InstanceMethod("features", &EngineWrap::GetFeatures),
                         InstanceMethod("loop", &EngineWrap::GetLoop),
                         InstanceMethod("localMacs", &EngineWrap::LocalMacs),
@@ -328,6 +329,12 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return Napi::Number::New(info.Env(), engine_ ? static_cast<double>(engine_->LearnedCount()) : 0.0);
   }
 
+  // gsoSockets() → GSO flow sockets open now (FlowSockets: one per outer source port in use, closed when idle), O(1)
+  // for metrics. Pinned by test/native/tx-hostile.test.ts.
+  Napi::Value GsoSockets(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), engine_ ? static_cast<double>(engine_->GsoSockets()) : 0.0);
+  }
+
   std::unique_ptr<Engine> engine_;
 };
 
@@ -377,7 +384,8 @@ Napi::Value CloseFdJs(const Napi::CallbackInfo& info) {
 // createEngine({ local, port, underlayMtu, learning, agingMs, learnMaxPerPeer, learnMax, maxLocalMacs?, udpGso?,
 //                udpGro?, arpSuppression?, sourceCheck?, clampMss?: { ipv4, ipv6 }, networks: [{ vni, tapFd, mtu, vnetHdr? }] }).
 //                udpGro?, arpSuppression?, sourceCheck?, loop?: 'threads' | 'uring' | 'auto', uringWaitNr?,
-//                uringMinWaitUs?, networks: [{ vni, tapFd, mtu, vnetHdr? }] }).
+//                uringMinWaitUs?, gsoSocketIdleMs? (tests: how long an unused GSO flow socket stays open),
+//                networks: [{ vni, tapFd, mtu, vnetHdr? }] }).
 // Takes ownership of every tapFd, also when it throws. Pinned by test/native/engine.test.ts (the TS face is
 // NativeEngine in src/dataplane/native-engine.ts).
 Napi::Value CreateEngineJs(const Napi::CallbackInfo& info) {
@@ -446,6 +454,10 @@ Napi::Value CreateEngineJs(const Napi::CallbackInfo& info) {
     return ThrowType(env, "createEngine: uringWaitNr must be 1-64");
   if (!o.Get("uringMinWaitUs").IsUndefined() && !GetUint(o.Get("uringMinWaitUs"), 1000000, &min_wait))
     return ThrowType(env, "createEngine: uringMinWaitUs must be 0-1000000");
+  uint32_t gso_idle = static_cast<uint32_t>(cfg.gso_idle_ms);
+  if (!o.Get("gsoSocketIdleMs").IsUndefined() && !GetUint(o.Get("gsoSocketIdleMs"), 0x7fffffffu, &gso_idle))
+    return ThrowType(env, "createEngine: gsoSocketIdleMs must be a non-negative integer");
+  cfg.gso_idle_ms = gso_idle;
   cfg.uring_wait_nr = wait_nr;
   cfg.uring_min_wait_us = min_wait;
   cfg.port = static_cast<uint16_t>(port);

@@ -56,6 +56,8 @@ enum class Traffic : int {
   kProbesAnswered,
   kProbeAnswersLimited,
   kRxUringNoBuffers,
+  kGsoSocketsClosed,
+  kGsoSocketsFull,
   kCount
 };
 
@@ -65,7 +67,8 @@ inline constexpr std::array<const char*, static_cast<int>(Traffic::kCount)> kTra
     "arp_suppressed", "nd_suppressed", "local_mac_refused", "icmp_too_big_sent", "icmp_too_big_limited",
     "tcp_mss_clamped", "tcp_mss_bad_options",
     "probes_sent", "probe_replies", "probes_answered", "probe_answers_limited",
-    "rx_uring_no_buffers"};
+    "rx_uring_no_buffers",
+    "gso_sockets_closed", "gso_sockets_full"};
 
 struct Counters {
   std::array<std::atomic<uint64_t>, static_cast<int>(Drop::kCount)> drops{};

@@ -29,6 +29,7 @@ int64_t NowMs() {
 
 Engine::Engine(const EngineConfig& cfg)
     : cfg_(cfg),
+      flow_socks_(cfg.gso_idle_ms),
       table_(std::make_shared<Table>()),
       learned_(cfg.aging_ms, cfg.learn_max_per_peer, cfg.learn_max),
       local_(cfg.aging_ms, cfg.max_local_macs) {
@@ -109,6 +110,7 @@ void Engine::Stop() {
   threads_.clear();
   rx_sock_.reset();
   tx_sock_.reset();
+  flow_socks_.CloseAll();
   for (auto& n : nets_) n.tap.reset();  // removes the TAPs
   stop_fd_.reset();
 }

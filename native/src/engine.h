@@ -42,7 +42,7 @@ class Ring;  // uring.h
 // Batch shape of the data path, shared by TX and RX.
 inline constexpr int kBatch = 64;        // frames per TAP read burst / datagrams per recvmmsg
 inline constexpr size_t kSlot = 65536;   // one buffer per frame/datagram: never truncates
-inline constexpr int kPollMs = 1000;     // RX wakes at least this often to age learned MACs
+inline constexpr int kPollMs = 1000;     // RX wakes at least this often to age learned MACs (and idle GSO sockets)
 
 struct NetworkConfig {
   uint32_t vni = 0;
@@ -76,6 +76,8 @@ struct EngineConfig {
   // io_uring loop waits: for this many completions, or at least one after this many µs (kernel ≥ 6.12).
   unsigned uring_wait_nr = 1;
   unsigned uring_min_wait_us = 0;
+  // A GSO flow socket (FlowSockets) not used for this long is closed. Tests shorten it (createEngine gsoSocketIdleMs).
+  int64_t gso_idle_ms = FlowSockets::kDefaultIdleMs;
 };
 
 // Which loop runs, and why not io_uring when it was asked for (empty otherwise).
@@ -112,6 +114,7 @@ class Engine {
   Features features() const;
   LoopInfo loop() const;
   const TrafficStats& traffic() const { return traffic_; }
+  size_t GsoSockets() const { return flow_socks_.open(); }  // GSO flow sockets open now (any thread)
   // Why a data-path thread stopped on its own (its TAP deleted, poll failing): the first such error, or ok() while
   // every thread runs. Any thread reports (ReportFault); JS polls (NativeEngineHandle.fault in
   // src/dataplane/native.ts; Engine.fault in engine.ts). Pinned by test/lab/tap-lost.test.ts.

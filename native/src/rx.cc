@@ -12,8 +12,9 @@
 // Threading: the only thread that reads the UDP socket and writes the LearnTable (LearnBatch, Expire); it shares the
 // engine's Counters (relaxed atomics), its TrafficStats (a BatchTally, one lock per batch or when it fills, and
 // Rejected() for refused sources) and the TAP fds (each write is one writev; TX threads write ARP / ND answers to the
-// same TAPs). It sleeps in a blocking recvmmsg: the socket's receive timeout (kPollMs) wakes it to age learned MACs,
-// and Engine::Stop() wakes it with shutdown() after setting stopping_.
+// same TAPs). It sleeps in a blocking recvmmsg: the socket's receive timeout (kPollMs) wakes it to age learned MACs
+// and close idle GSO flow sockets (FlowSockets, shared with the TX threads under its own lock), and Engine::Stop()
+// wakes it with shutdown() after setting stopping_.
 //
 // Buffer ownership: the datagram buffers, message headers, addresses and control buffers are allocated once when
 // the thread starts and reused for every batch; nothing is allocated per packet (sightings has room reserved for a
@@ -157,6 +158,8 @@ void Engine::RxProcess(RxState& s, int r) {
     const int64_t now = NowMs();
     if (now - last_expire >= kPollMs) {
       learned_.Expire(now);
+      // GSO flow sockets unused for their idle time close here too: no thread or wake-up of their own.
+      if (const size_t closed = flow_socks_.CloseIdle(now)) counters_.add(Traffic::kGsoSocketsClosed, closed);
       last_expire = now;
     }
     if (r <= 0) return;

@@ -5,6 +5,7 @@
 #include "twins.h"
 
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <string>
@@ -392,6 +393,49 @@ Napi::Value LearnScriptJs(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// flowSockets({ local, idleMs, max }, steps) → one result per step, run through one FlowSockets (udp-socket.h) on a
+// clock the steps give: ['get', port, nowMs] → 'open' | 'taken' | 'full' (Get: a socket bound to local:port, or why
+// the raw socket is used), ['sweep', nowMs] → sockets closed (CloseIdle), ['open'] → sockets open, ['free', port] →
+// whether local:port can be bound now (its socket was closed). Every socket closes when it returns. No TypeScript
+// twin (the JS engine has no GSO); pinned by test/native/offload.test.ts.
+Napi::Value FlowSocketsJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* usage = "flowSockets: options must be { local, idleMs, max } and steps ['get', port, nowMs] | ['sweep', nowMs] | ['open'] | ['free', port]";
+  if (!info[0].IsObject() || !info[1].IsArray()) return ThrowType(env, usage);
+  Napi::Object o = info[0].As<Napi::Object>();
+  Addr local;
+  uint32_t idle, max;
+  if (!GetAddr(o.Get("local"), &local) || !GetUint(o.Get("idleMs"), 0x7fffffffu, &idle) ||
+      !GetUint(o.Get("max"), FlowSockets::kMax, &max))
+    return ThrowType(env, usage);
+  FlowSockets socks(idle, max);
+  Napi::Array steps = info[1].As<Napi::Array>();
+  Napi::Array out = Napi::Array::New(env, steps.Length());
+  for (uint32_t i = 0; i < steps.Length(); i++) {
+    if (!steps.Get(i).IsArray()) return ThrowType(env, usage);
+    Napi::Array st = steps.Get(i).As<Napi::Array>();
+    const std::string op = st.Get(0u).IsString() ? st.Get(0u).As<Napi::String>().Utf8Value() : "";
+    uint32_t port = 0, now = 0;
+    if (op == "get" && GetUint(st.Get(1u), 65535, &port) && GetUint(st.Get(2u), 0x7fffffffu, &now)) {
+      FlowSockets::Miss miss;
+      const FlowSockets::Socket s = socks.Get(local, static_cast<uint16_t>(port), now, &miss);
+      out.Set(i, s ? "open" : miss == FlowSockets::Miss::kFull ? "full" : "taken");
+    } else if (op == "sweep" && GetUint(st.Get(1u), 0x7fffffffu, &now)) {
+      out.Set(i, static_cast<double>(socks.CloseIdle(now)));
+    } else if (op == "open") {
+      out.Set(i, static_cast<double>(socks.open()));
+    } else if (op == "free" && GetUint(st.Get(1u), 65535, &port)) {
+      UniqueFd probe(socket(local.len == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+      sockaddr_storage sa;
+      const socklen_t salen = ToSockaddr(local, static_cast<uint16_t>(port), &sa);
+      out.Set(i, probe.valid() && bind(probe.get(), reinterpret_cast<sockaddr*>(&sa), salen) == 0);
+    } else {
+      return ThrowType(env, usage);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 void RegisterTwins(Napi::Env env, Napi::Object exports) {
@@ -400,7 +444,7 @@ void RegisterTwins(Napi::Env env, Napi::Object exports) {
       {"segmentTso", SegmentTsoJs},   {"mergeSegments", MergeSegmentsJs}, {"senderIpv4", SenderIpv4Js},
       {"arpAnswer", ArpAnswerJs},     {"senderIpv6", SenderIpv6Js},       {"ndAnswer", NdAnswerJs},
       {"learnScript", LearnScriptJs},
-      {"gsoPolicy", GsoPolicyJs},
+      {"gsoPolicy", GsoPolicyJs},     {"flowSockets", FlowSocketsJs},
       {"tooBigReply", TooBigReplyJs}, {"tooBigLimiter", TooBigLimiterJs},
       {"clampMss", ClampMssJs},
       {"probeReply", ProbeReplyJs},   {"isProbe", IsProbeJs},

@@ -119,8 +119,13 @@ size_t GsoSender::SegmentsPerSend(const TxFrame& f) {
 }
 
 bool GsoSender::Send(const TxFrame& f, size_t from, size_t to, uint16_t sport, const Peer& peer) {
-  const int fd = sockets_.Get(local_, sport);
-  if (fd < 0) return false;
+  FlowSockets::Miss miss;
+  const FlowSockets::Socket sock = sockets_.Get(local_, sport, NowMs(), &miss);  // held until this send is done
+  if (!sock) {
+    if (miss == FlowSockets::Miss::kFull) counters_.add(Traffic::kGsoSocketsFull);  // FlowSockets::kMax ports held
+    return false;
+  }
+  const int fd = sock->get();
   int n = 0;
   for (size_t i = from; i < to; i++) {
     uint8_t* h = &seg_hdrs_[(i - from) * kMaxSegHeader];

@@ -6,8 +6,9 @@
 //
 // Threading: one TX thread per TAP. Its TxFrames, TxQueue and GsoSender belong to it alone. What it shares: the
 // engine's Counters (relaxed atomics), its TrafficStats (through a BatchTally: one lock per batch, or when the tally
-// fills), the FlowSockets (locked), the GSO switch (an atomic any TX thread may turn off), the LocalMacTable and the
-// LearnTable (one lock per batch each), and the table snapshot (held for exactly one batch).
+// fills), the FlowSockets (locked; a socket is held for one send, and the RX thread closes idle ones), the GSO switch
+// (an atomic any TX thread may turn off), the LocalMacTable and the LearnTable (one lock per batch each), and the
+// table snapshot (held for exactly one batch).
 //
 // Buffer ownership: the thread allocates its frame slots, message vector, headers, iovecs and addresses once, when
 // it starts; nothing is allocated per packet. A queued message points into a frame slot and at the Peer it goes to
@@ -100,7 +101,8 @@ class GsoPolicy {
 };
 
 // A TSO frame's segments to one peer in UDP_SEGMENT sends from the flow's own UDP socket (FlowSockets: bound to the
-// flow's source port, so the outer port is the one the raw path would write). Where GSO may be used: GsoPolicy.
+// flow's source port, so the outer port is the one the raw path would write; with FlowSockets::kMax open, the raw
+// socket, counted as gso_sockets_full). Where GSO may be used: GsoPolicy.
 // Segmentation pinned by test/native/offload.test.ts (segmentTso).
 class GsoSender {
  public:

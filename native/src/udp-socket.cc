@@ -5,9 +5,9 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <time.h>
 
 #include <string>
+#include <vector>
 
 namespace vxr {
 
@@ -116,14 +116,19 @@ SysError OpenSendSocket(const Addr& local, uint16_t port, UniqueFd* out) {
   return {};
 }
 
-int FlowSockets::Get(const Addr& local, uint16_t port) {
+FlowSockets::Socket FlowSockets::Get(const Addr& local, uint16_t port, int64_t now_ms, Miss* miss) {
   std::lock_guard<std::mutex> lock(mu_);
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  const int64_t now = static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
   const auto it = fds_.find(port);
-  if (it != fds_.end() && (it->second.fd.valid() || now < it->second.retry_at_ms)) return it->second.fd.get();
-  if (it == fds_.end() && fds_.size() >= kMax) return -1;
+  if (it != fds_.end()) {
+    it->second.used_ms = now_ms;
+    if (it->second.fd || now_ms < it->second.retry_at_ms) {
+      *miss = it->second.fd ? Miss::kNone : Miss::kTaken;
+      return it->second.fd;
+    }
+  } else if (fds_.size() >= max_) {
+    *miss = Miss::kFull;
+    return nullptr;
+  }
   const int family = FamilyOf(local);
   UniqueFd fd(socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   sockaddr_storage sa;
@@ -132,11 +137,41 @@ int FlowSockets::Get(const Addr& local, uint16_t port) {
                      !RejectAll(fd.get())))
     fd.reset();  // port taken (or the socket unusable): this flow stays on the raw socket, and binding is tried again later
   if (fd.valid()) BigBuffer(fd.get(), SO_SNDBUFFORCE, SO_SNDBUF);
-  const int got = fd.get();
-  Slot& slot = fds_[port];
-  slot.fd = std::move(fd);
-  slot.retry_at_ms = now + kRetryMs;
-  return got;
+  Slot& slot = fds_[port];  // a new slot, or one whose port could not be bound (no socket to replace)
+  if (fd.valid()) {
+    slot.fd = std::make_shared<UniqueFd>(std::move(fd));
+    open_.fetch_add(1, std::memory_order_relaxed);
+  }
+  slot.retry_at_ms = now_ms + kRetryMs;
+  slot.used_ms = now_ms;
+  *miss = slot.fd ? Miss::kNone : Miss::kTaken;
+  return slot.fd;
+}
+
+size_t FlowSockets::CloseIdle(int64_t now_ms) {
+  std::vector<Socket> closing;  // released after the lock: close() never holds up a TX thread's Get
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = fds_.begin(); it != fds_.end();) {
+      if (now_ms - it->second.used_ms < idle_ms_) {
+        ++it;
+        continue;
+      }
+      if (it->second.fd) closing.push_back(std::move(it->second.fd));
+      it = fds_.erase(it);
+    }
+    open_.fetch_sub(closing.size(), std::memory_order_relaxed);
+  }
+  return closing.size();
+}
+
+void FlowSockets::CloseAll() {
+  std::unordered_map<uint16_t, Slot> closing;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closing.swap(fds_);
+    open_.store(0, std::memory_order_relaxed);
+  }
 }
 
 }  // namespace vxr

@@ -110,6 +110,8 @@ export interface DaemonView {
   fdbCounts(): FdbCounts;
   /** Offloads in use now (GSO turns itself off if the kernel refuses it). */
   offloads(): Offloads;
+  /** UDP sockets the engine holds open for GSO sends (one per outer source port in use; closed after a minute unused). O(1). */
+  gsoSockets(): number;
   /** The event loop running the data path (native engine: threads or io_uring). */
   loop(): EngineLoop;
   /** The table the data path forwards with now (static peers merged with every control plane's). */
@@ -400,6 +402,10 @@ export class Daemon implements DaemonView {
 
   offloads(): Offloads {
     return this.engine.offloads();
+  }
+
+  gsoSockets(): number {
+    return this.engine.gsoSockets();
   }
 
   loop(): EngineLoop {

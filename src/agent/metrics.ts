@@ -72,11 +72,21 @@ export function routerMetrics(router: DaemonView, startedAt: Date): Registry {
     [{ protocol: 'arp' }, c().arp_suppressed],
     [{ protocol: 'nd' }, c().nd_suppressed],
   ]);
-  mirror(registry, 'vxlan_router_offload_total', 'Offload work: TSO super-frames cut, GSO sends, segments merged for the TAP', ['kind'], () => [
+  mirror(registry, 'vxlan_router_offload_total', 'Offload work: TSO super-frames cut, GSO sends, segments merged for the TAP; GSO flow sockets closed after a minute unused, GSO sends sent raw because 1024 flow sockets were open', ['kind'], () => [
     [{ kind: 'tso_frames' }, c().tx_tso_frames],
     [{ kind: 'gso_sends' }, c().tx_gso_sends],
     [{ kind: 'merged_segments' }, c().rx_merged],
+    [{ kind: 'gso_sockets_closed' }, c().gso_sockets_closed],
+    [{ kind: 'gso_sockets_full' }, c().gso_sockets_full],
   ]);
+  new Gauge({
+    name: 'vxlan_router_gso_sockets',
+    help: 'UDP sockets open for GSO sends (native engine: one per outer source port in use, at most 1024; closed after a minute unused)',
+    registers: [registry],
+    collect() {
+      this.set(router.gsoSockets());
+    },
+  });
   // Per peer and per VNI: one read of the engine's traffic per scrape, shared by the four families.
   let traffic: { at: number; value: Traffic } | undefined;
   const t = (): Traffic => {

@@ -53,6 +53,8 @@ export const TRAFFIC_COUNTERS = [
   'probes_answered', // peers' probe requests answered
   'probe_answers_limited', // peers' probe requests not answered: over the rate limit (200/s, bursts of 100)
   'rx_uring_no_buffers', // io_uring loop with VXLAN_ROUTER_URING_RECV=multishot: the receive ran out of provided buffers and was re-armed (datagrams wait in the socket)
+  'gso_sockets_closed', // GSO flow sockets (one per outer source port, native engine) closed after a minute unused
+  'gso_sockets_full', // GSO sends that went through the raw socket instead: 1024 flow sockets were open (no new one)
 ] as const;
 export type TrafficCounter = (typeof TRAFFIC_COUNTERS)[number];
 
@@ -206,6 +208,8 @@ export interface Engine {
   /** Forwarding entries by origin, without copying the table (metrics): O(1) per call. */
   fdbCounts(): FdbCounts;
   offloads(): Offloads;
+  /** UDP sockets open for GSO sends now (native engine: one per outer source port in use, at most 1024; JS: 0). O(1). */
+  gsoSockets(): number;
   /** The event loop running the data path. */
   loop(): EngineLoop;
   /** This host's own MACs: sources of frames read from the TAPs, seen within the aging time (to advertise). */

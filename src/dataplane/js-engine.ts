@@ -266,6 +266,10 @@ export class JsEngine implements Engine {
     return NO_OFFLOADS;
   }
 
+  gsoSockets(): number {
+    return 0; // no GSO: sends go through the pool sockets
+  }
+
   /** Node's own event loop (dgram and the TAP streams). */
   loop(): EngineLoop {
     return { kind: 'node', fallback: '' };

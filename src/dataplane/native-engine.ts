@@ -117,6 +117,10 @@ export class NativeEngine implements Engine {
     return this.handle?.features() ?? NO_OFFLOADS;
   }
 
+  gsoSockets(): number {
+    return this.handle?.gsoSockets() ?? 0;
+  }
+
   sourcePort(frame: Uint8Array): number {
     return flowPort(frame);
   }

@@ -26,6 +26,8 @@ export interface NativeEngineHandle {
   learned(): { vni: number; mac: string; vtep: string; ageMs: number }[];
   /** Learned entries held (what the bounds count), O(1): metrics read this, never learned(). */
   learnedCount(): number;
+  /** GSO flow sockets open now (one per outer source port in use, closed after gsoSocketIdleMs unused), O(1). */
+  gsoSockets(): number;
   features(): Offloads;
   /**
    * The event loop running since start(), why not io_uring when it was asked for ('' otherwise), and how the
@@ -199,6 +201,8 @@ export interface NativeSurface {
     /** io_uring loop: wait for this many completions (1-64), or at least one after uringMinWaitUs µs (kernel ≥ 6.12). */
     uringWaitNr?: number;
     uringMinWaitUs?: number;
+    /** Tests only: how long a GSO flow socket stays open unused (default 60000; closed on the next once-a-second tick). */
+    gsoSocketIdleMs?: number;
     networks: { vni: number; tapFd: number; mtu: number; vnetHdr?: boolean }[];
     /** The UDP socket handed over by the router this one replaces (already bound); absent: open and bind one. */
     rxFd?: number;
@@ -235,6 +239,12 @@ export interface NativeTwins {
   learnScript(options: { agingMs: number; maxPerPeer: number; maxTotal: number }, steps: readonly LearnStep[]): (string | number | null)[];
   /** A fresh GsoPolicy (native/src/tx.h) told of each refused GSO send ([address, errno]), then asked about each probe. */
   gsoPolicy(refusals: [address: string, errno: number][], probes: string[]): { actedOn: boolean[]; allowed: boolean[]; on: boolean };
+  /**
+   * One FlowSockets (native/src/udp-socket.h: the GSO flow sockets, bound to local:port) run through `steps` on the
+   * clock they give: get → 'open' | 'taken' | 'full', sweep → sockets closed as idle, open → sockets open, free → whether
+   * local:port can be bound now. Every socket is closed when it returns.
+   */
+  flowSockets(options: { local: string; idleMs: number; max: number }, steps: readonly FlowSocketStep[]): (string | number | boolean)[];
   /** Twin of tooBigReply in src/packet/icmp.ts: the ICMP / ICMPv6 "too big" answer to a frame, or null. */
   tooBigReply(frame: Uint8Array, mtu: number): Buffer | null;
   /** Twins of probeReply and isProbe in src/packet/probe.ts: the reply to a probe request (or null); a probe at all. */
@@ -258,6 +268,13 @@ export type LearnStep =
   | readonly ['learn', number, string, string, number]
   | readonly ['lookup', number, string, number]
   | readonly ['sweep', number];
+
+/** One step of flowSockets: at a time (ms) get a port's socket, sweep the idle ones; count the open ones; try a bind. */
+export type FlowSocketStep =
+  | readonly ['get', port: number, nowMs: number]
+  | readonly ['sweep', nowMs: number]
+  | readonly ['open']
+  | readonly ['free', port: number];
 
 /** The benchmark hook (native/src/bench.cc). */
 export interface NativeBench {

@@ -22,6 +22,7 @@ import { promisify } from 'node:util';
 import { NODE_FLAGS } from '../agent/control-protocol.js';
 import { innerMtuLimit } from '../packet/index.js';
 import { RouterProcess, type EngineName, type RouterOutput } from './router-process.js';
+import { staleBuild } from './stale-build.js';
 import { cmdline, labDirPrefix, teardown, type LabRecord } from './teardown.js';
 import { waitFor } from './wait.js';
 
@@ -240,6 +241,9 @@ export class Lab {
     host: Host,
     opts: { peers: readonly string[]; engine: EngineName; vni?: number | null; args?: string[]; output?: RouterOutput; readyTimeoutMs?: number; cli?: string; nodeFlags?: readonly string[] },
   ): Promise<RouterProcess> {
+    // This build's routers run dist/ and the addon: stale, they would run old code (and a test wait for what never comes).
+    const stale = opts.cli === undefined ? staleBuild() : undefined;
+    if (stale !== undefined) throw new Error(stale);
     const extra = opts.args ?? [];
     const vni = opts.vni === null ? [] : ['--vni', String(opts.vni ?? VNI)];
     // Namespaces share the filesystem: the default socket dir and state dir are the machine's (a real router's, or

@@ -5,12 +5,13 @@
  * StateDirectory, under ProtectSystem=strict) are the ones the router uses by default.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { RUN_DIR, STATE_DIR } from '../../src/config/index.js';
+import { staleBuild, staleBuildReason } from '../../src/lab/stale-build.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const unit = readFileSync(join(root, 'config/vxlan-router.service'), 'utf8');
@@ -31,11 +32,39 @@ t.test('the unit names the directories the router writes', async (t) => {
   t.equal(key('ExecReload'), key('ExecStart').replace(' up ', ' restart '), 'reload: `restart` with the options of ExecStart (a hitless takeover)');
 });
 
+t.test('a build older than its sources is named, with the command that fixes it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vxr-stale-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = (path: string, ageS: number): void => {
+    mkdirSync(join(dir, path, '..'), { recursive: true });
+    writeFileSync(join(dir, path), '');
+    const at = Date.now() / 1000 - ageS;
+    utimesSync(join(dir, path), at, at);
+  };
+  file('src/agent/a.ts', 20);
+  file('dist/agent/a.js', 10);
+  file('native/src/x.cc', 20);
+  file('native/build/Release/vxlan_native.node', 10);
+  t.equal(staleBuildReason(dir), undefined, 'every output newer than its source: fresh');
+  file('src/b.ts', 5);
+  t.match(staleBuildReason(dir), /src\/b\.ts has no dist\/ output\): run npm run build:ts/, 'a source without output');
+  file('dist/b.js', 1);
+  file('src/agent/a.ts', 0);
+  t.match(staleBuildReason(dir), /src\/agent\/a\.ts changed after it was compiled\): run npm run build:ts/, 'a source changed after its build');
+  file('dist/agent/a.js', 0);
+  file('native/src/x.cc', 0);
+  t.match(staleBuildReason(dir), /native addon is older than its sources \(native\/src\/x\.cc changed after it was built\): run npm run build:native/, 'the addon likewise');
+});
+
 /**
  * A namespace with an underlay address and br0, the example's keys in a config file of the test's own (socket and
- * state in its directory), and ExecStart run inside it until its ready line (or 15 s). Removed at the test's end.
+ * state in its directory), and ExecStart run inside it until its ready line (or 15 s). Removed at the test's end, the
+ * router killed if it still runs. ExecStart runs dist/cli.js: a build older than src/ fails at once (it would run old
+ * code, and the test wait for lines that never come).
  */
 async function startUnitRouter(t: Test, name: string): Promise<{ ns: string; dir: string; config: string; argv: string[]; ip: (...args: string[]) => string; child: ChildProcess; out: () => string; exited: Promise<number | null> }> {
+  const stale = staleBuild();
+  if (stale !== undefined) throw new Error(stale);
   const ns = `${name}-${process.pid}`;
   const dir = mkdtempSync(join(tmpdir(), 'vxr-unit-'));
   const ip = (...args: string[]): string => execFileSync('ip', ['-n', ns, ...args], { encoding: 'utf8' });
@@ -53,6 +82,9 @@ async function startUnitRouter(t: Test, name: string): Promise<{ ns: string; dir
   writeFileSync(config, `local: 198.51.100.1\nvni: 42\nbridge: br0\npeers: [198.51.100.2]\nsocket: ${dir}/vxr42.sock\nstateDir: ${dir}\nmetrics: off\n`);
   const argv = key('ExecStart').replaceAll('/opt/vxlan-router/', root).replace('/etc/vxlan-router.yaml', config).split(' ');
   const child = spawn('ip', ['netns', 'exec', ns, process.execPath, ...argv.slice(1)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // A router left running (a check failed before it was stopped) would hold this test process open: killed (its pid
+  // is ours: `ip netns exec` execs node), in or out of the namespace.
+  t.teardown(() => void (child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')));
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

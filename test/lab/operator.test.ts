@@ -88,6 +88,7 @@ t.test('status, fdb and peers of two running routers', { skip: labSkipReason() ?
   };
   const before = await scrape();
   t.equal(before.get('vxlan_router_offload_enabled{"offload":"gso"}'), 1, 'offloads shown');
+  t.equal(before.get('vxlan_router_gso_sockets{}'), 0, 'GSO flow sockets open: none (no TCP super-frame sent yet)');
   t.equal(before.get('vxlan_router_peers{"vni":"42"}'), 1, 'one peer');
   t.equal(before.get('vxlan_router_fdb_entries{"origin":"learned"}'), 1, 'one learned MAC');
   t.ok(DROP_REASONS.every((r) => before.get(`vxlan_router_drops_total{"reason":"${r}"}`) === 0), 'every drop reason, all zero');

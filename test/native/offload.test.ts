@@ -2,8 +2,10 @@
  * Pins the native offload code (native/src/offload.cc) through its test hooks: cutting a TSO super-frame into
  * segments (segmentTso: what the TX thread encapsulates) and merging received segments into super-frames for the TAP
  * (mergeSegments: what the RX thread writes). Every segment and merged frame is checked with the TypeScript
- * checksum code, independently of the C++.
+ * checksum code, independently of the C++. And the sockets the GSO sends leave from (flowSockets: FlowSockets in
+ * native/src/udp-socket.h): one per outer source port, closed when unused, bounded.
  */
+import { createSocket, type Socket } from 'node:dgram';
 import t, { type Test } from 'tap';
 import { loadNative } from '../../src/dataplane/native.js';
 import { fold, internetChecksum, pseudoHeaderSum } from '../../src/packet/checksum.js';
@@ -255,4 +257,45 @@ t.test('segmentTso: bad virtio headers are refused, never a crash', async (t) =>
     if (total < fs.reduce((a, s) => a + s.length, 0) - 54 * fs.length) t.fail(`mutant ${i}: bytes lost in merging`);
   }
   t.pass('1000 mutated segment runs merged without a crash or a lost byte');
+});
+
+/** A UDP socket of this test's on 127.0.0.1:port (0: any free port). */
+async function udpOn(port: number): Promise<Socket> {
+  const s = createSocket('udp4');
+  await new Promise<void>((resolve, reject) => {
+    s.once('error', reject);
+    s.bind(port, '127.0.0.1', () => resolve());
+  });
+  return s;
+}
+
+t.test('GSO flow sockets: one per port, closed once unused for idleMs, at most max (the rest go raw)', async (t) => {
+  // Free ports to bind (nothing is sent); the fourth stays taken by a socket of ours.
+  const probes = await Promise.all([0, 0, 0, 0].map(udpOn));
+  const [p1, p2, p3, p4] = probes.map((s) => s.address().port) as [number, number, number, number];
+  for (const s of probes.slice(0, 3)) s.close();
+  t.teardown(() => probes[3]!.close());
+  const r = n.flowSockets({ local: '127.0.0.1', idleMs: 1000, max: 3 }, [
+    ['get', p1, 0],
+    ['free', p1],
+    ['get', p2, 100],
+    ['get', p4, 200],
+    ['get', p3, 300],
+    ['open'],
+    ['get', p1, 900],
+    ['sweep', 1150],
+    ['free', p2],
+    ['open'],
+    ['sweep', 1250],
+    ['get', p3, 1300],
+    ['sweep', 2299],
+    ['sweep', 2400],
+    ['open'],
+    ['free', p1],
+    ['free', p3],
+  ]);
+  t.same(r.slice(0, 6), ['open', false, 'open', 'taken', 'full', 2], 'opened on first use and held; a taken port goes raw (and holds a slot); the 4th port: full');
+  t.same(r.slice(6, 11), ['open', 1, true, 1, 0], 'unused for idleMs: closed (counted), the port bindable again; a used one kept; a taken port forgotten (nothing to close)');
+  t.same(r.slice(11), ['open', 1, 1, 0, true, true], 'a freed slot takes a new port; each closes idleMs after its last use (p3 at 999 ms: not yet)');
+  t.throws(() => n.flowSockets({ local: '127.0.0.1', idleMs: 1000, max: 3 }, [['nope' as 'open']]), /flowSockets: options must be/, 'a bad step is a TypeError, not a crash');
 });

@@ -10,6 +10,8 @@
  * a super-frame whose headers promise bytes the slot does not hold. 10 KB and 65 524-byte ones go out whole.
  * Finding 6: a "container" spraying source MACs grows the local-MAC table (advertised to etcd) only to maxLocalMacs
  * per VNI (counted as local_mac_refused), and entries age out after agingMs even when nobody reads the table.
+ * Along the way: the GSO flow socket the super-frames left from is closed once unused for gsoSocketIdleMs (1.5 s here,
+ * a minute by default), counted as gso_sockets_closed, while nothing else is sent.
  * The addon acts on the namespace of the calling process, so the engines run in a child `node` inside it.
  */
 import { spawnSync } from 'node:child_process';
@@ -56,7 +58,7 @@ const fromMac = (i) => {
 const a = n.openTap('vxa0', 1450, 'br0', true);
 const b = n.openTap('vxb0', 1450, 'br0', true);
 out.offloads = a.offloads;
-const e = n.createEngine({ local: '198.51.100.1', port: 4789, underlayMtu: 1500, learning: true, agingMs: 1500, learnMaxPerPeer: 4096, learnMax: 65536, maxLocalMacs: 8, networks: [{ vni: 42, tapFd: a.fd, mtu: 1450, vnetHdr: a.vnetHdr }] });
+const e = n.createEngine({ local: '198.51.100.1', port: 4789, underlayMtu: 1500, learning: true, agingMs: 1500, learnMaxPerPeer: 4096, learnMax: 65536, maxLocalMacs: 8, gsoSocketIdleMs: 1500, networks: [{ vni: 42, tapFd: a.fd, mtu: 1450, vnetHdr: a.vnetHdr }] });
 e.setTable({ vnis: [{ vni: 42, peers: ['198.51.100.1'], macs: [] }] });
 e.start();
 
@@ -65,6 +67,7 @@ e.start();
 writeSync(b.fd, tso(10000));
 await until(() => named(e).tx_tso_frames >= 1 && named(e).tx_datagrams >= 7);
 out.small = named(e);
+out.gsoOpen = e.gsoSockets(); // the super-frame's flow socket, used a moment ago
 writeSync(b.fd, tso(65510)); // 65 534 bytes with the virtio header: the largest that fits the slot
 await until(() => named(e).tx_tso_frames >= 2 && named(e).tx_bytes - out.small.tx_bytes >= 65524);
 out.fits = named(e);
@@ -88,6 +91,8 @@ for (let i = 100; i < 108; i++) writeSync(b.fd, fromMac(i));
 await until(() => e.localMacs().length >= 8 && js.localMacs().length >= 8);
 out.afterAging = { native: e.localMacs().map((m) => m.mac).sort(), js: js.localMacs().map((m) => m.mac).sort() };
 out.refusedAfterAging = { native: named(e).local_mac_refused, js: js.counters().local_mac_refused };
+// Over 4 s without a super-frame (none in the spray): the flow socket was closed on an aging tick.
+out.gsoIdle = { open: e.gsoSockets(), closed: named(e).gso_sockets_closed, sends: named(e).tx_gso_sends, full: named(e).gso_sockets_full };
 await js.close();
 e.stop();
 console.log(JSON.stringify(out));
@@ -111,6 +116,9 @@ t.test('TX: a TAP read longer than the slot, and a source-MAC spray', { skip: la
   t.equal(big.tx_tso_frames, fits.tx_tso_frames, 'and never parsed as a super-frame');
   t.ok(big.tx_bytes! - fits.tx_bytes! < 60_000, `nothing of it was sent (tx_bytes +${big.tx_bytes! - fits.tx_bytes!}: only the bridge's own small frames)`);
   t.equal(big.tx_bad_offload, 0, 'no bad-offload drop');
+  t.ok(small.tx_gso_sends! >= 1, `the segments left in ${small.tx_gso_sends} GSO send(s)`);
+  t.equal(out.gsoOpen, 1, 'from one flow socket, open while in use');
+  t.same(out.gsoIdle, { open: 0, closed: 1, sends: fits.tx_gso_sends, full: 0 }, 'unused for gsoSocketIdleMs: closed and counted (gso_sockets_closed), no GSO send since');
 
   const spray = out.spray as unknown as { native: number; js: number };
   t.ok(spray.native >= 32, `native: ${spray.native} new source MACs refused beyond maxLocalMacs 8`);
