@@ -9,18 +9,28 @@
  * the same on every host, outside every overlay, reached by containers through their default route (docker_gwbridge
  * or the bridge's gateway), so one line of set-up fits every host and nothing of it crosses the overlay.
  *
- * Bad input never crashes it: a datagram that is not a query is counted (`malformed`) and dropped, or answered
+ * UDP and TCP on the same address and port (RFC 1035 §4.2.2, RFC 7766). Over UDP our answers fit 512 bytes: when
+ * a name has more addresses than fit, TC is set, and a forwarded truncated answer is relayed as is; the client
+ * (Docker's resolver, then the container's libc) then asks again over TCP, where our answers are whole and forwards
+ * go to the upstream over TCP too, so large external answers come back whole.
+ *
+ * Bad input never crashes it: a message that is not a query is counted (`malformed`) and dropped, or answered
  * FORMERR when it has an id; forwards in flight are bounded (MAX_FORWARDS; more are answered SERVFAIL and counted).
- * UDP only: answers fit 512 bytes (Docker's resolver asks over UDP; a forwarded truncated answer is relayed as is).
+ * TCP is bounded too: MAX_TCP_CONNECTIONS at once (more are closed at once, `tcpRefused`), a connection without a
+ * whole query or an answer for TCP_IDLE_MS is closed (`tcpIdleClosed`: a client that dribbles bytes is idle), a
+ * message is at most 65535 bytes (its 2-byte length) read into one buffer of that length, and a connection reads no
+ * further while TCP_PIPELINE of its queries wait or its unsent answers pass TCP_WRITE_BUFFERED (a client that does
+ * not read is held back by TCP's own flow control, never by our memory).
  */
 import { execFile } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
+import { connect as tcpConnect, createServer as createTcpServer, type Server as TcpServer, type Socket as TcpSocket } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { isIP, isIPv4 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { promisify } from 'node:util';
 import { ConfigError } from '../errors.js';
-import { buildDnsAnswer, buildDnsError, DnsQueryError, dnsResponseId, parseDnsQuery, parseIp, QCLASS_IN, QTYPE_A, QTYPE_AAAA, RCODE, type DnsQuery } from '../packet/index.js';
+import { buildDnsAnswer, buildDnsError, DNS_TCP_MAX, DNS_UDP_MAX, DnsQueryError, dnsResponseId, parseDnsQuery, parseIp, QCLASS_IN, QTYPE_A, QTYPE_AAAA, RCODE, type DnsQuery } from '../packet/index.js';
 
 const run = promisify(execFile);
 
@@ -32,6 +42,14 @@ export const MAX_FORWARDS = 256;
 export const FORWARD_TIMEOUT_MS = 2000;
 /** Upstream servers taken from resolv.conf (as the C library does). */
 const MAX_UPSTREAMS = 3;
+/** TCP connections open at once; more are closed as they come (counted `tcpRefused`). */
+export const MAX_TCP_CONNECTIONS = 64;
+/** A TCP connection with no whole query and no answer for this long is closed (RFC 7766 §6.2.3: seconds). */
+export const TCP_IDLE_MS = 10_000;
+/** Queries of one TCP connection answered at once (RFC 7766 pipelining); it is not read further meanwhile. */
+export const TCP_PIPELINE = 16;
+/** Unsent answer bytes of one TCP connection past which it is not read further (a client that does not read). */
+export const TCP_WRITE_BUFFERED = 128 * 1024;
 /** TTL of our answers: 0, so a removed container's name is gone at the next query. */
 const ANSWER_TTL = 0;
 
@@ -46,7 +64,18 @@ export interface DnsCounters {
   malformed: number;
   /** Forwards refused because MAX_FORWARDS were in flight. */
   busy: number;
+  /** Queries that came over TCP (also in `queries`). */
+  tcpQueries: number;
+  /** TCP connections closed at once: MAX_TCP_CONNECTIONS were open. */
+  tcpRefused: number;
+  /** TCP connections closed after TCP_IDLE_MS without a whole query or an answer (a silent or dribbling client). */
+  tcpIdleClosed: number;
+  /** Our own UDP answers that did not fit 512 bytes: sent with TC set (the client asks again over TCP). */
+  truncated: number;
 }
+
+/** How a query came: over TCP, answers may be 65535 bytes and forwards go over TCP. */
+export type DnsTransport = 'udp' | 'tcp';
 
 /**
  * Which addresses a name has, or undefined when the name is none of the overlay's containers (then it is forwarded).
@@ -56,6 +85,12 @@ export type NameLookup = (name: string) => readonly string[] | undefined;
 
 /** Sends a query to one upstream server and resolves with its answer (or rejects: timeout, unreachable). */
 export type Upstream = (server: string, query: Uint8Array, timeoutMs: number, port?: number) => Promise<Uint8Array>;
+
+/** How forwards go out: over UDP, and over TCP for queries that came over TCP. */
+export interface Upstreams {
+  readonly udp: Upstream;
+  readonly tcp: Upstream;
+}
 
 /** The nameservers of a resolv.conf text, without `self` (no loops), at most MAX_UPSTREAMS. */
 export function upstreamsOf(resolvConf: string, self: string): string[] {
@@ -108,20 +143,134 @@ export const udpUpstream: Upstream = (server, query, timeoutMs, port = 53) =>
     }
   });
 
+/**
+ * One query to `server` over TCP (a connection of its own): the 2-byte length, the query, then the answer read the
+ * same way (at most 65535 bytes, into one buffer) and matched by id. Every failure is a rejection, as for UDP.
+ */
+export const tcpUpstream: Upstream = (server, query, timeoutMs, port = 53) =>
+  new Promise((resolve, reject) => {
+    const id = (query[0]! << 8) | query[1]!;
+    let finished = false;
+    const reader = new DnsTcpReader();
+    let sock: TcpSocket | undefined;
+    const done = (err?: Error, answer?: Uint8Array): void => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      sock?.destroy();
+      if (answer !== undefined) resolve(answer);
+      else reject(err ?? new Error('no answer'));
+    };
+    const timer = setTimeout(() => done(new Error(`${server} did not answer over TCP in ${timeoutMs} ms`)), timeoutMs);
+    if (query.length > DNS_TCP_MAX) return done(new Error(`a query of ${query.length} bytes does not fit a TCP message`));
+    try {
+      sock = tcpConnect({ host: server, port });
+    } catch (err) {
+      return done(err as Error);
+    }
+    sock.setNoDelay(true);
+    sock.on('error', (err) => done(err));
+    sock.on('close', () => done(new Error(`${server} closed the TCP connection without an answer`)));
+    sock.on('connect', () => sock?.write(framed(query)));
+    sock.on('data', (chunk: Buffer) => {
+      reader.push(chunk);
+      for (let m = reader.next(); m !== undefined; m = reader.next()) {
+        if (dnsResponseId(m) === id) return done(undefined, new Uint8Array(m));
+      }
+      if (reader.broken) done(new Error(`${server} sent a TCP message of length 0`));
+    });
+  });
+
+/** A message with its 2-byte length in front (`msg` is at most DNS_TCP_MAX bytes). */
+function framed(msg: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(2 + msg.length);
+  out.writeUInt16BE(msg.length, 0);
+  out.set(msg, 2);
+  return out;
+}
+
+/**
+ * DNS messages out of a TCP byte stream: chunks are kept as they come (no copy) until taken; a message is copied
+ * once into a buffer of its announced length (≤ 65535), so a client that sends a byte at a time costs no more than
+ * one that sends it whole. `broken`: a message of length 0 (no DNS message is; the stream cannot be trusted after).
+ */
+export class DnsTcpReader {
+  private chunks: Buffer[] = [];
+  private offset = 0;
+  private lenHave = 0;
+  private lenBytes = Buffer.alloc(2);
+  private msg: Buffer | undefined;
+  private msgHave = 0;
+  broken = false;
+
+  push(chunk: Buffer): void {
+    if (chunk.length > 0) this.chunks.push(chunk);
+  }
+
+  /** Bytes received and not yet taken into a message. */
+  get pending(): number {
+    return this.chunks.reduce((n, c) => n + c.length, 0) - this.offset;
+  }
+
+  /** True while a message has begun (some of its bytes or its length read) but is not whole. */
+  get partial(): boolean {
+    return this.lenHave > 0 || this.pending > 0;
+  }
+
+  /** The next whole message, or undefined until more bytes come. */
+  next(): Buffer | undefined {
+    while (!this.broken && this.chunks.length > 0) {
+      const c = this.chunks[0]!;
+      if (this.msg === undefined) {
+        this.lenBytes[this.lenHave++] = c[this.offset++]!;
+        if (this.lenHave === 2) {
+          const len = this.lenBytes.readUInt16BE(0);
+          if (len === 0) this.broken = true;
+          else this.msg = Buffer.allocUnsafe(len);
+          this.msgHave = 0;
+        }
+      } else {
+        const n = Math.min(this.msg.length - this.msgHave, c.length - this.offset);
+        c.copy(this.msg, this.msgHave, this.offset, this.offset + n);
+        this.msgHave += n;
+        this.offset += n;
+      }
+      if (this.offset === c.length) {
+        this.chunks.shift();
+        this.offset = 0;
+      }
+      if (this.msg !== undefined && this.msgHave === this.msg.length) {
+        const m = this.msg;
+        this.msg = undefined;
+        this.lenHave = 0;
+        return m;
+      }
+    }
+    return undefined;
+  }
+}
+
 /** Answers queries (`handle`): the part of the server without sockets, tested on its own. */
 export class DnsResponder {
-  readonly counters: DnsCounters = { queries: 0, answered: 0, forwarded: 0, forwardFailed: 0, malformed: 0, busy: 0 };
+  readonly counters: DnsCounters = { queries: 0, answered: 0, forwarded: 0, forwardFailed: 0, malformed: 0, busy: 0, tcpQueries: 0, tcpRefused: 0, tcpIdleClosed: 0, truncated: 0 };
   private inFlight = 0;
+  private readonly upstream: Upstreams;
 
+  /** `upstream`: one function for both transports (tests), or one for each; by default UDP and TCP to port 53. */
   constructor(
     private readonly lookup: NameLookup,
     private readonly upstreams: () => readonly string[],
-    private readonly upstream: Upstream = udpUpstream,
+    upstream: Upstream | Upstreams = { udp: udpUpstream, tcp: tcpUpstream },
     private readonly timeoutMs = FORWARD_TIMEOUT_MS,
-  ) {}
+  ) {
+    this.upstream = typeof upstream === 'function' ? { udp: upstream, tcp: upstream } : upstream;
+  }
 
-  /** The answer to a datagram, or undefined when it gets none (not a query; counted). Never throws. */
-  async handle(msg: Uint8Array): Promise<Uint8Array | undefined> {
+  /**
+   * The answer to a message (a datagram, or one message of a TCP connection: `transport`), or undefined when it gets
+   * none (not a query; counted). Never throws.
+   */
+  async handle(msg: Uint8Array, transport: DnsTransport = 'udp'): Promise<Uint8Array | undefined> {
     let q: DnsQuery;
     try {
       q = parseDnsQuery(msg);
@@ -130,6 +279,7 @@ export class DnsResponder {
       return err instanceof DnsQueryError && err.id !== undefined ? buildDnsError(err.id, RCODE.formErr) : undefined;
     }
     this.counters.queries++;
+    if (transport === 'tcp') this.counters.tcpQueries++;
     if (q.opcode !== 0) {
       this.counters.malformed++;
       return buildDnsAnswer(q, RCODE.notImp, [], false);
@@ -139,12 +289,15 @@ export class DnsResponder {
       this.counters.answered++;
       const family = q.qtype === QTYPE_A ? 4 : q.qtype === QTYPE_AAAA ? 6 : 0;
       const addresses = found.filter((a) => isIP(a) === family).map((a) => ({ address: parseIp(a), ttl: ANSWER_TTL }));
-      return buildDnsAnswer(q, RCODE.noError, addresses); // no address of that family: NODATA, so no one waits
+      // No address of that family: NODATA, so no one waits. More than fit 512 bytes over UDP: TC, asked again over TCP.
+      const out = buildDnsAnswer(q, RCODE.noError, addresses, true, transport === 'tcp' ? DNS_TCP_MAX : DNS_UDP_MAX);
+      if ((out[2]! & 0x02) !== 0) this.counters.truncated++;
+      return out;
     }
-    return this.forward(q, msg);
+    return this.forward(q, msg, transport);
   }
 
-  private async forward(q: DnsQuery, msg: Uint8Array): Promise<Uint8Array> {
+  private async forward(q: DnsQuery, msg: Uint8Array, transport: DnsTransport): Promise<Uint8Array> {
     const servers = this.upstreams();
     if (servers.length === 0) {
       this.counters.forwardFailed++;
@@ -159,7 +312,7 @@ export class DnsResponder {
     try {
       for (const s of servers) {
         try {
-          return await this.upstream(s, msg, this.timeoutMs);
+          return await this.upstream[transport](s, msg, this.timeoutMs);
         } catch {
           /* the next one */
         }
@@ -172,10 +325,12 @@ export class DnsResponder {
   }
 }
 
-/** The server on `address`:`port` (UDP), with the address put on the loopback first when it is not on the host. */
+/** The server on `address`:`port` (UDP and TCP), with the address put on the loopback first when it is not on the host. */
 export class DnsServer {
   private constructor(
     private readonly socket: Socket,
+    private readonly tcp: TcpServer,
+    private readonly connections: Set<TcpSocket>,
     readonly responder: DnsResponder,
     private added: string | undefined,
   ) {}
@@ -184,7 +339,7 @@ export class DnsServer {
    * `inherited`: the address (with prefix) a router that handed over to this one put on lo and left there for it;
    * this server then removes it at its stop, as if it had added it.
    */
-  static async start(address: string, lookup: NameLookup, onError: (err: Error) => void, port = 53, upstream?: Upstream, inherited?: string): Promise<DnsServer> {
+  static async start(address: string, lookup: NameLookup, onError: (err: Error) => void, port = 53, upstream?: Upstream | Upstreams, inherited?: string, tcpIdleMs = TCP_IDLE_MS): Promise<DnsServer> {
     let added: string | undefined;
     const prefix = isIPv4(address) ? 32 : 128;
     const local = Object.values(networkInterfaces()).some((list) => list?.some((a) => a.address === address));
@@ -213,21 +368,46 @@ export class DnsServer {
       return upstreams.list;
     };
     const responder = new DnsResponder(lookup, currentUpstreams, upstream);
-    const socket = createSocket({ type: isIPv4(address) ? 'udp4' : 'udp6', reuseAddr: false });
+    const connections = new Set<TcpSocket>();
+    const tcp = createTcpServer({ allowHalfOpen: true, noDelay: true }, (conn) => serveTcp(conn, responder, connections, tcpIdleMs));
+    let socket: Socket | undefined;
     try {
-      await new Promise<void>((resolve, reject) => {
-        socket.once('error', reject);
-        socket.bind(port, address, () => {
-          socket.off('error', reject);
-          resolve();
+      // Port 0 (tests): the kernel picks the UDP port, and TCP takes the same one; another process may hold it for
+      // TCP, so a few tries.
+      for (let attempt = 0; ; attempt++) {
+        const udp = createSocket({ type: isIPv4(address) ? 'udp4' : 'udp6', reuseAddr: false });
+        await listen((ok, fail) => {
+          udp.once('error', fail);
+          udp.bind(port, address, () => {
+            udp.off('error', fail);
+            ok();
+          });
+        }).catch((err: unknown) => {
+          udp.close();
+          throw err;
         });
-      });
+        socket = udp;
+        try {
+          await listen((ok, fail) => {
+            tcp.once('error', fail);
+            tcp.listen({ port: udp.address().port, host: address, exclusive: true }, () => {
+              tcp.off('error', fail);
+              ok();
+            });
+          });
+          break;
+        } catch (err) {
+          udp.close();
+          socket = undefined;
+          if (port !== 0 || attempt >= 4) throw err;
+        }
+      }
     } catch (err) {
-      socket.close();
       if (added !== undefined) await run('ip', ['addr', 'del', added, 'dev', 'lo']).catch(() => undefined);
-      throw new ConfigError(`--dns ${address}: cannot serve DNS on ${address}:${port}: ${(err as Error).message}`, { hint: 'another name server holds that address and port: give another --dns address' });
+      throw new ConfigError(`--dns ${address}: cannot serve DNS on ${address}:${port}: ${(err as Error).message}`, { hint: 'another name server holds that address and port (UDP or TCP): give another --dns address' });
     }
     socket.on('error', onError);
+    tcp.on('error', onError);
     socket.on('message', (msg, rinfo) => {
       responder
         .handle(new Uint8Array(msg))
@@ -236,7 +416,7 @@ export class DnsServer {
         })
         .catch((err: unknown) => onError(err instanceof Error ? err : new Error(String(err)))); // a send after close
     });
-    return new DnsServer(socket, responder, added);
+    return new DnsServer(socket, tcp, connections, responder, added);
   }
 
   get counters(): DnsCounters {
@@ -259,7 +439,88 @@ export class DnsServer {
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((r) => this.socket.close(() => r()));
+    const tcpClosed = new Promise<void>((r) => this.tcp.close(() => r()));
+    for (const c of this.connections) c.destroy();
+    await Promise.all([new Promise<void>((r) => this.socket.close(() => r())), tcpClosed]);
     if (this.added !== undefined) await run('ip', ['addr', 'del', this.added, 'dev', 'lo'], { timeout: 10_000 }).catch(() => undefined);
   }
+}
+
+function listen(start: (ok: () => void, fail: (err: Error) => void) => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => start(resolve, reject));
+}
+
+/**
+ * One TCP client: its messages read in turn (at most TCP_PIPELINE answered at once, answers sent as they are ready,
+ * each with its id, as RFC 7766 allows), closed when idle, on a message of length 0 or one without a DNS header,
+ * and after the client's end once its answers are sent. Never throws: errors (a reset) just close it.
+ */
+function serveTcp(conn: TcpSocket, responder: DnsResponder, connections: Set<TcpSocket>, idleMs: number): void {
+  if (connections.size >= MAX_TCP_CONNECTIONS) {
+    responder.counters.tcpRefused++;
+    conn.destroy();
+    return;
+  }
+  connections.add(conn);
+  const reader = new DnsTcpReader();
+  let waiting = 0;
+  let ended = false;
+  let idle: NodeJS.Timeout | undefined;
+  const close = (): void => {
+    clearTimeout(idle);
+    conn.destroy();
+  };
+  const armIdle = (): void => {
+    clearTimeout(idle);
+    idle = setTimeout(() => {
+      if (waiting > 0) return armIdle(); // answers on their way (forwards end within their timeouts)
+      responder.counters.tcpIdleClosed++;
+      close();
+    }, idleMs);
+  };
+  const pump = (): void => {
+    while (!conn.destroyed && waiting < TCP_PIPELINE && conn.writableLength <= TCP_WRITE_BUFFERED) {
+      const msg = reader.next();
+      if (msg === undefined) break;
+      armIdle();
+      waiting++;
+      void responder
+        .handle(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), 'tcp')
+        .then((answer) => {
+          waiting--;
+          if (conn.destroyed) return;
+          if (answer === undefined) return close(); // not even a header: the stream cannot be trusted
+          conn.write(framed(answer));
+          armIdle();
+          pump();
+        })
+        .catch(close);
+    }
+    if (reader.broken) {
+      responder.counters.malformed++;
+      return close();
+    }
+    if (conn.destroyed) return;
+    if (waiting < TCP_PIPELINE && conn.writableLength <= TCP_WRITE_BUFFERED) conn.resume();
+    else conn.pause();
+    if (ended && waiting === 0) {
+      if (reader.partial) close(); // the rest of that message can no longer come
+      else conn.end();
+    }
+  };
+  conn.on('data', (chunk: Buffer) => {
+    reader.push(chunk);
+    pump();
+  });
+  conn.on('drain', pump);
+  conn.on('end', () => {
+    ended = true;
+    pump();
+  });
+  conn.on('error', close); // a reset: nothing to report
+  conn.on('close', () => {
+    clearTimeout(idle);
+    connections.delete(conn);
+  });
+  armIdle();
 }

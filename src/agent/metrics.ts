@@ -203,6 +203,16 @@ export function routerMetrics(router: DaemonView, startedAt: Date): Registry {
       [{ result: 'busy' }, d.busy],
     ];
   });
+  mirror(registry, 'vxlan_router_dns_tcp_events_total', "The name server over TCP (up --dns): queries that came over TCP, connections refused (64 open at once), connections closed idle, and our UDP answers sent truncated (TC: the client asks again over TCP)", ['event'], () => {
+    const d = router.dnsCounters?.() ?? null;
+    if (d === null) return [];
+    return [
+      [{ event: 'query' }, d.tcpQueries],
+      [{ event: 'connection_refused' }, d.tcpRefused],
+      [{ event: 'idle_closed' }, d.tcpIdleClosed],
+      [{ event: 'udp_truncated' }, d.truncated],
+    ];
+  });
   new Gauge({
     name: 'vxlan_router_unadvertised_macs',
     help: "This host's MACs left out of its etcd record now (over the per-record cap)",

@@ -3,13 +3,16 @@
  * / AAAA records. Written here rather than taken from a library because none is in the dependencies and this is
  * small: the question is read with bounds checks (labels 1-63 bytes, name ≤ 255, no compression pointers: a query's
  * question never needs one), anything else is a DnsQueryError with the reason, never a throw of another kind.
- * Answers point back at the question's name (0xC00C) and stay within the 512 bytes of plain UDP DNS.
+ * Answers point back at the question's name (0xC00C) and stay within the 512 bytes of plain UDP DNS (TC set when
+ * records had to be left out, so the client asks again over TCP), or within a TCP message's 65535 bytes.
  */
 
 export const DNS_PORT = 53;
 export const DNS_HEADER_LEN = 12;
 /** Plain UDP DNS: an answer (without EDNS) fits in this. */
 export const DNS_UDP_MAX = 512;
+/** DNS over TCP: a message behind its 2-byte length (RFC 1035 §4.2.2). */
+export const DNS_TCP_MAX = 65535;
 export const QTYPE_A = 1;
 export const QTYPE_AAAA = 28;
 export const QCLASS_IN = 1;
@@ -88,20 +91,21 @@ export interface DnsAddressAnswer {
 
 /**
  * The answer to `q`: its id, question and RD echoed, QR, AA (`authoritative`) and RA set, `rcode`, and one A / AAAA
- * record per address (each naming the question through a pointer), as many as fit in DNS_UDP_MAX.
+ * record per address (each naming the question through a pointer), as many as fit in `maxSize` (DNS_UDP_MAX, or
+ * DNS_TCP_MAX over TCP); TC is set when some did not fit.
  */
-export function buildDnsAnswer(q: Pick<DnsQuery, 'id' | 'rd' | 'opcode' | 'question'>, rcode: Rcode, answers: readonly DnsAddressAnswer[] = [], authoritative = true): Uint8Array {
+export function buildDnsAnswer(q: Pick<DnsQuery, 'id' | 'rd' | 'opcode' | 'question'>, rcode: Rcode, answers: readonly DnsAddressAnswer[] = [], authoritative = true, maxSize = DNS_UDP_MAX): Uint8Array {
   const fit = answers.filter((a) => a.address.length === 4 || a.address.length === 16);
   const sizeOf = (a: DnsAddressAnswer): number => 12 + a.address.length;
   const kept: DnsAddressAnswer[] = [];
   let size = DNS_HEADER_LEN + q.question.length;
   for (const a of fit) {
-    if (size + sizeOf(a) > DNS_UDP_MAX) break;
+    if (size + sizeOf(a) > maxSize) break;
     kept.push(a);
     size += sizeOf(a);
   }
   const out = new Uint8Array(size);
-  const flags = 0x8000 | ((q.opcode & 0xf) << 11) | (authoritative ? 0x0400 : 0) | (q.rd ? 0x0100 : 0) | 0x0080 | (rcode & 0xf);
+  const flags = 0x8000 | ((q.opcode & 0xf) << 11) | (authoritative ? 0x0400 : 0) | (kept.length < fit.length ? 0x0200 : 0) | (q.rd ? 0x0100 : 0) | 0x0080 | (rcode & 0xf);
   put16(out, 0, q.id);
   put16(out, 2, flags);
   put16(out, 4, q.question.length > 0 ? 1 : 0);
@@ -148,7 +152,7 @@ export function buildDnsQuery(id: number, name: string, qtype = QTYPE_A): Uint8A
 }
 
 /** The rcode and A / AAAA addresses of an answer (tests and probes); undefined when it does not parse. */
-export function parseDnsAnswer(buf: Uint8Array): { id: number; rcode: number; addresses: string[] } | undefined {
+export function parseDnsAnswer(buf: Uint8Array): { id: number; rcode: number; addresses: string[]; truncated?: true } | undefined {
   if (buf.length < DNS_HEADER_LEN) return undefined;
   try {
     const id = (buf[0]! << 8) | buf[1]!;
@@ -185,7 +189,7 @@ export function parseDnsAnswer(buf: Uint8Array): { id: number; rcode: number; ad
       if (type === QTYPE_AAAA && len === 16) addresses.push(Array.from({ length: 8 }, (_, k) => ((rd[2 * k]! << 8) | rd[2 * k + 1]!).toString(16)).join(':'));
       o += len;
     }
-    return { id, rcode, addresses };
+    return (buf[2]! & 0x02) !== 0 ? { id, rcode, addresses, truncated: true } : { id, rcode, addresses };
   } catch {
     return undefined;
   }

@@ -2,21 +2,25 @@
  * Names across hosts, the agent's side (issue 16): the name server's answers (container names from every host, A /
  * AAAA / NODATA, everything else forwarded to the host's resolvers, bounded), malformed datagrams counted and never
  * a crash; which Docker networks are ours and what names their containers have (dockerd's answers as 20.10 gives
- * them); `name` and `name.<network>`. Then the server for real on 127.0.0.1 (an ephemeral port).
+ * them); `name` and `name.<network>`. Then the server for real on 127.0.0.1 (an ephemeral port), over UDP and TCP:
+ * several queries per connection, long answers whole over TCP (ours, and forwarded ones from a fake upstream on
+ * loopback that truncates over UDP), hostile TCP clients (silent, dribbling, too many, bad framing) bounded.
  */
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type ServerResponse } from 'node:http';
+import { connect, createServer as createTcpServer, type Socket as TcpSocket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import type { ServedNetwork } from '../../src/agent/daemon.js';
 import { DockerNames, resolveName, servedIndexOf, unixDockerGet, watchDockerEvents, type DockerGet } from '../../src/agent/docker-names.js';
-import { DnsResponder, DnsServer, MAX_FORWARDS, udpUpstream, upstreamsOf, type Upstream } from '../../src/agent/dns-server.js';
-import { buildDnsQuery, parseDnsAnswer, QTYPE_A, QTYPE_AAAA } from '../../src/packet/index.js';
+import { DnsResponder, DnsServer, DnsTcpReader, MAX_FORWARDS, MAX_TCP_CONNECTIONS, tcpUpstream, udpUpstream, upstreamsOf, type Upstream } from '../../src/agent/dns-server.js';
+import { buildDnsAnswer, buildDnsQuery, DNS_TCP_MAX, parseDnsAnswer, parseDnsQuery, parseIp, QTYPE_A, QTYPE_AAAA, RCODE } from '../../src/packet/index.js';
 import { mulberry32 } from '../helpers/prng.js';
 
-const names: Record<string, string[]> = { a2: ['198.18.29.2'], 'a2.blue': ['198.18.29.2'], web: ['198.18.28.2', 'fd00::2'] };
+const many = Array.from({ length: 60 }, (_, i) => `198.18.30.${i + 1}`); // 60 A records: more than 512 bytes
+const names: Record<string, string[]> = { a2: ['198.18.29.2'], 'a2.blue': ['198.18.29.2'], web: ['198.18.28.2', 'fd00::2'], scaled: many };
 const lookup = (n: string): string[] | undefined => names[n];
 const answer = async (r: DnsResponder, name: string, qtype = QTYPE_A) => parseDnsAnswer((await r.handle(buildDnsQuery(77, name, qtype)))!);
 
@@ -251,3 +255,183 @@ async function waitUntil(cond: () => boolean, ms = 3000): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** A DNS message with its 2-byte length in front. */
+const frame = (m: Uint8Array): Buffer => Buffer.concat([Buffer.from([m.length >> 8, m.length & 0xff]), m]);
+
+/** Connects, writes `bytes`, ends when `end` (else stays silent), and gives back the messages read until the close. */
+function tcpTalk(port: number, bytes: Buffer, end = true): Promise<{ messages: Buffer[]; closedAfterMs: number; sock: TcpSocket }> {
+  return new Promise((resolve, reject) => {
+    const start = Date.now();
+    const reader = new DnsTcpReader();
+    const messages: Buffer[] = [];
+    const sock = connect({ host: '127.0.0.1', port }, () => (end ? sock.end(bytes) : sock.write(bytes)));
+    sock.on('data', (c: Buffer) => {
+      reader.push(c);
+      for (let m = reader.next(); m !== undefined; m = reader.next()) messages.push(m);
+    });
+    sock.on('error', () => undefined); // a reset counts as a close here
+    sock.on('close', () => resolve({ messages, closedAfterMs: Date.now() - start, sock }));
+    setTimeout(() => reject(new Error('the server kept the connection for 15 s')), 15_000).unref();
+  });
+}
+
+t.test('the TCP reader: messages out of any split of the stream, a length of 0 is broken', async (t) => {
+  const msgs = [buildDnsQuery(1, 'a2'), buildDnsQuery(2, 'x'.repeat(63) + '.example'), new Uint8Array(600).fill(7)];
+  const stream = Buffer.concat(msgs.map(frame));
+  const rnd = mulberry32(7);
+  for (let round = 0; round < 50; round++) {
+    const r = new DnsTcpReader();
+    const out: Buffer[] = [];
+    for (let o = 0; o < stream.length; ) {
+      const n = round === 0 ? 1 : 1 + Math.floor(rnd() * 200); // round 0: a byte at a time
+      r.push(stream.subarray(o, o + n));
+      o += n;
+      for (let m = r.next(); m !== undefined; m = r.next()) out.push(m);
+    }
+    if (!out.every((m, i) => Buffer.compare(m, Buffer.from(msgs[i]!)) === 0) || out.length !== 3 || r.partial) return t.fail(`round ${round}`);
+  }
+  t.pass('50 random splits (one a byte at a time) give the three messages');
+  const zero = new DnsTcpReader();
+  zero.push(Buffer.from([0, 0, 0, 5]));
+  t.equal(zero.next(), undefined);
+  t.ok(zero.broken, 'length 0: broken');
+});
+
+t.test('over TCP on a real socket: names, several queries per connection, answers whole, TC over UDP', async (t) => {
+  const server = await DnsServer.start('127.0.0.1', lookup, (e) => t.error(e), 0, async () => {
+    throw new Error('no upstream in tests');
+  });
+  t.teardown(() => server.close());
+  const one = await tcpTalk(server.port, frame(buildDnsQuery(5, 'a2.blue')));
+  t.same(one.messages.map((m) => parseDnsAnswer(m)), [{ id: 5, rcode: 0, addresses: ['198.18.29.2'] }], 'a container name over TCP; closed after the client ended');
+  const two = await tcpTalk(server.port, Buffer.concat([frame(buildDnsQuery(6, 'web')), frame(buildDnsQuery(7, 'web', QTYPE_AAAA))]));
+  t.same(
+    two.messages.map((m) => parseDnsAnswer(m)).sort((a, b) => a!.id - b!.id),
+    [
+      { id: 6, rcode: 0, addresses: ['198.18.28.2'] },
+      { id: 7, rcode: 0, addresses: ['fd00:0:0:0:0:0:0:2'] },
+    ],
+    'two queries on one connection',
+  );
+  const hundred = await tcpTalk(server.port, Buffer.concat(Array.from({ length: 100 }, (_, i) => frame(buildDnsQuery(1000 + i, 'a2')))));
+  t.same(hundred.messages.map((m) => parseDnsAnswer(m)!.id).sort((a, b) => a - b), Array.from({ length: 100 }, (_, i) => 1000 + i), '100 pipelined queries: 100 answers (read on as answers go out)');
+
+  const sock = createSocket('udp4');
+  t.teardown(() => sock.close());
+  const udpAnswer = await new Promise<Buffer>((resolve) => {
+    sock.once('message', resolve);
+    sock.send(buildDnsQuery(8, 'scaled'), server.port, '127.0.0.1');
+  });
+  const cut = parseDnsAnswer(udpAnswer)!;
+  t.ok(udpAnswer.length <= 512 && cut.truncated === true && cut.addresses.length < many.length, `over UDP: ${cut.addresses.length} of ${many.length} addresses in ${udpAnswer.length} bytes, TC set`);
+  const whole = await tcpTalk(server.port, frame(buildDnsQuery(9, 'scaled')));
+  t.same(parseDnsAnswer(whole.messages[0]!), { id: 9, rcode: 0, addresses: many }, 'over TCP: all of them, no TC');
+
+  const badQuestion = buildDnsQuery(10, 'a2');
+  badQuestion[5] = 2;
+  const formErr = await tcpTalk(server.port, Buffer.concat([frame(badQuestion), frame(buildDnsQuery(11, 'a2'))]));
+  t.same(formErr.messages.map((m) => parseDnsAnswer(m)?.rcode), [RCODE.formErr, RCODE.noError], 'a bad question: FORMERR, and the connection goes on');
+  const noHeader = await tcpTalk(server.port, Buffer.concat([frame(new Uint8Array([1, 2, 3])), frame(buildDnsQuery(12, 'a2'))]), false);
+  t.equal(noHeader.messages.length, 0, 'a message without a DNS header: closed, nothing more read');
+  const zero = await tcpTalk(server.port, Buffer.from([0, 0]), false);
+  t.equal(zero.messages.length, 0, 'a message of length 0: closed');
+  t.match(server.counters, { tcpQueries: 106, truncated: 1, malformed: 3, tcpRefused: 0, tcpIdleClosed: 0 });
+});
+
+t.test('hostile TCP clients: silent, dribbling, too many at once', async (t) => {
+  const idleMs = 400;
+  const server = await DnsServer.start('127.0.0.1', lookup, (e) => t.error(e), 0, async () => new Uint8Array(0), undefined, idleMs);
+  t.teardown(() => server.close());
+  const silent = await tcpTalk(server.port, Buffer.from([0x10, 0x00, 1, 2, 3]), false); // announces 4096 bytes, sends 3
+  t.ok(silent.closedAfterMs >= idleMs * 0.9 && silent.closedAfterMs < idleMs + 5000, `a length larger than what follows, then silence: closed after ${silent.closedAfterMs} ms (idle ${idleMs})`);
+
+  const start = Date.now();
+  const dribbler = connect({ host: '127.0.0.1', port: server.port });
+  dribbler.on('error', () => undefined);
+  const query = frame(buildDnsQuery(1, 'a2'));
+  let sent = 0;
+  const drip = setInterval(() => dribbler.write(query.subarray(sent % query.length, (sent++ % query.length) + 1)), idleMs / 4);
+  await new Promise((r) => dribbler.once('close', r));
+  clearInterval(drip);
+  t.ok(Date.now() - start < idleMs + 5000, `a byte every ${idleMs / 4} ms never makes a query: closed after ${Date.now() - start} ms`);
+  t.equal(server.counters.tcpIdleClosed, 2);
+
+  const held: TcpSocket[] = [];
+  t.teardown(() => held.forEach((s) => s.destroy()));
+  for (let i = 0; i < MAX_TCP_CONNECTIONS; i++) {
+    const s = connect({ host: '127.0.0.1', port: server.port });
+    s.on('error', () => undefined);
+    await new Promise((r) => s.once('connect', r));
+    held.push(s);
+  }
+  const refused = await tcpTalk(server.port, frame(buildDnsQuery(2, 'a2')), false);
+  t.equal(refused.messages.length, 0, `connection ${MAX_TCP_CONNECTIONS + 1}: closed at once`);
+  t.ok(refused.closedAfterMs < idleMs, `closed after ${refused.closedAfterMs} ms, not by the idle timeout`);
+  t.equal(server.counters.tcpRefused, 1);
+  const reader = new DnsTcpReader();
+  held[0]!.on('data', (c: Buffer) => reader.push(c));
+  held[0]!.write(frame(buildDnsQuery(3, 'a2')));
+  await waitUntil(() => {
+    const m = reader.next();
+    return m !== undefined && parseDnsAnswer(m)?.id === 3;
+  });
+  t.pass('the connections held are still answered');
+  held.forEach((s) => s.destroy());
+  // A new client is served again once the server has seen the held ones close (until then it may be refused).
+  let again: Buffer[] = [];
+  for (let i = 0; i < 50 && again.length === 0; i++) {
+    again = (await tcpTalk(server.port, frame(buildDnsQuery(4, 'a2')))).messages;
+    if (again.length === 0) await new Promise((r) => setTimeout(r, 50));
+  }
+  t.equal(parseDnsAnswer(again[0]!)?.id, 4, 'once they close, new connections are served');
+});
+
+t.test('a forwarded answer truncated over UDP comes back whole over TCP (a fake upstream on loopback)', async (t) => {
+  const big = Array.from({ length: 100 }, (_, i) => ({ address: parseIp(`10.1.${i >> 8}.${i & 0xff}`), ttl: 60 }));
+  const answerTo = (q: Uint8Array, max: number): Uint8Array => buildDnsAnswer(parseDnsQuery(q), RCODE.noError, big, false, max);
+  const udp = createSocket('udp4');
+  t.teardown(() => udp.close());
+  udp.on('message', (m, r) => udp.send(answerTo(m, 512), r.port, r.address)); // TC set: 100 records do not fit
+  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()));
+  let tcpAsked = 0;
+  const tcp = createTcpServer((c) => {
+    const reader = new DnsTcpReader();
+    c.on('data', (chunk: Buffer) => {
+      reader.push(chunk);
+      for (let m = reader.next(); m !== undefined; m = reader.next()) {
+        tcpAsked++;
+        c.write(frame(answerTo(m, DNS_TCP_MAX)));
+      }
+    });
+  });
+  await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => new Promise<void>((r) => tcp.close(() => r())));
+  const udpPort = udp.address().port;
+  const tcpPort = (tcp.address() as { port: number }).port;
+  const server = await DnsServer.start('127.0.0.1', lookup, (e) => t.error(e), 0, {
+    udp: (_s, q, ms) => udpUpstream('127.0.0.1', q, ms, udpPort),
+    tcp: (_s, q, ms) => tcpUpstream('127.0.0.1', q, ms, tcpPort),
+  }); // never the machine's resolvers
+  t.teardown(() => server.close());
+  const viaUdp = parseDnsAnswer((await server.responder.handle(buildDnsQuery(0x3333, 'big.example')))!)!;
+  t.ok(viaUdp.truncated === true && viaUdp.addresses.length < 100, `asked over UDP: relayed as is, TC set (${viaUdp.addresses.length} records)`);
+  t.equal(tcpAsked, 0, 'the upstream was not asked over TCP');
+  const viaTcp = await tcpTalk(server.port, frame(buildDnsQuery(0x4444, 'big.example')));
+  const whole = parseDnsAnswer(viaTcp.messages[0]!)!;
+  t.same([whole.id, whole.addresses.length, whole.truncated], [0x4444, 100, undefined], 'asked over TCP: forwarded over TCP, all 100 records');
+  t.ok(viaTcp.messages[0]!.length > 512, `${viaTcp.messages[0]!.length} bytes`);
+  t.equal(tcpAsked, 1);
+  t.match(server.counters, { forwarded: 2, forwardFailed: 0, tcpQueries: 1 });
+
+  const gone = createTcpServer();
+  await new Promise<void>((r) => gone.listen(0, '127.0.0.1', () => r()));
+  const gonePort = (gone.address() as { port: number }).port;
+  await new Promise<void>((r) => gone.close(() => r()));
+  await t.rejects(tcpUpstream('127.0.0.1', buildDnsQuery(1, 'x'), 1000, gonePort), 'nothing listening over TCP: rejected');
+  const mute = createTcpServer((c) => c.resume()); // reads (so it sees the client's close), never answers
+  await new Promise<void>((r) => mute.listen(0, '127.0.0.1', () => r()));
+  const mutePort = (mute.address() as { port: number }).port;
+  await t.rejects(tcpUpstream('127.0.0.1', buildDnsQuery(1, 'x'), 200, mutePort), { message: /did not answer over TCP in 200 ms/ });
+  await new Promise<void>((r) => mute.close(() => r()));
+});

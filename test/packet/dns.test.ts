@@ -9,6 +9,7 @@ import {
   buildDnsError,
   buildDnsQuery,
   DNS_UDP_MAX,
+  DNS_TCP_MAX,
   DnsQueryError,
   dnsResponseId,
   parseDnsAnswer,
@@ -45,6 +46,11 @@ t.test('answers stay within 512 bytes', async (t) => {
   t.ok(a.length <= DNS_UDP_MAX, `${a.length} bytes`);
   const n = parseDnsAnswer(a)!.addresses.length;
   t.ok(n > 10 && n < 100, `${n} of 100 records kept`);
+  t.equal(parseDnsAnswer(a)!.truncated, true, 'records left out: TC set (the client asks again over TCP)');
+  const whole = buildDnsAnswer(q, RCODE.noError, many, true, DNS_TCP_MAX);
+  t.same(parseDnsAnswer(whole)?.addresses.length, 100, 'over TCP: all of them');
+  t.notOk(parseDnsAnswer(whole)?.truncated, 'and no TC');
+  t.notOk(parseDnsAnswer(buildDnsAnswer(q, RCODE.noError, many.slice(0, 2)))?.truncated, 'all fit: no TC');
   t.equal(buildDnsAnswer(q, 0, [{ address: new Uint8Array(5), ttl: 0 }]).length, 12 + q.question.length, 'an address of neither length is left out');
 });
 
