@@ -163,6 +163,7 @@ export const tcpUpstream: Upstream = (server, query, timeoutMs, port = 53) =>
     };
     const timer = setTimeout(() => done(new Error(`${server} did not answer over TCP in ${timeoutMs} ms`)), timeoutMs);
     if (query.length > DNS_TCP_MAX) return done(new Error(`a query of ${query.length} bytes does not fit a TCP message`));
+    if (isIP(server) === 0) return done(new Error(`${server} is not an address`)); // never a name lookup of its own
     try {
       sock = tcpConnect({ host: server, port });
     } catch (err) {
@@ -337,7 +338,8 @@ export class DnsServer {
 
   /**
    * `inherited`: the address (with prefix) a router that handed over to this one put on lo and left there for it;
-   * this server then removes it at its stop, as if it had added it.
+   * this server then removes it at its stop, as if it had added it. `upstream`: where forwards go (tests: a fake on
+   * loopback; one function serves both transports); `tcpIdleMs`: TCP_IDLE_MS but in tests.
    */
   static async start(address: string, lookup: NameLookup, onError: (err: Error) => void, port = 53, upstream?: Upstream | Upstreams, inherited?: string, tcpIdleMs = TCP_IDLE_MS): Promise<DnsServer> {
     let added: string | undefined;
@@ -433,7 +435,7 @@ export class DnsServer {
     this.added = undefined;
   }
 
-  /** The UDP port it answers on (the one given, or the kernel's pick for 0). */
+  /** The port it answers on, UDP and TCP (the one given, or the kernel's pick for 0). */
   get port(): number {
     return this.socket.address().port;
   }

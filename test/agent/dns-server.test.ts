@@ -239,7 +239,7 @@ t.test("dockerd's API over its unix socket: GETs bounded, events followed and th
   await waitUntil(() => events === 2);
   t.pass('an event');
   streams[0]!.end();
-  await waitUntil(() => streams.length === 2);
+  await waitUntil(() => streams.length === 2 && events === 3); // the client sees the new stream after the server does
   t.pass('the stream ended: opened again');
   w.close();
   streams[1]!.write('{"Type":"network","Action":"connect"}\n');
@@ -385,6 +385,31 @@ t.test('hostile TCP clients: silent, dribbling, too many at once', async (t) => 
     if (again.length === 0) await new Promise((r) => setTimeout(r, 50));
   }
   t.equal(parseDnsAnswer(again[0]!)?.id, 4, 'once they close, new connections are served');
+
+  // A client that sends 20000 queries (~20 MB of answers) and does not read: the server stops reading it once the
+  // kernel's buffers and its own bounded queue are full, and goes on when the client reads.
+  const n = 20_000;
+  const reader2 = new DnsTcpReader();
+  let answers = 0;
+  const before = server.counters.tcpQueries;
+  const hog = connect({ host: '127.0.0.1', port: server.port }, () => hog.write(Buffer.concat(Array.from({ length: n }, () => frame(buildDnsQuery(5, 'scaled'))))));
+  hog.on('error', () => undefined);
+  hog.pause();
+  let last = -1;
+  for (let stable = 0; stable < 3; ) {
+    await new Promise((r) => setTimeout(r, 100));
+    stable = server.counters.tcpQueries === last ? stable + 1 : 0;
+    last = server.counters.tcpQueries;
+  }
+  t.ok(last - before < n, `not reading: the server stopped at ${last - before} of ${n} queries`);
+  hog.on('data', (c: Buffer) => {
+    reader2.push(c);
+    while (reader2.next() !== undefined) answers++;
+  });
+  hog.resume();
+  await waitUntil(() => answers === n, 20_000);
+  t.pass(`reading again: all ${n} answered`);
+  hog.destroy();
 });
 
 t.test('a forwarded answer truncated over UDP comes back whole over TCP (a fake upstream on loopback)', async (t) => {
@@ -434,4 +459,5 @@ t.test('a forwarded answer truncated over UDP comes back whole over TCP (a fake 
   const mutePort = (mute.address() as { port: number }).port;
   await t.rejects(tcpUpstream('127.0.0.1', buildDnsQuery(1, 'x'), 200, mutePort), { message: /did not answer over TCP in 200 ms/ });
   await new Promise<void>((r) => mute.close(() => r()));
+  await t.rejects(tcpUpstream('not-an-address', buildDnsQuery(1, 'x'), 200), { message: /not an address/ });
 });
