@@ -21,5 +21,8 @@ done < <(find test -name '*.test.ts' | sort)
 
 echo "npm test: ${#pure[@]} pure files two at a time, then ${#machine[@]} machine files one at a time"
 npx tap --jobs 2 "$@" "${pure[@]}"; a=$?
-npx tap --jobs 1 "$@" "${machine[@]}"; b=$?
+# The native engine's two event loops, in every lab: the first host's routers on io_uring, the second's on threads,
+# and each further router on a host on the other loop (src/lab/lab.ts, loopFor). VXLAN_ROUTER_LOOP=uring (or
+# threads) runs them all on one.
+VXLAN_ROUTER_LOOP="${VXLAN_ROUTER_LOOP:-mixed}" npx tap --jobs 1 "$@" "${machine[@]}"; b=$?
 [ "$a" -eq 0 ] && [ "$b" -eq 0 ]

@@ -159,7 +159,7 @@ export function buildProgram(io: { out: (line: string) => void; err: (line: stri
     .option('--clamp-mss [mss]', 'lower the MSS of TCP SYNs crossing the overlay (both ways) to mss, or bare: to the path MTU - 40 (IPv4) / - 60 (IPv6) (default: off)', integerOrRaw)
     .option('--offloads <list>', 'native engine offloads: all (default), none, or a list of tap,gso,gro')
     .option('--no-offloads', 'the same as --offloads none')
-    .addOption(new Option('--loop <kind>', 'native engine event loop: threads (default), uring (one thread on io_uring; falls back to threads where io_uring is missing or forbidden) or auto').choices(LOOPS))
+    .addOption(new Option('--loop <kind>', 'native engine event loop: auto (default: uring where the kernel allows it, else threads), uring (one thread on io_uring; falls back to threads where io_uring is missing or forbidden) or threads (a receive thread and a thread per TAP)').choices(LOOPS))
     .option('--aging <seconds>', 'seconds a learned MAC lives without traffic (default: 300)', integerOrRaw)
     .option('--learn-max-per-peer <n>', 'learned MACs per network and peer; more new sources are dropped (default: 4096)', integerOrRaw)
     .option('--learn-max <n>', 'learned MACs in all (default: 65536)', integerOrRaw)

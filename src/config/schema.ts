@@ -58,7 +58,7 @@ export const configSchema = z.strictObject({
   /** Native engine offloads to use, each probed at start (the kernel may refuse it); [] = one frame per datagram. */
   offloads: z.array(z.enum(OFFLOADS)).default([...OFFLOADS]),
   /** Native engine event loop (LOOPS). */
-  loop: z.enum(LOOPS).default('threads'),
+  loop: z.enum(LOOPS).default('auto'),
   /** Seconds a learned MAC stays without being seen again. */
   agingSeconds: intIn(1, 86400).default(300),
   /**

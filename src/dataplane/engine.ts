@@ -154,7 +154,7 @@ export interface EngineOptions {
   /** Native engine: try UDP GSO sends / GRO receives (default true). */
   readonly udpGso?: boolean;
   readonly udpGro?: boolean;
-  /** Native engine: the event loop to run (default threads; see LoopChoice in src/config/schema.ts). */
+  /** Native engine: the event loop to run (default auto; see LoopChoice in src/config/schema.ts). */
   readonly loop?: 'threads' | 'uring' | 'auto';
   /**
    * Answer ARP requests and IPv6 Neighbor Solicitations from the bridge for known remote addresses instead of flooding

@@ -72,7 +72,7 @@ export class NativeEngine implements Engine {
         udpGro: this.opts.udpGro ?? true,
         arpSuppression: this.opts.arpSuppression ?? true,
         ...(this.opts.clampMss !== undefined ? { clampMss: this.opts.clampMss } : {}),
-        loop: this.opts.loop ?? 'threads',
+        loop: this.opts.loop ?? 'auto',
         ...uringWait(),
         networks: this.opts.networks.map((n) => ({ vni: n.vni, tapFd: n.tapFd, mtu: n.mtu, vnetHdr: n.vnetHdr ?? false })),
         ...(this.opts.inherited !== undefined ? { rxFd: this.opts.inherited.rxFd } : {}),

@@ -51,6 +51,8 @@ export const PROBE_FILTER = '(udp[8:4] = 0x00565850)';
 export const UNDERLAY_MTU = 1500;
 
 let labCounter = 0;
+/** Labs made by this process: VXLAN_ROUTER_LOOP=mixed starts every other one on the other loop (Lab.loopFor). */
+let labsMade = 0;
 
 export interface Host {
   readonly name: string;
@@ -90,6 +92,9 @@ export class Lab {
   private destroyed = false;
   /** Made on first use (see `dir`). */
   private ownDir: string | undefined;
+  /** VXLAN_ROUTER_LOOP=mixed: per host, its order among the hosts and the native routers started on it so far. */
+  private readonly loopTurns = new Map<string, { host: number; starts: number }>();
+  private readonly loopBase = labsMade++ % 2;
 
   constructor(id = `${process.pid}-${labCounter++}`) {
     this.id = id;
@@ -252,15 +257,29 @@ export class Lab {
     const args = [opts.cli ?? CLI_PATH, 'up', '--local', host.underlayIp, ...vni, '--bridge', 'br0', '--engine', opts.engine];
     args.push(...unlessGiven('--socket', this.controlSocket(host)), ...unlessGiven('--state-dir', this.stateDir(host)), ...unlessGiven('--metrics', 'off'));
     for (const p of opts.peers) args.push('--peer', p);
-    // VXLAN_ROUTER_LOOP=uring|threads|auto runs every lab router of this build on that event loop (the lab tests once
-    // per loop); a test's own --loop wins.
-    const loop = process.env.VXLAN_ROUTER_LOOP;
-    if (loop && opts.engine === 'native' && opts.cli === undefined && !extra.includes('--loop')) args.push('--loop', loop);
+    const loop = opts.engine === 'native' && opts.cli === undefined && !extra.includes('--loop') ? this.loopFor(host) : undefined;
+    if (loop !== undefined) args.push('--loop', loop);
     args.push(...extra);
     const child = this.spawn(host.ns, process.execPath, [...NODE_FLAGS, ...(opts.nodeFlags ?? []), ...args], opts.output);
     const router = new RouterProcess(child, args[args.lastIndexOf('--socket') + 1]!, opts.output);
     await router.nextLine((l) => l.startsWith('vxlan-router: ready'), opts.readyTimeoutMs ?? 15_000, true);
     return router;
+  }
+
+  /**
+   * The event loop of this build's next native router in `host` (a test's own --loop wins), from VXLAN_ROUTER_LOOP:
+   * unset, the product's default; uring, threads or auto, that one for every router; `mixed` (what `npm test` runs),
+   * both by turns, so that every lab runs both loops and they talk to each other: the first host gets uring, the
+   * second threads, and so on, and each further router on a host (a restart, a takeover) the other loop than the
+   * last one there: a takeover hands over from one loop to the other. Every other lab a process makes starts with
+   * threads instead, so that a file of one-router labs (a router against the kernel's VXLAN) runs both too.
+   */
+  private loopFor(host: Pick<Host, 'name'>): string | undefined {
+    const loop = process.env.VXLAN_ROUTER_LOOP;
+    if (loop !== 'mixed') return loop || undefined;
+    let turn = this.loopTurns.get(host.name);
+    if (turn === undefined) this.loopTurns.set(host.name, (turn = { host: this.loopTurns.size, starts: 0 }));
+    return (this.loopBase + turn.host + turn.starts++) % 2 === 0 ? 'uring' : 'threads';
   }
 
   /** The control socket of the router `startRouter` runs in `host` (unless its args name another). */

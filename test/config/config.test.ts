@@ -17,7 +17,7 @@ const base = { local: '198.51.100.1', vni: 42, bridge: 'br0' };
 
 t.test('flags alone give a frozen config with defaults', async (t) => {
   const c = buildConfig({ flags: { ...base, peers: ['198.51.100.2'] } });
-  t.same(c, { ...base, peers: ['198.51.100.2'], port: 4789, engine: 'native', learning: true, arpSuppression: true, clampMss: false, offloads: ['tap', 'gso', 'gro'], loop: 'threads', agingSeconds: 300, learnMaxPerPeer: 4096, learnMax: 65536, sourceCheck: true, maxLocalMacs: 1024, probeInterval: 5, network: 'default', leaseTtl: 15, metrics: '127.0.0.1:9477', dockerPlugin: 'off', docker: false, dockerSocket: '/var/run/docker.sock', logLevel: 'info', stateDir: '/var/lib/vxlan-router' });
+  t.same(c, { ...base, peers: ['198.51.100.2'], port: 4789, engine: 'native', learning: true, arpSuppression: true, clampMss: false, offloads: ['tap', 'gso', 'gro'], loop: 'auto', agingSeconds: 300, learnMaxPerPeer: 4096, learnMax: 65536, sourceCheck: true, maxLocalMacs: 1024, probeInterval: 5, network: 'default', leaseTtl: 15, metrics: '127.0.0.1:9477', dockerPlugin: 'off', docker: false, dockerSocket: '/var/run/docker.sock', logLevel: 'info', stateDir: '/var/lib/vxlan-router' });
   t.ok(Object.isFrozen(c));
 });
 

@@ -47,7 +47,7 @@ t.test('status, fdb and peers of two running routers', { skip: labSkipReason() ?
 
   const text = cli(['status', '--socket', sock]);
   t.equal(text.code, 0, text.err);
-  t.match(text.out, /native engine.*\n.*vni: 42 {2}tap: vxr42 on bridge br0\n.*local: 198\.51\.100\.1:4789 via eth0 \(mtu 1500\)\n.*mtu: 1450 on the path \(larger IP packets are answered with ICMP too-big\); TAP 65000\n.*tcp mss clamp: off\n.*offloads: tap, gso, gro\n.*loop: threads\n.*control plane: static peers\npeer 198\.51\.100\.2 vni 42: last heard [\d.]+ m?s ago, received [\d.]+ K?i?B in \d+, sent [\d.]+ K?i?B in \d+\n/);
+  t.match(text.out, /native engine.*\n.*vni: 42 {2}tap: vxr42 on bridge br0\n.*local: 198\.51\.100\.1:4789 via eth0 \(mtu 1500\)\n.*mtu: 1450 on the path \(larger IP packets are answered with ICMP too-big\); TAP 65000\n.*tcp mss clamp: off\n.*offloads: tap, gso, gro\n.*loop: (threads|uring, receive: poll \+ recvmmsg)\n.*control plane: static peers\npeer 198\.51\.100\.2 vni 42: last heard [\d.]+ m?s ago, received [\d.]+ K?i?B in \d+, sent [\d.]+ K?i?B in \d+\n/);
   t.match(text.out, /\ndrops: none\n/, 'only nonzero drops are listed');
 
   const fdb = fdbSchema.parse(JSON.parse(cli(['fdb', '--socket', sock, '--json']).out));

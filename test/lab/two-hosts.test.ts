@@ -25,6 +25,12 @@ for (const { engine, offloads, name } of variants) {
     const args = engine === 'native' && !offloads ? ['--no-offloads'] : [];
     const r1 = await lab.startRouter(h1, { peers: [h2.underlayIp], engine, args });
     const r2 = await lab.startRouter(h2, { peers: [h1.underlayIp], engine, args });
+    if (engine === 'native') {
+      // `npm test` (VXLAN_ROUTER_LOOP=mixed) runs the two hosts on the two event loops: everything below crosses both.
+      const loops = [(await r1.loop()).kind, (await r2.loop()).kind];
+      if (process.env.VXLAN_ROUTER_LOOP === 'mixed') t.same([...loops].sort(), ['threads', 'uring'], `one host on each loop (h1 ${loops[0]}, h2 ${loops[1]})`);
+      else t.comment(`loops: h1 ${loops[0]}, h2 ${loops[1]}`);
+    }
 
     t.equal((await lab.ping(c1.ns, c2.ip)).loss, 0, 'c1 → c2 ping');
     t.equal((await lab.ping(c2.ns, c1.ip)).loss, 0, 'c2 → c1 ping');
