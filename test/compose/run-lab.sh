@@ -31,6 +31,9 @@ done
 # The docker.io client matches its daemon (another `docker` may come first on PATH).
 DOCKER=$( [ -x /usr/bin/docker ] && echo /usr/bin/docker || command -v docker )
 [ -f dist/cli.js ] && [ -f native/build/Release/vxlan_native.node ] || bash scripts/setup.sh
+# The images carry this checkout's dist/ and addon: built before its sources last changed, the lab would run old code.
+stale=$(node --input-type=module -e "const m = await import('./dist/lab/stale-build.js'); console.log(m.staleBuildReason() ?? '')")
+[ -z "$stale" ] || fail "$stale"
 
 NS=vxr-compose-$$
 TMP=$(mktemp -d /tmp/vxr-compose.XXXXXX)
