@@ -110,21 +110,17 @@ export class EarlyNetworks {
   }
 
   private bounded(p: Promise<EarlyNetwork>, what: string): Promise<EarlyNetwork> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new PluginCallError(`${what} is not served by vxlan-router yet: it was not defined in etcd within ${this.waitMs / 1000} s`, 'see `vxlan-router status` for why (etcd away, a conflicting definition); start the container again')),
-        this.waitMs,
-      );
+    return within(p, this.waitMs, () => {
+      throw new PluginCallError(`${what} is not served by vxlan-router yet: it was not defined in etcd within ${this.waitMs / 1000} s`, 'see `vxlan-router status` for why (etcd away, a conflicting definition); start the container again');
     });
-    return Promise.race([p, late]).finally(() => clearTimeout(timer));
   }
 }
 
-/** `p`, or nothing after `ms` (the caller then answers with what it has). */
-function within(p: Promise<void>, ms: number): Promise<void> {
+/** `p`, or after `ms` what `late` gives (or throws): the timer never outlives the race. */
+function within<T>(p: Promise<T>, ms: number, late: () => T): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() => clearTimeout(timer));
+  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))).then(late);
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 function servedOverlays(view: DaemonView, pending: PendingDefinitions | undefined, early: EarlyNetworks | undefined): OverlayNetworks {
@@ -193,7 +189,7 @@ export function dockerPlugin(view: DaemonView, defineLater?: () => void, earlyWa
   // --docker: the sync adopts what dockerd has (a new process starts empty); calls for what is not known yet wait.
   let adoptedNow: () => void = () => undefined;
   const adoption = new Promise<void>((resolve) => (adoptedNow = resolve));
-  const adopted = early === undefined ? undefined : () => within(adoption, earlyWaitMs);
+  const adopted = early === undefined ? undefined : () => within(adoption, earlyWaitMs, () => undefined); // then answered with what is known
   const driver = new OverlayNetworkDriver(servedOverlays(view, pending, early), new IpCommandLinks(), adopted);
   const ipam = new OverlayIpam(servedSlices(view, early), adopted);
   const routes = pluginRoutes(driver, ipam);
